@@ -1,0 +1,12 @@
+/* `telepack sink`: not built yet (placeholder so the CLI links while the command is developed). */
+#include <stdio.h>
+
+#include "cli.h"
+
+int tp_cmd_sink(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "telepack sink: not implemented yet\n");
+    return 2;
+}
