@@ -6,6 +6,7 @@
 #include "telepack/record.h"
 #include "telepack/rows.h"
 #include "telepack/pack.h"
+#include "telepack/warehouse.h"
 
 #define TP_VERSION_STRING "0.1.0"
 

@@ -1,0 +1,78 @@
+/* Warehouses: where the sink loads rows. One small interface, one backend per file (SQLite, ClickHouse, BigQuery). */
+#ifndef TELEPACK_WAREHOUSE_H
+#define TELEPACK_WAREHOUSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "telepack/error.h"
+#include "telepack/rows.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The Kafka position a load brings a partition to: `next_offset` is the offset of the next message to read
+ * (the last loaded message's offset + 1), as Kafka commits it. */
+typedef struct tp_partition_offset {
+    int32_t partition;
+    int64_t next_offset;
+} tp_partition_offset;
+
+typedef struct tp_warehouse_opts {
+    const char *table;            /* table name; default "vehicle_positions" */
+    int create_table;             /* create the table (and database) when missing */
+    const char *user;             /* ClickHouse user / password; NULL = default user */
+    const char *password;
+    const char *token_file;       /* BigQuery: file holding an OAuth bearer token; NULL = $TP_BIGQUERY_TOKEN */
+    const char *endpoint;         /* BigQuery: API base URL override (tests); NULL = the real service */
+    long timeout_ms;              /* per request; default 30000 */
+} tp_warehouse_opts;
+
+void tp_warehouse_opts_init(tp_warehouse_opts *o);
+
+/* An open connection to one warehouse table. Not thread-safe: one sink thread owns it. */
+typedef struct tp_warehouse tp_warehouse;
+
+/* Opens the warehouse named by url:
+ *   sqlite:PATH                           embedded, WAL mode; offsets in the same transaction as rows
+ *   clickhouse://HOST:PORT/DB             HTTP interface, RowBinary inserts
+ *   bigquery://PROJECT/DATASET/TABLE      tabledata.insertAll
+ * opts may be NULL. The warehouse copies the strings it keeps. On failure *out is NULL and, when err_msg is not
+ * NULL, a sentence saying what failed is written there (err_cap bytes at most). */
+tp_err tp_warehouse_open(const char *url, const tp_warehouse_opts *opts, tp_warehouse **out, char *err_msg,
+                         size_t err_cap);
+
+/* Creates the table if opts.create_table was set, then checks it exists with the columns we load.
+ * TP_ERR_WAREHOUSE with a message ("table telemetry.vehicle_positions does not exist; run with --create-table")
+ * otherwise. */
+tp_err tp_warehouse_ensure_table(tp_warehouse *w);
+
+/* Loads every row of `rows` and records, for topic, the offsets in `offsets[0..n_offsets)`, then returns TP_OK only
+ * once the warehouse has acknowledged durably. Loads are idempotent: loading the same rows again (after a crash
+ * before the offsets were committed to Kafka) leaves each record once in the table after the backend's
+ * deduplication (SQLite: at once; ClickHouse: after merges or with FINAL; BigQuery: best effort by insertId).
+ * TP_ERR_UNAVAILABLE means "retry later" (connection refused, timeout, 5xx); other errors are permanent. */
+tp_err tp_warehouse_load(tp_warehouse *w, const tp_row_batch *rows, const char *topic,
+                         const tp_partition_offset *offsets, size_t n_offsets);
+
+/* The next offset to read for (topic, partition) according to what the warehouse holds, or -1 when it knows
+ * nothing (then the consumer group's committed offset applies). SQLite: the offsets table; ClickHouse:
+ * max(kafka_offset) + 1 of the rows from that partition; BigQuery: always -1. */
+tp_err tp_warehouse_stored_offset(tp_warehouse *w, const char *topic, int32_t partition, int64_t *next_offset);
+
+/* Whether the warehouse answers right now (for /readyz). */
+tp_err tp_warehouse_ping(tp_warehouse *w);
+
+/* The last error as a sentence naming the warehouse, what failed and what to do. Never NULL. */
+const char *tp_warehouse_last_error(const tp_warehouse *w);
+
+/* A short name for logs and metrics: "sqlite", "clickhouse", "bigquery". */
+const char *tp_warehouse_kind(const tp_warehouse *w);
+
+void tp_warehouse_close(tp_warehouse *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
