@@ -372,7 +372,8 @@ static series *register_series(tp_metrics *m, const char *name, const char *help
     }
     const char *why = canonical_labels(labels, type == MT_HISTOGRAM, canon, sizeof canon);
     if (why) {
-        set_error(m, TP_ERR_INVALID_ARG, "metric %s: labels '%s' are not valid: %s", name, labels, why);
+        set_error(m, TP_ERR_INVALID_ARG, "metric %s: labels '%.80s%s' are not valid: %s", name, labels,
+                  strlen(labels) > 80 ? "..." : "", why);
         goto out;
     }
     if (type == MT_HISTOGRAM) {
