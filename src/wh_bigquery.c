@@ -74,7 +74,7 @@ static char *join(const char *a, const char *b)
 static tp_err load_token(tp_warehouse *w)
 {
     wh_bigquery *q = impl(w);
-    char tok[BQ_TOKEN_MAX + 1];
+    char tok[BQ_TOKEN_MAX + 1] = "";
     size_t n = 0;
     if (w->token_file) {
         FILE *f = fopen(w->token_file, "rb");
