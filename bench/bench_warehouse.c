@@ -88,7 +88,7 @@ static int run(const char *name, const char *url, const char *table, tp_row_batc
     double wall = now_s() - t0, cpu = cpu_s() - c0;
     tp_warehouse_close(w);
     double rate = (double)all->count / wall;
-    printf("%-28s %9zu rows  %7zu rows/load  %10.0f rows/s  (this process: %.2f s CPU)\n", name, all->count,
+    printf("%-32s %9zu rows  %7zu rows/load  %10.0f rows/s  (this process: %.2f s CPU)\n", name, all->count,
            per_load, rate, cpu);
     json_array_append_new(results, json_pack("{s:s, s:I, s:I, s:f, s:f, s:f}", "case", name, "rows",
                                              (json_int_t)all->count, "rows_per_load", (json_int_t)per_load,
@@ -145,6 +145,8 @@ int main(int argc, char **argv)
         snprintf(chu, sizeof chu, "clickhouse://%.*s/tp_bench", (int)strcspn(ch + 7, "/"), ch + 7);
         failed |= run("clickhouse RowBinary (100k)", chu, "bench_100k", all, 100000, results) != 0;
         failed |= run("clickhouse RowBinary (1M)", chu, "bench_1m", all, 1000000, results) != 0;
+        strcat(chu, "?gzip=1");
+        failed |= run("clickhouse RowBinary gzip (100k)", chu, "bench_gzip", all, 100000, results) != 0;
     } else {
         printf("clickhouse: skipped (set TP_BENCH_CLICKHOUSE_URL=http://HOST:PORT)\n");
     }

@@ -157,6 +157,10 @@ int main(void)
     CHECK_ERR(try_open("clickhouse://localhost", msg, sizeof msg), TP_OK);
     CHECK_ERR(try_open("clickhouse://localhost/", msg, sizeof msg), TP_OK);
     CHECK_ERR(try_open("clickhouse://[::1]:8123/db_1", msg, sizeof msg), TP_OK);
+    CHECK_ERR(try_open("clickhouse://127.0.0.1:8123/telemetry?gzip=1", msg, sizeof msg), TP_OK);
+    CHECK_ERR(try_open("clickhouse://127.0.0.1:8123/telemetry?gzip=0", msg, sizeof msg), TP_OK);
+    CHECK_ERR(try_open("clickhouse://127.0.0.1:8123/telemetry?zstd=1", msg, sizeof msg), TP_ERR_PARSE);
+    CHECK(strstr(msg, "\"zstd=1\" is unknown") != NULL);
     CHECK_ERR(try_open("clickhouse://", msg, sizeof msg), TP_ERR_PARSE);
     CHECK(strstr(msg, "HOST[:PORT][/DATABASE]") != NULL);
     CHECK_ERR(try_open("clickhouse://host:0/db", msg, sizeof msg), TP_ERR_PARSE);
