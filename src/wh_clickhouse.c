@@ -287,6 +287,12 @@ static tp_err ch_open(tp_warehouse *w, const char *url_rest)
     snprintf(c->where, sizeof c->where, "ClickHouse at %.*s:%ld", (int)(host_end - host), host, port);
     snprintf(c->base_url, sizeof c->base_url, "http://%.*s:%ld/", (int)(host_end - host), host, port);
 
+    for (int i = 0; i < 2; i++) {
+        const char *v = i ? w->password : w->user;
+        if (v && (strlen(v) > 400 || strpbrk(v, "\r\n")))
+            return tp_wh_fail(w, TP_ERR_INVALID_ARG, "%s: the ClickHouse %s is longer than 400 bytes or holds a line "
+                              "break", c->where, i ? "password" : "user name");
+    }
     tp_err e = tp_wh_http_init(&c->http);
     if (e)
         return e;
