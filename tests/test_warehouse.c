@@ -173,6 +173,7 @@ int main(void)
     CHECK_ERR(try_open("mysql://host/db", msg, sizeof msg), TP_ERR_PARSE);
     CHECK(strstr(msg, "unknown scheme") != NULL);
     /* Credentials cannot smuggle headers. */
+    tp_warehouse *w = NULL;
     tp_warehouse_opts_init(&o);
     o.user = "default";
     o.password = "x\r\nX-Other: 1";
@@ -182,7 +183,6 @@ int main(void)
     CHECK_ERR(tp_warehouse_open("clickhouse://h/db", &o, &w, msg, sizeof msg), TP_OK);
     tp_warehouse_close(w);
     /* err_msg is optional. */
-    tp_warehouse *w = NULL;
     CHECK_ERR(tp_warehouse_open("clickhouse://", NULL, &w, NULL, 0), TP_ERR_PARSE);
     CHECK_ERR(tp_warehouse_open("clickhouse://h", NULL, NULL, msg, sizeof msg), TP_ERR_INVALID_ARG);
 
