@@ -273,7 +273,7 @@ static void reader_errors(void)
     /* length prefix cut short, and one that is not a varint */
     const uint8_t cutlen[] = {0x02, 0x08, 0x01, 0x80};
     CHECK_ERR(drain(r, &nm, cutlen, sizeof cutlen), TP_ERR_TRUNCATED);
-    memset(c, 0xff, 11);
+    memset(c, 0xff, sizeof c); /* after the first record: 11 bytes of 0xff, a varint that never ends */
     c[0] = 0x02, c[1] = 0x08, c[2] = 0x01;
     CHECK_ERR(drain(r, &nm, c, 14), TP_ERR_VARINT_OVERFLOW);
     /* a record that is not a VehicleRecord, reported with its index and offset; next() stays on it */
