@@ -2,71 +2,51 @@
  * protobuf-c unpack), and bytes/record as JSON, raw frames and packs, at zstd levels 1 and 3 and batch sizes 10,
  * 200 and 2000. Usage: bench_codec [--quick] [--json FILE]. Prints a table; writes the results as JSON. */
 #include <jansson.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <zstd.h>
 
+#include "telepack/fleet.h"
 #include "telepack/pack.h"
 #include "telepack/varint.h"
 #include "vehicle.pb-c.h"
 
-/* ---- a deterministic, realistic enough fleet: one taxi's random walk, 1 s sampling, GPS at 1e-6 degrees ---- */
-
-static uint64_t rng_state = 0x853c49e6748fea9bu;
-
-static double uniform(void)
+/* Records: the fleet simulator (src/fleet.c), `vehicles` taxis sampled every second, GPS at 1e-6 degrees, cut
+ * into packs of `batch` consecutive samples of one vehicle, the way the ingest batcher cuts them. */
+static tp_record *fleet_packs(size_t batch, size_t packs, size_t vehicles)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
-}
-
-typedef struct walker {
-    uint64_t vehicle_id, seq;
-    int64_t t_ms;
-    double lat, lon, speed, heading, accuracy;
-    int32_t meter;
-} walker;
-
-static void walker_init(walker *w, uint64_t vehicle_id)
-{
-    w->vehicle_id = vehicle_id;
-    w->seq = 1;
-    w->t_ms = 1700000000000 + (int64_t)(uniform() * 1000);
-    w->lat = 40.70 + uniform() * 0.1; /* somewhere in a city */
-    w->lon = -74.00 + uniform() * 0.1;
-    w->speed = 20 + uniform() * 20;
-    w->heading = uniform() * 360;
-    w->accuracy = 3 + uniform() * 5;
-    w->meter = 1 + (int32_t)(uniform() * 3);
-}
-
-static tp_record walker_next(walker *w)
-{
-    w->speed += (uniform() - 0.5) * 6;
-    if (w->speed < 0)
-        w->speed = uniform() * 2;
-    if (w->speed > 110)
-        w->speed = 110;
-    w->heading = fmod(w->heading + (uniform() - 0.5) * 20 + 360, 360);
-    double m = w->speed / 3.6; /* metres in one second */
-    w->lat += m * cos(w->heading * M_PI / 180) / 111320.0;
-    w->lon += m * sin(w->heading * M_PI / 180) / (111320.0 * cos(w->lat * M_PI / 180));
-    w->accuracy += (uniform() - 0.5) * 0.4;
-    if (w->accuracy < 2)
-        w->accuracy = 2;
-    if (uniform() < 0.002)
-        w->meter = 1 + (int32_t)(uniform() * 4);
-    tp_record r = {.vehicle_id = w->vehicle_id, .sampled_at_ms = w->t_ms, .seq = w->seq++,
-                   .latitude = round(w->lat * 1e6) / 1e6, .longitude = round(w->lon * 1e6) / 1e6,
-                   .speed_kmh = (float)(round(w->speed * 10) / 10), .heading_deg = (float)round(w->heading),
-                   .accuracy_m = (float)(round(w->accuracy * 10) / 10), .meter_status = w->meter};
-    w->t_ms += 1000;
-    return r;
+    tp_record *recs = malloc(packs * batch * sizeof *recs);
+    tp_record *open = malloc(vehicles * batch * sizeof *open);
+    size_t *fill = calloc(vehicles, sizeof *fill);
+    tp_fleet_opts o;
+    tp_fleet_opts_init(&o);
+    o.vehicles = (uint32_t)vehicles;
+    o.seconds = (uint32_t)((packs * batch / vehicles) * 11 / 10 + batch + 10);
+    tp_fleet *f;
+    if (!recs || !open || !fill || tp_fleet_new(&o, &f)) {
+        fprintf(stderr, "bench_codec: cannot set up the fleet\n");
+        exit(1);
+    }
+    size_t done = 0;
+    tp_record r;
+    while (done < packs && tp_fleet_next(f, &r) == TP_OK) {
+        size_t v = (size_t)(r.vehicle_id - o.first_vehicle_id);
+        open[v * batch + fill[v]++] = r;
+        if (fill[v] == batch) {
+            memcpy(&recs[done++ * batch], &open[v * batch], batch * sizeof r);
+            fill[v] = 0;
+        }
+    }
+    tp_fleet_free(f);
+    free(fill);
+    free(open);
+    if (done < packs) {
+        fprintf(stderr, "bench_codec: the fleet ran out of records\n");
+        exit(1);
+    }
+    return recs;
 }
 
 static double now(void)
@@ -112,14 +92,7 @@ static result run(int level, size_t batch, size_t total, size_t vehicles)
 {
     result res = {.level = level, .batch = batch};
     size_t packs = total / batch;
-    /* Records: `vehicles` walkers, packs round-robin over them, each pack `batch` consecutive samples. */
-    tp_record *recs = malloc(packs * batch * sizeof *recs);
-    walker *ws = malloc(vehicles * sizeof *ws);
-    for (size_t v = 0; v < vehicles; v++)
-        walker_init(&ws[v], 100000 + v);
-    for (size_t p = 0; p < packs; p++)
-        for (size_t i = 0; i < batch; i++)
-            recs[p * batch + i] = walker_next(&ws[p % vehicles]);
+    tp_record *recs = fleet_packs(batch, packs, vehicles);
 
     tp_pack_writer_opts wo;
     tp_pack_writer_opts_init(&wo);
@@ -259,7 +232,6 @@ static result run(int level, size_t batch, size_t total, size_t vehicles)
     free(metas);
     free(lens);
     free(out);
-    free(ws);
     free(recs);
     return res;
 }
