@@ -19,6 +19,7 @@
 
 #include "gateway_server.h"
 #include "log.h"
+#include "telepack/varint.h"
 
 struct tp_gateway_client {
     tp_gateway_client_opts o;
@@ -161,14 +162,12 @@ static void try_connect(tp_gateway_client *c)
 }
 
 /* Length of the frame at buf[off] (the buffer only holds frames we built). */
-static size_t frame_len(const uint8_t *p)
+static size_t frame_len(const uint8_t *p, size_t avail)
 {
     uint64_t v = 0;
-    size_t i = 0;
-    do {
-        v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-    } while (p[i++] & 0x80);
-    return i + (size_t)v;
+    size_t used = 0;
+    tp_varint_decode(p, avail, &v, &used); /* cannot fail: we wrote it */
+    return used + (size_t)v;
 }
 
 static int apply_ack(tp_gateway_client *c, uint64_t a)
@@ -176,7 +175,7 @@ static int apply_ack(tp_gateway_client *c, uint64_t a)
     if (a < c->conn_acked || a > c->written_here)
         return -1;
     for (uint64_t n = a - c->conn_acked; n > 0; n--) {
-        size_t fl = frame_len(c->buf + c->start);
+        size_t fl = frame_len(c->buf + c->start, c->end - c->start);
         if (c->start + fl > c->sent)
             return -1; /* an ack for bytes not written yet */
         c->start += fl;
@@ -268,13 +267,8 @@ tp_err tp_gateway_client_send_encoded(tp_gateway_client *c, const uint8_t *msg, 
 {
     if (!c || (!msg && len) || len > c->o.max_unacked_bytes)
         return TP_ERR_INVALID_ARG;
-    uint8_t hdr[10];
-    size_t hl = 0;
-    uint64_t v = len;
-    do {
-        hdr[hl++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-        v >>= 7;
-    } while (v);
+    uint8_t hdr[TP_VARINT_MAX_BYTES];
+    size_t hl = tp_varint_encode(len, hdr);
     while (c->unacked > 0 && c->end - c->start + hl + len > c->o.max_unacked_bytes) {
         if (stopped(c))
             return TP_ERR_AGAIN;

@@ -28,6 +28,7 @@
 
 #include "log.h"
 #include "telepack/pack.h"
+#include "telepack/varint.h"
 
 #define EV_LISTEN 0u
 #define EV_WAKE 1u
@@ -449,22 +450,6 @@ static void seal(tp_gateway_server *s, conn *c)
     }
 }
 
-/* Decodes a varint capped at 10 bytes: bytes used, 0 if more input is needed, -1 if it overflows. */
-static int varint_peek(const uint8_t *p, size_t n, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (size_t i = 0; i < n && i < 10; i++) {
-        if (i == 9 && p[i] > 1)
-            return -1;
-        x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-        if (!(p[i] & 0x80)) {
-            *v = x;
-            return (int)i + 1;
-        }
-    }
-    return n >= 10 ? -1 : 0;
-}
-
 /* Offers every complete frame in c's buffer. Returns 0, or -1 if c was closed. */
 static int conn_parse(tp_gateway_server *s, conn *c)
 {
@@ -472,22 +457,23 @@ static int conn_parse(tp_gateway_server *s, conn *c)
     char why[160];
     while (!s->paused && pos < c->len) {
         uint64_t v;
-        int h = varint_peek(c->buf + pos, c->len - pos, &v);
-        if (h < 0) {
+        size_t h;
+        tp_err ve = tp_varint_decode(c->buf + pos, c->len - pos, &v, &h);
+        if (ve == TP_ERR_TRUNCATED)
+            break;
+        if (ve) {
             snprintf(why, sizeof why, "length prefix of record %llu is not a varint of at most 10 bytes",
                      (unsigned long long)c->received + 1);
             conn_close(s, c, 1, why);
             return -1;
         }
-        if (h == 0)
-            break;
         if (v > s->o.max_record_bytes) {
             snprintf(why, sizeof why, "record %llu has length prefix %llu, above the maximum record size %zu",
                      (unsigned long long)c->received + 1, (unsigned long long)v, s->o.max_record_bytes);
             conn_close(s, c, 1, why);
             return -1;
         }
-        if ((size_t)h + v > c->len - pos)
+        if (h + v > c->len - pos)
             break;
         tp_record r;
         tp_err e = tp_record_decode(c->buf + pos + h, (size_t)v, &r);
@@ -587,13 +573,8 @@ static int conn_write_ack(tp_gateway_server *s, conn *c)
         if (c->out_off == c->out_len) {
             if (c->acked <= c->ack_sent)
                 break;
-            uint64_t v = c->acked;
-            c->out_len = 0;
+            c->out_len = (uint8_t)tp_varint_encode(c->acked, c->out);
             c->out_off = 0;
-            do {
-                c->out[c->out_len++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-                v >>= 7;
-            } while (v);
             c->ack_sent = c->acked;
         }
         ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
