@@ -1,23 +1,29 @@
-/* Compression workers: a mutex/condvar FIFO of batches (linked through tp_batch.next) and N threads that pack and
- * compress them with their own reusable tp_pack_writer. */
+/* Compression workers: N threads, each with its own mutex/condvar FIFO of batches (linked through tp_batch.next)
+ * and its own reusable tp_pack_writer. A vehicle's batches always go to the same worker (hash of the vehicle id),
+ * so they reach the producer, and so Kafka, in the order they were flushed. */
 #include "compress_pool.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-struct tp_compress_pool {
-    tp_compress_pool_opts o;
-    tp_compress_done_fn done;
-    void *ctx;
+typedef struct worker_q {
+    struct tp_compress_pool *p;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     tp_batch *head, *tail;
     size_t pending;            /* queued + in work */
     int stopping;
-    int nthreads;
-    pthread_t *threads;
-    tp_pack_writer **writers;
+    pthread_t thread;
+    int started;
+    tp_pack_writer *writer;
+} worker_q;
+
+struct tp_compress_pool {
+    tp_compress_pool_opts o;
+    tp_compress_done_fn done;
+    void *ctx;
+    worker_q *q;
 };
 
 void tp_compress_pool_opts_init(tp_compress_pool_opts *o)
@@ -54,27 +60,24 @@ static void compress_one(tp_compress_pool *p, tp_pack_writer *w, tp_batch *b)
 
 static void *worker(void *arg)
 {
-    void **a = arg;
-    tp_compress_pool *p = a[0];
-    tp_pack_writer *w = a[1];
-    free(a);
-    pthread_mutex_lock(&p->mu);
+    worker_q *q = arg;
+    pthread_mutex_lock(&q->mu);
     for (;;) {
-        while (!p->head && !p->stopping)
-            pthread_cond_wait(&p->cv, &p->mu);
-        tp_batch *b = p->head;
+        while (!q->head && !q->stopping)
+            pthread_cond_wait(&q->cv, &q->mu);
+        tp_batch *b = q->head;
         if (!b)
             break; /* stopping and drained */
-        p->head = b->next;
-        if (!p->head)
-            p->tail = NULL;
+        q->head = b->next;
+        if (!q->head)
+            q->tail = NULL;
         b->next = NULL;
-        pthread_mutex_unlock(&p->mu);
-        compress_one(p, w, b);
-        pthread_mutex_lock(&p->mu);
-        p->pending--;
+        pthread_mutex_unlock(&q->mu);
+        compress_one(q->p, q->writer, b);
+        pthread_mutex_lock(&q->mu);
+        q->pending--;
     }
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&q->mu);
     return NULL;
 }
 
@@ -95,27 +98,25 @@ tp_err tp_compress_pool_new(const tp_compress_pool_opts *opts, tp_compress_done_
         p->o.threads = 1;
     p->done = done;
     p->ctx = ctx;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
-    p->threads = calloc((size_t)p->o.threads, sizeof *p->threads);
-    p->writers = calloc((size_t)p->o.threads, sizeof *p->writers);
-    tp_err e = (p->threads && p->writers) ? TP_OK : TP_ERR_NOMEM;
-    for (int i = 0; !e && i < p->o.threads; i++)
-        e = tp_pack_writer_new(&p->o.writer, &p->writers[i]);
-    for (int i = 0; !e && i < p->o.threads; i++) {
-        void **a = malloc(2 * sizeof *a);
-        if (!a) {
-            e = TP_ERR_NOMEM;
-            break;
+    p->q = calloc((size_t)p->o.threads, sizeof *p->q);
+    if (!p->q) {
+        free(p);
+        return TP_ERR_NOMEM;
+    }
+    tp_err e = TP_OK;
+    for (int i = 0; i < p->o.threads; i++) {
+        worker_q *q = &p->q[i];
+        q->p = p;
+        pthread_mutex_init(&q->mu, NULL);
+        pthread_cond_init(&q->cv, NULL);
+        if (!e)
+            e = tp_pack_writer_new(&p->o.writer, &q->writer);
+        if (!e) {
+            if (pthread_create(&q->thread, NULL, worker, q) != 0)
+                e = TP_ERR_NOMEM;
+            else
+                q->started = 1;
         }
-        a[0] = p;
-        a[1] = p->writers[i];
-        if (pthread_create(&p->threads[i], NULL, worker, a) != 0) {
-            free(a);
-            e = TP_ERR_NOMEM;
-            break;
-        }
-        p->nthreads++;
     }
     if (e) {
         tp_compress_pool_free(p);
@@ -127,23 +128,28 @@ tp_err tp_compress_pool_new(const tp_compress_pool_opts *opts, tp_compress_done_
 
 void tp_compress_pool_submit(tp_compress_pool *p, tp_batch *b)
 {
+    uint64_t h = b->vehicle_id * 0x9e3779b97f4a7c15ULL;
+    worker_q *q = &p->q[(h >> 32) % (uint64_t)p->o.threads];
     b->next = NULL;
-    pthread_mutex_lock(&p->mu);
-    if (p->tail)
-        p->tail->next = b;
+    pthread_mutex_lock(&q->mu);
+    if (q->tail)
+        q->tail->next = b;
     else
-        p->head = b;
-    p->tail = b;
-    p->pending++;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+        q->head = b;
+    q->tail = b;
+    q->pending++;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
 }
 
 size_t tp_compress_pool_pending(tp_compress_pool *p)
 {
-    pthread_mutex_lock(&p->mu);
-    size_t n = p->pending;
-    pthread_mutex_unlock(&p->mu);
+    size_t n = 0;
+    for (int i = 0; i < p->o.threads; i++) {
+        pthread_mutex_lock(&p->q[i].mu);
+        n += p->q[i].pending;
+        pthread_mutex_unlock(&p->q[i].mu);
+    }
     return n;
 }
 
@@ -151,17 +157,21 @@ void tp_compress_pool_free(tp_compress_pool *p)
 {
     if (!p)
         return;
-    pthread_mutex_lock(&p->mu);
-    p->stopping = 1;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < p->nthreads; i++)
-        pthread_join(p->threads[i], NULL);
-    for (int i = 0; p->writers && i < p->o.threads; i++)
-        tp_pack_writer_free(p->writers[i]);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
-    free(p->threads);
-    free(p->writers);
+    for (int i = 0; i < p->o.threads; i++) {
+        worker_q *q = &p->q[i];
+        pthread_mutex_lock(&q->mu);
+        q->stopping = 1;
+        pthread_cond_broadcast(&q->cv);
+        pthread_mutex_unlock(&q->mu);
+    }
+    for (int i = 0; i < p->o.threads; i++) {
+        worker_q *q = &p->q[i];
+        if (q->started)
+            pthread_join(q->thread, NULL);
+        tp_pack_writer_free(q->writer);
+        pthread_mutex_destroy(&q->mu);
+        pthread_cond_destroy(&q->cv);
+    }
+    free(p->q);
     free(p);
 }

@@ -29,7 +29,8 @@ typedef struct tp_compress_pool tp_compress_pool;
 tp_err tp_compress_pool_new(const tp_compress_pool_opts *opts, tp_compress_done_fn done, void *ctx,
                             tp_compress_pool **out);
 
-/* Queues a batch (the pool takes it until `done`). Never blocks; the queue is bounded by the batcher's memory cap.
+/* Queues a batch (the pool takes it until `done`). Batches of one vehicle are compressed and handed to `done` in
+ * the order submitted (one worker per vehicle). Never blocks; the queues are bounded by the batcher's memory cap.
  * Thread-safe. */
 void tp_compress_pool_submit(tp_compress_pool *p, tp_batch *batch);
 
