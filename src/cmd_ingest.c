@@ -17,10 +17,7 @@
 #include "gateway_client.h"
 #include "ingest.h"
 #include "log.h"
-#if __has_include("telepack/record_json.h")
 #include "telepack/record_json.h"
-#define HAVE_JSON 1
-#endif
 #include "telepack/varint.h"
 
 static volatile sig_atomic_t g_signals;
@@ -166,9 +163,7 @@ static tp_err feed_delimited(feeder *f, FILE *in, tp_gateway_client *c)
 
 static tp_err feed_ndjson(feeder *f, FILE *in, tp_gateway_client *c)
 {
-#ifndef HAVE_JSON
-    (void)in; (void)c; f->status = 2; return TP_ERR_PARSE;
-#else
+
     tp_ndjson_reader *rd;
     tp_err e = tp_ndjson_reader_new(in, 0, &rd);
     if (e)
@@ -189,7 +184,6 @@ static tp_err feed_ndjson(feeder *f, FILE *in, tp_gateway_client *c)
     }
     tp_ndjson_reader_free(rd);
     return e == TP_ERR_END ? TP_OK : e;
-#endif
 }
 
 static void *feeder_main(void *arg)
