@@ -204,7 +204,7 @@ static void *feeder_main(void *arg)
         close(f->fd);
     } else {
         tp_err e = f->delimited ? feed_delimited(f, in, c) : feed_ndjson(f, in, c);
-        if (!e) {
+        if (!f->stop && (!e || f->status == 2)) { /* bad input: still see what was sent delivered */
             e = tp_gateway_client_drain(c, -1);
             if (e && !f->stop)
                 f->status = 1;

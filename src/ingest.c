@@ -385,7 +385,8 @@ tp_err tp_ingest_stop(tp_ingest *ing, int timeout_ms)
 {
     if (!ing || !ing->started)
         return TP_ERR_INVALID_ARG;
-    atomic_store(&ing->stop_deadline, timeout_ms < 0 ? INT64_MAX : mono_ms() + timeout_ms);
+    if (atomic_load(&ing->stop_deadline) != 0) /* not hurried already */
+        atomic_store(&ing->stop_deadline, timeout_ms < 0 ? INT64_MAX : mono_ms() + timeout_ms);
     atomic_store(&ing->stop_req, 1);
     tp_gateway_server_wake(ing->srv);
     pthread_join(ing->thread, NULL);
