@@ -155,7 +155,7 @@ static double full_worker(const tp_record *recs, size_t n, uint32_t batch, int l
 int main(void)
 {
     size_t n;
-    tp_record *recs = make_records(2000, 100, &n); /* 200k records */
+    tp_record *recs = make_records(200, 1000, &n); /* 200k records, 1000 per vehicle: every batch size fills */
     if (!recs)
         return 1;
     printf("{\n  \"benchmark\": \"ingest\",\n  \"records\": %zu,\n  \"hot_path_one_core\": [\n", n);
@@ -176,8 +176,9 @@ int main(void)
     printf("  \"hot_path_2000_records_ms\": %.3f,\n", secs * 1e3);
     double cpu = 0;
     uint64_t packs = 0;
-    double wall = full_worker(recs, n, 200, 3, 1000, 4, &cpu, &packs);
+    double wall = full_worker(recs, n, 200, 3, 50, 4, &cpu, &packs);
     printf("  \"worker_mock_cluster\": {\"records\": %zu, \"gateways\": 4, \"batch_records\": 200, \"level\": 3, "
+           "\"linger_ms\": 50, "
            "\"wall_s\": %.3f, \"records_per_s\": %.0f, \"cpu_s\": %.3f, \"records_per_cpu_s\": %.0f, \"packs\": %" PRIu64
            "},\n",
            n, wall, wall > 0 ? (double)n / wall : 0, cpu, cpu > 0 ? (double)n / cpu : 0, packs);

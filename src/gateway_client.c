@@ -21,6 +21,8 @@
 #include "log.h"
 #include "telepack/varint.h"
 
+#define WRITE_CHUNK (16u * 1024u)
+
 struct tp_gateway_client {
     tp_gateway_client_opts o;
     char host[256], port[16];
@@ -36,6 +38,7 @@ struct tp_gateway_client {
     int ack_shift;
     int backoff_ms;
     int64_t next_attempt_ms;
+    int64_t last_write_ms;
     uint64_t sent_records, acked_records, resent, connects;
 };
 
@@ -290,8 +293,14 @@ tp_err tp_gateway_client_send_encoded(tp_gateway_client *c, const uint8_t *msg, 
     /* The server can only ack records it received: count this one for the ack bound of this connection as soon as
      * it is queued (it is written before any later one). */
     c->written_here = c->conn_acked + c->unacked;
-    if (c->fd >= 0 && c->sent < c->end)
-        do_write(c);
+    /* Write in chunks (one syscall per record would dominate), but never hold a record back for long. */
+    if (c->fd >= 0 && c->sent < c->end) {
+        int64_t t = now_ms();
+        if (c->end - c->sent >= WRITE_CHUNK || t - c->last_write_ms >= 2) {
+            c->last_write_ms = t;
+            do_write(c);
+        }
+    }
     return c->broken ? TP_ERR_UNAVAILABLE : TP_OK;
 }
 
