@@ -39,7 +39,7 @@ struct tp_gateway_client {
     int backoff_ms;
     int64_t next_attempt_ms;
     int64_t last_write_ms;
-    uint64_t sent_records, acked_records, resent, connects;
+    uint64_t sent_records, sent_bytes, acked_records, resent, connects;
 };
 
 static int64_t now_ms(void)
@@ -290,6 +290,7 @@ tp_err tp_gateway_client_send_encoded(tp_gateway_client *c, const uint8_t *msg, 
     c->end += hl + len;
     c->unacked++;
     c->sent_records++;
+    c->sent_bytes += hl + len;
     /* The server can only ack records it received: count this one for the ack bound of this connection as soon as
      * it is queued (it is written before any later one). */
     c->written_here = c->conn_acked + c->unacked;
@@ -330,6 +331,7 @@ tp_err tp_gateway_client_drain(tp_gateway_client *c, int timeout_ms)
 void tp_gateway_client_stats_get(const tp_gateway_client *c, tp_gateway_client_stats *st)
 {
     st->records_sent = c->sent_records;
+    st->bytes_sent = c->sent_bytes;
     st->records_acked = c->acked_records;
     st->resent = c->resent;
     st->connects = c->connects;

@@ -99,6 +99,27 @@ rc=0
 "$tp" ingest "${mock[@]}" --from "$work/nope.ndjson" 2>"$work/err" || rc=$?
 check "missing file exits 2 (got $rc)" test "$rc" = 2
 
+# gen --connect before the worker listens: the gateways retry with backoff, then deliver everything; SIGINT makes
+# the worker flush and exit 0 with every record acked
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$tp" gen --vehicles 40 --seconds 25 --drop-rate 0 --connect "127.0.0.1:$port" --gateways 3 2>"$work/gen.err" &
+gen=$!
+sleep 0.2
+"$tp" ingest "${mock[@]}" --listen "127.0.0.1:$port" 2>"$work/ing.err" &
+ing=$!
+rc=0
+wait $gen || rc=$?
+check "gen --connect exits 0 (got $rc)" test "$rc" = 0
+check "gen sent 1000 records" grep -q "1000 records" "$work/gen.err"
+kill -INT $ing
+rc=0
+wait $ing || rc=$?
+check "ingest exits 0 on SIGINT (got $rc)" test "$rc" = 0
+check "ingest acked the 1000 records" grep -q "1000 acked" "$work/ing.err"
+usage_gen=0
+"$tp" gen --connect 127.0.0.1:1 --out x >/dev/null 2>&1 || usage_gen=$?
+check "gen --connect with --out is a usage error" test "$usage_gen" = 2
+
 # usage errors
 usage() { # usage DESCRIPTION ARGS...
     local what=$1 rc=0
