@@ -79,7 +79,7 @@ struct tp_gateway_server {
     uint32_t nconns;
     conn *dirty;
     int paused, stopped;
-    uint64_t accepted, closed_err, records_in, bytes_in, acked, pending;
+    uint64_t accepted, closed_err, records_in, bytes_in, acked, pending, pauses;
 };
 
 void tp_gateway_server_opts_init(tp_gateway_server_opts *o)
@@ -493,6 +493,7 @@ static int conn_parse(tp_gateway_server *s, conn *c)
         e = s->on_record(s->ctx, &r, (size_t)h + (size_t)v, &tag);
         if (e == TP_ERR_AGAIN) {
             s->paused = 1;
+            s->pauses++;
             break;
         }
         if (e) {
@@ -723,4 +724,5 @@ void tp_gateway_server_stats_get(const tp_gateway_server *s, tp_gateway_server_s
     st->records_acked = s->acked;
     st->records_pending = s->pending;
     st->paused = s->paused;
+    st->pauses = s->pauses;
 }

@@ -144,6 +144,11 @@ int main(void)
     const char *kconf[] = {"linger.ms=2", "log_level=3"};
     o.kafka_conf = kconf;
     o.nkafka_conf = 2;
+    tp_metrics *metrics;
+    tp_ingest_metrics im;
+    CHECK_ERR(tp_metrics_new(&metrics), TP_OK);
+    CHECK_ERR(tp_ingest_metrics_register(metrics, &im), TP_OK);
+    o.metrics = &im;
     tp_ingest *ing = NULL;
     char err[512] = "";
     CHECK_ERR(tp_ingest_new(&o, &ing, err, sizeof err), TP_OK);
@@ -215,6 +220,16 @@ int main(void)
     CHECK(st.pack_bytes_out > 0 && st.pack_bytes_out < st.bytes_in);
     CHECK(!tp_ingest_failed(ing, NULL, 0));
     tp_ingest_free(ing);
+    /* the Prometheus counters mirror the same totals */
+    CHECK_INT(tp_counter_value(im.records), total);
+    CHECK_INT(tp_counter_value(im.packs), st.packs_out);
+    CHECK_INT(tp_counter_value(im.bytes_out), st.pack_bytes_out);
+    CHECK_INT(tp_counter_value(im.flush_records) + tp_counter_value(im.flush_bytes) +
+                  tp_counter_value(im.flush_linger) + tp_counter_value(im.flush_shutdown),
+              st.packs_out);
+    CHECK_INT(tp_histogram_count(im.records_per_pack), st.packs_out);
+    CHECK_INT(tp_counter_value(im.delivery_errors), 0);
+    tp_metrics_free(metrics);
 
     verify(boot, &sent, total);
 
