@@ -126,6 +126,107 @@ static void verify(const char *bootstraps, const sent_log *sent, uint64_t total)
     rd_kafka_destroy(rk);
 }
 
+/* Counts the records in the whole topic. */
+static uint64_t count_records(const char *bootstraps, const char *topic, uint64_t want)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, err, sizeof err);
+    rd_kafka_conf_set(conf, "group.id", "count", err, sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!rk)
+        return 0;
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(PARTITIONS);
+    for (int p = 0; p < PARTITIONS; p++)
+        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    uint64_t n = 0;
+    for (int idle = 0; idle < (n >= want ? 5 : 50);) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) {
+            idle++;
+            continue;
+        }
+        const rd_kafka_headers_t *h = NULL;
+        tp_pack_meta meta;
+        if (!m->err && rd_kafka_message_headers(m, (rd_kafka_headers_t **)&h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            tp_pack_meta_from_headers(h, &meta, NULL, 0) == TP_OK)
+            n += meta.record_count;
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return n;
+}
+
+/* A librdkafka fatal error: the worker fails, closes its gateways and acks nothing that was not delivered. */
+static void test_fatal(rd_kafka_mock_cluster_t *mc)
+{
+    const char *topic = "tp-fatal";
+    CHECK(rd_kafka_mock_topic_create(mc, topic, PARTITIONS, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    tp_ingest_opts o;
+    tp_ingest_opts_init(&o);
+    o.brokers = rd_kafka_mock_cluster_bootstraps(mc);
+    o.topic = topic;
+    o.listen = "127.0.0.1:0";
+    o.threads = 1;
+    o.batch.max_records = 1000;
+    o.batch.linger_ms = 100;
+    const char *kconf[] = {"log_level=2"};
+    o.kafka_conf = kconf;
+    o.nkafka_conf = 1;
+    tp_ingest *ing;
+    char err[512];
+    CHECK_ERR(tp_ingest_new(&o, &ing, err, sizeof err), TP_OK);
+    CHECK_ERR(tp_ingest_start(ing), TP_OK);
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", tp_ingest_port(ing));
+    tp_gateway_client_opts co;
+    tp_gateway_client_opts_init(&co);
+    co.connect = addr;
+    co.backoff_min_ms = 10;
+    tp_gateway_client *gw;
+    CHECK_ERR(tp_gateway_client_new(&co, &gw), TP_OK);
+    tp_record r = {0};
+    r.sampled_at_ms = 1767225600000;
+    for (uint64_t i = 0; i < 300; i++) {
+        r.vehicle_id = 1 + i % 30;
+        r.seq = i;
+        CHECK_ERR(tp_gateway_client_send(gw, &r), TP_OK);
+    }
+    CHECK_ERR(tp_gateway_client_drain(gw, 10000), TP_OK); /* delivered after the linger */
+    /* these stay in open batches (linger 100 ms): the fatal error comes first */
+    for (uint64_t i = 300; i < 400; i++) {
+        r.vehicle_id = 1 + i % 30;
+        r.seq = i;
+        CHECK_ERR(tp_gateway_client_send(gw, &r), TP_OK);
+    }
+    tp_gateway_client_pump(gw, 20);
+    CHECK(rd_kafka_test_fatal_error(tp_ingest_kafka_handle(ing), RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                    "injected by the test") == RD_KAFKA_RESP_ERR_NO_ERROR);
+    for (int i = 0; i < 100 && !tp_ingest_failed(ing, NULL, 0); i++)
+        tp_gateway_client_pump(gw, 10);
+    char why[512] = "";
+    CHECK(tp_ingest_failed(ing, why, sizeof why));
+    CHECK(strstr(why, "fatal") != NULL);
+    CHECK_ERR(tp_gateway_client_drain(gw, 300), TP_ERR_AGAIN); /* the worker is gone: these are never acked */
+    tp_gateway_client_stats cs;
+    tp_gateway_client_stats_get(gw, &cs);
+    CHECK_INT(cs.records_acked, 300);
+    CHECK_INT(cs.unacked_records, 100);
+    CHECK_ERR(tp_ingest_stop(ing, 5000), TP_ERR_KAFKA);
+    tp_ingest_stats st;
+    tp_ingest_stats_get(ing, &st);
+    CHECK_INT(st.records_acked, 300);
+    CHECK_INT(st.buffered_records, 0);
+    tp_gateway_client_free(gw);
+    tp_ingest_free(ing);
+    /* Kafka holds what was acked, and nothing that was not sent */
+    CHECK_INT(count_records(rd_kafka_mock_cluster_bootstraps(mc), topic, 300), 300);
+}
+
 int main(void)
 {
     rd_kafka_t *holder;
@@ -247,6 +348,8 @@ int main(void)
     bad.kafka_conf = unknownconf;
     CHECK_ERR(tp_ingest_new(&bad, &ing, err, sizeof err), TP_ERR_INVALID_ARG);
     CHECK(strstr(err, "no.such.property") != NULL);
+
+    test_fatal(mc);
 
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(holder);
