@@ -1,6 +1,8 @@
 /* The ingest worker end to end against librdkafka's mock cluster: fleet records from several gateway clients over
  * loopback -> tp_ingest -> mock cluster, with produce errors injected half-way; then every pack is consumed and
- * decoded: exactly the records sent (no loss, no duplicate), each vehicle's records in order, every record acked. */
+ * decoded: exactly the records sent (no loss, no duplicate), each vehicle's records in order, every record acked.
+ * With the argument "faults": a librdkafka fatal error (nothing undelivered acked) and a broker outage long enough
+ * for messages to time out (packs sent again, everything delivered once the brokers are back). */
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -143,7 +145,7 @@ static uint64_t count_records(const char *bootstraps, const char *topic, uint64_
     rd_kafka_assign(rk, parts);
     rd_kafka_topic_partition_list_destroy(parts);
     uint64_t n = 0;
-    for (int idle = 0; idle < (n >= want ? 5 : 50);) {
+    for (int idle = 0; idle < (n >= want ? 2 : 50);) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m) {
             idle++;
@@ -227,10 +229,79 @@ static void test_fatal(rd_kafka_mock_cluster_t *mc)
     CHECK_INT(count_records(rd_kafka_mock_cluster_bootstraps(mc), topic, 300), 300);
 }
 
-int main(void)
+/* Brokers down long enough for messages to time out: the worker sends those packs again and, once the brokers are
+ * back, every record is delivered and acked. */
+static void test_timeout_retry(rd_kafka_mock_cluster_t *mc)
+{
+    const char *topic = "tp-retry";
+    CHECK(rd_kafka_mock_topic_create(mc, topic, PARTITIONS, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    tp_ingest_opts o;
+    tp_ingest_opts_init(&o);
+    o.brokers = rd_kafka_mock_cluster_bootstraps(mc);
+    o.topic = topic;
+    o.listen = "127.0.0.1:0";
+    o.threads = 1;
+    o.batch.max_records = 20;
+    o.batch.linger_ms = 10;
+    const char *kconf[] = {"log_level=0", "message.timeout.ms=200", "reconnect.backoff.max.ms=100"};
+    o.kafka_conf = kconf;
+    o.nkafka_conf = 3;
+    tp_ingest *ing;
+    char err[512];
+    CHECK_ERR(tp_ingest_new(&o, &ing, err, sizeof err), TP_OK);
+    CHECK_ERR(tp_ingest_start(ing), TP_OK);
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", tp_ingest_port(ing));
+    tp_gateway_client_opts co;
+    tp_gateway_client_opts_init(&co);
+    co.connect = addr;
+    tp_gateway_client *gw;
+    CHECK_ERR(tp_gateway_client_new(&co, &gw), TP_OK);
+    for (int b = 1; b <= 3; b++)
+        rd_kafka_mock_broker_set_down(mc, b);
+    tp_record r = {0};
+    r.sampled_at_ms = 1767225600000;
+    for (uint64_t i = 0; i < 200; i++) {
+        r.vehicle_id = 1 + i % 10;
+        r.seq = i;
+        CHECK_ERR(tp_gateway_client_send(gw, &r), TP_OK);
+    }
+    tp_ingest_stats st = {0};
+    for (int i = 0; i < 300 && st.delivery_retries == 0; i++) {
+        tp_gateway_client_pump(gw, 10);
+        tp_ingest_stats_get(ing, &st);
+    }
+    CHECK(st.delivery_retries > 0);
+    tp_gateway_client_stats cs;
+    tp_gateway_client_stats_get(gw, &cs);
+    CHECK_INT(cs.records_acked, 0); /* nothing acked while Kafka has nothing */
+    for (int b = 1; b <= 3; b++)
+        rd_kafka_mock_broker_set_up(mc, b);
+    CHECK_ERR(tp_gateway_client_drain(gw, 20000), TP_OK);
+    tp_gateway_client_stats_get(gw, &cs);
+    CHECK_INT(cs.records_acked, 200);
+    char why[512] = "";
+    CHECK(!tp_ingest_failed(ing, why, sizeof why));
+    if (why[0])
+        fprintf(stderr, "unexpected failure: %s\n", why);
+    CHECK_ERR(tp_ingest_stop(ing, 5000), TP_OK);
+    tp_gateway_client_free(gw);
+    tp_ingest_free(ing);
+    CHECK(count_records(rd_kafka_mock_cluster_bootstraps(mc), topic, 200) >= 200);
+}
+
+/* No argument: fleet end to end with injected produce errors. "faults": fatal error, then a broker outage. */
+int main(int argc, char **argv)
 {
     rd_kafka_t *holder;
     rd_kafka_mock_cluster_t *mc = make_cluster(&holder);
+    if (argc > 1 && !strcmp(argv[1], "faults")) {
+        test_fatal(mc);
+        test_timeout_retry(mc);
+        rd_kafka_mock_cluster_destroy(mc);
+        rd_kafka_destroy(holder);
+        return check_exit();
+    }
     const char *boot = rd_kafka_mock_cluster_bootstraps(mc);
 
     tp_ingest_opts o;
@@ -348,8 +419,6 @@ int main(void)
     bad.kafka_conf = unknownconf;
     CHECK_ERR(tp_ingest_new(&bad, &ing, err, sizeof err), TP_ERR_INVALID_ARG);
     CHECK(strstr(err, "no.such.property") != NULL);
-
-    test_fatal(mc);
 
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(holder);
