@@ -110,8 +110,12 @@ static void drop_conn(tp_gateway_client *c, const char *why)
 {
     if (c->fd < 0)
         return;
-    tp_log(TP_LOG_INFO, "gateway-client", "connection to %s:%s lost (%s); %llu unacked records will be resent",
-           c->host[0] ? c->host : "socket", c->port, why, (unsigned long long)c->unacked);
+    if (c->fixed_fd)
+        tp_log(TP_LOG_INFO, "gateway-client", "connection on the given socket lost (%s); %llu records not acked",
+               why, (unsigned long long)c->unacked);
+    else
+        tp_log(TP_LOG_INFO, "gateway-client", "connection to %s:%s lost (%s); %llu unacked records will be resent",
+               c->host, c->port, why, (unsigned long long)c->unacked);
     close(c->fd);
     c->fd = -1;
     if (c->fixed_fd)
