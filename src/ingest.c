@@ -160,7 +160,9 @@ static void on_packed(void *ctx, tp_batch *b, uint8_t *pack, size_t len, const t
 static tp_err on_record(void *ctx, const tp_record *r, size_t wire_len, const tp_batch_tag *tag)
 {
     tp_ingest *ing = ctx;
-    return tp_batcher_add(ing->batcher, r, wire_len, tag, ing->now);
+    struct timespec ts; /* the coarse clock is a few ns: good enough for linger, fresh for every record */
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return tp_batcher_add(ing->batcher, r, wire_len, tag, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
 tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, size_t errlen)
