@@ -170,6 +170,11 @@ tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, 
     if (!opts || !out)
         return TP_ERR_INVALID_ARG;
     *out = NULL;
+    char scratch[8];
+    if (!errbuf || !errlen) {
+        errbuf = scratch;
+        errlen = sizeof scratch;
+    }
     if (!opts->topic || !opts->topic[0]) {
         snprintf(errbuf, errlen, "no Kafka topic given; pass --topic NAME");
         return TP_ERR_INVALID_ARG;
