@@ -15,6 +15,10 @@ check() { # check DESCRIPTION CONDITION...
     checks=$((checks + 1))
     if ! "$@"; then
         echo "FAIL: $what" >&2
+        for f in "$work"/*.err; do
+            echo "--- ${f##*/}:" >&2
+            tail -5 "$f" >&2
+        done
         fails=$((fails + 1))
     fi
 }
@@ -101,12 +105,20 @@ check "missing file exits 2 (got $rc)" test "$rc" = 2
 
 # gen --connect before the worker listens: the gateways retry with backoff, then deliver everything; SIGINT makes
 # the worker flush and exit 0 with every record acked
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$tp" gen --vehicles 40 --seconds 25 --drop-rate 0 --connect "127.0.0.1:$port" --gateways 3 2>"$work/gen.err" &
-gen=$!
-sleep 0.2
-"$tp" ingest "${mock[@]}" --listen "127.0.0.1:$port" 2>"$work/ing.err" &
-ing=$!
+for attempt in 1 2 3; do # the free port picked here can be taken by another test before ingest binds it: retry
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$tp" gen --vehicles 40 --seconds 25 --drop-rate 0 --connect "127.0.0.1:$port" --gateways 3 2>"$work/gen.err" &
+    gen=$!
+    sleep 0.2
+    "$tp" ingest "${mock[@]}" --listen "127.0.0.1:$port" 2>"$work/ing.err" &
+    ing=$!
+    sleep 0.3
+    if kill -0 $ing 2>/dev/null || ! grep -q "cannot listen" "$work/ing.err"; then
+        break
+    fi
+    kill $gen 2>/dev/null || true
+    wait $gen 2>/dev/null || true
+done
 rc=0
 wait $gen || rc=$?
 check "gen --connect exits 0 (got $rc)" test "$rc" = 0
