@@ -83,12 +83,6 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 __attribute__((format(printf, 2, 3))) static void set_error(tp_sink *s, const char *fmt, ...)
 {
     va_list ap;
@@ -546,7 +540,7 @@ static tp_err dlq_send(tp_sink *s, const rd_kafka_message_t *m, const char *reas
             h = rd_kafka_headers_copy(orig);
         else
             h = rd_kafka_headers_new(2);
-        rd_kafka_header_add(h, TP_HDR_DLQ_ERROR, -1, reason, -1);
+        rd_kafka_header_add(h, TP_HEADER_ERROR, -1, reason, -1);
         rd_kafka_header_add(h, TP_SINK_DLQ_SOURCE_HEADER, -1, source, -1);
         dlq_wait w = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
         rd_kafka_resp_err_t e = rd_kafka_producev(
@@ -628,8 +622,11 @@ static tp_err decode_pack(tp_sink *s, const rd_kafka_message_t *m, char *reason,
         return TP_ERR_PACK_TOO_LARGE;
     }
     rd_kafka_headers_t *h = NULL;
-    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        h = NULL;
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR || !h) {
+        snprintf(reason, cap, "the message has no headers; a pack carries %s, %s, %s and the others of "
+                 "docs/FORMAT.md", TP_HEADER_FORMAT, TP_HEADER_VERSION, TP_HEADER_CODEC);
+        return TP_ERR_PARSE;
+    }
     tp_pack_meta meta;
     tp_err err = tp_pack_meta_from_headers(h, &meta, detail, sizeof detail);
     if (err) {

@@ -11,7 +11,7 @@
 
 /* Name of the DLQ header that says where a dead-lettered message came from: "TOPIC/PARTITION@OFFSET". The reason
  * sentence travels in the error header named by src/pack_headers.h. */
-#define TP_SINK_DLQ_SOURCE_HEADER "telepack.dlq.source"
+#define TP_SINK_DLQ_SOURCE_HEADER "tp-source"
 
 /* Counters, read with tp_sink_stats_get() from any thread while the sink runs. */
 typedef struct tp_sink_stats {
