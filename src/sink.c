@@ -404,8 +404,12 @@ static void on_assign(tp_sink *s, rd_kafka_topic_partition_list_t *parts)
             p->offset = next;
             ps->taken_next = next;
         }
-        tp_log(TP_LOG_INFO, "sink", "assigned %s/%" PRId32 " at %s%" PRId64, s->topic, p->partition,
-               next >= 0 ? "warehouse offset " : "committed offset", next >= 0 ? next : (int64_t)0);
+        if (next >= 0)
+            tp_log(TP_LOG_INFO, "sink", "assigned %s/%" PRId32 " at offset %" PRId64 " (from the warehouse)",
+                   s->topic, p->partition, next);
+        else
+            tp_log(TP_LOG_INFO, "sink", "assigned %s/%" PRId32 " at the group's committed offset", s->topic,
+                   p->partition);
     }
     if (is_cooperative(s->rk)) {
         rd_kafka_error_t *e = rd_kafka_incremental_assign(s->rk, parts);
