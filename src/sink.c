@@ -422,8 +422,11 @@ static void on_assign(tp_sink *s, rd_kafka_topic_partition_list_t *parts)
         if (e)
             tp_log(TP_LOG_ERROR, "sink", "assign failed: %s", rd_kafka_err2str(e));
     }
+    /* librdkafka keeps a partition's application pause across unassign/assign: set it explicitly either way. */
     if (s->outage || s->dlq_paused)
         rd_kafka_pause_partitions(s->rk, parts);
+    else
+        rd_kafka_resume_partitions(s->rk, parts);
 }
 
 /* Removes from the batch every row whose partition is no longer assigned (order of the others is kept). */

@@ -554,6 +554,73 @@ static void perm_check(void)
     rd_kafka_destroy(c);
 }
 
+/* A second member joins while the first holds rows it cannot load (warehouse unavailable): the first drops the
+ * revoked partitions' rows unstored at the revoke, the group re-reads them, every record ends up loaded once. */
+static runner reb_a, reb_b;
+static uint64_t reb_n;
+static hook_state reb_hook = {0, 1000000, TP_ERR_UNAVAILABLE, 0, 0};
+
+static void rebalance_config(tp_sink_config *c)
+{
+    base_config(c, "reb", "g-reb", "reb.db");
+    static const char *const props[] = {"session.timeout.ms=4000", "heartbeat.interval.ms=300",
+                                        "topic.metadata.refresh.interval.ms=1000"};
+    c->kafka_props = props;
+    c->n_kafka_props = 3;
+}
+
+static void rebalance_start(void)
+{
+    rd_kafka_mock_topic_create(mock, "reb", PARTS, 1);
+    reb_n = produce_fleet("reb", 5);
+    tp_sink_config c;
+    rebalance_config(&c);
+    c.load_hook = hook;
+    c.load_hook_ctx = &reb_hook;
+    start(&reb_a, &c);
+}
+
+/* Once A holds rows it could not load, B joins the group. */
+static void rebalance_join(void)
+{
+    tp_sink_stats st = {0};
+    for (int i = 0; i < 1000 && !st.paused; i++) {
+        usleep(10000);
+        tp_sink_stats_get(reb_a.sink, &st);
+    }
+    CHECK_INT(st.paused, 1);
+    tp_sink_config c;
+    rebalance_config(&c);
+    start(&reb_b, &c);
+}
+
+static void rebalance_check(void)
+{
+    tp_sink_stats st = {0};
+    for (int i = 0; i < 1000 && st.rows_dropped == 0; i++) {
+        usleep(10000);
+        tp_sink_stats_get(reb_a.sink, &st);
+    }
+    CHECK(st.rows_dropped > 0);
+    reb_hook.fail = 0; /* the warehouse is back */
+    tp_sink_stats sa, sb;
+    for (int i = 0; i < 2000; i++) {
+        tp_sink_stats_get(reb_a.sink, &sa);
+        tp_sink_stats_get(reb_b.sink, &sb);
+        if (sa.rows_loaded + sb.rows_loaded >= reb_n && sa.pending_rows == 0 && sb.pending_rows == 0)
+            break;
+        usleep(10000);
+    }
+    CHECK_ERR(finish(&reb_a, &sa), TP_OK);
+    CHECK_ERR(finish(&reb_b, &sb), TP_OK);
+    CHECK(sa.rebalances >= 2);
+    CHECK(sb.rows_loaded > 0);
+    CHECK_INT(sa.rows_loaded + sb.rows_loaded, reb_n);
+    CHECK_INT(query_int("reb.db", "SELECT count(*) FROM vehicle_positions"), reb_n);
+    check_fleet("reb.db", 5, VEHICLES, RECORDS_PER_VEHICLE);
+    check_offsets_at_end("reb.db", "reb", PARTS);
+}
+
 static void test_config_errors(void)
 {
     tp_sink_config c;
@@ -593,7 +660,7 @@ static void test_config_errors(void)
 
 int main(void)
 {
-    tp_log_configure(getenv("TP_TEST_DEBUG") ? TP_LOG_INFO : TP_LOG_ERROR, TP_LOG_TEXT);
+    tp_log_configure(getenv("TP_TEST_DEBUG") ? TP_LOG_DEBUG : TP_LOG_ERROR, TP_LOG_TEXT);
     snprintf(dir, sizeof dir, "/tmp/tp-sink-test-XXXXXX");
     if (!mkdtemp(dir))
         return 1;
@@ -610,11 +677,14 @@ int main(void)
     dlq_start();
     outage_start();
     perm_start();
+    rebalance_start();
     perm_check();
+    rebalance_join();
     fleet_check();
     fleet_second_start(); /* joins its group while the others are checked */
     dlq_check();
     outage_check();
+    rebalance_check();
     fleet_second_check();
 
     rd_kafka_mock_cluster_destroy(mock);
