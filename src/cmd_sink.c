@@ -191,7 +191,7 @@ int tp_cmd_sink(int argc, char **argv)
     tp_err e = tp_sink_new(&cfg, &s, err, sizeof err);
     if (e) {
         fprintf(stderr, "telepack sink: %s\n", err);
-        rc = e == TP_ERR_INVALID_ARG ? 2 : 1;
+        rc = e == TP_ERR_INVALID_ARG || e == TP_ERR_PARSE ? 2 : 1;
         goto out;
     }
     running_sink = s;

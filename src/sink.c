@@ -193,8 +193,9 @@ static void dlq_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opa
     }
 }
 
-static rd_kafka_t *make_producer(tp_sink *s, char *err, size_t cap)
+static rd_kafka_t *make_producer(tp_sink *s, char *err, size_t cap, tp_err *code)
 {
+    *code = TP_ERR_INVALID_ARG;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char errstr[512];
     if (conf_set(conf, "bootstrap.servers", s->brokers, err, cap) ||
@@ -206,6 +207,7 @@ static rd_kafka_t *make_producer(tp_sink *s, char *err, size_t cap)
     }
     rd_kafka_conf_set_log_cb(conf, kafka_log);
     rd_kafka_conf_set_dr_msg_cb(conf, dlq_delivered);
+    *code = TP_ERR_KAFKA;
     rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!p) {
         rd_kafka_conf_destroy(conf);
@@ -217,8 +219,9 @@ static rd_kafka_t *make_producer(tp_sink *s, char *err, size_t cap)
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                          void *opaque);
 
-static rd_kafka_t *make_consumer(tp_sink *s, char *err, size_t cap)
+static rd_kafka_t *make_consumer(tp_sink *s, char *err, size_t cap, tp_err *code)
 {
+    *code = TP_ERR_INVALID_ARG;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char errstr[512];
     if (conf_set(conf, "bootstrap.servers", s->brokers, err, cap) || conf_set(conf, "group.id", s->group, err, cap) ||
@@ -234,6 +237,7 @@ static rd_kafka_t *make_consumer(tp_sink *s, char *err, size_t cap)
     rd_kafka_conf_set_log_cb(conf, kafka_log);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, s);
+    *code = TP_ERR_KAFKA;
     rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     if (!c) {
         rd_kafka_conf_destroy(conf);
@@ -580,7 +584,8 @@ static tp_err dlq_send(tp_sink *s, const rd_kafka_message_t *m, const char *reas
             rd_kafka_purge(s->dlq, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
             rd_kafka_flush(s->dlq, 1000);
             rd_kafka_destroy(s->dlq);
-            s->dlq = make_producer(s, errbuf, sizeof errbuf);
+            tp_err code;
+            s->dlq = make_producer(s, errbuf, sizeof errbuf, &code);
             if (!s->dlq) {
                 s->fatal = TP_ERR_KAFKA;
                 set_error(s, "%s", errbuf);
@@ -831,9 +836,9 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
         tp_sink_free(s);
         return e;
     }
-    if (!(s->dlq = make_producer(s, err, cap)) || !(s->rk = make_consumer(s, err, cap))) {
+    if (!(s->dlq = make_producer(s, err, cap, &e)) || !(s->rk = make_consumer(s, err, cap, &e))) {
         tp_sink_free(s);
-        return TP_ERR_KAFKA;
+        return e;
     }
     *out = s;
     return TP_OK;

@@ -61,7 +61,9 @@ typedef struct tp_sink tp_sink;
 
 /* Validates the configuration, opens (or adopts) the warehouse and ensures its table, creates the consumer and the
  * DLQ producer. Does not join the group yet. The sink copies what it keeps from c. On failure *out is NULL and a
- * sentence saying what to fix is written to err[0..cap) when err is not NULL. */
+ * sentence saying what to fix is written to err[0..cap) when err is not NULL: TP_ERR_INVALID_ARG for a bad
+ * configuration (missing field, value out of range, -X property librdkafka rejects), the warehouse's error when it
+ * cannot be opened or its table is missing, TP_ERR_KAFKA when librdkafka cannot create a client. */
 tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap);
 
 /* Runs the consumer loop in the calling thread until tp_sink_stop() is called or a permanent error happens.

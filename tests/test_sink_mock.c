@@ -642,11 +642,11 @@ static void test_config_errors(void)
     static const char *const bad_props[] = {"no-equals-sign"};
     c.kafka_props = bad_props;
     c.n_kafka_props = 1;
-    CHECK_ERR(tp_sink_new(&c, &s, err, sizeof err), TP_ERR_KAFKA);
+    CHECK_ERR(tp_sink_new(&c, &s, err, sizeof err), TP_ERR_INVALID_ARG);
     CHECK(strstr(err, "no-equals-sign") != NULL);
     static const char *const unknown_props[] = {"no.such.property=1"};
     c.kafka_props = unknown_props;
-    CHECK_ERR(tp_sink_new(&c, &s, err, sizeof err), TP_ERR_KAFKA);
+    CHECK_ERR(tp_sink_new(&c, &s, err, sizeof err), TP_ERR_INVALID_ARG);
     CHECK(strstr(err, "no.such.property") != NULL);
     base_config(&c, "x", "g", "cfg.db");
     c.warehouse_url = "nosuchscheme:foo";
