@@ -17,8 +17,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "kafka_stats.h"
 #include "log.h"
+#include "log_rdkafka.h"
 #include "pack_headers.h"
+#include "worker_metrics.h"
 #include "telepack/pack.h"
 #include "telepack/rows.h"
 
@@ -69,6 +72,10 @@ struct tp_sink {
     char last_error[1024];
     char hook_error[256];
 
+    tp_sink_metrics m;                 /* all NULL without a registry */
+    tp_kafka_stats_exporter *stats;    /* NULL without a registry */
+    atomic_int joined, warehouse_ok;
+
     atomic_int stop;
     _Atomic uint64_t rows_loaded, packs_loaded, packs_dlq, bytes_consumed, loads, load_retries, rows_dropped,
         rebalances, pending_rows;
@@ -81,6 +88,27 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double wall_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void set_pending_rows(tp_sink *s)
+{
+    atomic_store(&s->pending_rows, s->batch->count);
+    tp_gauge_set(s->m.pending_rows, (double)s->batch->count);
+}
+
+static void set_assigned_gauge(tp_sink *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_parts; i++)
+        n += s->parts[i].assigned != 0;
+    tp_gauge_set(s->m.assigned_partitions, (double)n);
 }
 
 __attribute__((format(printf, 2, 3))) static void set_error(tp_sink *s, const char *fmt, ...)
@@ -139,13 +167,6 @@ static int anything_pending(const tp_sink *s)
 
 /* ---- librdkafka configuration ---- */
 
-static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)rk;
-    tp_log_level l = level <= 3 ? TP_LOG_ERROR : level == 4 ? TP_LOG_WARN : level <= 6 ? TP_LOG_INFO : TP_LOG_DEBUG;
-    tp_log(l, "kafka", "%s: %s", fac, buf);
-}
-
 static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err, size_t cap)
 {
     char errstr[512];
@@ -176,6 +197,30 @@ static int conf_apply_props(const tp_sink *s, rd_kafka_conf_t *conf, char *err, 
     return 0;
 }
 
+/* librdkafka statistics (statistics.interval.ms) into the metrics registry; the opaque is the sink. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    tp_sink *s = opaque;
+    if (s && s->stats)
+        tp_kafka_stats_exporter_update(s->stats, json, len);
+    return 0; /* librdkafka frees json */
+}
+
+/* Sets the statistics interval (unless -X set one) and the callback when metrics are on. */
+static int conf_stats(tp_sink *s, rd_kafka_conf_t *conf, char *err, size_t cap)
+{
+    if (!s->stats)
+        return 0;
+    char v[32];
+    size_t n = sizeof v;
+    if (rd_kafka_conf_get(conf, "statistics.interval.ms", v, &n) == RD_KAFKA_CONF_OK && strcmp(v, "0") == 0 &&
+        conf_set(conf, "statistics.interval.ms", "5000", err, cap))
+        return -1;
+    rd_kafka_conf_set_stats_cb(conf, stats_cb);
+    return 0;
+}
+
 /* Delivery report of one dead-letter message: its opaque is the waiting dlq_wait. */
 typedef struct dlq_wait {
     int done;
@@ -201,12 +246,13 @@ static rd_kafka_t *make_producer(tp_sink *s, char *err, size_t cap, tp_err *code
     if (conf_set(conf, "bootstrap.servers", s->brokers, err, cap) ||
         conf_set(conf, "enable.idempotence", "true", err, cap) || conf_set(conf, "acks", "all", err, cap) ||
         conf_set(conf, "message.timeout.ms", "10000", err, cap) || conf_set(conf, "linger.ms", "0", err, cap) ||
-        conf_apply_props(s, conf, err, cap)) {
+        conf_apply_props(s, conf, err, cap) || conf_stats(s, conf, err, cap)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    rd_kafka_conf_set_log_cb(conf, kafka_log);
+    rd_kafka_conf_set_log_cb(conf, tp_log_rdkafka_cb);
     rd_kafka_conf_set_dr_msg_cb(conf, dlq_delivered);
+    rd_kafka_conf_set_opaque(conf, s);
     *code = TP_ERR_KAFKA;
     rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!p) {
@@ -230,11 +276,11 @@ static rd_kafka_t *make_consumer(tp_sink *s, char *err, size_t cap, tp_err *code
         /* not overridable: offsets are stored by us after the warehouse ack, and committed by librdkafka */
         conf_set(conf, "enable.auto.offset.store", "false", err, cap) ||
         conf_set(conf, "enable.auto.commit", "true", err, cap) ||
-        conf_set(conf, "enable.partition.eof", "false", err, cap)) {
+        conf_set(conf, "enable.partition.eof", "false", err, cap) || conf_stats(s, conf, err, cap)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    rd_kafka_conf_set_log_cb(conf, kafka_log);
+    rd_kafka_conf_set_log_cb(conf, tp_log_rdkafka_cb);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, s);
     *code = TP_ERR_KAFKA;
@@ -296,12 +342,28 @@ static tp_err load_pending(tp_sink *s)
             s->offs[n++] = (tp_partition_offset){(int32_t)i, s->parts[i].pending_next};
     if (s->batch->count == 0 && n == 0)
         return TP_OK;
+    int64_t t0 = now_ms();
     tp_err err = s->load_hook ? s->load_hook(s->load_hook_ctx, s->batch->count) : TP_OK;
     s->hook_failed = err != TP_OK;
     if (!err)
         err = tp_warehouse_load(s->wh, s->batch, s->topic, s->offs, n);
-    if (err)
+    atomic_store(&s->warehouse_ok, err == TP_OK);
+    tp_gauge_set(s->m.warehouse_up, err == TP_OK);
+    if (err) {
+        tp_counter_inc(s->m.load_errors);
         return err;
+    }
+    tp_counter_inc(s->m.loads);
+    tp_counter_add(s->m.rows_loaded, s->batch->count);
+    tp_histogram_observe(s->m.load_latency, (double)(now_ms() - t0) / 1000.0);
+    if (s->batch->count) {
+        tp_histogram_observe(s->m.batch_rows, (double)s->batch->count);
+        /* Event-time lag, sampled: up to 16 rows spread over the batch. */
+        double now = wall_seconds();
+        size_t step = s->batch->count / 16 + 1;
+        for (size_t i = 0; i < s->batch->count; i += step)
+            tp_histogram_observe(s->m.event_time_lag, now - (double)s->batch->sampled_at_ms[i] / 1000.0);
+    }
     if (n) {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
         for (size_t i = 0; i < n; i++)
@@ -315,8 +377,8 @@ static tp_err load_pending(tp_sink *s)
     atomic_fetch_add(&s->rows_loaded, s->batch->count);
     atomic_fetch_add(&s->packs_loaded, s->pending_packs);
     atomic_fetch_add(&s->loads, 1);
-    atomic_store(&s->pending_rows, 0);
     tp_row_batch_clear(s->batch);
+    set_pending_rows(s);
     s->pending_packs = 0;
     for (size_t i = 0; i < s->n_parts; i++) {
         s->parts[i].pending_next = -1;
@@ -363,6 +425,7 @@ static tp_err flush(tp_sink *s)
         }
         s->attempt++;
         atomic_fetch_add(&s->load_retries, 1);
+        tp_counter_inc(s->m.retries);
         tp_log(TP_LOG_WARN, "sink", "%s; %zu rows kept, partitions paused, retry %d in %ld ms",
                load_error(s, err), s->batch->count, s->attempt, s->backoff_ms);
         s->retry_at_ms = now_ms() + s->backoff_ms;
@@ -426,6 +489,8 @@ static void on_assign(tp_sink *s, rd_kafka_topic_partition_list_t *parts)
         if (e)
             tp_log(TP_LOG_ERROR, "sink", "assign failed: %s", rd_kafka_err2str(e));
     }
+    atomic_store(&s->joined, 1);
+    set_assigned_gauge(s);
     /* librdkafka keeps a partition's application pause across unassign/assign: set it explicitly either way. */
     if (s->outage || s->dlq_paused)
         rd_kafka_pause_partitions(s->rk, parts);
@@ -459,7 +524,7 @@ static void drop_unassigned_rows(tp_sink *s)
     }
     atomic_fetch_add(&s->rows_dropped, b->count - j);
     b->count = j;
-    atomic_store(&s->pending_rows, j);
+    set_pending_rows(s);
 }
 
 /* Revoke: load once what is pending (unless the warehouse is known down or we are closing); whatever could not be
@@ -487,6 +552,7 @@ static void on_revoke(tp_sink *s, rd_kafka_topic_partition_list_t *parts)
         *ps = (part_state){0, -1, -1, 0};
     }
     drop_unassigned_rows(s);
+    set_assigned_gauge(s);
     if (!anything_pending(s)) {
         s->outage = 0;
         s->first_pending_ms = 0;
@@ -508,6 +574,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 {
     tp_sink *s = opaque;
     atomic_fetch_add(&s->rebalances, 1);
+    tp_counter_inc(s->m.rebalances);
     if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
         s->generation++;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -693,12 +760,14 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
         return;
     }
     char reason[768] = "";
+    size_t rows_before = s->batch->count;
     tp_err err = decode_pack(s, m, reason, sizeof reason);
     if (err == TP_ERR_FULL) {
         if (flush(s)) {
             defer_message(s, m);
             return;
         }
+        rows_before = s->batch->count;
         err = decode_pack(s, m, reason, sizeof reason);
     }
     if (err == TP_ERR_FULL || err == TP_ERR_NOMEM) {
@@ -709,7 +778,9 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
         return;
     }
     atomic_fetch_add(&s->bytes_consumed, m->len);
+    tp_counter_inc(s->m.packs);
     if (err) {
+        tp_counter_inc(s->m.decode_errors);
         char full[1024];
         snprintf(full, sizeof full, "message %s/%" PRId32 "@%" PRId64 " (%zu bytes) is not a valid pack: %s",
                  s->topic, m->partition, m->offset, m->len, reason);
@@ -727,10 +798,12 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
             return;
         }
         atomic_fetch_add(&s->packs_dlq, 1);
+        tp_counter_inc(s->m.dlq);
     } else {
         ps->pending_packs++;
         s->pending_packs++;
-        atomic_store(&s->pending_rows, s->batch->count);
+        tp_counter_add(s->m.records, s->batch->count - rows_before);
+        set_pending_rows(s);
     }
     ps->pending_next = m->offset + 1;
     ps->taken_next = m->offset + 1;
@@ -805,6 +878,7 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
     s->load_hook = c->load_hook;
     s->load_hook_ctx = c->load_hook_ctx;
     atomic_store(&s->lag, -1);
+    atomic_store(&s->warehouse_ok, 1);
     if (oom || part_get(s, 0) == NULL) {
         tp_sink_free(s);
         return TP_ERR_NOMEM;
@@ -825,6 +899,17 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
         snprintf(err, cap, "%s", tp_warehouse_last_error(s->wh));
         tp_sink_free(s);
         return e;
+    }
+    if (c->metrics) {
+        const char *detail = NULL;
+        if ((e = tp_sink_metrics_register(c->metrics, tp_warehouse_kind(s->wh), &s->m)) ||
+            (e = tp_kafka_stats_exporter_new(c->metrics, &s->stats))) {
+            tp_metrics_status(c->metrics, &detail);
+            snprintf(err, cap, "sink: cannot register metrics: %s", detail ? detail : tp_strerror(e));
+            tp_sink_free(s);
+            return e;
+        }
+        tp_gauge_set(s->m.warehouse_up, 1);
     }
     tp_pack_reader_opts ro;
     tp_pack_reader_opts_init(&ro);
@@ -943,6 +1028,20 @@ void tp_sink_stats_get(const tp_sink *s, tp_sink_stats *o)
     o->paused = atomic_load(&m->paused);
 }
 
+int tp_sink_ready(const tp_sink *s, char *reason, size_t cap)
+{
+    tp_sink *m = (tp_sink *)s;
+    if (!atomic_load(&m->joined)) {
+        snprintf(reason, cap, "not yet assigned partitions by consumer group %s", s->group);
+        return 0;
+    }
+    if (!atomic_load(&m->warehouse_ok)) {
+        snprintf(reason, cap, "the last warehouse load failed; retrying with partitions paused");
+        return 0;
+    }
+    return 1;
+}
+
 const char *tp_sink_last_error(const tp_sink *s)
 {
     return s ? s->last_error : "";
@@ -960,6 +1059,7 @@ void tp_sink_free(tp_sink *s)
     }
     if (s->own_wh)
         tp_warehouse_close(s->wh);
+    tp_kafka_stats_exporter_free(s->stats);
     tp_pack_reader_free(s->reader);
     tp_row_batch_free(s->batch);
     for (size_t i = 0; i < s->n_props; i++)

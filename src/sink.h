@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "telepack/error.h"
 #include "telepack/warehouse.h"
 
@@ -44,6 +45,9 @@ typedef struct tp_sink_config {
     size_t n_kafka_props;
     long backoff_min_ms;            /* first retry delay while the warehouse is unavailable; default 100 */
     long backoff_max_ms;            /* cap of the doubling retry delay; default 10000 */
+    /* Optional metrics registry (borrowed, must outlive the sink): the sink registers its set
+     * (src/worker_metrics.h) and librdkafka's statistics of its consumer and DLQ producer (src/kafka_stats.h). */
+    tp_metrics *metrics;
     /* Called from tp_sink_run's thread about every progress_ms (0 = never) with the current counters. */
     void (*progress)(void *ctx, const tp_sink_stats *stats);
     void *progress_ctx;
@@ -77,6 +81,10 @@ void tp_sink_stop(tp_sink *s);
 
 /* Current counters; thread-safe. */
 void tp_sink_stats_get(const tp_sink *s, tp_sink_stats *out);
+
+/* Readiness for /readyz: true once the sink has joined its group (first assignment) and while its last warehouse
+ * call succeeded; otherwise false with a one-line reason in reason[0..cap). Thread-safe, never blocks. */
+int tp_sink_ready(const tp_sink *s, char *reason, size_t cap);
 
 /* The last error as a sentence; "" when none. Valid until tp_sink_free. */
 const char *tp_sink_last_error(const tp_sink *s);

@@ -39,14 +39,24 @@ expect 1 "create-table" -- "${base[@]}" --warehouse "sqlite:$work/missing-table.
 expect 2 "sqlite:" -- "${base[@]}" --warehouse "sqlite:"
 
 # A run against a mock cluster, stopped by SIGTERM: exit 0 and a summary line (JSON logs).
+expect 2 "--metrics-listen 'nonsense'" -- "${base[@]}" --warehouse "sqlite:$work/a.db" --metrics-listen nonsense
+
+# A run against a mock cluster with the operations endpoint, stopped by SIGTERM: exit 0 and a summary line.
 "$tp" sink "${base[@]}" --warehouse "sqlite:$work/run.db" --create-table --log-format json \
-    -X test.mock.num.brokers=1 2>"$work/run.log" &
+    --metrics-listen 127.0.0.1:0 -X test.mock.num.brokers=1 2>"$work/run.log" &
 pid=$!
 for _ in $(seq 50); do
     grep -q '"consuming' "$work/run.log" 2>/dev/null && break
     sleep 0.1
 done
-sleep 0.5
+port=$(sed -n 's/.*on port \([0-9]*\).*/\1/p' "$work/run.log" | head -n 1)
+checks=$((checks + 1))
+if [ -z "$port" ] || ! curl -sf "http://127.0.0.1:$port/healthz" >/dev/null ||
+    ! curl -sf "http://127.0.0.1:$port/metrics" | grep -q '^telepack_sink_rows_loaded_total{warehouse="sqlite"} 0'; then
+    echo "FAIL: operations endpoint on port '$port'" >&2
+    fails=$((fails + 1))
+fi
+sleep 0.3
 kill -TERM "$pid"
 wait "$pid"
 rc=$?

@@ -308,6 +308,7 @@ static tp_err hook(void *ctx, size_t rows)
 }
 
 static runner fleet_r, dlq_r, outage_r, perm_r;
+static tp_metrics *fleet_metrics;
 static uint64_t fleet_n, outage_n, dlq_good;
 static hook_state outage_hook = {0, 4, TP_ERR_UNAVAILABLE, 0, 0};
 static hook_state perm_hook = {0, 1000000, TP_ERR_WAREHOUSE, 0, 0};
@@ -319,14 +320,35 @@ static void fleet_start(void)
     fleet_n = produce_fleet("fleet", 0);
     tp_sink_config c;
     base_config(&c, "fleet", "g1", "fleet.db");
+    CHECK_ERR(tp_metrics_new(&fleet_metrics), TP_OK);
+    c.metrics = fleet_metrics;
     start(&fleet_r, &c);
 }
 
 static void fleet_check(void)
 {
     CHECK_INT(wait_for(&fleet_r, fleet_n, 0), 0);
+    char reason[128] = "";
+    CHECK_INT(tp_sink_ready(fleet_r.sink, reason, sizeof reason), 1);
     tp_sink_stats st;
     CHECK_ERR(finish(&fleet_r, &st), TP_OK);
+    /* The worker metrics follow the same events as the stats. */
+    char *text = NULL;
+    size_t len = 0;
+    CHECK_ERR(tp_metrics_render(fleet_metrics, &text, &len), TP_OK);
+    char want[128];
+    snprintf(want, sizeof want, "telepack_sink_rows_loaded_total{warehouse=\"sqlite\"} %" PRIu64 "\n", fleet_n);
+    CHECK(text && strstr(text, want) != NULL);
+    snprintf(want, sizeof want, "telepack_sink_packs_total %" PRIu64 "\n", fleet_n / RECORDS_PER_PACK);
+    CHECK(text && strstr(text, want) != NULL);
+    snprintf(want, sizeof want, "telepack_sink_records_total %" PRIu64 "\n", fleet_n);
+    CHECK(text && strstr(text, want) != NULL);
+    CHECK(text && strstr(text, "telepack_sink_pending_rows 0\n") != NULL);
+    CHECK(text && strstr(text, "telepack_sink_event_time_lag_seconds_count") != NULL);
+    if (!text || !strstr(text, "telepack_sink_rows_loaded_total"))
+        fprintf(stderr, "%s\n", text ? text : "(null)");
+    free(text);
+    tp_metrics_free(fleet_metrics);
     CHECK_INT(st.rows_loaded, fleet_n);
     CHECK_INT(st.packs_loaded, fleet_n / RECORDS_PER_PACK);
     CHECK_INT(st.packs_dlq, 0);
@@ -589,6 +611,9 @@ static void rebalance_join(void)
         tp_sink_stats_get(reb_a.sink, &st);
     }
     CHECK_INT(st.paused, 1);
+    char reason[128] = "";
+    CHECK_INT(tp_sink_ready(reb_a.sink, reason, sizeof reason), 0);
+    CHECK(strstr(reason, "warehouse") != NULL);
     tp_sink_config c;
     rebalance_config(&c);
     start(&reb_b, &c);
