@@ -62,6 +62,7 @@ struct tp_sink {
     int outage;          /* the warehouse said "unavailable": partitions paused, load retried at retry_at_ms */
     int dlq_paused;      /* partitions paused while waiting for a dead-letter delivery */
     int closing;         /* inside the final close: revokes only drop */
+    int table_pending;   /* the warehouse was unavailable at start: ensure the table in tp_sink_run */
     int attempt;
     int hook_failed;     /* the last load failure came from the test hook, not the warehouse */
     uint64_t generation; /* +1 per revoke: a message taken before a revoke must not advance anything after it */
@@ -895,6 +896,12 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
         s->own_wh = 1;
     }
     e = tp_warehouse_ensure_table(s->wh);
+    if (e == TP_ERR_UNAVAILABLE) {
+        tp_log(TP_LOG_WARN, "sink", "%s; will retry when the sink runs", tp_warehouse_last_error(s->wh));
+        s->table_pending = 1;
+        atomic_store(&s->warehouse_ok, 0);
+        e = TP_OK;
+    }
     if (e) {
         snprintf(err, cap, "%s", tp_warehouse_last_error(s->wh));
         tp_sink_free(s);
@@ -909,7 +916,7 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
             tp_sink_free(s);
             return e;
         }
-        tp_gauge_set(s->m.warehouse_up, 1);
+        tp_gauge_set(s->m.warehouse_up, !s->table_pending);
     }
     tp_pack_reader_opts ro;
     tp_pack_reader_opts_init(&ro);
@@ -945,10 +952,48 @@ static void publish_lag(tp_sink *s)
     atomic_store(&s->lag, known ? lag : -1);
 }
 
+/* The warehouse was down when the sink was created: retry ensuring the table with the load backoff before joining
+ * the group (not a member yet, so nothing needs polling). TP_OK when ready or stopped, else the permanent error. */
+static tp_err wait_for_table(tp_sink *s)
+{
+    long backoff = s->backoff_min_ms;
+    for (int attempt = 1; s->table_pending && !atomic_load(&s->stop); attempt++) {
+        tp_log(TP_LOG_WARN, "sink", "warehouse %s unavailable at start, retry %d in %ld ms", tp_warehouse_kind(s->wh),
+               attempt, backoff);
+        atomic_fetch_add(&s->load_retries, 1);
+        tp_counter_inc(s->m.retries);
+        for (int64_t until = now_ms() + backoff; now_ms() < until && !atomic_load(&s->stop);) {
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        backoff = backoff * 2 > s->backoff_max_ms ? s->backoff_max_ms : backoff * 2;
+        if (atomic_load(&s->stop))
+            break;
+        tp_err e = tp_warehouse_ensure_table(s->wh);
+        if (e == TP_ERR_UNAVAILABLE)
+            continue;
+        if (e) {
+            s->fatal = e;
+            set_error(s, "%s", tp_warehouse_last_error(s->wh));
+            return e;
+        }
+        s->table_pending = 0;
+        atomic_store(&s->warehouse_ok, 1);
+        tp_gauge_set(s->m.warehouse_up, 1);
+        tp_log(TP_LOG_INFO, "sink", "warehouse %s available after %d retries", tp_warehouse_kind(s->wh), attempt);
+    }
+    return TP_OK;
+}
+
 tp_err tp_sink_run(tp_sink *s)
 {
     if (!s)
         return TP_ERR_INVALID_ARG;
+    tp_err werr = wait_for_table(s);
+    if (werr || atomic_load(&s->stop)) {
+        rd_kafka_consumer_close(s->rk);
+        return werr;
+    }
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, s->topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t kerr = rd_kafka_subscribe(s->rk, sub);

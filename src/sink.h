@@ -64,7 +64,8 @@ void tp_sink_config_init(tp_sink_config *c);
 typedef struct tp_sink tp_sink;
 
 /* Validates the configuration, opens (or adopts) the warehouse and ensures its table, creates the consumer and the
- * DLQ producer. Does not join the group yet. The sink copies what it keeps from c. On failure *out is NULL and a
+ * DLQ producer. Does not join the group yet. A warehouse that is unavailable (TP_ERR_UNAVAILABLE) is not an error
+ * here: tp_sink_run retries ensuring its table with the load backoff before it joins the group. The sink copies what it keeps from c. On failure *out is NULL and a
  * sentence saying what to fix is written to err[0..cap) when err is not NULL: TP_ERR_INVALID_ARG for a bad
  * configuration (missing field, value out of range, -X property librdkafka rejects), the warehouse's error when it
  * cannot be opened or its table is missing, TP_ERR_KAFKA when librdkafka cannot create a client. */

@@ -12,6 +12,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "check.h"
 #include "log.h"
@@ -646,6 +649,37 @@ static void rebalance_check(void)
     check_offsets_at_end("reb.db", "reb", PARTS);
 }
 
+/* A ClickHouse URL on a closed port: the sink starts, retries ensuring its table with backoff (not ready, says why),
+ * and stops cleanly when asked. */
+static void test_warehouse_down_at_start(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    CHECK_INT(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK_INT(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    close(fd); /* nothing listens there now */
+    char url[128];
+    snprintf(url, sizeof url, "clickhouse://127.0.0.1:%u/telemetry", (unsigned)ntohs(a.sin_port));
+    tp_sink_config c;
+    base_config(&c, "down", "g-down", "unused.db");
+    c.warehouse_url = url;
+    runner r;
+    if (start(&r, &c))
+        return;
+    tp_sink_stats st = {0};
+    for (int i = 0; i < 500 && st.load_retries < 3; i++) {
+        usleep(10000);
+        tp_sink_stats_get(r.sink, &st);
+    }
+    CHECK(st.load_retries >= 3);
+    char reason[128] = "";
+    CHECK_INT(tp_sink_ready(r.sink, reason, sizeof reason), 0);
+    CHECK(reason[0] != 0);
+    CHECK_ERR(finish(&r, &st), TP_OK);
+    CHECK_INT(st.rows_loaded, 0);
+}
+
 static void test_config_errors(void)
 {
     tp_sink_config c;
@@ -698,6 +732,7 @@ int main(void)
     snprintf(brokers, sizeof brokers, "%s", rd_kafka_mock_cluster_bootstraps(mock));
 
     test_config_errors();
+    test_warehouse_down_at_start();
     fleet_start();
     dlq_start();
     outage_start();
