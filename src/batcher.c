@@ -23,7 +23,7 @@ struct tp_batcher {
     tp_batch *pool;         /* released batches (singly linked through next) */
     size_t buffered_bytes;
     uint64_t buffered_records;
-    uint64_t flushed;
+    uint64_t flushed, by_records, by_bytes, by_linger, by_all;
 };
 
 void tp_batcher_opts_init(tp_batcher_opts *o)
@@ -232,6 +232,7 @@ tp_err tp_batcher_add(tp_batcher *b, const tp_record *r, size_t wire_len, const 
     tp_batch *x = b->slots[i];
     if (x && x->count > 0 && x->bytes + wire_len > b->o.max_bytes) {
         to_ready(b, x); /* the record would overflow the batch: flush it and open a new one */
+        b->by_bytes++;
         x = NULL;
         i = map_find(b, r->vehicle_id);
     }
@@ -279,21 +280,30 @@ tp_err tp_batcher_add(tp_batcher *b, const tp_record *r, size_t wire_len, const 
     }
     b->buffered_bytes += wire_len;
     b->buffered_records++;
-    if (x->count >= b->o.max_records || x->bytes >= b->o.max_bytes)
+    if (x->count >= b->o.max_records) {
         to_ready(b, x);
+        b->by_records++;
+    } else if (x->bytes >= b->o.max_bytes) {
+        to_ready(b, x);
+        b->by_bytes++;
+    }
     return TP_OK;
 }
 
 void tp_batcher_expire(tp_batcher *b, int64_t now_ms)
 {
-    while (b->open.head && now_ms - b->open.head->opened_ms >= b->o.linger_ms)
+    while (b->open.head && now_ms - b->open.head->opened_ms >= b->o.linger_ms) {
         to_ready(b, b->open.head);
+        b->by_linger++;
+    }
 }
 
 void tp_batcher_flush_all(tp_batcher *b)
 {
-    while (b->open.head)
+    while (b->open.head) {
         to_ready(b, b->open.head);
+        b->by_all++;
+    }
 }
 
 int64_t tp_batcher_next_deadline(const tp_batcher *b, int64_t now_ms)
@@ -337,4 +347,8 @@ void tp_batcher_stats_get(const tp_batcher *b, tp_batcher_stats *st)
     st->buffered_bytes = b->buffered_bytes;
     st->buffered_records = b->buffered_records;
     st->batches_flushed = b->flushed;
+    st->flushed_records = b->by_records;
+    st->flushed_bytes = b->by_bytes;
+    st->flushed_linger = b->by_linger;
+    st->flushed_all = b->by_all;
 }

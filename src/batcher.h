@@ -34,6 +34,7 @@ typedef struct tp_batch {
     uint32_t attempts;       /* free for the user (the ingest worker: delivery attempts) */
     int32_t result;          /* free for the user (the ingest worker: outcome of the last attempt) */
     size_t pack_bytes;       /* free for the user (the ingest worker: size of the compressed pack) */
+    int64_t sent_us;         /* free for the user (the ingest worker: when it was handed to the producer) */
     void *user;              /* free for the user */
     struct tp_batch *prev, *next; /* internal lists: open (by age), ready, pool */
 } tp_batch;
@@ -53,7 +54,11 @@ typedef struct tp_batcher_stats {
     size_t open_batches;       /* vehicles with an open batch */
     size_t buffered_bytes;     /* wire bytes in every batch not yet released (open, ready, or out with the caller) */
     uint64_t buffered_records; /* records in those batches */
-    uint64_t batches_flushed;  /* batches moved to the ready list so far */
+    uint64_t batches_flushed;  /* batches moved to the ready list so far, = the sum of the four below */
+    uint64_t flushed_records;  /* ... because they reached max_records */
+    uint64_t flushed_bytes;    /* ... because of max_bytes */
+    uint64_t flushed_linger;   /* ... because their linger time passed */
+    uint64_t flushed_all;      /* ... by tp_batcher_flush_all */
 } tp_batcher_stats;
 
 /* Not thread-safe: one thread owns a batcher (in the ingest worker, the network thread). */

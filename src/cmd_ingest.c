@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #include "cli.h"
 #include "gateway_client.h"
+#include "http_server.h"
 #include "ingest.h"
 #include "log.h"
 #include "telepack/record_json.h"
@@ -54,6 +56,7 @@ static void usage(FILE *out)
             "  --threads N             compression threads (default: number of CPUs)\n"
             "  --level N               zstd level (default 3)\n"
             "  -X key=value            librdkafka property (repeatable), e.g. -X linger.ms=20\n"
+            "  --metrics-listen H:P    serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT\n"
             "  --log-format text|json  log line format (default text)\n"
             "  --log-level L           debug, info, warn or error (default info)\n"
             "  -h, --help              this text\n\n"
@@ -204,7 +207,7 @@ static void *feeder_main(void *arg)
         close(f->fd);
     } else {
         tp_err e = f->delimited ? feed_delimited(f, in, c) : feed_ndjson(f, in, c);
-        if (!e) {
+        if (!f->stop && (!e || f->status == 2)) { /* bad input: still see what was sent delivered */
             e = tp_gateway_client_drain(c, -1);
             if (e && !f->stop)
                 f->status = 1;
@@ -215,6 +218,16 @@ static void *feeder_main(void *arg)
         fclose(in);
     atomic_store(&f->done, 1);
     return NULL;
+}
+
+static bool ingest_ready(void *ud, char *reason, size_t cap)
+{
+    char why[400];
+    if (tp_ingest_failed(ud, why, sizeof why)) {
+        snprintf(reason, cap, "ingest failed: %s", why);
+        return false;
+    }
+    return true;
 }
 
 static void human(double v, char *buf, size_t n)
@@ -238,7 +251,7 @@ static double now_s(void)
 int tp_cmd_ingest(int argc, char **argv)
 {
     enum { O_BROKERS = 256, O_TOPIC, O_LISTEN, O_FROM, O_FORMAT, O_BREC, O_BBYTES, O_LINGER, O_MAXBUF, O_THREADS,
-           O_LEVEL, O_LOGFMT, O_LOGLVL };
+           O_LEVEL, O_LOGFMT, O_LOGLVL, O_METRICS };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS}, {"topic", required_argument, 0, O_TOPIC},
         {"listen", required_argument, 0, O_LISTEN}, {"from", required_argument, 0, O_FROM},
@@ -246,10 +259,15 @@ int tp_cmd_ingest(int argc, char **argv)
         {"batch-bytes", required_argument, 0, O_BBYTES}, {"linger-ms", required_argument, 0, O_LINGER},
         {"max-buffered-bytes", required_argument, 0, O_MAXBUF}, {"threads", required_argument, 0, O_THREADS},
         {"level", required_argument, 0, O_LEVEL}, {"log-format", required_argument, 0, O_LOGFMT},
-        {"log-level", required_argument, 0, O_LOGLVL}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"log-level", required_argument, 0, O_LOGLVL}, {"metrics-listen", required_argument, 0, O_METRICS},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     tp_ingest_opts o;
     tp_ingest_opts_init(&o);
     const char *from = NULL;
+    const char *metrics_listen = NULL;
+    tp_metrics *metrics = NULL;
+    tp_ingest_metrics im;
+    tp_http_server *http = NULL;
     int delimited = 0;
     tp_log_level lvl = TP_LOG_INFO;
     tp_log_format lfmt = TP_LOG_TEXT;
@@ -273,6 +291,7 @@ int tp_cmd_ingest(int argc, char **argv)
         case O_TOPIC: o.topic = optarg; break;
         case O_LISTEN: o.listen = optarg; break;
         case O_FROM: from = optarg; break;
+        case O_METRICS: metrics_listen = optarg; break;
         case O_FORMAT:
             if (!strcmp(optarg, "delimited"))
                 delimited = 1;
@@ -352,7 +371,16 @@ int tp_cmd_ingest(int argc, char **argv)
 
     char err[512] = "";
     tp_ingest *ing = NULL;
-    tp_err e = tp_ingest_new(&o, &ing, err, sizeof err);
+    tp_err e;
+    if (metrics_listen) {
+        if (tp_metrics_new(&metrics) || tp_ingest_metrics_register(metrics, &im)) {
+            fprintf(stderr, "telepack ingest: cannot set up the metrics registry\n");
+            rc = 1;
+            goto out;
+        }
+        o.metrics = &im;
+    }
+    e = tp_ingest_new(&o, &ing, err, sizeof err);
     if (e) {
         fprintf(stderr, "telepack ingest: %s\n", err[0] ? err : tp_strerror(e));
         rc = (e == TP_ERR_INVALID_ARG) ? 2 : 1;
@@ -381,6 +409,19 @@ int tp_cmd_ingest(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (metrics_listen) {
+        tp_http_server_opts ho = {metrics_listen, metrics, ingest_ready, ing};
+        e = tp_http_server_start(&ho, &http, err, sizeof err);
+        if (e) {
+            fprintf(stderr, "telepack ingest: %s\n", err);
+            if (from)
+                close(f.fd);
+            tp_ingest_free(ing);
+            rc = e == TP_ERR_PARSE ? 2 : 1;
+            goto out;
+        }
+        tp_log(TP_LOG_INFO, "ingest", "metrics on http://%s/metrics", metrics_listen);
+    }
     g_ing = ing;
     e = tp_ingest_start(ing);
     if (e) {
@@ -461,8 +502,12 @@ int tp_cmd_ingest(int argc, char **argv)
         rc = 0;
     }
     g_ing = NULL;
+    tp_http_server_stop(http); /* its readiness callback reads ing */
+    http = NULL;
     tp_ingest_free(ing);
 out:
+    tp_http_server_stop(http);
+    tp_metrics_free(metrics);
     free(kconf);
     return rc;
 }

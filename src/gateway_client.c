@@ -21,6 +21,8 @@
 #include "log.h"
 #include "telepack/varint.h"
 
+#define WRITE_CHUNK (16u * 1024u)
+
 struct tp_gateway_client {
     tp_gateway_client_opts o;
     char host[256], port[16];
@@ -36,7 +38,8 @@ struct tp_gateway_client {
     int ack_shift;
     int backoff_ms;
     int64_t next_attempt_ms;
-    uint64_t sent_records, acked_records, resent, connects;
+    int64_t last_write_ms;
+    uint64_t sent_records, sent_bytes, acked_records, resent, connects;
 };
 
 static int64_t now_ms(void)
@@ -107,8 +110,12 @@ static void drop_conn(tp_gateway_client *c, const char *why)
 {
     if (c->fd < 0)
         return;
-    tp_log(TP_LOG_INFO, "gateway-client", "connection to %s:%s lost (%s); %llu unacked records will be resent",
-           c->host[0] ? c->host : "socket", c->port, why, (unsigned long long)c->unacked);
+    if (c->fixed_fd)
+        tp_log(TP_LOG_INFO, "gateway-client", "connection on the given socket lost (%s); %llu records not acked",
+               why, (unsigned long long)c->unacked);
+    else
+        tp_log(TP_LOG_INFO, "gateway-client", "connection to %s:%s lost (%s); %llu unacked records will be resent",
+               c->host, c->port, why, (unsigned long long)c->unacked);
     close(c->fd);
     c->fd = -1;
     if (c->fixed_fd)
@@ -287,11 +294,18 @@ tp_err tp_gateway_client_send_encoded(tp_gateway_client *c, const uint8_t *msg, 
     c->end += hl + len;
     c->unacked++;
     c->sent_records++;
+    c->sent_bytes += hl + len;
     /* The server can only ack records it received: count this one for the ack bound of this connection as soon as
      * it is queued (it is written before any later one). */
     c->written_here = c->conn_acked + c->unacked;
-    if (c->fd >= 0 && c->sent < c->end)
-        do_write(c);
+    /* Write in chunks (one syscall per record would dominate), but never hold a record back for long. */
+    if (c->fd >= 0 && c->sent < c->end) {
+        int64_t t = now_ms();
+        if (c->end - c->sent >= WRITE_CHUNK || t - c->last_write_ms >= 2) {
+            c->last_write_ms = t;
+            do_write(c);
+        }
+    }
     return c->broken ? TP_ERR_UNAVAILABLE : TP_OK;
 }
 
@@ -321,6 +335,7 @@ tp_err tp_gateway_client_drain(tp_gateway_client *c, int timeout_ms)
 void tp_gateway_client_stats_get(const tp_gateway_client *c, tp_gateway_client_stats *st)
 {
     st->records_sent = c->sent_records;
+    st->bytes_sent = c->sent_bytes;
     st->records_acked = c->acked_records;
     st->resent = c->resent;
     st->connects = c->connects;

@@ -27,6 +27,7 @@ typedef struct tp_gateway_client tp_gateway_client;
 
 typedef struct tp_gateway_client_stats {
     uint64_t records_sent;        /* records handed to send (each counted once, resends not counted) */
+    uint64_t bytes_sent;          /* their framed bytes (length prefix included) */
     uint64_t records_acked;       /* records the server acknowledged */
     uint64_t resent;              /* records written again after a reconnect */
     uint64_t connects;            /* successful connections */
@@ -38,7 +39,8 @@ typedef struct tp_gateway_client_stats {
 tp_err tp_gateway_client_new(const tp_gateway_client_opts *opts, tp_gateway_client **out);
 void tp_gateway_client_free(tp_gateway_client *c);
 
-/* Encodes *r and queues it; blocks (pumping the connection, reconnecting as needed) while the resend buffer is full.
+/* Encodes *r and queues it (it is written at once when 16 KiB are pending or 2 ms passed since the last write;
+ * pump, drain or the next send writes the rest); blocks (pumping the connection, reconnecting as needed) while the resend buffer is full.
  * TP_ERR_AGAIN if *opts.stop was raised while blocked, TP_ERR_UNAVAILABLE if a caller-given fd broke. */
 tp_err tp_gateway_client_send(tp_gateway_client *c, const tp_record *r);
 

@@ -33,6 +33,9 @@
 #define EV_LISTEN 0u
 #define EV_WAKE 1u
 #define EV_CONN0 2u
+/* A connection's epoll tag: slot + EV_CONN0 in the low half, its generation in the high half, so an event still
+ * queued for a connection closed earlier in the same round never reaches a new one in the same slot. */
+#define EV_TAG(s, c) (((uint64_t)(s)->slots[(c)->slot].generation << 32) | (EV_CONN0 + (c)->slot))
 #define MAX_EVENTS 64
 
 typedef struct block {
@@ -79,7 +82,7 @@ struct tp_gateway_server {
     uint32_t nconns;
     conn *dirty;
     int paused, stopped;
-    uint64_t accepted, closed_err, records_in, bytes_in, acked, pending;
+    uint64_t accepted, closed_err, records_in, bytes_in, acked, pending, pauses;
 };
 
 void tp_gateway_server_opts_init(tp_gateway_server_opts *o)
@@ -294,7 +297,7 @@ static void conn_update_events(tp_gateway_server *s, conn *c)
     uint32_t want = (conn_reading(s, c) ? EPOLLIN | EPOLLRDHUP : 0) | (c->out_off < c->out_len ? EPOLLOUT : 0);
     if (want == c->events)
         return;
-    struct epoll_event ev = {.events = want, .data.u64 = EV_CONN0 + c->slot};
+    struct epoll_event ev = {.events = want, .data.u64 = EV_TAG(s, c)};
     epoll_ctl(s->ep, EPOLL_CTL_MOD, c->fd, &ev);
     c->events = want;
 }
@@ -360,7 +363,7 @@ tp_err tp_gateway_server_add_fd(tp_gateway_server *s, int fd)
     s->nconns++;
     s->accepted++;
     c->events = conn_reading(s, c) ? EPOLLIN | EPOLLRDHUP : 0;
-    struct epoll_event ev = {.events = c->events, .data.u64 = EV_CONN0 + c->slot};
+    struct epoll_event ev = {.events = c->events, .data.u64 = EV_TAG(s, c)};
     if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
         tp_log(TP_LOG_ERROR, "gateway", "epoll_ctl failed for %s: %s", c->peer, strerror(errno));
         conn_free(s, c);
@@ -493,6 +496,7 @@ static int conn_parse(tp_gateway_server *s, conn *c)
         e = s->on_record(s->ctx, &r, (size_t)h + (size_t)v, &tag);
         if (e == TP_ERR_AGAIN) {
             s->paused = 1;
+            s->pauses++;
             break;
         }
         if (e) {
@@ -641,8 +645,8 @@ tp_err tp_gateway_server_poll(tp_gateway_server *s, int timeout_ms)
                 do_accept(s);
             continue;
         }
-        uint32_t sl = (uint32_t)(id - EV_CONN0);
-        conn *c = sl < s->nslots ? s->slots[sl].c : NULL;
+        uint32_t sl = (uint32_t)(id & 0xffffffffu) - EV_CONN0, gen = (uint32_t)(id >> 32);
+        conn *c = sl < s->nslots && s->slots[sl].generation == gen ? s->slots[sl].c : NULL;
         if (!c)
             continue; /* closed earlier in this round */
         uint32_t e = evs[i].events;
@@ -723,4 +727,5 @@ void tp_gateway_server_stats_get(const tp_gateway_server *s, tp_gateway_server_s
     st->records_acked = s->acked;
     st->records_pending = s->pending;
     st->paused = s->paused;
+    st->pauses = s->pauses;
 }

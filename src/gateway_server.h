@@ -37,6 +37,7 @@ typedef struct tp_gateway_server_stats {
     uint64_t records_acked;     /* records acknowledged to gateways (sum over connections) */
     uint64_t records_pending;   /* records of open connections taken but not yet acknowledged */
     int paused;                 /* reading paused for backpressure */
+    uint64_t pauses;            /* times reading was paused for backpressure */
 } tp_gateway_server_stats;
 
 /* Binds and listens (when opts->listen is set). Errors: TP_ERR_INVALID_ARG (bad HOST:PORT), TP_ERR_IO (bind/listen

@@ -44,6 +44,13 @@ struct tp_ingest {
         buffered_records, in_flight, connections, conn_errors, retries, failures, paused;
 };
 
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static int64_t mono_ms(void)
 {
     struct timespec ts;
@@ -93,13 +100,24 @@ static void on_delivery(void *ctx, void *opaque, tp_err err, int retriable, cons
     tp_ingest *ing = ctx;
     tp_batch *b = opaque;
     atomic_fetch_sub(&ing->in_flight, 1);
+    const tp_ingest_metrics *m = ing->o.metrics;
+    if (m)
+        tp_histogram_observe(m->produce_latency, (double)(mono_us() - b->sent_us) / 1e6);
     if (!err) {
+        if (m) {
+            tp_counter_inc(m->packs);
+            tp_counter_add(m->bytes_out, b->pack_bytes);
+            tp_histogram_observe(m->pack_bytes, (double)b->pack_bytes);
+            tp_histogram_observe(m->records_per_pack, (double)b->count);
+        }
         atomic_fetch_add(&ing->packs_out, 1);
         atomic_fetch_add(&ing->records_out, b->count);
         atomic_fetch_add(&ing->pack_bytes_out, b->pack_bytes);
         push_done(ing, b, RES_OK);
         return;
     }
+    if (m)
+        tp_counter_inc(m->delivery_errors);
     if (retriable) {
         tp_log(TP_LOG_WARN, "ingest", "%s; vehicle %llu, %u records: sending the pack again", detail,
                (unsigned long long)b->vehicle_id, b->count);
@@ -126,6 +144,7 @@ static void on_packed(void *ctx, tp_batch *b, uint8_t *pack, size_t len, const t
     }
     b->pack_bytes = len;
     b->attempts++;
+    b->sent_us = mono_us();
     atomic_fetch_add(&ing->in_flight, 1);
     tp_err e = tp_producer_send(ing->prod, b->vehicle_id, pack, len, meta, b, why, sizeof why);
     if (e) {
@@ -141,7 +160,9 @@ static void on_packed(void *ctx, tp_batch *b, uint8_t *pack, size_t len, const t
 static tp_err on_record(void *ctx, const tp_record *r, size_t wire_len, const tp_batch_tag *tag)
 {
     tp_ingest *ing = ctx;
-    return tp_batcher_add(ing->batcher, r, wire_len, tag, ing->now);
+    struct timespec ts; /* the coarse clock is a few ns: good enough for linger, fresh for every record */
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return tp_batcher_add(ing->batcher, r, wire_len, tag, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
 tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, size_t errlen)
@@ -149,6 +170,11 @@ tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, 
     if (!opts || !out)
         return TP_ERR_INVALID_ARG;
     *out = NULL;
+    char scratch[8];
+    if (!errbuf || !errlen) {
+        errbuf = scratch;
+        errlen = sizeof scratch;
+    }
     if (!opts->topic || !opts->topic[0]) {
         snprintf(errbuf, errlen, "no Kafka topic given; pass --topic NAME");
         return TP_ERR_INVALID_ARG;
@@ -230,6 +256,21 @@ static void publish_stats(tp_ingest *ing)
     atomic_store(&ing->paused, (unsigned long long)gs.paused);
     atomic_store(&ing->buffered_bytes, bs.buffered_bytes);
     atomic_store(&ing->buffered_records, bs.buffered_records);
+    const tp_ingest_metrics *m = ing->o.metrics;
+    if (m) { /* totals kept here are mirrored into the counters */
+        tp_counter_set(m->records, gs.records_in);
+        tp_counter_set(m->bytes_in, gs.bytes_in);
+        tp_counter_set(m->records_rejected, gs.closed_on_error);
+        tp_counter_set(m->backpressure, gs.pauses);
+        tp_counter_set(m->flush_records, bs.flushed_records);
+        tp_counter_set(m->flush_bytes, bs.flushed_bytes);
+        tp_counter_set(m->flush_linger, bs.flushed_linger);
+        tp_counter_set(m->flush_shutdown, bs.flushed_all);
+        tp_gauge_set(m->buffered_bytes, (double)bs.buffered_bytes);
+        tp_gauge_set(m->open_batches, (double)bs.open_batches);
+        tp_gauge_set(m->inflight_packs, (double)atomic_load(&ing->in_flight));
+        tp_gauge_set(m->gateways, (double)gs.connections);
+    }
 }
 
 /* Network thread: applies finished attempts. */
@@ -269,8 +310,11 @@ static void take_done(tp_ingest *ing, int stopping_hard)
 static void submit_ready(tp_ingest *ing)
 {
     tp_batch *b;
-    while (tp_batcher_next_ready(ing->batcher, &b) == TP_OK)
+    while (tp_batcher_next_ready(ing->batcher, &b) == TP_OK) {
+        if (ing->o.metrics)
+            tp_histogram_observe(ing->o.metrics->batch_age, (double)(ing->now - b->opened_ms) / 1e3);
         tp_compress_pool_submit(ing->pool, b);
+    }
 }
 
 static void *net_thread(void *arg)
@@ -385,7 +429,8 @@ tp_err tp_ingest_stop(tp_ingest *ing, int timeout_ms)
 {
     if (!ing || !ing->started)
         return TP_ERR_INVALID_ARG;
-    atomic_store(&ing->stop_deadline, timeout_ms < 0 ? INT64_MAX : mono_ms() + timeout_ms);
+    if (atomic_load(&ing->stop_deadline) != 0) /* not hurried already */
+        atomic_store(&ing->stop_deadline, timeout_ms < 0 ? INT64_MAX : mono_ms() + timeout_ms);
     atomic_store(&ing->stop_req, 1);
     tp_gateway_server_wake(ing->srv);
     pthread_join(ing->thread, NULL);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "batcher.h"
+#include "worker_metrics.h"
 #include "telepack/error.h"
 #include "telepack/pack.h"
 
@@ -22,6 +23,8 @@ typedef struct tp_ingest_opts {
     tp_codec codec;                 /* default TP_CODEC_ZSTD */
     size_t max_record_bytes;        /* default TP_DEFAULT_MAX_RECORD_BYTES */
     uint32_t max_connections;       /* default 4096 */
+    const tp_ingest_metrics *metrics; /* Prometheus handles to update (worker_metrics.h), or NULL; must outlive
+                                         the worker */
 } tp_ingest_opts;
 
 void tp_ingest_opts_init(tp_ingest_opts *o);

@@ -367,6 +367,84 @@ static void test_client_loopback(void)
     tp_gateway_server_free(s);
 }
 
+static void test_max_connections(void)
+{
+    static sink k;
+    memset(&k, 0, sizeof k);
+    tp_gateway_server_opts o;
+    tp_gateway_server_opts_init(&o);
+    o.max_connections = 1;
+    tp_gateway_server *s;
+    CHECK_ERR(tp_gateway_server_new(&o, on_rec, &k, &s, NULL, 0), TP_OK);
+    int a[2], b[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, a) == 0);
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, b) == 0);
+    CHECK_ERR(tp_gateway_server_add_fd(s, a[0]), TP_OK);
+    CHECK_ERR(tp_gateway_server_add_fd(s, b[0]), TP_ERR_FULL); /* refused and closed */
+    int eof;
+    last_ack(b[1], &eof);
+    CHECK_INT(eof, 1);
+    tp_gateway_server_stats st;
+    tp_gateway_server_stats_get(s, &st);
+    CHECK_INT(st.connections, 1);
+    CHECK_ERR(tp_gateway_server_add_fd(s, -1), TP_ERR_INVALID_ARG);
+    close(a[1]);
+    close(b[1]);
+    tp_gateway_server_free(s);
+}
+
+/* The client against a hand-driven peer: acks that go backwards or beyond what was sent break the connection; with
+ * a caller-given socket that is final (TP_ERR_UNAVAILABLE). A valid ack frees the buffer. */
+static void test_client_bad_acks(void)
+{
+    uint8_t buf[4096];
+    for (int variant = 0; variant < 3; variant++) {
+        int sv[2];
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+        tp_gateway_client_opts co;
+        tp_gateway_client_opts_init(&co);
+        co.fd = sv[0];
+        tp_gateway_client *c;
+        CHECK_ERR(tp_gateway_client_new(&co, &c), TP_OK);
+        tp_record r = {0};
+        r.vehicle_id = 3;
+        for (int i = 0; i < 3; i++) {
+            r.seq = (uint64_t)i;
+            CHECK_ERR(tp_gateway_client_send(c, &r), TP_OK);
+        }
+        tp_gateway_client_pump(c, 10);
+        CHECK(read(sv[1], buf, sizeof buf) > 0);
+        uint8_t ack[10];
+        size_t n;
+        if (variant == 0) {
+            n = tp_varint_encode(2, ack); /* valid: frees two records */
+            CHECK(write(sv[1], ack, n) == (ssize_t)n);
+            tp_gateway_client_pump(c, 50);
+            tp_gateway_client_stats cs;
+            tp_gateway_client_stats_get(c, &cs);
+            CHECK_INT(cs.records_acked, 2);
+            CHECK_INT(cs.unacked_records, 1);
+            close(sv[1]); /* the worker goes away: with a given socket that is final */
+            CHECK_ERR(tp_gateway_client_drain(c, 1000), TP_ERR_UNAVAILABLE);
+        } else {
+            uint64_t bad = variant == 1 ? 4 : 0; /* beyond what was sent; or backwards after 2 */
+            if (variant == 2) {
+                n = tp_varint_encode(2, ack);
+                CHECK(write(sv[1], ack, n) == (ssize_t)n);
+                tp_gateway_client_pump(c, 50);
+            }
+            n = tp_varint_encode(bad, ack);
+            CHECK(write(sv[1], ack, n) == (ssize_t)n);
+            CHECK_ERR(tp_gateway_client_drain(c, 1000), TP_ERR_UNAVAILABLE);
+            tp_gateway_client_stats cs;
+            tp_gateway_client_stats_get(c, &cs);
+            CHECK_INT(cs.unacked_records, variant == 1 ? 3 : 1);
+            close(sv[1]);
+        }
+        tp_gateway_client_free(c);
+    }
+}
+
 int main(void)
 {
     test_ack_watermark();
@@ -374,5 +452,7 @@ int main(void)
     test_backpressure();
     test_parse_hostport();
     test_client_loopback();
+    test_max_connections();
+    test_client_bad_acks();
     return check_exit();
 }

@@ -1,6 +1,8 @@
 /* The ingest worker end to end against librdkafka's mock cluster: fleet records from several gateway clients over
  * loopback -> tp_ingest -> mock cluster, with produce errors injected half-way; then every pack is consumed and
- * decoded: exactly the records sent (no loss, no duplicate), each vehicle's records in order, every record acked. */
+ * decoded: exactly the records sent (no loss, no duplicate), each vehicle's records in order, every record acked.
+ * With the argument "faults": a librdkafka fatal error (nothing undelivered acked) and a broker outage long enough
+ * for messages to time out (packs sent again, everything delivered once the brokers are back). */
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -126,10 +128,180 @@ static void verify(const char *bootstraps, const sent_log *sent, uint64_t total)
     rd_kafka_destroy(rk);
 }
 
-int main(void)
+/* Counts the records in the whole topic. */
+static uint64_t count_records(const char *bootstraps, const char *topic, uint64_t want)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, err, sizeof err);
+    rd_kafka_conf_set(conf, "group.id", "count", err, sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!rk)
+        return 0;
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(PARTITIONS);
+    for (int p = 0; p < PARTITIONS; p++)
+        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    uint64_t n = 0;
+    for (int idle = 0; idle < (n >= want ? 2 : 50);) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) {
+            idle++;
+            continue;
+        }
+        const rd_kafka_headers_t *h = NULL;
+        tp_pack_meta meta;
+        if (!m->err && rd_kafka_message_headers(m, (rd_kafka_headers_t **)&h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            tp_pack_meta_from_headers(h, &meta, NULL, 0) == TP_OK)
+            n += meta.record_count;
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return n;
+}
+
+/* A librdkafka fatal error: the worker fails, closes its gateways and acks nothing that was not delivered. */
+static void test_fatal(rd_kafka_mock_cluster_t *mc)
+{
+    const char *topic = "tp-fatal";
+    CHECK(rd_kafka_mock_topic_create(mc, topic, PARTITIONS, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    tp_ingest_opts o;
+    tp_ingest_opts_init(&o);
+    o.brokers = rd_kafka_mock_cluster_bootstraps(mc);
+    o.topic = topic;
+    o.listen = "127.0.0.1:0";
+    o.threads = 1;
+    o.batch.max_records = 1000;
+    o.batch.linger_ms = 100;
+    const char *kconf[] = {"log_level=2"};
+    o.kafka_conf = kconf;
+    o.nkafka_conf = 1;
+    tp_ingest *ing;
+    char err[512];
+    CHECK_ERR(tp_ingest_new(&o, &ing, err, sizeof err), TP_OK);
+    CHECK_ERR(tp_ingest_start(ing), TP_OK);
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", tp_ingest_port(ing));
+    tp_gateway_client_opts co;
+    tp_gateway_client_opts_init(&co);
+    co.connect = addr;
+    co.backoff_min_ms = 10;
+    tp_gateway_client *gw;
+    CHECK_ERR(tp_gateway_client_new(&co, &gw), TP_OK);
+    tp_record r = {0};
+    r.sampled_at_ms = 1767225600000;
+    for (uint64_t i = 0; i < 300; i++) {
+        r.vehicle_id = 1 + i % 30;
+        r.seq = i;
+        CHECK_ERR(tp_gateway_client_send(gw, &r), TP_OK);
+    }
+    CHECK_ERR(tp_gateway_client_drain(gw, 10000), TP_OK); /* delivered after the linger */
+    /* these stay in open batches (linger 100 ms): the fatal error comes first */
+    for (uint64_t i = 300; i < 400; i++) {
+        r.vehicle_id = 1 + i % 30;
+        r.seq = i;
+        CHECK_ERR(tp_gateway_client_send(gw, &r), TP_OK);
+    }
+    tp_gateway_client_pump(gw, 20);
+    CHECK(rd_kafka_test_fatal_error(tp_ingest_kafka_handle(ing), RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                    "injected by the test") == RD_KAFKA_RESP_ERR_NO_ERROR);
+    for (int i = 0; i < 100 && !tp_ingest_failed(ing, NULL, 0); i++)
+        tp_gateway_client_pump(gw, 10);
+    char why[512] = "";
+    CHECK(tp_ingest_failed(ing, why, sizeof why));
+    CHECK(strstr(why, "fatal") != NULL);
+    CHECK_ERR(tp_gateway_client_drain(gw, 300), TP_ERR_AGAIN); /* the worker is gone: these are never acked */
+    tp_gateway_client_stats cs;
+    tp_gateway_client_stats_get(gw, &cs);
+    CHECK_INT(cs.records_acked, 300);
+    CHECK_INT(cs.unacked_records, 100);
+    CHECK_ERR(tp_ingest_stop(ing, 5000), TP_ERR_KAFKA);
+    tp_ingest_stats st;
+    tp_ingest_stats_get(ing, &st);
+    CHECK_INT(st.records_acked, 300);
+    CHECK_INT(st.buffered_records, 0);
+    tp_gateway_client_free(gw);
+    tp_ingest_free(ing);
+    /* Kafka holds what was acked, and nothing that was not sent */
+    CHECK_INT(count_records(rd_kafka_mock_cluster_bootstraps(mc), topic, 300), 300);
+}
+
+/* Brokers down long enough for messages to time out: the worker sends those packs again and, once the brokers are
+ * back, every record is delivered and acked. */
+static void test_timeout_retry(rd_kafka_mock_cluster_t *mc)
+{
+    const char *topic = "tp-retry";
+    CHECK(rd_kafka_mock_topic_create(mc, topic, PARTITIONS, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    tp_ingest_opts o;
+    tp_ingest_opts_init(&o);
+    o.brokers = rd_kafka_mock_cluster_bootstraps(mc);
+    o.topic = topic;
+    o.listen = "127.0.0.1:0";
+    o.threads = 1;
+    o.batch.max_records = 20;
+    o.batch.linger_ms = 10;
+    const char *kconf[] = {"log_level=0", "message.timeout.ms=200", "reconnect.backoff.max.ms=100"};
+    o.kafka_conf = kconf;
+    o.nkafka_conf = 3;
+    tp_ingest *ing;
+    char err[512];
+    CHECK_ERR(tp_ingest_new(&o, &ing, err, sizeof err), TP_OK);
+    CHECK_ERR(tp_ingest_start(ing), TP_OK);
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", tp_ingest_port(ing));
+    tp_gateway_client_opts co;
+    tp_gateway_client_opts_init(&co);
+    co.connect = addr;
+    tp_gateway_client *gw;
+    CHECK_ERR(tp_gateway_client_new(&co, &gw), TP_OK);
+    for (int b = 1; b <= 3; b++)
+        rd_kafka_mock_broker_set_down(mc, b);
+    tp_record r = {0};
+    r.sampled_at_ms = 1767225600000;
+    for (uint64_t i = 0; i < 200; i++) {
+        r.vehicle_id = 1 + i % 10;
+        r.seq = i;
+        CHECK_ERR(tp_gateway_client_send(gw, &r), TP_OK);
+    }
+    tp_ingest_stats st = {0};
+    for (int i = 0; i < 300 && st.delivery_retries == 0; i++) {
+        tp_gateway_client_pump(gw, 10);
+        tp_ingest_stats_get(ing, &st);
+    }
+    CHECK(st.delivery_retries > 0);
+    tp_gateway_client_stats cs;
+    tp_gateway_client_stats_get(gw, &cs);
+    CHECK_INT(cs.records_acked, 0); /* nothing acked while Kafka has nothing */
+    for (int b = 1; b <= 3; b++)
+        rd_kafka_mock_broker_set_up(mc, b);
+    CHECK_ERR(tp_gateway_client_drain(gw, 20000), TP_OK);
+    tp_gateway_client_stats_get(gw, &cs);
+    CHECK_INT(cs.records_acked, 200);
+    char why[512] = "";
+    CHECK(!tp_ingest_failed(ing, why, sizeof why));
+    if (why[0])
+        fprintf(stderr, "unexpected failure: %s\n", why);
+    CHECK_ERR(tp_ingest_stop(ing, 5000), TP_OK);
+    tp_gateway_client_free(gw);
+    tp_ingest_free(ing);
+    CHECK(count_records(rd_kafka_mock_cluster_bootstraps(mc), topic, 200) >= 200);
+}
+
+/* No argument: fleet end to end with injected produce errors. "faults": fatal error, then a broker outage. */
+int main(int argc, char **argv)
 {
     rd_kafka_t *holder;
     rd_kafka_mock_cluster_t *mc = make_cluster(&holder);
+    if (argc > 1 && !strcmp(argv[1], "faults")) {
+        test_fatal(mc);
+        test_timeout_retry(mc);
+        rd_kafka_mock_cluster_destroy(mc);
+        rd_kafka_destroy(holder);
+        return check_exit();
+    }
     const char *boot = rd_kafka_mock_cluster_bootstraps(mc);
 
     tp_ingest_opts o;
@@ -144,6 +316,11 @@ int main(void)
     const char *kconf[] = {"linger.ms=2", "log_level=3"};
     o.kafka_conf = kconf;
     o.nkafka_conf = 2;
+    tp_metrics *metrics;
+    tp_ingest_metrics im;
+    CHECK_ERR(tp_metrics_new(&metrics), TP_OK);
+    CHECK_ERR(tp_ingest_metrics_register(metrics, &im), TP_OK);
+    o.metrics = &im;
     tp_ingest *ing = NULL;
     char err[512] = "";
     CHECK_ERR(tp_ingest_new(&o, &ing, err, sizeof err), TP_OK);
@@ -215,6 +392,16 @@ int main(void)
     CHECK(st.pack_bytes_out > 0 && st.pack_bytes_out < st.bytes_in);
     CHECK(!tp_ingest_failed(ing, NULL, 0));
     tp_ingest_free(ing);
+    /* the Prometheus counters mirror the same totals */
+    CHECK_INT(tp_counter_value(im.records), total);
+    CHECK_INT(tp_counter_value(im.packs), st.packs_out);
+    CHECK_INT(tp_counter_value(im.bytes_out), st.pack_bytes_out);
+    CHECK_INT(tp_counter_value(im.flush_records) + tp_counter_value(im.flush_bytes) +
+                  tp_counter_value(im.flush_linger) + tp_counter_value(im.flush_shutdown),
+              st.packs_out);
+    CHECK_INT(tp_histogram_count(im.records_per_pack), st.packs_out);
+    CHECK_INT(tp_counter_value(im.delivery_errors), 0);
+    tp_metrics_free(metrics);
 
     verify(boot, &sent, total);
 
