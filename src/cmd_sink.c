@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "http_server.h"
 #include "log.h"
+#include "metrics.h"
 #include "sink.h"
 
 static tp_sink *running_sink; /* for the signal handler only */
@@ -20,6 +22,11 @@ static void on_signal(int sig)
 {
     (void)sig;
     tp_sink_stop(running_sink);
+}
+
+static bool ready(void *ud, char *reason, size_t cap)
+{
+    return tp_sink_ready(ud, reason, cap) != 0;
 }
 
 static void usage(FILE *out)
@@ -45,6 +52,7 @@ static void usage(FILE *out)
             "  --token-file F         BigQuery OAuth bearer token file (default $TP_BIGQUERY_TOKEN)\n"
             "  --bigquery-endpoint U  BigQuery API base URL (tests)\n"
             "  -X key=value           librdkafka property for the consumer and the dead-letter producer (repeatable)\n"
+            "  --metrics-listen A     serve /metrics, /healthz, /readyz on HOST:PORT (e.g. 127.0.0.1:9464)\n"
             "  --log-format F         text | json (default text)\n"
             "  --log-level L          debug | info | warn | error (default info)\n"
             "  -h, --help             this text\n\n"
@@ -92,7 +100,7 @@ int tp_cmd_sink(int argc, char **argv)
 {
     enum {
         O_BROKERS = 256, O_TOPIC, O_GROUP, O_WAREHOUSE, O_CREATE, O_TABLE, O_BATCH, O_FLUSH, O_DLQ, O_MAXPACK,
-        O_USER, O_PASSWORD, O_TOKEN, O_BQ, O_LOGFMT, O_LOGLVL
+        O_USER, O_PASSWORD, O_TOKEN, O_BQ, O_LOGFMT, O_LOGLVL, O_METRICS
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS},   {"topic", required_argument, 0, O_TOPIC},
@@ -103,6 +111,7 @@ int tp_cmd_sink(int argc, char **argv)
         {"user", required_argument, 0, O_USER},         {"password", required_argument, 0, O_PASSWORD},
         {"token-file", required_argument, 0, O_TOKEN},  {"bigquery-endpoint", required_argument, 0, O_BQ},
         {"log-format", required_argument, 0, O_LOGFMT}, {"log-level", required_argument, 0, O_LOGLVL},
+        {"metrics-listen", required_argument, 0, O_METRICS},
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0},
     };
     tp_sink_config cfg;
@@ -115,6 +124,9 @@ int tp_cmd_sink(int argc, char **argv)
         return 1;
     }
     size_t n_props = 0;
+    const char *metrics_listen = NULL;
+    tp_metrics *metrics = NULL;
+    tp_http_server *http = NULL;
     tp_log_level level = TP_LOG_INFO;
     tp_log_format format = TP_LOG_TEXT;
     int rc = 2, c;
@@ -134,6 +146,7 @@ int tp_cmd_sink(int argc, char **argv)
         case O_TOKEN: cfg.warehouse_opts.token_file = optarg; break;
         case O_BQ: cfg.warehouse_opts.endpoint = optarg; break;
         case 'X': props[n_props++] = optarg; break;
+        case O_METRICS: metrics_listen = optarg; break;
         case O_BATCH:
             if (parse_size("--batch-rows", optarg, 1, 100000000, &cfg.batch_rows))
                 goto out;
@@ -188,11 +201,37 @@ int tp_cmd_sink(int argc, char **argv)
 
     char err[1024];
     tp_sink *s = NULL;
-    tp_err e = tp_sink_new(&cfg, &s, err, sizeof err);
+    tp_err e;
+    if (metrics_listen) {
+        char host[256];
+        uint16_t port;
+        if (tp_http_parse_listen(metrics_listen, host, sizeof host, &port)) {
+            fprintf(stderr, "telepack sink: --metrics-listen '%s' is not HOST:PORT (e.g. 127.0.0.1:9464)\n",
+                    metrics_listen);
+            goto out;
+        }
+        if ((e = tp_metrics_new(&metrics))) {
+            fprintf(stderr, "telepack sink: %s\n", tp_strerror(e));
+            rc = 1;
+            goto out;
+        }
+        cfg.metrics = metrics;
+    }
+    e = tp_sink_new(&cfg, &s, err, sizeof err);
     if (e) {
         fprintf(stderr, "telepack sink: %s\n", err);
-        rc = e == TP_ERR_INVALID_ARG ? 2 : 1;
+        rc = e == TP_ERR_INVALID_ARG || e == TP_ERR_PARSE ? 2 : 1;
         goto out;
+    }
+    if (metrics_listen) {
+        tp_http_server_opts ho = {metrics_listen, metrics, ready, s};
+        if ((e = tp_http_server_start(&ho, &http, err, sizeof err))) {
+            fprintf(stderr, "telepack sink: %s\n", err);
+            tp_sink_free(s);
+            rc = 1;
+            goto out;
+        }
+        tp_log(TP_LOG_INFO, "sink", "serving /metrics, /healthz, /readyz on port %u", tp_http_server_port(http));
     }
     running_sink = s;
     struct sigaction sa;
@@ -226,8 +265,10 @@ int tp_cmd_sink(int argc, char **argv)
         rc = 0;
     }
     running_sink = NULL;
+    tp_http_server_stop(http);
     tp_sink_free(s);
 out:
+    tp_metrics_free(metrics);
     free(props);
     return rc;
 }

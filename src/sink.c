@@ -17,8 +17,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "kafka_stats.h"
 #include "log.h"
+#include "log_rdkafka.h"
 #include "pack_headers.h"
+#include "worker_metrics.h"
 #include "telepack/pack.h"
 #include "telepack/rows.h"
 
@@ -59,6 +62,7 @@ struct tp_sink {
     int outage;          /* the warehouse said "unavailable": partitions paused, load retried at retry_at_ms */
     int dlq_paused;      /* partitions paused while waiting for a dead-letter delivery */
     int closing;         /* inside the final close: revokes only drop */
+    int table_pending;   /* the warehouse was unavailable at start: ensure the table in tp_sink_run */
     int attempt;
     int hook_failed;     /* the last load failure came from the test hook, not the warehouse */
     uint64_t generation; /* +1 per revoke: a message taken before a revoke must not advance anything after it */
@@ -68,6 +72,10 @@ struct tp_sink {
     tp_err fatal;
     char last_error[1024];
     char hook_error[256];
+
+    tp_sink_metrics m;                 /* all NULL without a registry */
+    tp_kafka_stats_exporter *stats;    /* NULL without a registry */
+    atomic_int joined, warehouse_ok;
 
     atomic_int stop;
     _Atomic uint64_t rows_loaded, packs_loaded, packs_dlq, bytes_consumed, loads, load_retries, rows_dropped,
@@ -83,10 +91,25 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(long ms)
+static double wall_seconds(void)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void set_pending_rows(tp_sink *s)
+{
+    atomic_store(&s->pending_rows, s->batch->count);
+    tp_gauge_set(s->m.pending_rows, (double)s->batch->count);
+}
+
+static void set_assigned_gauge(tp_sink *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_parts; i++)
+        n += s->parts[i].assigned != 0;
+    tp_gauge_set(s->m.assigned_partitions, (double)n);
 }
 
 __attribute__((format(printf, 2, 3))) static void set_error(tp_sink *s, const char *fmt, ...)
@@ -145,13 +168,6 @@ static int anything_pending(const tp_sink *s)
 
 /* ---- librdkafka configuration ---- */
 
-static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)rk;
-    tp_log_level l = level <= 3 ? TP_LOG_ERROR : level == 4 ? TP_LOG_WARN : level <= 6 ? TP_LOG_INFO : TP_LOG_DEBUG;
-    tp_log(l, "kafka", "%s: %s", fac, buf);
-}
-
 static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err, size_t cap)
 {
     char errstr[512];
@@ -182,6 +198,30 @@ static int conf_apply_props(const tp_sink *s, rd_kafka_conf_t *conf, char *err, 
     return 0;
 }
 
+/* librdkafka statistics (statistics.interval.ms) into the metrics registry; the opaque is the sink. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    tp_sink *s = opaque;
+    if (s && s->stats)
+        tp_kafka_stats_exporter_update(s->stats, json, len);
+    return 0; /* librdkafka frees json */
+}
+
+/* Sets the statistics interval (unless -X set one) and the callback when metrics are on. */
+static int conf_stats(tp_sink *s, rd_kafka_conf_t *conf, char *err, size_t cap)
+{
+    if (!s->stats)
+        return 0;
+    char v[32];
+    size_t n = sizeof v;
+    if (rd_kafka_conf_get(conf, "statistics.interval.ms", v, &n) == RD_KAFKA_CONF_OK && strcmp(v, "0") == 0 &&
+        conf_set(conf, "statistics.interval.ms", "5000", err, cap))
+        return -1;
+    rd_kafka_conf_set_stats_cb(conf, stats_cb);
+    return 0;
+}
+
 /* Delivery report of one dead-letter message: its opaque is the waiting dlq_wait. */
 typedef struct dlq_wait {
     int done;
@@ -199,19 +239,22 @@ static void dlq_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opa
     }
 }
 
-static rd_kafka_t *make_producer(tp_sink *s, char *err, size_t cap)
+static rd_kafka_t *make_producer(tp_sink *s, char *err, size_t cap, tp_err *code)
 {
+    *code = TP_ERR_INVALID_ARG;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char errstr[512];
     if (conf_set(conf, "bootstrap.servers", s->brokers, err, cap) ||
         conf_set(conf, "enable.idempotence", "true", err, cap) || conf_set(conf, "acks", "all", err, cap) ||
         conf_set(conf, "message.timeout.ms", "10000", err, cap) || conf_set(conf, "linger.ms", "0", err, cap) ||
-        conf_apply_props(s, conf, err, cap)) {
+        conf_apply_props(s, conf, err, cap) || conf_stats(s, conf, err, cap)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    rd_kafka_conf_set_log_cb(conf, kafka_log);
+    rd_kafka_conf_set_log_cb(conf, tp_log_rdkafka_cb);
     rd_kafka_conf_set_dr_msg_cb(conf, dlq_delivered);
+    rd_kafka_conf_set_opaque(conf, s);
+    *code = TP_ERR_KAFKA;
     rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!p) {
         rd_kafka_conf_destroy(conf);
@@ -223,8 +266,9 @@ static rd_kafka_t *make_producer(tp_sink *s, char *err, size_t cap)
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                          void *opaque);
 
-static rd_kafka_t *make_consumer(tp_sink *s, char *err, size_t cap)
+static rd_kafka_t *make_consumer(tp_sink *s, char *err, size_t cap, tp_err *code)
 {
+    *code = TP_ERR_INVALID_ARG;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char errstr[512];
     if (conf_set(conf, "bootstrap.servers", s->brokers, err, cap) || conf_set(conf, "group.id", s->group, err, cap) ||
@@ -233,13 +277,14 @@ static rd_kafka_t *make_consumer(tp_sink *s, char *err, size_t cap)
         /* not overridable: offsets are stored by us after the warehouse ack, and committed by librdkafka */
         conf_set(conf, "enable.auto.offset.store", "false", err, cap) ||
         conf_set(conf, "enable.auto.commit", "true", err, cap) ||
-        conf_set(conf, "enable.partition.eof", "false", err, cap)) {
+        conf_set(conf, "enable.partition.eof", "false", err, cap) || conf_stats(s, conf, err, cap)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    rd_kafka_conf_set_log_cb(conf, kafka_log);
+    rd_kafka_conf_set_log_cb(conf, tp_log_rdkafka_cb);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, s);
+    *code = TP_ERR_KAFKA;
     rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     if (!c) {
         rd_kafka_conf_destroy(conf);
@@ -298,12 +343,28 @@ static tp_err load_pending(tp_sink *s)
             s->offs[n++] = (tp_partition_offset){(int32_t)i, s->parts[i].pending_next};
     if (s->batch->count == 0 && n == 0)
         return TP_OK;
+    int64_t t0 = now_ms();
     tp_err err = s->load_hook ? s->load_hook(s->load_hook_ctx, s->batch->count) : TP_OK;
     s->hook_failed = err != TP_OK;
     if (!err)
         err = tp_warehouse_load(s->wh, s->batch, s->topic, s->offs, n);
-    if (err)
+    atomic_store(&s->warehouse_ok, err == TP_OK);
+    tp_gauge_set(s->m.warehouse_up, err == TP_OK);
+    if (err) {
+        tp_counter_inc(s->m.load_errors);
         return err;
+    }
+    tp_counter_inc(s->m.loads);
+    tp_counter_add(s->m.rows_loaded, s->batch->count);
+    tp_histogram_observe(s->m.load_latency, (double)(now_ms() - t0) / 1000.0);
+    if (s->batch->count) {
+        tp_histogram_observe(s->m.batch_rows, (double)s->batch->count);
+        /* Event-time lag, sampled: up to 16 rows spread over the batch. */
+        double now = wall_seconds();
+        size_t step = s->batch->count / 16 + 1;
+        for (size_t i = 0; i < s->batch->count; i += step)
+            tp_histogram_observe(s->m.event_time_lag, now - (double)s->batch->sampled_at_ms[i] / 1000.0);
+    }
     if (n) {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
         for (size_t i = 0; i < n; i++)
@@ -317,8 +378,8 @@ static tp_err load_pending(tp_sink *s)
     atomic_fetch_add(&s->rows_loaded, s->batch->count);
     atomic_fetch_add(&s->packs_loaded, s->pending_packs);
     atomic_fetch_add(&s->loads, 1);
-    atomic_store(&s->pending_rows, 0);
     tp_row_batch_clear(s->batch);
+    set_pending_rows(s);
     s->pending_packs = 0;
     for (size_t i = 0; i < s->n_parts; i++) {
         s->parts[i].pending_next = -1;
@@ -365,6 +426,7 @@ static tp_err flush(tp_sink *s)
         }
         s->attempt++;
         atomic_fetch_add(&s->load_retries, 1);
+        tp_counter_inc(s->m.retries);
         tp_log(TP_LOG_WARN, "sink", "%s; %zu rows kept, partitions paused, retry %d in %ld ms",
                load_error(s, err), s->batch->count, s->attempt, s->backoff_ms);
         s->retry_at_ms = now_ms() + s->backoff_ms;
@@ -410,8 +472,12 @@ static void on_assign(tp_sink *s, rd_kafka_topic_partition_list_t *parts)
             p->offset = next;
             ps->taken_next = next;
         }
-        tp_log(TP_LOG_INFO, "sink", "assigned %s/%" PRId32 " at %s%" PRId64, s->topic, p->partition,
-               next >= 0 ? "warehouse offset " : "committed offset", next >= 0 ? next : (int64_t)0);
+        if (next >= 0)
+            tp_log(TP_LOG_INFO, "sink", "assigned %s/%" PRId32 " at offset %" PRId64 " (from the warehouse)",
+                   s->topic, p->partition, next);
+        else
+            tp_log(TP_LOG_INFO, "sink", "assigned %s/%" PRId32 " at the group's committed offset", s->topic,
+                   p->partition);
     }
     if (is_cooperative(s->rk)) {
         rd_kafka_error_t *e = rd_kafka_incremental_assign(s->rk, parts);
@@ -424,8 +490,13 @@ static void on_assign(tp_sink *s, rd_kafka_topic_partition_list_t *parts)
         if (e)
             tp_log(TP_LOG_ERROR, "sink", "assign failed: %s", rd_kafka_err2str(e));
     }
+    atomic_store(&s->joined, 1);
+    set_assigned_gauge(s);
+    /* librdkafka keeps a partition's application pause across unassign/assign: set it explicitly either way. */
     if (s->outage || s->dlq_paused)
         rd_kafka_pause_partitions(s->rk, parts);
+    else
+        rd_kafka_resume_partitions(s->rk, parts);
 }
 
 /* Removes from the batch every row whose partition is no longer assigned (order of the others is kept). */
@@ -454,7 +525,7 @@ static void drop_unassigned_rows(tp_sink *s)
     }
     atomic_fetch_add(&s->rows_dropped, b->count - j);
     b->count = j;
-    atomic_store(&s->pending_rows, j);
+    set_pending_rows(s);
 }
 
 /* Revoke: load once what is pending (unless the warehouse is known down or we are closing); whatever could not be
@@ -482,6 +553,7 @@ static void on_revoke(tp_sink *s, rd_kafka_topic_partition_list_t *parts)
         *ps = (part_state){0, -1, -1, 0};
     }
     drop_unassigned_rows(s);
+    set_assigned_gauge(s);
     if (!anything_pending(s)) {
         s->outage = 0;
         s->first_pending_ms = 0;
@@ -503,6 +575,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 {
     tp_sink *s = opaque;
     atomic_fetch_add(&s->rebalances, 1);
+    tp_counter_inc(s->m.rebalances);
     if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
         s->generation++;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -546,7 +619,7 @@ static tp_err dlq_send(tp_sink *s, const rd_kafka_message_t *m, const char *reas
             h = rd_kafka_headers_copy(orig);
         else
             h = rd_kafka_headers_new(2);
-        rd_kafka_header_add(h, TP_HDR_DLQ_ERROR, -1, reason, -1);
+        rd_kafka_header_add(h, TP_HEADER_ERROR, -1, reason, -1);
         rd_kafka_header_add(h, TP_SINK_DLQ_SOURCE_HEADER, -1, source, -1);
         dlq_wait w = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
         rd_kafka_resp_err_t e = rd_kafka_producev(
@@ -579,7 +652,8 @@ static tp_err dlq_send(tp_sink *s, const rd_kafka_message_t *m, const char *reas
             rd_kafka_purge(s->dlq, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
             rd_kafka_flush(s->dlq, 1000);
             rd_kafka_destroy(s->dlq);
-            s->dlq = make_producer(s, errbuf, sizeof errbuf);
+            tp_err code;
+            s->dlq = make_producer(s, errbuf, sizeof errbuf, &code);
             if (!s->dlq) {
                 s->fatal = TP_ERR_KAFKA;
                 set_error(s, "%s", errbuf);
@@ -628,8 +702,11 @@ static tp_err decode_pack(tp_sink *s, const rd_kafka_message_t *m, char *reason,
         return TP_ERR_PACK_TOO_LARGE;
     }
     rd_kafka_headers_t *h = NULL;
-    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        h = NULL;
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR || !h) {
+        snprintf(reason, cap, "the message has no headers; a pack carries %s, %s, %s and the others of "
+                 "docs/FORMAT.md", TP_HEADER_FORMAT, TP_HEADER_VERSION, TP_HEADER_CODEC);
+        return TP_ERR_PARSE;
+    }
     tp_pack_meta meta;
     tp_err err = tp_pack_meta_from_headers(h, &meta, detail, sizeof detail);
     if (err) {
@@ -684,12 +761,14 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
         return;
     }
     char reason[768] = "";
+    size_t rows_before = s->batch->count;
     tp_err err = decode_pack(s, m, reason, sizeof reason);
     if (err == TP_ERR_FULL) {
         if (flush(s)) {
             defer_message(s, m);
             return;
         }
+        rows_before = s->batch->count;
         err = decode_pack(s, m, reason, sizeof reason);
     }
     if (err == TP_ERR_FULL || err == TP_ERR_NOMEM) {
@@ -700,7 +779,9 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
         return;
     }
     atomic_fetch_add(&s->bytes_consumed, m->len);
+    tp_counter_inc(s->m.packs);
     if (err) {
+        tp_counter_inc(s->m.decode_errors);
         char full[1024];
         snprintf(full, sizeof full, "message %s/%" PRId32 "@%" PRId64 " (%zu bytes) is not a valid pack: %s",
                  s->topic, m->partition, m->offset, m->len, reason);
@@ -718,10 +799,12 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
             return;
         }
         atomic_fetch_add(&s->packs_dlq, 1);
+        tp_counter_inc(s->m.dlq);
     } else {
         ps->pending_packs++;
         s->pending_packs++;
-        atomic_store(&s->pending_rows, s->batch->count);
+        tp_counter_add(s->m.records, s->batch->count - rows_before);
+        set_pending_rows(s);
     }
     ps->pending_next = m->offset + 1;
     ps->taken_next = m->offset + 1;
@@ -796,6 +879,7 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
     s->load_hook = c->load_hook;
     s->load_hook_ctx = c->load_hook_ctx;
     atomic_store(&s->lag, -1);
+    atomic_store(&s->warehouse_ok, 1);
     if (oom || part_get(s, 0) == NULL) {
         tp_sink_free(s);
         return TP_ERR_NOMEM;
@@ -812,10 +896,27 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
         s->own_wh = 1;
     }
     e = tp_warehouse_ensure_table(s->wh);
+    if (e == TP_ERR_UNAVAILABLE) {
+        tp_log(TP_LOG_WARN, "sink", "%s; will retry when the sink runs", tp_warehouse_last_error(s->wh));
+        s->table_pending = 1;
+        atomic_store(&s->warehouse_ok, 0);
+        e = TP_OK;
+    }
     if (e) {
         snprintf(err, cap, "%s", tp_warehouse_last_error(s->wh));
         tp_sink_free(s);
         return e;
+    }
+    if (c->metrics) {
+        const char *detail = NULL;
+        if ((e = tp_sink_metrics_register(c->metrics, tp_warehouse_kind(s->wh), &s->m)) ||
+            (e = tp_kafka_stats_exporter_new(c->metrics, &s->stats))) {
+            tp_metrics_status(c->metrics, &detail);
+            snprintf(err, cap, "sink: cannot register metrics: %s", detail ? detail : tp_strerror(e));
+            tp_sink_free(s);
+            return e;
+        }
+        tp_gauge_set(s->m.warehouse_up, !s->table_pending);
     }
     tp_pack_reader_opts ro;
     tp_pack_reader_opts_init(&ro);
@@ -827,9 +928,9 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
         tp_sink_free(s);
         return e;
     }
-    if (!(s->dlq = make_producer(s, err, cap)) || !(s->rk = make_consumer(s, err, cap))) {
+    if (!(s->dlq = make_producer(s, err, cap, &e)) || !(s->rk = make_consumer(s, err, cap, &e))) {
         tp_sink_free(s);
-        return TP_ERR_KAFKA;
+        return e;
     }
     *out = s;
     return TP_OK;
@@ -851,10 +952,48 @@ static void publish_lag(tp_sink *s)
     atomic_store(&s->lag, known ? lag : -1);
 }
 
+/* The warehouse was down when the sink was created: retry ensuring the table with the load backoff before joining
+ * the group (not a member yet, so nothing needs polling). TP_OK when ready or stopped, else the permanent error. */
+static tp_err wait_for_table(tp_sink *s)
+{
+    long backoff = s->backoff_min_ms;
+    for (int attempt = 1; s->table_pending && !atomic_load(&s->stop); attempt++) {
+        tp_log(TP_LOG_WARN, "sink", "warehouse %s unavailable at start, retry %d in %ld ms", tp_warehouse_kind(s->wh),
+               attempt, backoff);
+        atomic_fetch_add(&s->load_retries, 1);
+        tp_counter_inc(s->m.retries);
+        for (int64_t until = now_ms() + backoff; now_ms() < until && !atomic_load(&s->stop);) {
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        backoff = backoff * 2 > s->backoff_max_ms ? s->backoff_max_ms : backoff * 2;
+        if (atomic_load(&s->stop))
+            break;
+        tp_err e = tp_warehouse_ensure_table(s->wh);
+        if (e == TP_ERR_UNAVAILABLE)
+            continue;
+        if (e) {
+            s->fatal = e;
+            set_error(s, "%s", tp_warehouse_last_error(s->wh));
+            return e;
+        }
+        s->table_pending = 0;
+        atomic_store(&s->warehouse_ok, 1);
+        tp_gauge_set(s->m.warehouse_up, 1);
+        tp_log(TP_LOG_INFO, "sink", "warehouse %s available after %d retries", tp_warehouse_kind(s->wh), attempt);
+    }
+    return TP_OK;
+}
+
 tp_err tp_sink_run(tp_sink *s)
 {
     if (!s)
         return TP_ERR_INVALID_ARG;
+    tp_err werr = wait_for_table(s);
+    if (werr || atomic_load(&s->stop)) {
+        rd_kafka_consumer_close(s->rk);
+        return werr;
+    }
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, s->topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t kerr = rd_kafka_subscribe(s->rk, sub);
@@ -934,6 +1073,20 @@ void tp_sink_stats_get(const tp_sink *s, tp_sink_stats *o)
     o->paused = atomic_load(&m->paused);
 }
 
+int tp_sink_ready(const tp_sink *s, char *reason, size_t cap)
+{
+    tp_sink *m = (tp_sink *)s;
+    if (!atomic_load(&m->joined)) {
+        snprintf(reason, cap, "not yet assigned partitions by consumer group %s", s->group);
+        return 0;
+    }
+    if (!atomic_load(&m->warehouse_ok)) {
+        snprintf(reason, cap, "the last warehouse load failed; retrying with partitions paused");
+        return 0;
+    }
+    return 1;
+}
+
 const char *tp_sink_last_error(const tp_sink *s)
 {
     return s ? s->last_error : "";
@@ -951,6 +1104,7 @@ void tp_sink_free(tp_sink *s)
     }
     if (s->own_wh)
         tp_warehouse_close(s->wh);
+    tp_kafka_stats_exporter_free(s->stats);
     tp_pack_reader_free(s->reader);
     tp_row_batch_free(s->batch);
     for (size_t i = 0; i < s->n_props; i++)

@@ -6,12 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "telepack/error.h"
 #include "telepack/warehouse.h"
 
 /* Name of the DLQ header that says where a dead-lettered message came from: "TOPIC/PARTITION@OFFSET". The reason
  * sentence travels in the error header named by src/pack_headers.h. */
-#define TP_SINK_DLQ_SOURCE_HEADER "telepack.dlq.source"
+#define TP_SINK_DLQ_SOURCE_HEADER "tp-source"
 
 /* Counters, read with tp_sink_stats_get() from any thread while the sink runs. */
 typedef struct tp_sink_stats {
@@ -44,6 +45,9 @@ typedef struct tp_sink_config {
     size_t n_kafka_props;
     long backoff_min_ms;            /* first retry delay while the warehouse is unavailable; default 100 */
     long backoff_max_ms;            /* cap of the doubling retry delay; default 10000 */
+    /* Optional metrics registry (borrowed, must outlive the sink): the sink registers its set
+     * (src/worker_metrics.h) and librdkafka's statistics of its consumer and DLQ producer (src/kafka_stats.h). */
+    tp_metrics *metrics;
     /* Called from tp_sink_run's thread about every progress_ms (0 = never) with the current counters. */
     void (*progress)(void *ctx, const tp_sink_stats *stats);
     void *progress_ctx;
@@ -60,8 +64,11 @@ void tp_sink_config_init(tp_sink_config *c);
 typedef struct tp_sink tp_sink;
 
 /* Validates the configuration, opens (or adopts) the warehouse and ensures its table, creates the consumer and the
- * DLQ producer. Does not join the group yet. The sink copies what it keeps from c. On failure *out is NULL and a
- * sentence saying what to fix is written to err[0..cap) when err is not NULL. */
+ * DLQ producer. Does not join the group yet. A warehouse that is unavailable (TP_ERR_UNAVAILABLE) is not an error
+ * here: tp_sink_run retries ensuring its table with the load backoff before it joins the group. The sink copies what it keeps from c. On failure *out is NULL and a
+ * sentence saying what to fix is written to err[0..cap) when err is not NULL: TP_ERR_INVALID_ARG for a bad
+ * configuration (missing field, value out of range, -X property librdkafka rejects), the warehouse's error when it
+ * cannot be opened or its table is missing, TP_ERR_KAFKA when librdkafka cannot create a client. */
 tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap);
 
 /* Runs the consumer loop in the calling thread until tp_sink_stop() is called or a permanent error happens.
@@ -75,6 +82,10 @@ void tp_sink_stop(tp_sink *s);
 
 /* Current counters; thread-safe. */
 void tp_sink_stats_get(const tp_sink *s, tp_sink_stats *out);
+
+/* Readiness for /readyz: true once the sink has joined its group (first assignment) and while its last warehouse
+ * call succeeded; otherwise false with a one-line reason in reason[0..cap). Thread-safe, never blocks. */
+int tp_sink_ready(const tp_sink *s, char *reason, size_t cap);
 
 /* The last error as a sentence; "" when none. Valid until tp_sink_free. */
 const char *tp_sink_last_error(const tp_sink *s);
