@@ -46,6 +46,8 @@ struct tp_sink {
     void *progress_ctx;
     tp_err (*load_hook)(void *, size_t);
     void *load_hook_ctx;
+    void (*on_loaded)(void *, const tp_row_batch *);
+    void *on_loaded_ctx;
 
     tp_warehouse *wh;
     int own_wh;
@@ -375,6 +377,8 @@ static tp_err load_pending(tp_sink *s)
                    rd_kafka_err2str(kerr));
         rd_kafka_topic_partition_list_destroy(l);
     }
+    if (s->on_loaded && s->batch->count)
+        s->on_loaded(s->on_loaded_ctx, s->batch);
     atomic_fetch_add(&s->rows_loaded, s->batch->count);
     atomic_fetch_add(&s->packs_loaded, s->pending_packs);
     atomic_fetch_add(&s->loads, 1);
@@ -878,6 +882,8 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
     s->progress_ms = c->progress_ms;
     s->load_hook = c->load_hook;
     s->load_hook_ctx = c->load_hook_ctx;
+    s->on_loaded = c->on_loaded;
+    s->on_loaded_ctx = c->on_loaded_ctx;
     atomic_store(&s->lag, -1);
     atomic_store(&s->warehouse_ok, 1);
     if (oom || part_get(s, 0) == NULL) {

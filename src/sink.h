@@ -8,6 +8,7 @@
 
 #include "metrics.h"
 #include "telepack/error.h"
+#include "telepack/rows.h"
 #include "telepack/warehouse.h"
 
 /* Name of the DLQ header that says where a dead-lettered message came from: "TOPIC/PARTITION@OFFSET". The reason
@@ -56,6 +57,10 @@ typedef struct tp_sink_config {
      * warehouse is not called. NULL in production. */
     tp_err (*load_hook)(void *ctx, size_t rows);
     void *load_hook_ctx;
+    /* Called from tp_sink_run's thread after the warehouse acknowledged a batch, with the rows it holds (valid only
+     * during the call), e.g. for end-to-end latency figures. NULL in most uses. */
+    void (*on_loaded)(void *ctx, const tp_row_batch *rows);
+    void *on_loaded_ctx;
 } tp_sink_config;
 
 /* Fills *c with the defaults above (everything else zero/NULL). */
