@@ -31,7 +31,8 @@
 typedef struct part_state {
     int assigned;
     int64_t pending_next; /* offset after the last settled-but-unstored message, -1 = none */
-    int64_t taken_next;   /* offset after the last message taken (or the assigned start), -1 = unknown */
+    int64_t taken_next;   /* offset after the last message taken or rewound to, -1 = none yet */
+    int64_t assigned_at;  /* offset the warehouse said to start at, -1 = the group's committed offset */
     uint64_t pending_packs;
 } part_state;
 
@@ -148,7 +149,7 @@ static part_state *part_get(tp_sink *s, int32_t partition)
             return NULL;
         }
         for (size_t i = s->n_parts; i < n; i++)
-            p[i] = (part_state){0, -1, -1, 0};
+            p[i] = (part_state){0, -1, -1, -1, 0};
         s->parts = p;
         s->offs = o;
         s->n_parts = n;
@@ -458,7 +459,7 @@ static void on_assign(tp_sink *s, rd_kafka_topic_partition_list_t *parts)
             tp_log(TP_LOG_ERROR, "sink", "partition %" PRId32 " out of range or out of memory", p->partition);
             continue;
         }
-        *ps = (part_state){1, -1, -1, 0};
+        *ps = (part_state){1, -1, -1, -1, 0};
         int64_t next = -1;
         tp_err err = tp_warehouse_stored_offset(s->wh, s->topic, p->partition, &next);
         if (err) {
@@ -470,7 +471,7 @@ static void on_assign(tp_sink *s, rd_kafka_topic_partition_list_t *parts)
         }
         if (next >= 0) {
             p->offset = next;
-            ps->taken_next = next;
+            ps->assigned_at = next;
         }
         if (next >= 0)
             tp_log(TP_LOG_INFO, "sink", "assigned %s/%" PRId32 " at offset %" PRId64 " (from the warehouse)",
@@ -550,7 +551,7 @@ static void on_revoke(tp_sink *s, rd_kafka_topic_partition_list_t *parts)
             continue;
         if (ps->pending_packs)
             s->pending_packs -= ps->pending_packs;
-        *ps = (part_state){0, -1, -1, 0};
+        *ps = (part_state){0, -1, -1, -1, 0};
     }
     drop_unassigned_rows(s);
     set_assigned_gauge(s);
@@ -759,6 +760,17 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
     if (s->outage || s->dlq_paused) {
         defer_message(s, m);
         return;
+    }
+    if (ps->taken_next < 0 && ps->assigned_at >= 0 && m->offset != ps->assigned_at) {
+        /* librdkafka reset the position (auto.offset.reset): the warehouse's offset is out of the log's range. */
+        if (m->offset < ps->assigned_at)
+            tp_log(TP_LOG_WARN, "sink", "%s/%" PRId32 ": the warehouse has loaded up to offset %" PRId64 " but the "
+                   "log restarts at %" PRId64 " (topic recreated?); reading from there", s->topic, m->partition,
+                   ps->assigned_at, m->offset);
+        else
+            tp_log(TP_LOG_WARN, "sink", "%s/%" PRId32 ": the log has no message at offsets %" PRId64 "..%" PRId64
+                   " where the warehouse stopped (deleted by retention before they were loaded? then raise "
+                   "retention.ms or add sinks)", s->topic, m->partition, ps->assigned_at, m->offset - 1);
     }
     char reason[768] = "";
     size_t rows_before = s->batch->count;
@@ -1004,7 +1016,7 @@ tp_err tp_sink_run(tp_sink *s)
     }
     tp_log(TP_LOG_INFO, "sink", "consuming %s as group %s from %s into %s; dead letters to %s", s->topic, s->group,
            s->brokers, tp_warehouse_kind(s->wh), s->dlq_topic);
-    int64_t next_progress = now_ms() + s->progress_ms;
+    int64_t next_progress = now_ms() + s->progress_ms, next_lag = now_ms() + 1000;
     while (!atomic_load(&s->stop) && !s->fatal) {
         int64_t now = now_ms();
         if (s->outage) {
@@ -1026,8 +1038,11 @@ tp_err tp_sink_run(tp_sink *s)
                 flush(s);
         }
         rd_kafka_poll(s->dlq, 0);
-        if (s->progress && s->progress_ms > 0 && now_ms() >= next_progress) {
+        if (now_ms() >= next_lag) {
             publish_lag(s);
+            next_lag = now_ms() + 1000;
+        }
+        if (s->progress && s->progress_ms > 0 && now_ms() >= next_progress) {
             tp_sink_stats st;
             tp_sink_stats_get(s, &st);
             s->progress(s->progress_ctx, &st);

@@ -355,6 +355,7 @@ static void fleet_check(void)
     CHECK_INT(st.rows_loaded, fleet_n);
     CHECK_INT(st.packs_loaded, fleet_n / RECORDS_PER_PACK);
     CHECK_INT(st.packs_dlq, 0);
+    CHECK_INT(st.lag, 0); /* every message taken, per the high watermarks librdkafka saw */
     CHECK(st.loads >= 2); /* batch_rows 700 < 2000 rows */
     CHECK_INT(query_int("fleet.db", "SELECT count(*) FROM vehicle_positions"), fleet_n);
     check_fleet("fleet.db", 0, VEHICLES, RECORDS_PER_VEHICLE);
