@@ -716,14 +716,20 @@ static tp_err decode_pack(tp_sink *s, const rd_kafka_message_t *m, char *reason,
     }
     for (int round = 0; round < 2; round++) {
         err = tp_pack_reader_open(s->reader, &meta, m->payload, m->len);
+        /* The header's count sizes the batch below, so it must be plausible first: a record takes at least one
+         * byte of the (decompressed, capped) content. */
+        uint64_t content = tp_pack_reader_meta(s->reader)->content_size;
+        if (!err && meta.record_count > content) {
+            snprintf(reason, cap, "its header counts %" PRIu32 " records in %" PRIu64 " bytes of content",
+                     meta.record_count, content);
+            return TP_ERR_COUNT_MISMATCH;
+        }
         if (!err)
             err = tp_pack_reader_read_all(s->reader, s->batch, m->partition, m->offset);
         if (err != TP_ERR_FULL || s->batch->count > 0)
             break;
-        /* A pack larger than the whole batch: grow the batch for it (bounded: a record takes >= 1 byte). */
-        size_t want = meta.record_count > s->batch->capacity ? meta.record_count : s->batch->capacity * 2;
-        if (want > s->max_pack_bytes)
-            want = s->max_pack_bytes;
+        /* A pack larger than the whole batch: grow the batch for it (bounded by the content size above). */
+        size_t want = meta.record_count;
         if (round == 1 || want <= s->batch->capacity)
             break;
         if (tp_row_batch_reserve(s->batch, want))
