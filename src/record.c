@@ -148,9 +148,12 @@ static tp_err skip_field(const uint8_t **pp, const uint8_t *end, uint64_t tag)
         *pp += 8;
         return TP_OK;
     case 2: {
+        const uint8_t *start = *pp;
         tp_err e = get_varint(pp, end, &v);
         if (e)
             return e;
+        if (*pp - start > 5)
+            return TP_ERR_DECODE; /* a length is a 32-bit varint: at most 5 bytes, as protobuf-c requires */
         if (v > (uint64_t)(end - *pp))
             return TP_ERR_TRUNCATED;
         *pp += v;
