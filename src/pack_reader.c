@@ -225,6 +225,8 @@ tp_err tp_pack_reader_open(tp_pack_reader *r, const tp_pack_meta *meta, const ui
             return fail(r, TP_ERR_UNKNOWN_VERSION,
                         "pack format version %" PRIu32 " is unknown; this reader knows version 1 (rows)",
                         meta->format_version);
+        /* Layout columns (format version 2, src/colpack.c) plugs in here and at the 00 sniff below: decompress the
+         * same way, then decode the columns into a record array that next() and read_all() walk. */
         if (meta->format_version == 2 || meta->layout == TP_LAYOUT_COLUMNS)
             return fail(r, TP_ERR_UNKNOWN_VERSION,
                         "pack format version 2 (layout columns) is not supported by this reader yet");
