@@ -392,6 +392,15 @@ static void writer_cases(void)
     o.codec = (tp_codec)5;
     CHECK_ERR(tp_pack_writer_new(&o, &w), TP_ERR_UNKNOWN_CODEC);
     o.codec = TP_CODEC_ZSTD;
+    o.max_pack_bytes = 0;
+    CHECK_ERR(tp_pack_writer_new(&o, &w), TP_ERR_INVALID_ARG);
+    CHECK_ERR(tp_pack_writer_new(NULL, NULL), TP_ERR_INVALID_ARG);
+    tp_pack_reader_opts ro;
+    tp_pack_reader_opts_init(&ro);
+    ro.max_record_bytes = 0;
+    tp_pack_reader *rd = NULL;
+    CHECK_ERR(tp_pack_reader_new(&ro, &rd), TP_ERR_INVALID_ARG);
+    CHECK(rd == NULL);
     o.max_pack_bytes = 100;
     CHECK_ERR(tp_pack_writer_new(&o, &w), TP_OK);
 
