@@ -142,7 +142,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return respond_text(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics, /healthz or /readyz\n");
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+/* libmicrohttpd hands us its own printf-style format. */
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
     tp_logv(TP_LOG_WARN, "http", fmt, ap);
