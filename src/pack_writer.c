@@ -43,7 +43,7 @@ tp_err tp_pack_writer_new(const tp_pack_writer_opts *opts, tp_pack_writer **out)
         return TP_ERR_UNKNOWN_VERSION; /* v2 is not wired in yet */
     if (o.layout != TP_LAYOUT_ROWS)
         return TP_ERR_UNKNOWN_VERSION;
-    if (o.max_pack_bytes == 0 || o.max_pack_bytes > UINT32_MAX)
+    if (o.max_pack_bytes == 0)
         return TP_ERR_INVALID_ARG;
     if (o.codec == TP_CODEC_ZSTD && (o.level < ZSTD_minCLevel() || o.level > ZSTD_maxCLevel()))
         return TP_ERR_INVALID_ARG;
@@ -147,15 +147,32 @@ size_t tp_pack_writer_bound(const tp_pack_writer *w)
     return w->opts.codec == TP_CODEC_ZSTD ? ZSTD_compressBound(w->len) : w->len;
 }
 
+/* The bytes to compress for the open pack. Layout rows: the length-prefixed frames as buffered. Layout columns
+ * (format version 2, src/colpack.c) transposes w->records here into its own buffer instead. */
+static tp_err build_content(tp_pack_writer *w, const uint8_t **content, size_t *len)
+{
+    switch (w->opts.layout) {
+    case TP_LAYOUT_ROWS:
+        *content = w->content;
+        *len = w->len;
+        return TP_OK;
+    case TP_LAYOUT_COLUMNS:
+        break;
+    }
+    return TP_ERR_UNKNOWN_VERSION;
+}
+
 tp_err tp_pack_writer_finish(tp_pack_writer *w, uint8_t *dst, size_t cap, size_t *out_len, tp_pack_meta *meta)
 {
     if (!w || !dst || !out_len)
         return TP_ERR_INVALID_ARG;
     if (w->count == 0)
         return TP_ERR_INVALID_ARG;
-    const uint8_t *content = w->content; /* build_content(): other layouts produce their bytes here */
-    size_t content_len = w->len;
-    size_t n;
+    const uint8_t *content;
+    size_t content_len, n;
+    tp_err e = build_content(w, &content, &content_len);
+    if (e)
+        return e;
     if (w->opts.codec == TP_CODEC_ZSTD) {
         n = ZSTD_compress2(w->cctx, dst, cap, content, content_len);
         if (ZSTD_isError(n))
@@ -169,7 +186,7 @@ tp_err tp_pack_writer_finish(tp_pack_writer *w, uint8_t *dst, size_t cap, size_t
     *out_len = n;
     if (meta) {
         memset(meta, 0, sizeof *meta);
-        meta->format_version = 1;
+        meta->format_version = w->opts.layout == TP_LAYOUT_COLUMNS ? 2 : 1;
         meta->layout = w->opts.layout;
         meta->codec = w->opts.codec;
         meta->schema_version = TP_SCHEMA_VERSION;

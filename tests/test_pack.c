@@ -195,6 +195,21 @@ static void reader_errors(void)
     CHECK(caught > 0);
     tp_row_batch_free(check_rows);
 
+    /* A frame whose declared content size is wrong: the single-segment frame of a 2-record pack declares its size
+     * in one byte (offset 5); one less or one more than the truth is corrupt either way. */
+    {
+        size_t l2;
+        tp_pack_meta m2;
+        uint8_t *p2 = write_pack(TP_CODEC_ZSTD, 3, 2, &l2, &m2);
+        CHECK_INT(p2[4] & 0xe0, 0x20); /* single segment, 1-byte content size */
+        CHECK_INT(p2[5], m2.content_size);
+        p2[5]--;
+        CHECK_ERR(tp_pack_reader_open(r, NULL, p2, l2), TP_ERR_CORRUPT);
+        p2[5] += 2;
+        CHECK_ERR(tp_pack_reader_open(r, NULL, p2, l2), TP_ERR_CORRUPT);
+        free(p2);
+    }
+
     /* Not a zstd frame although the metadata says zstd; a skippable frame is not a pack either. */
     CHECK_ERR(tp_pack_reader_open(r, &meta, (const uint8_t *)"hello world", 11), TP_ERR_CORRUPT);
     CHECK_DETAIL(r, "magic");
@@ -273,7 +288,7 @@ static void reader_errors(void)
     /* length prefix cut short, and one that is not a varint */
     const uint8_t cutlen[] = {0x02, 0x08, 0x01, 0x80};
     CHECK_ERR(drain(r, &nm, cutlen, sizeof cutlen), TP_ERR_TRUNCATED);
-    memset(c, 0xff, 11);
+    memset(c, 0xff, sizeof c); /* after the first record: 11 bytes of 0xff, a varint that never ends */
     c[0] = 0x02, c[1] = 0x08, c[2] = 0x01;
     CHECK_ERR(drain(r, &nm, c, 14), TP_ERR_VARINT_OVERFLOW);
     /* a record that is not a VehicleRecord, reported with its index and offset; next() stays on it */
@@ -299,7 +314,19 @@ static void reader_errors(void)
     /* ... but without metadata a leading 00 marks layout columns (v2) */
     CHECK_ERR(tp_pack_reader_open(r, NULL, empty_first, sizeof empty_first), TP_ERR_UNKNOWN_VERSION);
     CHECK_DETAIL(r, "version 2");
-    /* next() without an open pack */
+    /* an empty pack, as codec none and as a zstd frame of nothing */
+    nm.record_count = 0;
+    CHECK_ERR(drain(r, &nm, empty_first, 0), TP_ERR_CORRUPT);
+    CHECK_DETAIL(r, "no records");
+    uint8_t zframe[64];
+    size_t zlen = ZSTD_compress(zframe, sizeof zframe, "", 0, 3);
+    CHECK_ERR(drain(r, NULL, zframe, zlen), TP_ERR_CORRUPT);
+    CHECK_ERR(tp_pack_reader_open(r, NULL, zframe, zlen), TP_OK);
+    CHECK_ERR(tp_pack_reader_read_all(r, rows, 0, 0), TP_ERR_CORRUPT);
+    nm.record_count = 2;
+    /* next() and read_all after a failed open */
+    CHECK_ERR(tp_pack_reader_open(r, NULL, (const uint8_t *)"\x00", 1), TP_ERR_UNKNOWN_VERSION);
+    CHECK_ERR(tp_pack_reader_read_all(r, rows, 0, 0), TP_ERR_INVALID_ARG);
     CHECK_ERR(tp_pack_reader_next(r, &rec), TP_ERR_INVALID_ARG);
     /* codec none above max_pack_bytes */
     uint8_t *large = calloc(1, (1 << 20) + 1);
@@ -380,6 +407,15 @@ static void writer_cases(void)
     o.codec = (tp_codec)5;
     CHECK_ERR(tp_pack_writer_new(&o, &w), TP_ERR_UNKNOWN_CODEC);
     o.codec = TP_CODEC_ZSTD;
+    o.max_pack_bytes = 0;
+    CHECK_ERR(tp_pack_writer_new(&o, &w), TP_ERR_INVALID_ARG);
+    CHECK_ERR(tp_pack_writer_new(NULL, NULL), TP_ERR_INVALID_ARG);
+    tp_pack_reader_opts ro;
+    tp_pack_reader_opts_init(&ro);
+    ro.max_record_bytes = 0;
+    tp_pack_reader *rd = NULL;
+    CHECK_ERR(tp_pack_reader_new(&ro, &rd), TP_ERR_INVALID_ARG);
+    CHECK(rd == NULL);
     o.max_pack_bytes = 100;
     CHECK_ERR(tp_pack_writer_new(&o, &w), TP_OK);
 
