@@ -79,7 +79,7 @@ struct tp_sink {
     atomic_int joined, warehouse_ok;
 
     atomic_int stop;
-    _Atomic uint64_t rows_loaded, packs_loaded, packs_dlq, bytes_consumed, loads, load_retries, rows_dropped,
+    _Atomic uint64_t rows_loaded, packs_loaded, packs_dlq, dlq_retries, bytes_consumed, loads, load_retries, rows_dropped,
         rebalances, pending_rows;
     _Atomic int64_t lag;
     atomic_int paused;
@@ -556,6 +556,8 @@ static void on_revoke(tp_sink *s, rd_kafka_topic_partition_list_t *parts)
     drop_unassigned_rows(s);
     set_assigned_gauge(s);
     if (!anything_pending(s)) {
+        if (s->outage && !s->dlq_paused)
+            pause_all(s, 1); /* partitions kept (cooperative) must not stay paused with nothing to retry */
         s->outage = 0;
         s->first_pending_ms = 0;
         update_paused(s);
@@ -663,7 +665,10 @@ static tp_err dlq_send(tp_sink *s, const rd_kafka_message_t *m, const char *reas
         }
         if (atomic_load(&s->stop))
             return TP_ERR_AGAIN;
-        tp_log(TP_LOG_WARN, "sink", "dead-letter topic %s: delivery of %s failed (%s); retry %d in %ld ms",
+        atomic_fetch_add(&s->dlq_retries, 1);
+        tp_log(TP_LOG_WARN, "sink",
+               "dead-letter topic %s: delivery of %s failed (%s); partitions paused, retry %d in %ld ms (check "
+               "that the topic exists and this sink may write to it, or set --dlq-topic)",
                s->dlq_topic, source, rd_kafka_err2str(w.err), attempt, backoff);
         if (!s->dlq_paused) {
             s->dlq_paused = 1;
@@ -1084,6 +1089,7 @@ void tp_sink_stats_get(const tp_sink *s, tp_sink_stats *o)
     o->rows_loaded = atomic_load(&m->rows_loaded);
     o->packs_loaded = atomic_load(&m->packs_loaded);
     o->packs_dlq = atomic_load(&m->packs_dlq);
+    o->dlq_retries = atomic_load(&m->dlq_retries);
     o->bytes_consumed = atomic_load(&m->bytes_consumed);
     o->loads = atomic_load(&m->loads);
     o->load_retries = atomic_load(&m->load_retries);

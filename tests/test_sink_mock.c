@@ -28,8 +28,8 @@
 #define RECORDS_PER_PACK 10
 
 static rd_kafka_t *mock_rk;
-static rd_kafka_mock_cluster_t *mock;
-static char brokers[512];
+static rd_kafka_mock_cluster_t *mock, *mock2;
+static char brokers[512], brokers2[512];
 static char dir[256];
 
 /* The reference record `i` of vehicle `v` (salt separates data sets); doubles use all 53 bits. */
@@ -47,11 +47,11 @@ static void make_record(uint64_t v, uint64_t i, uint64_t salt, tp_record *r)
     r->meter_status = (int32_t)((v + i) % 5);
 }
 
-static rd_kafka_t *new_producer(void)
+static rd_kafka_t *new_producer_to(const char *bootstrap)
 {
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr);
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof errstr);
     rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof errstr);
     rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!p) {
@@ -59,6 +59,11 @@ static rd_kafka_t *new_producer(void)
         exit(1);
     }
     return p;
+}
+
+static rd_kafka_t *new_producer(void)
+{
+    return new_producer_to(brokers);
 }
 
 /* How to spoil a pack before producing it. */
@@ -403,11 +408,11 @@ typedef struct dlq_msg {
     int orig_headers;
 } dlq_msg;
 
-static int read_dlq(const char *topic, dlq_msg *out, int want)
+static int read_dlq_from(const char *bootstrap, const char *topic, dlq_msg *out, int want)
 {
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr);
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof errstr);
     rd_kafka_conf_set(conf, "group.id", "dlq-reader", errstr, sizeof errstr);
     rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -440,6 +445,52 @@ static int read_dlq(const char *topic, dlq_msg *out, int want)
     rd_kafka_consumer_close(c);
     rd_kafka_destroy(c);
     return n;
+}
+
+static int read_dlq(const char *topic, dlq_msg *out, int want)
+{
+    return read_dlq_from(brokers, topic, out, want);
+}
+
+/* The dead-letter topic refuses the first produce requests (on a cluster of its own, so no other producer sees the
+ * injected errors): the sink retries the delivery, the partition does not advance meanwhile, nothing is lost. */
+static runner dlqfail_r;
+
+static void dlqfail_start(void)
+{
+    rd_kafka_mock_topic_create(mock2, "df", 1, 1);
+    rd_kafka_mock_topic_create(mock2, "df.dlq", 1, 1);
+    rd_kafka_t *p = new_producer_to(brokers2);
+    tp_pack_writer *w = NULL;
+    CHECK_ERR(tp_pack_writer_new(NULL, &w), TP_OK);
+    produce_pack(p, w, "df", 0, 0, 0, 20, 0, GOOD);
+    produce_pack(p, w, "df", 0, 1, 0, 20, 7, FLIPPED);
+    produce_pack(p, w, "df", 0, 2, 0, 20, 0, GOOD);
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    tp_pack_writer_free(w);
+    rd_kafka_destroy(p);
+    /* From now on only the sink's DLQ producer produces on this cluster. */
+    rd_kafka_mock_push_request_errors(mock2, 0 /* Produce */, 2, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    tp_sink_config c;
+    base_config(&c, "df", "g-df", "df.db");
+    c.brokers = brokers2;
+    start(&dlqfail_r, &c);
+}
+
+static void dlqfail_check(void)
+{
+    CHECK_INT(wait_for(&dlqfail_r, 40, 1), 0);
+    usleep(200000);
+    tp_sink_stats st;
+    CHECK_ERR(finish(&dlqfail_r, &st), TP_OK);
+    CHECK_INT(st.rows_loaded, 40);
+    CHECK_INT(st.packs_dlq, 1);
+    CHECK(st.dlq_retries >= 1);
+    dlq_msg d[2];
+    CHECK_INT(read_dlq_from(brokers2, "df.dlq", d, 1), 1);
+    CHECK(strstr(d[0].error, "df/0@1") != NULL);
+    CHECK_INT(query_int("df.db", "SELECT next_offset FROM kafka_offsets WHERE topic = 'df'"), 3);
 }
 
 /* Corrupt packs among good ones: good rows loaded, each corrupt one in the DLQ with its reason, offsets advanced
@@ -787,6 +838,10 @@ int main(void)
     if (!mock)
         return 1;
     snprintf(brokers, sizeof brokers, "%s", rd_kafka_mock_cluster_bootstraps(mock));
+    mock2 = rd_kafka_mock_cluster_new(mock_rk, 1);
+    if (!mock2)
+        return 1;
+    snprintf(brokers2, sizeof brokers2, "%s", rd_kafka_mock_cluster_bootstraps(mock2));
 
     test_config_errors();
     test_warehouse_down_at_start();
@@ -796,6 +851,7 @@ int main(void)
     perm_start();
     rebalance_start();
     big_start();
+    dlqfail_start();
     perm_check();
     rebalance_join();
     fleet_check();
@@ -803,9 +859,11 @@ int main(void)
     dlq_check();
     outage_check();
     big_check();
+    dlqfail_check();
     rebalance_check();
     fleet_second_check();
 
+    rd_kafka_mock_cluster_destroy(mock2);
     rd_kafka_mock_cluster_destroy(mock);
     rd_kafka_destroy(mock_rk);
     char cmd[512];
