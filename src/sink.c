@@ -314,7 +314,10 @@ static void update_paused(tp_sink *s)
 }
 
 /* A message we cannot take now (blocked, or no room): rewind its partition so it is fetched again after resume.
- * The seek purges what was prefetched for the partition; we never store an offset past a rewound message. */
+ * The seek purges what was prefetched for the partition. rdkafka.h warns that storing offsets after a seek may
+ * interfere with resuming a paused partition: here a stored offset is never past a rewound message (nothing of
+ * that partition is taken before it comes back), so at worst the fetch position moves back to messages already
+ * taken, which handle_message drops as stale (offset below taken_next). */
 static void defer_message(tp_sink *s, rd_kafka_message_t *m)
 {
     part_state *ps = part_get(s, m->partition);
@@ -1054,6 +1057,7 @@ tp_err tp_sink_run(tp_sink *s)
             next_lag = now_ms() + 1000;
         }
         if (s->progress && s->progress_ms > 0 && now_ms() >= next_progress) {
+            publish_lag(s);
             tp_sink_stats st;
             tp_sink_stats_get(s, &st);
             s->progress(s->progress_ctx, &st);
