@@ -862,6 +862,11 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
         snprintf(err, cap, "sink: --brokers, --topic and --group are required");
         return TP_ERR_INVALID_ARG;
     }
+    if (c->dlq_topic && !strcmp(c->dlq_topic, c->topic)) {
+        snprintf(err, cap, "sink: --dlq-topic %s is the topic being consumed; a bad pack would come back forever. "
+                 "Use another topic (default %s.dlq)", c->dlq_topic, c->topic);
+        return TP_ERR_INVALID_ARG;
+    }
     if (!c->warehouse && (!c->warehouse_url || !*c->warehouse_url)) {
         snprintf(err, cap, "sink: --warehouse is required (e.g. sqlite:telemetry.db)");
         return TP_ERR_INVALID_ARG;

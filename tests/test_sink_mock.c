@@ -803,6 +803,10 @@ static void test_config_errors(void)
     CHECK_ERR(tp_sink_new(&c, &s, err, sizeof err), TP_ERR_INVALID_ARG);
     CHECK(strstr(err, "--warehouse") != NULL);
     base_config(&c, "x", "g", "cfg.db");
+    c.dlq_topic = "x";
+    CHECK_ERR(tp_sink_new(&c, &s, err, sizeof err), TP_ERR_INVALID_ARG);
+    CHECK(strstr(err, "come back forever") != NULL);
+    base_config(&c, "x", "g", "cfg.db");
     c.batch_rows = 0;
     CHECK_ERR(tp_sink_new(&c, &s, err, sizeof err), TP_ERR_INVALID_ARG);
     base_config(&c, "x", "g", "cfg.db");
