@@ -294,9 +294,10 @@ static void take_done(tp_ingest *ing, int stopping_hard)
             if (b->result != RES_OK)
                 atomic_fetch_add(&ing->failures, 1);
             if (b->result == RES_FAIL && !stopping_hard) {
-                char why[160];
-                snprintf(why, sizeof why, "a pack of %u records for vehicle %llu could not be delivered", b->count,
-                         (unsigned long long)b->vehicle_id);
+                char why[512];
+                if (!tp_producer_fatal(ing->prod, why, sizeof why)) /* a fatal error is the reason to report */
+                    snprintf(why, sizeof why, "a pack of %u records for vehicle %llu could not be delivered",
+                             b->count, (unsigned long long)b->vehicle_id);
                 set_failed(ing, why);
             }
             if (stopping_hard)

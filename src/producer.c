@@ -70,7 +70,7 @@ static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     snprintf(detail, sizeof detail, "delivery of a %zu-byte pack to %s [%" PRId32 "] failed: %s (message %s)",
              m->len, m->rkt ? rd_kafka_topic_name(m->rkt) : "?", m->partition, rd_kafka_err2str(m->err),
              status_name(rd_kafka_message_status(m)));
-    p->dr(p->ctx, m->_private, TP_ERR_KAFKA, retriable_err(m->err) && !atomic_load(&p->fatal), detail);
+    p->dr(p->ctx, m->_private, TP_ERR_KAFKA, retriable_err(m->err) && !tp_producer_fatal(p, NULL, 0), detail);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -199,10 +199,8 @@ tp_err tp_producer_send(tp_producer *p, uint64_t vehicle_id, uint8_t *pack, size
     char key[24];
     int kl = snprintf(key, sizeof key, "%" PRIu64, vehicle_id);
     for (;;) {
-        if (atomic_load(&p->fatal)) {
-            tp_producer_fatal(p, errbuf, errlen);
+        if (tp_producer_fatal(p, errbuf, errlen))
             return TP_ERR_KAFKA;
-        }
         rd_kafka_headers_t *h = rd_kafka_headers_new(8);
         tp_err he = meta ? tp_pack_meta_to_headers(meta, h) : TP_OK;
         if (he) {
@@ -218,6 +216,8 @@ tp_err tp_producer_send(tp_producer *p, uint64_t vehicle_id, uint8_t *pack, size
         if (!err)
             return TP_OK;
         rd_kafka_headers_destroy(h);
+        if (err == RD_KAFKA_RESP_ERR__FATAL && tp_producer_fatal(p, errbuf, errlen))
+            return TP_ERR_KAFKA;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             if (errbuf && errlen)
                 snprintf(errbuf, errlen, "librdkafka refused a %zu-byte pack for vehicle %" PRIu64 ": %s", len,
@@ -231,12 +231,19 @@ tp_err tp_producer_send(tp_producer *p, uint64_t vehicle_id, uint8_t *pack, size
 
 int tp_producer_fatal(tp_producer *p, char *buf, size_t len)
 {
-    if (!atomic_load(&p->fatal))
+    /* Ask librdkafka itself: a produce call can see the fatal state before the error callback was served. */
+    char reason[256];
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(p->rk, reason, sizeof reason);
+    if (!orig && !atomic_load(&p->fatal))
         return 0;
     if (buf && len) {
-        pthread_mutex_lock(&p->mu);
-        snprintf(buf, len, "%s", p->fatal_msg);
-        pthread_mutex_unlock(&p->mu);
+        if (orig) {
+            snprintf(buf, len, "librdkafka raised a fatal error: %s (%s)", reason, rd_kafka_err2name(orig));
+        } else {
+            pthread_mutex_lock(&p->mu);
+            snprintf(buf, len, "%s", p->fatal_msg);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
     return 1;
 }

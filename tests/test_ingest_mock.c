@@ -103,8 +103,13 @@ static void verify(const char *bootstraps, const sent_log *sent, uint64_t total)
                 unknown++;
                 continue;
             }
-            if (next_seq[v] >= sent->count[v] || sent->seqs[v][next_seq[v]] != r.seq)
-                out_of_order++;
+            if (next_seq[v] >= sent->count[v] || sent->seqs[v][next_seq[v]] != r.seq) {
+                if (out_of_order++ < 5)
+                    fprintf(stderr, "vehicle %" PRIu64 ": got seq %" PRIu64 " at position %" PRIu64
+                            " (partition %" PRId32 ", offset %" PRId64 "), want seq %" PRIu64 "\n",
+                            r.vehicle_id, r.seq, next_seq[v], m->partition, m->offset,
+                            next_seq[v] < sent->count[v] ? sent->seqs[v][next_seq[v]] : 0);
+            }
             next_seq[v]++;
             got[v]++;
         }
