@@ -17,6 +17,7 @@ struct tp_producer {
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt;
     tp_producer_dr_fn dr;
+    void (*on_fatal)(void *ctx);
     void *ctx;
     pthread_t thread;
     int thread_started;
@@ -85,6 +86,8 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         pthread_mutex_unlock(&p->mu);
         atomic_store(&p->fatal, 1);
         tp_log(TP_LOG_ERROR, "kafka", "fatal error: %s (%s)", buf, rd_kafka_err2name(orig));
+        if (p->on_fatal)
+            p->on_fatal(p->ctx);
         return;
     }
     tp_log(TP_LOG_WARN, "kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
@@ -128,6 +131,7 @@ tp_err tp_producer_new(const tp_producer_opts *opts, tp_producer_dr_fn dr, void 
     if (!p)
         return TP_ERR_NOMEM;
     p->dr = dr;
+    p->on_fatal = opts->on_fatal;
     p->ctx = ctx;
     pthread_mutex_init(&p->mu, NULL);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
