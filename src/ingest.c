@@ -156,6 +156,13 @@ static void on_packed(void *ctx, tp_batch *b, uint8_t *pack, size_t len, const t
     }
 }
 
+/* Producer's poll thread: wake the network thread so it stops at once. */
+static void on_fatal(void *ctx)
+{
+    tp_ingest *ing = ctx;
+    tp_gateway_server_wake(ing->srv);
+}
+
 /* Network thread: one record from a gateway. */
 static tp_err on_record(void *ctx, const tp_record *r, size_t wire_len, const tp_batch_tag *tag)
 {
@@ -205,7 +212,7 @@ tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, 
         tp_ingest_free(ing);
         return e;
     }
-    tp_producer_opts po = {ing->o.brokers, ing->o.topic, ing->o.kafka_conf, ing->o.nkafka_conf};
+    tp_producer_opts po = {ing->o.brokers, ing->o.topic, ing->o.kafka_conf, ing->o.nkafka_conf, on_fatal};
     e = tp_producer_new(&po, on_delivery, ing, &ing->prod, errbuf, errlen);
     if (e) {
         tp_ingest_free(ing);
@@ -294,9 +301,10 @@ static void take_done(tp_ingest *ing, int stopping_hard)
             if (b->result != RES_OK)
                 atomic_fetch_add(&ing->failures, 1);
             if (b->result == RES_FAIL && !stopping_hard) {
-                char why[160];
-                snprintf(why, sizeof why, "a pack of %u records for vehicle %llu could not be delivered", b->count,
-                         (unsigned long long)b->vehicle_id);
+                char why[512];
+                if (!tp_producer_fatal(ing->prod, why, sizeof why)) /* a fatal error is the reason to report */
+                    snprintf(why, sizeof why, "a pack of %u records for vehicle %llu could not be delivered",
+                             b->count, (unsigned long long)b->vehicle_id);
                 set_failed(ing, why);
             }
             if (stopping_hard)

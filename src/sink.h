@@ -20,6 +20,7 @@ typedef struct tp_sink_stats {
     uint64_t rows_loaded;      /* rows the warehouse acknowledged */
     uint64_t packs_loaded;     /* messages whose rows the warehouse acknowledged */
     uint64_t packs_dlq;        /* messages delivered to the dead-letter topic */
+    uint64_t dlq_retries;      /* dead-letter deliveries that failed and were retried */
     uint64_t bytes_consumed;   /* message payload bytes taken from Kafka */
     uint64_t loads;            /* successful warehouse loads */
     uint64_t load_retries;     /* loads that failed with "unavailable" and were retried */
