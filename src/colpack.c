@@ -515,7 +515,7 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
         return fail(r, TP_ERR_INVALID_ARG, "no content buffer given");
     if (!tp_colpack_sniff(content, len))
         return fail(r, TP_ERR_UNKNOWN_VERSION,
-                    "content of %zu bytes does not start with the pbpack v2 magic 54 00 43 32; it is not "
+                    "content of %zu bytes does not start with the pbpack v2 magic 00 54 43 32; it is not "
                     "column-layout content",
                     len);
     size_t pos = TP_COLPACK_MAGIC_LEN;

@@ -11,9 +11,10 @@
 #include "telepack/record.h"
 #include "telepack/rows.h"
 
-/* Content starts with these 4 bytes. As v1 content they would be a length prefix (0x54) followed by a protobuf
- * tag byte 0x00 (field number 0), which no valid v1 pack contains: a reader without metadata can tell them apart. */
-#define TP_COLPACK_MAGIC "T\0C2"
+/* Content starts with these 4 bytes: 00 54 43 32. The leading 00 is the mark of v2 content that the row-layout
+ * reader sniffs (a v1 writer never starts a pack with an empty record); read as v1 content the bytes would be an
+ * empty record followed by a record whose first tag (0x43) has the group wire type, which no VehicleRecord holds. */
+#define TP_COLPACK_MAGIC "\0TC2"
 #define TP_COLPACK_MAGIC_LEN 4
 
 /* Limits a reader enforces on the header. */

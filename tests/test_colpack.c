@@ -628,9 +628,11 @@ static void test_can_represent(void)
     CHECK(!tp_colpack_can_represent(cutv, sizeof cutv));
     CHECK(!tp_colpack_can_represent(field0, sizeof field0));
     CHECK(!tp_colpack_can_represent(NULL, 3));
-    /* v1 content never starts with the v2 magic: a length prefix followed by tag byte 0 */
-    CHECK(!tp_colpack_can_represent((const uint8_t *)TP_COLPACK_MAGIC + 1, 3));
-    CHECK(!tp_colpack_sniff((const uint8_t *)"T\0C", 3));
+    /* the magic read as v1 content: an empty record, then one that starts with a group tag */
+    CHECK(tp_colpack_can_represent((const uint8_t *)TP_COLPACK_MAGIC, 0));
+    CHECK(!tp_colpack_can_represent((const uint8_t *)TP_COLPACK_MAGIC + 2, 2));
+    CHECK(!tp_colpack_sniff((const uint8_t *)"\0TC", 3));
+    CHECK(!tp_colpack_sniff((const uint8_t *)"\0TC3", 4));
 }
 
 int main(void)
