@@ -115,6 +115,14 @@ const tp_pack_meta *tp_pack_reader_meta(const tp_pack_reader *r);
  * length prefix 99999 above max_record_bytes 4096"). Valid until the next call on r. Never NULL. */
 const char *tp_pack_reader_error_detail(const tp_pack_reader *r);
 
+/* ---- files of packs ---- */
+
+/* A file (or stream) of packs with codec zstd is the packs' zstd frames back to back, which `zstd -d` reads as one
+ * stream. Sets *frame_size to the length of the zstd frame starting at data[0], so a caller can split such a file
+ * into packs. Errors: TP_ERR_TRUNCATED when data ends inside the frame (or len < 4), TP_ERR_CORRUPT when data does
+ * not start with a standard zstd frame (skippable frames included) or the frame is malformed. Thread-safe. */
+tp_err tp_pack_frame_size(const uint8_t *data, size_t len, size_t *frame_size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,7 @@
 #define TELEPACK_TELEPACK_H
 
 #include "telepack/error.h"
+#include "telepack/varint.h"
 #include "telepack/record.h"
 #include "telepack/rows.h"
 #include "telepack/pack.h"
