@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "colpack.h"
+#include "telepack/pack.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 static uint64_t rnd(void)
@@ -635,6 +636,133 @@ static void test_can_represent(void)
     CHECK(!tp_colpack_sniff((const uint8_t *)"\0TC3", 4));
 }
 
+/* Writer and reader with layout columns, codec zstd and none, with and without metadata. */
+static void test_pack_layer(void)
+{
+    enum { N = 300 };
+    static tp_record r[N], got[N];
+    fill_gps(r, N, 1e-6, 0);
+    for (int codec = 0; codec < 2; codec++) {
+        tp_pack_writer_opts o;
+        tp_pack_writer_opts_init(&o);
+        o.layout = TP_LAYOUT_COLUMNS;
+        o.codec = codec ? TP_CODEC_ZSTD : TP_CODEC_NONE;
+        tp_pack_writer *w = NULL;
+        CHECK_ERR(tp_pack_writer_new(&o, &w), TP_OK);
+        for (int i = 0; i < N; i++)
+            CHECK_ERR(tp_pack_writer_add(w, &r[i]), TP_OK);
+        size_t cap = tp_pack_writer_bound(w), len = 0;
+        uint8_t *pack = malloc(cap);
+        tp_pack_meta meta;
+        CHECK_ERR(tp_pack_writer_finish(w, pack, 1, &len, &meta), TP_ERR_FULL); /* pack stays open */
+        CHECK_ERR(tp_pack_writer_finish(w, pack, cap, &len, &meta), TP_OK);
+        CHECK_INT(meta.format_version, 2);
+        CHECK_INT(meta.layout, TP_LAYOUT_COLUMNS);
+        CHECK_INT(meta.record_count, N);
+        CHECK_INT(meta.vehicle_id, r[0].vehicle_id);
+        CHECK(codec == 0 || len < N * 8); /* 1e-6 GPS at 1 s: well under 8 bytes a record */
+
+        tp_pack_reader *rd = NULL;
+        CHECK_ERR(tp_pack_reader_new(NULL, &rd), TP_OK);
+        for (int with_meta = 0; with_meta < 2; with_meta++) {
+            CHECK_ERR(tp_pack_reader_open(rd, with_meta ? &meta : NULL, pack, len), TP_OK);
+            int i = 0;
+            tp_err e;
+            while ((e = tp_pack_reader_next(rd, &got[i])) == TP_OK && i < N)
+                i++;
+            CHECK_ERR(e, TP_ERR_END);
+            CHECK_INT(i, N);
+            int bad = 0;
+            for (int j = 0; j < N; j++)
+                bad += !same_record(&r[j], &got[j]);
+            CHECK_INT(bad, 0);
+            CHECK_INT(tp_pack_reader_meta(rd)->format_version, 2);
+            CHECK_INT(tp_pack_reader_meta(rd)->record_count, N);
+            CHECK_INT(tp_pack_reader_meta(rd)->vehicle_id, r[0].vehicle_id);
+
+            tp_row_batch *rows = NULL;
+            CHECK_ERR(tp_row_batch_new(N + 10, &rows), TP_OK);
+            rows->count = 11;
+            CHECK_ERR(tp_pack_reader_open(rd, with_meta ? &meta : NULL, pack, len), TP_OK);
+            CHECK_ERR(tp_pack_reader_read_all(rd, rows, 3, 99), TP_ERR_FULL);
+            CHECK_INT(rows->count, 11);
+            rows->count = 10;
+            CHECK_ERR(tp_pack_reader_read_all(rd, rows, 3, 99), TP_OK);
+            CHECK_INT(rows->count, N + 10);
+            bad = 0;
+            for (int j = 0; j < N; j++) {
+                tp_record x;
+                tp_row_batch_get(rows, (size_t)j + 10, &x);
+                bad += !same_record(&r[j], &x) || rows->kafka_offset[j + 10] != 99;
+            }
+            CHECK_INT(bad, 0);
+            CHECK_ERR(tp_pack_reader_next(rd, &got[0]), TP_ERR_END);
+            tp_row_batch_free(rows);
+        }
+        /* metadata that disagrees with the pack */
+        tp_pack_meta m = meta;
+        m.record_count = N + 1;
+        CHECK_ERR(tp_pack_reader_open(rd, &m, pack, len), TP_ERR_COUNT_MISMATCH);
+        m = meta;
+        m.layout = TP_LAYOUT_ROWS;
+        CHECK_ERR(tp_pack_reader_open(rd, &m, pack, len), TP_ERR_UNKNOWN_VERSION);
+        m = meta;
+        m.vehicle_id = 77;
+        CHECK_ERR(tp_pack_reader_open(rd, &m, pack, len), TP_OK);
+        CHECK_ERR(tp_pack_reader_next(rd, &got[0]), TP_ERR_CORRUPT);
+        CHECK(strstr(tp_pack_reader_error_detail(rd), "vehicle_id") != NULL);
+        /* v1 content under v2 metadata */
+        m = meta;
+        m.format_version = 1;
+        m.layout = TP_LAYOUT_ROWS;
+        CHECK(tp_pack_reader_open(rd, &m, pack, len) != TP_OK || tp_pack_reader_next(rd, &got[0]) != TP_OK);
+        tp_pack_reader_free(rd);
+        free(pack);
+
+        /* an all-zero first record is fine in layout columns (the 00 mark only matters for rows) */
+        tp_record zero = {0};
+        CHECK_ERR(tp_pack_writer_add(w, &zero), TP_OK);
+        cap = tp_pack_writer_bound(w);
+        pack = malloc(cap);
+        CHECK_ERR(tp_pack_writer_finish(w, pack, cap, &len, &meta), TP_OK);
+        CHECK_ERR(tp_pack_reader_new(NULL, &rd), TP_OK);
+        CHECK_ERR(tp_pack_reader_open(rd, NULL, pack, len), TP_OK);
+        CHECK_ERR(tp_pack_reader_next(rd, &got[0]), TP_OK);
+        CHECK(same_record(&zero, &got[0]));
+        CHECK_ERR(tp_pack_reader_next(rd, &got[0]), TP_ERR_END);
+        tp_pack_reader_free(rd);
+        free(pack);
+        tp_pack_writer_free(w);
+    }
+
+    /* codec none, crafted content: two vehicles in one pack, a count above the reader's bound, no magic */
+    tp_record two[2] = {{.vehicle_id = 1, .seq = 1}, {.vehicle_id = 2, .seq = 2}};
+    const uint8_t *c;
+    size_t len;
+    CHECK_ERR(tp_colpack_encode(enc, two, 2, &c, &len), TP_OK);
+    tp_pack_reader *rd = NULL;
+    tp_pack_reader_opts ro;
+    tp_pack_reader_opts_init(&ro);
+    ro.max_pack_bytes = 1000;
+    CHECK_ERR(tp_pack_reader_new(&ro, &rd), TP_OK);
+    CHECK_ERR(tp_pack_reader_open(rd, NULL, c, len), TP_OK);
+    CHECK_ERR(tp_pack_reader_next(rd, &got[0]), TP_OK);
+    CHECK_ERR(tp_pack_reader_next(rd, &got[1]), TP_ERR_CORRUPT);
+    tp_row_batch *rows = NULL;
+    CHECK_ERR(tp_row_batch_new(4, &rows), TP_OK);
+    CHECK_ERR(tp_pack_reader_open(rd, NULL, c, len), TP_OK);
+    CHECK_ERR(tp_pack_reader_read_all(rd, rows, 0, 0), TP_ERR_CORRUPT);
+    CHECK_INT(rows->count, 0);
+    tp_row_batch_free(rows);
+    const uint8_t liar[] = {0x00, 'T', 'C', '2', 0xE9, 0x07, 0x00}; /* 1001 records, no columns */
+    CHECK_ERR(tp_pack_reader_open(rd, NULL, liar, sizeof liar), TP_ERR_PACK_TOO_LARGE);
+    CHECK(strstr(tp_pack_reader_error_detail(rd), "1001") != NULL);
+    const uint8_t nomagic[] = {0x00, 'T', 'C', '3', 0x01, 0x00};
+    CHECK_ERR(tp_pack_reader_open(rd, NULL, nomagic, sizeof nomagic), TP_ERR_UNKNOWN_VERSION);
+    CHECK(strstr(tp_pack_reader_error_detail(rd), "version 2") != NULL);
+    tp_pack_reader_free(rd);
+}
+
 int main(void)
 {
     CHECK_ERR(tp_colpack_encoder_new(&enc), TP_OK);
@@ -644,6 +772,7 @@ int main(void)
     test_large();
     test_malformed();
     test_can_represent();
+    test_pack_layer();
     tp_colpack_encoder_free(enc);
     return check_exit();
 }
