@@ -635,6 +635,43 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
     return TP_OK;
 }
 
+/* Reads k varints from b[*pos..len) into u. While 10 or more bytes remain no varint can run past the end, so the
+ * loop checks bounds only near the end of the body. */
+static tp_err get_varints(const uint8_t *b, size_t len, size_t *pos, uint64_t *u, size_t k)
+{
+    size_t p = *pos, i = 0;
+    while (i < k && len - p >= 10) {
+        uint64_t v = b[p++];
+        if (v >= 0x80) {
+            v &= 0x7F;
+            for (int shift = 7;; shift += 7) {
+                uint64_t x = b[p++];
+                if (shift == 63 && x > 1) {
+                    *pos = p - 10;
+                    return TP_ERR_VARINT_OVERFLOW;
+                }
+                v |= (x & 0x7F) << shift;
+                if (x < 0x80)
+                    break;
+                if (shift == 63) {
+                    *pos = p - 10;
+                    return TP_ERR_VARINT_OVERFLOW;
+                }
+            }
+        }
+        u[i++] = v;
+    }
+    for (; i < k; i++) {
+        tp_err err = varint_get(b, len, &p, &u[i]);
+        if (err) {
+            *pos = p;
+            return err;
+        }
+    }
+    *pos = p;
+    return TP_OK;
+}
+
 /* Decodes the next k units of column c into u[0..k). */
 static tp_err col_units(tp_colpack_reader *r, tp_colpack_col *c, uint64_t *u, size_t k)
 {
@@ -649,32 +686,30 @@ static tp_err col_units(tp_colpack_reader *r, tp_colpack_col *c, uint64_t *u, si
             u[i] = c->run_val;
         return TP_OK;
     case TP_COLX_RAW:
-        for (size_t i = 0; i < k; i++) {
-            if ((err = varint_get(b, len, &pos, &v)))
-                goto bad_varint;
-            u[i] = c->signed_units ? zz_dec(v) : v;
-        }
+        if ((err = get_varints(b, len, &pos, u, k)))
+            goto bad_varint;
+        if (c->signed_units)
+            for (size_t i = 0; i < k; i++)
+                u[i] = zz_dec(u[i]);
         break;
     case TP_COLX_DELTA:
+        if ((err = get_varints(b, len, &pos, u, k)))
+            goto bad_varint;
         for (size_t i = 0; i < k; i++) {
-            if ((err = varint_get(b, len, &pos, &v)))
-                goto bad_varint;
-            prev += zz_dec(v);
+            prev += zz_dec(u[i]);
             u[i] = prev;
         }
         break;
     case TP_COLX_DELTA2: {
+        if ((err = get_varints(b, len, &pos, u, k)))
+            goto bad_varint;
         size_t i = 0;
         if (r->done == 0 && k > 0) {
-            if ((err = varint_get(b, len, &pos, &v)))
-                goto bad_varint;
-            prev = zz_dec(v);
+            prev = zz_dec(u[0]);
             u[i++] = prev;
         }
         for (; i < k; i++) {
-            if ((err = varint_get(b, len, &pos, &v)))
-                goto bad_varint;
-            prevd += zz_dec(v);
+            prevd += zz_dec(u[i]);
             prev += prevd;
             u[i] = prev;
         }
@@ -729,8 +764,8 @@ static tp_err col_units(tp_colpack_reader *r, tp_colpack_col *c, uint64_t *u, si
     c->prevd = prevd;
     return TP_OK;
 bad_varint:
-    return fail(r, err, "field %u: %s varint at body offset %zu, record %zu", c->field,
-                err == TP_ERR_TRUNCATED ? "cut-off" : "over-long", pos, (size_t)r->done);
+    return fail(r, err, "field %u: %s varint at body offset %zu (records %zu..%zu)", c->field,
+                err == TP_ERR_TRUNCATED ? "cut-off" : "over-long", pos, (size_t)r->done, (size_t)r->done + k - 1);
 }
 
 /* Checks a unit fits its column's type; for int32 and float bit patterns the unit must fit 32 bits. */
@@ -764,6 +799,37 @@ static inline double unit_f64(uint64_t u, uint8_t scale)
 static inline float unit_f32(uint64_t u, uint8_t scale)
 {
     return scale == TP_COLPACK_SCALE_NONE ? f32_bits((uint32_t)u) : scaled_f32((int64_t)u, scale);
+}
+
+/* Units to values into a contiguous array, with the scale decided once per chunk so the loops stay simple. */
+static void units_to_f64(const uint64_t *u, size_t m, uint8_t scale, double *dst)
+{
+    if (scale == TP_COLPACK_SCALE_NONE) {
+        memcpy(dst, u, m * sizeof *dst);
+    } else if (scale & TP_COLPACK_SCALE_MUL) {
+        double q = pow10neg_f64[scale & 0x0F];
+        for (size_t j = 0; j < m; j++)
+            dst[j] = (double)(int64_t)u[j] * q;
+    } else {
+        double q = pow10_f64[scale];
+        for (size_t j = 0; j < m; j++)
+            dst[j] = (double)(int64_t)u[j] / q;
+    }
+}
+static void units_to_f32(const uint64_t *u, size_t m, uint8_t scale, float *dst)
+{
+    if (scale == TP_COLPACK_SCALE_NONE) {
+        for (size_t j = 0; j < m; j++)
+            dst[j] = f32_bits((uint32_t)u[j]);
+    } else if (scale & TP_COLPACK_SCALE_MUL) {
+        float q = pow10neg_f32[scale & 0x0F];
+        for (size_t j = 0; j < m; j++)
+            dst[j] = (float)(int64_t)u[j] * q;
+    } else {
+        float q = pow10_f32[scale];
+        for (size_t j = 0; j < m; j++)
+            dst[j] = (float)(int64_t)u[j] / q;
+    }
 }
 
 #define CHUNK 256
@@ -845,18 +911,34 @@ tp_err tp_colpack_read_rows(tp_colpack_reader *r, tp_row_batch *b, int32_t parti
         for (size_t base = 0; base < k; base += CHUNK) {
             size_t m = k - base < CHUNK ? k - base : CHUNK;
             size_t d = at + base;
-            if (c->transform == COL_ABSENT) {
-                switch (f) {
-                case 0: memset(b->vehicle_id + d, 0, m * sizeof *b->vehicle_id); break;
-                case 1: memset(b->sampled_at_ms + d, 0, m * sizeof *b->sampled_at_ms); break;
-                case 2: memset(b->seq + d, 0, m * sizeof *b->seq); break;
-                case 3: for (size_t j = 0; j < m; j++) b->latitude[d + j] = 0.0; break;
-                case 4: for (size_t j = 0; j < m; j++) b->longitude[d + j] = 0.0; break;
-                case 5: for (size_t j = 0; j < m; j++) b->speed_kmh[d + j] = 0.0f; break;
-                case 6: for (size_t j = 0; j < m; j++) b->heading_deg[d + j] = 0.0f; break;
-                case 7: for (size_t j = 0; j < m; j++) b->accuracy_m[d + j] = 0.0f; break;
-                default: memset(b->meter_status + d, 0, m * sizeof *b->meter_status); break;
+            if (c->transform == COL_ABSENT || c->transform == TP_COLX_CONST) {
+                /* One value for the whole chunk: convert it once (absent columns are all zero). */
+                uint64_t one = c->transform == COL_ABSENT ? 0 : c->run_val;
+                tp_err err = c->transform == COL_ABSENT ? TP_OK : check_units32(r, c, &one, 1);
+                if (err) {
+                    r->ncols = 0;
+                    return err;
                 }
+                switch (f) {
+                case 0: for (size_t j = 0; j < m; j++) b->vehicle_id[d + j] = one; break;
+                case 1: for (size_t j = 0; j < m; j++) b->sampled_at_ms[d + j] = (int64_t)one; break;
+                case 2: for (size_t j = 0; j < m; j++) b->seq[d + j] = one; break;
+                case 3: case 4: {
+                    double v = unit_f64(one, c->scale), *dst = f == 3 ? b->latitude + d : b->longitude + d;
+                    for (size_t j = 0; j < m; j++)
+                        dst[j] = v;
+                    break;
+                }
+                case 5: case 6: case 7: {
+                    float v = unit_f32(one, c->scale);
+                    float *dst = f == 5 ? b->speed_kmh + d : f == 6 ? b->heading_deg + d : b->accuracy_m + d;
+                    for (size_t j = 0; j < m; j++)
+                        dst[j] = v;
+                    break;
+                }
+                default: for (size_t j = 0; j < m; j++) b->meter_status[d + j] = (int32_t)(uint32_t)one; break;
+                }
+                r->done += (uint32_t)m;
                 continue;
             }
             uint64_t u[CHUNK];
@@ -871,11 +953,11 @@ tp_err tp_colpack_read_rows(tp_colpack_reader *r, tp_row_batch *b, int32_t parti
                 return err;
             }
             switch (f) {
-            case 3: for (size_t j = 0; j < m; j++) b->latitude[d + j] = unit_f64(u[j], c->scale); break;
-            case 4: for (size_t j = 0; j < m; j++) b->longitude[d + j] = unit_f64(u[j], c->scale); break;
-            case 5: for (size_t j = 0; j < m; j++) b->speed_kmh[d + j] = unit_f32(u[j], c->scale); break;
-            case 6: for (size_t j = 0; j < m; j++) b->heading_deg[d + j] = unit_f32(u[j], c->scale); break;
-            case 7: for (size_t j = 0; j < m; j++) b->accuracy_m[d + j] = unit_f32(u[j], c->scale); break;
+            case 3: units_to_f64(u, m, c->scale, b->latitude + d); break;
+            case 4: units_to_f64(u, m, c->scale, b->longitude + d); break;
+            case 5: units_to_f32(u, m, c->scale, b->speed_kmh + d); break;
+            case 6: units_to_f32(u, m, c->scale, b->heading_deg + d); break;
+            case 7: units_to_f32(u, m, c->scale, b->accuracy_m + d); break;
             case 8: for (size_t j = 0; j < m; j++) b->meter_status[d + j] = (int32_t)(uint32_t)u[j]; break;
             default: break;
             }

@@ -230,21 +230,26 @@ static tp_err open_columns(tp_pack_reader *r, tp_codec codec)
 /* Every decoded row of a v2 pack must carry the pack's vehicle (the first record's, and the key's if given). */
 static tp_err check_vehicles(tp_pack_reader *r, const uint64_t *ids, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t index = r->index + (uint32_t)i;
-        if (index == 0) {
-            if (r->have_expect && r->expect.vehicle_id != 0 && ids[i] != r->expect.vehicle_id)
-                return fail(r, TP_ERR_CORRUPT, "record 0: vehicle_id %" PRIu64 " differs from the pack's %" PRIu64,
-                            ids[i], r->expect.vehicle_id);
-            r->meta.vehicle_id = ids[i];
-        } else if (ids[i] != r->meta.vehicle_id) {
-            return fail(r, TP_ERR_CORRUPT,
-                        "record %" PRIu32 ": vehicle_id %" PRIu64 " differs from the pack's %" PRIu64
-                        " (a pack holds one vehicle)",
-                        index, ids[i], r->meta.vehicle_id);
-        }
+    if (n == 0)
+        return TP_OK;
+    if (r->index == 0) {
+        if (r->have_expect && r->expect.vehicle_id != 0 && ids[0] != r->expect.vehicle_id)
+            return fail(r, TP_ERR_CORRUPT, "record 0: vehicle_id %" PRIu64 " differs from the pack's %" PRIu64,
+                        ids[0], r->expect.vehicle_id);
+        r->meta.vehicle_id = ids[0];
     }
-    return TP_OK;
+    uint64_t want = r->meta.vehicle_id, diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff |= ids[i] ^ want;
+    if (!diff)
+        return TP_OK;
+    size_t i = 0;
+    while (ids[i] == want)
+        i++;
+    return fail(r, TP_ERR_CORRUPT,
+                "record %" PRIu32 ": vehicle_id %" PRIu64 " differs from the pack's %" PRIu64
+                " (a pack holds one vehicle)",
+                r->index + (uint32_t)i, ids[i], want);
 }
 
 static tp_err next_columns(tp_pack_reader *r, tp_record *out)
