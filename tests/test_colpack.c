@@ -636,6 +636,41 @@ static void test_can_represent(void)
     CHECK(!tp_colpack_sniff((const uint8_t *)"\0TC3", 4));
 }
 
+/* The worked example of docs/FORMAT_V2.md, both ways: the spec and the code must agree byte for byte. */
+static void test_spec_example(void)
+{
+    static const uint8_t hex[] = {
+        0x00, 0x54, 0x43, 0x32, 0x03, 0x09, 0x01, 0x01, 0x00, 0xff, 0x02, 0x02, 0x02, 0x03, 0xff, 0x09,
+        0x03, 0x01, 0x01, 0xff, 0x03, 0x04, 0x03, 0x03, 0x06, 0x07, 0x05, 0x03, 0x02, 0x06, 0x07, 0x06,
+        0x04, 0x02, 0x01, 0x04, 0x07, 0x04, 0x02, 0x01, 0x04, 0x08, 0x04, 0x01, 0x01, 0x03, 0x09, 0x05,
+        0x00, 0xff, 0x01, 0x91, 0x4e, 0x86, 0xa0, 0xd5, 0xed, 0xee, 0x66, 0xd4, 0x0f, 0x0b, 0x01, 0x02,
+        0x03, 0xa4, 0xcf, 0x83, 0x22, 0x86, 0x01, 0x02, 0xb2, 0xb3, 0xa5, 0x85, 0x01, 0x66, 0x68, 0xe6,
+        0x03, 0x04, 0x02, 0x92, 0x0e, 0x00, 0x0a, 0x54, 0x54, 0x56, 0x04};
+    const tp_record want[3] = {
+        {10001, 1767225600003, 1, 35.681234, 139.767001, 24.3f, 90.5f, 4.2f, 2},
+        {10001, 1767225601005, 2, 35.681301, 139.767052, 24.5f, 90.5f, 4.2f, 2},
+        {10001, 1767225602001, 3, 35.681369, 139.767104, 24.6f, 91.0f, 4.3f, 2},
+    };
+    const uint8_t *c;
+    size_t len;
+    CHECK_ERR(tp_colpack_encode(enc, want, 3, &c, &len), TP_OK);
+    CHECK_INT(len, sizeof hex);
+    CHECK(len == sizeof hex && memcmp(c, hex, len) == 0);
+    tp_colpack_reader rd;
+    tp_record got[3];
+    CHECK_ERR(tp_colpack_open(&rd, hex, sizeof hex, 3), TP_OK);
+    CHECK_ERR(tp_colpack_read_records(&rd, got, 3), TP_OK);
+    for (int i = 0; i < 3; i++)
+        CHECK(same_record(&want[i], &got[i]));
+    /* every prefix of the example is an error, never a crash or a success */
+    for (size_t cut = 0; cut < sizeof hex; cut++) {
+        tp_err e = tp_colpack_open(&rd, hex, cut, 3);
+        if (!e)
+            e = tp_colpack_read_records(&rd, got, 3);
+        CHECK(e != TP_OK);
+    }
+}
+
 /* Writer and reader with layout columns, codec zstd and none, with and without metadata. */
 static void test_pack_layer(void)
 {
@@ -773,6 +808,7 @@ int main(void)
     test_malformed();
     test_can_represent();
     test_pack_layer();
+    test_spec_example();
     tp_colpack_encoder_free(enc);
     return check_exit();
 }
