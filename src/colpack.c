@@ -3,7 +3,7 @@
  * when floating values are exact decimals. Spec: docs/FORMAT_V2.md.
  *
  *   "T\0C2" | count varint | ncols varint | ncols x descriptor | column bodies, in descriptor order
- *   descriptor = field varint | type u8 | transform u8 | scale u8 | body length varint
+ *   descriptor = field varint | code u8 (transform | scale code << 3) | body length varint
  */
 #include "colpack.h"
 
@@ -109,6 +109,25 @@ static inline float f32_bits(uint32_t u)
     float v;
     memcpy(&v, &u, 4);
     return v;
+}
+
+/* Descriptor scale codes (5 bits): 0 none, 1..10 divide by 10^(c-1), 11..20 multiply by 1e-(c-11). The scale
+ * inside this file is TP_COLPACK_SCALE_NONE, d, or TP_COLPACK_SCALE_MUL + d. */
+static uint8_t scale_code(uint8_t scale)
+{
+    if (scale == TP_COLPACK_SCALE_NONE)
+        return 0;
+    return (uint8_t)(scale & TP_COLPACK_SCALE_MUL ? 11 + (scale & 0x0F) : 1 + scale);
+}
+static int scale_from_code(uint8_t code)
+{
+    if (code == 0)
+        return TP_COLPACK_SCALE_NONE;
+    if (code <= 10)
+        return code - 1;
+    if (code <= 20)
+        return TP_COLPACK_SCALE_MUL + (code - 11);
+    return -1;
 }
 
 bool tp_colpack_sniff(const uint8_t *content, size_t len)
@@ -438,9 +457,7 @@ tp_err tp_colpack_encode(tp_colpack_encoder *e, const tp_record *recs, size_t n,
         if (plan[c].transform == 0xFF)
             continue;
         p = varint_put(p, (uint64_t)(c + 1));
-        *p++ = field_type[c];
-        *p++ = plan[c].transform;
-        *p++ = plan[c].scale;
+        *p++ = (uint8_t)(plan[c].transform | scale_code(plan[c].scale) << 3);
         p = varint_put(p, plan[c].body_len);
     }
     for (int c = 0; c < 9; c++) {
@@ -542,20 +559,17 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
     /* First pass over descriptors: their bodies follow the last descriptor, in order. */
     struct {
         uint64_t field, blen;
-        uint8_t type, transform, scale;
+        uint8_t code;
     } desc[TP_COLPACK_MAX_COLUMNS];
     for (uint64_t i = 0; i < ncols; i++) {
         size_t at = pos;
         if ((err = varint_get(content, len, &pos, &desc[i].field)))
             return fail(r, err, "column descriptor %" PRIu64 " at content offset %zu: field number %s", i, at,
                         err == TP_ERR_TRUNCATED ? "cut off" : "varint longer than 10 bytes");
-        if (len - pos < 3)
+        if (pos >= len)
             return fail(r, TP_ERR_TRUNCATED, "column descriptor %" PRIu64 " at content offset %zu is cut off", i,
                         at);
-        desc[i].type = content[pos];
-        desc[i].transform = content[pos + 1];
-        desc[i].scale = content[pos + 2];
-        pos += 3;
+        desc[i].code = content[pos++];
         if ((err = varint_get(content, len, &pos, &desc[i].blen)))
             return fail(r, err, "column descriptor %" PRIu64 " at content offset %zu: body length %s", i, at,
                         err == TP_ERR_TRUNCATED ? "cut off" : "varint longer than 10 bytes");
@@ -577,21 +591,20 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
         tp_colpack_col *c = &r->cols[f - 1];
         if (c->transform != COL_ABSENT)
             return fail(r, TP_ERR_CORRUPT, "column %" PRIu64 ": field %" PRIu64 " appears twice", i, f);
-        uint8_t type = desc[i].type, tr = desc[i].transform, sc = desc[i].scale;
-        if (type != field_type[f - 1])
-            return fail(r, TP_ERR_CORRUPT, "column %" PRIu64 ": field %" PRIu64 " has type %u, the schema says %u",
-                        i, f, type, field_type[f - 1]);
+        uint8_t type = field_type[f - 1], tr = desc[i].code & 7;
+        int sci = scale_from_code((uint8_t)(desc[i].code >> 3));
         if (tr >= TP_COLX__COUNT)
             return fail(r, TP_ERR_UNKNOWN_VERSION,
                         "column %" PRIu64 " (field %" PRIu64 "): transform %u is not one this reader knows (0..%d); "
                         "upgrade the reader",
                         i, f, tr, TP_COLX__COUNT - 1);
         bool floating = type == TP_COLT_DOUBLE || type == TP_COLT_FLOAT;
-        if (sc != TP_COLPACK_SCALE_NONE && (!floating || (sc & ~TP_COLPACK_SCALE_MUL) > TP_COLPACK_MAX_SCALE))
+        if (sci < 0 || (sci != TP_COLPACK_SCALE_NONE && !floating))
             return fail(r, TP_ERR_CORRUPT,
-                        "column %" PRIu64 " (field %" PRIu64 "): decimal scale byte 0x%02x invalid (0..%d or 0x10..0x%02x, "
-                        "floating types only)",
-                        i, f, sc, TP_COLPACK_MAX_SCALE, TP_COLPACK_SCALE_MUL + TP_COLPACK_MAX_SCALE);
+                        "column %" PRIu64 " (field %" PRIu64 "): scale code %u invalid (0, or 1..20 for floating "
+                        "fields only)",
+                        i, f, desc[i].code >> 3);
+        uint8_t sc = (uint8_t)sci;
         bool planes = tr == TP_COLX_XOR_PLANES || tr == TP_COLX_DELTA_PLANES;
         if (planes && sc != TP_COLPACK_SCALE_NONE)
             return fail(r, TP_ERR_CORRUPT, "column %" PRIu64 " (field %" PRIu64 "): %s with a decimal scale", i, f,

@@ -21,7 +21,7 @@
 #define TP_COLPACK_MAX_COLUMNS 64
 #define TP_COLPACK_MAX_SCALE 9
 
-/* Column value types (descriptor byte 2). */
+/* Column value types: implied by the field number (the schema), not stored. */
 enum tp_colpack_type {
     TP_COLT_UINT64 = 1,
     TP_COLT_INT64 = 2,
@@ -30,7 +30,7 @@ enum tp_colpack_type {
     TP_COLT_INT32 = 5,
 };
 
-/* Column transforms (descriptor byte 3). See docs/FORMAT_V2.md for the exact arithmetic. */
+/* Column transforms (low 3 bits of the descriptor's code byte; 7 is reserved). See docs/FORMAT_V2.md. */
 enum tp_colpack_transform {
     TP_COLX_CONST = 0,        /* one unit for every record */
     TP_COLX_RAW = 1,          /* one varint per record */
@@ -42,7 +42,8 @@ enum tp_colpack_transform {
     TP_COLX__COUNT
 };
 
-/* Scale byte: 0..9 = value is k / 10^s; TP_COLPACK_SCALE_MUL + d = value is k * 1e-d (d 0..9); see FORMAT_V2.md. */
+/* Decimal scale as the decoder state holds it (the descriptor stores a 5-bit code, FORMAT_V2.md):
+ * 0..9 = value is k / 10^s; TP_COLPACK_SCALE_MUL + d = value is k * 1e-d (d 0..9). */
 #define TP_COLPACK_SCALE_MUL 0x10
 /* Scale byte meaning "no decimal scaling": the unit is the value (integers) or its IEEE bit pattern (floating). */
 #define TP_COLPACK_SCALE_NONE 0xFF
