@@ -2,71 +2,51 @@
  * protobuf-c unpack), and bytes/record as JSON, raw frames and packs, at zstd levels 1 and 3 and batch sizes 10,
  * 200 and 2000. Usage: bench_codec [--quick] [--json FILE]. Prints a table; writes the results as JSON. */
 #include <jansson.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <zstd.h>
 
+#include "telepack/fleet.h"
 #include "telepack/pack.h"
 #include "telepack/varint.h"
 #include "vehicle.pb-c.h"
 
-/* ---- a deterministic, realistic enough fleet: one taxi's random walk, 1 s sampling, GPS at 1e-6 degrees ---- */
-
-static uint64_t rng_state = 0x853c49e6748fea9bu;
-
-static double uniform(void)
+/* Records: the fleet simulator (src/fleet.c), `vehicles` taxis sampled every second, GPS at 1e-6 degrees, cut
+ * into packs of `batch` consecutive samples of one vehicle, the way the ingest batcher cuts them. */
+static tp_record *fleet_packs(size_t batch, size_t packs, size_t vehicles)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
-}
-
-typedef struct walker {
-    uint64_t vehicle_id, seq;
-    int64_t t_ms;
-    double lat, lon, speed, heading, accuracy;
-    int32_t meter;
-} walker;
-
-static void walker_init(walker *w, uint64_t vehicle_id)
-{
-    w->vehicle_id = vehicle_id;
-    w->seq = 1;
-    w->t_ms = 1700000000000 + (int64_t)(uniform() * 1000);
-    w->lat = 40.70 + uniform() * 0.1; /* somewhere in a city */
-    w->lon = -74.00 + uniform() * 0.1;
-    w->speed = 20 + uniform() * 20;
-    w->heading = uniform() * 360;
-    w->accuracy = 3 + uniform() * 5;
-    w->meter = 1 + (int32_t)(uniform() * 3);
-}
-
-static tp_record walker_next(walker *w)
-{
-    w->speed += (uniform() - 0.5) * 6;
-    if (w->speed < 0)
-        w->speed = uniform() * 2;
-    if (w->speed > 110)
-        w->speed = 110;
-    w->heading = fmod(w->heading + (uniform() - 0.5) * 20 + 360, 360);
-    double m = w->speed / 3.6; /* metres in one second */
-    w->lat += m * cos(w->heading * M_PI / 180) / 111320.0;
-    w->lon += m * sin(w->heading * M_PI / 180) / (111320.0 * cos(w->lat * M_PI / 180));
-    w->accuracy += (uniform() - 0.5) * 0.4;
-    if (w->accuracy < 2)
-        w->accuracy = 2;
-    if (uniform() < 0.002)
-        w->meter = 1 + (int32_t)(uniform() * 4);
-    tp_record r = {.vehicle_id = w->vehicle_id, .sampled_at_ms = w->t_ms, .seq = w->seq++,
-                   .latitude = round(w->lat * 1e6) / 1e6, .longitude = round(w->lon * 1e6) / 1e6,
-                   .speed_kmh = (float)(round(w->speed * 10) / 10), .heading_deg = (float)round(w->heading),
-                   .accuracy_m = (float)(round(w->accuracy * 10) / 10), .meter_status = w->meter};
-    w->t_ms += 1000;
-    return r;
+    tp_record *recs = malloc(packs * batch * sizeof *recs);
+    tp_record *open = malloc(vehicles * batch * sizeof *open);
+    size_t *fill = calloc(vehicles, sizeof *fill);
+    tp_fleet_opts o;
+    tp_fleet_opts_init(&o);
+    o.vehicles = (uint32_t)vehicles;
+    o.seconds = (uint32_t)((packs * batch / vehicles) * 11 / 10 + batch + 10);
+    tp_fleet *f;
+    if (!recs || !open || !fill || tp_fleet_new(&o, &f)) {
+        fprintf(stderr, "bench_codec: cannot set up the fleet\n");
+        exit(1);
+    }
+    size_t done = 0;
+    tp_record r;
+    while (done < packs && tp_fleet_next(f, &r) == TP_OK) {
+        size_t v = (size_t)(r.vehicle_id - o.first_vehicle_id);
+        open[v * batch + fill[v]++] = r;
+        if (fill[v] == batch) {
+            memcpy(&recs[done++ * batch], &open[v * batch], batch * sizeof r);
+            fill[v] = 0;
+        }
+    }
+    tp_fleet_free(f);
+    free(fill);
+    free(open);
+    if (done < packs) {
+        fprintf(stderr, "bench_codec: the fleet ran out of records\n");
+        exit(1);
+    }
+    return recs;
 }
 
 static double now(void)
@@ -85,7 +65,7 @@ static void die(const char *what, tp_err e)
 typedef struct result {
     int level;
     size_t batch;
-    double encode_rps, decode_rps, pbc_decode_rps, unzstd_rps;
+    double encode_rps, decode_rps, pbc_decode_rps, unzstd_rps, raw_decode_rps;
     double pack_bpr, frames_bpr, json_bpr;
     double encode_us_per_batch;
 } result;
@@ -112,14 +92,7 @@ static result run(int level, size_t batch, size_t total, size_t vehicles)
 {
     result res = {.level = level, .batch = batch};
     size_t packs = total / batch;
-    /* Records: `vehicles` walkers, packs round-robin over them, each pack `batch` consecutive samples. */
-    tp_record *recs = malloc(packs * batch * sizeof *recs);
-    walker *ws = malloc(vehicles * sizeof *ws);
-    for (size_t v = 0; v < vehicles; v++)
-        walker_init(&ws[v], 100000 + v);
-    for (size_t p = 0; p < packs; p++)
-        for (size_t i = 0; i < batch; i++)
-            recs[p * batch + i] = walker_next(&ws[p % vehicles]);
+    tp_record *recs = fleet_packs(batch, packs, vehicles);
 
     tp_pack_writer_opts wo;
     tp_pack_writer_opts_init(&wo);
@@ -177,6 +150,39 @@ static result run(int level, size_t batch, size_t total, size_t vehicles)
         bad += rows->seq[i] != recs[(packs - 1) * batch + i].seq ||
                rows->latitude[i] != recs[(packs - 1) * batch + i].latitude;
 
+    /* The decoder alone: the same records as codec none packs (the content in place), read_all. */
+    {
+        tp_pack_writer_opts no;
+        tp_pack_writer_opts_init(&no);
+        no.codec = TP_CODEC_NONE;
+        tp_pack_writer *nw;
+        if ((e = tp_pack_writer_new(&no, &nw)))
+            die("tp_pack_writer_new", e);
+        size_t raw_slot = batch * 80 + 64;
+        uint8_t *raw = malloc(packs * raw_slot);
+        size_t *raw_lens = malloc(packs * sizeof *raw_lens);
+        for (size_t p = 0; p < packs; p++) {
+            for (size_t i = 0; i < batch; i++)
+                tp_pack_writer_add(nw, &recs[p * batch + i]);
+            if ((e = tp_pack_writer_finish(nw, raw + p * raw_slot, raw_slot, &raw_lens[p], NULL)))
+                die("tp_pack_writer_finish (none)", e);
+        }
+        t0 = now();
+        for (size_t p = 0; p < packs; p++) {
+            tp_row_batch_clear(rows);
+            tp_pack_meta m = metas[p];
+            m.codec = TP_CODEC_NONE;
+            if ((e = tp_pack_reader_open(r, &m, raw + p * raw_slot, raw_lens[p])) ||
+                (e = tp_pack_reader_read_all(r, rows, 0, (int64_t)p)))
+                die(tp_pack_reader_error_detail(r), e);
+        }
+        t1 = now();
+        res.raw_decode_rps = (double)n / (t1 - t0);
+        free(raw_lens);
+        free(raw);
+        tp_pack_writer_free(nw);
+    }
+
     /* The ceiling: zstd decompression alone, no record decoding. */
     ZSTD_DCtx *dctx = ZSTD_createDCtx();
     uint8_t *buf = malloc(batch * 80 + 64);
@@ -226,7 +232,6 @@ static result run(int level, size_t batch, size_t total, size_t vehicles)
     free(metas);
     free(lens);
     free(out);
-    free(ws);
     free(recs);
     return res;
 }
@@ -250,17 +255,20 @@ int main(int argc, char **argv)
     static const size_t batches[] = {10, 200, 2000};
     json_t *arr = json_array();
     printf("records per CPU-second (thread CPU time; wall time is noise on a shared machine)\n");
-    printf("%-5s %6s %13s %13s %13s %13s %8s %9s %9s %9s %10s\n", "level", "batch", "encode rec/s", "decode rec/s",
-           "pbc dec rec/s", "unzstd rec/s", "vs pbc", "pack B/r", "frame B/r", "json B/r", "enc us/bat");
+    printf("%-5s %6s %13s %13s %13s %13s %13s %8s %9s %9s %9s %10s\n", "level", "batch", "encode rec/s",
+           "decode rec/s", "pbc dec rec/s", "unzstd rec/s", "raw dec rec/s", "vs pbc", "pack B/r", "frame B/r",
+           "json B/r", "enc us/bat");
     for (size_t li = 0; li < 2; li++) {
         for (size_t bi = 0; bi < 3; bi++) {
             result r = run(levels[li], batches[bi], total, 64);
-            printf("%-5d %6zu %13.0f %13.0f %13.0f %13.0f %7.2fx %9.2f %9.2f %9.2f %10.1f\n", r.level, r.batch,
-                   r.encode_rps, r.decode_rps, r.pbc_decode_rps, r.unzstd_rps, r.decode_rps / r.pbc_decode_rps,
+            printf("%-5d %6zu %13.0f %13.0f %13.0f %13.0f %13.0f %7.2fx %9.2f %9.2f %9.2f %10.1f\n", r.level,
+                   r.batch, r.encode_rps, r.decode_rps, r.pbc_decode_rps, r.unzstd_rps, r.raw_decode_rps,
+                   r.decode_rps / r.pbc_decode_rps,
                    r.pack_bpr, r.frames_bpr, r.json_bpr, r.encode_us_per_batch);
             json_array_append_new(
-                arr, json_pack("{sisIsfsfsfsfsfsfsfsf}", "zstd_level", r.level, "batch", (json_int_t)r.batch,
+                arr, json_pack("{sisIsfsfsfsfsfsfsfsfsf}", "zstd_level", r.level, "batch", (json_int_t)r.batch,
                                "unzstd_only_records_per_s", r.unzstd_rps,
+                               "decode_codec_none_records_per_s", r.raw_decode_rps,
                                "encode_records_per_s", r.encode_rps, "decode_records_per_s", r.decode_rps,
                                "protobuf_c_decode_records_per_s", r.pbc_decode_rps, "pack_bytes_per_record",
                                r.pack_bpr, "frame_bytes_per_record", r.frames_bpr, "json_bytes_per_record",

@@ -40,12 +40,49 @@ int tp_log_parse_format(const char *s, tp_log_format *out)
     return 0;
 }
 
-/* Writes s as the body of a JSON string (quotes and control characters escaped). */
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if the bytes there are not one (overlong forms, surrogates
+ * and code points above U+10FFFF included). */
+static int utf8_len(const unsigned char *s)
+{
+    unsigned c = s[0];
+    int n;
+    unsigned cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+        n = 3, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        n = 4, cp = c & 0x07;
+    else
+        return 0;
+    for (int i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) /* also stops at the terminating NUL */
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return n;
+}
+
+/* Writes s as the body of a JSON string: quotes and control characters escaped, and every byte that is not part
+ * of valid UTF-8 (a truncated message, binary data from a peer) replaced by U+FFFD, so each line stays valid JSON. */
 static void json_escape(FILE *f, const char *s)
 {
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned char c = *p;
+        int n = utf8_len(p);
+        if (n == 0) {
+            fputs("\xef\xbf\xbd", f); /* U+FFFD in UTF-8 */
+            p++;
+            continue;
+        }
+        if (n > 1)
+            fwrite(p, 1, (size_t)n, f);
+        else if (c == '"' || c == '\\')
             fprintf(f, "\\%c", c);
         else if (c == '\n')
             fputs("\\n", f);
@@ -53,6 +90,7 @@ static void json_escape(FILE *f, const char *s)
             fprintf(f, "\\u%04x", c);
         else
             fputc(c, f);
+        p += n;
     }
 }
 

@@ -406,6 +406,8 @@ static inline tp_err decode_at(tp_pack_reader *r, tp_record *out, size_t *next)
 /* Called when the content is exhausted: checks the count against the headers. */
 static tp_err at_end(tp_pack_reader *r)
 {
+    if (r->index == 0)
+        return fail(r, TP_ERR_CORRUPT, "pack holds no records (its content is empty); a pack holds at least one");
     r->meta.record_count = r->index;
     if (r->have_expect && r->expect.record_count != r->index)
         return fail(r, TP_ERR_COUNT_MISMATCH, "pack holds %" PRIu32 " records but its metadata says %" PRIu32,

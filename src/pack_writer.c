@@ -195,6 +195,21 @@ size_t tp_pack_writer_bound(const tp_pack_writer *w)
     return w->opts.codec == TP_CODEC_ZSTD ? ZSTD_compressBound(len) : len;
 }
 
+/* The bytes to compress for the open pack. Layout rows: the length-prefixed frames as buffered. Layout columns
+ * (format version 2, src/colpack.c) transposes w->records here into its own buffer instead. */
+static tp_err build_content(tp_pack_writer *w, const uint8_t **content, size_t *len)
+{
+    switch (w->opts.layout) {
+    case TP_LAYOUT_ROWS:
+        *content = w->content;
+        *len = w->len;
+        return TP_OK;
+    case TP_LAYOUT_COLUMNS:
+        break;
+    }
+    return TP_ERR_UNKNOWN_VERSION;
+}
+
 tp_err tp_pack_writer_finish(tp_pack_writer *w, uint8_t *dst, size_t cap, size_t *out_len, tp_pack_meta *meta)
 {
     if (!w || !dst || !out_len)

@@ -175,10 +175,15 @@ tp_err tp_record_decode(const uint8_t *src, size_t len, tp_record *out)
     tp_err e;
     while (p < end) {
         uint64_t tag, v;
-        if (*p < 0x80)
+        if (*p < 0x80) {
             tag = *p++;
-        else if ((e = get_varint(&p, end, &tag)))
-            return e;
+        } else {
+            const uint8_t *start = p;
+            if ((e = get_varint(&p, end, &tag)))
+                return e;
+            if (p - start > 5)
+                return TP_ERR_DECODE; /* a tag is a 32-bit varint: at most 5 bytes, as protobuf-c requires */
+        }
         switch (tag) {
         case 0x08:
             if ((e = get_varint(&p, end, &r.vehicle_id)))

@@ -1,6 +1,7 @@
 /* NDJSON <-> tp_record: a hand-written writer (no allocation, exact round trip of doubles and floats) and a
  * jansson-based parser with field-level error messages, plus a bounded line reader. */
 #include "telepack/record_json.h"
+#include "record_json_full.h"
 
 #include <errno.h>
 #include <float.h>
@@ -494,7 +495,7 @@ static tp_err parse_object(json_t *root, tp_record *out, char *msg, size_t cap)
     return TP_OK;
 }
 
-tp_err tp_record_json_parse(const char *text, size_t len, tp_record *out, char *msg, size_t msg_cap)
+tp_err tp_record_json_parse_full(const char *text, size_t len, tp_record *out, char *msg, size_t msg_cap)
 {
     if (msg && msg_cap > 0)
         msg[0] = 0;
@@ -511,6 +512,211 @@ tp_err tp_record_json_parse(const char *text, size_t len, tp_record *out, char *
     tp_err e = parse_object(root, out, msg, msg_cap);
     json_decref(root);
     return e;
+}
+
+/* ---- fast path ----
+ * Most input is what tp_record_json_write (or a similar producer) writes: a flat object of the known fields with
+ * plain numbers and enum names. fast_parse handles exactly that without building a jansson tree, about ten times
+ * faster; on anything else (unknown keys, escapes, strings for numbers, null, a missing required field, a value
+ * out of range, malformed JSON) it gives up and the jansson path below decides, so errors and every unusual form
+ * behave the same either way. Numbers are converted as jansson converts them: integer literals with strtoll (then
+ * to double for float fields), others with strtod. */
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* Scans a JSON number at p; returns its end (NULL if not a valid number) and whether it is an integer literal. */
+static const char *scan_number(const char *p, const char *end, bool *is_int)
+{
+    const char *q = p;
+    *is_int = true;
+    if (q < end && *q == '-')
+        q++;
+    if (q >= end)
+        return NULL;
+    if (*q == '0')
+        q++;
+    else if (*q >= '1' && *q <= '9')
+        while (q < end && *q >= '0' && *q <= '9')
+            q++;
+    else
+        return NULL;
+    if (q < end && *q == '.') {
+        *is_int = false;
+        q++;
+        if (q >= end || *q < '0' || *q > '9')
+            return NULL;
+        while (q < end && *q >= '0' && *q <= '9')
+            q++;
+    }
+    if (q < end && (*q == 'e' || *q == 'E')) {
+        *is_int = false;
+        q++;
+        if (q < end && (*q == '+' || *q == '-'))
+            q++;
+        if (q >= end || *q < '0' || *q > '9')
+            return NULL;
+        while (q < end && *q >= '0' && *q <= '9')
+            q++;
+    }
+    return q;
+}
+
+/* An integer literal [p, q) as int64, false on overflow (jansson rejects those literals too). */
+static bool literal_i64(const char *p, const char *q, int64_t *out)
+{
+    bool neg = *p == '-';
+    if (neg)
+        p++;
+    uint64_t v = 0;
+    for (; p < q; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (neg ? v > (uint64_t)INT64_MAX + 1 : v > (uint64_t)INT64_MAX)
+        return false;
+    *out = neg ? (int64_t)((uint64_t)0 - v) : (int64_t)v;
+    return true;
+}
+
+static bool literal_double(const char *p, const char *q, bool is_int, double *out)
+{
+    if (is_int) {
+        int64_t i;
+        if (!literal_i64(p, q, &i))
+            return false;
+        *out = (double)i;
+        return true;
+    }
+    char tmp[64];
+    size_t n = (size_t)(q - p);
+    if (n >= sizeof tmp)
+        return false;
+    memcpy(tmp, p, n);
+    tmp[n] = 0;
+    errno = 0;
+    double v = strtod(tmp, NULL);
+    if (errno == ERANGE && (v == HUGE_VAL || v == -HUGE_VAL))
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool fast_parse(const char *text, size_t len, tp_record *out)
+{
+    const char *p = text, *end = text + len;
+    unsigned seen = 0;
+    memset(out, 0, sizeof *out);
+    p = skip_ws(p, end);
+    if (p >= end || *p++ != '{')
+        return false;
+    p = skip_ws(p, end);
+    if (p < end && *p == '}')
+        return false; /* empty object: missing fields, let the full path explain */
+    for (;;) {
+        /* key: a plain string matched against the snake_case names */
+        if (p >= end || *p++ != '"')
+            return false;
+        const char *k = p;
+        while (p < end && *p != '"' && *p != '\\')
+            p++;
+        if (p >= end || *p != '"')
+            return false;
+        size_t klen = (size_t)(p - k);
+        p++;
+        size_t i;
+        for (i = 0; i < FIELD_COUNT; i++)
+            if (strlen(fields[i].name) == klen && !memcmp(fields[i].name, k, klen))
+                break;
+        if (i == FIELD_COUNT || (seen & (1u << i)))
+            return false;
+        seen |= 1u << i;
+        p = skip_ws(p, end);
+        if (p >= end || *p++ != ':')
+            return false;
+        p = skip_ws(p, end);
+        if (p >= end)
+            return false;
+        const field_def *f = &fields[i];
+        char *base = (char *)out + f->offset;
+        if (f->kind == F_ENUM && *p == '"') {
+            const char *v = ++p;
+            while (p < end && *p != '"' && *p != '\\')
+                p++;
+            if (p >= end || *p != '"')
+                return false;
+            int32_t st = -1;
+            for (int32_t m = 0; m < METER_NAME_COUNT; m++)
+                if (strlen(meter_names[m]) == (size_t)(p - v) && !memcmp(meter_names[m], v, (size_t)(p - v)))
+                    st = m;
+            if (st < 0)
+                return false;
+            memcpy(base, &st, sizeof st);
+            p++;
+        } else {
+            bool is_int;
+            const char *q = scan_number(p, end, &is_int);
+            if (!q)
+                return false;
+            int64_t iv;
+            double dv;
+            switch (f->kind) {
+            case F_U64:
+                if (!is_int || *p == '-' || !literal_i64(p, q, &iv))
+                    return false;
+                *(uint64_t *)(void *)base = (uint64_t)iv;
+                break;
+            case F_I64:
+                if (!is_int || !literal_i64(p, q, &iv))
+                    return false;
+                *(int64_t *)(void *)base = iv;
+                break;
+            case F_DOUBLE:
+                if (!literal_double(p, q, is_int, &dv))
+                    return false;
+                *(double *)(void *)base = dv;
+                break;
+            case F_FLOAT:
+                if (!literal_double(p, q, is_int, &dv) || fabs(dv) >= FLOAT_ROUND_LIMIT)
+                    return false;
+                *(float *)(void *)base = (float)dv;
+                break;
+            case F_ENUM:
+                if (!is_int || !literal_i64(p, q, &iv) || iv < INT32_MIN || iv > INT32_MAX)
+                    return false;
+                *(int32_t *)(void *)base = (int32_t)iv;
+                break;
+            }
+            p = q;
+        }
+        p = skip_ws(p, end);
+        if (p >= end)
+            return false;
+        if (*p == '}')
+            break;
+        if (*p++ != ',')
+            return false;
+        p = skip_ws(p, end);
+    }
+    p = skip_ws(p + 1, end);
+    return p == end && (seen & REQUIRED_MASK) == REQUIRED_MASK;
+}
+
+tp_err tp_record_json_parse(const char *text, size_t len, tp_record *out, char *msg, size_t msg_cap)
+{
+    if (msg && msg_cap > 0)
+        msg[0] = 0;
+    if (!text || !out)
+        return TP_ERR_INVALID_ARG;
+    if (fast_parse(text, len, out))
+        return TP_OK;
+    return tp_record_json_parse_full(text, len, out, msg, msg_cap);
 }
 
 /* ---- line reader ---- */

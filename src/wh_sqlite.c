@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -75,8 +76,13 @@ static tp_err sq_open(tp_warehouse *w, const char *rest)
     s->path = strdup(rest);
     if (!s->path)
         return TP_ERR_NOMEM;
-    /* NOMUTEX: one sink thread owns the handle (warehouse.h says so). */
-    int rc = sqlite3_open_v2(rest, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    /* NOMUTEX: one sink thread owns the handle (warehouse.h says so). Without create_table a missing file is an
+     * error, not a new empty database somewhere a typo pointed. */
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (w->create_table ? SQLITE_OPEN_CREATE : 0);
+    int rc = sqlite3_open_v2(rest, &s->db, flags, NULL);
+    if (rc != SQLITE_OK && !w->create_table && access(rest, F_OK) != 0)
+        return tp_wh_fail(w, TP_ERR_WAREHOUSE, "SQLite database %s does not exist; run with --create-table or fix "
+                          "the path", rest);
     if (rc != SQLITE_OK)
         return fail_db(w, rc, "opening it");
     sqlite3_extended_result_codes(s->db, 1);

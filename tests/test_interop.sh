@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Standard tools read telepack packs: `zstd -d` decompresses a file of packs (concatenated frames) as one stream,
 # and every varint-delimited record decodes with `protoc --decode` against the .proto, with the expected values.
 # Usage: test_interop.sh INTEROP_WRITER PROTO_DIR

@@ -273,7 +273,7 @@ static void reader_errors(void)
     /* length prefix cut short, and one that is not a varint */
     const uint8_t cutlen[] = {0x02, 0x08, 0x01, 0x80};
     CHECK_ERR(drain(r, &nm, cutlen, sizeof cutlen), TP_ERR_TRUNCATED);
-    memset(c, 0xff, 11);
+    memset(c, 0xff, sizeof c); /* after the first record: 11 bytes of 0xff, a varint that never ends */
     c[0] = 0x02, c[1] = 0x08, c[2] = 0x01;
     CHECK_ERR(drain(r, &nm, c, 14), TP_ERR_VARINT_OVERFLOW);
     /* a record that is not a VehicleRecord, reported with its index and offset; next() stays on it */
@@ -299,7 +299,19 @@ static void reader_errors(void)
     /* ... but without metadata a leading 00 marks layout columns (v2) */
     CHECK_ERR(tp_pack_reader_open(r, NULL, empty_first, sizeof empty_first), TP_ERR_UNKNOWN_VERSION);
     CHECK_DETAIL(r, "version 2");
-    /* next() without an open pack */
+    /* an empty pack, as codec none and as a zstd frame of nothing */
+    nm.record_count = 0;
+    CHECK_ERR(drain(r, &nm, empty_first, 0), TP_ERR_CORRUPT);
+    CHECK_DETAIL(r, "no records");
+    uint8_t zframe[64];
+    size_t zlen = ZSTD_compress(zframe, sizeof zframe, "", 0, 3);
+    CHECK_ERR(drain(r, NULL, zframe, zlen), TP_ERR_CORRUPT);
+    CHECK_ERR(tp_pack_reader_open(r, NULL, zframe, zlen), TP_OK);
+    CHECK_ERR(tp_pack_reader_read_all(r, rows, 0, 0), TP_ERR_CORRUPT);
+    nm.record_count = 2;
+    /* next() and read_all after a failed open */
+    CHECK_ERR(tp_pack_reader_open(r, NULL, (const uint8_t *)"\x00", 1), TP_ERR_UNKNOWN_VERSION);
+    CHECK_ERR(tp_pack_reader_read_all(r, rows, 0, 0), TP_ERR_INVALID_ARG);
     CHECK_ERR(tp_pack_reader_next(r, &rec), TP_ERR_INVALID_ARG);
     /* codec none above max_pack_bytes */
     uint8_t *large = calloc(1, (1 << 20) + 1);

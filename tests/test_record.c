@@ -230,6 +230,12 @@ static void decode_errors(void)
     const uint8_t huge_field[] = {0x80, 0x80, 0x80, 0x80, 0x20, 0x00}; /* field number 2^32, above 2^29-1 */
     CHECK_ERR(tp_record_decode(huge_field, sizeof huge_field, &got), TP_ERR_DECODE);
 
+    const uint8_t long_tag[] = {0x88, 0x80, 0x80, 0x80, 0x80, 0x00, 0x01}; /* field 1 in a 6-byte tag */
+    CHECK_ERR(tp_record_decode(long_tag, sizeof long_tag, &got), TP_ERR_DECODE);
+    CHECK(telepack__v1__vehicle_record__unpack(NULL, sizeof long_tag, long_tag) == NULL);
+    const uint8_t five_byte_tag[] = {0x88, 0x80, 0x80, 0x80, 0x00, 0x01}; /* the longest a tag may be */
+    CHECK_ERR(tp_record_decode(five_byte_tag, sizeof five_byte_tag, &got), TP_OK);
+    CHECK(got.vehicle_id == 1);
     const uint8_t lat_short[] = {0x21, 0x00, 0x00, 0x00};
     CHECK_ERR(tp_record_decode(lat_short, sizeof lat_short, &got), TP_ERR_TRUNCATED);
     const uint8_t speed_short[] = {0x35, 0x00, 0x00};

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "record_json_full.h"
 #include "telepack/record_json.h"
 
 static uint64_t rng_state = 0x1234567887654321ull;
@@ -56,6 +57,20 @@ static int same_record(const tp_record *a, const tp_record *b)
            same_float(a->accuracy_m, b->accuracy_m) && a->meter_status == b->meter_status;
 }
 
+/* The fast path of tp_record_json_parse and the jansson-only parser give the same result and record. */
+static int agree(const char *text, size_t len)
+{
+    tp_record a, b;
+    char ma[256], mb[256];
+    tp_err ea = tp_record_json_parse(text, len, &a, ma, sizeof ma);
+    tp_err eb = tp_record_json_parse_full(text, len, &b, mb, sizeof mb);
+    if (ea != eb || (ea == TP_OK && !same_record(&a, &b)) || (ea != TP_OK && strcmp(ma, mb))) {
+        fprintf(stderr, "fast and full parsers disagree on %.*s: %s / %s\n", (int)len, text, ma, mb);
+        return 0;
+    }
+    return 1;
+}
+
 static int round_trip(const tp_record *r)
 {
     char buf[TP_RECORD_JSON_MAX];
@@ -64,6 +79,8 @@ static int round_trip(const tp_record *r)
         return 0;
     tp_record back;
     char msg[256];
+    if (!agree(buf, n))
+        return 0;
     tp_err e = tp_record_json_parse(buf, n, &back, msg, sizeof msg);
     if (e != TP_OK) {
         fprintf(stderr, "parse of %.*s failed: %s\n", (int)n, buf, msg);
@@ -219,7 +236,75 @@ static void test_write_errors(void)
 
 static tp_err parse(const char *s, tp_record *r, char *msg, size_t cap)
 {
+    check_count++;
+    if (!agree(s, strlen(s)))
+        check_failures++;
     return tp_record_json_parse(s, strlen(s), r, msg, cap);
+}
+
+/* Inputs near the edges of the fast path's grammar: each must give what the jansson parser gives. */
+static void test_fast_path_edges(void)
+{
+    static const char *const inputs[] = {
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2}",
+        " { \"vehicle_id\" : 1 ,\n\t\"sampled_at_ms\" : -2 } \r\n",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2}}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2} x",
+        "{\"vehicle_id\":1 \"sampled_at_ms\":2}",
+        "{\"vehicle_id\":01,\"sampled_at_ms\":2}",
+        "{\"vehicle_id\":-0,\"sampled_at_ms\":2}",
+        "{\"vehicle_id\":9223372036854775807,\"sampled_at_ms\":-9223372036854775808}",
+        "{\"vehicle_id\":9223372036854775808,\"sampled_at_ms\":2}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":-9223372036854775809}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"latitude\":-0}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"latitude\":-0.0}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"latitude\":1.}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"latitude\":.5}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"latitude\":1e}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"latitude\":1E+2}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"latitude\":1e400}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"latitude\":-1e400}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"latitude\":1e-400}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"latitude\":123456789012345678901234567890}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"latitude\":0.1000000000000000055511151231257827021181583404541015625}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"latitude\":0.10000000000000000555111512312578270211815834045410156250000000000000000000001}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"speed_kmh\":3.4028235677973366e38}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"speed_kmh\":3.4028235677973362e38}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"speed_kmh\":16777217}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"meter_status\":\"METER_STATUS_HIRED\"}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"meter_status\":\"METER_STATUS_HIRED2\"}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"meter_status\":\"METER_STATUS_\\u0048IRED\"}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"meter_status\":-2147483649}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"meter_status\":2.0}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"meter_status\":\"METER_STATUS_HIRED}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"seq\":1,\"seq\":2}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"seq\":null}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"seq\":1.0}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"v\\u0065hicle\":1}",
+        "{\"vehicle_\\u0069d\":1,\"sampled_at_ms\":2}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"seq\":-}",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"seq\"",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"seq\":",
+        "{\"vehicle_id\":1,\"sampled_at_ms\"",
+        "{\"vehicle_id\":1,\"sampled_at_ms\":2",
+        "{\"vehicle_id",
+        "{",
+        "{}",
+        "{\"vehicle_id\":1}",
+        "",
+        "   ",
+    };
+    int ok = 1;
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++)
+        ok &= agree(inputs[i], strlen(inputs[i]));
+    /* Every prefix of a canonical line. */
+    const char *line = "{\"vehicle_id\":10001,\"sampled_at_ms\":1767225600003,\"seq\":1,\"latitude\":35.681234,"
+                       "\"longitude\":-139.767052,\"speed_kmh\":37.4,\"heading_deg\":118.2,\"accuracy_m\":4.5e0,"
+                       "\"meter_status\":\"METER_STATUS_HIRED\"}";
+    for (size_t n = 0; n <= strlen(line); n++)
+        ok &= agree(line, n);
+    CHECK(ok);
 }
 
 static void test_parse_forms(void)
@@ -453,6 +538,7 @@ int main(void)
     test_shortest_form();
     test_write_errors();
     test_parse_forms();
+    test_fast_path_edges();
     test_parse_errors();
     test_reader();
     test_reader_io_error();

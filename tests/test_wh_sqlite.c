@@ -228,7 +228,10 @@ static void test_errors(void)
     char msg[512];
     tp_warehouse *w = (tp_warehouse *)1;
 
-    CHECK_ERR(tp_warehouse_open("sqlite:/nonexistent-dir-for-telepack-tests/x.db", NULL, &w, msg, sizeof msg),
+    tp_warehouse_opts co;
+    tp_warehouse_opts_init(&co);
+    co.create_table = 1;
+    CHECK_ERR(tp_warehouse_open("sqlite:/nonexistent-dir-for-telepack-tests/x.db", &co, &w, msg, sizeof msg),
               TP_ERR_IO);
     CHECK(w == NULL);
     CHECK(strstr(msg, "/nonexistent-dir-for-telepack-tests/x.db") != NULL);
@@ -246,9 +249,17 @@ static void test_errors(void)
     CHECK_ERR(tp_warehouse_open(url, &o, &w, msg, sizeof msg), TP_ERR_INVALID_ARG);
     CHECK(strstr(msg, "positions; DROP TABLE x") != NULL);
 
-    /* A database without the table, opened without --create-table. */
+    /* A database file that does not exist, without --create-table: not created behind the user's back. */
     char url2[700];
     snprintf(url2, sizeof url2, "sqlite:%s/empty.db", dir);
+    CHECK_ERR(tp_warehouse_open(url2, NULL, &w, msg, sizeof msg), TP_ERR_WAREHOUSE);
+    CHECK(strstr(msg, "empty.db does not exist; run with --create-table") != NULL);
+    CHECK(access(url2 + 7, F_OK) != 0);
+
+    /* A database without the table, opened without --create-table. */
+    sqlite3 *edb = NULL;
+    CHECK_INT(sqlite3_open(url2 + 7, &edb), SQLITE_OK);
+    sqlite3_close(edb);
     CHECK_ERR(tp_warehouse_open(url2, NULL, &w, msg, sizeof msg), TP_OK);
     CHECK_ERR(tp_warehouse_ensure_table(w), TP_ERR_WAREHOUSE);
     CHECK(strstr(tp_warehouse_last_error(w), "no table vehicle_positions") != NULL);

@@ -1,5 +1,4 @@
-/* Row batches for the warehouse tests: deterministic rows whose every field differs from row to row, built on the
- * public tp_row_batch struct (columns allocated here, freed by wh_fixture_free). */
+/* Row batches for the warehouse tests: deterministic rows whose every field differs from row to row. */
 #ifndef TELEPACK_TESTS_WH_FIXTURE_H
 #define TELEPACK_TESTS_WH_FIXTURE_H
 
@@ -30,58 +29,21 @@ static inline void wh_fixture_row(size_t i, uint64_t salt, tp_record *r)
 
 static inline tp_row_batch *wh_fixture_new(size_t n, uint64_t salt, int32_t partition, int64_t first_offset)
 {
-    tp_row_batch *b = calloc(1, sizeof *b);
-    if (!b)
-        abort();
-    b->capacity = b->count = n;
-    b->vehicle_id = calloc(n, sizeof *b->vehicle_id);
-    b->sampled_at_ms = calloc(n, sizeof *b->sampled_at_ms);
-    b->seq = calloc(n, sizeof *b->seq);
-    b->latitude = calloc(n, sizeof *b->latitude);
-    b->longitude = calloc(n, sizeof *b->longitude);
-    b->speed_kmh = calloc(n, sizeof *b->speed_kmh);
-    b->heading_deg = calloc(n, sizeof *b->heading_deg);
-    b->accuracy_m = calloc(n, sizeof *b->accuracy_m);
-    b->meter_status = calloc(n, sizeof *b->meter_status);
-    b->kafka_partition = calloc(n, sizeof *b->kafka_partition);
-    b->kafka_offset = calloc(n, sizeof *b->kafka_offset);
-    if (!b->vehicle_id || !b->sampled_at_ms || !b->seq || !b->latitude || !b->longitude || !b->speed_kmh ||
-        !b->heading_deg || !b->accuracy_m || !b->meter_status || !b->kafka_partition || !b->kafka_offset)
+    tp_row_batch *b = NULL;
+    if (tp_row_batch_new(n, &b))
         abort();
     for (size_t i = 0; i < n; i++) {
         tp_record r;
         wh_fixture_row(i, salt, &r);
-        b->vehicle_id[i] = r.vehicle_id;
-        b->sampled_at_ms[i] = r.sampled_at_ms;
-        b->seq[i] = r.seq;
-        b->latitude[i] = r.latitude;
-        b->longitude[i] = r.longitude;
-        b->speed_kmh[i] = r.speed_kmh;
-        b->heading_deg[i] = r.heading_deg;
-        b->accuracy_m[i] = r.accuracy_m;
-        b->meter_status[i] = r.meter_status;
-        b->kafka_partition[i] = partition;
-        b->kafka_offset[i] = first_offset + (int64_t)(i / 100); /* 100 records per pack */
+        if (tp_row_batch_append(b, &r, partition, first_offset + (int64_t)(i / 100))) /* 100 records per pack */
+            abort();
     }
     return b;
 }
 
 static inline void wh_fixture_free(tp_row_batch *b)
 {
-    if (!b)
-        return;
-    free(b->vehicle_id);
-    free(b->sampled_at_ms);
-    free(b->seq);
-    free(b->latitude);
-    free(b->longitude);
-    free(b->speed_kmh);
-    free(b->heading_deg);
-    free(b->accuracy_m);
-    free(b->meter_status);
-    free(b->kafka_partition);
-    free(b->kafka_offset);
-    free(b);
+    tp_row_batch_free(b);
 }
 
 #endif

@@ -60,7 +60,9 @@ void tp_pack_writer_free(tp_pack_writer *w);
 /* Discards any records added since the last finish and starts an empty pack. */
 void tp_pack_writer_reset(tp_pack_writer *w);
 
-/* Appends one record. All records of a pack must have the same vehicle_id (TP_ERR_INVALID_ARG otherwise).
+/* Appends one record. All records of a pack must have the same vehicle_id (TP_ERR_INVALID_ARG otherwise). A record
+ * whose every field is zero (it encodes to zero bytes) cannot be the first of a pack (TP_ERR_INVALID_ARG): content
+ * starting with byte 00 marks format version 2 (docs/FORMAT.md, section 8).
  * TP_ERR_FULL when the pack would exceed max_pack_bytes: finish it and add the record to the next pack. */
 tp_err tp_pack_writer_add(tp_pack_writer *w, const tp_record *r);
 
@@ -95,7 +97,8 @@ void tp_pack_reader_free(tp_pack_reader *r);
 /* Opens one pack: validates and decompresses data[0..len). meta (may be NULL) is what the Kafka headers said; when
  * given, its version, layout, codec and record count are checked against the pack. Without meta the codec is
  * sniffed (zstd magic → zstd, else none) and the layout is read from the content. The reader does not keep
- * `data` for codec zstd; for codec none it reads `data` in place, so it must outlive the iteration.
+ * `data` for codec zstd; for codec none it reads `data` in place, so it must outlive the iteration. When meta gives
+ * a non-zero vehicle_id (the Kafka key), every record must carry it; all records of a pack must share one.
  * Errors: every tp_err of the "hostile input" family; tp_pack_reader_error_detail() then says what and where. */
 tp_err tp_pack_reader_open(tp_pack_reader *r, const tp_pack_meta *meta, const uint8_t *data, size_t len);
 

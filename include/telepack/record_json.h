@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-/* Upper bound of tp_record_json_write's output for any record (the longest is ~290 bytes). */
+/* Upper bound of tp_record_json_write's output for any record (the longest possible is about 310 bytes). */
 #define TP_RECORD_JSON_MAX 384
 
 /* Default and hard limit of one NDJSON line for tp_ndjson_reader (bytes, newline excluded). */

@@ -57,8 +57,9 @@ tp_err tp_warehouse_load(tp_warehouse *w, const tp_row_batch *rows, const char *
                          const tp_partition_offset *offsets, size_t n_offsets);
 
 /* The next offset to read for (topic, partition) according to what the warehouse holds, or -1 when it knows
- * nothing (then the consumer group's committed offset applies). SQLite: the offsets table; ClickHouse:
- * max(kafka_offset) + 1 of the rows from that partition; BigQuery: always -1. */
+ * nothing (then the consumer group's committed offset applies). SQLite: the offsets table (same transaction as the
+ * rows); ClickHouse: its kafka_offsets table, written only after the rows were acknowledged (never ahead of them;
+ * see docs/WAREHOUSES.md); BigQuery: always -1. */
 tp_err tp_warehouse_stored_offset(tp_warehouse *w, const char *topic, int32_t partition, int64_t *next_offset);
 
 /* Whether the warehouse answers right now (for /readyz). */

@@ -12,6 +12,9 @@ if [ -z "${TP_TEST_KAFKA_BROKERS:-}" ]; then
     exit 77
 fi
 
+kcat=$(command -v kcat || command -v kafkacat) || { echo "FAIL: kcat is not installed (Debian package kafkacat)" >&2; exit 1; }
+kcat() { command "$kcat" "$@"; }
+
 root=${TP_SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 brokers=$TP_TEST_KAFKA_BROKERS
 topic=tp-it-roundtrip-$$-$RANDOM

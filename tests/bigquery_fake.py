@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""A local stand-in for the three BigQuery REST calls telepack makes (tables.insert, tables.get,
+tabledata.insertAll), for tests/test_wh_bigquery.c. It checks every request against the documented shape and
+records what arrived; it is not the real service. Listens on 127.0.0.1 on a port the OS picks and prints
+"PORT <n>" on stdout.
+
+Control (the test drives these):
+  POST /_fake/config  {"fail_once_every": K, "invalid_ids": [...], "status_once": S, "failing_reason": R}
+        K > 0: on a row's first arrival, fail every K-th row of the request (reason R, default backendError)
+        always_fail_ids: rows that fail with reason R at every arrival
+        invalid_ids: rows that always fail with reason "invalid" (the whole request is then stopped, as
+        BigQuery does with skipInvalidRows=false)
+        S: answer the next insertAll with HTTP S once
+  GET  /_fake/log     {"requests": [[insertId, ...] per insertAll], "inserted": {insertId: count},
+                        "rows": {insertId: json of the inserted row},
+                        "violations": [...], "tables": [...]}
+  POST /_fake/quit
+"""
+import argparse
+import json
+import re
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+COLUMNS = {
+    "vehicle_id": "INTEGER", "sampled_at_ms": "INTEGER", "seq": "INTEGER", "sampled_at": "TIMESTAMP",
+    "latitude": "FLOAT", "longitude": "FLOAT", "speed_kmh": "FLOAT", "heading_deg": "FLOAT",
+    "accuracy_m": "FLOAT", "meter_status": "INTEGER", "kafka_partition": "INTEGER", "kafka_offset": "INTEGER",
+}
+INT_RE = re.compile(r"^-?[0-9]+$")
+TS_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$")
+
+
+class State:
+    def __init__(self, args):
+        self.args = args
+        self.lock = threading.Lock()
+        self.config = {}
+        self.requests = []
+        self.inserted = {}
+        self.rows = {}
+        self.seen = set()
+        self.violations = []
+        self.tables = {}
+
+
+def check_row_json(row):
+    """Problems with one rows[i].json object: every column present with the right JSON type."""
+    problems = []
+    if not isinstance(row, dict):
+        return ["rows[].json is not an object"]
+    for name, typ in COLUMNS.items():
+        if name not in row:
+            problems.append("column %s missing" % name)
+            continue
+        v = row[name]
+        if typ == "INTEGER" and not (isinstance(v, int) or (isinstance(v, str) and INT_RE.match(v))):
+            problems.append("column %s is not an integer: %r" % (name, v))
+        if typ == "FLOAT" and not isinstance(v, (int, float)):
+            problems.append("column %s is not a number: %r" % (name, v))
+        if typ == "TIMESTAMP" and not (isinstance(v, str) and TS_RE.match(v)):
+            problems.append("column %s is not an RFC 3339 UTC time: %r" % (name, v))
+    for name in row:
+        if name not in COLUMNS:
+            problems.append("unknown column %s" % name)
+    return problems
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as libcurl expects
+
+    def log_message(self, fmt, *a):  # quiet
+        pass
+
+    def reply(self, status, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def error(self, status, message):
+        self.reply(status, {"error": {"code": status, "message": message, "errors": [{"message": message}]}})
+
+    def body(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        return self.rfile.read(n)
+
+    def violation(self, what):
+        st = self.server.state
+        with st.lock:
+            st.violations.append(what)
+        self.error(400, what)
+
+    def authorized(self):
+        want = "Bearer " + self.server.state.args.token
+        if self.headers.get("Authorization") != want:
+            self.error(401, "Request had invalid authentication credentials.")
+            return False
+        return True
+
+    def base(self):
+        a = self.server.state.args
+        return "/bigquery/v2/projects/%s/datasets/%s/tables" % (a.project, a.dataset)
+
+    def do_GET(self):
+        st = self.server.state
+        if self.path == "/_fake/log":
+            with st.lock:
+                self.reply(200, {"requests": st.requests, "inserted": st.inserted, "violations": st.violations, "rows": st.rows,
+                                 "tables": sorted(st.tables)})
+            return
+        if not self.authorized():
+            return
+        if self.path.startswith(self.base() + "/"):
+            name = self.path[len(self.base()) + 1:]
+            with st.lock:
+                t = st.tables.get(name)
+            if t is None:
+                self.error(404, "Not found: Table %s" % name)
+            else:
+                self.reply(200, t)
+            return
+        self.error(404, "no such path " + self.path)
+
+    def do_POST(self):
+        st = self.server.state
+        raw = self.body()
+        if self.path == "/_fake/config":
+            with st.lock:
+                st.config = json.loads(raw)
+            self.reply(200, {})
+            return
+        if self.path == "/_fake/quit":
+            self.reply(200, {})
+            threading.Thread(target=self.server.shutdown).start()
+            return
+        if not self.authorized():
+            return
+        if self.headers.get("Content-Type", "").split(";")[0] != "application/json":
+            return self.violation("Content-Type is not application/json")
+        try:
+            req = json.loads(raw)
+        except ValueError:
+            return self.violation("body is not JSON")
+        if self.path == self.base():
+            return self.tables_insert(req)
+        if self.path.startswith(self.base() + "/") and self.path.endswith("/insertAll"):
+            return self.insert_all(self.path[len(self.base()) + 1:-len("/insertAll")], req)
+        self.error(404, "no such path " + self.path)
+
+    def tables_insert(self, req):
+        st = self.server.state
+        ref = req.get("tableReference", {})
+        a = st.args
+        if ref.get("projectId") != a.project or ref.get("datasetId") != a.dataset or not ref.get("tableId"):
+            return self.violation("tableReference does not match the path: %r" % ref)
+        fields = req.get("schema", {}).get("fields", [])
+        got = {f.get("name"): f.get("type") for f in fields}
+        if got != COLUMNS:
+            return self.violation("schema fields differ: %r" % got)
+        with st.lock:
+            if ref["tableId"] in st.tables:
+                return self.error(409, "Already Exists: Table %s" % ref["tableId"])
+            st.tables[ref["tableId"]] = {"kind": "bigquery#table", "tableReference": ref, "schema": req["schema"]}
+        self.reply(200, st.tables[ref["tableId"]])
+
+    def insert_all(self, table, req):
+        st = self.server.state
+        with st.lock:
+            known = table in st.tables
+            cfg = dict(st.config)
+            status_once = cfg.get("status_once")
+            if status_once:
+                st.config.pop("status_once")
+        if not known:
+            return self.error(404, "Not found: Table %s" % table)
+        if status_once:
+            return self.error(status_once, "injected HTTP %d" % status_once)
+        if "kind" in req and req["kind"] != "bigquery#tableDataInsertAllRequest":
+            return self.violation("kind is %r" % req["kind"])
+        for flag in ("skipInvalidRows", "ignoreUnknownValues"):
+            if flag in req and not isinstance(req[flag], bool):
+                return self.violation("%s is not a boolean" % flag)
+        rows = req.get("rows")
+        if not isinstance(rows, list) or not rows or len(rows) > 50000:
+            return self.violation("rows is not a list of 1..50000 rows")
+        ids = []
+        for i, r in enumerate(rows):
+            iid = r.get("insertId") if isinstance(r, dict) else None
+            if not isinstance(iid, str) or not iid or len(iid) > 128:
+                return self.violation("rows[%d].insertId missing or longer than 128" % i)
+            problems = check_row_json(r.get("json"))
+            if problems:
+                return self.violation("rows[%d].json: %s" % (i, "; ".join(problems)))
+            j = r["json"]
+            # insertId must be the record identity (vehicle id unsigned, as the id column's bit pattern).
+            want = "%d-%s-%d" % (int(j["vehicle_id"]) % (1 << 64), j["sampled_at_ms"], int(j["seq"]) % (1 << 64))
+            if iid != want:
+                return self.violation("rows[%d].insertId %s is not the identity %s" % (i, iid, want))
+            ids.append(iid)
+        k = int(cfg.get("fail_once_every", 0))
+        invalid = set(cfg.get("invalid_ids", []))
+        always = set(cfg.get("always_fail_ids", []))
+        reason = cfg.get("failing_reason", "backendError")
+        errors = []
+        with st.lock:
+            st.requests.append(ids)
+            bad = [i for i, iid in enumerate(ids) if iid in invalid]
+            if bad:  # skipInvalidRows=false: nothing of this request is inserted
+                for i in range(len(ids)):
+                    r = "invalid" if i in bad else "stopped"
+                    errors.append({"index": i, "errors": [{"reason": r, "location": "", "message":
+                                   "no such field." if r == "invalid" else ""}]})
+            else:
+                for i, iid in enumerate(ids):
+                    first = iid not in st.seen
+                    st.seen.add(iid)
+                    if (k and first and i % k == k - 1) or iid in always:
+                        errors.append({"index": i, "errors": [{"reason": reason, "message": "injected"}]})
+                    else:
+                        st.inserted[iid] = st.inserted.get(iid, 0) + 1
+                        st.rows[iid] = rows[i]["json"]
+        out = {"kind": "bigquery#tableDataInsertAllResponse"}
+        if errors:
+            out["insertErrors"] = errors
+        self.reply(200, out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--project", required=True)
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--token", required=True)
+    args = ap.parse_args()
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.state = State(args)
+    print("PORT %d" % srv.server_address[1], flush=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
