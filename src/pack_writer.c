@@ -162,24 +162,7 @@ size_t tp_pack_writer_content_size(const tp_pack_writer *w)
     return w ? w->len : 0;
 }
 
-/* The open pack's content: v1 bytes as added, or (layout columns) the v2 transposition, built once per pack. */
-static tp_err build_content(tp_pack_writer *w, const uint8_t **content, size_t *len)
-{
-    if (w->opts.layout != TP_LAYOUT_COLUMNS) {
-        *content = w->content;
-        *len = w->len;
-        return TP_OK;
-    }
-    if (!w->col_valid) {
-        tp_err e = tp_colpack_encode(w->colenc, w->records, w->count, &w->col, &w->col_len);
-        if (e)
-            return e;
-        w->col_valid = 1;
-    }
-    *content = w->col;
-    *len = w->col_len;
-    return TP_OK;
-}
+static tp_err build_content(tp_pack_writer *w, const uint8_t **content, size_t *len);
 
 size_t tp_pack_writer_bound(const tp_pack_writer *w)
 {
@@ -205,7 +188,15 @@ static tp_err build_content(tp_pack_writer *w, const uint8_t **content, size_t *
         *len = w->len;
         return TP_OK;
     case TP_LAYOUT_COLUMNS:
-        break;
+        if (!w->col_valid) { /* built once per pack: bound() may have done it already */
+            tp_err e = tp_colpack_encode(w->colenc, w->records, w->count, &w->col, &w->col_len);
+            if (e)
+                return e;
+            w->col_valid = 1;
+        }
+        *content = w->col;
+        *len = w->col_len;
+        return TP_OK;
     }
     return TP_ERR_UNKNOWN_VERSION;
 }
