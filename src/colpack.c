@@ -33,15 +33,12 @@ static const uint8_t field_type[9] = {TP_COLT_UINT64, TP_COLT_INT64,  TP_COLT_UI
 static inline uint64_t zz_enc(uint64_t v) { return (v << 1) ^ (uint64_t)-(int64_t)(v >> 63); }
 static inline uint64_t zz_dec(uint64_t v) { return (v >> 1) ^ (uint64_t)-(int64_t)(v & 1); }
 
-static inline size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
+/* Varint length by the number of leading zero bits: (64 - clz + 6) / 7, tabulated (the encoder's chooser calls
+ * it five times per value). */
+static const uint8_t varint_len_by_clz[64] = {
+    10, 9, 9, 9, 9, 9, 9, 9, 8, 8, 8, 8, 8, 8, 8, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6, 6, 5, 5, 5,
+    5,  5, 5, 5, 4, 4, 4, 4, 4, 4, 4, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1};
+static inline size_t varint_len(uint64_t v) { return varint_len_by_clz[__builtin_clzll(v | 1)]; }
 
 static inline uint8_t *varint_put(uint8_t *p, uint64_t v)
 {
@@ -139,6 +136,7 @@ bool tp_colpack_sniff(const uint8_t *content, size_t len)
 
 struct tp_colpack_encoder {
     uint64_t *units[9]; /* one scratch column per field */
+    uint64_t *scaled;   /* the scaled integers of a decimal column, swapped into units[] when a scale fits */
     size_t units_cap;
     uint8_t *out;
     size_t out_cap;
@@ -158,6 +156,7 @@ void tp_colpack_encoder_free(tp_colpack_encoder *e)
         return;
     for (int i = 0; i < 9; i++)
         free(e->units[i]);
+    free(e->scaled);
     free(e->out);
     free(e);
 }
@@ -215,25 +214,28 @@ static inline bool dec_try(uint64_t u, bool is_f32, uint8_t s, int64_t *k)
 }
 
 /* Finds the scale byte for a floating column (values given as bits in u) with the given mode (0 divide,
- * TP_COLPACK_SCALE_MUL multiply) and rewrites u into the scaled integers on success; -1 (u untouched) if none. */
-static int find_scale(uint64_t *u, size_t n, bool is_f32, uint8_t mode)
+ * TP_COLPACK_SCALE_MUL multiply), writing the scaled integers to k; -1 if no scale fits. One pass in the usual
+ * case: values are checked at the scale found so far, and only the values before the last increase of the scale
+ * are checked again at the final one (round-tripping at a smaller scale almost always implies it at a larger one,
+ * but the check is what makes the transform lossless). */
+static int find_scale(const uint64_t *u, size_t n, bool is_f32, uint8_t mode, uint64_t *k)
 {
     uint8_t d = 0;
-    int64_t k;
+    size_t changed = 0; /* values [0, changed) were checked at a smaller scale */
+    int64_t x;
     for (size_t i = 0; i < n; i++) {
-        while (!dec_try(u[i], is_f32, (uint8_t)(mode | d), &k))
+        while (!dec_try(u[i], is_f32, (uint8_t)(mode | d), &x)) {
             if (++d > TP_COLPACK_MAX_SCALE)
                 return -1;
+            changed = i;
+        }
+        k[i] = (uint64_t)x;
     }
-    /* Round-tripping at a smaller scale almost always implies it at a larger one; checking every value at the
-     * final scale is what makes the transform lossless. */
     uint8_t s = (uint8_t)(mode | d);
-    for (size_t i = 0; i < n; i++)
-        if (!dec_try(u[i], is_f32, s, &k))
+    for (size_t i = 0; i < changed; i++) {
+        if (!dec_try(u[i], is_f32, s, &x))
             return -1;
-    for (size_t i = 0; i < n; i++) {
-        dec_try(u[i], is_f32, s, &k);
-        u[i] = (uint64_t)k;
+        k[i] = (uint64_t)x;
     }
     return s;
 }
@@ -381,11 +383,12 @@ static tp_err ensure_cap(tp_colpack_encoder *e, size_t n)
         size_t cap = e->units_cap ? e->units_cap : 64;
         while (cap < n)
             cap *= 2;
-        for (int i = 0; i < 9; i++) {
-            uint64_t *g = realloc(e->units[i], cap * sizeof(uint64_t));
+        for (int i = 0; i < 10; i++) {
+            uint64_t **slot = i < 9 ? &e->units[i] : &e->scaled;
+            uint64_t *g = realloc(*slot, cap * sizeof(uint64_t));
             if (!g)
                 return TP_ERR_NOMEM;
-            e->units[i] = g;
+            *slot = g;
         }
         e->units_cap = cap;
     }
@@ -436,14 +439,17 @@ tp_err tp_colpack_encode(tp_colpack_encoder *e, const tp_record *recs, size_t n,
         uint8_t type = field_type[c];
         plan[c].scale = TP_COLPACK_SCALE_NONE;
         if (type == TP_COLT_DOUBLE || type == TP_COLT_FLOAT) {
-            int d = find_scale(u[c], n, type == TP_COLT_FLOAT, 0);
+            int d = find_scale(u[c], n, type == TP_COLT_FLOAT, 0, e->scaled);
             if (d < 0)
-                d = find_scale(u[c], n, type == TP_COLT_FLOAT, TP_COLPACK_SCALE_MUL);
+                d = find_scale(u[c], n, type == TP_COLT_FLOAT, TP_COLPACK_SCALE_MUL, e->scaled);
             if (d < 0) {
                 plan_bits(u[c], n, plane_width(type), &plan[c]);
                 continue;
             }
             plan[c].scale = (uint8_t)d;
+            uint64_t *bits = u[c]; /* the column's units are now the scaled integers */
+            u[c] = e->scaled;
+            e->scaled = bits;
         }
         plan_varints(u[c], n, type_is_signed(type, plan[c].scale), &plan[c]);
     }
