@@ -660,6 +660,17 @@ static tp_err get_varints(const uint8_t *b, size_t len, size_t *pos, uint64_t *u
 {
     size_t p = *pos, i = 0;
     while (i < k && len - p >= 10) {
+        if (k - i >= 8) { /* eight one-byte varints at once: the usual case for small deltas */
+            uint64_t w;
+            memcpy(&w, b + p, 8);
+            if (!(w & 0x8080808080808080ull)) {
+                for (int j = 0; j < 8; j++)
+                    u[i + j] = b[p + j];
+                i += 8;
+                p += 8;
+                continue;
+            }
+        }
         uint64_t v = b[p++];
         if (v >= 0x80) {
             v &= 0x7F;
