@@ -781,7 +781,8 @@ static tp_err col_units(tp_colpack_reader *r, tp_colpack_col *c, uint64_t *u, si
                 prev += zz_dec(x);
             else
                 prev = (uint32_t)((uint32_t)prev + (uint32_t)((x >> 1) ^ (uint32_t) - (uint32_t)(x & 1)));
-            u[i] = prev;
+            /* prev stays within 32 bits for W = 4; an int32 unit is its sign extension */
+            u[i] = c->type == TP_COLT_INT32 ? (uint64_t)(int64_t)(int32_t)(uint32_t)prev : prev;
         }
         pos = (at + k) * (size_t)w; /* informational; planes are addressed by record index */
         break;

@@ -317,6 +317,17 @@ static void test_adversarial(void)
     for (int i = 0; i < N; i++)
         r[i].latitude = 9007199254740993.0 + 2.0 * i;
     roundtrip(r, N);
+    /* floats quantised by multiplying (k * 0.1f) and by dividing (k / 10.0f): decimal either way, exact */
+    for (int i = 0; i < N; i++) {
+        r[i].speed_kmh = (float)(i * 37 % 1200) * 0.1f;
+        r[i].heading_deg = (float)(i * 53 % 3600) / 10.0f;
+    }
+    roundtrip(r, N);
+    CHECK_ERR(tp_colpack_encode(enc, r, N, &c, &len), TP_OK);
+    CHECK(find_desc(c, len, 6, &t, &s));
+    CHECK(s != TP_COLPACK_SCALE_NONE);
+    CHECK(find_desc(c, len, 7, &t, &s));
+    CHECK_INT(s, 1);
     /* float decimals near the 2^24 bound */
     for (int i = 0; i < N; i++)
         r[i].speed_kmh = 16777215.0f - (float)i;
@@ -597,6 +608,22 @@ static void test_malformed(void)
     desc(&b, 6, TP_COLT_FLOAT, TP_COLX_RAW, 3, 5);
     put_var(&b, (uint64_t)1 << 32); /* as a decimal any 64-bit k is allowed */
     CHECK_ERR(decode_all(&b, 10), TP_OK);
+
+    /* planes with 4-byte units: int32 sign-extends, float keeps its bits */
+    head(&b, 2, 1);
+    desc(&b, 9, TP_COLT_INT32, TP_COLX_DELTA_PLANES, 0xFF, 8);
+    put(&b, "\x01\x02\x00\x00\x00\x00\x00\x00", 8); /* zz32 deltas 1, 2 -> -1, then 0 */
+    CHECK_ERR(tp_colpack_open(&rd, b.b, b.n, 10), TP_OK);
+    CHECK_ERR(tp_colpack_read_records(&rd, z, 2), TP_OK);
+    CHECK_INT(z[0].meter_status, -1);
+    CHECK_INT(z[1].meter_status, 0);
+    head(&b, 2, 1);
+    desc(&b, 6, TP_COLT_FLOAT, TP_COLX_XOR_PLANES, 0xFF, 8);
+    put(&b, "\x00\x00\x00\x00\x80\x80\x00\x00", 8); /* 0x00800000 (FLT_MIN), then xor with itself -> 0 */
+    CHECK_ERR(tp_colpack_open(&rd, b.b, b.n, 10), TP_OK);
+    CHECK_ERR(tp_colpack_read_records(&rd, z, 2), TP_OK);
+    CHECK(fbits(z[0].speed_kmh) == 0x00800000u);
+    CHECK(fbits(z[1].speed_kmh) == 0);
 
     /* batch too small: nothing appended */
     head(&b, 2, 1);
