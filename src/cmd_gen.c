@@ -298,6 +298,8 @@ int tp_cmd_gen(int argc, char **argv)
         fprintf(stderr, "telepack gen: cannot start the simulation: %s\n", tp_strerror(e));
         return 1;
     }
+    /* The destination. Another one (e.g. --connect HOST:PORT, acting as the gateways over TCP) is one more
+     * gen_output implementation chosen here; the loop below only uses write/flush/close. */
     gen_output *out = stream_output_open(out_path, (gen_format)format);
     if (!out) {
         tp_fleet_free(fleet);

@@ -98,6 +98,7 @@ struct tp_fleet {
     uint32_t next_vehicle;
     double dt;
     double noise_rho, noise_innov;
+    double acc_step;                   /* spread of the accuracy estimate's random walk per step */
     double scale;                      /* 1 / quantum_deg, 0 = no quantization */
     double m_per_deg_lat, m_per_deg_lon;
     double gu[GRID_N], gw[GRID_N];     /* street positions along the grid axes, metres from the centre */
@@ -306,7 +307,7 @@ static void step(const tp_fleet *f, vehicle *v)
 
     /* GPS error: AR(1) per axis, its spread following the accuracy estimate. Standing still, the position is
      * held (receivers' static hold) and only the accuracy estimate wanders. */
-    v->acc += 0.15 * rng_gauss(&v->r) + 0.02 * (v->acc_base - v->acc);
+    v->acc += f->acc_step * rng_gauss(&v->r) + 0.02 * dt * (v->acc_base - v->acc);
     v->acc = fmin(fmax(v->acc, 3.0), 15.0);
     if (v->v == 0)
         return;
@@ -449,6 +450,7 @@ tp_err tp_fleet_new(const tp_fleet_opts *o, tp_fleet **out)
     f->dt = o->interval_ms / 1000.0;
     f->noise_rho = pow(0.96, f->dt);
     f->noise_innov = sqrt(1 - f->noise_rho * f->noise_rho);
+    f->acc_step = 0.15 * sqrt(f->dt);
     f->jitter_max_ms = o->interval_ms >= 80 ? 7 : o->interval_ms / 10;
     double lat = o->center_lat * DEG2RAD;
     f->m_per_deg_lat = 111132.954 - 559.822 * cos(2 * lat) + 1.175 * cos(4 * lat);

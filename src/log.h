@@ -16,6 +16,7 @@ int tp_log_parse_format(const char *s, tp_log_format *out);
 
 /* Logs one event from `component` ("ingest", "sink", "kafka", ...): a printf-style message. */
 void tp_log(tp_log_level level, const char *component, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void tp_logv(tp_log_level level, const char *component, const char *fmt, va_list ap);
+void tp_logv(tp_log_level level, const char *component, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #endif

@@ -233,24 +233,6 @@ tp_err tp_wh_buf_append(tp_wh_buf *b, const void *p, size_t n)
     return TP_OK;
 }
 
-tp_err tp_wh_buf_appendf(tp_wh_buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return TP_ERR_INVALID_ARG;
-    tp_err e = tp_wh_buf_reserve(b, (size_t)n);
-    if (e)
-        return e;
-    va_start(ap, fmt);
-    vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-    return TP_OK;
-}
-
 const char *tp_wh_buf_cstr(tp_wh_buf *b)
 {
     if (tp_wh_buf_reserve(b, 0))

@@ -61,7 +61,6 @@ typedef struct tp_wh_buf {
 
 tp_err tp_wh_buf_reserve(tp_wh_buf *b, size_t extra); /* room for `extra` more bytes after len */
 tp_err tp_wh_buf_append(tp_wh_buf *b, const void *p, size_t n);
-tp_err tp_wh_buf_appendf(tp_wh_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *tp_wh_buf_cstr(tp_wh_buf *b); /* NUL-terminates (not counted in len); "" when allocation fails */
 void tp_wh_buf_free(tp_wh_buf *b);
 

@@ -188,6 +188,10 @@ static tp_err ch_version(tp_warehouse *w)
     const char *v = tp_wh_buf_cstr(&c->http.resp);
     snprintf(c->version, sizeof c->version, "%.*s", (int)strcspn(v, "\r\n"), v);
     c->major = atoi(c->version);
+    /* 18.x is the oldest we know: PARTITION BY expressions, X-ClickHouse-User headers, gzip bodies. */
+    if (c->major < 18)
+        return tp_wh_fail(w, TP_ERR_WAREHOUSE, "%s runs ClickHouse %s; telepack needs 18.16 or newer", c->where,
+                          c->version);
     return TP_OK;
 }
 

@@ -108,6 +108,16 @@ static void test_clickhouse_answers(void)
             fprintf(stderr, "case %zu: %s\n", i, tp_warehouse_last_error(w));
         }
     }
+    /* A server too old for us. */
+    canned = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 10\r\n\r\n1.1.54394\n";
+    CHECK_ERR(tp_warehouse_ensure_table(w), TP_ERR_WAREHOUSE);
+    CHECK(strstr(tp_warehouse_last_error(w), "runs ClickHouse 1.1.54394; telepack needs 18.16 or newer") != NULL);
+    /* An answer to the offsets query that is not two numbers. */
+    int64_t off = 3;
+    canned = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 6\r\n\r\nhello\n";
+    CHECK_ERR(tp_warehouse_stored_offset(w, "positions", 0, &off), TP_ERR_WAREHOUSE);
+    CHECK(strstr(tp_warehouse_last_error(w), "unexpected answer to the offsets query: \"hello") != NULL);
+    CHECK_INT(off, -1);
     /* A server that accepts but never answers: the request times out, retry later. */
     tp_warehouse_close(w);
     int silent_fd;
