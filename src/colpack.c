@@ -163,9 +163,12 @@ void tp_colpack_encoder_free(tp_colpack_encoder *e)
 
 size_t tp_colpack_bound(size_t n)
 {
-    /* magic + count + ncols + 9 descriptors (<= 5+3+10) + 9 bodies: varint columns <= 10 bytes per unit,
-     * runs <= 20 per unit, planes 8 per unit. */
-    return 4 + 10 + 1 + 9 * 18 + 9 * (20 * n + 10);
+    /* Every column's chosen body is at most its raw form (the chooser takes the smallest, raw included) or its
+     * planes: per record 10 (vehicle_id) + 10 (sampled_at) + 10 (seq) + 8 + 8 (decimal k below 2^53, or 8-byte
+     * planes) + 3 x 4 (float k below 2^24, or 4-byte planes) + 5 (int32 zigzag) = 63 bytes. A constant column
+     * can exceed its per-record share by at most 2 bytes; magic, count, column count and nine descriptors take
+     * at most 4 + 5 + 1 + 9 x 12. */
+    return 160 + 63 * n;
 }
 
 typedef struct col_plan {

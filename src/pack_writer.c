@@ -162,19 +162,12 @@ size_t tp_pack_writer_content_size(const tp_pack_writer *w)
     return w ? w->len : 0;
 }
 
-static tp_err build_content(tp_pack_writer *w, const uint8_t **content, size_t *len);
-
 size_t tp_pack_writer_bound(const tp_pack_writer *w)
 {
     if (!w)
         return 0;
-    size_t len = w->len;
-    if (w->opts.layout == TP_LAYOUT_COLUMNS && w->count > 0) {
-        /* Encoding here is not wasted: finish reuses it. bound is const in the API, the cache is not. */
-        const uint8_t *c;
-        if (build_content((tp_pack_writer *)w, &c, &len))
-            len = tp_colpack_bound(w->count);
-    }
+    /* Layout columns: the v2 content's bound from the record count alone, so bound stays cheap to call often. */
+    size_t len = w->opts.layout == TP_LAYOUT_COLUMNS && w->count > 0 ? tp_colpack_bound(w->count) : w->len;
     return w->opts.codec == TP_CODEC_ZSTD ? ZSTD_compressBound(len) : len;
 }
 
@@ -188,7 +181,7 @@ static tp_err build_content(tp_pack_writer *w, const uint8_t **content, size_t *
         *len = w->len;
         return TP_OK;
     case TP_LAYOUT_COLUMNS:
-        if (!w->col_valid) { /* built once per pack: bound() may have done it already */
+        if (!w->col_valid) { /* built once per pack: a finish that failed for lack of room keeps it */
             tp_err e = tp_colpack_encode(w->colenc, w->records, w->count, &w->col, &w->col_len);
             if (e)
                 return e;

@@ -250,6 +250,23 @@ static void test_random_bits(void)
         }
         roundtrip(r, N);
     }
+    /* tiny packs of random bits: constants of 10-byte varints, the tightest case for tp_colpack_bound */
+    for (size_t n = 1; n <= 5; n++)
+        for (int rep = 0; rep < 20; rep++)
+            roundtrip(r + rep * 5, n);
+    for (int i = 0; i < 8; i++) { /* every unit at its widest */
+        r[i].vehicle_id = UINT64_MAX - (uint64_t)i;
+        r[i].sampled_at_ms = i % 2 ? INT64_MIN : INT64_MAX;
+        r[i].seq = i % 2 ? UINT64_MAX : 0;
+        r[i].latitude = bitsd(i % 2 ? 0xFFFFFFFFFFFFFFFFull : 0x7FFFFFFFFFFFFFFFull);
+        r[i].longitude = i % 2 ? 9007199254740991.0 : -9007199254740991.0;
+        r[i].speed_kmh = i % 2 ? 16777215.0f : -16777215.0f;
+        r[i].heading_deg = bitsf(i % 2 ? 0xFFFFFFFFu : 0x7FFFFFFFu);
+        r[i].accuracy_m = bitsf(0xFFFFFFFFu);
+        r[i].meter_status = i % 2 ? INT32_MIN : INT32_MAX;
+    }
+    for (size_t n = 1; n <= 8; n++)
+        roundtrip(r, n);
 }
 
 static void test_adversarial(void)

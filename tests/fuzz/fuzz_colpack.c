@@ -32,6 +32,7 @@ static void roundtrip(tp_colpack_encoder *enc, const tp_record *recs, size_t n)
     const uint8_t *c;
     size_t len;
     must(tp_colpack_encode(enc, recs, n, &c, &len) == TP_OK);
+    must(len <= tp_colpack_bound(n));
     tp_colpack_reader rd;
     must(tp_colpack_open(&rd, c, len, n) == TP_OK);
     tp_record *out = calloc(n, sizeof *out);
