@@ -462,15 +462,22 @@ tp_err tp_pack_reader_read_all(tp_pack_reader *r, tp_row_batch *rows, int32_t pa
         rows->capacity - rows->count < r->expect.record_count - r->index)
         return fail(r, TP_ERR_FULL, "row batch has room for %zu rows, the pack holds %" PRIu32 " more",
                     rows->capacity - rows->count, r->expect.record_count - r->index);
-    size_t i = rows->count;
+    /* Column pointers in locals: a store into a uint64_t column could alias rows->count (size_t), which would make
+     * the compiler reload every pointer for every row. */
+    uint64_t *c_vehicle = rows->vehicle_id, *c_seq = rows->seq;
+    int64_t *c_sampled = rows->sampled_at_ms, *c_offset = rows->kafka_offset;
+    double *c_lat = rows->latitude, *c_lon = rows->longitude;
+    float *c_speed = rows->speed_kmh, *c_heading = rows->heading_deg, *c_accuracy = rows->accuracy_m;
+    int32_t *c_meter = rows->meter_status, *c_partition = rows->kafka_partition;
+    size_t i = rows->count, cap = rows->capacity;
     tp_err e = TP_OK;
     while (r->pos < r->len) {
         if (r->have_expect && r->index >= r->expect.record_count) {
             e = too_many(r);
             break;
         }
-        if (i >= rows->capacity || r->index == UINT32_MAX) {
-            e = i >= rows->capacity ? fail(r, TP_ERR_FULL, "row batch of %zu rows is full before the pack's end "
+        if (i >= cap || r->index == UINT32_MAX) {
+            e = i >= cap ? fail(r, TP_ERR_FULL, "row batch of %zu rows is full before the pack's end "
                                                            "(record %" PRIu32 ")", rows->capacity, r->index)
                                     : fail(r, TP_ERR_CORRUPT, "pack holds more than %" PRIu32 " records",
                                            UINT32_MAX);
@@ -482,17 +489,17 @@ tp_err tp_pack_reader_read_all(tp_pack_reader *r, tp_row_batch *rows, int32_t pa
             break;
         if (r->index == 0)
             r->meta.vehicle_id = rec.vehicle_id;
-        rows->vehicle_id[i] = rec.vehicle_id;
-        rows->sampled_at_ms[i] = rec.sampled_at_ms;
-        rows->seq[i] = rec.seq;
-        rows->latitude[i] = rec.latitude;
-        rows->longitude[i] = rec.longitude;
-        rows->speed_kmh[i] = rec.speed_kmh;
-        rows->heading_deg[i] = rec.heading_deg;
-        rows->accuracy_m[i] = rec.accuracy_m;
-        rows->meter_status[i] = rec.meter_status;
-        rows->kafka_partition[i] = partition;
-        rows->kafka_offset[i] = offset;
+        c_vehicle[i] = rec.vehicle_id;
+        c_sampled[i] = rec.sampled_at_ms;
+        c_seq[i] = rec.seq;
+        c_lat[i] = rec.latitude;
+        c_lon[i] = rec.longitude;
+        c_speed[i] = rec.speed_kmh;
+        c_heading[i] = rec.heading_deg;
+        c_accuracy[i] = rec.accuracy_m;
+        c_meter[i] = rec.meter_status;
+        c_partition[i] = partition;
+        c_offset[i] = offset;
         i++;
         r->pos = next;
         r->index++;

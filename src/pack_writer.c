@@ -46,7 +46,7 @@ tp_err tp_pack_writer_new(const tp_pack_writer_opts *opts, tp_pack_writer **out)
         return TP_ERR_UNKNOWN_CODEC;
     if (o.layout != TP_LAYOUT_ROWS && o.layout != TP_LAYOUT_COLUMNS)
         return TP_ERR_UNKNOWN_VERSION;
-    if (o.max_pack_bytes == 0 || o.max_pack_bytes > UINT32_MAX)
+    if (o.max_pack_bytes == 0)
         return TP_ERR_INVALID_ARG;
     if (o.codec == TP_CODEC_ZSTD && (o.level < ZSTD_minCLevel() || o.level > ZSTD_maxCLevel()))
         return TP_ERR_INVALID_ARG;
