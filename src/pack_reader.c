@@ -27,6 +27,8 @@ struct tp_pack_reader {
     tp_pack_meta meta;        /* what the pack itself says */
     int columns;              /* the open pack is layout columns (v2): records come from col */
     tp_colpack_reader col;
+    tp_record chunk[64];      /* v2 records decoded ahead for next(): columns decode fastest in runs */
+    uint32_t chunk_pos, chunk_len;
     char detail[256];
 };
 
@@ -254,17 +256,26 @@ static tp_err check_vehicles(tp_pack_reader *r, const uint64_t *ids, size_t n)
 
 static tp_err next_columns(tp_pack_reader *r, tp_record *out)
 {
-    if (r->col.done == r->col.count) {
-        r->meta.record_count = r->col.count;
-        return TP_ERR_END;
+    if (r->chunk_pos == r->chunk_len) {
+        if (r->col.done == r->col.count) {
+            r->meta.record_count = r->col.count;
+            return TP_ERR_END;
+        }
+        if (r->col.ncols == 0)
+            return fail(r, TP_ERR_CORRUPT, "layout columns: %s", r->col.detail); /* an earlier call failed */
+        uint32_t k = r->col.count - r->col.done;
+        if (k > sizeof r->chunk / sizeof r->chunk[0])
+            k = sizeof r->chunk / sizeof r->chunk[0];
+        tp_err e = tp_colpack_read_records(&r->col, r->chunk, k);
+        if (e)
+            return fail(r, e, "layout columns: %s", r->col.detail);
+        r->chunk_pos = 0;
+        r->chunk_len = k;
     }
-    if (r->col.ncols == 0)
-        return fail(r, TP_ERR_CORRUPT, "layout columns: %s", r->col.detail); /* an earlier call failed */
-    tp_err e = tp_colpack_read_records(&r->col, out, 1);
+    tp_err e = check_vehicles(r, &r->chunk[r->chunk_pos].vehicle_id, 1);
     if (e)
-        return fail(r, e, "layout columns: %s", r->col.detail);
-    if ((e = check_vehicles(r, &out->vehicle_id, 1)))
-        return e;
+        return e; /* stays at the failing record */
+    *out = r->chunk[r->chunk_pos++];
     r->index++;
     return TP_OK;
 }
@@ -275,18 +286,24 @@ static tp_err read_all_columns(tp_pack_reader *r, tp_row_batch *rows, int32_t pa
     uint64_t start_vehicle = r->meta.vehicle_id;
     if (r->col.ncols == 0 && r->col.done < r->col.count)
         return fail(r, TP_ERR_CORRUPT, "layout columns: %s", r->col.detail);
-    size_t left = r->col.count - r->col.done;
+    /* Records next() decoded ahead come first, then the rest of the columns. */
+    size_t ahead = r->chunk_len - r->chunk_pos, left = ahead + (r->col.count - r->col.done);
     if (rows->capacity - rows->count < left) /* nothing consumed: the caller can drain the batch and call again */
         return fail(r, TP_ERR_FULL, "row batch has room for %zu rows, the pack holds %zu more",
                     rows->capacity - rows->count, left);
-    tp_err e = tp_colpack_read_rows(&r->col, rows, partition, offset);
-    if (e)
-        return fail(r, e, "layout columns: %s", r->col.detail);
-    if ((e = check_vehicles(r, rows->vehicle_id + start, rows->count - start))) {
+    tp_err e = TP_OK;
+    for (size_t j = 0; j < ahead && !e; j++)
+        e = tp_row_batch_append(rows, &r->chunk[r->chunk_pos + j], partition, offset);
+    if (!e && (e = tp_colpack_read_rows(&r->col, rows, partition, offset)))
+        e = fail(r, e, "layout columns: %s", r->col.detail);
+    if (!e)
+        e = check_vehicles(r, rows->vehicle_id + start, rows->count - start);
+    if (e) {
         rows->count = start;
         r->meta.vehicle_id = start_vehicle;
         return e;
     }
+    r->chunk_pos = r->chunk_len;
     r->index += (uint32_t)(rows->count - start);
     r->meta.record_count = r->col.count;
     return TP_OK;
@@ -302,6 +319,7 @@ tp_err tp_pack_reader_open(tp_pack_reader *r, const tp_pack_meta *meta, const ui
     r->len = r->pos = 0;
     r->index = 0;
     r->columns = 0;
+    r->chunk_pos = r->chunk_len = 0;
     memset(&r->meta, 0, sizeof r->meta);
     if (!data && len)
         return fail(r, TP_ERR_INVALID_ARG, "pack data is NULL with length %zu", len);

@@ -786,6 +786,27 @@ static void test_pack_layer(void)
             CHECK_ERR(tp_pack_reader_next(rd, &got[0]), TP_ERR_END);
             tp_row_batch_free(rows);
         }
+        /* a few records by next(), the rest by read_all: the records decoded ahead are not lost */
+        for (int first = 1; first < N; first += 97) {
+            tp_row_batch *rows = NULL;
+            CHECK_ERR(tp_row_batch_new(N, &rows), TP_OK);
+            CHECK_ERR(tp_pack_reader_open(rd, &meta, pack, len), TP_OK);
+            for (int j = 0; j < first; j++)
+                CHECK_ERR(tp_pack_reader_next(rd, &got[j]), TP_OK);
+            CHECK_ERR(tp_pack_reader_read_all(rd, rows, 1, 2), TP_OK);
+            CHECK_INT(rows->count, N - first);
+            int bad = 0;
+            for (int j = 0; j < first; j++)
+                bad += !same_record(&r[j], &got[j]);
+            for (size_t j = 0; j < rows->count; j++) {
+                tp_record x;
+                tp_row_batch_get(rows, j, &x);
+                bad += !same_record(&r[(size_t)first + j], &x);
+            }
+            CHECK_INT(bad, 0);
+            CHECK_ERR(tp_pack_reader_next(rd, &got[0]), TP_ERR_END);
+            tp_row_batch_free(rows);
+        }
         /* metadata that disagrees with the pack */
         tp_pack_meta m = meta;
         m.record_count = N + 1;
@@ -823,6 +844,23 @@ static void test_pack_layer(void)
     }
 
     /* codec none, crafted content: two vehicles in one pack, a count above the reader's bound, no magic */
+    const uint8_t *c0;
+    size_t len0;
+    tp_pack_reader *rd0 = NULL;
+    static tp_record mixed[150];
+    for (int i = 0; i < 150; i++)
+        mixed[i] = (tp_record){.vehicle_id = i < 100 ? 5 : 6, .seq = (uint64_t)i};
+    CHECK_ERR(tp_colpack_encode(enc, mixed, 150, &c0, &len0), TP_OK);
+    CHECK_ERR(tp_pack_reader_new(NULL, &rd0), TP_OK);
+    CHECK_ERR(tp_pack_reader_open(rd0, NULL, c0, len0), TP_OK);
+    int delivered = 0;
+    while (tp_pack_reader_next(rd0, &got[0]) == TP_OK)
+        delivered++;
+    CHECK_INT(delivered, 100); /* every record before the other vehicle's first, then an error */
+    CHECK(strstr(tp_pack_reader_error_detail(rd0), "record 100") != NULL);
+    CHECK_ERR(tp_pack_reader_next(rd0, &got[0]), TP_ERR_CORRUPT); /* and it stays there */
+    tp_pack_reader_free(rd0);
+
     tp_record two[2] = {{.vehicle_id = 1, .seq = 1}, {.vehicle_id = 2, .seq = 2}};
     const uint8_t *c;
     size_t len;
