@@ -2,8 +2,14 @@
  * smallest (constant, varints of values/deltas/delta-of-deltas, runs, or XOR/delta byte planes), decimal-scaled
  * when floating values are exact decimals. Spec: docs/FORMAT_V2.md.
  *
- *   "T\0C2" | count varint | ncols varint | ncols x descriptor | column bodies, in descriptor order
- *   descriptor = field varint | code u8 (transform | scale code << 3) | body length varint
+ *   +-------------+-------+-------+--------------------------+---------------------------------------+
+ *   | 00 54 43 32 | count | ncols | ncols x descriptor       | bodies, in descriptor order, to the end |
+ *   +-------------+-------+-------+--------------------------+---------------------------------------+
+ *     magic "\0TC2"  varint  varint  field varint | code u8 | length varint
+ *                                   code = transform (bits 0-2) | scale code << 3
+ *
+ *   body of a column of n units, by transform: const = 1 varint; raw / delta / delta2 = n varints;
+ *   runs = (value, length) varint pairs; xor-planes / delta-planes = W planes of n bytes (W = 8 or 4).
  */
 #include "colpack.h"
 
