@@ -401,7 +401,7 @@ static void writer_cases(void)
     o.level = 99;
     CHECK_ERR(tp_pack_writer_new(&o, &w), TP_ERR_INVALID_ARG);
     o.level = 3;
-    o.layout = TP_LAYOUT_COLUMNS;
+    o.layout = (tp_layout)3;
     CHECK_ERR(tp_pack_writer_new(&o, &w), TP_ERR_UNKNOWN_VERSION);
     o.layout = TP_LAYOUT_ROWS;
     o.codec = (tp_codec)5;
