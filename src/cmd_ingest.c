@@ -55,6 +55,8 @@ static void usage(FILE *out)
             "  --max-buffered-bytes N  cap on record bytes not yet in Kafka; above it reading pauses (default 256M)\n"
             "  --threads N             compression threads (default: number of CPUs)\n"
             "  --level N               zstd level (default 3)\n"
+            "  --layout L              columns (default: pbpack v2, ~4x smaller) or rows (pbpack v1: standard\n"
+            "                          delimited protobuf, for consumers that only speak protobuf); docs/FORMAT.md\n"
             "  -X key=value            librdkafka property (repeatable), e.g. -X linger.ms=20\n"
             "  --metrics-listen H:P    serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT\n"
             "  --log-format text|json  log line format (default text)\n"
@@ -251,14 +253,15 @@ static double now_s(void)
 int tp_cmd_ingest(int argc, char **argv)
 {
     enum { O_BROKERS = 256, O_TOPIC, O_LISTEN, O_FROM, O_FORMAT, O_BREC, O_BBYTES, O_LINGER, O_MAXBUF, O_THREADS,
-           O_LEVEL, O_LOGFMT, O_LOGLVL, O_METRICS };
+           O_LEVEL, O_LAYOUT, O_LOGFMT, O_LOGLVL, O_METRICS };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS}, {"topic", required_argument, 0, O_TOPIC},
         {"listen", required_argument, 0, O_LISTEN}, {"from", required_argument, 0, O_FROM},
         {"input-format", required_argument, 0, O_FORMAT}, {"batch-records", required_argument, 0, O_BREC},
         {"batch-bytes", required_argument, 0, O_BBYTES}, {"linger-ms", required_argument, 0, O_LINGER},
         {"max-buffered-bytes", required_argument, 0, O_MAXBUF}, {"threads", required_argument, 0, O_THREADS},
-        {"level", required_argument, 0, O_LEVEL}, {"log-format", required_argument, 0, O_LOGFMT},
+        {"level", required_argument, 0, O_LEVEL}, {"layout", required_argument, 0, O_LAYOUT},
+        {"log-format", required_argument, 0, O_LOGFMT},
         {"log-level", required_argument, 0, O_LOGLVL}, {"metrics-listen", required_argument, 0, O_METRICS},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     tp_ingest_opts o;
@@ -329,6 +332,16 @@ int tp_cmd_ingest(int argc, char **argv)
             if (parse_u64("--level", optarg, 1, 22, 0, &v))
                 goto out;
             o.level = (int)v;
+            break;
+        case O_LAYOUT:
+            if (!strcmp(optarg, "rows")) {
+                o.layout = TP_LAYOUT_ROWS;
+            } else if (!strcmp(optarg, "columns")) {
+                o.layout = TP_LAYOUT_COLUMNS;
+            } else {
+                fprintf(stderr, "telepack ingest: --layout '%s' is not rows or columns\n", optarg);
+                goto out;
+            }
             break;
         case O_LOGFMT:
             if (tp_log_parse_format(optarg, &lfmt)) {

@@ -308,8 +308,9 @@ static void usage(FILE *out)
             "  --input-format F      ndjson (default) or delimited\n"
             "  --codec C             zstd (default) or none (raw frames, for debugging and baselines)\n"
             "  --level N             zstd level 1..22 (default 3)\n"
-            "  --layout L            rows (default: pbpack v1, protobuf records) or columns (pbpack v2,\n"
-            "                        docs/FORMAT_V2.md: 3-5x smaller, needs codec zstd)\n"
+            "  --layout L            columns (default with zstd: pbpack v2, docs/FORMAT_V2.md, 3-5x smaller)\n"
+            "                        or rows (pbpack v1: standard delimited protobuf; the default with\n"
+            "                        --codec none)\n"
             "  --batch-records N     records per pack: a vehicle's batch becomes a pack when it has N records\n"
             "                        (default 200), and every open batch at the end of the input\n"
             "  --max-buffered N      records held across all open batches before the oldest batch is packed\n"
@@ -364,7 +365,7 @@ int tp_cmd_pack(int argc, char **argv)
     static const char *const codec_words[] = {"none", "zstd", NULL}; /* index == tp_codec */
     const char *in_path = "-", *out_path = "-";
     static const char *const layout_words[] = {"rows", "columns", NULL}; /* index + 1 == tp_layout */
-    int input_format = 0, codec = TP_CODEC_ZSTD, layout = 0;
+    int input_format = 0, codec = TP_CODEC_ZSTD, layout = -1; /* -1: columns, or rows with --codec none */
     uint64_t level = 3, batch_records = 200, max_buffered = 1000000;
     bool quiet = false;
     char msg[512];
@@ -396,6 +397,8 @@ int tp_cmd_pack(int argc, char **argv)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s' (use --in FILE for the input)", argv[optind]);
+    if (layout < 0)
+        layout = codec == TP_CODEC_NONE ? TP_LAYOUT_ROWS - 1 : TP_LAYOUT_COLUMNS - 1;
     if (layout + 1 == TP_LAYOUT_COLUMNS && codec == TP_CODEC_NONE)
         return usage_error("--layout columns needs --codec zstd: raw column packs back to back cannot be told "
                            "apart");

@@ -66,6 +66,7 @@ void tp_ingest_opts_init(tp_ingest_opts *o)
     o->threads = n > 0 ? (int)n : 1;
     o->level = 3;
     o->codec = TP_CODEC_ZSTD;
+    o->layout = TP_LAYOUT_COLUMNS;
     o->max_record_bytes = TP_DEFAULT_MAX_RECORD_BYTES;
     o->max_connections = 4096;
 }
@@ -419,6 +420,7 @@ tp_err tp_ingest_start(tp_ingest *ing)
     co.threads = ing->o.threads;
     co.writer.level = ing->o.level;
     co.writer.codec = ing->o.codec;
+    co.writer.layout = ing->o.layout;
     if (co.writer.max_pack_bytes < ing->o.batch.max_bytes + ing->o.max_record_bytes + 16)
         co.writer.max_pack_bytes = ing->o.batch.max_bytes + ing->o.max_record_bytes + 16;
     tp_err e = tp_compress_pool_new(&co, on_packed, ing, &ing->pool);

@@ -19,7 +19,7 @@ for q in 1e-6 1e-7 0; do
     st=$?
     check
     [ $st -eq 0 ] || fail "gen --quantize $q failed"
-    "$T" pack -q --in "$tmp/fleet.ndjson" --out "$tmp/rows.packs" --batch-records 50
+    "$T" pack -q --in "$tmp/fleet.ndjson" --out "$tmp/rows.packs" --batch-records 50 --layout rows
     "$T" pack -q --in "$tmp/fleet.ndjson" --out "$tmp/cols.packs" --batch-records 50 --layout columns
     st=$?
     check
