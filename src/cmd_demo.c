@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_args.h"
 #include "gateway_client.h"
 #include "ingest.h"
 #include "log.h"
@@ -88,13 +89,6 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* A 64-bit mix of a record's fields (bit patterns of the floating-point ones), for the end-to-end checksum. */
 static uint64_t record_hash(const tp_record *r)
 {
@@ -161,7 +155,7 @@ static void *gateway_main(void *arg)
         goto out;
     }
     double per_gateway_rate = g->opts->rate > 0 ? g->opts->rate / g->opts->gateways : 0;
-    double t0 = mono_s();
+    double t0 = tp_cli_now_s();
     tp_record r;
     char json[512];
     tp_err e;
@@ -186,7 +180,7 @@ static void *gateway_main(void *arg)
         uint64_t n = atomic_fetch_add(&g->sent, 1) + 1;
         if (per_gateway_rate > 0) {
             double due = t0 + (double)n / per_gateway_rate;
-            double lag = due - mono_s();
+            double lag = due - tp_cli_now_s();
             if (lag > 0.0005)
                 usleep((useconds_t)(lag * 1e6));
         }
@@ -244,17 +238,6 @@ static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
-}
-
-static void human_bytes(double b, char *out, size_t cap)
-{
-    const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (b >= 1024 && u < 4) {
-        b /= 1024;
-        u++;
-    }
-    snprintf(out, cap, u ? "%.1f %s" : "%.0f %s", b, units[u]);
 }
 
 /* Reads the table back: row count, distinct identities and the order-independent checksum of every row. */
@@ -679,7 +662,7 @@ int tp_cmd_demo(int argc, char **argv)
             o->db);
 
     /* 4. The gateways: each simulates its slice of the fleet. */
-    double t0 = mono_s();
+    double t0 = tp_cli_now_s();
     uint32_t base = o->vehicles / (uint32_t)o->gateways, extra = o->vehicles % (uint32_t)o->gateways;
     uint64_t next_id = d->first_vehicle_id;
     for (int i = 0; i < o->gateways; i++) {
@@ -714,7 +697,7 @@ int tp_cmd_demo(int argc, char **argv)
         tp_sink_stats ss;
         tp_ingest_stats_get(ing, &is);
         tp_sink_stats_get(sink, &ss);
-        double now = mono_s();
+        double now = tp_cli_now_s();
         if (now - last >= (tty ? 0.5 : 2.0)) {
             last = now;
             fprintf(stderr, "%s[%5.1fs] sent %" PRIu64 "  acked %" PRIu64 "  packs %" PRIu64 "  loaded %" PRIu64
@@ -747,7 +730,7 @@ int tp_cmd_demo(int argc, char **argv)
             break;
         usleep(50000);
     }
-    double elapsed = mono_s() - t0;
+    double elapsed = tp_cli_now_s() - t0;
     if (tty)
         fputc('\n', stderr);
 
@@ -785,9 +768,9 @@ int tp_cmd_demo(int argc, char **argv)
     double p50 = d->n_latencies ? (double)d->latencies_us[d->n_latencies / 2] / 1000.0 : 0;
     double p99 = d->n_latencies ? (double)d->latencies_us[(size_t)((double)(d->n_latencies - 1) * 0.99)] / 1000.0 : 0;
     char jb[32], pbb[32], kb[32];
-    human_bytes((double)json, jb, sizeof jb);
-    human_bytes((double)proto, pbb, sizeof pbb);
-    human_bytes((double)is.pack_bytes_out, kb, sizeof kb);
+    tp_cli_bytes(json, jb, sizeof jb);
+    tp_cli_bytes(proto, pbb, sizeof pbb);
+    tp_cli_bytes(is.pack_bytes_out, kb, sizeof kb);
     double n = expected ? (double)expected : 1;
     printf("\ntelepack demo summary\n");
     printf("  records sent          %" PRIu64 " from %u vehicles over %d gateway connections\n", expected, o->vehicles,
