@@ -773,6 +773,10 @@ int tp_cmd_tune(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    if (s.n == o.max_records) {
+        size_t len = strlen(s.source);
+        snprintf(s.source + len, sizeof s.source - len, "; the first %zu records (--max-records)", s.n);
+    }
     sample_prepare(&s);
     if (!o.n_lingers && !(s.rate_hz > 0)) {
         fprintf(stderr, "telepack tune: no vehicle in the sample has two records at different times, so the "

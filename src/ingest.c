@@ -66,6 +66,7 @@ void tp_ingest_opts_init(tp_ingest_opts *o)
     o->threads = n > 0 ? (int)n : 1;
     o->level = 3;
     o->codec = TP_CODEC_ZSTD;
+    o->layout = TP_LAYOUT_COLUMNS;
     o->max_record_bytes = TP_DEFAULT_MAX_RECORD_BYTES;
     o->max_connections = 4096;
 }
@@ -156,6 +157,13 @@ static void on_packed(void *ctx, tp_batch *b, uint8_t *pack, size_t len, const t
     }
 }
 
+/* Producer's poll thread: wake the network thread so it stops at once. */
+static void on_fatal(void *ctx)
+{
+    tp_ingest *ing = ctx;
+    tp_gateway_server_wake(ing->srv);
+}
+
 /* Network thread: one record from a gateway. */
 static tp_err on_record(void *ctx, const tp_record *r, size_t wire_len, const tp_batch_tag *tag)
 {
@@ -205,7 +213,7 @@ tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, 
         tp_ingest_free(ing);
         return e;
     }
-    tp_producer_opts po = {ing->o.brokers, ing->o.topic, ing->o.kafka_conf, ing->o.nkafka_conf};
+    tp_producer_opts po = {ing->o.brokers, ing->o.topic, ing->o.kafka_conf, ing->o.nkafka_conf, on_fatal};
     e = tp_producer_new(&po, on_delivery, ing, &ing->prod, errbuf, errlen);
     if (e) {
         tp_ingest_free(ing);
@@ -294,9 +302,10 @@ static void take_done(tp_ingest *ing, int stopping_hard)
             if (b->result != RES_OK)
                 atomic_fetch_add(&ing->failures, 1);
             if (b->result == RES_FAIL && !stopping_hard) {
-                char why[160];
-                snprintf(why, sizeof why, "a pack of %u records for vehicle %llu could not be delivered", b->count,
-                         (unsigned long long)b->vehicle_id);
+                char why[512];
+                if (!tp_producer_fatal(ing->prod, why, sizeof why)) /* a fatal error is the reason to report */
+                    snprintf(why, sizeof why, "a pack of %u records for vehicle %llu could not be delivered",
+                             b->count, (unsigned long long)b->vehicle_id);
                 set_failed(ing, why);
             }
             if (stopping_hard)
@@ -411,6 +420,7 @@ tp_err tp_ingest_start(tp_ingest *ing)
     co.threads = ing->o.threads;
     co.writer.level = ing->o.level;
     co.writer.codec = ing->o.codec;
+    co.writer.layout = ing->o.layout;
     if (co.writer.max_pack_bytes < ing->o.batch.max_bytes + ing->o.max_record_bytes + 16)
         co.writer.max_pack_bytes = ing->o.batch.max_bytes + ing->o.max_record_bytes + 16;
     tp_err e = tp_compress_pool_new(&co, on_packed, ing, &ing->pool);

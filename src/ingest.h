@@ -21,6 +21,7 @@ typedef struct tp_ingest_opts {
     int threads;                    /* compression threads (default: online CPUs) */
     int level;                      /* zstd level (default 3) */
     tp_codec codec;                 /* default TP_CODEC_ZSTD */
+    tp_layout layout;               /* default TP_LAYOUT_COLUMNS (pbpack v2); TP_LAYOUT_ROWS = standard protobuf */
     size_t max_record_bytes;        /* default TP_DEFAULT_MAX_RECORD_BYTES */
     uint32_t max_connections;       /* default 4096 */
     const tp_ingest_metrics *metrics; /* Prometheus handles to update (worker_metrics.h), or NULL; must outlive

@@ -22,6 +22,7 @@ typedef struct tp_producer_opts {
     const char *topic;
     const char *const *kafka_conf; /* "key=value" librdkafka properties, applied after the defaults (-X) */
     size_t nkafka_conf;
+    void (*on_fatal)(void *ctx);  /* optional: called (with the dr ctx) once librdkafka raised a fatal error */
 } tp_producer_opts;
 
 typedef struct tp_producer tp_producer;
