@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "cli_args.h"
+#include "gateway_client.h"
 #include "telepack/fleet.h"
 #include "telepack/record.h"
 #include "telepack/record_json.h"
@@ -119,6 +120,92 @@ static gen_output *stream_output_open(const char *path, gen_format format)
     return &s->base;
 }
 
+/* Acting as N gateways: records go over TCP to an ingest worker (docs/GATEWAY.md), a vehicle always through the
+ * same connection; close waits until the worker acked every record (it then holds them in Kafka). */
+typedef struct gateway_output {
+    gen_output base;
+    volatile sig_atomic_t *stop;
+    uint32_t n;
+    tp_gateway_client *c[];
+} gateway_output;
+
+static tp_err gateway_write(gen_output *o, const tp_record *r)
+{
+    gateway_output *g = (gateway_output *)o;
+    tp_err e = tp_gateway_client_send(g->c[r->vehicle_id % g->n], r);
+    if (e == TP_ERR_AGAIN && *g->stop)
+        return TP_OK; /* interrupted while waiting for acks: the caller sees the signal and stops */
+    if (e)
+        snprintf(o->errmsg, sizeof o->errmsg, "sending to the ingest worker at %s failed: %s", o->name,
+                 tp_strerror(e));
+    return e;
+}
+
+static tp_err gateway_flush(gen_output *o)
+{
+    gateway_output *g = (gateway_output *)o;
+    for (uint32_t i = 0; i < g->n; i++)
+        tp_gateway_client_pump(g->c[i], 0);
+    return TP_OK;
+}
+
+static void gateway_bytes(gateway_output *g)
+{
+    g->base.bytes = 0;
+    for (uint32_t i = 0; i < g->n; i++) {
+        tp_gateway_client_stats st;
+        tp_gateway_client_stats_get(g->c[i], &st);
+        g->base.bytes += st.bytes_sent;
+    }
+}
+
+static tp_err gateway_close(gen_output *o)
+{
+    gateway_output *g = (gateway_output *)o;
+    tp_err e = TP_OK;
+    uint64_t unacked = 0;
+    for (uint32_t i = 0; i < g->n; i++) {
+        tp_err de = tp_gateway_client_drain(g->c[i], -1);
+        tp_gateway_client_stats st;
+        tp_gateway_client_stats_get(g->c[i], &st);
+        unacked += st.unacked_records;
+        if (de && !e)
+            e = de;
+        tp_gateway_client_free(g->c[i]);
+    }
+    if (e)
+        fprintf(stderr, "telepack gen: stopped with %" PRIu64 " records not acked by the ingest worker at %s\n",
+                unacked, o->name);
+    free(g);
+    return e;
+}
+
+static gen_output *gateway_output_open(const char *addr, uint32_t n, volatile sig_atomic_t *stop)
+{
+    gateway_output *g = calloc(1, sizeof *g + n * sizeof g->c[0]);
+    if (!g)
+        return NULL;
+    g->base.write = gateway_write;
+    g->base.flush = gateway_flush;
+    g->base.close = gateway_close;
+    g->base.name = addr;
+    g->stop = stop;
+    for (; g->n < n; g->n++) {
+        tp_gateway_client_opts co;
+        tp_gateway_client_opts_init(&co);
+        co.connect = addr;
+        co.stop = stop;
+        if (tp_gateway_client_new(&co, &g->c[g->n]) != TP_OK) {
+            fprintf(stderr, "telepack gen: --connect '%s' is not HOST:PORT; use e.g. 127.0.0.1:7070\n", addr);
+            for (uint32_t i = 0; i < g->n; i++)
+                tp_gateway_client_free(g->c[i]);
+            free(g);
+            return NULL;
+        }
+    }
+    return &g->base;
+}
+
 /* ---- the command ---- */
 
 static void usage(FILE *out)
@@ -144,6 +231,10 @@ static void usage(FILE *out)
             "  --format F           ndjson (default) or delimited (varint length-prefixed protobuf)\n"
             "  --out FILE|-         where to write (default - = stdout)\n"
             "  --rate R             pace output to R records per second (default 0 = as fast as possible)\n"
+            "  --connect HOST:PORT  act as gateways: send the records to `telepack ingest --listen HOST:PORT` and\n"
+            "                       wait until it acked them all (reconnects and resends what was not acked)\n"
+            "  --gateways N         concurrent gateway connections with --connect (default 1); a vehicle always\n"
+            "                       uses the same one\n"
             "  -q, --quiet          no progress line and no summary\n"
             "  -h, --help           this text\n"
             "\n"
@@ -201,6 +292,8 @@ enum {
     OPT_FORMAT,
     OPT_OUT,
     OPT_RATE,
+    OPT_CONNECT,
+    OPT_GATEWAYS,
 };
 
 int tp_cmd_gen(int argc, char **argv)
@@ -217,6 +310,8 @@ int tp_cmd_gen(int argc, char **argv)
         {"format", required_argument, NULL, OPT_FORMAT},
         {"out", required_argument, NULL, OPT_OUT},
         {"rate", required_argument, NULL, OPT_RATE},
+        {"connect", required_argument, NULL, OPT_CONNECT},
+        {"gateways", required_argument, NULL, OPT_GATEWAYS},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -224,6 +319,9 @@ int tp_cmd_gen(int argc, char **argv)
     tp_fleet_opts fo;
     tp_fleet_opts_init(&fo);
     const char *out_path = "-";
+    const char *connect = NULL;
+    uint64_t gateways = 1;
+    bool out_given = false;
     int format = GEN_NDJSON;
     double rate = 0;
     bool quiet = false;
@@ -274,7 +372,9 @@ int tp_cmd_gen(int argc, char **argv)
             break;
         case OPT_DROP: e = tp_cli_parse_double("drop-rate", optarg, 0, 0.5, &fo.drop_rate, msg, sizeof msg); break;
         case OPT_FORMAT: e = tp_cli_parse_choice("format", optarg, format_words, &format, msg, sizeof msg); break;
-        case OPT_OUT: out_path = optarg; break;
+        case OPT_OUT: out_path = optarg; out_given = true; break;
+        case OPT_CONNECT: connect = optarg; break;
+        case OPT_GATEWAYS: e = tp_cli_parse_u64("gateways", optarg, 1, 1024, &gateways, msg, sizeof msg); break;
         case OPT_RATE: e = tp_cli_parse_double("rate", optarg, 0, 1e9, &rate, msg, sizeof msg); break;
         case 'q': quiet = true; break;
         case 'h': usage(stdout); return 0;
@@ -286,7 +386,11 @@ int tp_cmd_gen(int argc, char **argv)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s' (gen takes options only)", argv[optind]);
-    if (format == GEN_DELIMITED && !strcmp(out_path, "-") && isatty(STDOUT_FILENO))
+    if (connect && out_given)
+        return usage_error("--connect and --out are exclusive: records go either to an ingest worker or to a file");
+    if (connect)
+        format = GEN_DELIMITED; /* the gateway protocol's framing; only used for the summary */
+    if (!connect && format == GEN_DELIMITED && !strcmp(out_path, "-") && isatty(STDOUT_FILENO))
         return usage_error("refusing to write binary delimited records to a terminal; use --out FILE or a pipe");
 
     tp_fleet *fleet;
@@ -298,9 +402,9 @@ int tp_cmd_gen(int argc, char **argv)
         fprintf(stderr, "telepack gen: cannot start the simulation: %s\n", tp_strerror(e));
         return 1;
     }
-    /* The destination. Another one (e.g. --connect HOST:PORT, acting as the gateways over TCP) is one more
-     * gen_output implementation chosen here; the loop below only uses write/flush/close. */
-    gen_output *out = stream_output_open(out_path, (gen_format)format);
+    stop_requested = 0;
+    gen_output *out = connect ? gateway_output_open(connect, (uint32_t)gateways, &stop_requested)
+                              : stream_output_open(out_path, (gen_format)format);
     if (!out) {
         tp_fleet_free(fleet);
         return 1;
@@ -352,6 +456,8 @@ int tp_cmd_gen(int argc, char **argv)
             last_progress = t;
         }
     }
+    if (connect)
+        gateway_bytes((gateway_output *)out);
     uint64_t bytes = out->bytes;
     if (out->close(out) != TP_OK && status == 0)
         status = 1;
@@ -367,7 +473,7 @@ int tp_cmd_gen(int argc, char **argv)
                 "gen: %" PRIu64 " records from %" PRIu32 " vehicles over %.0f s (%" PRIu64
                 " samples dropped as gaps), %s %s to %s in %.2f s (%.0f records/s)%s\n",
                 n, fo.vehicles, (double)st.ticks * fo.interval_ms / 1000.0, st.dropped, tp_cli_bytes(bytes, b, sizeof b),
-                format_words[format], strcmp(out_path, "-") ? out_path : "stdout", elapsed,
+                format_words[format], connect ? connect : strcmp(out_path, "-") ? out_path : "stdout", elapsed,
                 elapsed > 0 ? (double)n / elapsed : 0.0, stop_requested ? ", stopped by a signal" : "");
     }
     return status;

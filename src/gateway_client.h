@@ -1,0 +1,61 @@
+/* The gateway side of the gateway protocol (docs/GATEWAY.md): sends varint length-prefixed VehicleRecord messages
+ * over TCP, reads cumulative acks, keeps every unacked record in a bounded buffer (send blocks when it is full),
+ * and after a disconnect reconnects with backoff and resends what was not acked. */
+#ifndef TELEPACK_GATEWAY_CLIENT_H
+#define TELEPACK_GATEWAY_CLIENT_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "telepack/error.h"
+#include "telepack/record.h"
+
+typedef struct tp_gateway_client_opts {
+    const char *connect;          /* "HOST:PORT" of an ingest worker; ignored when fd >= 0 */
+    int fd;                       /* >= 0: an already connected stream socket, owned by the client; no reconnects
+                                     (a disconnect is then final: TP_ERR_UNAVAILABLE). Default -1 */
+    size_t max_unacked_bytes;     /* bound of the resend buffer (default 4 MiB) */
+    int backoff_min_ms;           /* first reconnect delay (default 100), doubled up to backoff_max_ms */
+    int backoff_max_ms;           /* default 5000 */
+    volatile sig_atomic_t *stop;  /* optional: when *stop becomes non-zero, blocking calls return TP_ERR_AGAIN */
+} tp_gateway_client_opts;
+
+void tp_gateway_client_opts_init(tp_gateway_client_opts *o);
+
+typedef struct tp_gateway_client tp_gateway_client;
+
+typedef struct tp_gateway_client_stats {
+    uint64_t records_sent;        /* records handed to send (each counted once, resends not counted) */
+    uint64_t bytes_sent;          /* their framed bytes (length prefix included) */
+    uint64_t records_acked;       /* records the server acknowledged */
+    uint64_t resent;              /* records written again after a reconnect */
+    uint64_t connects;            /* successful connections */
+    uint64_t unacked_records;     /* in the resend buffer now */
+    size_t unacked_bytes;
+} tp_gateway_client_stats;
+
+/* Does not connect yet (the first send or pump does). TP_ERR_INVALID_ARG for a bad address; not thread-safe. */
+tp_err tp_gateway_client_new(const tp_gateway_client_opts *opts, tp_gateway_client **out);
+void tp_gateway_client_free(tp_gateway_client *c);
+
+/* Encodes *r and queues it (it is written at once when 16 KiB are pending or 2 ms passed since the last write;
+ * pump, drain or the next send writes the rest); blocks (pumping the connection, reconnecting as needed) while the resend buffer is full.
+ * TP_ERR_AGAIN if *opts.stop was raised while blocked, TP_ERR_UNAVAILABLE if a caller-given fd broke. */
+tp_err tp_gateway_client_send(tp_gateway_client *c, const tp_record *r);
+
+/* Same for an already encoded VehicleRecord message msg[0..len) (the client adds the length prefix). */
+tp_err tp_gateway_client_send_encoded(tp_gateway_client *c, const uint8_t *msg, size_t len);
+
+/* Writes what it can and reads acks, waiting up to timeout_ms (0 = do not wait). */
+tp_err tp_gateway_client_pump(tp_gateway_client *c, int timeout_ms);
+
+/* Blocks until every queued record is acked (TP_OK) or timeout_ms passed (TP_ERR_AGAIN; -1 = no timeout). */
+tp_err tp_gateway_client_drain(tp_gateway_client *c, int timeout_ms);
+
+/* Drops the connection now (unacked records stay queued and are resent on the next connection). For tests. */
+void tp_gateway_client_disconnect(tp_gateway_client *c);
+
+void tp_gateway_client_stats_get(const tp_gateway_client *c, tp_gateway_client_stats *st);
+
+#endif

@@ -1,0 +1,59 @@
+/* Kafka producer of the ingest worker: librdkafka, idempotent (acks=all), one message per pack (key = vehicle id
+ * in decimal, headers = pack metadata), payload handed over without copying; delivery reports drive the acks. */
+#ifndef TELEPACK_PRODUCER_H
+#define TELEPACK_PRODUCER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "telepack/error.h"
+#include "telepack/pack.h"
+
+/* One delivery report, on the producer's poll thread (or on the sending thread while it waits for queue room):
+ * err TP_OK = the pack is durably in Kafka (acks=all). Otherwise `retriable` says whether sending the same pack
+ * again may succeed (timeouts, transport errors) and `detail` is a sentence with librdkafka's error and the message's
+ * persistence status (rd_kafka_message_status). */
+typedef void (*tp_producer_dr_fn)(void *ctx, void *opaque, tp_err err, int retriable, const char *detail);
+
+typedef struct tp_producer_opts {
+    const char *brokers;          /* bootstrap.servers (may be NULL when kafka_conf sets it, e.g. a mock cluster) */
+    const char *topic;
+    const char *const *kafka_conf; /* "key=value" librdkafka properties, applied after the defaults (-X) */
+    size_t nkafka_conf;
+} tp_producer_opts;
+
+typedef struct tp_producer tp_producer;
+
+/* Creates the librdkafka producer with enable.idempotence=true, acks=all, compression.codec=none (then the -X
+ * properties) and starts one thread that serves delivery reports. Errors: TP_ERR_INVALID_ARG (no topic, a
+ * malformed or unknown -X property), TP_ERR_KAFKA; errbuf receives a sentence. */
+tp_err tp_producer_new(const tp_producer_opts *opts, tp_producer_dr_fn dr, void *ctx, tp_producer **out,
+                       char *errbuf, size_t errlen);
+
+/* Produces one pack. On TP_OK librdkafka owns `pack` (malloc'd, freed by librdkafka after delivery) and `dr` is
+ * called exactly once with `opaque`. Blocks while librdkafka's queue is full. On error the caller still owns pack:
+ * TP_ERR_KAFKA (fatal error raised or the message was refused; errbuf says why). Thread-safe. */
+tp_err tp_producer_send(tp_producer *p, uint64_t vehicle_id, uint8_t *pack, size_t len, const tp_pack_meta *meta,
+                        void *opaque, char *errbuf, size_t errlen);
+
+/* Non-zero once librdkafka raised a fatal error; buf receives the reason. Thread-safe. */
+int tp_producer_fatal(tp_producer *p, char *buf, size_t len);
+
+/* Messages queued or in flight in librdkafka. Thread-safe. */
+int tp_producer_in_flight(tp_producer *p);
+
+/* Waits up to timeout_ms for every message's delivery report: TP_OK, or TP_ERR_AGAIN on timeout. */
+tp_err tp_producer_flush(tp_producer *p, int timeout_ms);
+
+/* Fails every message still queued or in flight (their reports say so, never delivered). For shutdown on timeout. */
+void tp_producer_purge(tp_producer *p);
+
+/* Stops the poll thread and destroys the producer (call flush or purge first: remaining reports are served here). */
+void tp_producer_free(tp_producer *p);
+
+/* The librdkafka handle, e.g. to reach its mock cluster. */
+rd_kafka_t *tp_producer_handle(tp_producer *p);
+
+#endif
