@@ -170,10 +170,11 @@ e2e_metric() {
 
 # ---- Kafka and ClickHouse --------------------------------------------------------------------------------------
 
-# e2e_topic NAME PARTITIONS [BROKERS]: create a topic; it and NAME.* are deleted on exit.
+# e2e_topic NAME PARTITIONS [BROKERS]: create a topic; on the shared broker it and NAME.* are deleted on exit (a
+# private broker is thrown away whole).
 e2e_topic() {
     local b=${3:-$BROKERS}
-    E2E_TOPICS+=("$b|$1.*")
+    [ "$b" != "$BROKERS" ] || E2E_TOPICS+=("$b|$1.*")
     TP_KAFKA_BOOTSTRAP=$b timeout 90 "$E2E_ROOT/tools/kafka" create-topic "$1" "$2" 2>"$E2E_WORK/topic.err" ||
         { cat "$E2E_WORK/topic.err" >&2; e2e_fail "could not create topic $1 with $2 partitions on $b"; }
 }
@@ -189,10 +190,10 @@ chq() {
     printf '%s' "${out%$'\n'*}"
 }
 
-# e2e_database [URL]: create $DB (dropped on exit).
+# e2e_database [URL]: create $DB (on the shared server it is dropped on exit).
 e2e_database() {
     local url=${1:-$CH}
-    E2E_DBS+=("$url|$DB")
+    [ "$url" != "$CH" ] || E2E_DBS+=("$url|$DB")
     chq "CREATE DATABASE IF NOT EXISTS $DB" "$url" >/dev/null || e2e_fail "cannot create database $DB at $url"
 }
 
