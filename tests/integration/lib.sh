@@ -272,14 +272,18 @@ e2e_sink() {
         --flush-ms 200 -X session.timeout.ms=6000 -X heartbeat.interval.ms=1000 "$@"
 }
 
-# e2e_expected GEN_ARGS...: write what `telepack gen GEN_ARGS` sends as canonical sorted lines to
-# $E2E_WORK/expected (and the count to E2E_EXPECTED_N); gen is deterministic for a seed.
+# e2e_expected GEN_ARGS...: add what `telepack gen GEN_ARGS` sends (gen is deterministic for a seed) to
+# $E2E_WORK/expected as canonical sorted lines; E2E_EXPECTED_N counts them. Call it once per gen run.
+E2E_EXPECTED_N=0
 e2e_expected() {
+    local n
     "$TP" gen "$@" --out "$E2E_WORK/expected.ndjson" -q || e2e_fail "telepack gen $* --out failed"
-    E2E_EXPECTED_N=$(python3 "$E2E_CHECK" canon "$E2E_WORK/expected.ndjson" "$E2E_PROTO" "$E2E_WORK/expected.unsorted") ||
+    n=$(python3 "$E2E_CHECK" canon "$E2E_WORK/expected.ndjson" "$E2E_PROTO" "$E2E_WORK/expected.more") ||
         e2e_fail "could not canonicalise gen's NDJSON"
-    LC_ALL=C sort -S 256M -T "$E2E_WORK" "$E2E_WORK/expected.unsorted" -o "$E2E_WORK/expected"
-    rm -f "$E2E_WORK/expected.unsorted" "$E2E_WORK/expected.ndjson"
+    E2E_EXPECTED_N=$((E2E_EXPECTED_N + n))
+    touch "$E2E_WORK/expected"
+    LC_ALL=C sort -S 256M -T "$E2E_WORK" "$E2E_WORK/expected" "$E2E_WORK/expected.more" -o "$E2E_WORK/expected"
+    rm -f "$E2E_WORK/expected.more" "$E2E_WORK/expected.ndjson"
 }
 
 # e2e_compare_clickhouse [URL]: $DB.vehicle_positions FINAL must equal $E2E_WORK/expected exactly, every float and
