@@ -186,8 +186,8 @@ static int bad_value(const char *opt, const char *value, const char *want)
 
 static int parse_options(int argc, char **argv, options *o)
 {
-    enum { O_FROM = 256, O_VEH, O_SEC, O_INT, O_SEED, O_MAXREC, O_BATCH, O_LEVEL, O_LAYOUTS, O_LINGER, O_MEASURE, O_TLAT,
-           O_TCOST, O_JSON, O_PLOT };
+    enum { O_FROM = 256, O_VEH, O_SEC, O_INT, O_SEED, O_MAXREC, O_BATCH, O_LEVEL, O_LAYOUTS, O_LINGER, O_MEASURE,
+           O_TLAT, O_TCOST, O_JSON, O_PLOT };
     static const struct option longopts[] = {
         {"from", required_argument, NULL, O_FROM},       {"vehicles", required_argument, NULL, O_VEH},
         {"seconds", required_argument, NULL, O_SEC},     {"interval-ms", required_argument, NULL, O_INT},
@@ -652,8 +652,9 @@ static void print_table(const sample *s, const point *pts, size_t n, int best, c
     for (size_t i = 0; i < n; i++) {
         const point *p = &pts[i];
         printf("%7d %5d %10" PRId64 "%s %-7s %8.1f %9.2f %8.1f %10.2f %7.1f %12.0f %s%s\n", p->batch, p->level,
-               p->linger_ms, p->linger_derived ? "*" : " ", layout_name(p->layout), (double)p->records / (double)p->packs, p->bpr, p->ratio,
-               p->wire_bpr, p->wire_ratio, p->enc_rps, p->front ? "yes" : "", (int)i == best ? "  <- recommended" : "");
+               p->linger_ms, p->linger_derived ? "*" : " ", layout_name(p->layout),
+               (double)p->records / (double)p->packs, p->bpr, p->ratio, p->wire_bpr, p->wire_ratio, p->enc_rps,
+               p->front ? "yes" : "", (int)i == best ? "  <- recommended" : "");
     }
     if (!o->n_lingers)
         printf("(* linger derived: the time to fill the batch at the sample's per-vehicle rate)\n");
@@ -676,9 +677,10 @@ static void print_table(const sample *s, const point *pts, size_t n, int best, c
 static json_t *point_json(const point *p)
 {
     return json_pack("{s:i, s:i, s:s, s:I, s:b, s:f, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:b}",
-                     "batch_records", p->batch, "zstd_level", p->level, "layout", layout_name(p->layout), "linger_ms", (json_int_t)p->linger_ms,
-                     "linger_derived", p->linger_derived, "latency_ms", p->latency_ms, "packs",
-                     (json_int_t)p->packs, "packs_cut_by_sample_end", (json_int_t)p->cut_packs, "records", (json_int_t)p->records, "pack_bytes",
+                     "batch_records", p->batch, "zstd_level", p->level, "layout", layout_name(p->layout),
+                     "linger_ms", (json_int_t)p->linger_ms, "linger_derived", p->linger_derived, "latency_ms",
+                     p->latency_ms, "packs", (json_int_t)p->packs, "packs_cut_by_sample_end",
+                     (json_int_t)p->cut_packs, "records", (json_int_t)p->records, "pack_bytes",
                      (json_int_t)p->pack_bytes, "kafka_bytes", (json_int_t)p->wire_bytes, "records_per_pack",
                      (double)p->records / (double)p->packs, "bytes_per_record", p->bpr, "kafka_bytes_per_record",
                      p->wire_bpr, "ratio_vs_json", p->ratio, "kafka_ratio_vs_json", p->wire_ratio,
@@ -760,11 +762,15 @@ static int write_plot(const point *pts, size_t n, int best, const options *o, co
           "set logscale x\nset grid\nset key outside below horizontal\nset offsets 0, 0, graph 0.05, 0\n",
           gp);
     /* One series per layout (colour and shape), labelled batch/level; the front and the recommendation ring them. */
+    static const char *const rings[] = {"front", "best"};
     for (int y = 0; y < o->n_layouts + 2; y++) {
-        fprintf(gp, "$%s << EOD\n", y < o->n_layouts ? layout_name(o->layouts[y]) : y == o->n_layouts ? "front" : "best");
-        for (size_t i = 0; i < n; i++)
-            if (y < o->n_layouts ? pts[i].layout == o->layouts[y] : y == o->n_layouts ? pts[i].front : (int)i == best)
+        int r = y - o->n_layouts; /* < 0: a layout; 0: the front; 1: the recommendation */
+        fprintf(gp, "$%s << EOD\n", r < 0 ? layout_name(o->layouts[y]) : rings[r]);
+        for (size_t i = 0; i < n; i++) {
+            bool in = r < 0 ? pts[i].layout == o->layouts[y] : r == 0 ? pts[i].front : (int)i == best;
+            if (in)
                 fprintf(gp, "%.6g %.6g \"%d/%d\"\n", pts[i].enc_rps, pts[i].wire_ratio, pts[i].batch, pts[i].level);
+        }
         fputs("EOD\n", gp);
     }
     fputs("plot ", gp);
