@@ -73,6 +73,7 @@ PY
 sweep="--batch 10,50,200 --level 1,3 --measure-ms 5"
 
 "$T" tune --help | grep -q -- '--target-latency-ms' || fail "--help does not document --target-latency-ms"
+"$T" tune --help | grep -q -- '--layouts LIST' || fail "--help does not document --layouts"
 
 # Simulator sample, latency target.
 "$T" tune --json --vehicles 4 --seconds 400 $sweep --target-latency-ms 60000 > "$tmp/a.json" || fail "tune (latency)"
