@@ -17,11 +17,13 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_args.h"
 #include "gateway_client.h"
 #include "ingest.h"
 #include "log.h"
 #include "sink.h"
 #include "telepack/fleet.h"
+#include "telepack/pack.h"
 #include "telepack/record_json.h"
 
 #define DEMO_TOPIC "vehicle-positions"
@@ -40,6 +42,7 @@ typedef struct demo_opts {
     tp_batcher_opts batch;
     int level;
     int threads;
+    tp_layout layout;
 } demo_opts;
 
 /* One simulated gateway: its own slice of the fleet and its own TCP connection to the ingest worker. */
@@ -84,13 +87,6 @@ static int64_t now_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* A 64-bit mix of a record's fields (bit patterns of the floating-point ones), for the end-to-end checksum. */
@@ -159,7 +155,7 @@ static void *gateway_main(void *arg)
         goto out;
     }
     double per_gateway_rate = g->opts->rate > 0 ? g->opts->rate / g->opts->gateways : 0;
-    double t0 = mono_s();
+    double t0 = tp_cli_now_s();
     tp_record r;
     char json[512];
     tp_err e;
@@ -184,7 +180,7 @@ static void *gateway_main(void *arg)
         uint64_t n = atomic_fetch_add(&g->sent, 1) + 1;
         if (per_gateway_rate > 0) {
             double due = t0 + (double)n / per_gateway_rate;
-            double lag = due - mono_s();
+            double lag = due - tp_cli_now_s();
             if (lag > 0.0005)
                 usleep((useconds_t)(lag * 1e6));
         }
@@ -244,17 +240,6 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static void human_bytes(double b, char *out, size_t cap)
-{
-    const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (b >= 1024 && u < 4) {
-        b /= 1024;
-        u++;
-    }
-    snprintf(out, cap, u ? "%.1f %s" : "%.0f %s", b, units[u]);
-}
-
 /* Reads the table back: row count, distinct identities and the order-independent checksum of every row. */
 static int verify_table(const char *path, uint64_t *rows, uint64_t *distinct, uint64_t *checksum, char *err,
                         size_t cap)
@@ -302,6 +287,82 @@ static int verify_table(const char *path, uint64_t *rows, uint64_t *distinct, ui
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* What the same records cost in the layout ingest did not use: re-packs the table, vehicle by vehicle in seq
+ * order, in packs of `batch` records with both layouts, and returns the total compressed bytes of each. */
+static int repack_sizes(const char *path, uint32_t batch, int level, uint64_t *rows_bytes, uint64_t *cols_bytes)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    tp_pack_writer *w[2] = {NULL, NULL};
+    uint64_t *total[2] = {rows_bytes, cols_bytes};
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    int ok = 0;
+    *rows_bytes = *cols_bytes = 0;
+    for (int i = 0; i < 2; i++) {
+        tp_pack_writer_opts wo;
+        tp_pack_writer_opts_init(&wo);
+        wo.level = level;
+        wo.layout = i ? TP_LAYOUT_COLUMNS : TP_LAYOUT_ROWS;
+        if (tp_pack_writer_new(&wo, &w[i]))
+            goto out;
+    }
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "SELECT vehicle_id, sampled_at_ms, seq, latitude, longitude, speed_kmh, heading_deg,"
+                           " accuracy_m, meter_status FROM vehicle_positions ORDER BY vehicle_id, seq",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    int rc;
+    uint64_t vehicle = 0;
+    for (;;) {
+        tp_record r;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            r.vehicle_id = (uint64_t)sqlite3_column_int64(st, 0);
+            r.sampled_at_ms = sqlite3_column_int64(st, 1);
+            r.seq = (uint64_t)sqlite3_column_int64(st, 2);
+            r.latitude = sqlite3_column_double(st, 3);
+            r.longitude = sqlite3_column_double(st, 4);
+            r.speed_kmh = (float)sqlite3_column_double(st, 5);
+            r.heading_deg = (float)sqlite3_column_double(st, 6);
+            r.accuracy_m = (float)sqlite3_column_double(st, 7);
+            r.meter_status = sqlite3_column_int(st, 8);
+        } else if (rc != SQLITE_DONE) {
+            goto out;
+        }
+        for (int i = 0; i < 2; i++) {
+            uint32_t n = tp_pack_writer_count(w[i]);
+            if (n && (rc == SQLITE_DONE || n == batch || r.vehicle_id != vehicle)) {
+                size_t need = tp_pack_writer_bound(w[i]), len;
+                if (need > cap) {
+                    uint8_t *grown = realloc(buf, need);
+                    if (!grown)
+                        goto out;
+                    buf = grown;
+                    cap = need;
+                }
+                if (tp_pack_writer_finish(w[i], buf, cap, &len, NULL))
+                    goto out;
+                *total[i] += len;
+            }
+            if (rc == SQLITE_ROW && tp_pack_writer_add(w[i], &r))
+                goto out;
+        }
+        if (rc == SQLITE_DONE)
+            break;
+        vehicle = r.vehicle_id;
+    }
+    ok = 1;
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    tp_pack_writer_free(w[0]);
+    tp_pack_writer_free(w[1]);
+    free(buf);
+    return ok ? 0 : -1;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -321,6 +382,7 @@ static void usage(FILE *out)
             "  --batch-records N   ingest: flush a vehicle's pack at N records (default 200)\n"
             "  --linger-ms MS      ingest: flush a pack at the latest after MS (default 1000)\n"
             "  --level N           zstd level (default 3)\n"
+            "  --layout L          pack layout: columns (default, pbpack v2) or rows (pbpack v1)\n"
             "  --threads N         ingest compression threads (default: cores)\n"
             "  --seed N            fleet simulator seed (default 1)\n"
             "  --log-level L       debug|info|warn|error (default warn)\n"
@@ -344,7 +406,7 @@ static int parse_uint(const char *name, const char *s, uint64_t lo, uint64_t hi,
 static int parse_args(int argc, char **argv, demo_opts *o)
 {
     enum { O_VEHICLES = 256, O_SECONDS, O_INTERVAL, O_RATE, O_DB, O_PARTITIONS, O_GATEWAYS, O_BATCH, O_LINGER, O_LEVEL,
-           O_THREADS, O_SEED, O_LOGLEVEL };
+           O_THREADS, O_SEED, O_LOGLEVEL, O_LAYOUT };
     static const struct option longopts[] = {
         {"vehicles", required_argument, 0, O_VEHICLES}, {"seconds", required_argument, 0, O_SECONDS},
         {"interval-ms", required_argument, 0, O_INTERVAL}, {"rate", required_argument, 0, O_RATE},
@@ -352,7 +414,8 @@ static int parse_args(int argc, char **argv, demo_opts *o)
         {"gateways", required_argument, 0, O_GATEWAYS}, {"batch-records", required_argument, 0, O_BATCH},
         {"linger-ms", required_argument, 0, O_LINGER}, {"level", required_argument, 0, O_LEVEL},
         {"threads", required_argument, 0, O_THREADS}, {"seed", required_argument, 0, O_SEED},
-        {"log-level", required_argument, 0, O_LOGLEVEL}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"log-level", required_argument, 0, O_LOGLEVEL}, {"layout", required_argument, 0, O_LAYOUT},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     tp_log_level level = TP_LOG_WARN;
     int c;
     uint64_t v;
@@ -424,6 +487,16 @@ static int parse_args(int argc, char **argv, demo_opts *o)
                 return -1;
             o->seed = v;
             break;
+        case O_LAYOUT:
+            if (!strcmp(optarg, "rows")) {
+                o->layout = TP_LAYOUT_ROWS;
+            } else if (!strcmp(optarg, "columns")) {
+                o->layout = TP_LAYOUT_COLUMNS;
+            } else {
+                fprintf(stderr, "telepack demo: --layout '%s' is not rows or columns\n", optarg);
+                return -1;
+            }
+            break;
         case O_LOGLEVEL:
             if (tp_log_parse_level(optarg, &level)) {
                 fprintf(stderr, "telepack demo: --log-level '%s' is not one of debug, info, warn, error\n", optarg);
@@ -469,6 +542,7 @@ int tp_cmd_demo(int argc, char **argv)
     o->gateways = 4;
     o->seed = 1;
     o->level = 3;
+    o->layout = TP_LAYOUT_COLUMNS;
     tp_batcher_opts_init(&o->batch);
     if (parse_args(argc, argv, o)) {
         free(d);
@@ -558,6 +632,7 @@ int tp_cmd_demo(int argc, char **argv)
     io.listen = "127.0.0.1:0";
     io.batch = o->batch;
     io.level = o->level;
+    io.layout = o->layout;
     if (o->threads)
         io.threads = o->threads;
     /* The mock cluster serves uncompressed message sets very slowly to consumers (measured: ~130 msg/s); a
@@ -587,7 +662,7 @@ int tp_cmd_demo(int argc, char **argv)
             o->db);
 
     /* 4. The gateways: each simulates its slice of the fleet. */
-    double t0 = mono_s();
+    double t0 = tp_cli_now_s();
     uint32_t base = o->vehicles / (uint32_t)o->gateways, extra = o->vehicles % (uint32_t)o->gateways;
     uint64_t next_id = d->first_vehicle_id;
     for (int i = 0; i < o->gateways; i++) {
@@ -622,7 +697,7 @@ int tp_cmd_demo(int argc, char **argv)
         tp_sink_stats ss;
         tp_ingest_stats_get(ing, &is);
         tp_sink_stats_get(sink, &ss);
-        double now = mono_s();
+        double now = tp_cli_now_s();
         if (now - last >= (tty ? 0.5 : 2.0)) {
             last = now;
             fprintf(stderr, "%s[%5.1fs] sent %" PRIu64 "  acked %" PRIu64 "  packs %" PRIu64 "  loaded %" PRIu64
@@ -655,7 +730,7 @@ int tp_cmd_demo(int argc, char **argv)
             break;
         usleep(50000);
     }
-    double elapsed = mono_s() - t0;
+    double elapsed = tp_cli_now_s() - t0;
     if (tty)
         fputc('\n', stderr);
 
@@ -693,9 +768,9 @@ int tp_cmd_demo(int argc, char **argv)
     double p50 = d->n_latencies ? (double)d->latencies_us[d->n_latencies / 2] / 1000.0 : 0;
     double p99 = d->n_latencies ? (double)d->latencies_us[(size_t)((double)(d->n_latencies - 1) * 0.99)] / 1000.0 : 0;
     char jb[32], pbb[32], kb[32];
-    human_bytes((double)json, jb, sizeof jb);
-    human_bytes((double)proto, pbb, sizeof pbb);
-    human_bytes((double)is.pack_bytes_out, kb, sizeof kb);
+    tp_cli_bytes(json, jb, sizeof jb);
+    tp_cli_bytes(proto, pbb, sizeof pbb);
+    tp_cli_bytes(is.pack_bytes_out, kb, sizeof kb);
     double n = expected ? (double)expected : 1;
     printf("\ntelepack demo summary\n");
     printf("  records sent          %" PRIu64 " from %u vehicles over %d gateway connections\n", expected, o->vehicles,
@@ -705,8 +780,15 @@ int tp_cmd_demo(int argc, char **argv)
     printf("  bytes as JSON         %s (%.1f B/record)\n", jb, (double)json / n);
     printf("  bytes as protobuf     %s (%.1f B/record, %.1fx smaller than JSON)\n", pbb, (double)proto / n,
            proto ? (double)json / (double)proto : 0.0);
-    printf("  bytes as packs        %s (%.1f B/record, %.1fx smaller than JSON)\n", kb,
-           (double)is.pack_bytes_out / n, is.pack_bytes_out ? (double)json / (double)is.pack_bytes_out : 0.0);
+    printf("  bytes as packs        %s (%.1f B/record, %.1fx smaller than JSON; %s layout, on the wire)\n", kb,
+           (double)is.pack_bytes_out / n, is.pack_bytes_out ? (double)json / (double)is.pack_bytes_out : 0.0,
+           o->layout == TP_LAYOUT_ROWS ? "rows" : "columns");
+    uint64_t rows_b = 0, cols_b = 0;
+    uint32_t avg = is.packs_out ? (uint32_t)((is.records_out + is.packs_out / 2) / is.packs_out) : 1;
+    if (verified && repack_sizes(o->db, avg ? avg : 1, o->level, &rows_b, &cols_b) == 0)
+        printf("  both layouts          rows %.1f B/record, columns %.1f B/record (the table re-packed in packs of"
+               " %u)\n",
+               (double)rows_b / n, (double)cols_b / n, avg);
     printf("  throughput            %.0f records/s end to end (%.2f s)\n", (double)expected / elapsed, elapsed);
     printf("  sent -> loaded        p50 %.1f ms, p99 %.1f ms (%zu records sampled)\n", p50, p99, d->n_latencies);
     printf("  rows in the table     %" PRIu64 " (%" PRIu64 " distinct identities), DLQ %" PRIu64 "\n", rows, distinct,

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_args.h"
 #include "gateway_client.h"
 #include "http_server.h"
 #include "ingest.h"
@@ -243,13 +244,6 @@ static void human(double v, char *buf, size_t n)
     snprintf(buf, n, i ? "%.1f%s" : "%.0f%s", v, u[i]);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 int tp_cmd_ingest(int argc, char **argv)
 {
     enum { O_BROKERS = 256, O_TOPIC, O_LISTEN, O_FROM, O_FORMAT, O_BREC, O_BBYTES, O_LINGER, O_MAXBUF, O_THREADS,
@@ -456,12 +450,12 @@ int tp_cmd_ingest(int argc, char **argv)
         tp_log(TP_LOG_INFO, "ingest", "listening for gateways on %s (port %d), publishing to topic %s", o.listen,
                tp_ingest_port(ing), o.topic);
     int tty = isatty(2);
-    double t0 = now_s(), last = t0;
+    double t0 = tp_cli_now_s(), last = t0;
     tp_ingest_stats prev = {0}, st;
     while (!g_signals && !tp_ingest_failed(ing, NULL, 0) && !(feeding && atomic_load(&f.done))) {
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
-        double t = now_s();
+        double t = tp_cli_now_s();
         if (tty && t - last >= 2.0) {
             tp_ingest_stats_get(ing, &st);
             char a[16], b[16], bi[16], bo[16], bb[16];
@@ -493,7 +487,7 @@ int tp_cmd_ingest(int argc, char **argv)
         pthread_join(ft, NULL);
     e = tp_ingest_stop(ing, -1);
     tp_ingest_stats_get(ing, &st);
-    double el = now_s() - t0;
+    double el = tp_cli_now_s() - t0;
     char why[512] = "";
     int failed = tp_ingest_failed(ing, why, sizeof why);
     fprintf(stderr,

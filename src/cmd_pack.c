@@ -326,24 +326,6 @@ static void usage(FILE *out)
             "  telepack gen --vehicles 100 --seconds 600 | telepack pack --out fleet.packs\n");
 }
 
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("telepack pack: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("; run 'telepack pack --help' for usage\n", stderr);
-    return 2;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 enum { OPT_IN = 256, OPT_OUT, OPT_INPUT_FORMAT, OPT_CODEC, OPT_LEVEL, OPT_BATCH, OPT_MAX_BUFFERED, OPT_LAYOUT };
 
 int tp_cmd_pack(int argc, char **argv)
@@ -389,21 +371,21 @@ int tp_cmd_pack(int argc, char **argv)
             break;
         case 'q': quiet = true; break;
         case 'h': usage(stdout); return 0;
-        case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: return usage_error("unknown option '%s'", argv[optind - 1]);
+        case ':': return tp_cli_usage_error("pack", "option '%s' needs a value", argv[optind - 1]);
+        default: return tp_cli_usage_error("pack", "unknown option '%s'", argv[optind - 1]);
         }
         if (e)
-            return usage_error("%s", msg);
+            return tp_cli_usage_error("pack", "%s", msg);
     }
     if (optind < argc)
-        return usage_error("unexpected argument '%s' (use --in FILE for the input)", argv[optind]);
+        return tp_cli_usage_error("pack", "unexpected argument '%s' (use --in FILE for the input)", argv[optind]);
     if (layout < 0)
         layout = codec == TP_CODEC_NONE ? TP_LAYOUT_ROWS - 1 : TP_LAYOUT_COLUMNS - 1;
     if (layout + 1 == TP_LAYOUT_COLUMNS && codec == TP_CODEC_NONE)
-        return usage_error("--layout columns needs --codec zstd: raw column packs back to back cannot be told "
+        return tp_cli_usage_error("pack", "--layout columns needs --codec zstd: raw column packs back to back cannot be told "
                            "apart");
     if (!strcmp(out_path, "-") && isatty(STDOUT_FILENO))
-        return usage_error("refusing to write binary packs to a terminal; use --out FILE or a pipe");
+        return tp_cli_usage_error("pack", "refusing to write binary packs to a terminal; use --out FILE or a pipe");
 
     packer p;
     memset(&p, 0, sizeof p);
@@ -448,7 +430,7 @@ int tp_cmd_pack(int argc, char **argv)
         return 1;
     }
 
-    double t0 = now_s();
+    double t0 = tp_cli_now_s();
     int status = 0;
     tp_record r;
     for (;;) {
@@ -478,7 +460,7 @@ int tp_cmd_pack(int argc, char **argv)
         fprintf(stderr, "telepack pack: writing to %s failed: %s\n", p.out_name, strerror(errno));
         status = 1;
     }
-    double elapsed = now_s() - t0;
+    double elapsed = tp_cli_now_s() - t0;
     if (!quiet) {
         char bi[32], bo[32], bc[32];
         fprintf(stderr,

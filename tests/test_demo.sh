@@ -25,4 +25,10 @@ vehicles=$(sqlite3 "$work/demo.db" "SELECT COUNT(DISTINCT vehicle_id) FROM vehic
 # Per vehicle, seq runs 1..n without holes (the simulator numbers emitted records).
 holes=$(sqlite3 "$work/demo.db" "SELECT COUNT(*) FROM (SELECT vehicle_id FROM vehicle_positions GROUP BY vehicle_id HAVING MAX(seq) != COUNT(*) OR MIN(seq) != 1)")
 [ "$holes" = 0 ] || fail "$holes vehicles have gaps or duplicates in seq"
-echo "demo: $sent records, exactly once"
+# Both layouts are reported, and on the simulator's quantized GPS the column layout is the smaller one.
+line=$(grep '^  both layouts' "$work/out") || fail "no 'both layouts' line in the summary"
+rows_b=$(sed -n 's/.*rows \([0-9.]*\) B\/record.*/\1/p' <<<"$line")
+cols_b=$(sed -n 's/.*columns \([0-9.]*\) B\/record.*/\1/p' <<<"$line")
+awk -v r="$rows_b" -v c="$cols_b" 'BEGIN { exit !(r > 0 && c > 0 && c < r) }' \
+    || fail "columns ($cols_b B/record) not smaller than rows ($rows_b B/record)"
+echo "demo: $sent records, exactly once; rows $rows_b B/record, columns $cols_b B/record"
