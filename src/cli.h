@@ -11,6 +11,5 @@ int tp_cmd_ingest(int argc, char **argv);
 int tp_cmd_sink(int argc, char **argv);
 int tp_cmd_demo(int argc, char **argv);
 int tp_cmd_tune(int argc, char **argv);
-int tp_cmd_bench(int argc, char **argv);
 
 #endif

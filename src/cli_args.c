@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 __attribute__((format(printf, 3, 4))) static tp_err fail(char *msg, size_t cap, const char *fmt, ...)
 {
@@ -118,4 +119,22 @@ const char *tp_cli_bytes(uint64_t n, char *buf, size_t cap)
     }
     snprintf(buf, cap, "%.1f %s", v, units[u]);
     return buf;
+}
+
+int tp_cli_usage_error(const char *command, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "telepack %s: ", command);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "; run 'telepack %s --help' for usage\n", command);
+    return 2;
+}
+
+double tp_cli_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

@@ -29,6 +29,13 @@ FILE *tp_cli_open_in(const char *path);
 FILE *tp_cli_open_out(const char *path);
 int tp_cli_close(FILE *f);
 
+/* Prints "telepack COMMAND: <message>; run 'telepack COMMAND --help' for usage" on stderr and returns 2, the exit
+ * status of a usage error. */
+int tp_cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Seconds on the monotonic clock, for rates and progress lines. */
+double tp_cli_now_s(void);
+
 /* Human-readable byte count: "812 B", "23.4 KiB", "1.5 MiB", "2.0 GiB", into buf (returned). */
 const char *tp_cli_bytes(uint64_t n, char *buf, size_t cap);
 

@@ -246,24 +246,6 @@ static void usage(FILE *out)
             "  telepack gen --vehicles 100 --seconds 60 | telepack pack --out fleet.packs\n");
 }
 
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("telepack gen: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("; run 'telepack gen --help' for usage\n", stderr);
-    return 2;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static volatile sig_atomic_t stop_requested;
 
 static void on_signal(int sig)
@@ -365,7 +347,7 @@ int tp_cmd_gen(int argc, char **argv)
             if (!e && fo.quantum_deg > 0) {
                 double inv = 1.0 / fo.quantum_deg, whole = (double)(int64_t)(inv + 0.5);
                 if (whole < 1 || whole > 1e9 || (inv - whole) > 1e-6 * whole || (whole - inv) > 1e-6 * whole)
-                    return usage_error("--quantize '%s' is not a resolution a receiver reports: use 1e-N such as "
+                    return tp_cli_usage_error("gen", "--quantize '%s' is not a resolution a receiver reports: use 1e-N such as "
                                        "1e-6 or 1e-7 (1/DEG must be a whole number up to 1e9), or 0 for raw",
                                        optarg);
             }
@@ -378,25 +360,25 @@ int tp_cmd_gen(int argc, char **argv)
         case OPT_RATE: e = tp_cli_parse_double("rate", optarg, 0, 1e9, &rate, msg, sizeof msg); break;
         case 'q': quiet = true; break;
         case 'h': usage(stdout); return 0;
-        case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: return usage_error("unknown option '%s'", argv[optind - 1]);
+        case ':': return tp_cli_usage_error("gen", "option '%s' needs a value", argv[optind - 1]);
+        default: return tp_cli_usage_error("gen", "unknown option '%s'", argv[optind - 1]);
         }
         if (e)
-            return usage_error("%s", msg);
+            return tp_cli_usage_error("gen", "%s", msg);
     }
     if (optind < argc)
-        return usage_error("unexpected argument '%s' (gen takes options only)", argv[optind]);
+        return tp_cli_usage_error("gen", "unexpected argument '%s' (gen takes options only)", argv[optind]);
     if (connect && out_given)
-        return usage_error("--connect and --out are exclusive: records go either to an ingest worker or to a file");
+        return tp_cli_usage_error("gen", "--connect and --out are exclusive: records go either to an ingest worker or to a file");
     if (connect)
         format = GEN_DELIMITED; /* the gateway protocol's framing; only used for the summary */
     if (!connect && format == GEN_DELIMITED && !strcmp(out_path, "-") && isatty(STDOUT_FILENO))
-        return usage_error("refusing to write binary delimited records to a terminal; use --out FILE or a pipe");
+        return tp_cli_usage_error("gen", "refusing to write binary delimited records to a terminal; use --out FILE or a pipe");
 
     tp_fleet *fleet;
     tp_err e = tp_fleet_new(&fo, &fleet);
     if (e == TP_ERR_INVALID_ARG)
-        return usage_error("the options do not describe a fleet the simulator can run (vehicles x seconds or the "
+        return tp_cli_usage_error("gen", "the options do not describe a fleet the simulator can run (vehicles x seconds or the "
                            "start time out of range)");
     if (e) {
         fprintf(stderr, "telepack gen: cannot start the simulation: %s\n", tp_strerror(e));
@@ -421,7 +403,7 @@ int tp_cmd_gen(int argc, char **argv)
     uint64_t n = 0;
     /* Check the clock about once per millisecond of output when paced, every 4096 records otherwise. */
     uint64_t check_every = rate > 0 ? (uint64_t)(rate / 1000) + 1 : 4096;
-    double t0 = now_s(), last_progress = t0;
+    double t0 = tp_cli_now_s(), last_progress = t0;
     int status = 0;
     tp_record r;
     while (!stop_requested && tp_fleet_next(fleet, &r) == TP_OK) {
@@ -433,7 +415,7 @@ int tp_cmd_gen(int argc, char **argv)
         n++;
         if (n % check_every)
             continue;
-        double t = now_s();
+        double t = tp_cli_now_s();
         if (rate > 0) {
             double due = t0 + (double)n / rate;
             if (due > t) {
@@ -443,7 +425,7 @@ int tp_cmd_gen(int argc, char **argv)
                     break;
                 }
                 sleep_s(due - t);
-                t = now_s();
+                t = tp_cli_now_s();
             }
         }
         if (progress && t - last_progress >= 2.0) {
@@ -461,7 +443,7 @@ int tp_cmd_gen(int argc, char **argv)
     uint64_t bytes = out->bytes;
     if (out->close(out) != TP_OK && status == 0)
         status = 1;
-    double elapsed = now_s() - t0;
+    double elapsed = tp_cli_now_s() - t0;
     tp_fleet_stats st;
     tp_fleet_get_stats(fleet, &st);
     tp_fleet_free(fleet);

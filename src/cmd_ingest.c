@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_args.h"
 #include "gateway_client.h"
 #include "http_server.h"
 #include "ingest.h"
@@ -55,6 +56,8 @@ static void usage(FILE *out)
             "  --max-buffered-bytes N  cap on record bytes not yet in Kafka; above it reading pauses (default 256M)\n"
             "  --threads N             compression threads (default: number of CPUs)\n"
             "  --level N               zstd level (default 3)\n"
+            "  --layout L              columns (default: pbpack v2, ~4x smaller) or rows (pbpack v1: standard\n"
+            "                          delimited protobuf, for consumers that only speak protobuf); docs/FORMAT.md\n"
             "  -X key=value            librdkafka property (repeatable), e.g. -X linger.ms=20\n"
             "  --metrics-listen H:P    serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT\n"
             "  --log-format text|json  log line format (default text)\n"
@@ -222,12 +225,7 @@ static void *feeder_main(void *arg)
 
 static bool ingest_ready(void *ud, char *reason, size_t cap)
 {
-    char why[400];
-    if (tp_ingest_failed(ud, why, sizeof why)) {
-        snprintf(reason, cap, "ingest failed: %s", why);
-        return false;
-    }
-    return true;
+    return tp_ingest_ready(ud, reason, cap) != 0;
 }
 
 static void human(double v, char *buf, size_t n)
@@ -241,24 +239,18 @@ static void human(double v, char *buf, size_t n)
     snprintf(buf, n, i ? "%.1f%s" : "%.0f%s", v, u[i]);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 int tp_cmd_ingest(int argc, char **argv)
 {
     enum { O_BROKERS = 256, O_TOPIC, O_LISTEN, O_FROM, O_FORMAT, O_BREC, O_BBYTES, O_LINGER, O_MAXBUF, O_THREADS,
-           O_LEVEL, O_LOGFMT, O_LOGLVL, O_METRICS };
+           O_LEVEL, O_LAYOUT, O_LOGFMT, O_LOGLVL, O_METRICS };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS}, {"topic", required_argument, 0, O_TOPIC},
         {"listen", required_argument, 0, O_LISTEN}, {"from", required_argument, 0, O_FROM},
         {"input-format", required_argument, 0, O_FORMAT}, {"batch-records", required_argument, 0, O_BREC},
         {"batch-bytes", required_argument, 0, O_BBYTES}, {"linger-ms", required_argument, 0, O_LINGER},
         {"max-buffered-bytes", required_argument, 0, O_MAXBUF}, {"threads", required_argument, 0, O_THREADS},
-        {"level", required_argument, 0, O_LEVEL}, {"log-format", required_argument, 0, O_LOGFMT},
+        {"level", required_argument, 0, O_LEVEL}, {"layout", required_argument, 0, O_LAYOUT},
+        {"log-format", required_argument, 0, O_LOGFMT},
         {"log-level", required_argument, 0, O_LOGLVL}, {"metrics-listen", required_argument, 0, O_METRICS},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     tp_ingest_opts o;
@@ -330,6 +322,16 @@ int tp_cmd_ingest(int argc, char **argv)
                 goto out;
             o.level = (int)v;
             break;
+        case O_LAYOUT:
+            if (!strcmp(optarg, "rows")) {
+                o.layout = TP_LAYOUT_ROWS;
+            } else if (!strcmp(optarg, "columns")) {
+                o.layout = TP_LAYOUT_COLUMNS;
+            } else {
+                fprintf(stderr, "telepack ingest: --layout '%s' is not rows or columns\n", optarg);
+                goto out;
+            }
+            break;
         case O_LOGFMT:
             if (tp_log_parse_format(optarg, &lfmt)) {
                 fprintf(stderr, "telepack ingest: --log-format '%s' is not text or json\n", optarg);
@@ -379,6 +381,7 @@ int tp_cmd_ingest(int argc, char **argv)
             goto out;
         }
         o.metrics = &im;
+        o.kafka_metrics = metrics; /* the producer's librdkafka statistics, and readiness from them */
     }
     e = tp_ingest_new(&o, &ing, err, sizeof err);
     if (e) {
@@ -420,7 +423,8 @@ int tp_cmd_ingest(int argc, char **argv)
             rc = e == TP_ERR_PARSE ? 2 : 1;
             goto out;
         }
-        tp_log(TP_LOG_INFO, "ingest", "metrics on http://%s/metrics", metrics_listen);
+        tp_log(TP_LOG_INFO, "ingest", "serving /metrics, /healthz, /readyz on %s (port %u)", metrics_listen,
+               tp_http_server_port(http));
     }
     g_ing = ing;
     e = tp_ingest_start(ing);
@@ -443,12 +447,12 @@ int tp_cmd_ingest(int argc, char **argv)
         tp_log(TP_LOG_INFO, "ingest", "listening for gateways on %s (port %d), publishing to topic %s", o.listen,
                tp_ingest_port(ing), o.topic);
     int tty = isatty(2);
-    double t0 = now_s(), last = t0;
+    double t0 = tp_cli_now_s(), last = t0;
     tp_ingest_stats prev = {0}, st;
     while (!g_signals && !tp_ingest_failed(ing, NULL, 0) && !(feeding && atomic_load(&f.done))) {
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
-        double t = now_s();
+        double t = tp_cli_now_s();
         if (tty && t - last >= 2.0) {
             tp_ingest_stats_get(ing, &st);
             char a[16], b[16], bi[16], bo[16], bb[16];
@@ -480,7 +484,7 @@ int tp_cmd_ingest(int argc, char **argv)
         pthread_join(ft, NULL);
     e = tp_ingest_stop(ing, -1);
     tp_ingest_stats_get(ing, &st);
-    double el = now_s() - t0;
+    double el = tp_cli_now_s() - t0;
     char why[512] = "";
     int failed = tp_ingest_failed(ing, why, sizeof why);
     fprintf(stderr,

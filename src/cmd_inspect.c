@@ -263,17 +263,6 @@ static void usage(FILE *out)
             TP_DEFAULT_MAX_PACK_BYTES);
 }
 
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("telepack inspect: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("; run 'telepack inspect --help' for usage\n", stderr);
-    return 2;
-}
-
 enum { OPT_SUMMARY_ONLY = 256, OPT_MAX_PACK };
 
 int tp_cmd_inspect(int argc, char **argv)
@@ -295,15 +284,15 @@ int tp_cmd_inspect(int argc, char **argv)
         case OPT_SUMMARY_ONLY: pr.quiet = true; break;
         case OPT_MAX_PACK:
             if (tp_cli_parse_u64("max-pack-bytes", optarg, 1024, (uint64_t)1 << 31, &max_pack, msg, sizeof msg))
-                return usage_error("%s", msg);
+                return tp_cli_usage_error("inspect", "%s", msg);
             break;
         case 'h': usage(stdout); return 0;
-        case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: return usage_error("unknown option '%s'", argv[optind - 1]);
+        case ':': return tp_cli_usage_error("inspect", "option '%s' needs a value", argv[optind - 1]);
+        default: return tp_cli_usage_error("inspect", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (argc - optind > 1)
-        return usage_error("give one input file, not %d", argc - optind);
+        return tp_cli_usage_error("inspect", "give one input file, not %d", argc - optind);
     const char *path = optind < argc ? argv[optind] : "-";
     const char *name = strcmp(path, "-") ? path : "stdin";
 

@@ -308,6 +308,9 @@ static void usage(FILE *out)
             "  --input-format F      ndjson (default) or delimited\n"
             "  --codec C             zstd (default) or none (raw frames, for debugging and baselines)\n"
             "  --level N             zstd level 1..22 (default 3)\n"
+            "  --layout L            columns (default with zstd: pbpack v2, docs/FORMAT_V2.md, 3-5x smaller)\n"
+            "                        or rows (pbpack v1: standard delimited protobuf; the default with\n"
+            "                        --codec none)\n"
             "  --batch-records N     records per pack: a vehicle's batch becomes a pack when it has N records\n"
             "                        (default 200), and every open batch at the end of the input\n"
             "  --max-buffered N      records held across all open batches before the oldest batch is packed\n"
@@ -323,25 +326,7 @@ static void usage(FILE *out)
             "  telepack gen --vehicles 100 --seconds 600 | telepack pack --out fleet.packs\n");
 }
 
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("telepack pack: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("; run 'telepack pack --help' for usage\n", stderr);
-    return 2;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-enum { OPT_IN = 256, OPT_OUT, OPT_INPUT_FORMAT, OPT_CODEC, OPT_LEVEL, OPT_BATCH, OPT_MAX_BUFFERED };
+enum { OPT_IN = 256, OPT_OUT, OPT_INPUT_FORMAT, OPT_CODEC, OPT_LEVEL, OPT_BATCH, OPT_MAX_BUFFERED, OPT_LAYOUT };
 
 int tp_cmd_pack(int argc, char **argv)
 {
@@ -353,6 +338,7 @@ int tp_cmd_pack(int argc, char **argv)
         {"level", required_argument, NULL, OPT_LEVEL},
         {"batch-records", required_argument, NULL, OPT_BATCH},
         {"max-buffered", required_argument, NULL, OPT_MAX_BUFFERED},
+        {"layout", required_argument, NULL, OPT_LAYOUT},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -360,7 +346,8 @@ int tp_cmd_pack(int argc, char **argv)
     static const char *const input_words[] = {"ndjson", "delimited", NULL};
     static const char *const codec_words[] = {"none", "zstd", NULL}; /* index == tp_codec */
     const char *in_path = "-", *out_path = "-";
-    int input_format = 0, codec = TP_CODEC_ZSTD;
+    static const char *const layout_words[] = {"rows", "columns", NULL}; /* index + 1 == tp_layout */
+    int input_format = 0, codec = TP_CODEC_ZSTD, layout = -1; /* -1: columns, or rows with --codec none */
     uint64_t level = 3, batch_records = 200, max_buffered = 1000000;
     bool quiet = false;
     char msg[512];
@@ -376,6 +363,7 @@ int tp_cmd_pack(int argc, char **argv)
             e = tp_cli_parse_choice("input-format", optarg, input_words, &input_format, msg, sizeof msg);
             break;
         case OPT_CODEC: e = tp_cli_parse_choice("codec", optarg, codec_words, &codec, msg, sizeof msg); break;
+        case OPT_LAYOUT: e = tp_cli_parse_choice("layout", optarg, layout_words, &layout, msg, sizeof msg); break;
         case OPT_LEVEL: e = tp_cli_parse_u64("level", optarg, 1, 22, &level, msg, sizeof msg); break;
         case OPT_BATCH: e = tp_cli_parse_u64("batch-records", optarg, 1, 1000000, &batch_records, msg, sizeof msg); break;
         case OPT_MAX_BUFFERED:
@@ -383,16 +371,21 @@ int tp_cmd_pack(int argc, char **argv)
             break;
         case 'q': quiet = true; break;
         case 'h': usage(stdout); return 0;
-        case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: return usage_error("unknown option '%s'", argv[optind - 1]);
+        case ':': return tp_cli_usage_error("pack", "option '%s' needs a value", argv[optind - 1]);
+        default: return tp_cli_usage_error("pack", "unknown option '%s'", argv[optind - 1]);
         }
         if (e)
-            return usage_error("%s", msg);
+            return tp_cli_usage_error("pack", "%s", msg);
     }
     if (optind < argc)
-        return usage_error("unexpected argument '%s' (use --in FILE for the input)", argv[optind]);
+        return tp_cli_usage_error("pack", "unexpected argument '%s' (use --in FILE for the input)", argv[optind]);
+    if (layout < 0)
+        layout = codec == TP_CODEC_NONE ? TP_LAYOUT_ROWS - 1 : TP_LAYOUT_COLUMNS - 1;
+    if (layout + 1 == TP_LAYOUT_COLUMNS && codec == TP_CODEC_NONE)
+        return tp_cli_usage_error("pack", "--layout columns needs --codec zstd: raw column packs back to back cannot be told "
+                           "apart");
     if (!strcmp(out_path, "-") && isatty(STDOUT_FILENO))
-        return usage_error("refusing to write binary packs to a terminal; use --out FILE or a pipe");
+        return tp_cli_usage_error("pack", "refusing to write binary packs to a terminal; use --out FILE or a pipe");
 
     packer p;
     memset(&p, 0, sizeof p);
@@ -403,6 +396,7 @@ int tp_cmd_pack(int argc, char **argv)
     tp_pack_writer_opts_init(&wo);
     wo.codec = (tp_codec)codec;
     wo.level = (int)level;
+    wo.layout = (tp_layout)(layout + 1);
     tp_err e = tp_pack_writer_new(&wo, &p.w);
     if (e) {
         fprintf(stderr, "telepack pack: cannot create a pack writer (codec %s, level %" PRIu64 "): %s\n",
@@ -436,7 +430,7 @@ int tp_cmd_pack(int argc, char **argv)
         return 1;
     }
 
-    double t0 = now_s();
+    double t0 = tp_cli_now_s();
     int status = 0;
     tp_record r;
     for (;;) {
@@ -466,7 +460,7 @@ int tp_cmd_pack(int argc, char **argv)
         fprintf(stderr, "telepack pack: writing to %s failed: %s\n", p.out_name, strerror(errno));
         status = 1;
     }
-    double elapsed = now_s() - t0;
+    double elapsed = tp_cli_now_s() - t0;
     if (!quiet) {
         char bi[32], bo[32], bc[32];
         fprintf(stderr,

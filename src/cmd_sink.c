@@ -74,15 +74,24 @@ static int parse_size(const char *opt, const char *v, size_t min, size_t max, si
     return 0;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t progress_start_ms; /* set when the sink starts; the first rate is measured from there */
+
 static void progress(void *ctx, const tp_sink_stats *st)
 {
     static uint64_t last_rows;
     static int64_t last_ms;
     (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    double rate = last_ms ? (double)(st->rows_loaded - last_rows) * 1000.0 / (double)(now - last_ms) : 0;
+    int64_t now = mono_ms();
+    if (!last_ms)
+        last_ms = progress_start_ms;
+    double rate = now > last_ms ? (double)(st->rows_loaded - last_rows) * 1000.0 / (double)(now - last_ms) : 0;
     last_rows = st->rows_loaded;
     last_ms = now;
     char lag[32] = "?";
@@ -243,6 +252,7 @@ int tp_cmd_sink(int argc, char **argv)
 
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    progress_start_ms = mono_ms();
     e = tp_sink_run(s);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     signal(SIGINT, SIG_DFL);

@@ -19,7 +19,6 @@ static const command commands[] = {
     {"pack", tp_cmd_pack, "turn NDJSON records into packs (one zstd frame per vehicle)"},
     {"inspect", tp_cmd_inspect, "decode packs to NDJSON records, with a summary"},
     {"tune", tp_cmd_tune, "sweep batch size x zstd level x linger on a sample and recommend settings"},
-    {"bench", tp_cmd_bench, "codec micro-benchmarks (JSON output)"},
 };
 
 static void usage(FILE *out)

@@ -15,7 +15,10 @@
  * short compare-and-swap loop for floating-point sums; registration and rendering take the registry's mutex.
  *
  * NULL handles: every update function accepts a NULL handle and does nothing, so code can run with metrics
- * disabled by leaving its handle struct zeroed. */
+ * disabled by leaving its handle struct zeroed.
+ *
+ * Cost: an update is one uncontended atomic add (a few ns), and each series sits on its own cache lines. On the
+ * hottest loops count per batch (tp_counter_add(records, n)) rather than per record. */
 typedef struct tp_metrics tp_metrics;
 typedef struct tp_counter tp_counter;
 typedef struct tp_gauge tp_gauge;

@@ -8,6 +8,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "colpack.h"
 #include "record_codec.h"
 #include "telepack/pack.h"
 #include "telepack/varint.h"
@@ -24,6 +25,10 @@ struct tp_pack_reader {
     int have_expect;
     tp_pack_meta expect;      /* what the Kafka headers said */
     tp_pack_meta meta;        /* what the pack itself says */
+    int columns;              /* the open pack is layout columns (v2): records come from col */
+    tp_colpack_reader col;
+    tp_record chunk[64];      /* v2 records decoded ahead for next(): columns decode fastest in runs */
+    uint32_t chunk_pos, chunk_len;
     char detail[256];
 };
 
@@ -204,6 +209,106 @@ static tp_err decompress(tp_pack_reader *r, const uint8_t *data, size_t len)
     return TP_OK;
 }
 
+/* Layout columns: the v2 header gives the record count up front. A v2 pack may hold at most as many records as
+ * its v1 form could fit in max_pack_bytes (at least one byte each), which bounds the work a lying count can ask
+ * for; tp_colpack_open checks every column can hold that many records. */
+static tp_err open_columns(tp_pack_reader *r, tp_codec codec)
+{
+    tp_err e = tp_colpack_open(&r->col, r->content, r->len, r->opts.max_pack_bytes);
+    if (e)
+        return fail(r, e, "layout columns (format version 2): %s", r->col.detail);
+    if (r->have_expect && r->expect.record_count != r->col.count)
+        return fail(r, TP_ERR_COUNT_MISMATCH, "pack holds %" PRIu32 " records but its metadata says %" PRIu32,
+                    r->col.count, r->expect.record_count);
+    r->meta.format_version = 2;
+    r->meta.layout = TP_LAYOUT_COLUMNS;
+    r->meta.codec = codec;
+    r->meta.schema_version = TP_SCHEMA_VERSION;
+    r->meta.content_size = r->len;
+    r->open = 1;
+    return TP_OK;
+}
+
+/* Every decoded row of a v2 pack must carry the pack's vehicle (the first record's, and the key's if given). */
+static tp_err check_vehicles(tp_pack_reader *r, const uint64_t *ids, size_t n)
+{
+    if (n == 0)
+        return TP_OK;
+    if (r->index == 0) {
+        if (r->have_expect && r->expect.vehicle_id != 0 && ids[0] != r->expect.vehicle_id)
+            return fail(r, TP_ERR_CORRUPT, "record 0: vehicle_id %" PRIu64 " differs from the pack's %" PRIu64,
+                        ids[0], r->expect.vehicle_id);
+        r->meta.vehicle_id = ids[0];
+    }
+    uint64_t want = r->meta.vehicle_id, diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff |= ids[i] ^ want;
+    if (!diff)
+        return TP_OK;
+    size_t i = 0;
+    while (ids[i] == want)
+        i++;
+    return fail(r, TP_ERR_CORRUPT,
+                "record %" PRIu32 ": vehicle_id %" PRIu64 " differs from the pack's %" PRIu64
+                " (a pack holds one vehicle)",
+                r->index + (uint32_t)i, ids[i], want);
+}
+
+static tp_err next_columns(tp_pack_reader *r, tp_record *out)
+{
+    if (r->chunk_pos == r->chunk_len) {
+        if (r->col.done == r->col.count) {
+            r->meta.record_count = r->col.count;
+            return TP_ERR_END;
+        }
+        if (r->col.ncols == 0)
+            return fail(r, TP_ERR_CORRUPT, "layout columns: %s", r->col.detail); /* an earlier call failed */
+        uint32_t k = r->col.count - r->col.done;
+        if (k > sizeof r->chunk / sizeof r->chunk[0])
+            k = sizeof r->chunk / sizeof r->chunk[0];
+        tp_err e = tp_colpack_read_records(&r->col, r->chunk, k);
+        if (e)
+            return fail(r, e, "layout columns: %s", r->col.detail);
+        r->chunk_pos = 0;
+        r->chunk_len = k;
+    }
+    tp_err e = check_vehicles(r, &r->chunk[r->chunk_pos].vehicle_id, 1);
+    if (e)
+        return e; /* stays at the failing record */
+    *out = r->chunk[r->chunk_pos++];
+    r->index++;
+    return TP_OK;
+}
+
+static tp_err read_all_columns(tp_pack_reader *r, tp_row_batch *rows, int32_t partition, int64_t offset)
+{
+    size_t start = rows->count;
+    uint64_t start_vehicle = r->meta.vehicle_id;
+    if (r->col.ncols == 0 && r->col.done < r->col.count)
+        return fail(r, TP_ERR_CORRUPT, "layout columns: %s", r->col.detail);
+    /* Records next() decoded ahead come first, then the rest of the columns. */
+    size_t ahead = r->chunk_len - r->chunk_pos, left = ahead + (r->col.count - r->col.done);
+    if (rows->capacity - rows->count < left) /* nothing consumed: the caller can drain the batch and call again */
+        return fail(r, TP_ERR_FULL, "row batch has room for %zu rows, the pack holds %zu more",
+                    rows->capacity - rows->count, left);
+    tp_err e = TP_OK;
+    for (size_t j = 0; j < ahead && !e; j++)
+        e = tp_row_batch_append(rows, &r->chunk[r->chunk_pos + j], partition, offset);
+    if (!e && (e = tp_colpack_read_rows(&r->col, rows, partition, offset)))
+        e = fail(r, e, "layout columns: %s", r->col.detail);
+    if (!e)
+        e = check_vehicles(r, rows->vehicle_id + start, rows->count - start);
+    if (e) {
+        rows->count = start;
+        r->meta.vehicle_id = start_vehicle;
+        return e;
+    }
+    r->chunk_pos = r->chunk_len;
+    r->index += (uint32_t)(rows->count - start);
+    r->meta.record_count = r->col.count;
+    return TP_OK;
+}
+
 tp_err tp_pack_reader_open(tp_pack_reader *r, const tp_pack_meta *meta, const uint8_t *data, size_t len)
 {
     if (!r)
@@ -213,6 +318,8 @@ tp_err tp_pack_reader_open(tp_pack_reader *r, const tp_pack_meta *meta, const ui
     r->content = NULL;
     r->len = r->pos = 0;
     r->index = 0;
+    r->columns = 0;
+    r->chunk_pos = r->chunk_len = 0;
     memset(&r->meta, 0, sizeof r->meta);
     if (!data && len)
         return fail(r, TP_ERR_INVALID_ARG, "pack data is NULL with length %zu", len);
@@ -225,10 +332,10 @@ tp_err tp_pack_reader_open(tp_pack_reader *r, const tp_pack_meta *meta, const ui
             return fail(r, TP_ERR_UNKNOWN_VERSION,
                         "pack format version %" PRIu32 " is unknown; this reader knows version 1 (rows)",
                         meta->format_version);
-        if (meta->format_version == 2 || meta->layout == TP_LAYOUT_COLUMNS)
-            return fail(r, TP_ERR_UNKNOWN_VERSION,
-                        "pack format version 2 (layout columns) is not supported by this reader yet");
-        if (meta->layout != TP_LAYOUT_ROWS)
+        if (meta->format_version == 2 && meta->layout != TP_LAYOUT_COLUMNS)
+            return fail(r, TP_ERR_UNKNOWN_VERSION, "pack layout %d is unknown for format version 2 (columns)",
+                        (int)meta->layout);
+        if (meta->format_version == 1 && meta->layout != TP_LAYOUT_ROWS)
             return fail(r, TP_ERR_UNKNOWN_VERSION, "pack layout %d is unknown for format version 1 (rows)",
                         (int)meta->layout);
         if (meta->schema_version != TP_SCHEMA_VERSION)
@@ -258,10 +365,9 @@ tp_err tp_pack_reader_open(tp_pack_reader *r, const tp_pack_meta *meta, const ui
         r->content = data;
         r->len = len;
     }
-    if (!meta && r->len > 0 && r->content[0] == 0x00)
-        return fail(r, TP_ERR_UNKNOWN_VERSION,
-                    "pack content starts with byte 00, the mark of format version 2 (layout columns), "
-                    "which this reader does not support yet");
+    r->columns = meta ? meta->format_version == 2 : r->len > 0 && r->content[0] == 0x00;
+    if (r->columns)
+        return open_columns(r, codec);
 
     r->meta.format_version = 1;
     r->meta.layout = TP_LAYOUT_ROWS;
@@ -340,6 +446,8 @@ tp_err tp_pack_reader_next(tp_pack_reader *r, tp_record *out)
         return TP_ERR_INVALID_ARG;
     if (!r->open)
         return fail(r, TP_ERR_INVALID_ARG, "no pack is open: tp_pack_reader_open failed or was not called");
+    if (r->columns)
+        return next_columns(r, out);
     if (r->pos >= r->len)
         return at_end(r);
     if (r->have_expect && r->index >= r->expect.record_count)
@@ -363,6 +471,8 @@ tp_err tp_pack_reader_read_all(tp_pack_reader *r, tp_row_batch *rows, int32_t pa
         return TP_ERR_INVALID_ARG;
     if (!r->open)
         return fail(r, TP_ERR_INVALID_ARG, "no pack is open: tp_pack_reader_open failed or was not called");
+    if (r->columns)
+        return read_all_columns(r, rows, partition, offset);
     size_t start_count = rows->count, start_pos = r->pos;
     uint32_t start_index = r->index;
     uint64_t start_vehicle = r->meta.vehicle_id;
@@ -370,15 +480,22 @@ tp_err tp_pack_reader_read_all(tp_pack_reader *r, tp_row_batch *rows, int32_t pa
         rows->capacity - rows->count < r->expect.record_count - r->index)
         return fail(r, TP_ERR_FULL, "row batch has room for %zu rows, the pack holds %" PRIu32 " more",
                     rows->capacity - rows->count, r->expect.record_count - r->index);
-    size_t i = rows->count;
+    /* Column pointers in locals: a store into a uint64_t column could alias rows->count (size_t), which would make
+     * the compiler reload every pointer for every row. */
+    uint64_t *c_vehicle = rows->vehicle_id, *c_seq = rows->seq;
+    int64_t *c_sampled = rows->sampled_at_ms, *c_offset = rows->kafka_offset;
+    double *c_lat = rows->latitude, *c_lon = rows->longitude;
+    float *c_speed = rows->speed_kmh, *c_heading = rows->heading_deg, *c_accuracy = rows->accuracy_m;
+    int32_t *c_meter = rows->meter_status, *c_partition = rows->kafka_partition;
+    size_t i = rows->count, cap = rows->capacity;
     tp_err e = TP_OK;
     while (r->pos < r->len) {
         if (r->have_expect && r->index >= r->expect.record_count) {
             e = too_many(r);
             break;
         }
-        if (i >= rows->capacity || r->index == UINT32_MAX) {
-            e = i >= rows->capacity ? fail(r, TP_ERR_FULL, "row batch of %zu rows is full before the pack's end "
+        if (i >= cap || r->index == UINT32_MAX) {
+            e = i >= cap ? fail(r, TP_ERR_FULL, "row batch of %zu rows is full before the pack's end "
                                                            "(record %" PRIu32 ")", rows->capacity, r->index)
                                     : fail(r, TP_ERR_CORRUPT, "pack holds more than %" PRIu32 " records",
                                            UINT32_MAX);
@@ -390,17 +507,17 @@ tp_err tp_pack_reader_read_all(tp_pack_reader *r, tp_row_batch *rows, int32_t pa
             break;
         if (r->index == 0)
             r->meta.vehicle_id = rec.vehicle_id;
-        rows->vehicle_id[i] = rec.vehicle_id;
-        rows->sampled_at_ms[i] = rec.sampled_at_ms;
-        rows->seq[i] = rec.seq;
-        rows->latitude[i] = rec.latitude;
-        rows->longitude[i] = rec.longitude;
-        rows->speed_kmh[i] = rec.speed_kmh;
-        rows->heading_deg[i] = rec.heading_deg;
-        rows->accuracy_m[i] = rec.accuracy_m;
-        rows->meter_status[i] = rec.meter_status;
-        rows->kafka_partition[i] = partition;
-        rows->kafka_offset[i] = offset;
+        c_vehicle[i] = rec.vehicle_id;
+        c_sampled[i] = rec.sampled_at_ms;
+        c_seq[i] = rec.seq;
+        c_lat[i] = rec.latitude;
+        c_lon[i] = rec.longitude;
+        c_speed[i] = rec.speed_kmh;
+        c_heading[i] = rec.heading_deg;
+        c_accuracy[i] = rec.accuracy_m;
+        c_meter[i] = rec.meter_status;
+        c_partition[i] = partition;
+        c_offset[i] = offset;
         i++;
         r->pos = next;
         r->index++;

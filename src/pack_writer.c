@@ -1,10 +1,11 @@
 /* Pack writer: buffers one vehicle's records as varint length-prefixed protobuf frames and compresses them into
- * one zstd frame (docs/FORMAT.md). Layout rows (v1) only for now; layout columns (v2) plugs in at build_content(). */
+ * one zstd frame (docs/FORMAT.md); layout columns (v2, docs/FORMAT_V2.md) transposes them at build_content(). */
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "colpack.h"
 #include "record_codec.h"
 #include "telepack/pack.h"
 
@@ -17,6 +18,10 @@ struct tp_pack_writer {
     uint64_t vehicle_id;   /* of the first record */
     tp_record *records;    /* the records themselves, kept only for layouts that transpose them (columns) */
     size_t records_cap;
+    tp_colpack_encoder *colenc; /* layout columns: transposes records into v2 content */
+    const uint8_t *col;         /* v2 content of the open pack, valid while col_valid */
+    size_t col_len;
+    int col_valid;
 };
 
 void tp_pack_writer_opts_init(tp_pack_writer_opts *o)
@@ -39,11 +44,9 @@ tp_err tp_pack_writer_new(const tp_pack_writer_opts *opts, tp_pack_writer **out)
         tp_pack_writer_opts_init(&o);
     if (o.codec != TP_CODEC_NONE && o.codec != TP_CODEC_ZSTD)
         return TP_ERR_UNKNOWN_CODEC;
-    if (o.layout == TP_LAYOUT_COLUMNS)
-        return TP_ERR_UNKNOWN_VERSION; /* v2 is not wired in yet */
-    if (o.layout != TP_LAYOUT_ROWS)
+    if (o.layout != TP_LAYOUT_ROWS && o.layout != TP_LAYOUT_COLUMNS)
         return TP_ERR_UNKNOWN_VERSION;
-    if (o.max_pack_bytes == 0 || o.max_pack_bytes > UINT32_MAX)
+    if (o.max_pack_bytes == 0)
         return TP_ERR_INVALID_ARG;
     if (o.codec == TP_CODEC_ZSTD && (o.level < ZSTD_minCLevel() || o.level > ZSTD_maxCLevel()))
         return TP_ERR_INVALID_ARG;
@@ -52,6 +55,10 @@ tp_err tp_pack_writer_new(const tp_pack_writer_opts *opts, tp_pack_writer **out)
     if (!w)
         return TP_ERR_NOMEM;
     w->opts = o;
+    if (o.layout == TP_LAYOUT_COLUMNS && tp_colpack_encoder_new(&w->colenc)) {
+        free(w);
+        return TP_ERR_NOMEM;
+    }
     if (o.codec == TP_CODEC_ZSTD) {
         w->cctx = ZSTD_createCCtx();
         if (!w->cctx) {
@@ -78,6 +85,7 @@ void tp_pack_writer_free(tp_pack_writer *w)
     ZSTD_freeCCtx(w->cctx);
     free(w->content);
     free(w->records);
+    tp_colpack_encoder_free(w->colenc);
     free(w);
 }
 
@@ -88,6 +96,7 @@ void tp_pack_writer_reset(tp_pack_writer *w)
     w->len = 0;
     w->count = 0;
     w->vehicle_id = 0;
+    w->col_valid = 0;
 }
 
 static tp_err ensure(tp_pack_writer *w, size_t need)
@@ -118,11 +127,24 @@ tp_err tp_pack_writer_add(tp_pack_writer *w, const tp_record *r)
         return e;
     uint8_t *p = w->content + w->len;
     size_t n = tp_record_encode_unchecked(r, p + 1); /* always < 128 bytes: a one-byte length prefix */
-    if (n == 0 && w->len == 0)
+    if (n == 0 && w->len == 0 && w->opts.layout == TP_LAYOUT_ROWS)
         return TP_ERR_INVALID_ARG; /* an all-zero record cannot open a v1 pack: content starting 0x00 marks v2 */
     if (w->len + 1 + n > w->opts.max_pack_bytes)
         return TP_ERR_FULL;
-    /* Layout columns (not wired in yet) also keeps *r in w->records here, for build_content() to transpose. */
+    if (w->opts.layout == TP_LAYOUT_COLUMNS) {
+        /* Columns: keep *r for finish to transpose. The v1 bytes above still bound the pack (a v2 pack never
+         * holds more records than its v1 form would fit in max_pack_bytes; readers rely on it). */
+        if (w->count == w->records_cap) {
+            size_t cap = w->records_cap ? w->records_cap * 2 : 256;
+            tp_record *g = realloc(w->records, cap * sizeof *g);
+            if (!g)
+                return TP_ERR_NOMEM;
+            w->records = g;
+            w->records_cap = cap;
+        }
+        w->records[w->count] = *r;
+        w->col_valid = 0;
+    }
     p[0] = (uint8_t)n;
     w->len += 1 + n;
     if (w->count++ == 0)
@@ -144,7 +166,9 @@ size_t tp_pack_writer_bound(const tp_pack_writer *w)
 {
     if (!w)
         return 0;
-    return w->opts.codec == TP_CODEC_ZSTD ? ZSTD_compressBound(w->len) : w->len;
+    /* Layout columns: the v2 content's bound from the record count alone, so bound stays cheap to call often. */
+    size_t len = w->opts.layout == TP_LAYOUT_COLUMNS && w->count > 0 ? tp_colpack_bound(w->count) : w->len;
+    return w->opts.codec == TP_CODEC_ZSTD ? ZSTD_compressBound(len) : len;
 }
 
 /* The bytes to compress for the open pack. Layout rows: the length-prefixed frames as buffered. Layout columns
@@ -157,7 +181,15 @@ static tp_err build_content(tp_pack_writer *w, const uint8_t **content, size_t *
         *len = w->len;
         return TP_OK;
     case TP_LAYOUT_COLUMNS:
-        break;
+        if (!w->col_valid) { /* built once per pack: a finish that failed for lack of room keeps it */
+            tp_err e = tp_colpack_encode(w->colenc, w->records, w->count, &w->col, &w->col_len);
+            if (e)
+                return e;
+            w->col_valid = 1;
+        }
+        *content = w->col;
+        *len = w->col_len;
+        return TP_OK;
     }
     return TP_ERR_UNKNOWN_VERSION;
 }

@@ -17,6 +17,8 @@ struct tp_producer {
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt;
     tp_producer_dr_fn dr;
+    void (*on_fatal)(void *ctx);
+    void (*on_stats)(void *ctx, const char *json, size_t len);
     void *ctx;
     pthread_t thread;
     int thread_started;
@@ -70,7 +72,7 @@ static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     snprintf(detail, sizeof detail, "delivery of a %zu-byte pack to %s [%" PRId32 "] failed: %s (message %s)",
              m->len, m->rkt ? rd_kafka_topic_name(m->rkt) : "?", m->partition, rd_kafka_err2str(m->err),
              status_name(rd_kafka_message_status(m)));
-    p->dr(p->ctx, m->_private, TP_ERR_KAFKA, retriable_err(m->err) && !atomic_load(&p->fatal), detail);
+    p->dr(p->ctx, m->_private, TP_ERR_KAFKA, retriable_err(m->err) && !tp_producer_fatal(p, NULL, 0), detail);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -85,9 +87,19 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         pthread_mutex_unlock(&p->mu);
         atomic_store(&p->fatal, 1);
         tp_log(TP_LOG_ERROR, "kafka", "fatal error: %s (%s)", buf, rd_kafka_err2name(orig));
+        if (p->on_fatal)
+            p->on_fatal(p->ctx);
         return;
     }
     tp_log(TP_LOG_WARN, "kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static int on_stats_json(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    tp_producer *p = opaque;
+    p->on_stats(p->ctx, json, len);
+    return 0; /* librdkafka frees json */
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -128,6 +140,8 @@ tp_err tp_producer_new(const tp_producer_opts *opts, tp_producer_dr_fn dr, void 
     if (!p)
         return TP_ERR_NOMEM;
     p->dr = dr;
+    p->on_fatal = opts->on_fatal;
+    p->on_stats = opts->on_stats;
     p->ctx = ctx;
     pthread_mutex_init(&p->mu, NULL);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -140,6 +154,11 @@ tp_err tp_producer_new(const tp_producer_opts *opts, tp_producer_dr_fn dr, void 
         e = conf_set(conf, "acks", "all", errbuf, errlen);
     if (!e)
         e = conf_set(conf, "compression.codec", "none", errbuf, errlen);
+    if (!e && opts->on_stats) {
+        char iv[16];
+        snprintf(iv, sizeof iv, "%d", opts->stats_interval_ms > 0 ? opts->stats_interval_ms : 5000);
+        e = conf_set(conf, "statistics.interval.ms", iv, errbuf, errlen);
+    }
     for (size_t i = 0; !e && i < opts->nkafka_conf; i++) {
         const char *kv = opts->kafka_conf[i], *eq = strchr(kv, '=');
         if (!eq || eq == kv) {
@@ -170,6 +189,8 @@ tp_err tp_producer_new(const tp_producer_opts *opts, tp_producer_dr_fn dr, void 
     rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_log_cb(conf, on_log);
+    if (opts->on_stats)
+        rd_kafka_conf_set_stats_cb(conf, on_stats_json);
     char err[512];
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (!p->rk) {
@@ -199,10 +220,8 @@ tp_err tp_producer_send(tp_producer *p, uint64_t vehicle_id, uint8_t *pack, size
     char key[24];
     int kl = snprintf(key, sizeof key, "%" PRIu64, vehicle_id);
     for (;;) {
-        if (atomic_load(&p->fatal)) {
-            tp_producer_fatal(p, errbuf, errlen);
+        if (tp_producer_fatal(p, errbuf, errlen))
             return TP_ERR_KAFKA;
-        }
         rd_kafka_headers_t *h = rd_kafka_headers_new(8);
         tp_err he = meta ? tp_pack_meta_to_headers(meta, h) : TP_OK;
         if (he) {
@@ -218,6 +237,8 @@ tp_err tp_producer_send(tp_producer *p, uint64_t vehicle_id, uint8_t *pack, size
         if (!err)
             return TP_OK;
         rd_kafka_headers_destroy(h);
+        if (err == RD_KAFKA_RESP_ERR__FATAL && tp_producer_fatal(p, errbuf, errlen))
+            return TP_ERR_KAFKA;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             if (errbuf && errlen)
                 snprintf(errbuf, errlen, "librdkafka refused a %zu-byte pack for vehicle %" PRIu64 ": %s", len,
@@ -231,12 +252,19 @@ tp_err tp_producer_send(tp_producer *p, uint64_t vehicle_id, uint8_t *pack, size
 
 int tp_producer_fatal(tp_producer *p, char *buf, size_t len)
 {
-    if (!atomic_load(&p->fatal))
+    /* Ask librdkafka itself: a produce call can see the fatal state before the error callback was served. */
+    char reason[256];
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(p->rk, reason, sizeof reason);
+    if (!orig && !atomic_load(&p->fatal))
         return 0;
     if (buf && len) {
-        pthread_mutex_lock(&p->mu);
-        snprintf(buf, len, "%s", p->fatal_msg);
-        pthread_mutex_unlock(&p->mu);
+        if (orig) {
+            snprintf(buf, len, "librdkafka raised a fatal error: %s (%s)", reason, rd_kafka_err2name(orig));
+        } else {
+            pthread_mutex_lock(&p->mu);
+            snprintf(buf, len, "%s", p->fatal_msg);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
     return 1;
 }

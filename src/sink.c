@@ -31,7 +31,8 @@
 typedef struct part_state {
     int assigned;
     int64_t pending_next; /* offset after the last settled-but-unstored message, -1 = none */
-    int64_t taken_next;   /* offset after the last message taken (or the assigned start), -1 = unknown */
+    int64_t taken_next;   /* offset after the last message taken or rewound to, -1 = none yet */
+    int64_t assigned_at;  /* offset the warehouse said to start at, -1 = the group's committed offset */
     uint64_t pending_packs;
 } part_state;
 
@@ -46,6 +47,8 @@ struct tp_sink {
     void *progress_ctx;
     tp_err (*load_hook)(void *, size_t);
     void *load_hook_ctx;
+    void (*on_loaded)(void *, const tp_row_batch *);
+    void *on_loaded_ctx;
 
     tp_warehouse *wh;
     int own_wh;
@@ -78,7 +81,7 @@ struct tp_sink {
     atomic_int joined, warehouse_ok;
 
     atomic_int stop;
-    _Atomic uint64_t rows_loaded, packs_loaded, packs_dlq, bytes_consumed, loads, load_retries, rows_dropped,
+    _Atomic uint64_t rows_loaded, packs_loaded, packs_dlq, dlq_retries, bytes_consumed, loads, load_retries, rows_dropped,
         rebalances, pending_rows;
     _Atomic int64_t lag;
     atomic_int paused;
@@ -148,7 +151,7 @@ static part_state *part_get(tp_sink *s, int32_t partition)
             return NULL;
         }
         for (size_t i = s->n_parts; i < n; i++)
-            p[i] = (part_state){0, -1, -1, 0};
+            p[i] = (part_state){0, -1, -1, -1, 0};
         s->parts = p;
         s->offs = o;
         s->n_parts = n;
@@ -313,7 +316,10 @@ static void update_paused(tp_sink *s)
 }
 
 /* A message we cannot take now (blocked, or no room): rewind its partition so it is fetched again after resume.
- * The seek purges what was prefetched for the partition; we never store an offset past a rewound message. */
+ * The seek purges what was prefetched for the partition. rdkafka.h warns that storing offsets after a seek may
+ * interfere with resuming a paused partition: here a stored offset is never past a rewound message (nothing of
+ * that partition is taken before it comes back), so at worst the fetch position moves back to messages already
+ * taken, which handle_message drops as stale (offset below taken_next). */
 static void defer_message(tp_sink *s, rd_kafka_message_t *m)
 {
     part_state *ps = part_get(s, m->partition);
@@ -375,6 +381,8 @@ static tp_err load_pending(tp_sink *s)
                    rd_kafka_err2str(kerr));
         rd_kafka_topic_partition_list_destroy(l);
     }
+    if (s->on_loaded && s->batch->count)
+        s->on_loaded(s->on_loaded_ctx, s->batch);
     atomic_fetch_add(&s->rows_loaded, s->batch->count);
     atomic_fetch_add(&s->packs_loaded, s->pending_packs);
     atomic_fetch_add(&s->loads, 1);
@@ -458,7 +466,7 @@ static void on_assign(tp_sink *s, rd_kafka_topic_partition_list_t *parts)
             tp_log(TP_LOG_ERROR, "sink", "partition %" PRId32 " out of range or out of memory", p->partition);
             continue;
         }
-        *ps = (part_state){1, -1, -1, 0};
+        *ps = (part_state){1, -1, -1, -1, 0};
         int64_t next = -1;
         tp_err err = tp_warehouse_stored_offset(s->wh, s->topic, p->partition, &next);
         if (err) {
@@ -470,7 +478,7 @@ static void on_assign(tp_sink *s, rd_kafka_topic_partition_list_t *parts)
         }
         if (next >= 0) {
             p->offset = next;
-            ps->taken_next = next;
+            ps->assigned_at = next;
         }
         if (next >= 0)
             tp_log(TP_LOG_INFO, "sink", "assigned %s/%" PRId32 " at offset %" PRId64 " (from the warehouse)",
@@ -550,11 +558,13 @@ static void on_revoke(tp_sink *s, rd_kafka_topic_partition_list_t *parts)
             continue;
         if (ps->pending_packs)
             s->pending_packs -= ps->pending_packs;
-        *ps = (part_state){0, -1, -1, 0};
+        *ps = (part_state){0, -1, -1, -1, 0};
     }
     drop_unassigned_rows(s);
     set_assigned_gauge(s);
     if (!anything_pending(s)) {
+        if (s->outage && !s->dlq_paused)
+            pause_all(s, 1); /* partitions kept (cooperative) must not stay paused with nothing to retry */
         s->outage = 0;
         s->first_pending_ms = 0;
         update_paused(s);
@@ -662,7 +672,10 @@ static tp_err dlq_send(tp_sink *s, const rd_kafka_message_t *m, const char *reas
         }
         if (atomic_load(&s->stop))
             return TP_ERR_AGAIN;
-        tp_log(TP_LOG_WARN, "sink", "dead-letter topic %s: delivery of %s failed (%s); retry %d in %ld ms",
+        atomic_fetch_add(&s->dlq_retries, 1);
+        tp_log(TP_LOG_WARN, "sink",
+               "dead-letter topic %s: delivery of %s failed (%s); partitions paused, retry %d in %ld ms (check "
+               "that the topic exists and this sink may write to it, or set --dlq-topic)",
                s->dlq_topic, source, rd_kafka_err2str(w.err), attempt, backoff);
         if (!s->dlq_paused) {
             s->dlq_paused = 1;
@@ -715,14 +728,20 @@ static tp_err decode_pack(tp_sink *s, const rd_kafka_message_t *m, char *reason,
     }
     for (int round = 0; round < 2; round++) {
         err = tp_pack_reader_open(s->reader, &meta, m->payload, m->len);
+        /* The header's count sizes the batch below, so it must be plausible first: a record takes at least one
+         * byte of the (decompressed, capped) content. */
+        uint64_t content = tp_pack_reader_meta(s->reader)->content_size;
+        if (!err && meta.record_count > content) {
+            snprintf(reason, cap, "its header counts %" PRIu32 " records in %" PRIu64 " bytes of content",
+                     meta.record_count, content);
+            return TP_ERR_COUNT_MISMATCH;
+        }
         if (!err)
             err = tp_pack_reader_read_all(s->reader, s->batch, m->partition, m->offset);
         if (err != TP_ERR_FULL || s->batch->count > 0)
             break;
-        /* A pack larger than the whole batch: grow the batch for it (bounded: a record takes >= 1 byte). */
-        size_t want = meta.record_count > s->batch->capacity ? meta.record_count : s->batch->capacity * 2;
-        if (want > s->max_pack_bytes)
-            want = s->max_pack_bytes;
+        /* A pack larger than the whole batch: grow the batch for it (bounded by the content size above). */
+        size_t want = meta.record_count;
         if (round == 1 || want <= s->batch->capacity)
             break;
         if (tp_row_batch_reserve(s->batch, want))
@@ -759,6 +778,17 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
     if (s->outage || s->dlq_paused) {
         defer_message(s, m);
         return;
+    }
+    if (ps->taken_next < 0 && ps->assigned_at >= 0 && m->offset != ps->assigned_at) {
+        /* librdkafka reset the position (auto.offset.reset): the warehouse's offset is out of the log's range. */
+        if (m->offset < ps->assigned_at)
+            tp_log(TP_LOG_WARN, "sink", "%s/%" PRId32 ": the warehouse has loaded up to offset %" PRId64 " but the "
+                   "log restarts at %" PRId64 " (topic recreated?); reading from there", s->topic, m->partition,
+                   ps->assigned_at, m->offset);
+        else
+            tp_log(TP_LOG_WARN, "sink", "%s/%" PRId32 ": the log has no message at offsets %" PRId64 "..%" PRId64
+                   " where the warehouse stopped (deleted by retention before they were loaded? then raise "
+                   "retention.ms or add sinks)", s->topic, m->partition, ps->assigned_at, m->offset - 1);
     }
     char reason[768] = "";
     size_t rows_before = s->batch->count;
@@ -836,6 +866,11 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
         snprintf(err, cap, "sink: --brokers, --topic and --group are required");
         return TP_ERR_INVALID_ARG;
     }
+    if (c->dlq_topic && !strcmp(c->dlq_topic, c->topic)) {
+        snprintf(err, cap, "sink: --dlq-topic %s is the topic being consumed; a bad pack would come back forever. "
+                 "Use another topic (default %s.dlq)", c->dlq_topic, c->topic);
+        return TP_ERR_INVALID_ARG;
+    }
     if (!c->warehouse && (!c->warehouse_url || !*c->warehouse_url)) {
         snprintf(err, cap, "sink: --warehouse is required (e.g. sqlite:telemetry.db)");
         return TP_ERR_INVALID_ARG;
@@ -878,6 +913,8 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
     s->progress_ms = c->progress_ms;
     s->load_hook = c->load_hook;
     s->load_hook_ctx = c->load_hook_ctx;
+    s->on_loaded = c->on_loaded;
+    s->on_loaded_ctx = c->on_loaded_ctx;
     atomic_store(&s->lag, -1);
     atomic_store(&s->warehouse_ok, 1);
     if (oom || part_get(s, 0) == NULL) {
@@ -1004,7 +1041,7 @@ tp_err tp_sink_run(tp_sink *s)
     }
     tp_log(TP_LOG_INFO, "sink", "consuming %s as group %s from %s into %s; dead letters to %s", s->topic, s->group,
            s->brokers, tp_warehouse_kind(s->wh), s->dlq_topic);
-    int64_t next_progress = now_ms() + s->progress_ms;
+    int64_t next_progress = now_ms() + s->progress_ms, next_lag = now_ms() + 1000;
     while (!atomic_load(&s->stop) && !s->fatal) {
         int64_t now = now_ms();
         if (s->outage) {
@@ -1026,6 +1063,10 @@ tp_err tp_sink_run(tp_sink *s)
                 flush(s);
         }
         rd_kafka_poll(s->dlq, 0);
+        if (now_ms() >= next_lag) {
+            publish_lag(s);
+            next_lag = now_ms() + 1000;
+        }
         if (s->progress && s->progress_ms > 0 && now_ms() >= next_progress) {
             publish_lag(s);
             tp_sink_stats st;
@@ -1063,6 +1104,7 @@ void tp_sink_stats_get(const tp_sink *s, tp_sink_stats *o)
     o->rows_loaded = atomic_load(&m->rows_loaded);
     o->packs_loaded = atomic_load(&m->packs_loaded);
     o->packs_dlq = atomic_load(&m->packs_dlq);
+    o->dlq_retries = atomic_load(&m->dlq_retries);
     o->bytes_consumed = atomic_load(&m->bytes_consumed);
     o->loads = atomic_load(&m->loads);
     o->load_retries = atomic_load(&m->load_retries);

@@ -8,6 +8,7 @@
 
 #include "metrics.h"
 #include "telepack/error.h"
+#include "telepack/rows.h"
 #include "telepack/warehouse.h"
 
 /* Name of the DLQ header that says where a dead-lettered message came from: "TOPIC/PARTITION@OFFSET". The reason
@@ -19,6 +20,7 @@ typedef struct tp_sink_stats {
     uint64_t rows_loaded;      /* rows the warehouse acknowledged */
     uint64_t packs_loaded;     /* messages whose rows the warehouse acknowledged */
     uint64_t packs_dlq;        /* messages delivered to the dead-letter topic */
+    uint64_t dlq_retries;      /* dead-letter deliveries that failed and were retried */
     uint64_t bytes_consumed;   /* message payload bytes taken from Kafka */
     uint64_t loads;            /* successful warehouse loads */
     uint64_t load_retries;     /* loads that failed with "unavailable" and were retried */
@@ -56,6 +58,10 @@ typedef struct tp_sink_config {
      * warehouse is not called. NULL in production. */
     tp_err (*load_hook)(void *ctx, size_t rows);
     void *load_hook_ctx;
+    /* Called from tp_sink_run's thread after the warehouse acknowledged a batch, with the rows it holds (valid only
+     * during the call), e.g. for end-to-end latency figures. NULL in most uses. */
+    void (*on_loaded)(void *ctx, const tp_row_batch *rows);
+    void *on_loaded_ctx;
 } tp_sink_config;
 
 /* Fills *c with the defaults above (everything else zero/NULL). */

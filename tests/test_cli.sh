@@ -41,7 +41,7 @@ ok
 
 # zstd packs: every record back, byte for byte; packs group by vehicle, so compare sorted (the sampled_at_ms digits
 # have equal length, so a text sort is a (vehicle, time) sort) and each vehicle's own order unsorted.
-"$T" pack --in "$tmp/gen.ndjson" --out "$tmp/gen.packs" 2>/dev/null || fail "pack failed"
+"$T" pack --layout rows --in "$tmp/gen.ndjson" --out "$tmp/gen.packs" 2>/dev/null || fail "pack failed"
 "$T" inspect "$tmp/gen.packs" >"$tmp/back.ndjson" 2>/dev/null || fail "inspect failed"
 sort "$tmp/gen.ndjson" >"$tmp/gen.sorted"
 sort "$tmp/back.ndjson" >"$tmp/back.sorted"
@@ -53,7 +53,7 @@ same "$tmp/v1" "$tmp/v2" "one vehicle's records keep their order"
 
 # The same through a pipe, from delimited input, with codec none, with small batches and a tiny memory cap.
 "$T" gen --vehicles 30 --seconds 300 --seed 7 --format delimited 2>/dev/null |
-    "$T" pack --input-format delimited 2>/dev/null >"$tmp/delim.packs"
+    "$T" pack --layout rows --input-format delimited 2>/dev/null >"$tmp/delim.packs"
 same "$tmp/gen.packs" "$tmp/delim.packs" "packs from delimited input equal packs from NDJSON"
 "$T" pack --in "$tmp/gen.ndjson" --codec none --out "$tmp/gen.raw" 2>/dev/null || fail "pack --codec none failed"
 "$T" inspect - <"$tmp/gen.raw" 2>"$tmp/raw.err" | sort >"$tmp/raw.sorted"

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "http_server.h"
@@ -140,7 +141,19 @@ static void test_no_metrics_no_ready(void)
 {
     tp_http_server_opts o = {":0", NULL, NULL, NULL};
     tp_http_server *s = NULL;
+    /* A normal start, scrape and stop log nothing (stderr goes to a file meanwhile). */
+    fflush(stderr);
+    FILE *cap = tmpfile();
+    int saved = dup(2);
+    dup2(fileno(cap), 2);
     CHECK_ERR(tp_http_server_start(&o, &s, NULL, 0), TP_OK);
+    if (s)
+        CHECK_INT(fetch(tp_http_server_port(s), "/healthz", NULL, &b, NULL, 0), 200);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    CHECK_INT(ftell(cap), 0);
+    fclose(cap);
     if (!s)
         return;
     uint16_t port = tp_http_server_port(s);

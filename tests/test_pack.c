@@ -195,6 +195,21 @@ static void reader_errors(void)
     CHECK(caught > 0);
     tp_row_batch_free(check_rows);
 
+    /* A frame whose declared content size is wrong: the single-segment frame of a 2-record pack declares its size
+     * in one byte (offset 5); one less or one more than the truth is corrupt either way. */
+    {
+        size_t l2;
+        tp_pack_meta m2;
+        uint8_t *p2 = write_pack(TP_CODEC_ZSTD, 3, 2, &l2, &m2);
+        CHECK_INT(p2[4] & 0xe0, 0x20); /* single segment, 1-byte content size */
+        CHECK_INT(p2[5], m2.content_size);
+        p2[5]--;
+        CHECK_ERR(tp_pack_reader_open(r, NULL, p2, l2), TP_ERR_CORRUPT);
+        p2[5] += 2;
+        CHECK_ERR(tp_pack_reader_open(r, NULL, p2, l2), TP_ERR_CORRUPT);
+        free(p2);
+    }
+
     /* Not a zstd frame although the metadata says zstd; a skippable frame is not a pack either. */
     CHECK_ERR(tp_pack_reader_open(r, &meta, (const uint8_t *)"hello world", 11), TP_ERR_CORRUPT);
     CHECK_DETAIL(r, "magic");
@@ -386,12 +401,21 @@ static void writer_cases(void)
     o.level = 99;
     CHECK_ERR(tp_pack_writer_new(&o, &w), TP_ERR_INVALID_ARG);
     o.level = 3;
-    o.layout = TP_LAYOUT_COLUMNS;
+    o.layout = (tp_layout)3;
     CHECK_ERR(tp_pack_writer_new(&o, &w), TP_ERR_UNKNOWN_VERSION);
     o.layout = TP_LAYOUT_ROWS;
     o.codec = (tp_codec)5;
     CHECK_ERR(tp_pack_writer_new(&o, &w), TP_ERR_UNKNOWN_CODEC);
     o.codec = TP_CODEC_ZSTD;
+    o.max_pack_bytes = 0;
+    CHECK_ERR(tp_pack_writer_new(&o, &w), TP_ERR_INVALID_ARG);
+    CHECK_ERR(tp_pack_writer_new(NULL, NULL), TP_ERR_INVALID_ARG);
+    tp_pack_reader_opts ro;
+    tp_pack_reader_opts_init(&ro);
+    ro.max_record_bytes = 0;
+    tp_pack_reader *rd = NULL;
+    CHECK_ERR(tp_pack_reader_new(&ro, &rd), TP_ERR_INVALID_ARG);
+    CHECK(rd == NULL);
     o.max_pack_bytes = 100;
     CHECK_ERR(tp_pack_writer_new(&o, &w), TP_OK);
 

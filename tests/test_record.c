@@ -236,6 +236,11 @@ static void decode_errors(void)
     const uint8_t five_byte_tag[] = {0x88, 0x80, 0x80, 0x80, 0x00, 0x01}; /* the longest a tag may be */
     CHECK_ERR(tp_record_decode(five_byte_tag, sizeof five_byte_tag, &got), TP_OK);
     CHECK(got.vehicle_id == 1);
+    const uint8_t long_len[] = {0x7a, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00}; /* field 15, length 0 in 6 bytes */
+    CHECK_ERR(tp_record_decode(long_len, sizeof long_len, &got), TP_ERR_DECODE);
+    CHECK(telepack__v1__vehicle_record__unpack(NULL, sizeof long_len, long_len) == NULL);
+    const uint8_t five_byte_len[] = {0x7a, 0x80, 0x80, 0x80, 0x80, 0x00};
+    CHECK_ERR(tp_record_decode(five_byte_len, sizeof five_byte_len, &got), TP_OK);
     const uint8_t lat_short[] = {0x21, 0x00, 0x00, 0x00};
     CHECK_ERR(tp_record_decode(lat_short, sizeof lat_short, &got), TP_ERR_TRUNCATED);
     const uint8_t speed_short[] = {0x35, 0x00, 0x00};
@@ -246,7 +251,7 @@ static void decode_errors(void)
     CHECK_ERR(tp_record_decode(tag_short, sizeof tag_short, &got), TP_ERR_TRUNCATED);
     const uint8_t len_past_end[] = {0x62, 0x05, 0x00, 0x00}; /* field 12, 5 bytes claimed, 2 present */
     CHECK_ERR(tp_record_decode(len_past_end, sizeof len_past_end, &got), TP_ERR_TRUNCATED);
-    const uint8_t len_huge[] = {0x62, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    const uint8_t len_huge[] = {0x62, 0xff, 0xff, 0xff, 0xff, 0x0f}; /* 2^32-1 bytes claimed */
     CHECK_ERR(tp_record_decode(len_huge, sizeof len_huge, &got), TP_ERR_TRUNCATED);
     const uint8_t unk_fixed64_short[] = {0x59, 0x00};
     CHECK_ERR(tp_record_decode(unk_fixed64_short, sizeof unk_fixed64_short, &got), TP_ERR_TRUNCATED);

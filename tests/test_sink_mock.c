@@ -28,8 +28,8 @@
 #define RECORDS_PER_PACK 10
 
 static rd_kafka_t *mock_rk;
-static rd_kafka_mock_cluster_t *mock;
-static char brokers[512];
+static rd_kafka_mock_cluster_t *mock, *mock2;
+static char brokers[512], brokers2[512];
 static char dir[256];
 
 /* The reference record `i` of vehicle `v` (salt separates data sets); doubles use all 53 bits. */
@@ -47,11 +47,11 @@ static void make_record(uint64_t v, uint64_t i, uint64_t salt, tp_record *r)
     r->meter_status = (int32_t)((v + i) % 5);
 }
 
-static rd_kafka_t *new_producer(void)
+static rd_kafka_t *new_producer_to(const char *bootstrap)
 {
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr);
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof errstr);
     rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof errstr);
     rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!p) {
@@ -61,8 +61,13 @@ static rd_kafka_t *new_producer(void)
     return p;
 }
 
+static rd_kafka_t *new_producer(void)
+{
+    return new_producer_to(brokers);
+}
+
 /* How to spoil a pack before producing it. */
-typedef enum spoil { GOOD, TRUNCATED, FLIPPED, GARBAGE_HEADERS, NO_HEADERS, EMPTY } spoil;
+typedef enum spoil { GOOD, TRUNCATED, FLIPPED, GARBAGE_HEADERS, NO_HEADERS, EMPTY, BAD_COUNT, BAD_VERSION, HUGE_COUNT } spoil;
 
 /* Produces one pack of `n` records of vehicle v starting at record `first` to topic/partition, spoiled as asked. */
 static void produce_pack(rd_kafka_t *p, tp_pack_writer *w, const char *topic, int32_t partition, uint64_t v,
@@ -78,6 +83,12 @@ static void produce_pack(rd_kafka_t *p, tp_pack_writer *w, const char *topic, in
     tp_pack_meta meta;
     CHECK_ERR(tp_pack_writer_finish(w, buf, cap, &len, &meta), TP_OK);
     rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+    if (how == BAD_COUNT)
+        meta.record_count += 1; /* the header says one record more than the pack holds */
+    if (how == HUGE_COUNT)
+        meta.record_count = 1000000000; /* must not make the sink allocate a billion rows */
+    if (how == BAD_VERSION)
+        meta.format_version = 9; /* a format from the future */
     if (how != NO_HEADERS)
         CHECK_ERR(tp_pack_meta_to_headers(&meta, h), TP_OK);
     if (how == GARBAGE_HEADERS) {
@@ -235,7 +246,7 @@ static int64_t query_int(const char *db, const char *sql)
 }
 
 /* Every record of the fleet (salt) is in the table once, every field equal (doubles exactly). */
-static void check_fleet(const char *db, uint64_t salt, uint64_t vehicles, uint64_t per_vehicle)
+static void check_fleet(const char *db, uint64_t salt, uint64_t vehicles, uint64_t per_vehicle, int parts)
 {
     sqlite3 *h = open_db(db);
     sqlite3_stmt *st = NULL;
@@ -259,7 +270,7 @@ static void check_fleet(const char *db, uint64_t salt, uint64_t vehicles, uint64
                      (float)sqlite3_column_double(st, 3) == r.heading_deg &&
                      (float)sqlite3_column_double(st, 4) == r.accuracy_m &&
                      sqlite3_column_int(st, 5) == r.meter_status &&
-                     sqlite3_column_int(st, 6) == (int)(v % PARTS);
+                     sqlite3_column_int(st, 6) == (int)(v % (uint64_t)parts);
             if (!ok && bad++ < 5)
                 fprintf(stderr, "vehicle %" PRIu64 " record %" PRIu64 " missing, doubled or different\n", v, i);
             sqlite3_reset(st);
@@ -355,9 +366,10 @@ static void fleet_check(void)
     CHECK_INT(st.rows_loaded, fleet_n);
     CHECK_INT(st.packs_loaded, fleet_n / RECORDS_PER_PACK);
     CHECK_INT(st.packs_dlq, 0);
+    CHECK_INT(st.lag, 0); /* every message taken, per the high watermarks librdkafka saw */
     CHECK(st.loads >= 2); /* batch_rows 700 < 2000 rows */
     CHECK_INT(query_int("fleet.db", "SELECT count(*) FROM vehicle_positions"), fleet_n);
-    check_fleet("fleet.db", 0, VEHICLES, RECORDS_PER_VEHICLE);
+    check_fleet("fleet.db", 0, VEHICLES, RECORDS_PER_VEHICLE, PARTS);
     check_offsets_at_end("fleet.db", "fleet", PARTS);
 }
 
@@ -382,8 +394,8 @@ static void fleet_second_check(void)
     CHECK_ERR(finish(&second_r, &st), TP_OK);
     CHECK_INT(st.rows_loaded, second_n);
     CHECK_INT(query_int("fleet.db", "SELECT count(*) FROM vehicle_positions"), fleet_n + second_n);
-    check_fleet("fleet.db", 0, VEHICLES, RECORDS_PER_VEHICLE);
-    check_fleet("fleet.db", 1, VEHICLES, RECORDS_PER_VEHICLE);
+    check_fleet("fleet.db", 0, VEHICLES, RECORDS_PER_VEHICLE, PARTS);
+    check_fleet("fleet.db", 1, VEHICLES, RECORDS_PER_VEHICLE, PARTS);
     check_offsets_at_end("fleet.db", "fleet", PARTS);
 }
 
@@ -396,11 +408,11 @@ typedef struct dlq_msg {
     int orig_headers;
 } dlq_msg;
 
-static int read_dlq(const char *topic, dlq_msg *out, int want)
+static int read_dlq_from(const char *bootstrap, const char *topic, dlq_msg *out, int want)
 {
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr);
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof errstr);
     rd_kafka_conf_set(conf, "group.id", "dlq-reader", errstr, sizeof errstr);
     rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -435,6 +447,52 @@ static int read_dlq(const char *topic, dlq_msg *out, int want)
     return n;
 }
 
+static int read_dlq(const char *topic, dlq_msg *out, int want)
+{
+    return read_dlq_from(brokers, topic, out, want);
+}
+
+/* The dead-letter topic refuses the first produce requests (on a cluster of its own, so no other producer sees the
+ * injected errors): the sink retries the delivery, the partition does not advance meanwhile, nothing is lost. */
+static runner dlqfail_r;
+
+static void dlqfail_start(void)
+{
+    rd_kafka_mock_topic_create(mock2, "df", 1, 1);
+    rd_kafka_mock_topic_create(mock2, "df.dlq", 1, 1);
+    rd_kafka_t *p = new_producer_to(brokers2);
+    tp_pack_writer *w = NULL;
+    CHECK_ERR(tp_pack_writer_new(NULL, &w), TP_OK);
+    produce_pack(p, w, "df", 0, 0, 0, 20, 0, GOOD);
+    produce_pack(p, w, "df", 0, 1, 0, 20, 7, FLIPPED);
+    produce_pack(p, w, "df", 0, 2, 0, 20, 0, GOOD);
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    tp_pack_writer_free(w);
+    rd_kafka_destroy(p);
+    /* From now on only the sink's DLQ producer produces on this cluster. */
+    rd_kafka_mock_push_request_errors(mock2, 0 /* Produce */, 2, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    tp_sink_config c;
+    base_config(&c, "df", "g-df", "df.db");
+    c.brokers = brokers2;
+    start(&dlqfail_r, &c);
+}
+
+static void dlqfail_check(void)
+{
+    CHECK_INT(wait_for(&dlqfail_r, 40, 1), 0);
+    usleep(200000);
+    tp_sink_stats st;
+    CHECK_ERR(finish(&dlqfail_r, &st), TP_OK);
+    CHECK_INT(st.rows_loaded, 40);
+    CHECK_INT(st.packs_dlq, 1);
+    CHECK(st.dlq_retries >= 1);
+    dlq_msg d[2];
+    CHECK_INT(read_dlq_from(brokers2, "df.dlq", d, 1), 1);
+    CHECK(strstr(d[0].error, "df/0@1") != NULL);
+    CHECK_INT(query_int("df.db", "SELECT next_offset FROM kafka_offsets WHERE topic = 'df'"), 3);
+}
+
 /* Corrupt packs among good ones: good rows loaded, each corrupt one in the DLQ with its reason, offsets advanced
  * (partition 0 ends with a corrupt pack: its offset advances by a load without rows). */
 static void dlq_start(void)
@@ -446,7 +504,7 @@ static void dlq_start(void)
     CHECK_ERR(tp_pack_writer_new(NULL, &w), TP_OK);
     /* Spoiled packs carry records nobody else carries (salt 7), keyed by their vehicle. */
     static const spoil p0[] = {GOOD, TRUNCATED, GOOD, FLIPPED, GOOD, GARBAGE_HEADERS};
-    static const spoil p1[] = {NO_HEADERS, GOOD, EMPTY, GOOD};
+    static const spoil p1[] = {NO_HEADERS, GOOD, EMPTY, GOOD, BAD_COUNT, GOOD, BAD_VERSION, GOOD, HUGE_COUNT};
     for (size_t i = 0; i < sizeof p0 / sizeof p0[0]; i++) {
         produce_pack(p, w, "mixed", 0, i, 0, 20, p0[i] == GOOD ? 0 : 7, p0[i]);
         dlq_good += p0[i] == GOOD ? 20 : 0;
@@ -455,35 +513,40 @@ static void dlq_start(void)
         produce_pack(p, w, "mixed", 1, 10 + i, 0, 20, p1[i] == GOOD ? 0 : 7, p1[i]);
         dlq_good += p1[i] == GOOD ? 20 : 0;
     }
+    /* Oversize: 400 records decompress to more than this sink's --max-pack-bytes 8192, then one more good pack. */
+    produce_pack(p, w, "mixed", 1, 20, 0, 400, 7, GOOD);
+    produce_pack(p, w, "mixed", 1, 21, 0, 20, 0, GOOD);
+    dlq_good += 20;
     CHECK_INT(rd_kafka_flush(p, 10000), 0);
     tp_pack_writer_free(w);
     rd_kafka_destroy(p);
     tp_sink_config c;
     base_config(&c, "mixed", "g-dlq", "mixed.db");
+    c.max_pack_bytes = 8192;
     start(&dlq_r, &c);
 }
 
 static void dlq_check(void)
 {
-    CHECK_INT(wait_for(&dlq_r, dlq_good, 5), 0);
+    CHECK_INT(wait_for(&dlq_r, dlq_good, 9), 0);
     usleep(200000); /* let the flush timer store the DLQ-only advance of partition 0's last message */
     tp_sink_stats st;
     CHECK_ERR(finish(&dlq_r, &st), TP_OK);
     CHECK_INT(st.rows_loaded, dlq_good);
-    CHECK_INT(st.packs_dlq, 5);
+    CHECK_INT(st.packs_dlq, 9);
     CHECK_INT(query_int("mixed.db", "SELECT count(*) FROM vehicle_positions"), dlq_good);
     CHECK_INT(query_int("mixed.db", "SELECT count(*) FROM vehicle_positions WHERE vehicle_id >= 700000"), 0);
     check_offsets_at_end("mixed.db", "mixed", 2);
 
-    dlq_msg d[6];
-    int n = read_dlq("mixed.dlq", d, 5);
-    CHECK_INT(n, 5);
-    int seen[16] = {0};
+    dlq_msg d[10];
+    int n = read_dlq("mixed.dlq", d, 9);
+    CHECK_INT(n, 9);
+    int seen[32] = {0};
     for (int i = 0; i < n; i++) {
         CHECK(strstr(d[i].error, "is not a valid pack") != NULL);
         CHECK(d[i].source[0] != 0);
         uint64_t v = strtoull(d[i].key, NULL, 10) - 1000 - 700000; /* the spoiled pack's vehicle */
-        if (v < 16)
+        if (v < 32)
             seen[v]++;
         if (v == 1) /* truncated */
             CHECK(strstr(d[i].error, "truncated") != NULL && d[i].orig_headers > 0 && d[i].len > 0);
@@ -495,12 +558,21 @@ static void dlq_check(void)
             CHECK(strstr(d[i].error, "no headers") != NULL);
             CHECK_INT(d[i].orig_headers, 0);
         }
+        if (v == 14) /* header count one above the pack's */
+            CHECK(strstr(d[i].error, "count") != NULL);
+        if (v == 16) /* header version 9 */
+            CHECK(strstr(d[i].error, "9") != NULL);
+        if (v == 18) /* header count 10^9 */
+            CHECK(strstr(d[i].error, "1000000000") != NULL);
+        if (v == 20) /* oversize */
+            CHECK(strstr(d[i].error, "8192") != NULL);
         if (v == 12) { /* empty */
             CHECK(strstr(d[i].error, "empty") != NULL);
             CHECK_INT(d[i].len, 0);
         }
     }
     CHECK(seen[1] == 1 && seen[3] == 1 && seen[5] == 1 && seen[10] == 1 && seen[12] == 1);
+    CHECK(seen[14] == 1 && seen[16] == 1 && seen[18] == 1 && seen[20] == 1);
 }
 
 /* Warehouse outage: four "unavailable" answers, then loads go through; same rows kept, none lost or doubled. */
@@ -528,8 +600,44 @@ static void outage_check(void)
     CHECK_INT(st.paused, 0);
     CHECK_INT(st.rows_loaded, outage_n);
     CHECK_INT(query_int("outage.db", "SELECT count(*) FROM vehicle_positions"), outage_n);
-    check_fleet("outage.db", 3, VEHICLES, RECORDS_PER_VEHICLE);
+    check_fleet("outage.db", 3, VEHICLES, RECORDS_PER_VEHICLE, PARTS);
     check_offsets_at_end("outage.db", "outage", PARTS);
+}
+
+/* A pack with more records than --batch-rows: the batch grows for it (the pack is never split over two loads). */
+static runner big_r;
+
+static void big_start(void)
+{
+    rd_kafka_mock_topic_create(mock, "big", 1, 1);
+    rd_kafka_t *p = new_producer();
+    tp_pack_writer *w = NULL;
+    CHECK_ERR(tp_pack_writer_new(NULL, &w), TP_OK);
+    produce_pack(p, w, "big", 0, 0, 0, 30, 9, GOOD);
+    produce_pack(p, w, "big", 0, 1, 0, 300, 9, GOOD);
+    produce_pack(p, w, "big", 0, 2, 0, 30, 9, GOOD);
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    tp_pack_writer_free(w);
+    rd_kafka_destroy(p);
+    tp_sink_config c;
+    base_config(&c, "big", "g-big", "big.db");
+    c.batch_rows = 50;
+    start(&big_r, &c);
+}
+
+static void big_check(void)
+{
+    CHECK_INT(wait_for(&big_r, 360, 0), 0);
+    tp_sink_stats st;
+    CHECK_ERR(finish(&big_r, &st), TP_OK);
+    CHECK_INT(st.rows_loaded, 360);
+    CHECK_INT(st.packs_dlq, 0);
+    CHECK(st.loads >= 2);
+    CHECK_INT(query_int("big.db", "SELECT count(*) FROM vehicle_positions"), 360);
+    check_fleet("big.db", 9, 3, 30, 1); /* records 0..29 of each vehicle */
+    CHECK_INT(query_int("big.db", "SELECT count(*) FROM vehicle_positions WHERE kafka_offset = 1"), 300);
+    CHECK_INT(query_int("big.db", "SELECT count(DISTINCT seq) FROM vehicle_positions WHERE kafka_offset = 1"), 300);
+    CHECK_INT(query_int("big.db", "SELECT max(seq) FROM vehicle_positions WHERE kafka_offset = 1"), 300);
 }
 
 /* A permanent warehouse error stops the sink with a sentence; no offset is stored, in the warehouse or Kafka. */
@@ -645,7 +753,7 @@ static void rebalance_check(void)
     CHECK(sb.rows_loaded > 0);
     CHECK_INT(sa.rows_loaded + sb.rows_loaded, reb_n);
     CHECK_INT(query_int("reb.db", "SELECT count(*) FROM vehicle_positions"), reb_n);
-    check_fleet("reb.db", 5, VEHICLES, RECORDS_PER_VEHICLE);
+    check_fleet("reb.db", 5, VEHICLES, RECORDS_PER_VEHICLE, PARTS);
     check_offsets_at_end("reb.db", "reb", PARTS);
 }
 
@@ -695,6 +803,10 @@ static void test_config_errors(void)
     CHECK_ERR(tp_sink_new(&c, &s, err, sizeof err), TP_ERR_INVALID_ARG);
     CHECK(strstr(err, "--warehouse") != NULL);
     base_config(&c, "x", "g", "cfg.db");
+    c.dlq_topic = "x";
+    CHECK_ERR(tp_sink_new(&c, &s, err, sizeof err), TP_ERR_INVALID_ARG);
+    CHECK(strstr(err, "come back forever") != NULL);
+    base_config(&c, "x", "g", "cfg.db");
     c.batch_rows = 0;
     CHECK_ERR(tp_sink_new(&c, &s, err, sizeof err), TP_ERR_INVALID_ARG);
     base_config(&c, "x", "g", "cfg.db");
@@ -730,6 +842,10 @@ int main(void)
     if (!mock)
         return 1;
     snprintf(brokers, sizeof brokers, "%s", rd_kafka_mock_cluster_bootstraps(mock));
+    mock2 = rd_kafka_mock_cluster_new(mock_rk, 1);
+    if (!mock2)
+        return 1;
+    snprintf(brokers2, sizeof brokers2, "%s", rd_kafka_mock_cluster_bootstraps(mock2));
 
     test_config_errors();
     test_warehouse_down_at_start();
@@ -738,15 +854,20 @@ int main(void)
     outage_start();
     perm_start();
     rebalance_start();
+    big_start();
+    dlqfail_start();
     perm_check();
     rebalance_join();
     fleet_check();
     fleet_second_start(); /* joins its group while the others are checked */
     dlq_check();
     outage_check();
+    big_check();
+    dlqfail_check();
     rebalance_check();
     fleet_second_check();
 
+    rd_kafka_mock_cluster_destroy(mock2);
     rd_kafka_mock_cluster_destroy(mock);
     rd_kafka_destroy(mock_rk);
     char cmd[512];

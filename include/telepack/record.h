@@ -44,9 +44,10 @@ typedef struct tp_record {
 tp_err tp_record_encode(const tp_record *r, uint8_t *dst, size_t cap, size_t *out_len);
 
 /* Decodes one protobuf VehicleRecord message occupying exactly src[0..len) into *out (fields absent from the
- * message are zero). Unknown fields of any wire type are skipped; a repeated scalar field keeps the last value,
+ * message are zero; on error *out holds garbage). Unknown fields of any wire type are skipped; a repeated scalar field keeps the last value,
  * as protobuf specifies. Errors: TP_ERR_TRUNCATED, TP_ERR_VARINT_OVERFLOW, TP_ERR_DECODE (bad wire type, field
- * number 0, group wire types, a known field with the wrong wire type). Never reads outside src[0..len).
+ * number 0 or above 2^29-1, group wire types, a known field with the wrong wire type, a tag or length varint longer
+ * than 5 bytes: whatever this accepts, protobuf-c accepts too). Never reads outside src[0..len).
  * Thread-safe (no state). */
 tp_err tp_record_decode(const uint8_t *src, size_t len, tp_record *out);
 

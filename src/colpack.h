@@ -1,0 +1,117 @@
+/* The columnar pack content ("pbpack v2", layout=columns): one vehicle's records transposed into columns with a
+ * per-column transform, before zstd. Internal module; the byte layout is specified in docs/FORMAT_V2.md. */
+#ifndef TELEPACK_COLPACK_H
+#define TELEPACK_COLPACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "telepack/error.h"
+#include "telepack/record.h"
+#include "telepack/rows.h"
+
+/* Content starts with these 4 bytes: 00 54 43 32. The leading 00 is the mark of v2 content that the row-layout
+ * reader sniffs (a v1 writer never starts a pack with an empty record); read as v1 content the bytes would be an
+ * empty record followed by a record whose first tag (0x43) has the group wire type, which no VehicleRecord holds. */
+#define TP_COLPACK_MAGIC "\0TC2"
+#define TP_COLPACK_MAGIC_LEN 4
+
+/* Limits a reader enforces on the header. */
+#define TP_COLPACK_MAX_COLUMNS 64
+#define TP_COLPACK_MAX_SCALE 9
+
+/* Column value types: implied by the field number (the schema), not stored. */
+enum tp_colpack_type {
+    TP_COLT_UINT64 = 1,
+    TP_COLT_INT64 = 2,
+    TP_COLT_DOUBLE = 3,
+    TP_COLT_FLOAT = 4,
+    TP_COLT_INT32 = 5,
+};
+
+/* Column transforms (low 3 bits of the descriptor's code byte; 7 is reserved). See docs/FORMAT_V2.md. */
+enum tp_colpack_transform {
+    TP_COLX_CONST = 0,        /* one unit for every record */
+    TP_COLX_RAW = 1,          /* one varint per record */
+    TP_COLX_DELTA = 2,        /* zigzag varint of u[i] - u[i-1] */
+    TP_COLX_DELTA2 = 3,       /* first unit, first delta, then zigzag varints of delta-of-delta */
+    TP_COLX_RUNS = 4,         /* (unit, run length) varint pairs */
+    TP_COLX_XOR_PLANES = 5,   /* u[i] ^ u[i-1], fixed width, byte planes */
+    TP_COLX_DELTA_PLANES = 6, /* zigzag(u[i] - u[i-1]), fixed width, byte planes */
+    TP_COLX__COUNT
+};
+
+/* Decimal scale as the decoder state holds it (the descriptor stores a 5-bit code, FORMAT_V2.md):
+ * 0..9 = value is k / 10^s; TP_COLPACK_SCALE_MUL + d = value is k * 1e-d (d 0..9). */
+#define TP_COLPACK_SCALE_MUL 0x10
+/* Scale byte meaning "no decimal scaling": the unit is the value (integers) or its IEEE bit pattern (floating). */
+#define TP_COLPACK_SCALE_NONE 0xFF
+
+/* ---- encoder ---- */
+
+/* Reusable encoder: owns scratch columns and the output buffer, which grow to the largest pack seen (no allocation
+ * per record, none at all once warmed up). Not thread-safe; one per thread. */
+typedef struct tp_colpack_encoder tp_colpack_encoder;
+
+tp_err tp_colpack_encoder_new(tp_colpack_encoder **out);
+void tp_colpack_encoder_free(tp_colpack_encoder *e);
+
+/* Encodes recs[0..n) (n >= 1, n <= UINT32_MAX) as v2 content. On success *out and *out_len point into the encoder's
+ * buffer, valid until the next call on e. Lossless for every bit pattern of every field. Records need not share a
+ * vehicle_id (the format allows it; the pack writer enforces one vehicle per pack). Errors: TP_ERR_INVALID_ARG,
+ * TP_ERR_NOMEM. */
+tp_err tp_colpack_encode(tp_colpack_encoder *e, const tp_record *recs, size_t n, const uint8_t **out,
+                         size_t *out_len);
+
+/* Upper bound of tp_colpack_encode's output for n records: 160 + 63 n bytes, whatever the values. Thread-safe. */
+size_t tp_colpack_bound(size_t n);
+
+/* Whether one protobuf VehicleRecord message (the raw bytes a gateway sent) can be carried by the column layout
+ * without losing anything: true when it parses and holds only fields 1..9, each with its schema's wire type.
+ * False for unknown fields (a newer schema), wrong wire types, or malformed bytes. A writer that receives raw
+ * messages must check every record of a pack and write the pack in the row layout (v1) if any check is false. */
+bool tp_colpack_can_represent(const uint8_t *msg, size_t len);
+
+/* True when content[0..len) starts with the v2 magic. */
+bool tp_colpack_sniff(const uint8_t *content, size_t len);
+
+/* ---- decoder ---- */
+
+/* One column's decoding state (internal to tp_colpack_reader). */
+typedef struct tp_colpack_col {
+    const uint8_t *body;
+    size_t len, pos;  /* body bytes; read position (bytes, or units for plane transforms) */
+    uint64_t prev, prevd;
+    uint64_t run_val, run_left;
+    uint32_t field;
+    uint8_t type, transform, scale, signed_units;
+} tp_colpack_col;
+
+/* Decoder state for one content buffer. Plain struct (no allocation): declare it on the stack or embed it. It
+ * reads `content` in place, which must outlive it. Decoding is resumable: records come out in any chunk sizes. */
+typedef struct tp_colpack_reader {
+    uint32_t count;          /* records in the pack */
+    uint32_t done;           /* records decoded so far */
+    int ncols;
+    tp_colpack_col cols[9];  /* known fields 1..9 in field order; transform 0xFF = column absent (all zero) */
+    char detail[200];
+} tp_colpack_reader;
+
+/* Parses and checks the header of content[0..len) (the decompressed pack content). max_records bounds the record
+ * count the header may claim (callers derive it from their memory budget: a pack claiming more is refused before
+ * anything is decoded). Columns of unknown field numbers are skipped, as protobuf skips unknown fields.
+ * Errors (r->detail says what and where): TP_ERR_UNKNOWN_VERSION (no magic, unknown transform), TP_ERR_TRUNCATED,
+ * TP_ERR_VARINT_OVERFLOW, TP_ERR_PACK_TOO_LARGE (count above max_records), TP_ERR_TRAILING_GARBAGE,
+ * TP_ERR_CORRUPT (anything else malformed). */
+tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len, uint64_t max_records);
+
+/* Decodes the next k records (k <= count - done) into out[0..k). After the last record the columns are checked
+ * to have been consumed exactly. Errors as for open; a failing call leaves the reader unusable. */
+tp_err tp_colpack_read_records(tp_colpack_reader *r, tp_record *out, size_t k);
+
+/* Decodes every remaining record straight into the batch's columns, tagging rows with (partition, offset).
+ * TP_ERR_FULL (nothing appended) if the batch lacks room. All-or-nothing: on error b->count is unchanged. */
+tp_err tp_colpack_read_rows(tp_colpack_reader *r, tp_row_batch *b, int32_t partition, int64_t offset);
+
+#endif

@@ -1,0 +1,55 @@
+#!/bin/sh
+# CLI test for `telepack pack --layout columns`: gen | pack --layout columns | inspect gives back exactly what the
+# row layout gives back, the column stream is smaller, and the option's errors exit 2 with a message.
+# Needs the TELEPACK environment variable (set by tests/meson.build) pointing at the binary.
+set -u
+T=${TELEPACK:?set TELEPACK to the telepack binary}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+checks=0
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+check() { checks=$((checks + 1)); }
+
+for q in 1e-6 1e-7 0; do
+    "$T" gen --vehicles 7 --seconds 300 --quantize "$q" >"$tmp/fleet.ndjson" 2>/dev/null
+    st=$?
+    check
+    [ $st -eq 0 ] || fail "gen --quantize $q failed"
+    "$T" pack -q --in "$tmp/fleet.ndjson" --out "$tmp/rows.packs" --batch-records 50 --layout rows
+    "$T" pack -q --in "$tmp/fleet.ndjson" --out "$tmp/cols.packs" --batch-records 50 --layout columns
+    st=$?
+    check
+    [ $st -eq 0 ] || fail "pack --layout columns failed (quantum $q)"
+    "$T" inspect "$tmp/rows.packs" >"$tmp/rows.out" 2>/dev/null
+    "$T" inspect "$tmp/cols.packs" >"$tmp/cols.out" 2>"$tmp/cols.err"
+    st=$?
+    check
+    [ $st -eq 0 ] || fail "inspect of the column packs failed (quantum $q): $(cat "$tmp/cols.err")"
+    check
+    cmp -s "$tmp/rows.out" "$tmp/cols.out" || fail "inspect prints different records for rows and columns (quantum $q)"
+    check
+    [ "$(wc -l <"$tmp/cols.out")" -eq "$(wc -l <"$tmp/fleet.ndjson")" ] || fail "record count differs (quantum $q)"
+    rows=$(wc -c <"$tmp/rows.packs") cols=$(wc -c <"$tmp/cols.packs")
+    check
+    [ "$cols" -lt "$rows" ] || fail "column packs ($cols bytes) not smaller than row packs ($rows bytes), quantum $q"
+done
+
+"$T" pack --layout columns --codec none --in "$tmp/fleet.ndjson" --out "$tmp/x" 2>"$tmp/err"
+st=$?
+check
+[ $st -eq 2 ] && grep -q "needs --codec zstd" "$tmp/err" || fail "--layout columns --codec none: $(cat "$tmp/err")"
+"$T" pack --layout diagonal --in "$tmp/fleet.ndjson" --out "$tmp/x" 2>"$tmp/err"
+st=$?
+check
+[ $st -eq 2 ] && grep -q "diagonal" "$tmp/err" || fail "--layout diagonal: $(cat "$tmp/err")"
+"$T" pack --help | grep -q -- "--layout"
+st=$?
+check
+[ $st -eq 0 ] || fail "pack --help does not mention --layout"
+
+echo "$checks checks, $failures failed" >&2
+[ "$checks" -gt 0 ] && [ "$failures" -eq 0 ]

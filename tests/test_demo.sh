@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `telepack demo` end to end on a small fleet: exit 0, the summary says every record arrived exactly once, and the
+# SQLite table, read independently with the sqlite3 command, holds exactly the records the summary says were sent.
+set -euo pipefail
+: "${TELEPACK:?TELEPACK must point at the telepack binary}"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$TELEPACK" demo --help | grep -q -- '--vehicles' || fail "demo --help does not list --vehicles"
+"$TELEPACK" demo --vehicles 0 2>"$work/err" && fail "demo accepted --vehicles 0"
+grep -q "vehicles" "$work/err" || fail "the error for --vehicles 0 does not name the option"
+
+"$TELEPACK" demo --vehicles 300 --seconds 20 --linger-ms 200 --db "$work/demo.db" >"$work/out" 2>"$work/err" \
+    || { cat "$work/out" "$work/err" >&2; fail "demo exited non-zero"; }
+grep -q "every record exactly once, field by field" "$work/out" || { cat "$work/out" >&2; fail "no exactly-once verdict"; }
+sent=$(sed -n 's/^  records sent *\([0-9]*\) .*/\1/p' "$work/out")
+[ -n "$sent" ] && [ "$sent" -gt 5000 ] || fail "records sent '$sent' is not the ~6000 expected for 300 vehicles x 20 s"
+rows=$(sqlite3 "$work/demo.db" "SELECT COUNT(*) FROM vehicle_positions")
+distinct=$(sqlite3 "$work/demo.db" "SELECT COUNT(*) FROM (SELECT DISTINCT vehicle_id, sampled_at_ms, seq FROM vehicle_positions)")
+vehicles=$(sqlite3 "$work/demo.db" "SELECT COUNT(DISTINCT vehicle_id) FROM vehicle_positions")
+[ "$rows" = "$sent" ] || fail "table has $rows rows, demo sent $sent"
+[ "$distinct" = "$sent" ] || fail "table has $distinct distinct identities, demo sent $sent"
+[ "$vehicles" = 300 ] || fail "table has $vehicles vehicles, want 300"
+# Per vehicle, seq runs 1..n without holes (the simulator numbers emitted records).
+holes=$(sqlite3 "$work/demo.db" "SELECT COUNT(*) FROM (SELECT vehicle_id FROM vehicle_positions GROUP BY vehicle_id HAVING MAX(seq) != COUNT(*) OR MIN(seq) != 1)")
+[ "$holes" = 0 ] || fail "$holes vehicles have gaps or duplicates in seq"
+# Both layouts are reported, and on the simulator's quantized GPS the column layout is the smaller one.
+line=$(grep '^  both layouts' "$work/out") || fail "no 'both layouts' line in the summary"
+rows_b=$(sed -n 's/.*rows \([0-9.]*\) B\/record.*/\1/p' <<<"$line")
+cols_b=$(sed -n 's/.*columns \([0-9.]*\) B\/record.*/\1/p' <<<"$line")
+awk -v r="$rows_b" -v c="$cols_b" 'BEGIN { exit !(r > 0 && c > 0 && c < r) }' \
+    || fail "columns ($cols_b B/record) not smaller than rows ($rows_b B/record)"
+echo "demo: $sent records, exactly once; rows $rows_b B/record, columns $cols_b B/record"
