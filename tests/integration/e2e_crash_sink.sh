@@ -12,7 +12,7 @@ e2e_database
 port=$(e2e_free_port)
 m1=$(e2e_free_port)
 m2=$(e2e_free_port)
-e2e_ingest ingest "$port" "$BROKERS" --linger-ms 300
+e2e_ingest ingest "$port" "$BROKERS" --linger-ms 300 --layout rows # pbpack v1 here; the other tests use the default (v2)
 wh="clickhouse://${CH#http://}/$DB"
 e2e_sink sink1 "$BROKERS" "$wh" --metrics-listen "127.0.0.1:$m1" --batch-rows 5000
 e2e_sink sink2 "$BROKERS" "$wh" --metrics-listen "127.0.0.1:$m2" --batch-rows 5000

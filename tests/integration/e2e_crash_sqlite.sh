@@ -12,7 +12,7 @@ e2e_topic "$TOPIC" 8
 db=$E2E_WORK/fleet.db
 port=$(e2e_free_port)
 mport=$(e2e_free_port)
-e2e_ingest ingest "$port" "$BROKERS" --linger-ms 300
+e2e_ingest ingest "$port" "$BROKERS" --linger-ms 300 --layout rows # pbpack v1 here; the other tests use the default (v2)
 e2e_sink sink1 "$BROKERS" "sqlite:$db" --batch-rows 5000 --metrics-listen "127.0.0.1:$mport"
 e2e_spawn gen "$TP" gen "${gen_args[@]}" --connect "127.0.0.1:$port" --gateways 4 --rate 20000
 
