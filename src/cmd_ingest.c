@@ -225,12 +225,7 @@ static void *feeder_main(void *arg)
 
 static bool ingest_ready(void *ud, char *reason, size_t cap)
 {
-    char why[400];
-    if (tp_ingest_failed(ud, why, sizeof why)) {
-        snprintf(reason, cap, "ingest failed: %s", why);
-        return false;
-    }
-    return true;
+    return tp_ingest_ready(ud, reason, cap) != 0;
 }
 
 static void human(double v, char *buf, size_t n)
@@ -386,6 +381,7 @@ int tp_cmd_ingest(int argc, char **argv)
             goto out;
         }
         o.metrics = &im;
+        o.kafka_metrics = metrics; /* the producer's librdkafka statistics, and readiness from them */
     }
     e = tp_ingest_new(&o, &ing, err, sizeof err);
     if (e) {
@@ -427,7 +423,8 @@ int tp_cmd_ingest(int argc, char **argv)
             rc = e == TP_ERR_PARSE ? 2 : 1;
             goto out;
         }
-        tp_log(TP_LOG_INFO, "ingest", "metrics on http://%s/metrics", metrics_listen);
+        tp_log(TP_LOG_INFO, "ingest", "serving /metrics, /healthz, /readyz on %s (port %u)", metrics_listen,
+               tp_http_server_port(http));
     }
     g_ing = ing;
     e = tp_ingest_start(ing);

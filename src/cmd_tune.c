@@ -1,5 +1,6 @@
 /* `telepack tune`: packs a sample of records (NDJSON or the fleet simulator) at every batch size x zstd level x
- * linger, measures bytes per record and encode speed, marks the Pareto front and recommends ingest settings. */
+ * linger x pack layout, measures bytes per record and encode speed, marks the Pareto front and recommends ingest
+ * settings. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -25,11 +26,11 @@
 static const char usage_text[] =
     "Usage: telepack tune [OPTIONS]\n"
     "\n"
-    "Packs a sample of records at every batch size x zstd level x linger and prints, for each point: bytes per\n"
-    "record (the pack alone, and with the Kafka message around it), the ratio against the same records as NDJSON,\n"
-    "the encode speed measured on this machine (records per CPU-second, one core), and the latency the linger\n"
-    "implies. Points on the Pareto front (no other point is smaller, faster and quicker at once) are marked, and\n"
-    "the best front point for the target is recommended as `telepack ingest` flags.\n"
+    "Packs a sample of records at every batch size x zstd level x linger x pack layout and prints, for each\n"
+    "point: bytes per record (the pack alone, and with the Kafka message around it), the ratio against the same\n"
+    "records as NDJSON, the encode speed measured on this machine (records per CPU-second, one core), and the\n"
+    "latency the linger implies. Points on the Pareto front (no other point is smaller, faster and quicker at\n"
+    "once) are marked, and the best front point for the target is recommended as `telepack ingest` flags.\n"
     "\n"
     "Sample (default: the fleet simulator):\n"
     "  --from FILE            NDJSON records from FILE ('-' for stdin) instead of the simulator\n"
@@ -43,6 +44,8 @@ static const char usage_text[] =
     "Sweep:\n"
     "  --batch LIST           records per pack, comma-separated (default 10,50,200,1000,2000)\n"
     "  --level LIST           zstd levels 1..19 (default 1,3,6,9)\n"
+    "  --layouts LIST         pack layouts: rows (pbpack v1, standard protobuf), columns (pbpack v2, the\n"
+    "                         default of ingest) or both (default rows,columns)\n"
     "  --linger-ms LIST       linger values to try; a pack then closes at the batch size or when the linger has\n"
     "                         passed since its first record (sampled_at time). Default: for each batch size, the\n"
     "                         linger that just fills it at the sample's per-vehicle rate\n"
@@ -78,6 +81,7 @@ typedef struct sample {
 typedef struct point {
     int batch;
     int level;
+    tp_layout layout;
     int64_t linger_ms;
     bool linger_derived;
     double latency_ms;
@@ -99,6 +103,8 @@ typedef struct options {
     uint64_t max_records;
     int batches[MAX_LIST], n_batches;
     int levels[MAX_LIST], n_levels;
+    tp_layout layouts[2];
+    int n_layouts;
     int64_t lingers[MAX_LIST];
     int n_lingers;
     int measure_ms;
@@ -109,6 +115,31 @@ typedef struct options {
 } options;
 
 /* ---- option parsing ---- */
+
+static const char *layout_name(tp_layout l)
+{
+    return l == TP_LAYOUT_COLUMNS ? "columns" : "rows";
+}
+
+/* "rows", "columns" or both, comma-separated, each once. */
+static int parse_layouts(const char *s, tp_layout *out, int *n)
+{
+    *n = 0;
+    for (const char *p = s;; p++) {
+        size_t len = strcspn(p, ",");
+        tp_layout l = len == 4 && !strncmp(p, "rows", 4)      ? TP_LAYOUT_ROWS
+                      : len == 7 && !strncmp(p, "columns", 7) ? TP_LAYOUT_COLUMNS
+                                                              : 0;
+        if (!l || (*n == 1 && out[0] == l))
+            return -1;
+        out[(*n)++] = l;
+        p += len;
+        if (!*p)
+            return 0;
+        if (*n == 2)
+            return -1;
+    }
+}
 
 static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -155,13 +186,14 @@ static int bad_value(const char *opt, const char *value, const char *want)
 
 static int parse_options(int argc, char **argv, options *o)
 {
-    enum { O_FROM = 256, O_VEH, O_SEC, O_INT, O_SEED, O_MAXREC, O_BATCH, O_LEVEL, O_LINGER, O_MEASURE, O_TLAT,
-           O_TCOST, O_JSON, O_PLOT };
+    enum { O_FROM = 256, O_VEH, O_SEC, O_INT, O_SEED, O_MAXREC, O_BATCH, O_LEVEL, O_LAYOUTS, O_LINGER, O_MEASURE,
+           O_TLAT, O_TCOST, O_JSON, O_PLOT };
     static const struct option longopts[] = {
         {"from", required_argument, NULL, O_FROM},       {"vehicles", required_argument, NULL, O_VEH},
         {"seconds", required_argument, NULL, O_SEC},     {"interval-ms", required_argument, NULL, O_INT},
         {"seed", required_argument, NULL, O_SEED},       {"max-records", required_argument, NULL, O_MAXREC},
         {"batch", required_argument, NULL, O_BATCH},     {"level", required_argument, NULL, O_LEVEL},
+        {"layouts", required_argument, NULL, O_LAYOUTS},
         {"linger-ms", required_argument, NULL, O_LINGER}, {"measure-ms", required_argument, NULL, O_MEASURE},
         {"target-latency-ms", required_argument, NULL, O_TLAT},
         {"target-cost", required_argument, NULL, O_TCOST}, {"json", no_argument, NULL, O_JSON},
@@ -169,6 +201,7 @@ static int parse_options(int argc, char **argv, options *o)
         {NULL, 0, NULL, 0}};
     *o = (options){.vehicles = 20, .seconds = 2400, .interval_ms = 1000, .seed = 1, .max_records = 1000000,
                    .batches = {10, 50, 200, 1000, 2000}, .n_batches = 5, .levels = {1, 3, 6, 9}, .n_levels = 4,
+                   .layouts = {TP_LAYOUT_ROWS, TP_LAYOUT_COLUMNS}, .n_layouts = 2,
                    .measure_ms = 100, .target_latency_ms = -1, .target_cost = -1};
     int64_t tmp[MAX_LIST];
     uint64_t v;
@@ -219,6 +252,10 @@ static int parse_options(int argc, char **argv, options *o)
                 return bad_value("--level", optarg, "give up to 32 comma-separated zstd levels from 1 to 19");
             for (int i = 0; i < o->n_levels; i++)
                 o->levels[i] = (int)tmp[i];
+            break;
+        case O_LAYOUTS:
+            if (parse_layouts(optarg, o->layouts, &o->n_layouts))
+                return bad_value("--layouts", optarg, "give rows, columns or rows,columns");
             break;
         case O_LINGER:
             if (parse_list(optarg, 1, 86400000, o->lingers, &o->n_lingers))
@@ -499,10 +536,11 @@ static int measure_point(const sample *s, const options *o, point *p)
     tp_pack_writer_opts_init(&wo);
     wo.codec = TP_CODEC_ZSTD;
     wo.level = p->level;
+    wo.layout = p->layout;
     tp_err e = tp_pack_writer_new(&wo, &ws.w);
     if (e) {
-        fprintf(stderr, "telepack tune: cannot create a pack writer at zstd level %d: %s\n", p->level,
-                tp_strerror(e));
+        fprintf(stderr, "telepack tune: cannot create a %s pack writer at zstd level %d: %s\n",
+                layout_name(p->layout), p->level, tp_strerror(e));
         return 1;
     }
     int64_t linger = p->linger_derived ? -1 : p->linger_ms;
@@ -596,8 +634,8 @@ static const char *target_text(const options *o, char *buf, size_t cap)
 
 static void command_for(const point *p, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "telepack ingest --batch-records %d --level %d --linger-ms %" PRId64, p->batch, p->level,
-             p->linger_ms);
+    snprintf(buf, cap, "telepack ingest --layout %s --batch-records %d --level %d --linger-ms %" PRId64,
+             layout_name(p->layout), p->batch, p->level, p->linger_ms);
 }
 
 /* ---- output ---- */
@@ -609,20 +647,21 @@ static void print_table(const sample *s, const point *pts, size_t n, int best, c
            s->json_bytes / (double)s->n, s->proto_bytes / (double)s->n);
     printf("Kafka B/rec adds each message's headers, key and framing to the pack; latency = the linger a batch "
            "may wait\n\n");
-    printf("%7s %5s %10s %8s %9s %8s %10s %7s %12s %s\n", "batch", "level", "linger_ms", "rec/pack", "pack B/rec",
-           "x JSON", "Kafka B/rec", "x JSON", "enc rec/s", "front");
+    printf("%7s %5s %10s  %-7s %8s %9s %8s %10s %7s %12s %s\n", "batch", "level", "linger_ms", "layout", "rec/pack",
+           "pack B/rec", "x JSON", "Kafka B/rec", "x JSON", "enc rec/s", "front");
     for (size_t i = 0; i < n; i++) {
         const point *p = &pts[i];
-        printf("%7d %5d %10" PRId64 "%s %8.1f %9.2f %8.1f %10.2f %7.1f %12.0f %s%s\n", p->batch, p->level,
-               p->linger_ms, p->linger_derived ? "*" : " ", (double)p->records / (double)p->packs, p->bpr, p->ratio,
-               p->wire_bpr, p->wire_ratio, p->enc_rps, p->front ? "yes" : "", (int)i == best ? "  <- recommended" : "");
+        printf("%7d %5d %10" PRId64 "%s %-7s %8.1f %9.2f %8.1f %10.2f %7.1f %12.0f %s%s\n", p->batch, p->level,
+               p->linger_ms, p->linger_derived ? "*" : " ", layout_name(p->layout),
+               (double)p->records / (double)p->packs, p->bpr, p->ratio, p->wire_bpr, p->wire_ratio, p->enc_rps,
+               p->front ? "yes" : "", (int)i == best ? "  <- recommended" : "");
     }
     if (!o->n_lingers)
         printf("(* linger derived: the time to fill the batch at the sample's per-vehicle rate)\n");
     for (size_t i = 0; i < n; i++) {
         const point *p = &pts[i];
         double per_pack = (double)p->records / (double)p->packs;
-        if (p->linger_derived && p->level == pts[0].level && per_pack < 0.9 * p->batch)
+        if (p->linger_derived && p->level == pts[0].level && p->layout == pts[0].layout && per_pack < 0.9 * p->batch)
             printf("note: the sample has too few records per vehicle to fill batches of %d (%.0f per pack); "
                    "simulate longer (--seconds) for a true figure\n",
                    p->batch, per_pack);
@@ -637,10 +676,11 @@ static void print_table(const sample *s, const point *pts, size_t n, int best, c
 
 static json_t *point_json(const point *p)
 {
-    return json_pack("{s:i, s:i, s:I, s:b, s:f, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:b}",
-                     "batch_records", p->batch, "zstd_level", p->level, "linger_ms", (json_int_t)p->linger_ms,
-                     "linger_derived", p->linger_derived, "latency_ms", p->latency_ms, "packs",
-                     (json_int_t)p->packs, "packs_cut_by_sample_end", (json_int_t)p->cut_packs, "records", (json_int_t)p->records, "pack_bytes",
+    return json_pack("{s:i, s:i, s:s, s:I, s:b, s:f, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:b}",
+                     "batch_records", p->batch, "zstd_level", p->level, "layout", layout_name(p->layout),
+                     "linger_ms", (json_int_t)p->linger_ms, "linger_derived", p->linger_derived, "latency_ms",
+                     p->latency_ms, "packs", (json_int_t)p->packs, "packs_cut_by_sample_end",
+                     (json_int_t)p->cut_packs, "records", (json_int_t)p->records, "pack_bytes",
                      (json_int_t)p->pack_bytes, "kafka_bytes", (json_int_t)p->wire_bytes, "records_per_pack",
                      (double)p->records / (double)p->packs, "bytes_per_record", p->bpr, "kafka_bytes_per_record",
                      p->wire_bpr, "ratio_vs_json", p->ratio, "kafka_ratio_vs_json", p->wire_ratio,
@@ -696,7 +736,7 @@ static bool in_path(const char *prog)
     return false;
 }
 
-static int write_plot(const point *pts, size_t n, int best, const char *file)
+static int write_plot(const point *pts, size_t n, int best, const options *o, const char *file)
 {
     if (!in_path("gnuplot")) {
         fprintf(stderr, "telepack tune: gnuplot is not installed (Debian: gnuplot-nox); skipping the plot %s\n", file);
@@ -719,21 +759,33 @@ static int write_plot(const point *pts, size_t n, int best, const char *file)
     fputs("'\n", gp);
     fputs("set title 'telepack tune: compression ratio vs encode speed'\n"
           "set xlabel 'encode records/s per core'\nset ylabel 'ratio vs NDJSON (Kafka bytes)'\n"
-          "set logscale x\nset grid\nset key top right\n",
+          "set logscale x\nset grid\nset key outside below horizontal\nset offsets 0, 0, graph 0.05, 0\n",
           gp);
-    static const char *const sets[] = {"all", "front", "best"};
-    for (int set = 0; set < 3; set++) {
-        fprintf(gp, "$%s << EOD\n", sets[set]);
-        for (size_t i = 0; i < n; i++)
-            if (set == 0 || (set == 1 && pts[i].front) || (set == 2 && (int)i == best))
+    /* One series per layout (colour and shape), labelled batch/level; the front and the recommendation ring them. */
+    static const char *const rings[] = {"front", "best"};
+    for (int y = 0; y < o->n_layouts + 2; y++) {
+        int r = y - o->n_layouts; /* < 0: a layout; 0: the front; 1: the recommendation */
+        fprintf(gp, "$%s << EOD\n", r < 0 ? layout_name(o->layouts[y]) : rings[r]);
+        for (size_t i = 0; i < n; i++) {
+            bool in = r < 0 ? pts[i].layout == o->layouts[y] : r == 0 ? pts[i].front : (int)i == best;
+            if (in)
                 fprintf(gp, "%.6g %.6g \"%d/%d\"\n", pts[i].enc_rps, pts[i].wire_ratio, pts[i].batch, pts[i].level);
+        }
         fputs("EOD\n", gp);
     }
-    fputs("plot $all using 1:2 with points pt 7 ps 0.8 lc rgb '#999999' title 'batch/level', \\\n"
-          "     $front using 1:2 with points pt 7 ps 1.2 lc rgb '#d62728' title 'Pareto front', \\\n"
-          "     $best using 1:2 with points pt 6 ps 3 lw 2 lc rgb '#1f77b4' title 'recommended', \\\n"
-          "     $all using 1:2:3 with labels offset 0,0.8 font ',8' notitle\n",
-          gp);
+    fputs("plot ", gp);
+    for (int y = 0; y < o->n_layouts; y++) {
+        bool cols = o->layouts[y] == TP_LAYOUT_COLUMNS;
+        const char *name = layout_name(o->layouts[y]), *colour = cols ? "#ff7f0e" : "#1f77b4";
+        fprintf(gp,
+                "$%s using 1:2 with points pt %d ps 1 lc rgb '%s' title '%s (pbpack v%d), batch/level', \\\n"
+                "     $%s using 1:2:3 with labels offset 0,0.8 font ',8' tc rgb '%s' notitle, \\\n     ",
+                name, cols ? 5 : 7, colour, name, cols ? 2 : 1, name, colour);
+    }
+    fputs("$front using 1:2 with points pt 6 ps 2 lw 1.5 lc rgb '#d62728' title 'Pareto front'", gp);
+    if (best >= 0)
+        fputs(", \\\n     $best using 1:2 with points pt 6 ps 3.5 lw 2 lc rgb '#000000' title 'recommended'", gp);
+    fputc('\n', gp);
     int werr = ferror(gp);
     fclose(gp);
     int rc = 1;
@@ -785,7 +837,7 @@ int tp_cmd_tune(int argc, char **argv)
         goto out;
     }
     size_t n_linger = o.n_lingers ? (size_t)o.n_lingers : 1;
-    size_t n = (size_t)o.n_batches * (size_t)o.n_levels * n_linger;
+    size_t n = (size_t)o.n_batches * (size_t)o.n_levels * n_linger * (size_t)o.n_layouts;
     pts = calloc(n, sizeof *pts);
     if (!pts) {
         rc = 1;
@@ -794,22 +846,24 @@ int tp_cmd_tune(int argc, char **argv)
     size_t k = 0;
     for (int b = 0; b < o.n_batches; b++)
         for (size_t l = 0; l < n_linger; l++)
-            for (int z = 0; z < o.n_levels; z++) {
-                point *p = &pts[k++];
-                p->batch = o.batches[b];
-                p->level = o.levels[z];
-                double fill_ms = s.rate_hz > 0 ? ceil((double)p->batch / s.rate_hz * 1000.0) : 0;
-                if (o.n_lingers) {
-                    p->linger_ms = o.lingers[l];
-                    p->latency_ms = (double)p->linger_ms;
-                } else {
-                    p->linger_derived = true;
-                    p->linger_ms = (int64_t)fill_ms;
-                    p->latency_ms = fill_ms;
+            for (int z = 0; z < o.n_levels; z++)
+                for (int y = 0; y < o.n_layouts; y++) {
+                    point *p = &pts[k++];
+                    p->batch = o.batches[b];
+                    p->level = o.levels[z];
+                    p->layout = o.layouts[y];
+                    double fill_ms = s.rate_hz > 0 ? ceil((double)p->batch / s.rate_hz * 1000.0) : 0;
+                    if (o.n_lingers) {
+                        p->linger_ms = o.lingers[l];
+                        p->latency_ms = (double)p->linger_ms;
+                    } else {
+                        p->linger_derived = true;
+                        p->linger_ms = (int64_t)fill_ms;
+                        p->latency_ms = fill_ms;
+                    }
+                    if ((rc = measure_point(&s, &o, p)))
+                        goto out;
                 }
-                if ((rc = measure_point(&s, &o, p)))
-                    goto out;
-            }
     mark_front(pts, n);
     int best = recommend(pts, n, &o);
     rc = o.json ? print_json(&s, pts, n, best, &o) : (print_table(&s, pts, n, best, &o), 0);
@@ -817,12 +871,12 @@ int tp_cmd_tune(int argc, char **argv)
         char t[160];
         fflush(stdout);
         fprintf(stderr, "telepack tune: no point meets the target (%s); relax it or widen the sweep (--batch, "
-                        "--level, --linger-ms)\n",
+                        "--level, --layouts, --linger-ms)\n",
                 target_text(&o, t, sizeof t));
         rc = 1;
     }
     if (o.plot) {
-        int prc = write_plot(pts, n, best, o.plot);
+        int prc = write_plot(pts, n, best, &o, o.plot);
         if (!rc)
             rc = prc;
     }

@@ -298,6 +298,11 @@ tp_err tp_gateway_client_send_encoded(tp_gateway_client *c, const uint8_t *msg, 
     /* The server can only ack records it received: count this one for the ack bound of this connection as soon as
      * it is queued (it is written before any later one). */
     c->written_here = c->conn_acked + c->unacked;
+    /* The first send connects, as does a send after a disconnect once the backoff passed: without this a client
+     * that is never pumped only connected when its resend buffer filled or at drain, so N clients fed by one
+     * thread (telepack gen --gateways N) were not N concurrent connections. */
+    if (c->fd < 0)
+        try_connect(c);
     /* Write in chunks (one syscall per record would dominate), but never hold a record back for long. */
     if (c->fd >= 0 && c->sent < c->end) {
         int64_t t = now_ms();

@@ -14,6 +14,7 @@
 
 #include "compress_pool.h"
 #include "gateway_server.h"
+#include "kafka_stats.h"
 #include "log.h"
 #include "producer.h"
 
@@ -39,6 +40,8 @@ struct tp_ingest {
     atomic_llong stop_deadline; /* monotonic ms; LLONG_MAX = none */
     atomic_int failed;
     atomic_int undelivered;     /* packs given up at shutdown */
+    tp_kafka_stats_exporter *kstats; /* with o.kafka_metrics */
+    atomic_int brokers_up;      /* brokers UP in the last statistics (raised to 1 by a delivery); -1 = none yet */
 
     atomic_ullong records_in, bytes_in, packs_out, records_out, pack_bytes_out, records_acked, buffered_bytes,
         buffered_records, in_flight, connections, conn_errors, retries, failures, paused;
@@ -105,6 +108,9 @@ static void on_delivery(void *ctx, void *opaque, tp_err err, int retriable, cons
     if (m)
         tp_histogram_observe(m->produce_latency, (double)(mono_us() - b->sent_us) / 1e6);
     if (!err) {
+        int none = 0, unknown = -1; /* a delivered pack proves a broker connection */
+        if (!atomic_compare_exchange_strong(&ing->brokers_up, &none, 1))
+            atomic_compare_exchange_strong(&ing->brokers_up, &unknown, 1);
         if (m) {
             tp_counter_inc(m->packs);
             tp_counter_add(m->bytes_out, b->pack_bytes);
@@ -157,6 +163,22 @@ static void on_packed(void *ctx, tp_batch *b, uint8_t *pack, size_t len, const t
     }
 }
 
+/* Producer's poll thread: one librdkafka statistics document -> telepack_kafka_* metrics and the broker count
+ * readiness looks at. */
+static void on_stats(void *ctx, const char *json, size_t len)
+{
+    tp_ingest *ing = ctx;
+    tp_kafka_stats ks = {0};
+    if (tp_kafka_stats_parse(json, len, &ks) != TP_OK)
+        return;
+    int up = 0;
+    for (size_t i = 0; i < ks.n_brokers; i++)
+        up += ks.brokers[i].nodeid >= 0 && ks.brokers[i].up;
+    atomic_store(&ing->brokers_up, up);
+    tp_kafka_stats_exporter_apply(ing->kstats, &ks);
+    tp_kafka_stats_clear(&ks);
+}
+
 /* Producer's poll thread: wake the network thread so it stops at once. */
 static void on_fatal(void *ctx)
 {
@@ -195,6 +217,7 @@ tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, 
         ing->o.threads = 1;
     pthread_mutex_init(&ing->mu, NULL);
     atomic_store(&ing->stop_deadline, INT64_MAX);
+    atomic_store(&ing->brokers_up, -1);
     tp_err e = tp_batcher_new(&ing->o.batch, &ing->batcher);
     if (e) {
         snprintf(errbuf, errlen, "invalid batching options (records %u, bytes %zu, linger %lld ms, cap %zu): %s",
@@ -213,7 +236,15 @@ tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, 
         tp_ingest_free(ing);
         return e;
     }
-    tp_producer_opts po = {ing->o.brokers, ing->o.topic, ing->o.kafka_conf, ing->o.nkafka_conf, on_fatal};
+    tp_producer_opts po = {ing->o.brokers, ing->o.topic, ing->o.kafka_conf, ing->o.nkafka_conf, on_fatal, NULL, 0};
+    if (ing->o.kafka_metrics) {
+        if ((e = tp_kafka_stats_exporter_new(ing->o.kafka_metrics, &ing->kstats))) {
+            snprintf(errbuf, errlen, "cannot set up the Kafka statistics exporter: %s", tp_strerror(e));
+            tp_ingest_free(ing);
+            return e;
+        }
+        po.on_stats = on_stats;
+    }
     e = tp_producer_new(&po, on_delivery, ing, &ing->prod, errbuf, errlen);
     if (e) {
         tp_ingest_free(ing);
@@ -489,6 +520,35 @@ void tp_ingest_stats_get(tp_ingest *ing, tp_ingest_stats *st)
     st->paused = atomic_load(&ing->paused);
 }
 
+int tp_ingest_ready(tp_ingest *ing, char *reason, size_t cap)
+{
+    char why[512];
+    if (tp_ingest_failed(ing, why, sizeof why)) {
+        snprintf(reason, cap, "ingest failed: %s", why);
+        return 0;
+    }
+    if (atomic_load(&ing->stop_req)) {
+        snprintf(reason, cap, "shutting down: no new gateway connections");
+        return 0;
+    }
+    int up = atomic_load(&ing->brokers_up);
+    if (ing->kstats && up <= 0) {
+        if (up < 0)
+            snprintf(reason, cap, "kafka: no broker connection yet (the producer's statistics report it)");
+        else
+            snprintf(reason, cap, "kafka: no broker connected");
+        return 0;
+    }
+    if (atomic_load(&ing->paused)) {
+        snprintf(reason, cap,
+                 "memory cap reached: %llu bytes not yet in Kafka (--max-buffered-bytes %zu); gateways are held "
+                 "back",
+                 (unsigned long long)atomic_load(&ing->buffered_bytes), ing->o.batch.max_buffered_bytes);
+        return 0;
+    }
+    return 1;
+}
+
 void tp_ingest_free(tp_ingest *ing)
 {
     if (!ing)
@@ -496,6 +556,7 @@ void tp_ingest_free(tp_ingest *ing)
     if (ing->started)
         tp_ingest_stop(ing, 10000);
     tp_producer_free(ing->prod);
+    tp_kafka_stats_exporter_free(ing->kstats); /* after the producer: its statistics callback uses it */
     tp_gateway_server_free(ing->srv);
     tp_batcher_free(ing->batcher);
     for (size_t i = 0; i < ing->nfds; i++)

@@ -26,6 +26,10 @@ typedef struct tp_ingest_opts {
     uint32_t max_connections;       /* default 4096 */
     const tp_ingest_metrics *metrics; /* Prometheus handles to update (worker_metrics.h), or NULL; must outlive
                                          the worker */
+    tp_metrics *kafka_metrics;      /* registry for the producer's librdkafka statistics (kafka_stats.h,
+                                       telepack_kafka_*{role="producer"}), or NULL; turns on
+                                       statistics.interval.ms=5000 (a -X value wins), which tp_ingest_ready reads
+                                       the broker connections from; must outlive the worker */
 } tp_ingest_opts;
 
 void tp_ingest_opts_init(tp_ingest_opts *o);
@@ -79,6 +83,12 @@ void tp_ingest_hurry(tp_ingest *ing);
 int tp_ingest_failed(tp_ingest *ing, char *buf, size_t len);
 
 void tp_ingest_stats_get(tp_ingest *ing, tp_ingest_stats *st);
+
+/* Readiness for /readyz: non-zero while the worker can take records: not failed, not stopping, not held back by
+ * the memory cap and (with kafka_metrics) its producer has a broker connection: the last statistics showed a
+ * broker UP, or a pack was delivered since. Otherwise 0 and a one-line reason in reason[0..cap). Thread-safe,
+ * does not block. */
+int tp_ingest_ready(tp_ingest *ing, char *reason, size_t cap);
 
 /* Stops (as tp_ingest_stop with a 10 s limit) if still running, then frees everything. */
 void tp_ingest_free(tp_ingest *ing);

@@ -18,6 +18,7 @@ struct tp_producer {
     rd_kafka_topic_t *rkt;
     tp_producer_dr_fn dr;
     void (*on_fatal)(void *ctx);
+    void (*on_stats)(void *ctx, const char *json, size_t len);
     void *ctx;
     pthread_t thread;
     int thread_started;
@@ -93,6 +94,14 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     tp_log(TP_LOG_WARN, "kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
+static int on_stats_json(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    tp_producer *p = opaque;
+    p->on_stats(p->ctx, json, len);
+    return 0; /* librdkafka frees json */
+}
+
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
@@ -132,6 +141,7 @@ tp_err tp_producer_new(const tp_producer_opts *opts, tp_producer_dr_fn dr, void 
         return TP_ERR_NOMEM;
     p->dr = dr;
     p->on_fatal = opts->on_fatal;
+    p->on_stats = opts->on_stats;
     p->ctx = ctx;
     pthread_mutex_init(&p->mu, NULL);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -144,6 +154,11 @@ tp_err tp_producer_new(const tp_producer_opts *opts, tp_producer_dr_fn dr, void 
         e = conf_set(conf, "acks", "all", errbuf, errlen);
     if (!e)
         e = conf_set(conf, "compression.codec", "none", errbuf, errlen);
+    if (!e && opts->on_stats) {
+        char iv[16];
+        snprintf(iv, sizeof iv, "%d", opts->stats_interval_ms > 0 ? opts->stats_interval_ms : 5000);
+        e = conf_set(conf, "statistics.interval.ms", iv, errbuf, errlen);
+    }
     for (size_t i = 0; !e && i < opts->nkafka_conf; i++) {
         const char *kv = opts->kafka_conf[i], *eq = strchr(kv, '=');
         if (!eq || eq == kv) {
@@ -174,6 +189,8 @@ tp_err tp_producer_new(const tp_producer_opts *opts, tp_producer_dr_fn dr, void 
     rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_log_cb(conf, on_log);
+    if (opts->on_stats)
+        rd_kafka_conf_set_stats_cb(conf, on_stats_json);
     char err[512];
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (!p->rk) {

@@ -23,6 +23,10 @@ typedef struct tp_producer_opts {
     const char *const *kafka_conf; /* "key=value" librdkafka properties, applied after the defaults (-X) */
     size_t nkafka_conf;
     void (*on_fatal)(void *ctx);  /* optional: called (with the dr ctx) once librdkafka raised a fatal error */
+    /* optional: each librdkafka statistics JSON document (not NUL-terminated; valid during the call), on the poll
+     * thread, with the dr ctx. With it, statistics.interval.ms defaults to stats_interval_ms (a -X value wins). */
+    void (*on_stats)(void *ctx, const char *json, size_t len);
+    int stats_interval_ms;        /* > 0; 5000 when 0 */
 } tp_producer_opts;
 
 typedef struct tp_producer tp_producer;

@@ -1,5 +1,6 @@
 /* Warehouses: URL parsing, option defaults and dispatch to the backend named by the URL's scheme, plus the buffer
- * and HTTP helpers the HTTP backends share. Backends live in wh_sqlite.c, wh_clickhouse.c, wh_bigquery.c. */
+ * and HTTP helpers the HTTP backends share. Backends live in wh_sqlite.c, wh_clickhouse.c, wh_bigquery.c,
+ * wh_null.c. */
 #include "warehouse_impl.h"
 
 #include <pthread.h>
@@ -53,6 +54,7 @@ static const struct {
     {"sqlite:", &tp_wh_sqlite_ops},
     {"clickhouse://", &tp_wh_clickhouse_ops},
     {"bigquery://", &tp_wh_bigquery_ops},
+    {"null:", &tp_wh_null_ops},
 };
 
 static void free_handle(tp_warehouse *w)
@@ -74,7 +76,7 @@ tp_err tp_warehouse_open(const char *url, const tp_warehouse_opts *opts, tp_ware
     if (!url || !out) {
         if (err_msg && err_cap)
             snprintf(err_msg, err_cap, "warehouse: no URL given; use sqlite:PATH, clickhouse://HOST:PORT/DB or "
-                                       "bigquery://PROJECT/DATASET/TABLE");
+                                       "bigquery://PROJECT/DATASET/TABLE (or null: to discard rows)");
         return TP_ERR_INVALID_ARG;
     }
     tp_warehouse_opts defaults;
@@ -96,7 +98,7 @@ tp_err tp_warehouse_open(const char *url, const tp_warehouse_opts *opts, tp_ware
         if (err_msg && err_cap)
             snprintf(err_msg, err_cap,
                      "warehouse URL \"%s\" has an unknown scheme; use sqlite:PATH, clickhouse://HOST:PORT/DB or "
-                     "bigquery://PROJECT/DATASET/TABLE",
+                     "bigquery://PROJECT/DATASET/TABLE (or null: to discard rows)",
                      url);
         return TP_ERR_PARSE;
     }

@@ -1,4 +1,5 @@
-/* Inside the warehouses: the small vtable every backend fills (wh_sqlite.c, wh_clickhouse.c, wh_bigquery.c), the
+/* Inside the warehouses: the small vtable every backend fills (wh_sqlite.c, wh_clickhouse.c, wh_bigquery.c,
+ * wh_null.c), the
  * shared handle with its last-error buffer, and the growable buffer + HTTP helper the HTTP backends share. */
 #ifndef TELEPACK_WAREHOUSE_IMPL_H
 #define TELEPACK_WAREHOUSE_IMPL_H
@@ -45,6 +46,7 @@ struct tp_warehouse {
 extern const tp_wh_ops tp_wh_sqlite_ops;
 extern const tp_wh_ops tp_wh_clickhouse_ops;
 extern const tp_wh_ops tp_wh_bigquery_ops;
+extern const tp_wh_ops tp_wh_null_ops;
 
 /* Writes a sentence into w->err (printf-style) and returns e, so backends can `return tp_wh_fail(w, e, ...)`. */
 tp_err tp_wh_fail(tp_warehouse *w, tp_err e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -38,6 +38,8 @@ typedef struct tp_warehouse tp_warehouse;
  *   sqlite:PATH                           embedded, WAL mode; offsets in the same transaction as rows
  *   clickhouse://HOST:PORT/DB             HTTP interface, RowBinary inserts
  *   bigquery://PROJECT/DATASET/TABLE      tabledata.insertAll
+ *   null:                                 discards the rows; offsets kept in memory for the life of the handle
+ *                                         (benchmarks of the sink without a warehouse, dry runs)
  * opts may be NULL. The warehouse copies the strings it keeps. On failure *out is NULL and, when err_msg is not
  * NULL, a sentence saying what failed is written there (err_cap bytes at most). */
 tp_err tp_warehouse_open(const char *url, const tp_warehouse_opts *opts, tp_warehouse **out, char *err_msg,
@@ -59,7 +61,7 @@ tp_err tp_warehouse_load(tp_warehouse *w, const tp_row_batch *rows, const char *
 /* The next offset to read for (topic, partition) according to what the warehouse holds, or -1 when it knows
  * nothing (then the consumer group's committed offset applies). SQLite: the offsets table (same transaction as the
  * rows); ClickHouse: its kafka_offsets table, written only after the rows were acknowledged (never ahead of them;
- * see docs/WAREHOUSES.md); BigQuery: always -1. */
+ * see docs/WAREHOUSES.md); BigQuery: always -1; null: what this handle loaded, else -1. */
 tp_err tp_warehouse_stored_offset(tp_warehouse *w, const char *topic, int32_t partition, int64_t *next_offset);
 
 /* Whether the warehouse answers right now (for /readyz). */
@@ -68,7 +70,7 @@ tp_err tp_warehouse_ping(tp_warehouse *w);
 /* The last error as a sentence naming the warehouse, what failed and what to do. Never NULL. */
 const char *tp_warehouse_last_error(const tp_warehouse *w);
 
-/* A short name for logs and metrics: "sqlite", "clickhouse", "bigquery". */
+/* A short name for logs and metrics: "sqlite", "clickhouse", "bigquery", "null". */
 const char *tp_warehouse_kind(const tp_warehouse *w);
 
 void tp_warehouse_close(tp_warehouse *w);
