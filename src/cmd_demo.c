@@ -389,20 +389,7 @@ static void usage(FILE *out)
             "  -h, --help          this text\n");
 }
 
-static int parse_uint(const char *name, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v < lo || v > hi) {
-        fprintf(stderr, "telepack demo: %s '%s' is not a whole number from %" PRIu64 " to %" PRIu64 "\n", name, s, lo,
-                hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
+/* Parses the options into *o; on a usage error prints a sentence and returns 2 (then the caller exits with it). */
 static int parse_args(int argc, char **argv, demo_opts *o)
 {
     enum { O_VEHICLES = 256, O_SECONDS, O_INTERVAL, O_RATE, O_DB, O_PARTITIONS, O_GATEWAYS, O_BATCH, O_LINGER, O_LEVEL,
@@ -416,105 +403,72 @@ static int parse_args(int argc, char **argv, demo_opts *o)
         {"threads", required_argument, 0, O_THREADS}, {"seed", required_argument, 0, O_SEED},
         {"log-level", required_argument, 0, O_LOGLEVEL}, {"layout", required_argument, 0, O_LAYOUT},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    tp_log_level level = TP_LOG_WARN;
-    int c;
-    uint64_t v;
+    static const char *const layout_words[] = {"rows", "columns", NULL}; /* index + 1 == tp_layout */
+    static const char *const level_words[] = {"debug", "info", "warn", "error", NULL}; /* == tp_log_level */
+    int level = TP_LOG_WARN, layout = o->layout - 1, c;
+    char msg[256];
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        uint64_t v = 0;
+        tp_err e = TP_OK;
         switch (c) {
         case 'h':
             usage(stdout);
             exit(0);
         case O_VEHICLES:
-            if (parse_uint("--vehicles", optarg, 1, 10000000, &v))
-                return -1;
-            o->vehicles = (uint32_t)v;
+            if (!(e = tp_cli_parse_u64("vehicles", optarg, 1, 10000000, &v, msg, sizeof msg)))
+                o->vehicles = (uint32_t)v;
             break;
         case O_SECONDS:
-            if (parse_uint("--seconds", optarg, 1, 86400 * 30, &v))
-                return -1;
-            o->seconds = (uint32_t)v;
+            if (!(e = tp_cli_parse_u64("seconds", optarg, 1, 86400 * 30, &v, msg, sizeof msg)))
+                o->seconds = (uint32_t)v;
             break;
         case O_INTERVAL:
-            if (parse_uint("--interval-ms", optarg, 10, 3600000, &v))
-                return -1;
-            o->interval_ms = (uint32_t)v;
+            if (!(e = tp_cli_parse_u64("interval-ms", optarg, 10, 3600000, &v, msg, sizeof msg)))
+                o->interval_ms = (uint32_t)v;
             break;
-        case O_RATE: {
-            char *end;
-            o->rate = strtod(optarg, &end);
-            if (end == optarg || *end || !(o->rate >= 0)) {
-                fprintf(stderr, "telepack demo: --rate '%s' is not a number of records/s >= 0\n", optarg);
-                return -1;
-            }
-            break;
-        }
-        case O_DB:
-            o->db = optarg;
-            break;
+        case O_RATE: e = tp_cli_parse_double("rate", optarg, 0, 1e9, &o->rate, msg, sizeof msg); break;
+        case O_DB: o->db = optarg; break;
         case O_PARTITIONS:
-            if (parse_uint("--partitions", optarg, 1, 256, &v))
-                return -1;
-            o->partitions = (int)v;
+            if (!(e = tp_cli_parse_u64("partitions", optarg, 1, 256, &v, msg, sizeof msg)))
+                o->partitions = (int)v;
             break;
         case O_GATEWAYS:
-            if (parse_uint("--gateways", optarg, 1, 256, &v))
-                return -1;
-            o->gateways = (int)v;
+            if (!(e = tp_cli_parse_u64("gateways", optarg, 1, 256, &v, msg, sizeof msg)))
+                o->gateways = (int)v;
             break;
         case O_BATCH:
-            if (parse_uint("--batch-records", optarg, 1, 1000000, &v))
-                return -1;
-            o->batch.max_records = (uint32_t)v;
+            if (!(e = tp_cli_parse_u64("batch-records", optarg, 1, 1000000, &v, msg, sizeof msg)))
+                o->batch.max_records = (uint32_t)v;
             break;
         case O_LINGER:
-            if (parse_uint("--linger-ms", optarg, 0, 3600000, &v))
-                return -1;
-            o->batch.linger_ms = (uint32_t)v;
+            if (!(e = tp_cli_parse_u64("linger-ms", optarg, 0, 3600000, &v, msg, sizeof msg)))
+                o->batch.linger_ms = (uint32_t)v;
             break;
         case O_LEVEL:
-            if (parse_uint("--level", optarg, 1, 22, &v))
-                return -1;
-            o->level = (int)v;
+            if (!(e = tp_cli_parse_u64("level", optarg, 1, 22, &v, msg, sizeof msg)))
+                o->level = (int)v;
             break;
         case O_THREADS:
-            if (parse_uint("--threads", optarg, 1, 256, &v))
-                return -1;
-            o->threads = (int)v;
+            if (!(e = tp_cli_parse_u64("threads", optarg, 1, 256, &v, msg, sizeof msg)))
+                o->threads = (int)v;
             break;
-        case O_SEED:
-            if (parse_uint("--seed", optarg, 0, UINT64_MAX, &v))
-                return -1;
-            o->seed = v;
-            break;
-        case O_LAYOUT:
-            if (!strcmp(optarg, "rows")) {
-                o->layout = TP_LAYOUT_ROWS;
-            } else if (!strcmp(optarg, "columns")) {
-                o->layout = TP_LAYOUT_COLUMNS;
-            } else {
-                fprintf(stderr, "telepack demo: --layout '%s' is not rows or columns\n", optarg);
-                return -1;
-            }
-            break;
-        case O_LOGLEVEL:
-            if (tp_log_parse_level(optarg, &level)) {
-                fprintf(stderr, "telepack demo: --log-level '%s' is not one of debug, info, warn, error\n", optarg);
-                return -1;
-            }
-            break;
-        default:
-            fprintf(stderr, "Run 'telepack demo --help' for the options.\n");
-            return -1;
+        case O_SEED: e = tp_cli_parse_u64("seed", optarg, 0, UINT64_MAX, &o->seed, msg, sizeof msg); break;
+        case O_LOGLEVEL: e = tp_cli_parse_choice("log-level", optarg, level_words, &level, msg, sizeof msg); break;
+        case O_LAYOUT: e = tp_cli_parse_choice("layout", optarg, layout_words, &layout, msg, sizeof msg); break;
+        case ':': return tp_cli_usage_error("demo", "option '%s' needs a value", argv[optind - 1]);
+        default: return tp_cli_usage_error("demo", "unknown option '%s'", argv[optind - 1]);
         }
+        if (e)
+            return tp_cli_usage_error("demo", "%s", msg);
     }
-    if (optind < argc) {
-        fprintf(stderr, "telepack demo: unexpected argument '%s'; run 'telepack demo --help'\n", argv[optind]);
-        return -1;
-    }
+    if (optind < argc)
+        return tp_cli_usage_error("demo", "unexpected argument '%s'", argv[optind]);
+    o->layout = (tp_layout)(layout + 1);
     if ((uint32_t)o->gateways > o->vehicles)
         o->gateways = (int)o->vehicles;
-    tp_log_configure(level, TP_LOG_TEXT);
+    tp_log_configure((tp_log_level)level, TP_LOG_TEXT);
     return 0;
 }
 
@@ -544,9 +498,10 @@ int tp_cmd_demo(int argc, char **argv)
     o->level = 3;
     o->layout = TP_LAYOUT_COLUMNS;
     tp_batcher_opts_init(&o->batch);
-    if (parse_args(argc, argv, o)) {
+    int usage_status = parse_args(argc, argv, o);
+    if (usage_status) {
         free(d);
-        return 2;
+        return usage_status;
     }
 
     int status = 1;
