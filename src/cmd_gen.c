@@ -180,7 +180,7 @@ static tp_err gateway_close(gen_output *o)
     return e;
 }
 
-static gen_output *gateway_output_open(const char *addr, uint32_t n, volatile sig_atomic_t *stop)
+static gen_output *gateway_output_open(const char *addr, uint32_t n, size_t window, volatile sig_atomic_t *stop)
 {
     gateway_output *g = calloc(1, sizeof *g + n * sizeof g->c[0]);
     if (!g)
@@ -195,6 +195,7 @@ static gen_output *gateway_output_open(const char *addr, uint32_t n, volatile si
         tp_gateway_client_opts_init(&co);
         co.connect = addr;
         co.stop = stop;
+        co.max_unacked_bytes = window;
         if (tp_gateway_client_new(&co, &g->c[g->n]) != TP_OK) {
             fprintf(stderr, "telepack gen: --connect '%s' is not HOST:PORT; use e.g. 127.0.0.1:7070\n", addr);
             for (uint32_t i = 0; i < g->n; i++)
@@ -235,6 +236,10 @@ static void usage(FILE *out)
             "                       wait until it acked them all (reconnects and resends what was not acked)\n"
             "  --gateways N         concurrent gateway connections with --connect (default 1); a vehicle always\n"
             "                       uses the same one\n"
+            "  --window BYTES       unacked bytes each gateway may have in flight (default: room for 200 records\n"
+            "                       of each of its vehicles, within 4-64 MiB). Records are acked once their pack\n"
+            "                       is in Kafka, so a window smaller than a full batch per vehicle stalls the\n"
+            "                       gateway until the ingest's linger timer flushes\n"
             "  -q, --quiet          no progress line and no summary\n"
             "  -h, --help           this text\n"
             "\n"
@@ -276,6 +281,7 @@ enum {
     OPT_RATE,
     OPT_CONNECT,
     OPT_GATEWAYS,
+    OPT_WINDOW,
 };
 
 int tp_cmd_gen(int argc, char **argv)
@@ -294,6 +300,7 @@ int tp_cmd_gen(int argc, char **argv)
         {"rate", required_argument, NULL, OPT_RATE},
         {"connect", required_argument, NULL, OPT_CONNECT},
         {"gateways", required_argument, NULL, OPT_GATEWAYS},
+        {"window", required_argument, NULL, OPT_WINDOW},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -303,6 +310,7 @@ int tp_cmd_gen(int argc, char **argv)
     const char *out_path = "-";
     const char *connect = NULL;
     uint64_t gateways = 1;
+    uint64_t window = 0; /* 0: sized for the fleet */
     bool out_given = false;
     int format = GEN_NDJSON;
     double rate = 0;
@@ -357,6 +365,7 @@ int tp_cmd_gen(int argc, char **argv)
         case OPT_OUT: out_path = optarg; out_given = true; break;
         case OPT_CONNECT: connect = optarg; break;
         case OPT_GATEWAYS: e = tp_cli_parse_u64("gateways", optarg, 1, 1024, &gateways, msg, sizeof msg); break;
+        case OPT_WINDOW: e = tp_cli_parse_u64("window", optarg, 65536, 1ull << 30, &window, msg, sizeof msg); break;
         case OPT_RATE: e = tp_cli_parse_double("rate", optarg, 0, 1e9, &rate, msg, sizeof msg); break;
         case 'q': quiet = true; break;
         case 'h': usage(stdout); return 0;
@@ -385,7 +394,13 @@ int tp_cmd_gen(int argc, char **argv)
         return 1;
     }
     stop_requested = 0;
-    gen_output *out = connect ? gateway_output_open(connect, (uint32_t)gateways, &stop_requested)
+    if (!window) {
+        /* A full default batch (200 records of ~64 wire bytes) per vehicle of the gateway, within 4..64 MiB. */
+        uint64_t per_gateway = (fo.vehicles + gateways - 1) / gateways;
+        window = per_gateway * 200 * 64;
+        window = window < (4u << 20) ? (4u << 20) : window > (64u << 20) ? (64u << 20) : window;
+    }
+    gen_output *out = connect ? gateway_output_open(connect, (uint32_t)gateways, (size_t)window, &stop_requested)
                               : stream_output_open(out_path, (gen_format)format);
     if (!out) {
         tp_fleet_free(fleet);
