@@ -147,6 +147,10 @@ static void *gateway_main(void *arg)
     tp_gateway_client_opts_init(&co);
     co.connect = addr;
     co.stop = &d->stop;
+    /* Room for a full batch of each of its vehicles (as `telepack gen --connect` does), within 4..64 MiB: a smaller
+     * window stalls the gateway until the ingest's linger timer flushes. */
+    size_t window = (size_t)g->vehicles * g->opts->batch.max_records * 64;
+    co.max_unacked_bytes = window < (4u << 20) ? (4u << 20) : window > (64u << 20) ? (64u << 20) : window;
     g->result = tp_fleet_new(&fo, &fleet);
     if (!g->result)
         g->result = tp_gateway_client_new(&co, &client);
