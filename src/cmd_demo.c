@@ -244,6 +244,24 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The table's record columns, in the order row_to_record reads them. */
+#define ROW_SELECT                                                                                                 \
+    "SELECT vehicle_id, sampled_at_ms, seq, latitude, longitude, speed_kmh, heading_deg, accuracy_m, meter_status" \
+    " FROM vehicle_positions"
+
+static void row_to_record(sqlite3_stmt *st, tp_record *r)
+{
+    r->vehicle_id = (uint64_t)sqlite3_column_int64(st, 0);
+    r->sampled_at_ms = sqlite3_column_int64(st, 1);
+    r->seq = (uint64_t)sqlite3_column_int64(st, 2);
+    r->latitude = sqlite3_column_double(st, 3);
+    r->longitude = sqlite3_column_double(st, 4);
+    r->speed_kmh = (float)sqlite3_column_double(st, 5);
+    r->heading_deg = (float)sqlite3_column_double(st, 6);
+    r->accuracy_m = (float)sqlite3_column_double(st, 7);
+    r->meter_status = sqlite3_column_int(st, 8);
+}
+
 /* Reads the table back: row count, distinct identities and the order-independent checksum of every row. */
 static int verify_table(const char *path, uint64_t *rows, uint64_t *distinct, uint64_t *checksum, char *err,
                         size_t cap)
@@ -253,21 +271,12 @@ static int verify_table(const char *path, uint64_t *rows, uint64_t *distinct, ui
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(db,
-                                "SELECT vehicle_id, sampled_at_ms, seq, latitude, longitude, speed_kmh, heading_deg,"
-                                " accuracy_m, meter_status FROM vehicle_positions",
+                                ROW_SELECT,
                                 -1, &st, NULL);
     *rows = *checksum = 0;
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         tp_record r;
-        r.vehicle_id = (uint64_t)sqlite3_column_int64(st, 0);
-        r.sampled_at_ms = sqlite3_column_int64(st, 1);
-        r.seq = (uint64_t)sqlite3_column_int64(st, 2);
-        r.latitude = sqlite3_column_double(st, 3);
-        r.longitude = sqlite3_column_double(st, 4);
-        r.speed_kmh = (float)sqlite3_column_double(st, 5);
-        r.heading_deg = (float)sqlite3_column_double(st, 6);
-        r.accuracy_m = (float)sqlite3_column_double(st, 7);
-        r.meter_status = sqlite3_column_int(st, 8);
+        row_to_record(st, &r);
         *checksum += record_hash(&r);
         ++*rows;
         rc = SQLITE_OK;
@@ -313,8 +322,7 @@ static int repack_sizes(const char *path, uint32_t batch, int level, uint64_t *r
     }
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
-                           "SELECT vehicle_id, sampled_at_ms, seq, latitude, longitude, speed_kmh, heading_deg,"
-                           " accuracy_m, meter_status FROM vehicle_positions ORDER BY vehicle_id, seq",
+                           ROW_SELECT " ORDER BY vehicle_id, seq",
                            -1, &st, NULL) != SQLITE_OK)
         goto out;
     int rc;
@@ -323,15 +331,7 @@ static int repack_sizes(const char *path, uint32_t batch, int level, uint64_t *r
         tp_record r;
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
-            r.vehicle_id = (uint64_t)sqlite3_column_int64(st, 0);
-            r.sampled_at_ms = sqlite3_column_int64(st, 1);
-            r.seq = (uint64_t)sqlite3_column_int64(st, 2);
-            r.latitude = sqlite3_column_double(st, 3);
-            r.longitude = sqlite3_column_double(st, 4);
-            r.speed_kmh = (float)sqlite3_column_double(st, 5);
-            r.heading_deg = (float)sqlite3_column_double(st, 6);
-            r.accuracy_m = (float)sqlite3_column_double(st, 7);
-            r.meter_status = sqlite3_column_int(st, 8);
+            row_to_record(st, &r);
         } else if (rc != SQLITE_DONE) {
             goto out;
         }
