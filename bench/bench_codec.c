@@ -8,7 +8,7 @@
 #include <time.h>
 #include <zstd.h>
 
-#include "telepack/fleet.h"
+#include "sim/fleet.h"
 #include "telepack/pack.h"
 #include "telepack/varint.h"
 #include "vehicle.pb-c.h"

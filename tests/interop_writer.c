@@ -16,6 +16,7 @@ int main(int argc, char **argv)
     }
     tp_pack_writer_opts o;
     tp_pack_writer_opts_init(&o);
+    o.layout = TP_LAYOUT_ROWS; /* protoc --decode reads pbpack v1 */
     o.codec = strcmp(argv[2], "none") == 0 ? TP_CODEC_NONE : TP_CODEC_ZSTD;
     int packs = atoi(argv[3]), per = atoi(argv[4]);
     tp_pack_writer *w;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pack_headers.h"
+#include "kafka/pack_headers.h"
 #include "telepack/pack.h"
 
 static void record_of(uint64_t v, uint64_t i, tp_record *r)

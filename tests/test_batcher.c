@@ -1,6 +1,6 @@
 /* Batcher: flush on record count, on bytes and on linger; flush-all; the buffered-bytes cap answering AGAIN;
  * tag coalescing; many vehicles (hash map growth and deletion) keep every record exactly once, in order. */
-#include "batcher.h"
+#include "ingest/batcher.h"
 #include "check.h"
 
 static tp_record rec(uint64_t vid, uint64_t seq)

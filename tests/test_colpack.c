@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "colpack.h"
+#include "codec/colpack.h"
 #include "telepack/pack.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;

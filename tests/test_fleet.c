@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "telepack/fleet.h"
+#include "sim/fleet.h"
 #include "telepack/record_json.h"
 
 #define M_PER_DEG_LAT 110950.0

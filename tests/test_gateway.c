@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "gateway_client.h"
-#include "gateway_server.h"
+#include "ingest/gateway_client.h"
+#include "ingest/gateway_server.h"
 #include "telepack/varint.h"
 
 #define MAXTAGS 100000

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "gateway_client.h"
+#include "ingest/gateway_client.h"
 #include "telepack/record.h"
 #include "telepack/varint.h"
 

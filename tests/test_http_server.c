@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "http_server.h"
-#include "metrics.h"
+#include "ops/http_server.h"
+#include "ops/metrics.h"
 #include "telepack/error.h"
 
 typedef struct body {

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "gateway_client.h"
-#include "ingest.h"
-#include "pack_headers.h"
-#include "telepack/fleet.h"
+#include "ingest/gateway_client.h"
+#include "ingest/ingest.h"
+#include "kafka/pack_headers.h"
+#include "sim/fleet.h"
 #include "telepack/pack.h"
 
 #define TOPIC "tp-packs"

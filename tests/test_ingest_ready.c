@@ -7,8 +7,8 @@
 #include <time.h>
 
 #include "check.h"
-#include "gateway_client.h"
-#include "ingest.h"
+#include "ingest/gateway_client.h"
+#include "ingest/ingest.h"
 
 #define TOPIC "tp-ready"
 #define BROKERS 3

@@ -9,8 +9,8 @@
 #include <time.h>
 
 #include "check.h"
-#include "kafka_stats.h"
-#include "metrics.h"
+#include "kafka/kafka_stats.h"
+#include "ops/metrics.h"
 #include "telepack/error.h"
 
 static char *read_file(const char *path, size_t *len)

@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "log.h"
-#include "log_rdkafka.h"
+#include "common/log.h"
+#include "kafka/log_rdkafka.h"
 
 static FILE *capture;
 static int saved_stderr = -1;

@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "check.h"
-#include "metrics.h"
+#include "ops/metrics.h"
 #include "telepack/error.h"
-#include "worker_metrics.h"
+#include "ops/worker_metrics.h"
 
 /* ---- a small parser of the text exposition format ---- */
 

@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "check.h"
-#include "kafka_stats.h"
-#include "metrics.h"
-#include "worker_metrics.h"
+#include "kafka/kafka_stats.h"
+#include "ops/metrics.h"
+#include "ops/worker_metrics.h"
 
 #define MAX_FAMILIES 256
 

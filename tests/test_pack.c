@@ -27,6 +27,8 @@ static uint8_t *write_pack(tp_codec codec, int level, size_t n, size_t *len, tp_
 {
     tp_pack_writer_opts o;
     tp_pack_writer_opts_init(&o);
+    CHECK_INT(o.layout, TP_LAYOUT_COLUMNS); /* the library's default is the commands' default */
+    o.layout = TP_LAYOUT_ROWS;              /* this file tests pbpack v1; test_colpack.c tests v2 */
     o.codec = codec;
     o.level = level;
     tp_pack_writer *w = NULL;
@@ -397,6 +399,7 @@ static void writer_cases(void)
 {
     tp_pack_writer_opts o;
     tp_pack_writer_opts_init(&o);
+    o.layout = TP_LAYOUT_ROWS;
     tp_pack_writer *w = NULL;
     o.level = 99;
     CHECK_ERR(tp_pack_writer_new(&o, &w), TP_ERR_INVALID_ARG);

@@ -2,7 +2,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "check.h"
-#include "pack_headers.h"
+#include "kafka/pack_headers.h"
 
 static tp_pack_meta sample(void)
 {

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "record_json_full.h"
+#include "codec/record_json_full.h"
 #include "telepack/record_json.h"
 
 static uint64_t rng_state = 0x1234567887654321ull;

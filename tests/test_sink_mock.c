@@ -17,9 +17,9 @@
 #include <sys/socket.h>
 
 #include "check.h"
-#include "log.h"
-#include "pack_headers.h"
-#include "sink.h"
+#include "common/log.h"
+#include "kafka/pack_headers.h"
+#include "sink/sink.h"
 #include "telepack/pack.h"
 
 #define PARTS 4

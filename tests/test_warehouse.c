@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "telepack/warehouse.h"
+#include "warehouse/warehouse.h"
 #include "wh_fixture.h"
 
 /* A loopback port nothing listens on: bound by us, then closed. */

@@ -12,7 +12,7 @@
 #include <jansson.h>
 
 #include "check.h"
-#include "telepack/warehouse.h"
+#include "warehouse/warehouse.h"
 #include "wh_fixture.h"
 
 #define TOKEN "test-token-123"

@@ -9,7 +9,7 @@
 #include <curl/curl.h>
 
 #include "check.h"
-#include "telepack/warehouse.h"
+#include "warehouse/warehouse.h"
 #include "wh_fixture.h"
 
 #define N_ROWS 100000

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "telepack/warehouse.h"
+#include "warehouse/warehouse.h"
 #include "wh_fixture.h"
 
 /* Allocation failures on demand: the link wraps strdup, realloc and calloc (tests/meson.build), and the wrappers fail the

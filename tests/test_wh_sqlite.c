@@ -8,7 +8,7 @@
 #include <sqlite3.h>
 
 #include "check.h"
-#include "telepack/warehouse.h"
+#include "warehouse/warehouse.h"
 #include "wh_fixture.h"
 
 static char dir[256];
