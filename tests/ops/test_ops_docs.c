@@ -131,7 +131,7 @@ int main(int argc, char **argv)
         return 2;
     }
     char path[1024];
-    snprintf(path, sizeof path, "%s/tests/data", argv[1]);
+    snprintf(path, sizeof path, "%s/tests/support/data", argv[1]);
     collect_families(path);
     CHECK(n_families > 50);
 

@@ -2,12 +2,12 @@
 # The operations endpoint of `telepack ingest` without outside services: --metrics-listen 127.0.0.1:0 logs the port
 # it bound; /readyz is 503 with a reason while no broker is reachable and 200 against an in-process mock cluster
 # (-X test.mock.num.brokers=1) once the producer's statistics show it connected; /metrics passes the strict reader
-# (tests/integration/prom_text.py), exports the producer's telepack_kafka_* series and counts what `telepack gen
+# (tests/support/prom_text.py), exports the producer's telepack_kafka_* series and counts what `telepack gen
 # --connect` sent; bad and busy --metrics-listen addresses are refused with a sentence.
 set -u
 tp=${TELEPACK:?TELEPACK must point at the telepack binary}
-root=${TP_SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
-prom="python3 $root/tests/integration/prom_text.py"
+root=${TP_SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+prom="python3 $root/tests/support/prom_text.py"
 work=$(mktemp -d)
 pid=
 cleanup() {

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# tests/integration/lib.sh: shared helpers of the end-to-end and crash tests (issue 5). Source it, then call
+# tests/support/lib.sh: shared helpers of the end-to-end and crash tests (issue 5). Source it, then call
 # e2e_init NAME: service checks (skip = exit 77), unique topic / group / database names, a work directory, background
 # processes with one log each and cleanup on every exit path, bounded waits, private Kafka / ClickHouse servers for
 # the tests that stop and start them, and the exact comparison of what `telepack gen` sent with a warehouse.
@@ -60,7 +60,7 @@ e2e_init() {
     GROUP=$TOPIC-g
     DB=tp_e2e_${E2E_NAME//-/_}_${uniq//-/_}
     E2E_WORK=$(mktemp -d "${TMPDIR:-/tmp}/tp-e2e-$E2E_NAME.XXXXXX")
-    E2E_CHECK="$E2E_ROOT/tests/integration/e2e_check.py"
+    E2E_CHECK="$E2E_ROOT/tests/support/e2e_check.py"
     E2E_PROTO="$E2E_ROOT/proto/telepack/v1/vehicle.proto"
     declare -gA E2E_PIDS=()
     E2E_TOPICS=()      # topic name patterns to delete on exit, with the broker they live on
