@@ -1,5 +1,5 @@
 /* `telepack sink`: consume packs from a Kafka topic as a consumer group and load their rows into a warehouse
- * (the worker itself is src/sink.c). */
+ * (the worker itself is src/sink/sink.c). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>

@@ -172,7 +172,7 @@ size_t tp_pack_writer_bound(const tp_pack_writer *w)
 }
 
 /* The bytes to compress for the open pack. Layout rows: the length-prefixed frames as buffered. Layout columns
- * (format version 2, src/colpack.c) transposes w->records here into its own buffer instead. */
+ * (format version 2, src/codec/colpack.c) transposes w->records here into its own buffer instead. */
 static tp_err build_content(tp_pack_writer *w, const uint8_t **content, size_t *len)
 {
     switch (w->opts.layout) {

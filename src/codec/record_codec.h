@@ -1,4 +1,4 @@
-/* Internal entry points of the record codec (src/record.c) for the pack writer and reader's hot loops. */
+/* Internal entry points of the record codec (src/codec/record.c) for the pack writer and reader's hot loops. */
 #ifndef TELEPACK_RECORD_CODEC_H
 #define TELEPACK_RECORD_CODEC_H
 

@@ -1,4 +1,4 @@
-/* librdkafka's log callback routed into the process logger (src/log.h): one line per librdkafka log event,
+/* librdkafka's log callback routed into the process logger (src/common/log.h): one line per librdkafka log event,
  * component "kafka", syslog levels mapped onto ours. */
 #ifndef TELEPACK_LOG_RDKAFKA_H
 #define TELEPACK_LOG_RDKAFKA_H

@@ -1,4 +1,4 @@
-/* Pack metadata <-> Kafka headers (src/pack_headers.h). */
+/* Pack metadata <-> Kafka headers (src/kafka/pack_headers.h). */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>

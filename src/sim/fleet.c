@@ -1,4 +1,4 @@
-/* Deterministic taxi-fleet simulator (see include/telepack/fleet.h for the model). Each vehicle has its own
+/* Deterministic taxi-fleet simulator (see src/sim/fleet.h for the model). Each vehicle has its own
  * xoshiro256** stream seeded from (seed, vehicle id), so a vehicle's track does not depend on the fleet size. */
 #include "sim/fleet.h"
 

@@ -12,7 +12,7 @@
 #include "warehouse/warehouse.h"
 
 /* Name of the DLQ header that says where a dead-lettered message came from: "TOPIC/PARTITION@OFFSET". The reason
- * sentence travels in the error header named by src/pack_headers.h. */
+ * sentence travels in the error header named by src/kafka/pack_headers.h. */
 #define TP_SINK_DLQ_SOURCE_HEADER "tp-source"
 
 /* Counters, read with tp_sink_stats_get() from any thread while the sink runs. */
@@ -48,7 +48,7 @@ typedef struct tp_sink_config {
     long backoff_min_ms;            /* first retry delay while the warehouse is unavailable; default 100 */
     long backoff_max_ms;            /* cap of the doubling retry delay; default 10000 */
     /* Optional metrics registry (borrowed, must outlive the sink): the sink registers its set
-     * (src/worker_metrics.h) and librdkafka's statistics of its consumer and DLQ producer (src/kafka_stats.h). */
+     * (src/ops/worker_metrics.h) and librdkafka's statistics of its consumer and DLQ producer (src/kafka/kafka_stats.h). */
     tp_metrics *metrics;
     /* Called from tp_sink_run's thread about every progress_ms (0 = never) with the current counters. */
     void (*progress)(void *ctx, const tp_sink_stats *stats);

@@ -1,4 +1,4 @@
-/* The BigQuery warehouse against tests/bigquery_fake.py (a local stand-in that checks each request's documented
+/* The BigQuery warehouse against tests/support/bigquery_fake.py (a local stand-in that checks each request's documented
  * shape; not the real service): insertIds from the record identity, chunking, per-row retries of partial
  * failures, permanent refusals, tokens and unreachable endpoints. */
 #include <signal.h>
