@@ -24,6 +24,8 @@ typedef struct tp_warehouse_opts {
     int create_table;             /* create the table (and database) when missing */
     const char *user;             /* ClickHouse user / password; NULL = default user */
     const char *password;
+    const char *ca_file;          /* HTTPS (clickhouses://, BigQuery): PEM file of the CAs that verify the server;
+                                   * NULL = the system's CA store */
     const char *token_file;       /* BigQuery: file holding an OAuth bearer token; NULL = $TP_BIGQUERY_TOKEN */
     const char *endpoint;         /* BigQuery: API base URL override (tests); NULL = the real service */
     long timeout_ms;              /* per request; default 30000 */
@@ -36,7 +38,9 @@ typedef struct tp_warehouse tp_warehouse;
 
 /* Opens the warehouse named by url:
  *   sqlite:PATH                           embedded, WAL mode; offsets in the same transaction as rows
- *   clickhouse://HOST:PORT/DB             HTTP interface, RowBinary inserts
+ *   clickhouse://HOST:PORT/DB             HTTP interface, RowBinary inserts (default port 8123)
+ *   clickhouses://HOST:PORT/DB            the same over HTTPS, the server's certificate verified against
+ *                                         opts.ca_file or the system's CAs (default port 8443)
  *   bigquery://PROJECT/DATASET/TABLE      tabledata.insertAll
  *   null:                                 discards the rows; offsets kept in memory for the life of the handle
  *                                         (benchmarks of the sink without a warehouse, dry runs)

@@ -39,6 +39,8 @@ struct tp_warehouse {
     char *password;
     char *token_file;
     char *endpoint;
+    char *ca_file;
+    int tls;        /* the URL's scheme asked for TLS (clickhouses://) */
     long timeout_ms;
     char err[TP_WH_ERR_CAP];
 };

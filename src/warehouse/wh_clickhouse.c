@@ -17,6 +17,7 @@
 #include "warehouse/warehouse_impl.h"
 
 #define CH_DEFAULT_PORT 8123
+#define CH_DEFAULT_TLS_PORT 8443
 #define CH_ROW_BYTES 68
 #define CH_OFFSETS_TABLE "kafka_offsets"
 #define INSERT_COLUMNS                                                                                            \
@@ -37,7 +38,7 @@ typedef struct wh_clickhouse {
     tp_wh_http http;
     struct curl_slist *headers;
     char where[300];      /* "ClickHouse at HOST:PORT", for sentences */
-    char base_url[300];   /* http://HOST:PORT/ */
+    char base_url[300];   /* http://HOST:PORT/ or https://HOST:PORT/ */
     char *insert_url;     /* base_url + ?query=INSERT ... FORMAT RowBinary (escaped once) */
     char *offsets_url;    /* the same for the offsets table */
     char db[TP_WH_NAME_MAX + 1];
@@ -232,7 +233,8 @@ static tp_err ch_open(tp_warehouse *w, const char *url_rest)
     w->impl = c;
     char rest[512];
     if (strlen(url_rest) >= sizeof rest)
-        return tp_wh_fail(w, TP_ERR_PARSE, "ClickHouse URL \"clickhouse://%.100s...\" is too long", url_rest);
+        return tp_wh_fail(w, TP_ERR_PARSE, "ClickHouse URL \"%s%.100s...\" is too long",
+                          w->tls ? "clickhouses://" : "clickhouse://", url_rest);
     memcpy(rest, url_rest, strlen(url_rest) + 1);
     char *params = strchr(rest, '?');
     if (params) {
@@ -255,7 +257,7 @@ static tp_err ch_open(tp_warehouse *w, const char *url_rest)
     }
     if (host_end == host)
         goto bad;
-    long port = CH_DEFAULT_PORT;
+    long port = w->tls ? CH_DEFAULT_TLS_PORT : CH_DEFAULT_PORT;
     const char *p = host_end;
     if (*p == ':') {
         char *endp;
@@ -288,8 +290,10 @@ static tp_err ch_open(tp_warehouse *w, const char *url_rest)
         goto bad;
     memcpy(c->db, db, db_len);
     c->db[db_len] = '\0';
-    snprintf(c->where, sizeof c->where, "ClickHouse at %.*s:%ld", (int)(host_end - host), host, port);
-    snprintf(c->base_url, sizeof c->base_url, "http://%.*s:%ld/", (int)(host_end - host), host, port);
+    snprintf(c->where, sizeof c->where, "ClickHouse at %.*s:%ld%s", (int)(host_end - host), host, port,
+             w->tls ? " (HTTPS)" : "");
+    snprintf(c->base_url, sizeof c->base_url, "%s://%.*s:%ld/", w->tls ? "https" : "http", (int)(host_end - host),
+             host, port);
 
     for (int i = 0; i < 2; i++) {
         const char *v = i ? w->password : w->user;
@@ -339,8 +343,8 @@ static tp_err ch_open(tp_warehouse *w, const char *url_rest)
         return TP_ERR_NOMEM;
     return TP_OK;
 bad:
-    return tp_wh_fail(w, TP_ERR_PARSE, "ClickHouse URL \"clickhouse://%s\" is not HOST[:PORT][/DATABASE][?gzip=1]",
-                      url_rest);
+    return tp_wh_fail(w, TP_ERR_PARSE, "ClickHouse URL \"%s%s\" is not HOST[:PORT][/DATABASE][?gzip=1]",
+                      w->tls ? "clickhouses://" : "clickhouse://", url_rest);
 }
 
 static tp_err ch_ensure_table(tp_warehouse *w)
