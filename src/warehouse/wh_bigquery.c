@@ -3,6 +3,7 @@
  * rows BigQuery failed to insert (insertErrors) are resent alone with capped backoff. BigQuery cannot hold our Kafka
  * offsets in the same transaction as the rows, so stored_offset always says -1. See docs/WAREHOUSES.md. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,6 +328,18 @@ static json_t *int_str(int64_t v)
     return json_string(s);
 }
 
+/* FLOAT columns: a JSON number, or for what JSON has no number for, the strings BigQuery's JSON accepts for FLOAT64
+ * (Google's JSON mapping of doubles; BigQuery returns them the same way): "NaN", "Infinity", "-Infinity".
+ * jansson's json_real refuses non-finite values (returns NULL), which left the field out of the row. */
+static json_t *float_json(double v)
+{
+    if (isnan(v))
+        return json_string("NaN");
+    if (isinf(v))
+        return json_string(v > 0 ? "Infinity" : "-Infinity");
+    return json_real(v);
+}
+
 static json_t *row_json(const tp_row_batch *b, size_t i)
 {
     char id[80], ts[96];
@@ -339,12 +352,12 @@ static json_t *row_json(const tp_row_batch *b, size_t i)
     json_object_set_new(j, "sampled_at_ms", int_str(b->sampled_at_ms[i]));
     json_object_set_new(j, "seq", int_str((int64_t)b->seq[i]));
     json_object_set_new(j, "sampled_at", json_string(ts));
-    /* jansson writes reals with 17 significant digits: doubles round-trip exactly. */
-    json_object_set_new(j, "latitude", json_real(b->latitude[i]));
-    json_object_set_new(j, "longitude", json_real(b->longitude[i]));
-    json_object_set_new(j, "speed_kmh", json_real(b->speed_kmh[i]));
-    json_object_set_new(j, "heading_deg", json_real(b->heading_deg[i]));
-    json_object_set_new(j, "accuracy_m", json_real(b->accuracy_m[i]));
+    /* jansson writes reals with 17 significant digits: doubles round-trip exactly (-0.0 as -0.0). */
+    json_object_set_new(j, "latitude", float_json(b->latitude[i]));
+    json_object_set_new(j, "longitude", float_json(b->longitude[i]));
+    json_object_set_new(j, "speed_kmh", float_json(b->speed_kmh[i]));
+    json_object_set_new(j, "heading_deg", float_json(b->heading_deg[i]));
+    json_object_set_new(j, "accuracy_m", float_json(b->accuracy_m[i]));
     json_object_set_new(j, "meter_status", json_integer(b->meter_status[i]));
     json_object_set_new(j, "kafka_partition", json_integer(b->kafka_partition[i]));
     json_object_set_new(j, "kafka_offset", int_str(b->kafka_offset[i]));

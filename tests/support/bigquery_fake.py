@@ -29,6 +29,13 @@ COLUMNS = {
     "accuracy_m": "FLOAT", "meter_status": "INTEGER", "kafka_partition": "INTEGER", "kafka_offset": "INTEGER",
 }
 INT_RE = re.compile(r"^-?[0-9]+$")
+# FLOAT64 values JSON has no number for: BigQuery takes them as these strings (Google's JSON mapping of doubles, and
+# what BigQuery itself returns). Bare NaN / Infinity tokens are not JSON and BigQuery's parser refuses them.
+FLOAT_SPECIAL = ("NaN", "Infinity", "-Infinity")
+
+
+def refuse_constant(name):
+    raise ValueError("%s is not JSON" % name)
 TS_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$")
 
 
@@ -57,8 +64,8 @@ def check_row_json(row):
         v = row[name]
         if typ == "INTEGER" and not (isinstance(v, int) or (isinstance(v, str) and INT_RE.match(v))):
             problems.append("column %s is not an integer: %r" % (name, v))
-        if typ == "FLOAT" and not isinstance(v, (int, float)):
-            problems.append("column %s is not a number: %r" % (name, v))
+        if typ == "FLOAT" and not (isinstance(v, (int, float)) and not isinstance(v, bool)) and v not in FLOAT_SPECIAL:
+            problems.append("column %s is not a number nor one of %s: %r" % (name, "/".join(FLOAT_SPECIAL), v))
         if typ == "TIMESTAMP" and not (isinstance(v, str) and TS_RE.match(v)):
             problems.append("column %s is not an RFC 3339 UTC time: %r" % (name, v))
     for name in row:
@@ -142,7 +149,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.headers.get("Content-Type", "").split(";")[0] != "application/json":
             return self.violation("Content-Type is not application/json")
         try:
-            req = json.loads(raw)
+            req = json.loads(raw, parse_constant=refuse_constant)
         except ValueError:
             return self.violation("body is not JSON")
         if self.path == self.base():
