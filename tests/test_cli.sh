@@ -174,6 +174,17 @@ printf 'hello world' >"$tmp/text"
 expect 2 "raw record 0 at byte offset 0: the input ends after 10 of its 104 bytes" "$T" inspect "$tmp/text"
 # A pack above --max-pack-bytes.
 expect 2 "pack 0 at byte offset 0: .*max_pack_bytes" "$T" inspect --max-pack-bytes 1024 "$tmp/count.packs"
+# An all-zero record (vehicle 0, time 0: every field default) first in a rows pack: packed and read back, not a
+# failure. It used to make `pack --layout rows` exit 1 with the records after it lost.
+printf '{"vehicle_id":0,"sampled_at_ms":0}\n{"vehicle_id":0,"sampled_at_ms":5,"seq":1}\n{"vehicle_id":0,"sampled_at_ms":0}\n' \
+    >"$tmp/zero.ndjson"
+for codec in zstd none; do
+    expect 0 "3 records -> 1 packs" "$T" pack --layout rows --codec $codec --in "$tmp/zero.ndjson" --out "$tmp/zero.packs"
+    expect 0 "" "$T" inspect "$tmp/zero.packs"
+    ok
+    [ "$(grep -c '"vehicle_id":0,"sampled_at_ms":0,' "$tmp/out")" -eq 2 ] ||
+        fail "zero record, codec $codec: want it back twice, got: $(cat "$tmp/out")"
+done
 # Empty input is no packs, not an error.
 : >"$tmp/empty"
 expect 0 "^inspect: 0 packs, 0 records" "$T" inspect "$tmp/empty"

@@ -98,6 +98,15 @@ check "bad ndjson exits 2 (got $rc)" test "$rc" = 2
 check "bad ndjson: line named" grep -q "line 4" "$work/err"
 check "bad ndjson: 3 acked" grep -q "3 acked" "$work/err"
 
+# layout rows and an all-zero record first (vehicle 0, every field default): delivered and acked like any other
+# record (it used to stop the worker with exit 1)
+{ echo '{"vehicle_id":0,"sampled_at_ms":0}'; head -20 "$work/recs.ndjson"; echo '{"vehicle_id":0,"sampled_at_ms":0}'; } \
+    >"$work/zero.ndjson"
+rc=0
+"$tp" ingest "${mock[@]}" --layout rows --from "$work/zero.ndjson" 2>"$work/err" || rc=$?
+check "rows + zero record exits 0 (got $rc)" test "$rc" = 0
+check "rows + zero record: 22 acked" grep -q "22 acked" "$work/err"
+
 # missing file
 rc=0
 "$tp" ingest "${mock[@]}" --from "$work/nope.ndjson" 2>"$work/err" || rc=$?
