@@ -55,7 +55,10 @@ static void usage(FILE *out)
             "  --batch-records N       flush a vehicle's batch at N records (default 200)\n"
             "  --batch-bytes N         flush a batch before it exceeds N wire bytes (default 256K)\n"
             "  --linger-ms N           flush a batch N ms after its first record (default 1000)\n"
-            "  --max-buffered-bytes N  cap on record bytes not yet in Kafka; above it reading pauses (default 256M)\n"
+            "  --max-buffered-bytes N  cap on record bytes not yet in Kafka; above it reading pauses (default 256M);\n"
+            "                          the batcher's memory stays below 4.25x it (docs/INGEST.md)\n"
+            "  --max-open-vehicles N   vehicles with an open batch; a new one beyond it flushes the oldest open\n"
+            "                          batch (default 100000)\n"
             "  --threads N             compression threads (default: number of CPUs)\n"
             "  --level N               zstd level (default 3)\n"
             "  --layout L              columns (default: pbpack v2, ~4x smaller) or rows (pbpack v1: standard\n"
@@ -248,7 +251,7 @@ static void human(double v, char *buf, size_t n)
 int tp_cmd_ingest(int argc, char **argv)
 {
     enum { O_BROKERS = 256, O_TOPIC, O_LISTEN, O_FROM, O_FORMAT, O_BREC, O_BBYTES, O_LINGER, O_MAXBUF, O_THREADS,
-           O_LEVEL, O_LAYOUT, O_LOGFMT, O_LOGLVL, O_METRICS, O_IGNORE_UNKNOWN };
+           O_LEVEL, O_LAYOUT, O_LOGFMT, O_LOGLVL, O_METRICS, O_IGNORE_UNKNOWN, O_MAXOPEN };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS}, {"topic", required_argument, 0, O_TOPIC},
         {"listen", required_argument, 0, O_LISTEN}, {"from", required_argument, 0, O_FROM},
@@ -259,6 +262,7 @@ int tp_cmd_ingest(int argc, char **argv)
         {"log-format", required_argument, 0, O_LOGFMT},
         {"log-level", required_argument, 0, O_LOGLVL}, {"metrics-listen", required_argument, 0, O_METRICS},
         {"ignore-unknown-fields", no_argument, 0, O_IGNORE_UNKNOWN},
+        {"max-open-vehicles", required_argument, 0, O_MAXOPEN},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     tp_ingest_opts o;
     tp_ingest_opts_init(&o);
@@ -320,6 +324,11 @@ int tp_cmd_ingest(int argc, char **argv)
             if (parse_u64("--max-buffered-bytes", optarg, 1024, 1ull << 40, 1, &v))
                 goto out;
             o.batch.max_buffered_bytes = (size_t)v;
+            break;
+        case O_MAXOPEN:
+            if (parse_u64("--max-open-vehicles", optarg, 1, 100000000, 0, &v))
+                goto out;
+            o.batch.max_open = (uint32_t)v;
             break;
         case O_THREADS:
             if (parse_u64("--threads", optarg, 1, 256, 0, &v))

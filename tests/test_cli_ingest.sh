@@ -166,6 +166,7 @@ usage "no topic" -X test.mock.num.brokers=1 --from "$work/recs.ndjson"
 usage "no brokers" --topic packs --from "$work/recs.ndjson"
 usage "bad --batch-records" "${mock[@]}" --batch-records 0
 usage "bad --level" "${mock[@]}" --level 99
+usage "bad --max-open-vehicles" "${mock[@]}" --max-open-vehicles 0
 usage "bad --input-format" "${mock[@]}" --input-format csv
 usage "malformed -X" "${mock[@]}" -X nonsense
 usage "unknown -X property" "${mock[@]}" -X no.such.property=1
