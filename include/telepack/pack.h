@@ -61,9 +61,10 @@ TP_API void tp_pack_writer_free(tp_pack_writer *w);
 /* Discards any records added since the last finish and starts an empty pack. */
 TP_API void tp_pack_writer_reset(tp_pack_writer *w);
 
-/* Appends one record. All records of a pack must have the same vehicle_id (TP_ERR_INVALID_ARG otherwise). A record
- * whose every field is zero (it encodes to zero bytes) cannot be the first of a pack (TP_ERR_INVALID_ARG): content
- * starting with byte 00 marks format version 2 (docs/FORMAT.md, section 8).
+/* Appends one record. All records of a pack must have the same vehicle_id (TP_ERR_INVALID_ARG otherwise). Any
+ * record is accepted in any position: a record whose every field is zero (it encodes to zero bytes) opening a
+ * layout-rows pack is written as `08 00` (vehicle_id present and zero), since content starting with byte 00 marks
+ * format version 2 (docs/FORMAT.md, sections 2 and 8).
  * TP_ERR_FULL when the pack would exceed max_pack_bytes: finish it and add the record to the next pack. */
 TP_API tp_err tp_pack_writer_add(tp_pack_writer *w, const tp_record *r);
 

@@ -220,9 +220,10 @@ tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, 
     atomic_store(&ing->brokers_up, -1);
     tp_err e = tp_batcher_new(&ing->o.batch, &ing->batcher);
     if (e) {
-        snprintf(errbuf, errlen, "invalid batching options (records %u, bytes %zu, linger %lld ms, cap %zu): %s",
+        snprintf(errbuf, errlen,
+                 "invalid batching options (records %u, bytes %zu, linger %lld ms, cap %zu, open vehicles %u): %s",
                  ing->o.batch.max_records, ing->o.batch.max_bytes, (long long)ing->o.batch.linger_ms,
-                 ing->o.batch.max_buffered_bytes, tp_strerror(e));
+                 ing->o.batch.max_buffered_bytes, ing->o.batch.max_open, tp_strerror(e));
         tp_ingest_free(ing);
         return e;
     }
@@ -305,8 +306,10 @@ static void publish_stats(tp_ingest *ing)
         tp_counter_set(m->flush_bytes, bs.flushed_bytes);
         tp_counter_set(m->flush_linger, bs.flushed_linger);
         tp_counter_set(m->flush_shutdown, bs.flushed_all);
+        tp_counter_set(m->flush_open, bs.flushed_open);
         tp_gauge_set(m->buffered_bytes, (double)bs.buffered_bytes);
         tp_gauge_set(m->open_batches, (double)bs.open_batches);
+        tp_gauge_set(m->batcher_memory, (double)bs.memory);
         tp_gauge_set(m->inflight_packs, (double)atomic_load(&ing->in_flight));
         tp_gauge_set(m->gateways, (double)gs.connections);
     }
@@ -416,7 +419,9 @@ static void *net_thread(void *arg)
             if (tp_gateway_server_paused(ing->srv)) {
                 tp_batcher_stats bs;
                 tp_batcher_stats_get(ing->batcher, &bs);
-                if (bs.buffered_bytes <= cap - cap / 4) {
+                /* resume below three quarters of both caps: wire bytes and the batches' memory */
+                if (bs.buffered_bytes <= cap - cap / 4 &&
+                    bs.held_memory <= (cap - cap / 4) * (size_t)TP_BATCHER_MEMORY_FACTOR) {
                     tp_gateway_server_resume(ing->srv);
                     submit_ready(ing);
                 }

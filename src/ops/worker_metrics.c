@@ -51,6 +51,7 @@ tp_err tp_ingest_metrics_register(tp_metrics *m, tp_ingest_metrics *o)
     o->flush_bytes = tp_metrics_counter(m, TP_M_INGEST_FLUSHES, fl, "reason=\"bytes\"");
     o->flush_linger = tp_metrics_counter(m, TP_M_INGEST_FLUSHES, fl, "reason=\"linger\"");
     o->flush_shutdown = tp_metrics_counter(m, TP_M_INGEST_FLUSHES, fl, "reason=\"shutdown\"");
+    o->flush_open = tp_metrics_counter(m, TP_M_INGEST_FLUSHES, fl, "reason=\"open_vehicles\"");
     o->pack_bytes = tp_metrics_histogram(m, TP_M_INGEST_PACK_BYTES, "Compressed size of each pack, in bytes.", NULL,
                                          pack_bytes_buckets, N(pack_bytes_buckets));
     o->records_per_pack = tp_metrics_histogram(m, TP_M_INGEST_RECORDS_PER_PACK, "Records in each pack.", NULL,
@@ -72,6 +73,10 @@ tp_err tp_ingest_metrics_register(tp_metrics *m, tp_ingest_metrics *o)
     o->buffered_bytes = tp_metrics_gauge(m, TP_M_INGEST_BUFFERED_BYTES,
                                          "Bytes held in open batches and unacknowledged packs.", NULL);
     o->open_batches = tp_metrics_gauge(m, TP_M_INGEST_OPEN_BATCHES, "Vehicles with an open batch.", NULL);
+    o->batcher_memory = tp_metrics_gauge(m, TP_M_INGEST_BATCHER_MEMORY,
+                                         "Memory the batcher holds: batches not yet delivered, the pool of "
+                                         "released ones, the hash map.",
+                                         NULL);
     o->inflight_packs = tp_metrics_gauge(m, TP_M_INGEST_INFLIGHT_PACKS,
                                          "Packs produced and not yet acknowledged by Kafka.", NULL);
     o->gateways = tp_metrics_gauge(m, TP_M_INGEST_GATEWAYS, "Connected gateway sessions.", NULL);

@@ -25,6 +25,7 @@
 #define TP_M_INGEST_BACKPRESSURE "telepack_ingest_backpressure_total"
 #define TP_M_INGEST_BUFFERED_BYTES "telepack_ingest_buffered_bytes"
 #define TP_M_INGEST_OPEN_BATCHES "telepack_ingest_open_batches"
+#define TP_M_INGEST_BATCHER_MEMORY "telepack_ingest_batcher_memory_bytes"
 #define TP_M_INGEST_INFLIGHT_PACKS "telepack_ingest_inflight_packs"
 #define TP_M_INGEST_GATEWAYS "telepack_ingest_gateways"
 
@@ -57,6 +58,7 @@ typedef struct tp_ingest_metrics {
     tp_counter *flush_bytes;      /* ... max bytes */
     tp_counter *flush_linger;     /* ... linger time */
     tp_counter *flush_shutdown;   /* ... shutdown / drain */
+    tp_counter *flush_open;       /* ... a new vehicle at --max-open-vehicles (the oldest open batch) */
     tp_histogram *pack_bytes;         /* compressed size of each pack */
     tp_histogram *records_per_pack;   /* records in each pack */
     tp_histogram *batch_age;          /* seconds from a batch's first record to its flush */
@@ -66,6 +68,7 @@ typedef struct tp_ingest_metrics {
     tp_counter *backpressure;         /* times the memory cap made the ingest stop reading */
     tp_gauge *buffered_bytes;         /* bytes held in open batches and unacknowledged packs */
     tp_gauge *open_batches;           /* vehicles with an open batch */
+    tp_gauge *batcher_memory;         /* memory the batcher holds: batches, pool, hash map */
     tp_gauge *inflight_packs;         /* packs produced and not yet acknowledged */
     tp_gauge *gateways;               /* connected gateways */
 } tp_ingest_metrics;

@@ -426,7 +426,6 @@ static void writer_cases(void)
     size_t len;
     CHECK_ERR(tp_pack_writer_finish(w, dst, sizeof dst, &len, NULL), TP_ERR_INVALID_ARG); /* empty */
     tp_record zero = {0};
-    CHECK_ERR(tp_pack_writer_add(w, &zero), TP_ERR_INVALID_ARG); /* would start the content with 00 */
     tp_record a = make(1, 0), b = make(2, 0);
     CHECK_ERR(tp_pack_writer_add(w, &a), TP_OK);
     CHECK_ERR(tp_pack_writer_add(w, &b), TP_ERR_INVALID_ARG); /* another vehicle */
@@ -519,8 +518,63 @@ static void row_batches(void)
     tp_row_batch_free(NULL);
 }
 
+/* An all-zero record (vehicle 0) opening a rows pack: taken (one such record from a gateway used to stop the
+ * ingest worker), written as 02 08 00 so the content does not start with the v2 mark, and read back as itself,
+ * with and without metadata. Then a later all-zero record stays an empty message, as before. */
+static void zero_record_first(tp_codec codec)
+{
+    tp_pack_writer_opts o;
+    tp_pack_writer_opts_init(&o);
+    o.layout = TP_LAYOUT_ROWS;
+    o.codec = codec;
+    tp_pack_writer *w = NULL;
+    CHECK_ERR(tp_pack_writer_new(&o, &w), TP_OK);
+    tp_record zero = {0}, other = make(0, 5);
+    CHECK_ERR(tp_pack_writer_add(w, &zero), TP_OK);
+    CHECK_ERR(tp_pack_writer_add(w, &zero), TP_OK);
+    CHECK_ERR(tp_pack_writer_add(w, &other), TP_OK);
+    uint8_t dst[1024];
+    size_t len = 0;
+    tp_pack_meta meta;
+    CHECK_ERR(tp_pack_writer_finish(w, dst, sizeof dst, &len, &meta), TP_OK);
+    CHECK_INT(meta.record_count, 3);
+    CHECK_INT(meta.format_version, 1);
+    if (codec == TP_CODEC_NONE) {
+        CHECK_INT(dst[0], 0x02);
+        CHECK_INT(dst[1], 0x08);
+        CHECK_INT(dst[2], 0x00);
+        CHECK_INT(dst[3], 0x00); /* the second zero record: an empty message */
+    }
+    tp_pack_reader *r = NULL;
+    CHECK_ERR(tp_pack_reader_new(NULL, &r), TP_OK);
+    for (int with_meta = 0; with_meta < 2; with_meta++) {
+        CHECK_ERR(tp_pack_reader_open(r, with_meta ? &meta : NULL, dst, len), TP_OK);
+        CHECK_INT(tp_pack_reader_meta(r)->format_version, 1);
+        tp_record got;
+        CHECK_ERR(tp_pack_reader_next(r, &got), TP_OK);
+        CHECK(same(&got, &zero));
+        CHECK_ERR(tp_pack_reader_next(r, &got), TP_OK);
+        CHECK(same(&got, &zero));
+        CHECK_ERR(tp_pack_reader_next(r, &got), TP_OK);
+        CHECK(same(&got, &other));
+        CHECK_ERR(tp_pack_reader_next(r, &got), TP_ERR_END);
+    }
+    /* A pack of the zero record alone. */
+    CHECK_ERR(tp_pack_writer_add(w, &zero), TP_OK);
+    CHECK_ERR(tp_pack_writer_finish(w, dst, sizeof dst, &len, &meta), TP_OK);
+    CHECK_ERR(tp_pack_reader_open(r, NULL, dst, len), TP_OK);
+    tp_record got;
+    CHECK_ERR(tp_pack_reader_next(r, &got), TP_OK);
+    CHECK(same(&got, &zero));
+    CHECK_ERR(tp_pack_reader_next(r, &got), TP_ERR_END);
+    tp_pack_reader_free(r);
+    tp_pack_writer_free(w);
+}
+
 int main(void)
 {
+    zero_record_first(TP_CODEC_NONE);
+    zero_record_first(TP_CODEC_ZSTD);
     reader_errors();
     size_caps();
     writer_cases();
