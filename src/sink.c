@@ -27,6 +27,8 @@
 
 #define MAX_PARTITIONS 100000 /* bound of the per-partition table (partition ids come from the broker) */
 #define POLL_MS 100           /* longest consumer poll, so stop requests and timers are noticed quickly */
+#define ROW_BYTES 68          /* bytes of one row in a tp_row_batch (its eleven columns) */
+#define NOMEM_ATTEMPTS 3      /* a pack that cannot be decoded for lack of memory this many times is dead-lettered */
 
 typedef struct part_state {
     int assigned;
@@ -47,6 +49,8 @@ struct tp_sink {
     void *progress_ctx;
     tp_err (*load_hook)(void *, size_t);
     void *load_hook_ctx;
+    tp_err (*reserve_hook)(void *, size_t);
+    void *reserve_hook_ctx;
     void (*on_loaded)(void *, const tp_row_batch *);
     void *on_loaded_ctx;
 
@@ -61,6 +65,9 @@ struct tp_sink {
     tp_partition_offset *offs;
     uint64_t pending_packs;
     int64_t first_pending_ms; /* when the oldest unstored settled message was taken; 0 = none */
+    int32_t nomem_partition;  /* the message whose decoding last ran out of memory, and how often in a row */
+    int64_t nomem_offset;
+    int nomem_attempts;
 
     int outage;          /* the warehouse said "unavailable": partitions paused, load retried at retry_at_ms */
     int dlq_paused;      /* partitions paused while waiting for a dead-letter delivery */
@@ -726,32 +733,30 @@ static tp_err decode_pack(tp_sink *s, const rd_kafka_message_t *m, char *reason,
         snprintf(reason, cap, "bad pack headers: %s", detail);
         return err;
     }
-    for (int round = 0; round < 2; round++) {
-        err = tp_pack_reader_open(s->reader, &meta, m->payload, m->len);
-        /* The header's count sizes the batch below, so it must be plausible first: a record takes at least one
-         * byte of the (decompressed, capped) content. */
-        uint64_t content = tp_pack_reader_meta(s->reader)->content_size;
-        if (!err && meta.record_count > content) {
-            snprintf(reason, cap, "its header counts %" PRIu32 " records in %" PRIu64 " bytes of content",
-                     meta.record_count, content);
-            return TP_ERR_COUNT_MISMATCH;
+    err = tp_pack_reader_open(s->reader, &meta, m->payload, m->len);
+    if (!err) {
+        /* The batch is sized from what the content holds (the reader counted the records of a row pack and
+         * checked a column pack's count against its bodies, both capped at max_pack_bytes / 16), never from the
+         * header alone. A pack larger than what the batch has left: load the batch first, or grow it for the
+         * pack when the batch is empty. */
+        size_t want = tp_pack_reader_meta(s->reader)->record_count;
+        if (s->batch->capacity - s->batch->count < want) {
+            if (s->batch->count > 0)
+                return TP_ERR_FULL;
+            tp_err rerr = s->reserve_hook ? s->reserve_hook(s->reserve_hook_ctx, want) : TP_OK;
+            if (rerr || tp_row_batch_reserve(s->batch, want)) {
+                snprintf(reason, cap, "out of memory for the %zu rows of the pack (%zu bytes)", want,
+                         want * (size_t)ROW_BYTES);
+                return TP_ERR_NOMEM;
+            }
         }
-        if (!err)
-            err = tp_pack_reader_read_all(s->reader, s->batch, m->partition, m->offset);
-        if (err != TP_ERR_FULL || s->batch->count > 0)
-            break;
-        /* A pack larger than the whole batch: grow the batch for it (bounded by the content size above). */
-        size_t want = meta.record_count;
-        if (round == 1 || want <= s->batch->capacity)
-            break;
-        if (tp_row_batch_reserve(s->batch, want))
-            return TP_ERR_NOMEM;
+        err = tp_pack_reader_read_all(s->reader, s->batch, m->partition, m->offset);
     }
     if (err == TP_ERR_FULL && s->batch->count == 0) {
         snprintf(reason, cap, "pack holds more records than its header's count %" PRIu32, meta.record_count);
         return TP_ERR_COUNT_MISMATCH;
     }
-    if (err && err != TP_ERR_FULL && err != TP_ERR_NOMEM)
+    if (err && err != TP_ERR_FULL)
         snprintf(reason, cap, "%s: %s", tp_strerror(err), tp_pack_reader_error_detail(s->reader));
     return err;
 }
@@ -801,20 +806,44 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
         rows_before = s->batch->count;
         err = decode_pack(s, m, reason, sizeof reason);
     }
-    if (err == TP_ERR_FULL || err == TP_ERR_NOMEM) {
-        if (err == TP_ERR_NOMEM)
-            tp_log(TP_LOG_WARN, "sink", "out of memory decoding %s/%" PRId32 "@%" PRId64 "; will retry",
-                   s->topic, m->partition, m->offset);
+    if (err == TP_ERR_FULL) {
         defer_message(s, m);
         return;
+    }
+    if (err == TP_ERR_NOMEM) {
+        /* Memory may come back (the batch was just loaded, another process let go): retry a few times with a
+         * growing pause, then dead-letter the pack rather than loop on it forever. */
+        if (s->nomem_partition == m->partition && s->nomem_offset == m->offset) {
+            s->nomem_attempts++;
+        } else {
+            s->nomem_partition = m->partition;
+            s->nomem_offset = m->offset;
+            s->nomem_attempts = 1;
+        }
+        if (s->nomem_attempts < NOMEM_ATTEMPTS) {
+            long pause = s->backoff_min_ms << s->nomem_attempts;
+            tp_log(TP_LOG_WARN, "sink", "%s/%" PRId32 "@%" PRId64 ": %s; retry %d of %d in %ld ms", s->topic,
+                   m->partition, m->offset, reason, s->nomem_attempts, NOMEM_ATTEMPTS - 1, pause);
+            struct timespec ts = {pause / 1000, (pause % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+            defer_message(s, m);
+            return;
+        }
+        char tmp[768];
+        snprintf(tmp, sizeof tmp, "%s, %d times in a row; lower --max-pack-bytes (a pack's rows take at most "
+                 "68 bytes x max-pack-bytes / %u) or give the sink more memory", reason, NOMEM_ATTEMPTS,
+                 TP_PACK_BYTES_PER_RECORD);
+        snprintf(reason, sizeof reason, "%s", tmp);
+        s->nomem_attempts = 0;
     }
     atomic_fetch_add(&s->bytes_consumed, m->len);
     tp_counter_inc(s->m.packs);
     if (err) {
         tp_counter_inc(s->m.decode_errors);
         char full[1024];
-        snprintf(full, sizeof full, "message %s/%" PRId32 "@%" PRId64 " (%zu bytes) is not a valid pack: %s",
-                 s->topic, m->partition, m->offset, m->len, reason);
+        snprintf(full, sizeof full, "message %s/%" PRId32 "@%" PRId64 " (%zu bytes) %s: %s", s->topic,
+                 m->partition, m->offset, m->len, err == TP_ERR_NOMEM ? "could not be decoded" : "is not a valid pack",
+                 reason);
         tp_log(TP_LOG_WARN, "sink", "%s; sending it to %s", full, s->dlq_topic);
         uint64_t generation = s->generation;
         tp_err derr = dlq_send(s, m, full);
@@ -830,6 +859,7 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
         }
         atomic_fetch_add(&s->packs_dlq, 1);
         tp_counter_inc(s->m.dlq);
+        tp_counter_inc(err == TP_ERR_NOMEM ? s->m.dlq_memory : s->m.dlq_decode);
     } else {
         ps->pending_packs++;
         s->pending_packs++;
@@ -913,6 +943,9 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
     s->progress_ms = c->progress_ms;
     s->load_hook = c->load_hook;
     s->load_hook_ctx = c->load_hook_ctx;
+    s->reserve_hook = c->reserve_hook;
+    s->reserve_hook_ctx = c->reserve_hook_ctx;
+    s->nomem_partition = -1;
     s->on_loaded = c->on_loaded;
     s->on_loaded_ctx = c->on_loaded_ctx;
     atomic_store(&s->lag, -1);

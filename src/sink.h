@@ -58,6 +58,10 @@ typedef struct tp_sink_config {
      * warehouse is not called. NULL in production. */
     tp_err (*load_hook)(void *ctx, size_t rows);
     void *load_hook_ctx;
+    /* Test hook: called before the batch grows for a pack larger than what it has left; a non-TP_OK result fails
+     * the growth as an allocation failure would. NULL in production. */
+    tp_err (*reserve_hook)(void *ctx, size_t rows);
+    void *reserve_hook_ctx;
     /* Called from tp_sink_run's thread after the warehouse acknowledged a batch, with the rows it holds (valid only
      * during the call), e.g. for end-to-end latency figures. NULL in most uses. */
     void (*on_loaded)(void *ctx, const tp_row_batch *rows);
