@@ -706,6 +706,90 @@ static void big_check(void)
     CHECK_INT(query_int("big.db", "SELECT max(seq) FROM vehicle_positions WHERE kafka_offset = 1"), 300);
 }
 
+/* The warehouse refuses data: here any load of more than 25 rows as a whole (as ClickHouse refuses an INSERT
+ * spanning more than 100 days). The sink splits the batch down to single packs, loads every pack that fits once,
+ * dead-letters the one 30-record pack that is refused even alone with the warehouse's reason, and records the
+ * offsets. A pack with microsecond timestamps never reaches the warehouse: outside the accepted event time. */
+static runner rej_r;
+static int rej_calls;
+
+static tp_err rej_hook(void *ctx, size_t rows)
+{
+    (void)ctx;
+    rej_calls++;
+    return rows > 25 ? TP_ERR_REJECTED : TP_OK;
+}
+
+static void rej_start(void)
+{
+    rd_kafka_mock_topic_create(mock, "rej", 1, 1);
+    rd_kafka_mock_topic_create(mock, "rej.dlq", 1, 1);
+    rd_kafka_t *p = new_producer();
+    tp_pack_writer *w = NULL;
+    CHECK_ERR(tp_pack_writer_new(NULL, &w), TP_OK);
+    for (uint64_t v = 0; v < 6; v++)
+        produce_pack(p, w, "rej", 0, v, 0, v == 3 ? 30 : 10, 12, GOOD);
+    /* Offset 6: sampled_at_ms in microseconds (year ~58,900). */
+    for (uint64_t i = 0; i < 5; i++) {
+        tp_record r;
+        make_record(6, i, 12, &r);
+        r.sampled_at_ms *= 1000;
+        CHECK_ERR(tp_pack_writer_add(w, &r), TP_OK);
+    }
+    size_t cap = tp_pack_writer_bound(w), len = 0;
+    uint8_t *buf = malloc(cap);
+    tp_pack_meta meta;
+    CHECK_ERR(tp_pack_writer_finish(w, buf, cap, &len, &meta), TP_OK);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+    CHECK_ERR(tp_pack_meta_to_headers(&meta, h), TP_OK);
+    CHECK_INT(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("rej"), RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_KEY("1006", 4),
+                                RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
+              0);
+    free(buf);
+    produce_pack(p, w, "rej", 0, 7, 0, 10, 12, GOOD);
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    tp_pack_writer_free(w);
+    rd_kafka_destroy(p);
+    tp_sink_config c;
+    base_config(&c, "rej", "g-rej", "rej.db");
+    c.batch_rows = 1000;
+    c.flush_ms = 1500; /* every pack in one batch */
+    c.load_hook = rej_hook;
+    start(&rej_r, &c);
+}
+
+static void rej_check(void)
+{
+    CHECK_INT(wait_for(&rej_r, 60, 2), 0);
+    usleep(200000);
+    tp_sink_stats st;
+    CHECK_ERR(finish(&rej_r, &st), TP_OK);
+    CHECK_INT(st.rows_loaded, 60);
+    CHECK_INT(st.packs_dlq, 2);
+    CHECK_INT(st.packs_rejected, 1);
+    CHECK(st.load_splits >= 2);
+    CHECK_INT(query_int("rej.db", "SELECT count(*) FROM vehicle_positions"), 60);
+    CHECK_INT(query_int("rej.db", "SELECT count(*) FROM vehicle_positions WHERE kafka_offset IN (3, 6)"), 0);
+    CHECK_INT(query_int("rej.db", "SELECT next_offset FROM kafka_offsets WHERE topic = 'rej'"), 8);
+    dlq_msg d[3];
+    int n = read_dlq("rej.dlq", d, 2);
+    CHECK_INT(n, 2);
+    int refused = 0, event = 0;
+    for (int i = 0; i < n; i++) {
+        if (strstr(d[i].error, "rej/0@3") && strstr(d[i].error, "refused its 30 records, even alone") &&
+            strstr(d[i].error, "test hook"))
+            refused++;
+        if (strstr(d[i].error, "rej/0@6") && strstr(d[i].error, "outside the accepted event time") &&
+            strstr(d[i].error, "--max-event-ahead"))
+            event++;
+        if (!refused && !event)
+            fprintf(stderr, "dlq: %s\n", d[i].error);
+    }
+    CHECK_INT(refused, 1);
+    CHECK_INT(event, 1);
+}
+
 /* Growing the batch for a pack larger than --batch-rows fails as if memory were short (a test hook): the sink
  * retries a few times, then dead-letters that pack with the reason and carries on; no endless retry. */
 static runner oom_r;
@@ -971,6 +1055,7 @@ int main(void)
     rebalance_start();
     big_start();
     oom_start();
+    rej_start();
     dlqfail_start();
     perm_check();
     rebalance_join();
@@ -980,6 +1065,7 @@ int main(void)
     outage_check();
     big_check();
     oom_check();
+    rej_check();
     dlqfail_check();
     rebalance_check();
     fleet_second_check();
