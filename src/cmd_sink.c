@@ -50,6 +50,9 @@ static void usage(FILE *out)
             "  --dlq-topic T          dead-letter topic (default <topic>.dlq)\n"
             "  --max-pack-bytes N     largest message and decompressed pack accepted (default 67108864); a pack\n"
             "                         may hold at most N/16 records (their rows take up to 68 B each: 4.25 x N)\n"
+            "  --max-event-age D      dead-letter a pack holding a record sampled more than D days before now\n"
+            "                         (default 3653, i.e. 10 years; 0 = no bound)\n"
+            "  --max-event-ahead D    ... or more than D days after now (default 3653; 0 = no bound)\n"
             "  --user U, --password P ClickHouse credentials (default $TP_CLICKHOUSE_USER, $TP_CLICKHOUSE_PASSWORD)\n"
             "  --token-file F         BigQuery OAuth bearer token file (default $TP_BIGQUERY_TOKEN)\n"
             "  --bigquery-endpoint U  BigQuery API base URL (tests)\n"
@@ -111,7 +114,7 @@ int tp_cmd_sink(int argc, char **argv)
 {
     enum {
         O_BROKERS = 256, O_TOPIC, O_GROUP, O_WAREHOUSE, O_CREATE, O_TABLE, O_BATCH, O_FLUSH, O_DLQ, O_MAXPACK,
-        O_USER, O_PASSWORD, O_TOKEN, O_BQ, O_LOGFMT, O_LOGLVL, O_METRICS
+        O_USER, O_PASSWORD, O_TOKEN, O_BQ, O_LOGFMT, O_LOGLVL, O_METRICS, O_AGE, O_AHEAD
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS},   {"topic", required_argument, 0, O_TOPIC},
@@ -123,6 +126,7 @@ int tp_cmd_sink(int argc, char **argv)
         {"token-file", required_argument, 0, O_TOKEN},  {"bigquery-endpoint", required_argument, 0, O_BQ},
         {"log-format", required_argument, 0, O_LOGFMT}, {"log-level", required_argument, 0, O_LOGLVL},
         {"metrics-listen", required_argument, 0, O_METRICS},
+        {"max-event-age", required_argument, 0, O_AGE}, {"max-event-ahead", required_argument, 0, O_AHEAD},
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0},
     };
     tp_sink_config cfg;
@@ -166,6 +170,12 @@ int tp_cmd_sink(int argc, char **argv)
             if (parse_size("--flush-ms", optarg, 1, 86400000, &v))
                 goto out;
             cfg.flush_ms = (long)v;
+            break;
+        case O_AGE:
+        case O_AHEAD:
+            if (parse_size(c == O_AGE ? "--max-event-age" : "--max-event-ahead", optarg, 0, 3650000, &v))
+                goto out;
+            *(c == O_AGE ? &cfg.max_event_age_ms : &cfg.max_event_ahead_ms) = v ? (int64_t)v * 86400000 : -1;
             break;
         case O_MAXPACK:
             if (parse_size("--max-pack-bytes", optarg, 64, (size_t)1 << 32, &cfg.max_pack_bytes))
