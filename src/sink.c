@@ -1079,11 +1079,11 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
             defer_message(s, m);
             return;
         }
-        char tmp[768];
-        snprintf(tmp, sizeof tmp, "%s, %d times in a row; lower --max-pack-bytes (a pack's rows take at most "
+        char tmp[1024];
+        snprintf(tmp, sizeof tmp, "%.600s, %d times in a row; lower --max-pack-bytes (a pack's rows take at most "
                  "68 bytes x max-pack-bytes / %u) or give the sink more memory", reason, NOMEM_ATTEMPTS,
                  TP_PACK_BYTES_PER_RECORD);
-        snprintf(reason, sizeof reason, "%s", tmp);
+        snprintf(reason, sizeof reason, "%.767s", tmp);
         s->nomem_attempts = 0;
     }
     if (!err && event_time_check(s, rows_before, reason, sizeof reason)) {
