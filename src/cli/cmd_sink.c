@@ -49,7 +49,11 @@ static void usage(FILE *out)
             "  --batch-rows N         load when N rows are decoded (default 100000)\n"
             "  --flush-ms N           load decoded rows at most N ms after the first (default 1000)\n"
             "  --dlq-topic T          dead-letter topic (default <topic>.dlq)\n"
-            "  --max-pack-bytes N     largest message and decompressed pack accepted (default 67108864)\n"
+            "  --max-pack-bytes N     largest message and decompressed pack accepted (default 67108864); a pack\n"
+            "                         may hold at most N/16 records (their rows take up to 68 B each: 4.25 x N)\n"
+            "  --max-event-age D      dead-letter a pack holding a record sampled more than D days before now\n"
+            "                         (default 3653, i.e. 10 years; 0 = no bound)\n"
+            "  --max-event-ahead D    ... or more than D days after now (default 3653; 0 = no bound)\n"
             "  --user U               ClickHouse user (default $TP_CLICKHOUSE_USER)\n"
             "  --password-file F      ClickHouse password: the first line of F (default $TP_CLICKHOUSE_PASSWORD;\n"
             "                         --password P also works but shows the password to anyone running ps)\n"
@@ -137,7 +141,8 @@ int tp_cmd_sink(int argc, char **argv)
 {
     enum {
         O_BROKERS = 256, O_TOPIC, O_GROUP, O_WAREHOUSE, O_CREATE, O_TABLE, O_BATCH, O_FLUSH, O_DLQ, O_MAXPACK,
-        O_USER, O_PASSWORD, O_TOKEN, O_BQ, O_LOGFMT, O_LOGLVL, O_METRICS, O_PASSWORD_FILE, O_CA_FILE
+        O_USER, O_PASSWORD, O_TOKEN, O_BQ, O_LOGFMT, O_LOGLVL, O_METRICS, O_AGE, O_AHEAD, O_PASSWORD_FILE,
+        O_CA_FILE
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS},   {"topic", required_argument, 0, O_TOPIC},
@@ -150,6 +155,7 @@ int tp_cmd_sink(int argc, char **argv)
         {"log-format", required_argument, 0, O_LOGFMT}, {"log-level", required_argument, 0, O_LOGLVL},
         {"metrics-listen", required_argument, 0, O_METRICS},
         {"password-file", required_argument, 0, O_PASSWORD_FILE}, {"ca-file", required_argument, 0, O_CA_FILE},
+        {"max-event-age", required_argument, 0, O_AGE}, {"max-event-ahead", required_argument, 0, O_AHEAD},
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0},
     };
     tp_sink_config cfg;
@@ -211,6 +217,12 @@ int tp_cmd_sink(int argc, char **argv)
             if (parse_size("--flush-ms", optarg, 1, 86400000, &v))
                 goto out;
             cfg.flush_ms = (long)v;
+            break;
+        case O_AGE:
+        case O_AHEAD:
+            if (parse_size(c == O_AGE ? "--max-event-age" : "--max-event-ahead", optarg, 0, 3650000, &v))
+                goto out;
+            *(c == O_AGE ? &cfg.max_event_age_ms : &cfg.max_event_ahead_ms) = v ? (int64_t)v * 86400000 : -1;
             break;
         case O_MAXPACK:
             if (parse_size("--max-pack-bytes", optarg, 64, (size_t)1 << 32, &cfg.max_pack_bytes))

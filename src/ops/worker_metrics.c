@@ -107,6 +107,15 @@ tp_err tp_sink_metrics_register(tp_metrics *m, const char *warehouse, tp_sink_me
                                        "1 while the last warehouse call succeeded, 0 after a failure.", wh);
     o->dlq = tp_metrics_counter(m, TP_M_SINK_DLQ, "Packs sent to the dead-letter topic.", NULL);
     o->decode_errors = tp_metrics_counter(m, TP_M_SINK_DECODE_ERRORS, "Packs that failed to decode.", NULL);
+    static const char *const help_reason = "Packs sent to the dead-letter topic, by reason.";
+    o->dlq_decode = tp_metrics_counter(m, TP_M_SINK_DLQ_REASON, help_reason, "reason=\"decode\"");
+    o->dlq_memory = tp_metrics_counter(m, TP_M_SINK_DLQ_REASON, help_reason, "reason=\"memory\"");
+    o->dlq_event_time = tp_metrics_counter(m, TP_M_SINK_DLQ_REASON, help_reason, "reason=\"event_time\"");
+    o->dlq_rejected = tp_metrics_counter(m, TP_M_SINK_DLQ_REASON, help_reason, "reason=\"rejected\"");
+    o->rows_rejected = tp_metrics_counter(m, TP_M_SINK_ROWS_REJECTED,
+                                          "Rows the warehouse refused as invalid (their packs went to the DLQ).", wh);
+    o->load_splits = tp_metrics_counter(m, TP_M_SINK_LOAD_SPLITS,
+                                        "Loads split in two because the warehouse refused a batch as a whole.", wh);
     o->pending_rows = tp_metrics_gauge(m, TP_M_SINK_PENDING_ROWS, "Rows decoded and not yet loaded.", NULL);
     o->assigned_partitions = tp_metrics_gauge(m, TP_M_SINK_ASSIGNED_PARTITIONS,
                                               "Kafka partitions assigned to this sink.", NULL);

@@ -30,6 +30,41 @@ tp_err tp_wh_fail(tp_warehouse *w, tp_err e, const char *fmt, ...)
     return e;
 }
 
+tp_err tp_wh_reject(tp_warehouse *w, size_t row, const char *fmt, ...)
+{
+    if (w->n_rejected == w->cap_rejected) {
+        size_t n = w->cap_rejected ? w->cap_rejected * 2 : 16;
+        tp_wh_rejection *p = realloc(w->rejected, n * sizeof *p);
+        if (!p)
+            return TP_ERR_NOMEM;
+        w->rejected = p;
+        w->cap_rejected = n;
+    }
+    tp_wh_rejection *r = &w->rejected[w->n_rejected++];
+    r->row = row;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->reason, sizeof r->reason, fmt, ap);
+    va_end(ap);
+    return TP_OK;
+}
+
+size_t tp_warehouse_rejected_count(const tp_warehouse *w)
+{
+    return w ? w->n_rejected : 0;
+}
+
+tp_err tp_warehouse_rejected(const tp_warehouse *w, size_t i, size_t *row, const char **reason)
+{
+    if (!w || i >= w->n_rejected)
+        return TP_ERR_INVALID_ARG;
+    if (row)
+        *row = w->rejected[i].row;
+    if (reason)
+        *reason = w->rejected[i].reason;
+    return TP_OK;
+}
+
 int tp_wh_valid_name(const char *s, size_t len)
 {
     if (len == 0 || len > TP_WH_NAME_MAX)
@@ -66,6 +101,7 @@ static void free_handle(tp_warehouse *w)
     free(w->token_file);
     free(w->endpoint);
     free(w->ca_file);
+    free(w->rejected);
     free(w);
 }
 
@@ -160,6 +196,7 @@ tp_err tp_warehouse_load(tp_warehouse *w, const tp_row_batch *rows, const char *
     if (!w)
         return TP_ERR_INVALID_ARG;
     w->err[0] = '\0';
+    w->n_rejected = 0;
     if (!rows || (n_offsets && (!offsets || !topic)))
         return tp_wh_fail(w, TP_ERR_INVALID_ARG,
                           "%s: load needs a row batch, and a topic when offsets are given", w->ops->kind);
@@ -168,7 +205,10 @@ tp_err tp_warehouse_load(tp_warehouse *w, const tp_row_batch *rows, const char *
                           rows->count, rows->capacity);
     if (rows->count == 0 && n_offsets == 0)
         return TP_OK;
-    return w->ops->load(w, rows, topic, offsets, n_offsets);
+    tp_err e = w->ops->load(w, rows, topic, offsets, n_offsets);
+    if (e != TP_ERR_REJECTED)
+        w->n_rejected = 0;
+    return e;
 }
 
 tp_err tp_warehouse_stored_offset(tp_warehouse *w, const char *topic, int32_t partition, int64_t *next_offset)

@@ -71,7 +71,7 @@ static int transient_code(int code)
         210, /* NETWORK_ERROR */
         241, /* MEMORY_LIMIT_EXCEEDED */
         242, /* TABLE_IS_READ_ONLY */
-        252, /* TOO_MANY_PARTS */
+        252, /* TOO_MANY_PARTS: merges lag behind inserts (but see too_many_partitions) */
         286, /* UNFINISHED */
         319, /* UNKNOWN_STATUS_OF_INSERT */
         425, /* SYSTEM_ERROR */
@@ -148,6 +148,13 @@ static tp_err ch_request(tp_warehouse *w, const char *url, const struct curl_sli
         return tp_wh_fail(w, st >= 500 || st == 429 ? TP_ERR_UNAVAILABLE : TP_ERR_WAREHOUSE,
                           "%s answered HTTP %ld to %s (%s); %s", c->where, st, doing, msg[0] ? msg : "no details",
                           st >= 500 || st == 429 ? "retry later" : "check the URL");
+    /* Code 252 also means "Too many partitions for [a] single INSERT block (more than 100)" (19.x+, setting
+     * max_partitions_per_insert_block): the batch spans too many days and can never succeed as it is. That is a
+     * refusal of the data, not a transient state: the caller splits the batch. */
+    if (code == 252 && strstr(msg, "partitions for"))
+        return tp_wh_fail(w, TP_ERR_REJECTED, "%s refused %s (code %d: %.200s); the batch spans too many "
+                          "partitions (days) for one INSERT: split it",
+                          c->where, doing, code, msg);
     tp_err kind = transient_code(code) || st == 503 ? TP_ERR_UNAVAILABLE : TP_ERR_WAREHOUSE;
     return tp_wh_fail(w, kind, "%s refused %s (code %d: %s); %s", c->where, doing, code, msg,
                       kind == TP_ERR_UNAVAILABLE ? "retry later" : advice_for(code));

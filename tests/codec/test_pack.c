@@ -243,23 +243,26 @@ static void reader_errors(void)
     CHECK_ERR(tp_pack_reader_open(r, &m, pack, len), TP_ERR_UNKNOWN_CODEC);
     CHECK_DETAIL(r, "dictionary 12");
 
-    /* Record count differs from the metadata: fewer and more records than it says. */
+    /* Record count differs from the metadata: fewer and more records than it says. The length prefixes are
+     * counted when the pack is opened, so the open fails before anything is sized from the header. */
     m = meta;
     m.record_count = 51;
     CHECK_ERR(drain(r, &m, pack, len), TP_ERR_COUNT_MISMATCH);
     CHECK_DETAIL(r, "holds 50 records but its metadata says 51");
     m.record_count = 49;
     CHECK_ERR(drain(r, &m, pack, len), TP_ERR_COUNT_MISMATCH);
-    CHECK_DETAIL(r, "record 49");
+    CHECK_DETAIL(r, "holds 50 records but its metadata says 49");
     tp_row_batch *rows = NULL;
     CHECK_ERR(tp_row_batch_new(100, &rows), TP_OK);
-    CHECK_ERR(tp_pack_reader_open(r, &m, pack, len), TP_OK);
-    CHECK_ERR(tp_pack_reader_read_all(r, rows, 0, 0), TP_ERR_COUNT_MISMATCH);
+    CHECK_ERR(tp_pack_reader_open(r, &m, pack, len), TP_ERR_COUNT_MISMATCH);
+    CHECK_ERR(tp_pack_reader_read_all(r, rows, 0, 0), TP_ERR_INVALID_ARG);
     CHECK_INT(rows->count, 0);
-    m.record_count = 51;
-    CHECK_ERR(tp_pack_reader_open(r, &m, pack, len), TP_OK);
-    CHECK_ERR(tp_pack_reader_read_all(r, rows, 0, 0), TP_ERR_COUNT_MISMATCH);
-    CHECK_INT(rows->count, 0);
+    m.record_count = 1000000000; /* a header count far above the content: refused at open, nothing sized */
+    CHECK_ERR(tp_pack_reader_open(r, &m, pack, len), TP_ERR_COUNT_MISMATCH);
+    CHECK_DETAIL(r, "holds 50 records but its metadata says 1000000000");
+    /* Without metadata the count comes from the content alone, before any record is decoded. */
+    CHECK_ERR(tp_pack_reader_open(r, NULL, pack, len), TP_OK);
+    CHECK_INT(tp_pack_reader_meta(r)->record_count, 50);
 
     /* read_all: a batch without room appends nothing, with or without a count to check against; after making
      * room the same pack reads whole. */
@@ -378,13 +381,22 @@ static void size_caps(void)
     CHECK(ZSTD_getFrameContentSize(frame, out.pos) == ZSTD_CONTENTSIZE_UNKNOWN);
     CHECK_ERR(tp_pack_reader_open(r, NULL, frame, out.pos), TP_ERR_PACK_TOO_LARGE);
     CHECK_DETAIL(r, "exceeds max_pack_bytes 100000");
-    /* The same frame under a cap exactly its size decompresses (the buffer grows from its first guess). */
+    /* The same frame under a cap exactly its size decompresses (the buffer grows from its first guess), but its
+     * 150,000 two-byte records are above the default record cap (max_pack_bytes / 16 = 18,750): a content of tiny
+     * records must not decode into 68-byte rows without bound. */
     tp_pack_reader_free(r);
     o.max_pack_bytes = n;
     CHECK_ERR(tp_pack_reader_new(&o, &r), TP_OK);
+    CHECK_ERR(tp_pack_reader_open(r, NULL, frame, out.pos), TP_ERR_PACK_TOO_LARGE);
+    CHECK_DETAIL(r, "more than 18750 records (max_pack_records = max_pack_bytes / 16)");
+    tp_pack_reader_free(r);
+    o.max_pack_records = n / 2;
+    CHECK_ERR(tp_pack_reader_new(&o, &r), TP_OK);
     CHECK_ERR(tp_pack_reader_open(r, NULL, frame, out.pos), TP_OK);
     CHECK_INT(tp_pack_reader_meta(r)->content_size, n);
+    CHECK_INT(tp_pack_reader_meta(r)->record_count, n / 2);
     tp_pack_reader_free(r);
+    o.max_pack_records = 0;
     /* A window far larger than the cap is refused before zstd allocates it. */
     o.max_pack_bytes = 4096;
     CHECK_ERR(tp_pack_reader_new(&o, &r), TP_OK);

@@ -229,10 +229,54 @@ static void test_load_with_partial_failures(const char *url)
     CHECK(strstr(tp_warehouse_last_error(w), bad_id) != NULL);
     CHECK(strstr(tp_warehouse_last_error(w), "invalid") != NULL);
 
+    /* Rows BigQuery refuses as data (a timestamp outside years 1..9999: microseconds sent as milliseconds):
+     * TP_ERR_REJECTED naming exactly those rows with BigQuery's reason; every other row of the batch, in the
+     * refused rows' request and the others, inserted exactly once (the stopped ones resent without them). */
+    json_decref(control("/_fake/config", "{}"));
+    tp_row_batch *b4 = wh_fixture_new(700, 4, 2, 80);
+    const size_t bad_rows[] = {3, 517, 518};
+    for (size_t i = 0; i < 3; i++)
+        b4->sampled_at_ms[bad_rows[i]] = INT64_C(1795000000000) * 1000 + (int64_t)i; /* year ~58,900 */
+    CHECK_ERR(tp_warehouse_load(w, b4, "t", &po, 1), TP_ERR_REJECTED);
+    fprintf(stderr, "rejected rows: %s\n", tp_warehouse_last_error(w));
+    CHECK(strstr(tp_warehouse_last_error(w), "3 of 700 rows refused as invalid, the others were loaded") != NULL);
+    CHECK_INT(tp_warehouse_rejected_count(w), 3);
+    for (size_t i = 0; i < 3 && i < tp_warehouse_rejected_count(w); i++) {
+        size_t row = 99;
+        const char *why = NULL;
+        CHECK_ERR(tp_warehouse_rejected(w, i, &row, &why), TP_OK);
+        CHECK_INT(row, bad_rows[i]);
+        char id[80];
+        id_of(b4, row, id, sizeof id);
+        CHECK(why && strstr(why, id) && strstr(why, "invalid in sampled_at: Timestamp field value is out of range"));
+    }
+    CHECK_ERR(tp_warehouse_rejected(w, 3, NULL, NULL), TP_ERR_INVALID_ARG);
+    log = control("/_fake/log", NULL);
+    CHECK_INT(json_array_size(json_object_get(log, "violations")), 0);
+    json_t *ins = json_object_get(log, "inserted");
+    size_t missing = 0, twice = 0, bad_in = 0;
+    for (size_t i = 0; i < b4->count; i++) {
+        char id[80];
+        id_of(b4, i, id, sizeof id);
+        json_int_t got = json_integer_value(json_object_get(ins, id));
+        int is_bad = i == 3 || i == 517 || i == 518;
+        bad_in += is_bad && got;
+        missing += !is_bad && got == 0;
+        twice += got > 1;
+    }
+    CHECK_INT(bad_in, 0);
+    CHECK_INT(missing, 0);
+    CHECK_INT(twice, 0);
+    json_decref(log);
+    /* A load that succeeds clears the list. */
+    CHECK_ERR(tp_warehouse_load(w, b2, "t", &po, 1), TP_OK);
+    CHECK_INT(tp_warehouse_rejected_count(w), 0);
+    wh_fixture_free(b4);
+
     /* A row that keeps failing with a retryable reason: given up after a few attempts. */
     snprintf(cfg, sizeof cfg, "{\"always_fail_ids\": [\"%s\"]}", bad_id);
     json_decref(control("/_fake/config", cfg));
-    CHECK_ERR(tp_warehouse_load(w, b3, "t", &po, 1), TP_ERR_WAREHOUSE);
+    CHECK_ERR(tp_warehouse_load(w, b3, "t", &po, 1), TP_ERR_UNAVAILABLE);
     fprintf(stderr, "retries exhausted: %s\n", tp_warehouse_last_error(w));
     CHECK(strstr(tp_warehouse_last_error(w), "1 rows after 5 attempts") != NULL);
     log = control("/_fake/log", NULL);
