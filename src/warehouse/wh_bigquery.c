@@ -312,7 +312,9 @@ static void timestamp(int64_t ms, char *out, size_t cap)
     time_t t = (time_t)s;
     struct tm tm;
     if (!gmtime_r(&t, &tm)) {
-        snprintf(out, cap, "1970-01-01T00:00:00.000Z");
+        /* Not representable: send a value BigQuery refuses, so the row goes to the DLQ with BigQuery's reason
+         * instead of loading as a plausible 1970 (sampled_at_ms itself still travels exact). */
+        snprintf(out, cap, "out-of-range:%" PRId64 "ms", ms);
         return;
     }
     snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
