@@ -18,6 +18,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "common/clock.h"
 #include "ingest/gateway_client.h"
 #include "ingest/ingest.h"
 #include "common/log.h"
@@ -159,7 +160,7 @@ static void *gateway_main(void *arg)
         goto out;
     }
     double per_gateway_rate = g->opts->rate > 0 ? g->opts->rate / g->opts->gateways : 0;
-    double t0 = tp_cli_now_s();
+    double t0 = tp_mono_s();
     tp_record r;
     char json[512];
     tp_err e;
@@ -184,7 +185,7 @@ static void *gateway_main(void *arg)
         uint64_t n = atomic_fetch_add(&g->sent, 1) + 1;
         if (per_gateway_rate > 0) {
             double due = t0 + (double)n / per_gateway_rate;
-            double lag = due - tp_cli_now_s();
+            double lag = due - tp_mono_s();
             if (lag > 0.0005)
                 usleep((useconds_t)(lag * 1e6));
         }
@@ -621,7 +622,7 @@ int tp_cmd_demo(int argc, char **argv)
             o->db);
 
     /* 4. The gateways: each simulates its slice of the fleet. */
-    double t0 = tp_cli_now_s();
+    double t0 = tp_mono_s();
     uint32_t base = o->vehicles / (uint32_t)o->gateways, extra = o->vehicles % (uint32_t)o->gateways;
     uint64_t next_id = d->first_vehicle_id;
     for (int i = 0; i < o->gateways; i++) {
@@ -656,7 +657,7 @@ int tp_cmd_demo(int argc, char **argv)
         tp_sink_stats ss;
         tp_ingest_stats_get(ing, &is);
         tp_sink_stats_get(sink, &ss);
-        double now = tp_cli_now_s();
+        double now = tp_mono_s();
         if (now - last >= (tty ? 0.5 : 2.0)) {
             last = now;
             fprintf(stderr, "%s[%5.1fs] sent %" PRIu64 "  acked %" PRIu64 "  packs %" PRIu64 "  loaded %" PRIu64
@@ -689,7 +690,7 @@ int tp_cmd_demo(int argc, char **argv)
             break;
         usleep(50000);
     }
-    double elapsed = tp_cli_now_s() - t0;
+    double elapsed = tp_mono_s() - t0;
     if (tty)
         fputc('\n', stderr);
 

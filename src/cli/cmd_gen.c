@@ -15,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "common/clock.h"
 #include "ingest/gateway_client.h"
 #include "sim/fleet.h"
 #include "telepack/record.h"
@@ -418,7 +419,7 @@ int tp_cmd_gen(int argc, char **argv)
     uint64_t n = 0;
     /* Check the clock about once per millisecond of output when paced, every 4096 records otherwise. */
     uint64_t check_every = rate > 0 ? (uint64_t)(rate / 1000) + 1 : 4096;
-    double t0 = tp_cli_now_s(), last_progress = t0;
+    double t0 = tp_mono_s(), last_progress = t0;
     int status = 0;
     tp_record r;
     while (!stop_requested && tp_fleet_next(fleet, &r) == TP_OK) {
@@ -430,7 +431,7 @@ int tp_cmd_gen(int argc, char **argv)
         n++;
         if (n % check_every)
             continue;
-        double t = tp_cli_now_s();
+        double t = tp_mono_s();
         if (rate > 0) {
             double due = t0 + (double)n / rate;
             if (due > t) {
@@ -440,7 +441,7 @@ int tp_cmd_gen(int argc, char **argv)
                     break;
                 }
                 sleep_s(due - t);
-                t = tp_cli_now_s();
+                t = tp_mono_s();
             }
         }
         if (progress && t - last_progress >= 2.0) {
@@ -458,7 +459,7 @@ int tp_cmd_gen(int argc, char **argv)
     uint64_t bytes = out->bytes;
     if (out->close(out) != TP_OK && status == 0)
         status = 1;
-    double elapsed = tp_cli_now_s() - t0;
+    double elapsed = tp_mono_s() - t0;
     tp_fleet_stats st;
     tp_fleet_get_stats(fleet, &st);
     tp_fleet_free(fleet);

@@ -16,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "common/clock.h"
 #include "ingest/gateway_client.h"
 #include "ops/http_server.h"
 #include "ingest/ingest.h"
@@ -457,12 +458,12 @@ int tp_cmd_ingest(int argc, char **argv)
         tp_log(TP_LOG_INFO, "ingest", "listening for gateways on %s (port %d), publishing to topic %s", o.listen,
                tp_ingest_port(ing), o.topic);
     int tty = isatty(2);
-    double t0 = tp_cli_now_s(), last = t0;
+    double t0 = tp_mono_s(), last = t0;
     tp_ingest_stats prev = {0}, st;
     while (!g_signals && !tp_ingest_failed(ing, NULL, 0) && !(feeding && atomic_load(&f.done))) {
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
-        double t = tp_cli_now_s();
+        double t = tp_mono_s();
         if (tty && t - last >= 2.0) {
             tp_ingest_stats_get(ing, &st);
             char a[16], b[16], bi[16], bo[16], bb[16];
@@ -494,7 +495,7 @@ int tp_cmd_ingest(int argc, char **argv)
         pthread_join(ft, NULL);
     e = tp_ingest_stop(ing, -1);
     tp_ingest_stats_get(ing, &st);
-    double el = tp_cli_now_s() - t0;
+    double el = tp_mono_s() - t0;
     char why[512] = "";
     int failed = tp_ingest_failed(ing, why, sizeof why);
     fprintf(stderr,

@@ -15,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "common/clock.h"
 #include "telepack/pack.h"
 #include "telepack/record.h"
 #include "telepack/record_json.h"
@@ -430,7 +431,7 @@ int tp_cmd_pack(int argc, char **argv)
         return 1;
     }
 
-    double t0 = tp_cli_now_s();
+    double t0 = tp_mono_s();
     int status = 0;
     tp_record r;
     for (;;) {
@@ -460,7 +461,7 @@ int tp_cmd_pack(int argc, char **argv)
         fprintf(stderr, "telepack pack: writing to %s failed: %s\n", p.out_name, strerror(errno));
         status = 1;
     }
-    double elapsed = tp_cli_now_s() - t0;
+    double elapsed = tp_mono_s() - t0;
     if (!quiet) {
         char bi[32], bo[32], bc[32];
         fprintf(stderr,
