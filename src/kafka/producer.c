@@ -1,5 +1,6 @@
 /* Kafka producer glue: configuration, zero-copy produce with pack headers, a poll thread for delivery reports,
- * and librdkafka's fatal-error state (see DESIGN.md on 2.0.2's idempotent-producer pitfalls). */
+ * and librdkafka's fatal-error state (docs/E2E.md: the idempotent producer of librdkafka 2.0.2 after a broker
+ * restart). */
 #include "kafka/producer.h"
 
 #include <inttypes.h>
@@ -132,7 +133,7 @@ tp_err tp_producer_new(const tp_producer_opts *opts, tp_producer_dr_fn dr, void 
 {
     if (!opts || !dr || !out || !opts->topic || !opts->topic[0]) {
         if (errbuf && errlen)
-            snprintf(errbuf, errlen, "no Kafka topic given; pass --topic NAME");
+            snprintf(errbuf, errlen, "no Kafka topic given: tp_producer_opts.topic is empty");
         return TP_ERR_INVALID_ARG;
     }
     *out = NULL;

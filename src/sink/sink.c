@@ -863,7 +863,7 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
         return TP_ERR_INVALID_ARG;
     *out = NULL;
     if (!c->brokers || !*c->brokers || !c->topic || !*c->topic || !c->group || !*c->group) {
-        snprintf(err, cap, "sink: --brokers, --topic and --group are required");
+        snprintf(err, cap, "sink: tp_sink_config needs brokers, topic and group");
         return TP_ERR_INVALID_ARG;
     }
     if (c->dlq_topic && !strcmp(c->dlq_topic, c->topic)) {
