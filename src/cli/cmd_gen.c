@@ -15,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "common/clock.h"
 #include "ingest/gateway_client.h"
 #include "sim/fleet.h"
 #include "telepack/record.h"
@@ -284,7 +285,22 @@ enum {
     OPT_WINDOW,
 };
 
-int tp_cmd_gen(int argc, char **argv)
+/* What the command line asked for. */
+typedef struct gen_cli {
+    tp_fleet_opts fo;
+    const char *out_path;
+    const char *connect;
+    uint64_t gateways;
+    uint64_t window; /* 0: sized for the fleet */
+    bool out_given;
+    int format;
+    double rate;
+    bool quiet;
+} gen_cli;
+
+/* Parses the options into *a; returns -1 to go on, else the exit status (0 after --help, 2 after a usage error it
+ * printed). */
+static int parse_args(int argc, char **argv, gen_cli *a)
 {
     static const struct option longopts[] = {
         {"vehicles", required_argument, NULL, OPT_VEHICLES},
@@ -305,16 +321,16 @@ int tp_cmd_gen(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    tp_fleet_opts fo;
-    tp_fleet_opts_init(&fo);
-    const char *out_path = "-";
-    const char *connect = NULL;
-    uint64_t gateways = 1;
-    uint64_t window = 0; /* 0: sized for the fleet */
-    bool out_given = false;
-    int format = GEN_NDJSON;
-    double rate = 0;
-    bool quiet = false;
+    tp_fleet_opts_init(&a->fo);
+    a->out_path = "-";
+    a->connect = NULL;
+    a->gateways = 1;
+    a->window = 0;
+    a->out_given = false;
+    a->format = GEN_NDJSON;
+    a->rate = 0;
+    a->quiet = false;
+    tp_fleet_opts *fo = &a->fo;
     char msg[256];
     uint64_t u;
     int c;
@@ -325,49 +341,47 @@ int tp_cmd_gen(int argc, char **argv)
         switch (c) {
         case OPT_VEHICLES:
             e = tp_cli_parse_u64("vehicles", optarg, 1, 10000000, &u, msg, sizeof msg);
-            fo.vehicles = (uint32_t)u;
+            fo->vehicles = (uint32_t)u;
             break;
         case OPT_SECONDS:
             e = tp_cli_parse_u64("seconds", optarg, 0, 100u * 365 * 86400, &u, msg, sizeof msg);
-            fo.seconds = (uint32_t)u;
+            fo->seconds = (uint32_t)u;
             break;
         case OPT_INTERVAL:
             e = tp_cli_parse_u64("interval-ms", optarg, 10, 3600000, &u, msg, sizeof msg);
-            fo.interval_ms = (uint32_t)u;
+            fo->interval_ms = (uint32_t)u;
             break;
-        case OPT_SEED: e = tp_cli_parse_u64("seed", optarg, 0, UINT64_MAX, &fo.seed, msg, sizeof msg); break;
+        case OPT_SEED: e = tp_cli_parse_u64("seed", optarg, 0, UINT64_MAX, &fo->seed, msg, sizeof msg); break;
         case OPT_START:
             if (!strcmp(optarg, "now")) {
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                fo.start_ms = (int64_t)ts.tv_sec * 1000;
+                fo->start_ms = tp_wall_ms() / 1000 * 1000;
             } else {
                 e = tp_cli_parse_u64("start-ms", optarg, 0, (uint64_t)INT64_MAX / 4, &u, msg, sizeof msg);
-                fo.start_ms = (int64_t)u;
+                fo->start_ms = (int64_t)u;
             }
             break;
         case OPT_FIRST_ID:
-            e = tp_cli_parse_u64("first-vehicle-id", optarg, 0, UINT64_MAX - 10000000, &fo.first_vehicle_id, msg,
+            e = tp_cli_parse_u64("first-vehicle-id", optarg, 0, UINT64_MAX - 10000000, &fo->first_vehicle_id, msg,
                                  sizeof msg);
             break;
         case OPT_QUANTIZE:
-            e = tp_cli_parse_double("quantize", optarg, 0, 1, &fo.quantum_deg, msg, sizeof msg);
-            if (!e && fo.quantum_deg > 0) {
-                double inv = 1.0 / fo.quantum_deg, whole = (double)(int64_t)(inv + 0.5);
+            e = tp_cli_parse_double("quantize", optarg, 0, 1, &fo->quantum_deg, msg, sizeof msg);
+            if (!e && fo->quantum_deg > 0) {
+                double inv = 1.0 / fo->quantum_deg, whole = (double)(int64_t)(inv + 0.5);
                 if (whole < 1 || whole > 1e9 || (inv - whole) > 1e-6 * whole || (whole - inv) > 1e-6 * whole)
                     return tp_cli_usage_error("gen", "--quantize '%s' is not a resolution a receiver reports: use 1e-N such as "
                                        "1e-6 or 1e-7 (1/DEG must be a whole number up to 1e9), or 0 for raw",
                                        optarg);
             }
             break;
-        case OPT_DROP: e = tp_cli_parse_double("drop-rate", optarg, 0, 0.5, &fo.drop_rate, msg, sizeof msg); break;
-        case OPT_FORMAT: e = tp_cli_parse_choice("format", optarg, format_words, &format, msg, sizeof msg); break;
-        case OPT_OUT: out_path = optarg; out_given = true; break;
-        case OPT_CONNECT: connect = optarg; break;
-        case OPT_GATEWAYS: e = tp_cli_parse_u64("gateways", optarg, 1, 1024, &gateways, msg, sizeof msg); break;
-        case OPT_WINDOW: e = tp_cli_parse_u64("window", optarg, 65536, 1ull << 30, &window, msg, sizeof msg); break;
-        case OPT_RATE: e = tp_cli_parse_double("rate", optarg, 0, 1e9, &rate, msg, sizeof msg); break;
-        case 'q': quiet = true; break;
+        case OPT_DROP: e = tp_cli_parse_double("drop-rate", optarg, 0, 0.5, &fo->drop_rate, msg, sizeof msg); break;
+        case OPT_FORMAT: e = tp_cli_parse_choice("format", optarg, format_words, &a->format, msg, sizeof msg); break;
+        case OPT_OUT: a->out_path = optarg; a->out_given = true; break;
+        case OPT_CONNECT: a->connect = optarg; break;
+        case OPT_GATEWAYS: e = tp_cli_parse_u64("gateways", optarg, 1, 1024, &a->gateways, msg, sizeof msg); break;
+        case OPT_WINDOW: e = tp_cli_parse_u64("window", optarg, 65536, 1ull << 30, &a->window, msg, sizeof msg); break;
+        case OPT_RATE: e = tp_cli_parse_double("rate", optarg, 0, 1e9, &a->rate, msg, sizeof msg); break;
+        case 'q': a->quiet = true; break;
         case 'h': usage(stdout); return 0;
         case ':': return tp_cli_usage_error("gen", "option '%s' needs a value", argv[optind - 1]);
         default: return tp_cli_usage_error("gen", "unknown option '%s'", argv[optind - 1]);
@@ -377,70 +391,46 @@ int tp_cmd_gen(int argc, char **argv)
     }
     if (optind < argc)
         return tp_cli_usage_error("gen", "unexpected argument '%s' (gen takes options only)", argv[optind]);
-    if (connect && out_given)
+    if (a->connect && a->out_given)
         return tp_cli_usage_error("gen", "--connect and --out are exclusive: records go either to an ingest worker or to a file");
-    if (connect)
-        format = GEN_DELIMITED; /* the gateway protocol's framing; only used for the summary */
-    if (!connect && format == GEN_DELIMITED && !strcmp(out_path, "-") && isatty(STDOUT_FILENO))
+    if (a->connect)
+        a->format = GEN_DELIMITED; /* the gateway protocol's framing; only used for the summary */
+    if (!a->connect && a->format == GEN_DELIMITED && !strcmp(a->out_path, "-") && isatty(STDOUT_FILENO))
         return tp_cli_usage_error("gen", "refusing to write binary delimited records to a terminal; use --out FILE or a pipe");
 
-    tp_fleet *fleet;
-    tp_err e = tp_fleet_new(&fo, &fleet);
-    if (e == TP_ERR_INVALID_ARG)
-        return tp_cli_usage_error("gen", "the options do not describe a fleet the simulator can run (vehicles x seconds or the "
-                           "start time out of range)");
-    if (e) {
-        fprintf(stderr, "telepack gen: cannot start the simulation: %s\n", tp_strerror(e));
-        return 1;
-    }
-    stop_requested = 0;
-    if (!window) {
-        /* A full default batch (200 records of ~64 wire bytes) per vehicle of the gateway, within 4..64 MiB. */
-        uint64_t per_gateway = (fo.vehicles + gateways - 1) / gateways;
-        window = per_gateway * 200 * 64;
-        window = window < (4u << 20) ? (4u << 20) : window > (64u << 20) ? (64u << 20) : window;
-    }
-    gen_output *out = connect ? gateway_output_open(connect, (uint32_t)gateways, (size_t)window, &stop_requested)
-                              : stream_output_open(out_path, (gen_format)format);
-    if (!out) {
-        tp_fleet_free(fleet);
-        return 1;
-    }
+    return -1;
+}
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    stop_requested = 0;
-
-    bool progress = !quiet && isatty(STDERR_FILENO);
+/* Writes the fleet's records to out, paced to rate, with a progress line on a terminal; returns the records written
+ * and sets *status (1 after a write failure). */
+static uint64_t generate(const gen_cli *a, tp_fleet *fleet, gen_output *out, int *status)
+{
+    bool progress = !a->quiet && isatty(STDERR_FILENO);
     uint64_t n = 0;
     /* Check the clock about once per millisecond of output when paced, every 4096 records otherwise. */
-    uint64_t check_every = rate > 0 ? (uint64_t)(rate / 1000) + 1 : 4096;
-    double t0 = tp_cli_now_s(), last_progress = t0;
-    int status = 0;
+    uint64_t check_every = a->rate > 0 ? (uint64_t)(a->rate / 1000) + 1 : 4096;
+    double t0 = tp_mono_s(), last_progress = t0;
     tp_record r;
     while (!stop_requested && tp_fleet_next(fleet, &r) == TP_OK) {
         if (out->write(out, &r) != TP_OK) {
             fprintf(stderr, "telepack gen: %s\n", out->errmsg);
-            status = 1;
+            *status = 1;
             break;
         }
         n++;
         if (n % check_every)
             continue;
-        double t = tp_cli_now_s();
-        if (rate > 0) {
-            double due = t0 + (double)n / rate;
+        double t = tp_mono_s();
+        if (a->rate > 0) {
+            double due = t0 + (double)n / a->rate;
             if (due > t) {
                 if (out->flush(out) != TP_OK) {
                     fprintf(stderr, "telepack gen: %s\n", out->errmsg);
-                    status = 1;
+                    *status = 1;
                     break;
                 }
                 sleep_s(due - t);
-                t = tp_cli_now_s();
+                t = tp_mono_s();
             }
         }
         if (progress && t - last_progress >= 2.0) {
@@ -448,29 +438,63 @@ int tp_cmd_gen(int argc, char **argv)
             tp_fleet_get_stats(fleet, &st);
             char b[32];
             fprintf(stderr, "\rgen: %" PRIu64 " records, simulated %.0f of %.0f s, %s, %.0f records/s   ", n,
-                    (double)st.tick * fo.interval_ms / 1000.0, (double)st.ticks * fo.interval_ms / 1000.0,
+                    (double)st.tick * a->fo.interval_ms / 1000.0, (double)st.ticks * a->fo.interval_ms / 1000.0,
                     tp_cli_bytes(out->bytes, b, sizeof b), (double)n / (t - t0));
             last_progress = t;
         }
     }
-    if (connect)
+    if (progress)
+        fputc('\n', stderr);
+    return n;
+}
+
+int tp_cmd_gen(int argc, char **argv)
+{
+    gen_cli a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    tp_fleet *fleet;
+    tp_err e = tp_fleet_new(&a.fo, &fleet);
+    if (e == TP_ERR_INVALID_ARG)
+        return tp_cli_usage_error("gen", "the options do not describe a fleet the simulator can run (vehicles x "
+                                         "seconds or the start time out of range)");
+    if (e) {
+        fprintf(stderr, "telepack gen: cannot start the simulation: %s\n", tp_strerror(e));
+        return 1;
+    }
+    stop_requested = 0;
+    /* By default a full default batch (200 records of ~64 wire bytes) per vehicle of the gateway. */
+    uint64_t per_gateway = (a.fo.vehicles + a.gateways - 1) / a.gateways;
+    size_t window = a.window ? (size_t)a.window : tp_gateway_window(per_gateway * 200 * 64);
+    gen_output *out = a.connect ? gateway_output_open(a.connect, (uint32_t)a.gateways, window, &stop_requested)
+                                : stream_output_open(a.out_path, (gen_format)a.format);
+    if (!out) {
+        tp_fleet_free(fleet);
+        return 1;
+    }
+    tp_cli_signals_install(on_signal, 0);
+    stop_requested = 0;
+    int status = 0;
+    double t0 = tp_mono_s();
+    uint64_t n = generate(&a, fleet, out, &status);
+    if (a.connect)
         gateway_bytes((gateway_output *)out);
     uint64_t bytes = out->bytes;
     if (out->close(out) != TP_OK && status == 0)
         status = 1;
-    double elapsed = tp_cli_now_s() - t0;
+    double elapsed = tp_mono_s() - t0;
     tp_fleet_stats st;
     tp_fleet_get_stats(fleet, &st);
     tp_fleet_free(fleet);
-    if (progress)
-        fputc('\n', stderr);
-    if (!quiet) {
+    if (!a.quiet) {
         char b[32];
         fprintf(stderr,
                 "gen: %" PRIu64 " records from %" PRIu32 " vehicles over %.0f s (%" PRIu64
                 " samples dropped as gaps), %s %s to %s in %.2f s (%.0f records/s)%s\n",
-                n, fo.vehicles, (double)st.ticks * fo.interval_ms / 1000.0, st.dropped, tp_cli_bytes(bytes, b, sizeof b),
-                format_words[format], connect ? connect : strcmp(out_path, "-") ? out_path : "stdout", elapsed,
+                n, a.fo.vehicles, (double)st.ticks * a.fo.interval_ms / 1000.0, st.dropped,
+                tp_cli_bytes(bytes, b, sizeof b), format_words[a.format],
+                a.connect ? a.connect : strcmp(a.out_path, "-") ? a.out_path : "stdout", elapsed,
                 elapsed > 0 ? (double)n / elapsed : 0.0, stop_requested ? ", stopped by a signal" : "");
     }
     return status;

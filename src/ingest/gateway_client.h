@@ -58,4 +58,16 @@ void tp_gateway_client_disconnect(tp_gateway_client *c);
 
 void tp_gateway_client_stats_get(const tp_gateway_client *c, tp_gateway_client_stats *st);
 
+/* A gateway's window (max_unacked_bytes) sized for what it carries: want clamped to 4..64 MiB. Records are acked
+ * once their pack is in Kafka, so a window smaller than a full batch of each of the gateway's vehicles stalls it
+ * until the ingest's linger timer flushes; the cap bounds the gateway's resend buffer. */
+#define TP_GATEWAY_WINDOW_MIN ((size_t)4 << 20)
+#define TP_GATEWAY_WINDOW_MAX ((size_t)64 << 20)
+static inline size_t tp_gateway_window(uint64_t want)
+{
+    return want < TP_GATEWAY_WINDOW_MIN ? TP_GATEWAY_WINDOW_MIN
+           : want > TP_GATEWAY_WINDOW_MAX ? TP_GATEWAY_WINDOW_MAX
+                                          : (size_t)want;
+}
+
 #endif

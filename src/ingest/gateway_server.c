@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/hostport.h"
 #include "common/log.h"
 #include "telepack/pack.h"
 #include "telepack/varint.h"
@@ -107,30 +108,14 @@ static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
 
 tp_err tp_gateway_parse_hostport(const char *s, char *host, size_t hostlen, char *port, size_t portlen)
 {
-    if (!s || !host || !port || !hostlen || !portlen)
+    uint16_t p;
+    if (!port || !portlen)
         return TP_ERR_INVALID_ARG;
-    const char *colon, *hs = s;
-    size_t hl;
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (!close || close[1] != ':')
-            return TP_ERR_PARSE;
-        hs = s + 1;
-        hl = (size_t)(close - hs);
-        colon = close + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon)
-            return TP_ERR_PARSE;
-        hl = (size_t)(colon - s);
-    }
-    const char *p = colon + 1;
-    size_t pl = strlen(p);
-    if (pl == 0 || pl >= portlen || hl >= hostlen || strspn(p, "0123456789") != pl || atol(p) > 65535)
+    tp_err e = tp_hostport_parse(s, host, hostlen, &p, NULL, 0);
+    if (e)
+        return e == TP_ERR_FULL ? TP_ERR_PARSE : e;
+    if ((size_t)snprintf(port, portlen, "%u", (unsigned)p) >= portlen)
         return TP_ERR_PARSE;
-    memcpy(host, hs, hl);
-    host[hl] = 0;
-    memcpy(port, p, pl + 1);
     return TP_OK;
 }
 

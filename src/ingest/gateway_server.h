@@ -82,7 +82,8 @@ void tp_gateway_server_close_all(tp_gateway_server *s);
 
 void tp_gateway_server_stats_get(const tp_gateway_server *s, tp_gateway_server_stats *st);
 
-/* Splits "HOST:PORT" or "[V6]:PORT" (also ":PORT" = all interfaces) into host (NULL for any) and port. */
+/* Splits "HOST:PORT" or "[V6]:PORT" (also ":PORT" = all interfaces; host "") into host and port, by
+ * tp_hostport_parse (common/hostport.h): a bare IPv6 address such as "::1:7070" is refused. */
 tp_err tp_gateway_parse_hostport(const char *s, char *host, size_t hostlen, char *port, size_t portlen);
 
 #endif

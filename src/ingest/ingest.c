@@ -206,7 +206,7 @@ tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, 
         errlen = sizeof scratch;
     }
     if (!opts->topic || !opts->topic[0]) {
-        snprintf(errbuf, errlen, "no Kafka topic given; pass --topic NAME");
+        snprintf(errbuf, errlen, "no Kafka topic given: tp_ingest_opts.topic is empty");
         return TP_ERR_INVALID_ARG;
     }
     tp_ingest *ing = calloc(1, sizeof *ing);

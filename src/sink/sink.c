@@ -19,6 +19,7 @@
 
 #include "kafka/kafka_stats.h"
 #include "common/log.h"
+#include "kafka/kafka_conf.h"
 #include "kafka/log_rdkafka.h"
 #include "kafka/pack_headers.h"
 #include "ops/worker_metrics.h"
@@ -227,32 +228,13 @@ static tp_err hold_pack(tp_sink *s, rd_kafka_message_t *m, size_t row_start, siz
 
 static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err, size_t cap)
 {
-    char errstr[512];
-    if (rd_kafka_conf_set(conf, key, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
-        snprintf(err, cap, "librdkafka property %s=%s: %s", key, value, errstr);
-        return -1;
-    }
-    return 0;
+    return tp_kafka_conf_set(conf, key, value, err, cap) ? -1 : 0;
 }
 
-/* Applies the user's -X properties ("key=value"). */
+/* Applies the user's pass-through properties ("key=value"). */
 static int conf_apply_props(const tp_sink *s, rd_kafka_conf_t *conf, char *err, size_t cap)
 {
-    for (size_t i = 0; i < s->n_props; i++) {
-        char key[256];
-        const char *eq = strchr(s->props[i], '=');
-        size_t klen = eq ? (size_t)(eq - s->props[i]) : 0;
-        if (!eq || klen == 0 || klen >= sizeof key) {
-            snprintf(err, cap, "librdkafka property '%s' is not key=value; write e.g. -X fetch.wait.max.ms=50",
-                     s->props[i]);
-            return -1;
-        }
-        memcpy(key, s->props[i], klen);
-        key[klen] = 0;
-        if (conf_set(conf, key, eq + 1, err, cap))
-            return -1;
-    }
-    return 0;
+    return tp_kafka_conf_apply(conf, (const char *const *)s->props, s->n_props, err, cap) ? -1 : 0;
 }
 
 /* librdkafka statistics (statistics.interval.ms) into the metrics registry; the opaque is the sink. */
@@ -308,7 +290,7 @@ static rd_kafka_t *make_producer(tp_sink *s, char *err, size_t cap, tp_err *code
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    rd_kafka_conf_set_log_cb(conf, tp_log_rdkafka_cb);
+    tp_kafka_conf_log(conf);
     rd_kafka_conf_set_dr_msg_cb(conf, dlq_delivered);
     rd_kafka_conf_set_opaque(conf, s);
     *code = TP_ERR_KAFKA;
@@ -338,7 +320,7 @@ static rd_kafka_t *make_consumer(tp_sink *s, char *err, size_t cap, tp_err *code
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    rd_kafka_conf_set_log_cb(conf, tp_log_rdkafka_cb);
+    tp_kafka_conf_log(conf);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, s);
     *code = TP_ERR_KAFKA;
@@ -1170,7 +1152,7 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
         return TP_ERR_INVALID_ARG;
     *out = NULL;
     if (!c->brokers || !*c->brokers || !c->topic || !*c->topic || !c->group || !*c->group) {
-        snprintf(err, cap, "sink: --brokers, --topic and --group are required");
+        snprintf(err, cap, "sink: tp_sink_config needs brokers, topic and group");
         return TP_ERR_INVALID_ARG;
     }
     if (c->dlq_topic && !strcmp(c->dlq_topic, c->topic)) {

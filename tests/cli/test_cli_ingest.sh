@@ -80,7 +80,7 @@ check "delimited: 500 acked" grep -q "500 acked" "$work/err"
 rc=0
 "$tp" ingest "${mock[@]}" --from "$work/garbage.bin" --input-format delimited 2>"$work/err" || rc=$?
 check "delimited garbage exits 2 (got $rc)" test "$rc" = 2
-check "delimited garbage: message names the record" grep -q "record 2 at byte 5" "$work/err"
+check "delimited garbage: message names the record" grep -q "record 1 at byte offset 5" "$work/err"
 check "delimited garbage: the good record before it is acked" grep -q "1 acked" "$work/err"
 
 # truncated delimited file: the last record cut short

@@ -277,6 +277,7 @@ static void test_parse_hostport(void)
     CHECK_ERR(tp_gateway_parse_hostport("localhost", h, sizeof h, p, sizeof p), TP_ERR_PARSE);
     CHECK_ERR(tp_gateway_parse_hostport("host:99999", h, sizeof h, p, sizeof p), TP_ERR_PARSE);
     CHECK_ERR(tp_gateway_parse_hostport("host:x1", h, sizeof h, p, sizeof p), TP_ERR_PARSE);
+    CHECK_ERR(tp_gateway_parse_hostport("::1:7070", h, sizeof h, p, sizeof p), TP_ERR_PARSE); /* brackets needed */
     tp_gateway_server_opts o;
     tp_gateway_server_opts_init(&o);
     o.listen = "nonsense";
