@@ -231,15 +231,94 @@ tp_err tp_cli_worker_init(tp_cli_worker *w, int argc)
     memset(w, 0, sizeof *w);
     w->log_level = TP_LOG_INFO;
     w->log_format = TP_LOG_TEXT;
-    w->kafka_props = calloc((size_t)(argc > 0 ? argc : 0) + 1, sizeof *w->kafka_props);
+    w->cap_kafka_props = (size_t)(argc > 0 ? argc : 0) + 1;
+    w->kafka_props = calloc(w->cap_kafka_props, sizeof *w->kafka_props);
     return w->kafka_props ? TP_OK : TP_ERR_NOMEM;
 }
 
 void tp_cli_worker_free(tp_cli_worker *w)
 {
+    for (size_t i = 0; i < w->n_owned; i++)
+        free(w->owned[i]);
+    free(w->owned);
     free(w->kafka_props);
     w->kafka_props = NULL;
-    w->n_kafka_props = 0;
+    w->owned = NULL;
+    w->n_kafka_props = w->n_owned = 0;
+}
+
+/* Inserts the property kv (owned by w) before the -X values, keeping the order of files among themselves. */
+static tp_err worker_insert_file_prop(tp_cli_worker *w, char *kv)
+{
+    if (w->n_kafka_props + 1 >= w->cap_kafka_props) {
+        size_t cap = w->cap_kafka_props * 2 + 16;
+        const char **p = realloc(w->kafka_props, cap * sizeof *p);
+        if (!p)
+            return TP_ERR_NOMEM;
+        w->kafka_props = p;
+        w->cap_kafka_props = cap;
+    }
+    char **o = realloc(w->owned, (w->n_owned + 1) * sizeof *o);
+    if (!o)
+        return TP_ERR_NOMEM;
+    w->owned = o;
+    w->owned[w->n_owned++] = kv;
+    size_t at = w->n_kafka_props - (size_t)w->n_x;
+    memmove(&w->kafka_props[at + 1], &w->kafka_props[at], (size_t)w->n_x * sizeof *w->kafka_props);
+    w->kafka_props[at] = kv;
+    w->n_kafka_props++;
+    return TP_OK;
+}
+
+/* A librdkafka properties file (kcat's -F format): "key=value" lines, '#' comments, blank lines; spaces around the
+ * key and before the value are trimmed, the value is kept as written otherwise. */
+static tp_err worker_read_kafka_config(tp_cli_worker *w, const char *path, char *msg, size_t msg_cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return fail(msg, msg_cap, "--kafka-config '%s' cannot be read (%s)", path, strerror(errno));
+    char line[8192];
+    tp_err e = TP_OK;
+    for (unsigned no = 1; !e && fgets(line, sizeof line, f); no++) {
+        size_t n = strlen(line);
+        if (n == sizeof line - 1 && line[n - 1] != '\n') {
+            e = fail(msg, msg_cap, "--kafka-config '%s' line %u is longer than %zu bytes", path, no, sizeof line - 2);
+            break;
+        }
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        char *k = line;
+        while (*k == ' ' || *k == '\t')
+            k++;
+        if (!*k || *k == '#')
+            continue;
+        char *eq = strchr(k, '=');
+        char *kend = eq;
+        while (kend && kend > k && (kend[-1] == ' ' || kend[-1] == '\t'))
+            kend--;
+        if (!eq || kend == k) {
+            e = fail(msg, msg_cap, "--kafka-config '%s' line %u is not key=value", path, no);
+            break;
+        }
+        char *v = eq + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        size_t klen = (size_t)(kend - k), vlen = strlen(v);
+        char *kv = malloc(klen + vlen + 2);
+        if (!kv) {
+            e = TP_ERR_NOMEM;
+            break;
+        }
+        memcpy(kv, k, klen);
+        kv[klen] = '=';
+        memcpy(kv + klen + 1, v, vlen + 1);
+        if ((e = worker_insert_file_prop(w, kv)))
+            free(kv);
+    }
+    if (!e && ferror(f))
+        e = fail(msg, msg_cap, "--kafka-config '%s' cannot be read (%s)", path, strerror(errno));
+    fclose(f);
+    return e;
 }
 
 int tp_cli_worker_option(tp_cli_worker *w, int c, const char *arg, tp_err *e, char *msg, size_t msg_cap)
@@ -250,7 +329,23 @@ int tp_cli_worker_option(tp_cli_worker *w, int c, const char *arg, tp_err *e, ch
     *e = TP_OK;
     switch (c) {
     case 'X':
+        if (w->n_kafka_props + 1 >= w->cap_kafka_props) {
+            size_t cap = w->cap_kafka_props * 2 + 16;
+            const char **p = realloc(w->kafka_props, cap * sizeof *p);
+            if (!p) {
+                *e = TP_ERR_NOMEM;
+                snprintf(msg, msg_cap, "out of memory");
+                return 1;
+            }
+            w->kafka_props = p;
+            w->cap_kafka_props = cap;
+        }
         w->kafka_props[w->n_kafka_props++] = arg; /* validated where librdkafka is configured */
+        w->n_x++;
+        return 1;
+    case TP_CLI_O_KAFKA_CONFIG:
+        if ((*e = worker_read_kafka_config(w, arg, msg, msg_cap)) == TP_ERR_NOMEM)
+            snprintf(msg, msg_cap, "out of memory reading --kafka-config '%s'", arg);
         return 1;
     case TP_CLI_O_LOG_LEVEL:
         if (!(*e = tp_cli_parse_choice("log-level", arg, level_words, &i, msg, msg_cap)))

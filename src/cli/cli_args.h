@@ -63,17 +63,20 @@ const char *tp_cli_count(double n, char *buf, size_t cap);
 /* ---- the worker options block (ingest, sink) ---- */
 
 /* getopt_long codes of the shared options; a command's own codes stay below TP_CLI_O_WORKER. */
-enum { TP_CLI_O_WORKER = 0x1000, TP_CLI_O_LOG_FORMAT, TP_CLI_O_LOG_LEVEL, TP_CLI_O_METRICS_LISTEN };
+enum { TP_CLI_O_WORKER = 0x1000, TP_CLI_O_LOG_FORMAT, TP_CLI_O_LOG_LEVEL, TP_CLI_O_METRICS_LISTEN, TP_CLI_O_KAFKA_CONFIG };
 
 /* Entries for a command's struct option table (short option: "X:"). */
 #define TP_CLI_WORKER_LONGOPTS                                                                                     \
     {"log-format", required_argument, NULL, TP_CLI_O_LOG_FORMAT},                                                  \
         {"log-level", required_argument, NULL, TP_CLI_O_LOG_LEVEL},                                                \
-        {"metrics-listen", required_argument, NULL, TP_CLI_O_METRICS_LISTEN}
+        {"metrics-listen", required_argument, NULL, TP_CLI_O_METRICS_LISTEN},                                      \
+        {"kafka-config", required_argument, NULL, TP_CLI_O_KAFKA_CONFIG}
 
 /* --help lines of the shared options, the option column 24 wide. */
 #define TP_CLI_WORKER_HELP                                                                                         \
     "  -X key=value            librdkafka property (repeatable), e.g. -X linger.ms=20\n"                           \
+    "  --kafka-config FILE     librdkafka properties, one key=value a line (# comments): the place for\n"         \
+    "                          secrets such as sasl.password, which -X would show to ps (-X wins)\n"            \
     "  --metrics-listen H:P    serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT ([V6]:PORT)\n"      \
     "  --log-format text|json  log line format (default text)\n"                                                   \
     "  --log-level L           debug, info, warn or error (default info)\n"
@@ -82,8 +85,12 @@ typedef struct tp_cli_worker {
     tp_log_level log_level;     /* default info */
     tp_log_format log_format;   /* default text */
     const char *metrics_listen; /* NULL: no operations endpoint */
-    const char **kafka_props;   /* the -X values, "key=value", in order */
+    const char **kafka_props;   /* "key=value": the --kafka-config lines, then the -X values, in order */
     size_t n_kafka_props;
+    size_t cap_kafka_props;
+    char **owned;               /* lines read from --kafka-config files, freed by tp_cli_worker_free */
+    size_t n_owned;
+    int n_x;                    /* -X values seen so far (they follow every file's lines) */
 } tp_cli_worker;
 
 /* Defaults, and room for every -X among argc arguments. TP_ERR_NOMEM. Free with tp_cli_worker_free. */
@@ -92,7 +99,9 @@ void tp_cli_worker_free(tp_cli_worker *w);
 
 /* Takes getopt_long's code c with its optarg if it is one of the shared options ('X' or TP_CLI_O_*): returns 1 and
  * sets *e (TP_OK, or TP_ERR_PARSE with the message in msg: a bad log word, a --metrics-listen that is not
- * HOST:PORT). Returns 0 for any other c. */
+ * HOST:PORT, a --kafka-config file that cannot be read or has a line without '='; TP_ERR_NOMEM). A file's
+ * properties go before every -X, so -X overrides a file whatever the order on the command line. Messages name the
+ * file and line, never a value (values may be secrets). Returns 0 for any other c. */
 int tp_cli_worker_option(tp_cli_worker *w, int c, const char *arg, tp_err *e, char *msg, size_t msg_cap);
 
 /* Applies --log-level and --log-format to the process logger (call before starting threads). */

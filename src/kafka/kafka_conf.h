@@ -16,6 +16,14 @@ tp_err tp_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *val
  * property that is not key=value or that librdkafka refused. */
 tp_err tp_kafka_conf_apply(rd_kafka_conf_t *conf, const char *const *props, size_t n, char *err, size_t cap);
 
+/* Whether a property's value is a secret (passwords, keys, client secrets): never shown in a message. */
+int tp_kafka_conf_is_secret(const char *key);
+
+/* Whether a librdkafka error means the client is not let in (SASL authentication, TLS verification, an ACL
+ * refusal): retrying with the same settings cannot help, so the workers stop with a sentence instead of retrying
+ * forever. */
+int tp_kafka_err_is_config(int err);
+
 /* Routes librdkafka's log lines into the process logger (tp_log_rdkafka_cb: syslog levels mapped onto ours). */
 void tp_kafka_conf_log(rd_kafka_conf_t *conf);
 

@@ -94,6 +94,19 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
             p->on_fatal(p->ctx);
         return;
     }
+    if (tp_kafka_err_is_config(err)) {
+        /* Not let in (credentials, TLS, ACLs): retrying with the same settings cannot deliver anything. */
+        pthread_mutex_lock(&p->mu);
+        snprintf(p->fatal_msg, sizeof p->fatal_msg,
+                 "Kafka did not let the producer in: %s (%s); check security.protocol and the sasl.* and ssl.* "
+                 "settings", reason, rd_kafka_err2name((rd_kafka_resp_err_t)err));
+        pthread_mutex_unlock(&p->mu);
+        atomic_store(&p->fatal, 1);
+        tp_log(TP_LOG_ERROR, "kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+        if (p->on_fatal)
+            p->on_fatal(p->ctx);
+        return;
+    }
     tp_log(TP_LOG_WARN, "kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 

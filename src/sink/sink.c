@@ -278,6 +278,33 @@ static void dlq_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opa
     }
 }
 
+/* librdkafka's error callback for the consumer and the dead-letter producer. Both are served on the sink's thread
+ * (rd_kafka_consumer_poll, rd_kafka_poll of the DLQ producer), so setting fatal here is safe. Being refused entry
+ * (credentials, TLS, ACLs) stops the sink: retrying with the same settings cannot help. */
+static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    tp_sink *s = opaque;
+    if (tp_kafka_err_is_config(err)) {
+        if (!s->fatal) {
+            s->fatal = TP_ERR_KAFKA;
+            set_error(s, "Kafka did not let the %s in: %s (%s); check security.protocol and the sasl.* and ssl.* "
+                      "settings", rd_kafka_type(rk) == RD_KAFKA_CONSUMER ? "consumer" : "dead-letter producer",
+                      reason, rd_kafka_err2name((rd_kafka_resp_err_t)err));
+        }
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[256];
+        rd_kafka_fatal_error(rk, buf, sizeof buf);
+        if (!s->fatal) {
+            s->fatal = TP_ERR_KAFKA;
+            set_error(s, "librdkafka raised a fatal error: %s", buf);
+        }
+        return;
+    }
+    tp_log(TP_LOG_WARN, "kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
 static rd_kafka_t *make_producer(tp_sink *s, char *err, size_t cap, tp_err *code)
 {
     *code = TP_ERR_INVALID_ARG;
@@ -291,6 +318,7 @@ static rd_kafka_t *make_producer(tp_sink *s, char *err, size_t cap, tp_err *code
         return NULL;
     }
     tp_kafka_conf_log(conf);
+    rd_kafka_conf_set_error_cb(conf, on_kafka_error);
     rd_kafka_conf_set_dr_msg_cb(conf, dlq_delivered);
     rd_kafka_conf_set_opaque(conf, s);
     *code = TP_ERR_KAFKA;
@@ -321,6 +349,7 @@ static rd_kafka_t *make_consumer(tp_sink *s, char *err, size_t cap, tp_err *code
         return NULL;
     }
     tp_kafka_conf_log(conf);
+    rd_kafka_conf_set_error_cb(conf, on_kafka_error);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, s);
     *code = TP_ERR_KAFKA;
@@ -1001,6 +1030,11 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
         if (rd_kafka_fatal_error(s->rk, buf, sizeof buf)) {
             s->fatal = TP_ERR_KAFKA;
             set_error(s, "Kafka consumer fatal error: %s", buf);
+        } else if (tp_kafka_err_is_config(m->err)) {
+            /* Not let in (credentials, TLS, ACLs): retrying with the same settings cannot help. */
+            s->fatal = TP_ERR_KAFKA;
+            set_error(s, "Kafka did not let the consumer in: %s (%s); check security.protocol and the sasl.* and "
+                      "ssl.* settings", rd_kafka_message_errstr(m), rd_kafka_err2name(m->err));
         } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             tp_log(TP_LOG_WARN, "kafka", "consumer: %s", rd_kafka_message_errstr(m));
         }

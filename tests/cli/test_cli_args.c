@@ -1,5 +1,7 @@
 /* The CLI kit (src/cli/cli_args.c): every parser with valid values, its boundaries, garbage and the exact message;
  * the worker options block; the formatters. */
+#include <unistd.h>
+
 #include "check.h"
 #include "cli/cli_args.h"
 
@@ -161,6 +163,49 @@ static void test_worker(void)
     tp_cli_worker_free(&w);
 }
 
+/* --kafka-config: key=value lines go before every -X (so -X wins), comments and blanks skipped, spaces trimmed;
+ * a bad line or a missing file is an error naming the file and line but never a value. */
+static void test_kafka_config(void)
+{
+    char path[] = "/tmp/tp-test-kafka-config-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("# SASL settings\n\n  security.protocol = SASL_SSL\nsasl.password=s3cr=t with spaces \r\nacks=all\n", f);
+    fclose(f);
+    tp_cli_worker w;
+    tp_err e;
+    CHECK_ERR(tp_cli_worker_init(&w, 1), TP_OK); /* room for one -X only: the file's lines must grow the array */
+    CHECK_INT(tp_cli_worker_option(&w, 'X', "acks=1", &e, msg, sizeof msg), 1);
+    CHECK_INT(tp_cli_worker_option(&w, TP_CLI_O_KAFKA_CONFIG, path, &e, msg, sizeof msg), 1);
+    CHECK_ERR(e, TP_OK);
+    CHECK_INT(tp_cli_worker_option(&w, 'X', "linger.ms=5", &e, msg, sizeof msg), 1);
+    CHECK_INT(w.n_kafka_props, 5);
+    CHECK_STR(w.kafka_props[0], "security.protocol=SASL_SSL");
+    CHECK_STR(w.kafka_props[1], "sasl.password=s3cr=t with spaces ");
+    CHECK_STR(w.kafka_props[2], "acks=all");
+    CHECK_STR(w.kafka_props[3], "acks=1"); /* -X after the file's acks=all: librdkafka keeps the last */
+    CHECK_STR(w.kafka_props[4], "linger.ms=5");
+
+    f = fopen(path, "w");
+    fputs("ok=1\nsasl.password\n", f);
+    fclose(f);
+    CHECK_INT(tp_cli_worker_option(&w, TP_CLI_O_KAFKA_CONFIG, path, &e, msg, sizeof msg), 1);
+    CHECK_ERR(e, TP_ERR_PARSE);
+    CHECK(strstr(msg, "line 2 is not key=value") != NULL);
+    f = fopen(path, "w");
+    fputs("=value-without-key\n", f);
+    fclose(f);
+    CHECK_INT(tp_cli_worker_option(&w, TP_CLI_O_KAFKA_CONFIG, path, &e, msg, sizeof msg), 1);
+    CHECK_ERR(e, TP_ERR_PARSE);
+    CHECK(strstr(msg, "line 1 is not key=value") != NULL && strstr(msg, "value-without-key") == NULL);
+    unlink(path);
+    CHECK_INT(tp_cli_worker_option(&w, TP_CLI_O_KAFKA_CONFIG, path, &e, msg, sizeof msg), 1);
+    CHECK_ERR(e, TP_ERR_PARSE);
+    CHECK(strstr(msg, "cannot be read") != NULL);
+    tp_cli_worker_free(&w);
+}
+
 static void test_formatters(void)
 {
     char b[32];
@@ -186,6 +231,7 @@ int main(void)
     test_list();
     test_choice();
     test_worker();
+    test_kafka_config();
     test_formatters();
     return check_exit();
 }
