@@ -17,13 +17,18 @@
 #include "cli/cli.h"
 #include "cli/cli_args.h"
 #include "ingest/gateway_client.h"
+#include "ingest/http_ingest.h"
 #include "ops/http_server.h"
 #include "ingest/ingest.h"
 #include "common/log.h"
 #include "telepack/record_json.h"
 #include "telepack/varint.h"
 
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
 static volatile sig_atomic_t g_signals;
+static volatile sig_atomic_t g_hup; /* SIGHUP: reload --auth-tokens */
 static tp_ingest *volatile g_ing;
 
 /* First signal: graceful stop (the main loop sees g_signals). Second: stop waiting for Kafka. */
@@ -33,6 +38,12 @@ static void on_signal(int sig)
     g_signals++;
     if (g_signals >= 2 && g_ing)
         tp_ingest_hurry(g_ing);
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    g_hup = 1;
 }
 
 static void usage(FILE *out)
@@ -60,6 +71,17 @@ static void usage(FILE *out)
             "                          delimited protobuf, for consumers that only speak protobuf); docs/FORMAT.md\n"
             "  -X key=value            librdkafka property (repeatable), e.g. -X linger.ms=20\n"
             "  --metrics-listen H:P    serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT\n"
+            "HTTP ingest (docs/HTTP_INGEST.md):\n"
+            "  --http-listen H:P       serve POST /v1/records (NDJSON or delimited protobuf; answered once the\n"
+            "                          records are in Kafka) on HOST:PORT; without --listen, no TCP gateway listener\n"
+            "  --http-tls-cert FILE    PEM certificate (chain) for HTTPS on --http-listen, with --http-tls-key\n"
+            "  --http-tls-key FILE     PEM private key for it\n"
+            "  --insecure              allow plain HTTP on --http-listen at an address other than loopback\n"
+            "  --auth-tokens FILE      require 'Authorization: Bearer TOKEN' from this file (one token a line,\n"
+            "                          optionally with the vehicle ids it may send: TOKEN 1000-1999,2500); SIGHUP\n"
+            "                          reloads it\n"
+            "  --http-max-body N       largest request body (default 4M; larger: 413)\n"
+            "  --http-timeout-ms N     longest a request waits for Kafka before 503 (default 30000)\n"
             "  --log-format text|json  log line format (default text)\n"
             "  --log-level L           debug, info, warn or error (default info)\n"
             "  -h, --help              this text\n\n"
@@ -244,7 +266,8 @@ static void human(double v, char *buf, size_t n)
 int tp_cmd_ingest(int argc, char **argv)
 {
     enum { O_BROKERS = 256, O_TOPIC, O_LISTEN, O_FROM, O_FORMAT, O_BREC, O_BBYTES, O_LINGER, O_MAXBUF, O_THREADS,
-           O_LEVEL, O_LAYOUT, O_LOGFMT, O_LOGLVL, O_METRICS };
+           O_LEVEL, O_LAYOUT, O_LOGFMT, O_LOGLVL, O_METRICS, O_HTTP, O_HTTP_CERT, O_HTTP_KEY, O_INSECURE, O_TOKENS,
+           O_HTTP_BODY, O_HTTP_TIMEOUT };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS}, {"topic", required_argument, 0, O_TOPIC},
         {"listen", required_argument, 0, O_LISTEN}, {"from", required_argument, 0, O_FROM},
@@ -254,6 +277,10 @@ int tp_cmd_ingest(int argc, char **argv)
         {"level", required_argument, 0, O_LEVEL}, {"layout", required_argument, 0, O_LAYOUT},
         {"log-format", required_argument, 0, O_LOGFMT},
         {"log-level", required_argument, 0, O_LOGLVL}, {"metrics-listen", required_argument, 0, O_METRICS},
+        {"http-listen", required_argument, 0, O_HTTP}, {"http-tls-cert", required_argument, 0, O_HTTP_CERT},
+        {"http-tls-key", required_argument, 0, O_HTTP_KEY}, {"insecure", no_argument, 0, O_INSECURE},
+        {"auth-tokens", required_argument, 0, O_TOKENS}, {"http-max-body", required_argument, 0, O_HTTP_BODY},
+        {"http-timeout-ms", required_argument, 0, O_HTTP_TIMEOUT},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     tp_ingest_opts o;
     tp_ingest_opts_init(&o);
@@ -262,6 +289,9 @@ int tp_cmd_ingest(int argc, char **argv)
     tp_metrics *metrics = NULL;
     tp_ingest_metrics im;
     tp_http_server *http = NULL;
+    tp_http_ingest_opts hio;
+    tp_http_ingest_opts_init(&hio);
+    tp_http_ingest *hing = NULL;
     int delimited = 0;
     tp_log_level lvl = TP_LOG_INFO;
     tp_log_format lfmt = TP_LOG_TEXT;
@@ -286,6 +316,21 @@ int tp_cmd_ingest(int argc, char **argv)
         case O_LISTEN: o.listen = optarg; break;
         case O_FROM: from = optarg; break;
         case O_METRICS: metrics_listen = optarg; break;
+        case O_HTTP: hio.listen = optarg; break;
+        case O_HTTP_CERT: hio.tls_cert = optarg; break;
+        case O_HTTP_KEY: hio.tls_key = optarg; break;
+        case O_INSECURE: hio.insecure = 1; break;
+        case O_TOKENS: hio.tokens_path = optarg; break;
+        case O_HTTP_BODY:
+            if (parse_u64("--http-max-body", optarg, 1024, 1ull << 30, 1, &v))
+                goto out;
+            hio.max_body_bytes = (size_t)v;
+            break;
+        case O_HTTP_TIMEOUT:
+            if (parse_u64("--http-timeout-ms", optarg, 100, 3600000, 0, &v))
+                goto out;
+            hio.timeout_ms = (int)v;
+            break;
         case O_FORMAT:
             if (!strcmp(optarg, "delimited"))
                 delimited = 1;
@@ -367,7 +412,19 @@ int tp_cmd_ingest(int argc, char **argv)
         fprintf(stderr, "telepack ingest: --brokers is required (e.g. --brokers 127.0.0.1:9092)\n");
         goto out;
     }
-    if (!o.listen && !from)
+    if ((hio.tls_cert || hio.tls_key || hio.insecure || hio.tokens_path) && !hio.listen) {
+        fprintf(stderr, "telepack ingest: --http-tls-cert, --http-tls-key, --insecure and --auth-tokens apply to "
+                        "--http-listen; give it too\n");
+        goto out;
+    }
+    if (hio.listen) {
+        char herr[512];
+        if (tp_http_ingest_check_opts(&hio, herr, sizeof herr)) {
+            fprintf(stderr, "telepack ingest: %s\n", herr);
+            goto out;
+        }
+    }
+    if (!o.listen && !from && !hio.listen)
         o.listen = "0.0.0.0:7070";
     o.kafka_conf = kconf;
     o.nkafka_conf = nk;
@@ -436,6 +493,37 @@ int tp_cmd_ingest(int argc, char **argv)
         tp_log(TP_LOG_INFO, "ingest", "serving /metrics, /healthz, /readyz on %s (port %u)", metrics_listen,
                tp_http_server_port(http));
     }
+    for (size_t i = 0; i < nk; i++) { /* tests reach librdkafka's in-process cluster through this line */
+        if (!strncmp(kconf[i], "test.mock.num.brokers=", 22)) {
+            rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(tp_ingest_kafka_handle(ing));
+            if (mc)
+                tp_log(TP_LOG_INFO, "ingest", "mock cluster bootstrap servers: %s",
+                       rd_kafka_mock_cluster_bootstraps(mc));
+        }
+    }
+    if (hio.listen) {
+        hio.max_buffered_bytes = o.batch.max_buffered_bytes;
+        hio.max_record_bytes = o.max_record_bytes;
+        hio.metrics = metrics;
+        e = tp_http_ingest_start(&hio, ing, &hing, err, sizeof err);
+        if (e) {
+            fprintf(stderr, "telepack ingest: %s\n", err);
+            if (from)
+                close(f.fd);
+            tp_http_server_stop(http);
+            http = NULL;
+            tp_ingest_free(ing);
+            rc = e == TP_ERR_INVALID_ARG || e == TP_ERR_PARSE ? 2 : 1;
+            goto out;
+        }
+        tp_log(TP_LOG_INFO, "ingest", "serving POST /v1/records on %s (port %u, %s%s)", hio.listen,
+               tp_http_ingest_port(hing), hio.tls_cert ? "https" : "http",
+               hio.tokens_path ? ", bearer tokens" : ", no authentication");
+        struct sigaction sh = {0};
+        sh.sa_handler = on_hup;
+        sigemptyset(&sh.sa_mask);
+        sigaction(SIGHUP, &sh, NULL);
+    }
     g_ing = ing;
     e = tp_ingest_start(ing);
     if (e) {
@@ -443,6 +531,8 @@ int tp_cmd_ingest(int argc, char **argv)
         fprintf(stderr, "telepack ingest: cannot start: %s\n", tp_strerror(e));
         if (from)
             close(f.fd);
+        tp_http_ingest_stop(hing);
+        hing = NULL;
         tp_ingest_free(ing);
         rc = 1;
         goto out;
@@ -462,6 +552,14 @@ int tp_cmd_ingest(int argc, char **argv)
     while (!g_signals && !tp_ingest_failed(ing, NULL, 0) && !(feeding && atomic_load(&f.done))) {
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
+        if (g_hup) {
+            g_hup = 0;
+            char herr[512];
+            if (tp_http_ingest_reload_tokens(hing, herr, sizeof herr) == TP_OK)
+                tp_log(TP_LOG_INFO, "ingest", "SIGHUP: reloaded the token file %s", hio.tokens_path);
+            else
+                tp_log(TP_LOG_ERROR, "ingest", "SIGHUP: keeping the old tokens: %s", herr);
+        }
         double t = tp_cli_now_s();
         if (tty && t - last >= 2.0) {
             tp_ingest_stats_get(ing, &st);
@@ -492,7 +590,9 @@ int tp_cmd_ingest(int argc, char **argv)
     /* the feeder (if any) drains on its own; a signal makes it stop waiting */
     if (feeding)
         pthread_join(ft, NULL);
-    e = tp_ingest_stop(ing, -1);
+    e = tp_ingest_stop(ing, -1); /* HTTP requests waiting for acks get them (or 503) as the worker drains */
+    tp_http_ingest_stop(hing);
+    hing = NULL;
     tp_ingest_stats_get(ing, &st);
     double el = tp_cli_now_s() - t0;
     char why[512] = "";
