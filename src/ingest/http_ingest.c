@@ -833,6 +833,15 @@ static void register_metrics(tp_http_ingest *h)
     }
 }
 
+tp_err tp_http_ingest_metrics_register(tp_metrics *m)
+{
+    tp_http_ingest h;
+    memset(&h, 0, sizeof h);
+    h.o.metrics = m;
+    register_metrics(&h);
+    return tp_metrics_status(m, NULL);
+}
+
 tp_err tp_http_ingest_start(const tp_http_ingest_opts *o, tp_ingest *ing, tp_http_ingest **out, char *err,
                             size_t errlen)
 {

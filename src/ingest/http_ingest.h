@@ -47,6 +47,10 @@ tp_err tp_http_ingest_check_opts(const tp_http_ingest_opts *o, char *err, size_t
  * host (":PORT", every interface) is not. */
 int tp_http_ingest_is_loopback(const char *host);
 
+/* Registers the telepack_ingest_http_* families in m (tp_http_ingest_start does it with o->metrics); for tests that
+ * list every metric. TP_OK or the registry's first error. */
+tp_err tp_http_ingest_metrics_register(tp_metrics *m);
+
 typedef struct tp_http_ingest tp_http_ingest;
 
 /* Checks the options, loads the token file and the TLS files, binds and starts serving records into ing (which
