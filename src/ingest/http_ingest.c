@@ -205,7 +205,9 @@ static int reserve(tp_http_ingest *h, req *q, size_t n)
     tp_ingest_stats st;
     tp_ingest_stats_get(h->ing, &st);
     size_t before = atomic_fetch_add(&h->reserved, n);
-    if (before + n + st.buffered_bytes > h->o.max_buffered_bytes && (before > 0 || st.buffered_bytes > 0)) {
+    /* like the batcher, take one request whatever its size when nothing else is held */
+    size_t others = before - q->reserved;
+    if (before + n + st.buffered_bytes > h->o.max_buffered_bytes && (others > 0 || st.buffered_bytes > 0)) {
         atomic_fetch_sub(&h->reserved, n);
         return -1;
     }
