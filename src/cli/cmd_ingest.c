@@ -590,7 +590,8 @@ int tp_cmd_ingest(int argc, char **argv)
     /* the feeder (if any) drains on its own; a signal makes it stop waiting */
     if (feeding)
         pthread_join(ft, NULL);
-    e = tp_ingest_stop(ing, -1); /* HTTP requests waiting for acks get them (or 503) as the worker drains */
+    tp_http_ingest_quiesce(hing); /* no new HTTP requests: the worker is about to stop taking records */
+    e = tp_ingest_stop(ing, -1);   /* HTTP requests waiting for acks get them (or 503) as the worker drains */
     tp_http_ingest_stop(hing);
     hing = NULL;
     tp_ingest_stats_get(ing, &st);

@@ -50,6 +50,7 @@ struct tp_http_ingest {
     pthread_mutex_t mu;         /* guards tokens */
     tokref *tokens;             /* NULL without a token file */
     atomic_size_t reserved;     /* body and encoded bytes held by requests in progress */
+    atomic_int closing;         /* tp_http_ingest_quiesce: new requests get 503 */
     tp_counter *requests[NCODES];
     tp_counter *records, *bytes;
     tp_counter *auth[NAUTH];
@@ -581,6 +582,11 @@ static int check_headers(tp_http_ingest *h, struct MHD_Connection *c, const char
         *ret = answer(h, c, MHD_HTTP_CONTENT_TOO_LARGE, m, NULL);
         return 1;
     }
+    if (atomic_load(&h->closing)) {
+        *ret = answer(h, c, MHD_HTTP_SERVICE_UNAVAILABLE, "the ingest worker is shutting down; retry against another",
+                      NULL);
+        return 1;
+    }
     char why[512];
     if (tp_ingest_failed(h->ing, why, sizeof why)) {
         char m[600];
@@ -886,7 +892,7 @@ tp_err tp_http_ingest_start(const tp_http_ingest_opts *o, tp_ingest *ing, tp_htt
         return TP_ERR_IO;
     }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-                     MHD_USE_AUTO;
+                     MHD_USE_AUTO | MHD_USE_ITC; /* ITC: tp_http_ingest_quiesce */
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (h->cert)
@@ -915,6 +921,15 @@ tp_err tp_http_ingest_start(const tp_http_ingest_opts *o, tp_ingest *ing, tp_htt
 uint16_t tp_http_ingest_port(const tp_http_ingest *h)
 {
     return h ? h->port : 0;
+}
+
+void tp_http_ingest_quiesce(tp_http_ingest *h)
+{
+    if (!h || atomic_exchange(&h->closing, 1))
+        return;
+    int fd = MHD_quiesce_daemon(h->daemon);
+    if (fd >= 0)
+        close(fd);
 }
 
 void tp_http_ingest_stop(tp_http_ingest *h)

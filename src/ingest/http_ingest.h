@@ -65,6 +65,10 @@ uint16_t tp_http_ingest_port(const tp_http_ingest *h);
  * and err says why. TP_ERR_INVALID_ARG without a token file. Thread-safe. */
 tp_err tp_http_ingest_reload_tokens(tp_http_ingest *h, char *err, size_t errlen);
 
+/* Before stopping the worker: closes the listening socket and answers 503 to every request that starts from now
+ * on (also on open keep-alive connections); requests already past their headers carry on. Idempotent. */
+void tp_http_ingest_quiesce(tp_http_ingest *h);
+
 /* Stops serving: waits for the requests in progress (each at most timeout_ms), then frees h. NULL is a no-op. */
 void tp_http_ingest_stop(tp_http_ingest *h);
 

@@ -1,7 +1,7 @@
 /* The HTTP ingest's 503 paths on librdkafka's mock cluster, with a minimal HTTP/1.1 client on a raw socket:
  * Kafka down past --http-timeout-ms (503, Retry-After, nothing claimed durable; the same request after the brokers
  * are back is 200), the memory cap (503 before anything is taken while the worker is held back), and the worker
- * shutting down under a waiting request (503, not 200). */
+ * shutting down under a waiting request (503, not 200; after tp_http_ingest_quiesce no new connection). */
 #include <arpa/inet.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -196,6 +196,10 @@ static void test_shutdown(rd_kafka_mock_cluster_t *mc)
         tp_ingest_stats_get(ing, &st);
     }
     CHECK_INT(st.records_in, 30);
+    tp_http_ingest_quiesce(h); /* as telepack ingest does on SIGINT: no new request from here on */
+    reply late;
+    post(g.port, body, strlen(body), &late);
+    CHECK_INT(late.status, 0); /* the listening socket is closed */
     CHECK_ERR(tp_ingest_stop(ing, 300), TP_ERR_AGAIN); /* gives up on Kafka: the request must not get 200 */
     pthread_join(t, NULL);
     CHECK_INT(g.r.status, 503);
