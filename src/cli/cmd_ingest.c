@@ -18,14 +18,25 @@
 #include "cli/cli_args.h"
 #include "common/clock.h"
 #include "ingest/gateway_client.h"
+#include "ingest/http_ingest.h"
 #include "ops/http_server.h"
 #include "ingest/ingest.h"
 #include "common/log.h"
 #include "telepack/record_json.h"
 #include "telepack/delimited.h"
 
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
 static volatile sig_atomic_t g_signals;
+static volatile sig_atomic_t g_hup; /* SIGHUP: reload --auth-tokens */
 static tp_ingest *volatile g_ing;
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    g_hup = 1;
+}
 
 /* First signal: graceful stop (the main loop sees g_signals). Second: stop waiting for Kafka. */
 static void on_signal(int sig)
@@ -65,6 +76,17 @@ static void usage(FILE *out)
             "  --layout L              columns (default: pbpack v2, ~4x smaller) or rows (pbpack v1: standard\n"
             "                          delimited protobuf, for consumers that only speak protobuf); docs/FORMAT.md\n"
             TP_CLI_WORKER_HELP
+            "HTTP ingest (docs/HTTP_INGEST.md):\n"
+            "  --http-listen H:P       serve POST /v1/records (NDJSON or delimited protobuf; answered once the\n"
+            "                          records are in Kafka) on HOST:PORT; without --listen, no TCP gateway listener\n"
+            "  --http-tls-cert FILE    PEM certificate (chain) for HTTPS on --http-listen, with --http-tls-key\n"
+            "  --http-tls-key FILE     PEM private key for it\n"
+            "  --insecure              allow plain HTTP on --http-listen at an address other than loopback\n"
+            "  --auth-tokens FILE      require 'Authorization: Bearer TOKEN' from this file (one token a line,\n"
+            "                          optionally with the vehicle ids it may send: TOKEN 1000-1999,2500); SIGHUP\n"
+            "                          reloads it\n"
+            "  --http-max-body N       largest request body (default 4M; larger: 413)\n"
+            "  --http-timeout-ms N     longest a request waits for Kafka before 503 (default 30000)\n"
             "  -h, --help              this text\n\n"
             "Sizes take a K, M or G suffix (powers of 1024).\n");
 }
@@ -187,6 +209,7 @@ typedef struct ingest_cli {
     const char *from;
     int delimited;
     unsigned json_flags; /* TP_RECORD_JSON_* for --from NDJSON */
+    tp_http_ingest_opts hio;
 } ingest_cli;
 
 /* Parses the options into *a (after tp_ingest_opts_init and tp_cli_worker_init); returns -1 to go on, else the exit
@@ -194,7 +217,8 @@ typedef struct ingest_cli {
 static int parse_args(int argc, char **argv, ingest_cli *a)
 {
     enum { O_BROKERS = 256, O_TOPIC, O_LISTEN, O_FROM, O_FORMAT, O_BREC, O_BBYTES, O_LINGER, O_MAXBUF, O_THREADS,
-           O_LEVEL, O_LAYOUT, O_IGNORE_UNKNOWN, O_MAXOPEN };
+           O_LEVEL, O_LAYOUT, O_IGNORE_UNKNOWN, O_MAXOPEN, O_HTTP, O_HTTP_CERT, O_HTTP_KEY, O_INSECURE, O_TOKENS,
+           O_HTTP_BODY, O_HTTP_TIMEOUT };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS}, {"topic", required_argument, 0, O_TOPIC},
         {"listen", required_argument, 0, O_LISTEN}, {"from", required_argument, 0, O_FROM},
@@ -204,6 +228,10 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
         {"level", required_argument, 0, O_LEVEL}, {"layout", required_argument, 0, O_LAYOUT},
         {"ignore-unknown-fields", no_argument, 0, O_IGNORE_UNKNOWN},
         {"max-open-vehicles", required_argument, 0, O_MAXOPEN},
+        {"http-listen", required_argument, 0, O_HTTP}, {"http-tls-cert", required_argument, 0, O_HTTP_CERT},
+        {"http-tls-key", required_argument, 0, O_HTTP_KEY}, {"insecure", no_argument, 0, O_INSECURE},
+        {"auth-tokens", required_argument, 0, O_TOKENS}, {"http-max-body", required_argument, 0, O_HTTP_BODY},
+        {"http-timeout-ms", required_argument, 0, O_HTTP_TIMEOUT},
         TP_CLI_WORKER_LONGOPTS, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     static const char *const format_words[] = {"ndjson", "delimited", NULL};
     static const char *const layout_words[] = {"rows", "columns", NULL}; /* index + 1 == tp_layout */
@@ -244,6 +272,19 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
                 o->batch.max_buffered_bytes = (size_t)v;
             break;
         case O_IGNORE_UNKNOWN: a->json_flags = TP_RECORD_JSON_IGNORE_UNKNOWN; break;
+        case O_HTTP: a->hio.listen = optarg; break;
+        case O_HTTP_CERT: a->hio.tls_cert = optarg; break;
+        case O_HTTP_KEY: a->hio.tls_key = optarg; break;
+        case O_INSECURE: a->hio.insecure = 1; break;
+        case O_TOKENS: a->hio.tokens_path = optarg; break;
+        case O_HTTP_BODY:
+            if (!(e = tp_cli_parse_size("http-max-body", optarg, 1024, 1ull << 30, &v, msg, sizeof msg)))
+                a->hio.max_body_bytes = (size_t)v;
+            break;
+        case O_HTTP_TIMEOUT:
+            if (!(e = tp_cli_parse_ms("http-timeout-ms", optarg, 100, 3600000, &v, msg, sizeof msg)))
+                a->hio.timeout_ms = (int)v;
+            break;
         case O_MAXOPEN:
             if (!(e = tp_cli_parse_u64("max-open-vehicles", optarg, 1, 100000000, &v, msg, sizeof msg)))
                 o->batch.max_open = (uint32_t)v;
@@ -278,7 +319,13 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
     }
     if (!o->brokers && !has_bootstrap)
         return tp_cli_usage_error("ingest", "--brokers is required (e.g. --brokers 127.0.0.1:9092)");
-    if (!o->listen && !a->from)
+    tp_http_ingest_opts *h = &a->hio;
+    if ((h->tls_cert || h->tls_key || h->insecure || h->tokens_path) && !h->listen)
+        return tp_cli_usage_error("ingest", "--http-tls-cert, --http-tls-key, --insecure and --auth-tokens apply to "
+                                            "--http-listen; give it too");
+    if (h->listen && tp_http_ingest_check_opts(h, msg, sizeof msg))
+        return tp_cli_usage_error("ingest", "%s", msg);
+    if (!o->listen && !a->from && !h->listen)
         o->listen = "0.0.0.0:7070";
     o->kafka_conf = a->w.kafka_props;
     o->nkafka_conf = a->w.n_kafka_props;
@@ -292,6 +339,7 @@ typedef struct ingest_run {
     tp_metrics *metrics;
     tp_ingest_metrics im;
     tp_http_server *http;
+    tp_http_ingest *hing; /* POST /v1/records, with --http-listen */
     feeder f;
     pthread_t feeder_thread;
     int replaying; /* f.fd is open, handed to the worker */
@@ -337,6 +385,45 @@ static int create_worker(ingest_run *r)
     return 0;
 }
 
+/* POST /v1/records (--http-listen), once the worker runs; SIGHUP reloads its token file. Returns 0, else the exit
+ * status. */
+static int start_http_ingest(ingest_run *r)
+{
+    tp_http_ingest_opts *h = &r->a->hio;
+    if (!h->listen)
+        return 0;
+    char err[512] = "";
+    h->max_buffered_bytes = r->a->o.batch.max_buffered_bytes;
+    h->max_record_bytes = r->a->o.max_record_bytes;
+    h->metrics = r->metrics;
+    tp_err e = tp_http_ingest_start(h, r->ing, &r->hing, err, sizeof err);
+    if (e) {
+        fprintf(stderr, "telepack ingest: %s\n", err);
+        return e == TP_ERR_INVALID_ARG || e == TP_ERR_PARSE ? 2 : 1;
+    }
+    tp_log(TP_LOG_INFO, "ingest", "serving POST /v1/records on %s (port %u, %s%s)", h->listen,
+           tp_http_ingest_port(r->hing), h->tls_cert ? "https" : "http",
+           h->tokens_path ? ", bearer tokens" : ", no authentication");
+    struct sigaction sh = {0};
+    sh.sa_handler = on_hup;
+    sigemptyset(&sh.sa_mask);
+    sigaction(SIGHUP, &sh, NULL);
+    return 0;
+}
+
+/* SIGHUP: reload the token file of the HTTP endpoint, keeping the old tokens when the new file is bad. */
+static void reload_tokens(ingest_run *r)
+{
+    g_hup = 0;
+    if (!r->hing)
+        return;
+    char herr[512];
+    if (tp_http_ingest_reload_tokens(r->hing, herr, sizeof herr) == TP_OK)
+        tp_log(TP_LOG_INFO, "ingest", "SIGHUP: reloaded the token file %s", r->a->hio.tokens_path);
+    else
+        tp_log(TP_LOG_ERROR, "ingest", "SIGHUP: keeping the old tokens: %s", herr);
+}
+
 /* The operations endpoint, the worker's threads and the feeder. Returns 0, else the exit status. */
 static int start(ingest_run *r)
 {
@@ -369,7 +456,15 @@ static int start(ingest_run *r)
     if (r->a->o.listen)
         tp_log(TP_LOG_INFO, "ingest", "listening for gateways on %s (port %d), publishing to topic %s",
                r->a->o.listen, tp_ingest_port(r->ing), r->a->o.topic);
-    return 0;
+    for (size_t i = 0; i < r->a->w.n_kafka_props; i++) { /* tests reach librdkafka's in-process cluster so */
+        if (!strncmp(r->a->w.kafka_props[i], "test.mock.num.brokers=", 22)) {
+            rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(tp_ingest_kafka_handle(r->ing));
+            if (mc)
+                tp_log(TP_LOG_INFO, "ingest", "mock cluster bootstrap servers: %s",
+                       rd_kafka_mock_cluster_bootstraps(mc));
+        }
+    }
+    return start_http_ingest(r);
 }
 
 /* One progress line on a terminal: rates since the last line, totals, memory held. */
@@ -398,6 +493,8 @@ static void wait_for_stop(ingest_run *r)
     while (!g_signals && !tp_ingest_failed(r->ing, NULL, 0) && !(r->feeding && atomic_load(&r->f.done))) {
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
+        if (g_hup)
+            reload_tokens(r);
         double t = tp_mono_s();
         if (tty && t - last >= 2.0) {
             tp_ingest_stats_get(r->ing, &st);
@@ -422,7 +519,10 @@ static int finish(ingest_run *r, double t0)
     if (r->feeding)
         pthread_join(r->feeder_thread, NULL);
     r->feeding = 0;
-    tp_err e = tp_ingest_stop(r->ing, -1);
+    tp_http_ingest_quiesce(r->hing); /* no new HTTP requests: the worker is about to stop taking records */
+    tp_err e = tp_ingest_stop(r->ing, -1); /* HTTP requests waiting for acks get them (or 503) as it drains */
+    tp_http_ingest_stop(r->hing);
+    r->hing = NULL;
     tp_ingest_stats st;
     tp_ingest_stats_get(r->ing, &st);
     double el = tp_mono_s() - t0;
@@ -451,6 +551,8 @@ static void release(ingest_run *r)
     if (r->replaying)
         close(r->f.fd);
     g_ing = NULL;
+    tp_http_ingest_stop(r->hing); /* after a failed start: requests must not reach a freed worker */
+    r->hing = NULL;
     tp_http_server_stop(r->http); /* its readiness callback reads ing */
     tp_ingest_free(r->ing);
     tp_metrics_free(r->metrics);
@@ -460,6 +562,7 @@ int tp_cmd_ingest(int argc, char **argv)
 {
     ingest_cli a = {0};
     tp_ingest_opts_init(&a.o);
+    tp_http_ingest_opts_init(&a.hio);
     if (tp_cli_worker_init(&a.w, argc))
         return 1;
     int rc = parse_args(argc, argv, &a);
