@@ -596,6 +596,7 @@ int tp_cmd_demo(int argc, char **argv)
     io.brokers = brokers;
     io.topic = DEMO_TOPIC;
     io.listen = "127.0.0.1:0";
+    io.max_conns_per_ip = 0; /* up to 256 simulated gateways, all from loopback */
     io.batch = o->batch;
     io.level = o->level;
     io.layout = o->layout;

@@ -59,6 +59,9 @@ static void usage(FILE *out)
             "                          the batcher's memory stays below 4.25x it (docs/INGEST.md)\n"
             "  --max-open-vehicles N   vehicles with an open batch; a new one beyond it flushes the oldest open\n"
             "                          batch (default 100000)\n"
+            "  --idle-timeout S        close a gateway connection silent for S seconds (default 60; 0 = never);\n"
+            "                          v2 gateways send heartbeats, v1 ones are closed only once all is acked\n"
+            "  --max-conns-per-ip N    gateway connections from one source address (default 64; 0 = no cap)\n"
             "  --threads N             compression threads (default: number of CPUs)\n"
             "  --level N               zstd level (default 3)\n"
             "  --layout L              columns (default: pbpack v2, ~4x smaller) or rows (pbpack v1: standard\n"
@@ -251,7 +254,8 @@ static void human(double v, char *buf, size_t n)
 int tp_cmd_ingest(int argc, char **argv)
 {
     enum { O_BROKERS = 256, O_TOPIC, O_LISTEN, O_FROM, O_FORMAT, O_BREC, O_BBYTES, O_LINGER, O_MAXBUF, O_THREADS,
-           O_LEVEL, O_LAYOUT, O_LOGFMT, O_LOGLVL, O_METRICS, O_IGNORE_UNKNOWN, O_MAXOPEN };
+           O_LEVEL, O_LAYOUT, O_LOGFMT, O_LOGLVL, O_METRICS, O_IGNORE_UNKNOWN, O_MAXOPEN,
+           O_IDLE, O_PERIP };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS}, {"topic", required_argument, 0, O_TOPIC},
         {"listen", required_argument, 0, O_LISTEN}, {"from", required_argument, 0, O_FROM},
@@ -263,6 +267,7 @@ int tp_cmd_ingest(int argc, char **argv)
         {"log-level", required_argument, 0, O_LOGLVL}, {"metrics-listen", required_argument, 0, O_METRICS},
         {"ignore-unknown-fields", no_argument, 0, O_IGNORE_UNKNOWN},
         {"max-open-vehicles", required_argument, 0, O_MAXOPEN},
+        {"idle-timeout", required_argument, 0, O_IDLE}, {"max-conns-per-ip", required_argument, 0, O_PERIP},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     tp_ingest_opts o;
     tp_ingest_opts_init(&o);
@@ -329,6 +334,16 @@ int tp_cmd_ingest(int argc, char **argv)
             if (parse_u64("--max-open-vehicles", optarg, 1, 100000000, 0, &v))
                 goto out;
             o.batch.max_open = (uint32_t)v;
+            break;
+        case O_IDLE:
+            if (parse_u64("--idle-timeout", optarg, 0, 86400, 0, &v))
+                goto out;
+            o.idle_timeout_ms = (int)v * 1000;
+            break;
+        case O_PERIP:
+            if (parse_u64("--max-conns-per-ip", optarg, 0, 1000000, 0, &v))
+                goto out;
+            o.max_conns_per_ip = (uint32_t)v;
             break;
         case O_THREADS:
             if (parse_u64("--threads", optarg, 1, 256, 0, &v))
