@@ -212,6 +212,7 @@ static void *feeder_main(void *arg)
     co.fd = f->fd;
     co.stop = &f->stop;
     co.max_unacked_bytes = f->window;
+    co.protocol = 1; /* a local replay: no handshake, and records are taken as they are (no event-time check) */
     tp_gateway_client *c = NULL;
     if (!in) {
         tp_log(TP_LOG_ERROR, "ingest", "cannot open --from %s: %s", f->path, strerror(errno));
