@@ -126,6 +126,7 @@ typedef struct gateway_output {
     gen_output base;
     volatile sig_atomic_t *stop;
     uint32_t n;
+    char (*ids)[24];
     tp_gateway_client *c[];
 } gateway_output;
 
@@ -163,26 +164,52 @@ static tp_err gateway_close(gen_output *o)
 {
     gateway_output *g = (gateway_output *)o;
     tp_err e = TP_OK;
-    uint64_t unacked = 0;
+    uint64_t unacked = 0, rejected = 0;
+    char reason[128] = "", refusal[128] = "";
     for (uint32_t i = 0; i < g->n; i++) {
         tp_err de = tp_gateway_client_drain(g->c[i], -1);
         tp_gateway_client_stats st;
         tp_gateway_client_stats_get(g->c[i], &st);
         unacked += st.unacked_records;
+        rejected += st.records_rejected;
+        if (st.records_rejected)
+            snprintf(reason, sizeof reason, "%s", st.last_reason);
+        if (st.refused)
+            snprintf(refusal, sizeof refusal, "%s", st.last_reason);
         if (de && !e)
             e = de;
         tp_gateway_client_free(g->c[i]);
     }
+    if (refusal[0])
+        fprintf(stderr, "telepack gen: the ingest worker at %s refused the handshake: %s\n", o->name, refusal);
     if (e)
         fprintf(stderr, "telepack gen: stopped with %" PRIu64 " records not acked by the ingest worker at %s\n",
                 unacked, o->name);
+    if (rejected) {
+        fprintf(stderr, "telepack gen: the ingest worker rejected %" PRIu64 " records (not resent); last: %s\n",
+                rejected, reason);
+        if (!e)
+            e = TP_ERR_REJECTED;
+    }
+    free(g->ids);
     free(g);
     return e;
 }
 
-static gen_output *gateway_output_open(const char *addr, uint32_t n, size_t window, volatile sig_atomic_t *stop)
+typedef struct gateway_v2 {
+    int protocol;             /* 1 or 2 */
+    const char *token;        /* or NULL */
+    uint64_t vehicles;        /* per gateway, for the server's suggested window */
+} gateway_v2;
+
+static gen_output *gateway_output_open(const char *addr, uint32_t n, size_t window, const gateway_v2 *v2,
+                                       volatile sig_atomic_t *stop)
 {
     gateway_output *g = calloc(1, sizeof *g + n * sizeof g->c[0]);
+    if (g && !(g->ids = calloc(n, sizeof *g->ids))) {
+        free(g);
+        g = NULL;
+    }
     if (!g)
         return NULL;
     g->base.write = gateway_write;
@@ -196,10 +223,16 @@ static gen_output *gateway_output_open(const char *addr, uint32_t n, size_t wind
         co.connect = addr;
         co.stop = stop;
         co.max_unacked_bytes = window;
+        co.protocol = v2->protocol;
+        co.token = v2->token;
+        co.vehicles = v2->vehicles;
+        snprintf(g->ids[g->n], sizeof g->ids[g->n], "telepack-gen-%u", g->n + 1);
+        co.gateway_id = g->ids[g->n];
         if (tp_gateway_client_new(&co, &g->c[g->n]) != TP_OK) {
             fprintf(stderr, "telepack gen: --connect '%s' is not HOST:PORT; use e.g. 127.0.0.1:7070\n", addr);
             for (uint32_t i = 0; i < g->n; i++)
                 tp_gateway_client_free(g->c[i]);
+            free(g->ids);
             free(g);
             return NULL;
         }
@@ -240,6 +273,10 @@ static void usage(FILE *out)
             "                       of each of its vehicles, within 4-64 MiB). Records are acked once their pack\n"
             "                       is in Kafka, so a window smaller than a full batch per vehicle stalls the\n"
             "                       gateway until the ingest's linger timer flushes\n"
+            "  --protocol 1|2       gateway protocol with --connect (default 2: handshake, per-record rejects,\n"
+            "                       heartbeats; 1: plain records and acks, docs/GATEWAY.md)\n"
+            "  --token-file FILE    v2: send the token on FILE's first line in the hello (the worker's\n"
+            "                       authentication); never on the command line\n"
             "  -q, --quiet          no progress line and no summary\n"
             "  -h, --help           this text\n"
             "\n"
@@ -282,6 +319,8 @@ enum {
     OPT_CONNECT,
     OPT_GATEWAYS,
     OPT_WINDOW,
+    OPT_PROTOCOL,
+    OPT_TOKEN_FILE,
 };
 
 int tp_cmd_gen(int argc, char **argv)
@@ -301,6 +340,8 @@ int tp_cmd_gen(int argc, char **argv)
         {"connect", required_argument, NULL, OPT_CONNECT},
         {"gateways", required_argument, NULL, OPT_GATEWAYS},
         {"window", required_argument, NULL, OPT_WINDOW},
+        {"protocol", required_argument, NULL, OPT_PROTOCOL},
+        {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -311,6 +352,9 @@ int tp_cmd_gen(int argc, char **argv)
     const char *connect = NULL;
     uint64_t gateways = 1;
     uint64_t window = 0; /* 0: sized for the fleet */
+    uint64_t protocol = 2;
+    const char *token_file = NULL;
+    char token[260] = "";
     bool out_given = false;
     int format = GEN_NDJSON;
     double rate = 0;
@@ -366,6 +410,8 @@ int tp_cmd_gen(int argc, char **argv)
         case OPT_CONNECT: connect = optarg; break;
         case OPT_GATEWAYS: e = tp_cli_parse_u64("gateways", optarg, 1, 1024, &gateways, msg, sizeof msg); break;
         case OPT_WINDOW: e = tp_cli_parse_u64("window", optarg, 65536, 1ull << 30, &window, msg, sizeof msg); break;
+        case OPT_PROTOCOL: e = tp_cli_parse_u64("protocol", optarg, 1, 2, &protocol, msg, sizeof msg); break;
+        case OPT_TOKEN_FILE: token_file = optarg; break;
         case OPT_RATE: e = tp_cli_parse_double("rate", optarg, 0, 1e9, &rate, msg, sizeof msg); break;
         case 'q': quiet = true; break;
         case 'h': usage(stdout); return 0;
@@ -377,6 +423,20 @@ int tp_cmd_gen(int argc, char **argv)
     }
     if (optind < argc)
         return tp_cli_usage_error("gen", "unexpected argument '%s' (gen takes options only)", argv[optind]);
+    if (token_file) {
+        if (protocol != 2)
+            return tp_cli_usage_error("gen", "--token-file needs --protocol 2 (v1 has no handshake)");
+        FILE *tf = fopen(token_file, "r");
+        if (!tf)
+            return tp_cli_usage_error("gen", "cannot read --token-file %s: %s", token_file, strerror(errno));
+        if (!fgets(token, sizeof token, tf))
+            token[0] = 0;
+        fclose(tf);
+        token[strcspn(token, "\r\n")] = 0;
+        if (strlen(token) < 16 || strlen(token) > 256)
+            return tp_cli_usage_error("gen", "--token-file %s: the first line must be a token of 16..256 characters",
+                                      token_file);
+    }
     if (connect && out_given)
         return tp_cli_usage_error("gen", "--connect and --out are exclusive: records go either to an ingest worker or to a file");
     if (connect)
@@ -400,7 +460,8 @@ int tp_cmd_gen(int argc, char **argv)
         window = per_gateway * 200 * 64;
         window = window < (4u << 20) ? (4u << 20) : window > (64u << 20) ? (64u << 20) : window;
     }
-    gen_output *out = connect ? gateway_output_open(connect, (uint32_t)gateways, (size_t)window, &stop_requested)
+    gateway_v2 v2 = {(int)protocol, token[0] ? token : NULL, (fo.vehicles + gateways - 1) / gateways};
+    gen_output *out = connect ? gateway_output_open(connect, (uint32_t)gateways, (size_t)window, &v2, &stop_requested)
                               : stream_output_open(out_path, (gen_format)format);
     if (!out) {
         tp_fleet_free(fleet);
