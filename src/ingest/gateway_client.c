@@ -312,9 +312,9 @@ static int apply_ack(tp_gateway_client *c, uint64_t a)
         size_t fl = frame_len(c, c->buf + c->start, c->end - c->start);
         if (c->start + fl > c->sent)
             return -1; /* an ack for bytes not written yet */
+        c->acked_records += c->o.protocol == 1 || c->buf[c->start] != TOMBSTONE; /* rejects are not "acked" */
         c->start += fl;
         c->unacked--;
-        c->acked_records++;
     }
     c->conn_acked = a;
     if (c->start == c->end) {

@@ -35,7 +35,7 @@ typedef struct tp_gateway_client tp_gateway_client;
 typedef struct tp_gateway_client_stats {
     uint64_t records_sent;        /* records handed to send (each counted once, resends not counted) */
     uint64_t bytes_sent;          /* their framed bytes (length prefix included) */
-    uint64_t records_acked;       /* records the server acknowledged */
+    uint64_t records_acked;       /* records the server acknowledged as durable (rejected ones not counted) */
     uint64_t resent;              /* records written again after a reconnect */
     uint64_t connects;            /* successful connections */
     uint64_t unacked_records;     /* in the resend buffer now */
