@@ -583,6 +583,7 @@ static int start_ingest(demo_run *r)
     io.batch = o->batch;
     io.level = o->level;
     io.layout = o->layout;
+    io.max_conns_per_ip = 0; /* up to 256 simulated gateways, all from loopback */
     if (o->threads)
         io.threads = o->threads;
     /* The mock cluster serves uncompressed message sets very slowly to consumers (measured: ~130 msg/s); a

@@ -127,6 +127,7 @@ typedef struct gateway_output {
     gen_output base;
     volatile sig_atomic_t *stop;
     uint32_t n;
+    char (*ids)[24];
     tp_gateway_client *c[];
 } gateway_output;
 
@@ -164,26 +165,52 @@ static tp_err gateway_close(gen_output *o)
 {
     gateway_output *g = (gateway_output *)o;
     tp_err e = TP_OK;
-    uint64_t unacked = 0;
+    uint64_t unacked = 0, rejected = 0;
+    char reason[128] = "", refusal[128] = "";
     for (uint32_t i = 0; i < g->n; i++) {
         tp_err de = tp_gateway_client_drain(g->c[i], -1);
         tp_gateway_client_stats st;
         tp_gateway_client_stats_get(g->c[i], &st);
         unacked += st.unacked_records;
+        rejected += st.records_rejected;
+        if (st.records_rejected)
+            snprintf(reason, sizeof reason, "%s", st.last_reason);
+        if (st.refused)
+            snprintf(refusal, sizeof refusal, "%s", st.last_reason);
         if (de && !e)
             e = de;
         tp_gateway_client_free(g->c[i]);
     }
+    if (refusal[0])
+        fprintf(stderr, "telepack gen: the ingest worker at %s refused the handshake: %s\n", o->name, refusal);
     if (e)
         fprintf(stderr, "telepack gen: stopped with %" PRIu64 " records not acked by the ingest worker at %s\n",
                 unacked, o->name);
+    if (rejected) {
+        fprintf(stderr, "telepack gen: the ingest worker rejected %" PRIu64 " records (not resent); last: %s\n",
+                rejected, reason);
+        if (!e)
+            e = TP_ERR_REJECTED;
+    }
+    free(g->ids);
     free(g);
     return e;
 }
 
-static gen_output *gateway_output_open(const char *addr, uint32_t n, size_t window, volatile sig_atomic_t *stop)
+typedef struct gateway_v2 {
+    int protocol;             /* 1 or 2 */
+    const char *token;        /* or NULL */
+    uint64_t vehicles;        /* per gateway, for the server's suggested window */
+} gateway_v2;
+
+static gen_output *gateway_output_open(const char *addr, uint32_t n, size_t window, const gateway_v2 *v2,
+                                       volatile sig_atomic_t *stop)
 {
     gateway_output *g = calloc(1, sizeof *g + n * sizeof g->c[0]);
+    if (g && !(g->ids = calloc(n, sizeof *g->ids))) {
+        free(g);
+        g = NULL;
+    }
     if (!g)
         return NULL;
     g->base.write = gateway_write;
@@ -197,10 +224,16 @@ static gen_output *gateway_output_open(const char *addr, uint32_t n, size_t wind
         co.connect = addr;
         co.stop = stop;
         co.max_unacked_bytes = window;
+        co.protocol = v2->protocol;
+        co.token = v2->token;
+        co.vehicles = v2->vehicles;
+        snprintf(g->ids[g->n], sizeof g->ids[g->n], "telepack-gen-%u", g->n + 1);
+        co.gateway_id = g->ids[g->n];
         if (tp_gateway_client_new(&co, &g->c[g->n]) != TP_OK) {
             fprintf(stderr, "telepack gen: --connect '%s' is not HOST:PORT; use e.g. 127.0.0.1:7070\n", addr);
             for (uint32_t i = 0; i < g->n; i++)
                 tp_gateway_client_free(g->c[i]);
+            free(g->ids);
             free(g);
             return NULL;
         }
@@ -241,6 +274,10 @@ static void usage(FILE *out)
             "                       of each of its vehicles, within 4-64 MiB). Records are acked once their pack\n"
             "                       is in Kafka, so a window smaller than a full batch per vehicle stalls the\n"
             "                       gateway until the ingest's linger timer flushes\n"
+            "  --protocol 1|2       gateway protocol with --connect (default 2: handshake, per-record rejects,\n"
+            "                       heartbeats; 1: plain records and acks, docs/GATEWAY.md)\n"
+            "  --token-file FILE    v2: send the token on FILE's first line in the hello (the worker's\n"
+            "                       authentication); never on the command line\n"
             "  -q, --quiet          no progress line and no summary\n"
             "  -h, --help           this text\n"
             "\n"
@@ -283,6 +320,8 @@ enum {
     OPT_CONNECT,
     OPT_GATEWAYS,
     OPT_WINDOW,
+    OPT_PROTOCOL,
+    OPT_TOKEN_FILE,
 };
 
 /* What the command line asked for. */
@@ -292,6 +331,8 @@ typedef struct gen_cli {
     const char *connect;
     uint64_t gateways;
     uint64_t window; /* 0: sized for the fleet */
+    uint64_t protocol;   /* gateway protocol with --connect: 1 or 2 */
+    char token[260];     /* from --token-file, or empty */
     bool out_given;
     int format;
     double rate;
@@ -314,6 +355,8 @@ static int parse_args(int argc, char **argv, gen_cli *a)
         {"format", required_argument, NULL, OPT_FORMAT},
         {"out", required_argument, NULL, OPT_OUT},
         {"rate", required_argument, NULL, OPT_RATE},
+        {"protocol", required_argument, NULL, OPT_PROTOCOL},
+        {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
         {"connect", required_argument, NULL, OPT_CONNECT},
         {"gateways", required_argument, NULL, OPT_GATEWAYS},
         {"window", required_argument, NULL, OPT_WINDOW},
@@ -326,6 +369,9 @@ static int parse_args(int argc, char **argv, gen_cli *a)
     a->connect = NULL;
     a->gateways = 1;
     a->window = 0;
+    a->protocol = 2;
+    a->token[0] = '\0';
+    const char *token_file = NULL;
     a->out_given = false;
     a->format = GEN_NDJSON;
     a->rate = 0;
@@ -380,6 +426,8 @@ static int parse_args(int argc, char **argv, gen_cli *a)
         case OPT_CONNECT: a->connect = optarg; break;
         case OPT_GATEWAYS: e = tp_cli_parse_u64("gateways", optarg, 1, 1024, &a->gateways, msg, sizeof msg); break;
         case OPT_WINDOW: e = tp_cli_parse_u64("window", optarg, 65536, 1ull << 30, &a->window, msg, sizeof msg); break;
+        case OPT_PROTOCOL: e = tp_cli_parse_u64("protocol", optarg, 1, 2, &a->protocol, msg, sizeof msg); break;
+        case OPT_TOKEN_FILE: token_file = optarg; break;
         case OPT_RATE: e = tp_cli_parse_double("rate", optarg, 0, 1e9, &a->rate, msg, sizeof msg); break;
         case 'q': a->quiet = true; break;
         case 'h': usage(stdout); return 0;
@@ -391,6 +439,20 @@ static int parse_args(int argc, char **argv, gen_cli *a)
     }
     if (optind < argc)
         return tp_cli_usage_error("gen", "unexpected argument '%s' (gen takes options only)", argv[optind]);
+    if (token_file) {
+        if (a->protocol != 2)
+            return tp_cli_usage_error("gen", "--token-file needs --protocol 2 (v1 has no handshake)");
+        FILE *tf = fopen(token_file, "r");
+        if (!tf)
+            return tp_cli_usage_error("gen", "cannot read --token-file %s: %s", token_file, strerror(errno));
+        if (!fgets(a->token, sizeof a->token, tf))
+            a->token[0] = 0;
+        fclose(tf);
+        a->token[strcspn(a->token, "\r\n")] = 0;
+        if (strlen(a->token) < 16 || strlen(a->token) > 256)
+            return tp_cli_usage_error("gen", "--token-file %s: the first line must be a token of 16..256 characters",
+                                      token_file);
+    }
     if (a->connect && a->out_given)
         return tp_cli_usage_error("gen", "--connect and --out are exclusive: records go either to an ingest worker or to a file");
     if (a->connect)
@@ -467,7 +529,8 @@ int tp_cmd_gen(int argc, char **argv)
     /* By default a full default batch (200 records of ~64 wire bytes) per vehicle of the gateway. */
     uint64_t per_gateway = (a.fo.vehicles + a.gateways - 1) / a.gateways;
     size_t window = a.window ? (size_t)a.window : tp_gateway_window(per_gateway * 200 * 64);
-    gen_output *out = a.connect ? gateway_output_open(a.connect, (uint32_t)a.gateways, window, &stop_requested)
+    gateway_v2 v2 = {(int)a.protocol, a.token[0] ? a.token : NULL, per_gateway};
+    gen_output *out = a.connect ? gateway_output_open(a.connect, (uint32_t)a.gateways, window, &v2, &stop_requested)
                                 : stream_output_open(a.out_path, (gen_format)a.format);
     if (!out) {
         tp_fleet_free(fleet);

@@ -71,6 +71,9 @@ static void usage(FILE *out)
             "                          the batcher's memory stays below 4.25x it (docs/INGEST.md)\n"
             "  --max-open-vehicles N   vehicles with an open batch; a new one beyond it flushes the oldest open\n"
             "                          batch (default 100000)\n"
+            "  --idle-timeout S        close a gateway connection silent for S seconds (default 60; 0 = never);\n"
+            "                          v2 gateways send heartbeats, v1 ones are closed only once all is acked\n"
+            "  --max-conns-per-ip N    gateway connections from one source address (default 64; 0 = no cap)\n"
             "  --threads N             compression threads (default: number of CPUs)\n"
             "  --level N               zstd level (default 3)\n"
             "  --layout L              columns (default: pbpack v2, ~4x smaller) or rows (pbpack v1: standard\n"
@@ -174,6 +177,7 @@ static void *feeder_main(void *arg)
     co.fd = f->fd;
     co.stop = &f->stop;
     co.max_unacked_bytes = f->window;
+    co.protocol = 1; /* a local replay: no handshake, and records are taken as they are (no event-time check) */
     tp_gateway_client *c = NULL;
     if (!in) {
         tp_log(TP_LOG_ERROR, "ingest", "cannot open --from %s: %s", f->path, strerror(errno));
@@ -218,7 +222,7 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
 {
     enum { O_BROKERS = 256, O_TOPIC, O_LISTEN, O_FROM, O_FORMAT, O_BREC, O_BBYTES, O_LINGER, O_MAXBUF, O_THREADS,
            O_LEVEL, O_LAYOUT, O_IGNORE_UNKNOWN, O_MAXOPEN, O_HTTP, O_HTTP_CERT, O_HTTP_KEY, O_INSECURE, O_TOKENS,
-           O_HTTP_BODY, O_HTTP_TIMEOUT };
+           O_HTTP_BODY, O_HTTP_TIMEOUT, O_IDLE, O_PERIP };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS}, {"topic", required_argument, 0, O_TOPIC},
         {"listen", required_argument, 0, O_LISTEN}, {"from", required_argument, 0, O_FROM},
@@ -232,6 +236,7 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
         {"http-tls-key", required_argument, 0, O_HTTP_KEY}, {"insecure", no_argument, 0, O_INSECURE},
         {"auth-tokens", required_argument, 0, O_TOKENS}, {"http-max-body", required_argument, 0, O_HTTP_BODY},
         {"http-timeout-ms", required_argument, 0, O_HTTP_TIMEOUT},
+        {"idle-timeout", required_argument, 0, O_IDLE}, {"max-conns-per-ip", required_argument, 0, O_PERIP},
         TP_CLI_WORKER_LONGOPTS, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     static const char *const format_words[] = {"ndjson", "delimited", NULL};
     static const char *const layout_words[] = {"rows", "columns", NULL}; /* index + 1 == tp_layout */
@@ -272,6 +277,14 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
                 o->batch.max_buffered_bytes = (size_t)v;
             break;
         case O_IGNORE_UNKNOWN: a->json_flags = TP_RECORD_JSON_IGNORE_UNKNOWN; break;
+        case O_IDLE:
+            if (!(e = tp_cli_parse_u64("idle-timeout", optarg, 0, 86400, &v, msg, sizeof msg)))
+                o->idle_timeout_ms = (int)v * 1000;
+            break;
+        case O_PERIP:
+            if (!(e = tp_cli_parse_u64("max-conns-per-ip", optarg, 0, 1000000, &v, msg, sizeof msg)))
+                o->max_conns_per_ip = (uint32_t)v;
+            break;
         case O_HTTP: a->hio.listen = optarg; break;
         case O_HTTP_CERT: a->hio.tls_cert = optarg; break;
         case O_HTTP_KEY: a->hio.tls_key = optarg; break;

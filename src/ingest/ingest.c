@@ -72,6 +72,8 @@ void tp_ingest_opts_init(tp_ingest_opts *o)
     o->layout = TP_LAYOUT_COLUMNS;
     o->max_record_bytes = TP_DEFAULT_MAX_RECORD_BYTES;
     o->max_connections = 4096;
+    o->max_conns_per_ip = 64;
+    o->idle_timeout_ms = 60000;
 }
 
 static void set_failed(tp_ingest *ing, const char *msg)
@@ -232,6 +234,12 @@ tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, 
     so.listen = ing->o.listen;
     so.max_record_bytes = ing->o.max_record_bytes;
     so.max_connections = ing->o.max_connections;
+    so.max_conns_per_ip = ing->o.max_conns_per_ip;
+    so.idle_timeout_ms = ing->o.idle_timeout_ms;
+    so.batch_records = ing->o.batch.max_records ? ing->o.batch.max_records : so.batch_records;
+    so.linger_ms = ing->o.batch.linger_ms >= 0 ? (uint32_t)ing->o.batch.linger_ms : so.linger_ms;
+    so.max_window_bytes = ing->o.batch.max_buffered_bytes ? ing->o.batch.max_buffered_bytes / 4 : so.max_window_bytes;
+    so.auth = ing->o.auth;
     e = tp_gateway_server_new(&so, on_record, ing, &ing->srv, errbuf, errlen);
     if (e) {
         tp_ingest_free(ing);
@@ -300,7 +308,13 @@ static void publish_stats(tp_ingest *ing)
     if (m) { /* totals kept here are mirrored into the counters */
         tp_counter_set(m->records, gs.records_in);
         tp_counter_set(m->bytes_in, gs.bytes_in);
-        tp_counter_set(m->records_rejected, gs.closed_on_error);
+        for (int i = 1; i < TP_GW_REJECT__COUNT; i++)
+            tp_counter_set(m->records_rejected[i], gs.rejected[i]);
+        for (int i = 0; i < TP_GW_CLOSE__COUNT; i++)
+            tp_counter_set(m->gateway_closes[i], gs.closed[i]);
+        for (int i = 1; i < TP_GW_REFUSE__COUNT; i++)
+            tp_counter_set(m->gateway_refusals[i], gs.refused[i]);
+        tp_gauge_set(m->gateways_v2, (double)gs.connections_v2);
         tp_counter_set(m->backpressure, gs.pauses);
         tp_counter_set(m->flush_records, bs.flushed_records);
         tp_counter_set(m->flush_bytes, bs.flushed_bytes);
