@@ -187,6 +187,11 @@ static tp_err read_value(dctx *c, const tp_schema_column *def, int wt, const uin
     out->u = 0;
     switch (wt) {
     case 0:
+        if (left && at[0] < 0x80) { /* one-byte varint, inline */
+            v = at[0];
+            *p += 1;
+            break;
+        }
         if ((rc = tp_varint_decode(at, left, &v, &used)))
             return derr(c, rc, at, "the varint of field %s is cut short or too long", def->path);
         *p += used;
@@ -242,6 +247,12 @@ static tp_err read_tag(dctx *c, const uint8_t **p, const uint8_t *end, uint32_t 
 {
     uint64_t tag;
     size_t used;
+    if (*p < end && **p < 0x80 && **p >= 8) { /* one-byte tag (fields 1..15): the common case, inline */
+        *num = **p >> 3;
+        *wt = **p & 7;
+        *p += 1;
+        return TP_OK;
+    }
     tp_err rc = tp_varint_decode(*p, (size_t)(end - *p), &tag, &used);
     if (rc)
         return derr(c, rc, *p, "a field tag is cut short or too long");

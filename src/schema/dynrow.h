@@ -66,7 +66,8 @@ tp_err tp_dyn_decode(tp_dyn_batch *b, const uint8_t *src, size_t len);
 /* Encodes row (< count) as protobuf into dst[0..cap): fields in number order, proto3 implicit fields only when
  * non-zero (floating point: a non-zero bit pattern, so -0.0 is written), explicit ones when present, repeated
  * numerics packed as the schema says, a nested message only when one of its fields is written. TP_ERR_FULL when
- * cap is too small. */
+ * cap is too small; while writing, each open nested message reserves 5 bytes for its length, so give cap at least
+ * the result's size + 5 x the schema's depth. */
 tp_err tp_dyn_encode(const tp_dyn_batch *b, size_t row, uint8_t *dst, size_t cap, size_t *out_len);
 
 /* A growable text buffer the JSON writer appends to (reuse it: it keeps its memory). */
