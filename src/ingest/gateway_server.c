@@ -1411,9 +1411,12 @@ static void conn_tls_step(tp_gateway_server *s, conn *c)
         }
         char t[256];
         int cert = tp_tls_error_text(c->ssl, r, t, sizeof t);
-        s->tls_fail[cert ? TP_GW_TLS_CLIENT_CERT : TP_GW_TLS_HANDSHAKE]++;
+        s->tls_fail[cert == 1 ? TP_GW_TLS_CLIENT_CERT : TP_GW_TLS_HANDSHAKE]++;
         snprintf(why, sizeof why, "TLS handshake failed: %s%s", t,
-                 cert ? " (the gateway needs a certificate signed by --tls-client-ca)" : "");
+                 cert == 1   ? " (the gateway needs a certificate signed by --tls-client-ca)"
+                 : cert == 2 ? " (the gateway does not accept this server's certificate: check its CA file and the "
+                               "address it connects to)"
+                             : "");
         conn_fail(s, c, TP_GW_CLOSE_TLS, why);
         return;
     }

@@ -61,11 +61,16 @@ static tp_err load_ctx(const char *cert, const char *key, const char *ca, SSL_CT
         return TP_ERR_IO;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        int mismatch = ERR_GET_REASON(ERR_peek_error()) == X509_R_KEY_VALUES_MISMATCH;
         ssl_errq(q, sizeof q);
-        say(err, errlen, "cannot use the TLS key %s (%s); give the certificate's PEM private key, unencrypted", key,
-            q);
+        if (mismatch)
+            say(err, errlen, "the TLS key %s does not belong to the certificate %s; give the matching pair", key,
+                cert);
+        else
+            say(err, errlen, "cannot use the TLS key %s (%s); give the certificate's PEM private key, unencrypted",
+                key, q);
         SSL_CTX_free(ctx);
-        return TP_ERR_IO;
+        return mismatch ? TP_ERR_INVALID_ARG : TP_ERR_IO;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
         ERR_clear_error();
@@ -265,10 +270,12 @@ int tp_tls_error_text(SSL *ssl, int ret, char *out, size_t cap)
     } else if (e) {
         char q[256];
         ERR_error_string_n(e, q, sizeof q);
-        cert = reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE || reason == SSL_R_CERTIFICATE_VERIFY_FAILED ||
-               reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA || reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE ||
-               reason == SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN || reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED ||
-               reason == SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED || reason == SSL_R_TLSV1_ALERT_ACCESS_DENIED;
+        if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE || reason == SSL_R_CERTIFICATE_VERIFY_FAILED)
+            cert = 1;
+        else if (reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA || reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE ||
+                 reason == SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN || reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED ||
+                 reason == SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED || reason == SSL_R_TLSV1_ALERT_ACCESS_DENIED)
+            cert = 2;
         say(out, cap, "%s", q);
     } else if (ret == 0 || saved == 0) {
         say(out, cap, "the peer closed the connection during TLS");

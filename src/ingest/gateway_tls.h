@@ -49,8 +49,8 @@ void tp_tls_peer_cn(SSL *ssl, char *out, size_t cap);
 
 /* Describes why an SSL call returned ret (after SSL_get_error said SSL_ERROR_SSL or SSL_ERROR_SYSCALL): the
  * certificate verification result when it failed, else OpenSSL's error queue (emptied), else errno or "the peer
- * closed the connection". Returns non-zero when the failure was about certificates: our verification of the
- * peer's failed, the peer sent none while one is required, or the peer's alert says it refused ours. */
+ * closed the connection". Returns 1 when our verification of the peer's certificate failed or the peer sent none
+ * while one is required, 2 when the peer's alert says it refused ours, else 0. */
 int tp_tls_error_text(SSL *ssl, int ret, char *out, size_t cap);
 
 #endif
