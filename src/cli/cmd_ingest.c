@@ -542,7 +542,7 @@ static int start(ingest_run *r)
         r->replaying = 0; /* the feeder owns the fd now */
     }
     if (r->a->o.listen)
-        tp_log(TP_LOG_INFO, "ingest", "listening for gateways on %s (port %d, %s%s), publishing to topic %s",
+        tp_log(TP_LOG_INFO, "ingest", "listening for gateways on %s (port %d), %s%s, publishing to topic %s",
                r->a->o.listen, tp_ingest_port(r->ing),
                r->tls ? (r->a->tls_client_ca ? "TLS with client certificates" : "TLS") : "plaintext",
                r->tokens ? ", tokens required" : "", r->a->o.topic);

@@ -85,6 +85,9 @@ typedef struct conn {
     uint64_t received, acked, ack_sent;
     int state;              /* ST_* */
     int closing;            /* goodbye or refusal queued: close once written (or after CLOSE_GRACE_MS) */
+    int draining;           /* closing, all written, our side shut down: discard what still comes until the peer
+                               closes (or CLOSE_GRACE_MS), so close() does not reset the connection before the
+                               gateway has read our last frame */
     int out_blocked;        /* parsing stopped until the gateway reads our frames */
     int identity;           /* auth identity (-1: none) */
     void *auth_ctx;         /* ctx of find/allows for this connection (a reference when auth->acquire is set) */
@@ -333,7 +336,7 @@ tp_err tp_gateway_server_new(const tp_gateway_server_opts *opts, tp_gateway_reco
 static void conn_free(tp_gateway_server *s, conn *c)
 {
     if (c->ssl) {
-        if (c->state != ST_TLS) { /* best effort close_notify; never blocks */
+        if (c->state != ST_TLS && !c->draining) { /* best effort close_notify; never blocks */
             ERR_clear_error();
             SSL_shutdown(c->ssl);
         }
@@ -412,7 +415,7 @@ static int conn_reading(const tp_gateway_server *s, const conn *c)
 
 static void conn_update_events(tp_gateway_server *s, conn *c)
 {
-    uint32_t want = (conn_reading(s, c) || c->tls_want_in ? EPOLLIN | EPOLLRDHUP : 0) |
+    uint32_t want = (conn_reading(s, c) || c->tls_want_in || c->draining ? EPOLLIN | EPOLLRDHUP : 0) |
                     (c->out_off < c->out_len || c->tls_want_out ? EPOLLOUT : 0);
     if (want == c->events)
         return;
@@ -587,9 +590,13 @@ static int conn_flush_out(tp_gateway_server *s, conn *c)
         c->last_tx = s->now;
     }
     if (c->out_off == c->out_len) {
-        if (c->closing) {
-            conn_close(s, c, 0, "goodbye sent");
-            return -1;
+        if (c->closing && !c->draining) {
+            c->draining = 1;
+            if (c->ssl && c->state != ST_TLS) { /* close_notify first; conn_free does not repeat it */
+                ERR_clear_error();
+                SSL_shutdown(c->ssl);
+            }
+            shutdown(c->fd, SHUT_WR);
         }
         if (c->eof && c->acked == c->received) {
             conn_close(s, c, 0, "end of stream, everything acked");
@@ -1532,6 +1539,20 @@ tp_err tp_gateway_server_poll(tp_gateway_server *s, int timeout_ms)
         if (!c)
             continue; /* closed earlier in this round */
         uint32_t e = evs[i].events;
+        if (c->closing) { /* our last frame leaves, then what the peer still sends is discarded */
+            if ((e & EPOLLOUT) && !c->draining && conn_flush_out(s, c) != 0)
+                continue;
+            if (c->draining && (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+                uint8_t junk[4096];
+                ssize_t r;
+                int k = 0;
+                while ((r = recv(c->fd, junk, sizeof junk, MSG_DONTWAIT)) > 0 && ++k < 16) {
+                }
+                if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+                    conn_close(s, c, 0, "goodbye sent");
+            }
+            continue;
+        }
         if (c->state == ST_TLS) {
             conn_tls_step(s, c);
             continue;

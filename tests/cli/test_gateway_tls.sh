@@ -84,7 +84,7 @@ refused "a key of another certificate" "does not belong to the certificate" --li
 p=$!
 pids+=("$p")
 wait_for "$work/insecure.err" "listening for gateways on 0.0.0.0:0" >/dev/null
-check "--insecure allows plaintext on 0.0.0.0" grep -q "listening for gateways on 0.0.0.0:0 (port [0-9]*, plaintext" \
+check "--insecure allows plaintext on 0.0.0.0" grep -q "listening for gateways on 0.0.0.0:0 (port [0-9]*), plaintext" \
     "$work/insecure.err"
 kill -INT "$p"
 wait "$p"
@@ -106,11 +106,11 @@ done
 ing=$!
 pids+=("$ing")
 wait_for "$work/ing.err" "mock cluster bootstrap servers" || exit 1
-port=$(sed -n 's/.*listening for gateways on .*(port \([0-9]*\),.*/\1/p' "$work/ing.err" | head -n 1)
+port=$(sed -n 's/.*listening for gateways on .*(port \([0-9]*\)).*/\1/p' "$work/ing.err" | head -n 1)
 mport=$(sed -n 's/.*readyz on .*port \([0-9]*\).*/\1/p' "$work/ing.err" | head -n 1)
 boot=$(sed -n 's/.*mock cluster bootstrap servers: //p' "$work/ing.err" | head -n 1)
 check "the listener says TLS with client certificates and tokens" \
-    grep -q "port $port, TLS with client certificates, tokens required" "$work/ing.err"
+    grep -q "(port $port), TLS with client certificates, tokens required" "$work/ing.err"
 mtls=(--tls-ca ca.pem --tls-cert gw.pem --tls-key gw.key)
 gen() { # gen NAME ARGS...: 10 s at most (a hang fails); stderr in NAME.err, exit status printed
     local name=$1 rc=0
@@ -225,7 +225,7 @@ check "metric: TLS sessions counted" test "$(metric telepack_ingest_gateway_tls_
 pp=$!
 pids+=("$pp")
 wait_for "$work/plainport.err" "listening for gateways" || exit 1
-pport=$(sed -n 's/.*listening for gateways on .*(port \([0-9]*\),.*/\1/p' "$work/plainport.err" | head -n 1)
+pport=$(sed -n 's/.*listening for gateways on .*(port \([0-9]*\)).*/\1/p' "$work/plainport.err" | head -n 1)
 pmport=$(sed -n 's/.*readyz on .*port \([0-9]*\).*/\1/p' "$work/plainport.err" | head -n 1)
 rc=0
 timeout 10 "$tp" gen --connect "127.0.0.1:$pport" --tls-ca ca.pem --vehicles 1 --seconds 1 -q 2>"$work/toplain.err" ||

@@ -82,7 +82,7 @@ TP_KAFKA_BOOTSTRAP=$TP_TEST_KAFKA_BROKERS "$root/tools/kafka" create-topic "$top
     --linger-ms 100 --metrics-listen 127.0.0.1:0 2>"$work/ingest.log" &
 ing=$!
 for _ in $(seq 100); do grep -q "listening for gateways" "$work/ingest.log" && break; sleep 0.1; done
-port=$(sed -n 's/.*listening for gateways on .*(port \([0-9]*\),.*/\1/p' "$work/ingest.log" | head -n 1)
+port=$(sed -n 's/.*listening for gateways on .*(port \([0-9]*\)).*/\1/p' "$work/ingest.log" | head -n 1)
 mport=$(sed -n 's/.*readyz on .*port \([0-9]*\).*/\1/p' "$work/ingest.log" | head -n 1)
 [ -n "$port" ] || fail "ingest did not start"
 grep -q "TLS with client certificates, tokens required" "$work/ingest.log" || fail "the listener is not TLS + tokens"
