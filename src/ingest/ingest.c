@@ -240,6 +240,7 @@ tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, 
     so.linger_ms = ing->o.batch.linger_ms >= 0 ? (uint32_t)ing->o.batch.linger_ms : so.linger_ms;
     so.max_window_bytes = ing->o.batch.max_buffered_bytes ? ing->o.batch.max_buffered_bytes / 4 : so.max_window_bytes;
     so.auth = ing->o.auth;
+    so.tls = ing->o.tls;
     e = tp_gateway_server_new(&so, on_record, ing, &ing->srv, errbuf, errlen);
     if (e) {
         tp_ingest_free(ing);
@@ -314,6 +315,9 @@ static void publish_stats(tp_ingest *ing)
             tp_counter_set(m->gateway_closes[i], gs.closed[i]);
         for (int i = 1; i < TP_GW_REFUSE__COUNT; i++)
             tp_counter_set(m->gateway_refusals[i], gs.refused[i]);
+        for (int i = 0; i < TP_GW_TLS__COUNT; i++)
+            tp_counter_set(m->gateway_tls_failures[i], gs.tls_failures[i]);
+        tp_counter_set(m->gateway_tls_sessions, gs.tls_sessions);
         tp_gauge_set(m->gateways_v2, (double)gs.connections_v2);
         tp_counter_set(m->backpressure, gs.pauses);
         tp_counter_set(m->flush_records, bs.flushed_records);
@@ -390,7 +394,7 @@ static void *net_thread(void *arg)
             if (stopping || failing)
                 close(fds[i]);
             else
-                tp_gateway_server_add_fd(ing->srv, fds[i]);
+                tp_gateway_server_add_trusted_fd(ing->srv, fds[i]); /* HTTP requests, replay: checked already */
         }
         free(fds);
 

@@ -28,6 +28,7 @@ typedef struct tp_ingest_opts {
     uint32_t max_conns_per_ip;      /* connections from one source address (default 64) */
     int idle_timeout_ms;            /* close silent gateway connections (default 60000; 0 = never) */
     const tp_gateway_auth *auth;    /* gateway authentication, or NULL (gateway_server.h); must outlive the worker */
+    struct tp_tls_server *tls;      /* TLS on the gateway listener, or NULL (gateway_tls.h); must outlive the worker */
     const tp_ingest_metrics *metrics; /* Prometheus handles to update (worker_metrics.h), or NULL; must outlive
                                          the worker */
     tp_metrics *kafka_metrics;      /* registry for the producer's librdkafka statistics (kafka_stats.h,
@@ -65,8 +66,9 @@ tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, 
 /* The bound gateway port (with listen port 0), or 0. */
 int tp_ingest_port(const tp_ingest *ing);
 
-/* Hands an already connected stream socket to the worker as one more gateway connection (the worker owns fd).
- * Thread-safe; works before and after start. */
+/* Hands an already connected stream socket to the worker as one more gateway connection (the worker owns fd). It
+ * is trusted: gateway authentication (opts.auth) does not apply (the HTTP endpoint and replay use it, having
+ * checked their records already). Thread-safe; works before and after start. */
 tp_err tp_ingest_add_fd(tp_ingest *ing, int fd);
 
 /* Starts the network thread and the compression threads. */
