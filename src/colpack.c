@@ -138,6 +138,15 @@ bool tp_colpack_sniff(const uint8_t *content, size_t len)
     return content && len >= TP_COLPACK_MAGIC_LEN && memcmp(content, TP_COLPACK_MAGIC, TP_COLPACK_MAGIC_LEN) == 0;
 }
 
+int tp_colpack_version(const uint8_t *content, size_t len)
+{
+    if (tp_colpack_sniff(content, len))
+        return 2;
+    if (content && len >= TP_COLPACK_MAGIC_LEN && memcmp(content, TP_COLPACK_MAGIC_V3, TP_COLPACK_MAGIC_LEN) == 0)
+        return 3;
+    return 0;
+}
+
 /* ---- encoder ---- */
 
 struct tp_colpack_encoder {
@@ -415,8 +424,20 @@ static tp_err ensure_cap(tp_colpack_encoder *e, size_t n)
 tp_err tp_colpack_encode(tp_colpack_encoder *e, const tp_record *recs, size_t n, const uint8_t **out,
                          size_t *out_len)
 {
-    if (!e || !recs || !out || !out_len || n == 0 || n > UINT32_MAX || n > (SIZE_MAX - 400) / 200)
+    return tp_colpack_encode_version(e, recs, n, 2, out, out_len);
+}
+
+tp_err tp_colpack_encode_version(tp_colpack_encoder *e, const tp_record *recs, size_t n, int version,
+                                 const uint8_t **out, size_t *out_len)
+{
+    if (!e || !recs || !out || !out_len || n == 0 || n > UINT32_MAX || n > (SIZE_MAX - 400) / 200 ||
+        (version != 2 && version != 3))
         return TP_ERR_INVALID_ARG;
+    if (version == 3)
+        for (size_t i = 1; i < n; i++)
+            if (recs[i].vehicle_id < recs[i - 1].vehicle_id ||
+                (recs[i].vehicle_id == recs[i - 1].vehicle_id && recs[i].sampled_at_ms < recs[i - 1].sampled_at_ms))
+                return TP_ERR_INVALID_ARG;
     tp_err err = ensure_cap(e, n);
     if (err)
         return err;
@@ -464,7 +485,7 @@ tp_err tp_colpack_encode(tp_colpack_encoder *e, const tp_record *recs, size_t n,
     }
 
     uint8_t *p = e->out;
-    memcpy(p, TP_COLPACK_MAGIC, TP_COLPACK_MAGIC_LEN);
+    memcpy(p, version == 3 ? TP_COLPACK_MAGIC_V3 : TP_COLPACK_MAGIC, TP_COLPACK_MAGIC_LEN);
     p += TP_COLPACK_MAGIC_LEN;
     p = varint_put(p, n);
     p = varint_put(p, (uint64_t)ncols);
@@ -545,11 +566,13 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
         r->cols[c].transform = COL_ABSENT;
     if (!content && len)
         return fail(r, TP_ERR_INVALID_ARG, "no content buffer given");
-    if (!tp_colpack_sniff(content, len))
+    int version = tp_colpack_version(content, len);
+    if (!version)
         return fail(r, TP_ERR_UNKNOWN_VERSION,
-                    "content of %zu bytes does not start with the pbpack v2 magic 00 54 43 32; it is not "
-                    "column-layout content",
+                    "content of %zu bytes does not start with the pbpack v2 or v3 magic 00 54 43 32 / 33; it is "
+                    "not column-layout content this reader knows",
                     len);
+    r->version = (uint8_t)version;
     size_t pos = TP_COLPACK_MAGIC_LEN;
     uint64_t count, ncols;
     tp_err err;
@@ -874,6 +897,29 @@ static void units_to_f32(const uint64_t *u, size_t m, uint8_t scale, float *dst)
 
 #define CHUNK 256
 
+/* Version 3: records ascend by (vehicle_id, sampled_at_ms); ids/times are the next m records decoded. */
+static tp_err check_order(tp_colpack_reader *r, const uint64_t *ids, const int64_t *times, size_t stride, size_t m)
+{
+    if (r->version != 3)
+        return TP_OK;
+    uint64_t lv = r->last_vehicle;
+    int64_t lt = r->last_sampled;
+    for (size_t j = 0; j < m; j++) {
+        uint64_t v = *(const uint64_t *)((const char *)ids + j * stride);
+        int64_t t = *(const int64_t *)((const char *)times + j * stride);
+        if ((r->done > 0 || j > 0) && (v < lv || (v == lv && t < lt)))
+            return fail(r, TP_ERR_CORRUPT,
+                        "record %zu (vehicle_id %" PRIu64 ", sampled_at_ms %" PRId64 ") comes after (%" PRIu64
+                        ", %" PRId64 "): a version-3 pack is sorted by vehicle_id, then sampled_at_ms",
+                        (size_t)r->done + j, v, t, lv, lt);
+        lv = v;
+        lt = t;
+    }
+    r->last_vehicle = lv;
+    r->last_sampled = lt;
+    return TP_OK;
+}
+
 /* After the last record: every variable-length column must have been consumed exactly. */
 static tp_err check_consumed(tp_colpack_reader *r)
 {
@@ -921,6 +967,11 @@ tp_err tp_colpack_read_records(tp_colpack_reader *r, tp_record *out, size_t k)
             case 7: for (size_t j = 0; j < m; j++) o[j].accuracy_m = unit_f32(u[j], c->scale); break;
             default: for (size_t j = 0; j < m; j++) o[j].meter_status = (int32_t)(uint32_t)u[j]; break;
             }
+        }
+        tp_err err = check_order(r, &o[0].vehicle_id, &o[0].sampled_at_ms, sizeof o[0], m);
+        if (err) {
+            r->ncols = 0;
+            return err;
         }
         r->done += (uint32_t)m;
     }
@@ -1004,8 +1055,11 @@ tp_err tp_colpack_read_rows(tp_colpack_reader *r, tp_row_batch *b, int32_t parti
             r->done += (uint32_t)m;
         }
     }
+    r->done = done0;
+    tp_err err = check_order(r, b->vehicle_id + at, b->sampled_at_ms + at, sizeof(uint64_t), k);
     r->done = done0 + (uint32_t)k;
-    tp_err err = check_consumed(r);
+    if (!err)
+        err = check_consumed(r);
     if (err) {
         r->ncols = 0;
         return err;

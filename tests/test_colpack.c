@@ -882,7 +882,7 @@ static void test_pack_layer(void)
     const uint8_t liar[] = {0x00, 'T', 'C', '2', 0xE9, 0x07, 0x00}; /* 1001 records, no columns */
     CHECK_ERR(tp_pack_reader_open(rd, NULL, liar, sizeof liar), TP_ERR_PACK_TOO_LARGE);
     CHECK(strstr(tp_pack_reader_error_detail(rd), "1001") != NULL);
-    const uint8_t nomagic[] = {0x00, 'T', 'C', '3', 0x01, 0x00};
+    const uint8_t nomagic[] = {0x00, 'T', 'C', '4', 0x01, 0x00};
     CHECK_ERR(tp_pack_reader_open(rd, NULL, nomagic, sizeof nomagic), TP_ERR_UNKNOWN_VERSION);
     CHECK(strstr(tp_pack_reader_error_detail(rd), "version 2") != NULL);
     tp_pack_reader_free(rd);
