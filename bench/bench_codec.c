@@ -8,12 +8,12 @@
 #include <time.h>
 #include <zstd.h>
 
-#include "telepack/fleet.h"
+#include "sim/fleet.h"
 #include "telepack/pack.h"
 #include "telepack/varint.h"
 #include "vehicle.pb-c.h"
 
-/* Records: the fleet simulator (src/fleet.c), `vehicles` taxis sampled every second, GPS at 1e-6 degrees, cut
+/* Records: the fleet simulator (src/sim/fleet.c), `vehicles` taxis sampled every second, GPS at 1e-6 degrees, cut
  * into packs of `batch` consecutive samples of one vehicle, the way the ingest batcher cuts them. */
 static tp_record *fleet_packs(size_t batch, size_t packs, size_t vehicles)
 {

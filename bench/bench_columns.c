@@ -11,8 +11,8 @@
 #include <time.h>
 #include <zstd.h>
 
-#include "colpack.h"
-#include "telepack/fleet.h"
+#include "codec/colpack.h"
+#include "sim/fleet.h"
 #include "telepack/pack.h"
 #include "telepack/record_json.h"
 

@@ -10,10 +10,10 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "batcher.h"
-#include "gateway_client.h"
-#include "ingest.h"
-#include "telepack/fleet.h"
+#include "ingest/batcher.h"
+#include "ingest/gateway_client.h"
+#include "ingest/ingest.h"
+#include "sim/fleet.h"
 #include "telepack/pack.h"
 
 static double now_s(void)

@@ -24,7 +24,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "pack_headers.h"
+#include "kafka/pack_headers.h"
 #include "telepack/pack.h"
 #include "telepack/varint.h"
 #include "vehicle.pb-c.h"

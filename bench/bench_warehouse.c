@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "telepack/warehouse.h"
+#include "warehouse/warehouse.h"
 
 static double now_s(void)
 {

@@ -2,6 +2,8 @@
 #ifndef TELEPACK_ERROR_H
 #define TELEPACK_ERROR_H
 
+#include "telepack/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -36,7 +38,7 @@ typedef enum tp_err {
 
 /* A short English description of err ("truncated input"), never NULL; unknown values give "unknown error".
  * Thread-safe: returns a pointer to a static string. */
-const char *tp_strerror(tp_err err);
+TP_API const char *tp_strerror(tp_err err);
 
 #ifdef __cplusplus
 }

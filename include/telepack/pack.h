@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "telepack/api.h"
 #include "telepack/error.h"
 #include "telepack/record.h"
 #include "telepack/rows.h"
@@ -42,45 +43,45 @@ typedef struct tp_pack_meta {
 typedef struct tp_pack_writer_opts {
     tp_codec codec;            /* default TP_CODEC_ZSTD */
     int level;                 /* zstd level, default 3 */
-    tp_layout layout;          /* default TP_LAYOUT_ROWS */
+    tp_layout layout;          /* default TP_LAYOUT_COLUMNS (pbpack v2), as every command */
     size_t max_pack_bytes;     /* content bytes one pack may hold before add says TP_ERR_FULL; default 64 MiB */
     int multi_vehicle;         /* layout columns only: a pack may hold several vehicles; finish sorts the records by
                                 * (vehicle_id, sampled_at_ms), stable, and writes format version 3. Default 0 */
 } tp_pack_writer_opts;
 
 /* Fills *o with the defaults above. */
-void tp_pack_writer_opts_init(tp_pack_writer_opts *o);
+TP_API void tp_pack_writer_opts_init(tp_pack_writer_opts *o);
 
 /* A pack writer owns a reusable zstd context and content buffer: create one per thread and reuse it for every
  * pack (no allocation per record; the buffer grows to the largest pack seen). Not thread-safe. */
 typedef struct tp_pack_writer tp_pack_writer;
 
 /* opts may be NULL for defaults; the writer copies what it needs. */
-tp_err tp_pack_writer_new(const tp_pack_writer_opts *opts, tp_pack_writer **out);
-void tp_pack_writer_free(tp_pack_writer *w);
+TP_API tp_err tp_pack_writer_new(const tp_pack_writer_opts *opts, tp_pack_writer **out);
+TP_API void tp_pack_writer_free(tp_pack_writer *w);
 
 /* Discards any records added since the last finish and starts an empty pack. */
-void tp_pack_writer_reset(tp_pack_writer *w);
+TP_API void tp_pack_writer_reset(tp_pack_writer *w);
 
 /* Appends one record. All records of a pack must have the same vehicle_id (TP_ERR_INVALID_ARG otherwise), unless
  * the writer is multi_vehicle. A record
  * whose every field is zero (it encodes to zero bytes) cannot be the first of a pack (TP_ERR_INVALID_ARG): content
  * starting with byte 00 marks format version 2 (docs/FORMAT.md, section 8).
  * TP_ERR_FULL when the pack would exceed max_pack_bytes: finish it and add the record to the next pack. */
-tp_err tp_pack_writer_add(tp_pack_writer *w, const tp_record *r);
+TP_API tp_err tp_pack_writer_add(tp_pack_writer *w, const tp_record *r);
 
 /* Records and content bytes added to the open pack so far. */
-uint32_t tp_pack_writer_count(const tp_pack_writer *w);
-size_t tp_pack_writer_content_size(const tp_pack_writer *w);
+TP_API uint32_t tp_pack_writer_count(const tp_pack_writer *w);
+TP_API size_t tp_pack_writer_content_size(const tp_pack_writer *w);
 
 /* Upper bound of the bytes tp_pack_writer_finish writes for the pack as it stands now. */
-size_t tp_pack_writer_bound(const tp_pack_writer *w);
+TP_API size_t tp_pack_writer_bound(const tp_pack_writer *w);
 
 /* Compresses the open pack into dst[0..cap) (cap >= tp_pack_writer_bound() always suffices), writes its length
  * to *out_len and its metadata to *meta (may be NULL), then starts an empty pack. The caller owns dst: it can hand
  * a malloc'd dst to librdkafka with RD_KAFKA_MSG_F_FREE. TP_ERR_INVALID_ARG for an empty pack,
  * TP_ERR_FULL if cap is too small (the pack stays open). */
-tp_err tp_pack_writer_finish(tp_pack_writer *w, uint8_t *dst, size_t cap, size_t *out_len, tp_pack_meta *meta);
+TP_API tp_err tp_pack_writer_finish(tp_pack_writer *w, uint8_t *dst, size_t cap, size_t *out_len, tp_pack_meta *meta);
 
 /* ---- reader ---- */
 
@@ -89,13 +90,13 @@ typedef struct tp_pack_reader_opts {
     size_t max_pack_bytes;     /* default TP_DEFAULT_MAX_PACK_BYTES: decompressed content cap (bomb guard) */
 } tp_pack_reader_opts;
 
-void tp_pack_reader_opts_init(tp_pack_reader_opts *o);
+TP_API void tp_pack_reader_opts_init(tp_pack_reader_opts *o);
 
 /* A pack reader owns a reusable zstd decompression context and content buffer. Not thread-safe. */
 typedef struct tp_pack_reader tp_pack_reader;
 
-tp_err tp_pack_reader_new(const tp_pack_reader_opts *opts, tp_pack_reader **out);
-void tp_pack_reader_free(tp_pack_reader *r);
+TP_API tp_err tp_pack_reader_new(const tp_pack_reader_opts *opts, tp_pack_reader **out);
+TP_API void tp_pack_reader_free(tp_pack_reader *r);
 
 /* Opens one pack: validates and decompresses data[0..len). meta (may be NULL) is what the Kafka headers said; when
  * given, its version, layout, codec and record count are checked against the pack. Without meta the codec is
@@ -103,23 +104,23 @@ void tp_pack_reader_free(tp_pack_reader *r);
  * `data` for codec zstd; for codec none it reads `data` in place, so it must outlive the iteration. When meta gives
  * a non-zero vehicle_id (the Kafka key), every record must carry it; all records of a pack must share one.
  * Errors: every tp_err of the "hostile input" family; tp_pack_reader_error_detail() then says what and where. */
-tp_err tp_pack_reader_open(tp_pack_reader *r, const tp_pack_meta *meta, const uint8_t *data, size_t len);
+TP_API tp_err tp_pack_reader_open(tp_pack_reader *r, const tp_pack_meta *meta, const uint8_t *data, size_t len);
 
 /* Next record of the open pack into *out; TP_ERR_END after the last one (after which the record count is
  * checked against meta, if given). A decode error leaves the reader at the failing record. */
-tp_err tp_pack_reader_next(tp_pack_reader *r, tp_record *out);
+TP_API tp_err tp_pack_reader_next(tp_pack_reader *r, tp_record *out);
 
 /* Decodes every remaining record of the open pack into `rows`, tagging each with (partition, offset).
  * All-or-nothing: on any error rows->count is restored to its value on entry. TP_ERR_FULL if the batch lacks room
  * for the whole pack (nothing appended). */
-tp_err tp_pack_reader_read_all(tp_pack_reader *r, tp_row_batch *rows, int32_t partition, int64_t offset);
+TP_API tp_err tp_pack_reader_read_all(tp_pack_reader *r, tp_row_batch *rows, int32_t partition, int64_t offset);
 
 /* The metadata of the open pack as read from the pack itself (record count known after the last record). */
-const tp_pack_meta *tp_pack_reader_meta(const tp_pack_reader *r);
+TP_API const tp_pack_meta *tp_pack_reader_meta(const tp_pack_reader *r);
 
 /* A sentence about the last error: what is wrong and at which byte offset ("record 17 at content offset 2345:
  * length prefix 99999 above max_record_bytes 4096"). Valid until the next call on r. Never NULL. */
-const char *tp_pack_reader_error_detail(const tp_pack_reader *r);
+TP_API const char *tp_pack_reader_error_detail(const tp_pack_reader *r);
 
 /* ---- files of packs ---- */
 
@@ -127,7 +128,7 @@ const char *tp_pack_reader_error_detail(const tp_pack_reader *r);
  * stream. Sets *frame_size to the length of the zstd frame starting at data[0], so a caller can split such a file
  * into packs. Errors: TP_ERR_TRUNCATED when data ends inside the frame (or len < 4), TP_ERR_CORRUPT when data does
  * not start with a standard zstd frame (skippable frames included) or the frame is malformed. Thread-safe. */
-tp_err tp_pack_frame_size(const uint8_t *data, size_t len, size_t *frame_size);
+TP_API tp_err tp_pack_frame_size(const uint8_t *data, size_t len, size_t *frame_size);
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "telepack/api.h"
 #include "telepack/error.h"
 
 #ifdef __cplusplus
@@ -41,7 +42,7 @@ typedef struct tp_record {
  * into dst[0..cap). On success *out_len is the number of bytes written. TP_ERR_FULL if cap is too small
  * (cap >= TP_RECORD_MAX_ENCODED always suffices). Byte-identical to protobuf-c's packing of the same values.
  * Thread-safe (no state). */
-tp_err tp_record_encode(const tp_record *r, uint8_t *dst, size_t cap, size_t *out_len);
+TP_API tp_err tp_record_encode(const tp_record *r, uint8_t *dst, size_t cap, size_t *out_len);
 
 /* Decodes one protobuf VehicleRecord message occupying exactly src[0..len) into *out (fields absent from the
  * message are zero; on error *out holds garbage). Unknown fields of any wire type are skipped; a repeated scalar field keeps the last value,
@@ -49,7 +50,7 @@ tp_err tp_record_encode(const tp_record *r, uint8_t *dst, size_t cap, size_t *ou
  * number 0 or above 2^29-1, group wire types, a known field with the wrong wire type, a tag or length varint longer
  * than 5 bytes: whatever this accepts, protobuf-c accepts too). Never reads outside src[0..len).
  * Thread-safe (no state). */
-tp_err tp_record_decode(const uint8_t *src, size_t len, tp_record *out);
+TP_API tp_err tp_record_decode(const uint8_t *src, size_t len, tp_record *out);
 
 #ifdef __cplusplus
 }

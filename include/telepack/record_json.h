@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "telepack/api.h"
 #include "telepack/error.h"
 #include "telepack/record.h"
 
@@ -32,7 +33,7 @@ extern "C" {
  * enum name ("METER_STATUS_HIRED") for the known values and a number for others.
  * On success *out_len is the number of bytes written. TP_ERR_FULL if cap is too small (cap >= TP_RECORD_JSON_MAX
  * always suffices). Thread-safe (no state). */
-tp_err tp_record_json_write(const tp_record *r, char *dst, size_t cap, size_t *out_len);
+TP_API tp_err tp_record_json_write(const tp_record *r, char *dst, size_t cap, size_t *out_len);
 
 /* Parses one JSON object from text[0..len) into *out. Accepted:
  *   - the field names above or their lowerCamelCase forms (vehicleId, sampledAtMs, ...); other keys are ignored;
@@ -43,13 +44,13 @@ tp_err tp_record_json_write(const tp_record *r, char *dst, size_t cap, size_t *o
  * Errors: TP_ERR_PARSE with a sentence in msg[0..msg_cap) naming the field and what is wrong with it
  * ("field speed_kmh: \"fast\" is not a number; write a JSON number such as 42.5"). msg may be NULL; a message is
  * always NUL-terminated when msg_cap > 0. *out is unspecified on error. Thread-safe (no state). */
-tp_err tp_record_json_parse(const char *text, size_t len, tp_record *out, char *msg, size_t msg_cap);
+TP_API tp_err tp_record_json_parse(const char *text, size_t len, tp_record *out, char *msg, size_t msg_cap);
 
 /* The name of a meter status ("METER_STATUS_HIRED"), or NULL for a number without a name. */
-const char *tp_meter_status_name(int32_t status);
+TP_API const char *tp_meter_status_name(int32_t status);
 
 /* Parses a meter status name into *out; TP_ERR_PARSE for a name that is not one of the enum's. */
-tp_err tp_meter_status_parse(const char *name, int32_t *out);
+TP_API tp_err tp_meter_status_parse(const char *name, int32_t *out);
 
 /* ---- line reader ---- */
 
@@ -59,17 +60,17 @@ typedef struct tp_ndjson_reader tp_ndjson_reader;
 
 /* in is borrowed (the caller closes it after tp_ndjson_reader_free). max_line is the longest line accepted in
  * bytes, 0 for TP_NDJSON_DEFAULT_MAX_LINE. */
-tp_err tp_ndjson_reader_new(FILE *in, size_t max_line, tp_ndjson_reader **out);
-void tp_ndjson_reader_free(tp_ndjson_reader *r);
+TP_API tp_err tp_ndjson_reader_new(FILE *in, size_t max_line, tp_ndjson_reader **out);
+TP_API void tp_ndjson_reader_free(tp_ndjson_reader *r);
 
 /* Next record into *out: TP_OK, TP_ERR_END at the end of the input, TP_ERR_PARSE for a line that is too long or
  * is not a valid record (msg says which line and why: "line 17: field seq: ..."; the reader then moves on to the
  * next line, so a caller may skip bad lines), TP_ERR_IO when reading fails. */
-tp_err tp_ndjson_reader_next(tp_ndjson_reader *r, tp_record *out, char *msg, size_t msg_cap);
+TP_API tp_err tp_ndjson_reader_next(tp_ndjson_reader *r, tp_record *out, char *msg, size_t msg_cap);
 
 /* Number of the line last read (1-based) and the input bytes consumed so far. */
-uint64_t tp_ndjson_reader_line(const tp_ndjson_reader *r);
-uint64_t tp_ndjson_reader_bytes(const tp_ndjson_reader *r);
+TP_API uint64_t tp_ndjson_reader_line(const tp_ndjson_reader *r);
+TP_API uint64_t tp_ndjson_reader_bytes(const tp_ndjson_reader *r);
 
 #ifdef __cplusplus
 }

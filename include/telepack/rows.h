@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "telepack/api.h"
 #include "telepack/error.h"
 #include "telepack/record.h"
 
@@ -32,17 +33,17 @@ typedef struct tp_row_batch {
 } tp_row_batch;
 
 /* Allocates a batch able to hold `capacity` rows (capacity > 0). */
-tp_err tp_row_batch_new(size_t capacity, tp_row_batch **out);
+TP_API tp_err tp_row_batch_new(size_t capacity, tp_row_batch **out);
 /* Frees the batch and its columns. NULL is a no-op. */
-void tp_row_batch_free(tp_row_batch *b);
+TP_API void tp_row_batch_free(tp_row_batch *b);
 /* Empties the batch (count = 0), keeping its memory. */
-void tp_row_batch_clear(tp_row_batch *b);
+TP_API void tp_row_batch_clear(tp_row_batch *b);
 /* Grows capacity to at least `capacity` rows, keeping the rows present. */
-tp_err tp_row_batch_reserve(tp_row_batch *b, size_t capacity);
+TP_API tp_err tp_row_batch_reserve(tp_row_batch *b, size_t capacity);
 /* Appends one row; TP_ERR_FULL when count == capacity (the batch never grows by itself: callers bound memory). */
-tp_err tp_row_batch_append(tp_row_batch *b, const tp_record *r, int32_t partition, int64_t offset);
+TP_API tp_err tp_row_batch_append(tp_row_batch *b, const tp_record *r, int32_t partition, int64_t offset);
 /* Copies row i into *out (i < count). */
-void tp_row_batch_get(const tp_row_batch *b, size_t i, tp_record *out);
+TP_API void tp_row_batch_get(const tp_row_batch *b, size_t i, tp_record *out);
 
 #ifdef __cplusplus
 }

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "colpack.h"
+#include "codec/colpack.h"
 #include "telepack/pack.h"
 
 #define MAX_RECORDS 4096

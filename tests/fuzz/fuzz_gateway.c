@@ -7,8 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gateway_server.h"
-#include "log.h"
+#include "ingest/gateway_server.h"
+#include "common/log.h"
 
 #define MAX_TAGS 4096
 

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kafka_stats.h"
-#include "metrics.h"
+#include "kafka/kafka_stats.h"
+#include "ops/metrics.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "record_json_full.h"
+#include "codec/record_json_full.h"
 #include "telepack/record_json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

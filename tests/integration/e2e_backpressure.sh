@@ -4,7 +4,7 @@
 # cap and fixed allowances (see the comment at the bound), the gateways must be pushed back (ingest stops reading:
 # bytes wait in its sockets' receive queues; gen keeps running, blocked, and does not fail), and once the broker is
 # back every record must arrive in ClickHouse, exactly.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../support/lib.sh"
 e2e_init backpressure
 
 vehicles=${TP_E2E_BP_VEHICLES:-20000}

@@ -5,10 +5,10 @@
 #   (pbpack v2) pack with a flipped bit, and one sent with rows headers) must each land in the dead-letter topic with
 #   a tp-error reason and tp-source, and none of their records may reach ClickHouse; two control packs (rows and
 #   columns) built and produced the same way but intact must load (so the headers the test writes are right);
-# - hostile gateway connections (tests/integration/hostile_gateway.py: giant or overlong varint length prefixes,
+# - hostile gateway connections (tests/support/hostile_gateway.py: giant or overlong varint length prefixes,
 #   a body that is not a VehicleRecord, random bytes) must be closed by ingest;
 # and every good record must arrive, exactly, bit for bit.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../support/lib.sh"
 e2e_init bad-input
 
 gen_args=(--vehicles 2000 --seconds 50 --drop-rate 0 --seed 27)
@@ -86,7 +86,7 @@ bad_keys="90001 90002 90003 90004 90005 90006 90007 90008 90009 90011 90012"
 nbad=11
 e2e_log "produced $nbad corrupt packs ($(stat -c %s "$d/90009") B bomb) and 2 control packs among the good traffic"
 
-python3 "$E2E_ROOT/tests/integration/hostile_gateway.py" "127.0.0.1:$port" 10 >"$E2E_WORK/hostile.out" 2>&1 ||
+python3 "$E2E_ROOT/tests/support/hostile_gateway.py" "127.0.0.1:$port" 10 >"$E2E_WORK/hostile.out" 2>&1 ||
     { cat "$E2E_WORK/hostile.out" >&2; e2e_fail "ingest kept a hostile gateway connection open"; }
 sed 's/^/    /' "$E2E_WORK/hostile.out" >&2
 

@@ -7,7 +7,7 @@
 #
 # ClickHouse 18.16's graceful stop keeps serving open keep-alive connections for up to shutdown_wait_unfinished
 # (5 s) and took 2-21 s here; loads that land in that window succeed, which is why the second fleet is needed.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../support/lib.sh"
 e2e_init crash-clickhouse
 
 gen_a=(--vehicles 1000 --seconds 100 --drop-rate 0 --seed 24)

@@ -2,7 +2,7 @@
 # Crash test (issue 5): `telepack ingest` is killed with -9 mid-stream and restarted on the same port. The gateways
 # (`telepack gen --connect`) reconnect and resend every record that was not acked; ClickHouse (FINAL) must then hold
 # each record exactly once, every field bit for bit. 2,000 vehicles x 100 records, paced so the kill lands mid-stream.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../support/lib.sh"
 e2e_init crash-ingest
 
 gen_args=(--vehicles 2000 --seconds 100 --drop-rate 0 --seed 21)

@@ -7,7 +7,7 @@
 # ("sequence desynchronization", fixed upstream in 2.3.0) after a broker restart; ingest then exits 1 without acking
 # what was not delivered (docs/INGEST.md). Like a process supervisor would, this test restarts it on the same port
 # and the gateways resend. It reports how often that happened.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../support/lib.sh"
 e2e_init crash-kafka
 
 gen_args=(--vehicles 2000 --seconds 100 --drop-rate 0 --seed 23)

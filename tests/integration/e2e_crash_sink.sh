@@ -2,7 +2,7 @@
 # Crash test (issue 5): one of two `telepack sink`s of a consumer group is killed with -9 mid-stream. With a 6 s
 # session timeout the group evicts it and the survivor takes over all 8 partitions, resuming each at the offsets the
 # warehouse recorded. ClickHouse (FINAL) must hold each record exactly once, every field bit for bit.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../support/lib.sh"
 e2e_init crash-sink
 
 gen_args=(--vehicles 2000 --seconds 100 --drop-rate 0 --seed 22)

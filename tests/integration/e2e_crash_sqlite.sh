@@ -3,7 +3,7 @@
 # commits the rows and the consumer offsets in one transaction, so the table must hold each record exactly once with
 # no FINAL or GROUP BY, and the restarted sink must load exactly the packs the killed one had not committed:
 # (packs in the topic) - (sum of next_offset in kafka_offsets right after the kill) — exactly-once, not deduplication.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../support/lib.sh"
 e2e_init crash-sqlite
 
 gen_args=(--vehicles 2000 --seconds 100 --drop-rate 0 --seed 26)

@@ -2,7 +2,7 @@
 # End to end (issue 5): 20,000 vehicles x 50 records from `telepack gen --connect` (8 gateway connections) through
 # `telepack ingest` into an 8-partition topic on the real broker, then two `telepack sink`s in one consumer group into
 # the real ClickHouse. The table (FINAL) must hold exactly the records gen sent, every field bit for bit.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../support/lib.sh"
 e2e_init fleet
 
 vehicles=${TP_E2E_FLEET_VEHICLES:-20000}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The operations endpoints of running workers: `telepack ingest` and `telepack sink` (ClickHouse behind a TCP gate)
 # with --metrics-listen 127.0.0.1:0, fed by `telepack gen --connect`. Every /metrics scrape is checked strictly
-# (tests/integration/prom_text.py); counters move as records flow and never go down, byte counters agree, the
+# (tests/support/prom_text.py); counters move as records flow and never go down, byte counters agree, the
 # consumer lag per partition and the event-time lag histogram appear; with the gate closed the sink's /readyz says
 # 503 with a reason while /healthz stays 200, and 200 again once the gate opens; every record ends up in the table
 # exactly once.
@@ -20,7 +20,7 @@ skip_or_fail() {
 
 root=${TP_SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 tp=${TELEPACK:?TELEPACK must point at the telepack binary}
-prom="python3 $root/tests/integration/prom_text.py"
+prom="python3 $root/tests/support/prom_text.py"
 brokers=$TP_TEST_KAFKA_BROKERS
 ch=$TP_TEST_CLICKHOUSE_URL
 ch_hostport=${ch#http://}
@@ -94,7 +94,7 @@ wait_val() {
 # The gate in front of ClickHouse, on a free port.
 gate_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 echo up >"$work/gate"
-python3 "$root/tests/integration/tcp_gate.py" "$gate_port" "$ch_hostport" "$work/gate" >"$work/gate.log" 2>&1 &
+python3 "$root/tests/support/tcp_gate.py" "$gate_port" "$ch_hostport" "$work/gate" >"$work/gate.log" 2>&1 &
 gate_pid=$!
 for _ in $(seq 50); do grep -q ready "$work/gate.log" 2>/dev/null && break; sleep 0.1; done
 grep -q ready "$work/gate.log" || fail "the TCP gate did not start"

@@ -52,7 +52,7 @@ rows() { q "SELECT count() FROM $db.vehicle_positions FINAL" 2>/dev/null || echo
 # A free port for the gate.
 gate_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 echo up >"$work/gate"
-python3 "$root/tests/integration/tcp_gate.py" "$gate_port" "$ch_hostport" "$work/gate" >"$work/gate.out" 2>&1 &
+python3 "$root/tests/support/tcp_gate.py" "$gate_port" "$ch_hostport" "$work/gate" >"$work/gate.out" 2>&1 &
 gate_pid=$!
 for _ in $(seq 50); do grep -q ready "$work/gate.out" 2>/dev/null && break; sleep 0.1; done
 

@@ -1,0 +1,887 @@
+/* `telepack tune`: packs a sample of records (NDJSON or the fleet simulator) at every batch size x zstd level x
+ * linger x pack layout, measures bytes per record and encode speed, marks the Pareto front and recommends ingest
+ * settings. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "kafka/pack_headers.h"
+#include "sim/fleet.h"
+#include "telepack/pack.h"
+#include "telepack/record.h"
+#include "telepack/record_json.h"
+
+#define MAX_LIST 32
+
+static const char usage_text[] =
+    "Usage: telepack tune [OPTIONS]\n"
+    "\n"
+    "Packs a sample of records at every batch size x zstd level x linger x pack layout and prints, for each\n"
+    "point: bytes per record (the pack alone, and with the Kafka message around it), the ratio against the same\n"
+    "records as NDJSON, the encode speed measured on this machine (records per CPU-second, one core), and the\n"
+    "latency the linger implies. Points on the Pareto front (no other point is smaller, faster and quicker at\n"
+    "once) are marked, and the best front point for the target is recommended as `telepack ingest` flags.\n"
+    "\n"
+    "Sample (default: the fleet simulator):\n"
+    "  --from FILE            NDJSON records from FILE ('-' for stdin) instead of the simulator\n"
+    "  --vehicles N           simulated vehicles (default 20)\n"
+    "  --seconds N            simulated seconds (default 2400: 2400 records per vehicle at 1 Hz, enough to fill\n"
+    "                         the largest default batch)\n"
+    "  --interval-ms N        simulated sampling interval (default 1000)\n"
+    "  --seed N               simulator seed (default 1)\n"
+    "  --max-records N        read at most N records (default 1000000)\n"
+    "\n"
+    "Sweep:\n"
+    "  --batch LIST           records per pack, comma-separated (default 10,50,200,1000,2000)\n"
+    "  --level LIST           zstd levels 1..19 (default 1,3,6,9)\n"
+    "  --layouts LIST         pack layouts: rows (pbpack v1, standard protobuf), columns (pbpack v2, the\n"
+    "                         default of ingest) or both (default rows,columns)\n"
+    "  --linger-ms LIST       linger values to try; a pack then closes at the batch size or when the linger has\n"
+    "                         passed since its first record (sampled_at time). Default: for each batch size, the\n"
+    "                         linger that just fills it at the sample's per-vehicle rate\n"
+    "  --measure-ms N         CPU time spent measuring the encode speed of each point (default 100; the\n"
+    "                         fastest whole pass over the sample counts)\n"
+    "  Each vehicle's last pack is cut short by the end of the sample, not by the batcher: it is encoded and timed\n"
+    "  but left out of the sizes when the vehicle has other packs.\n"
+    "\n"
+    "Target (the recommendation):\n"
+    "  --target-latency-ms N  smallest Kafka bytes per record with latency <= N (default 60000 when no target)\n"
+    "  --target-cost B        lowest latency with Kafka bytes per record <= B\n"
+    "                         (both given: the fastest encoding that meets both)\n"
+    "\n"
+    "Output:\n"
+    "  --json                 one JSON document on stdout instead of the table\n"
+    "  --plot FILE            plot ratio vs encode speed to FILE (.svg or .png) with gnuplot; without gnuplot\n"
+    "                         the plot is skipped with a note\n"
+    "  -h, --help             this text\n"
+    "\n"
+    "Exit status: 0 with a recommendation, 1 when no point meets the target or the plot fails, 2 for bad options\n"
+    "or input.\n";
+
+typedef struct sample {
+    tp_record *r;
+    size_t n, cap;
+    size_t vehicles;
+    double rate_hz;          /* records per second per vehicle (0 = unknown) */
+    double json_bytes;       /* NDJSON size of the records, newlines included */
+    double proto_bytes;      /* varint-delimited protobuf size (the pack content) */
+    char source[256];
+} sample;
+
+typedef struct point {
+    int batch;
+    int level;
+    tp_layout layout;
+    int64_t linger_ms;
+    bool linger_derived;
+    double latency_ms;
+    uint64_t packs;          /* packs counted in the sizes */
+    uint64_t cut_packs;      /* vehicles' last packs, cut short by the end of the sample and not counted */
+    uint64_t records;        /* records in the counted packs */
+    uint64_t pack_bytes;     /* compressed packs */
+    uint64_t wire_bytes;     /* packs + Kafka headers, key and framing */
+    double bpr, wire_bpr;    /* bytes per record */
+    double ratio, wire_ratio;
+    double enc_rps;          /* records per CPU-second */
+    bool front;
+} point;
+
+typedef struct options {
+    const char *from;
+    uint32_t vehicles, seconds, interval_ms;
+    uint64_t seed;
+    uint64_t max_records;
+    int batches[MAX_LIST], n_batches;
+    int levels[MAX_LIST], n_levels;
+    tp_layout layouts[2];
+    int n_layouts;
+    int64_t lingers[MAX_LIST];
+    int n_lingers;
+    int measure_ms;
+    double target_latency_ms; /* < 0: not given */
+    double target_cost;       /* < 0: not given */
+    bool json;
+    const char *plot;
+} options;
+
+/* ---- option parsing ---- */
+
+static const char *layout_name(tp_layout l)
+{
+    return l == TP_LAYOUT_COLUMNS ? "columns" : "rows";
+}
+
+/* "rows", "columns" or both, comma-separated, each once. */
+static int parse_layouts(const char *s, tp_layout *out, int *n)
+{
+    *n = 0;
+    for (const char *p = s;; p++) {
+        size_t len = strcspn(p, ",");
+        tp_layout l = len == 4 && !strncmp(p, "rows", 4)      ? TP_LAYOUT_ROWS
+                      : len == 7 && !strncmp(p, "columns", 7) ? TP_LAYOUT_COLUMNS
+                                                              : 0;
+        if (!l || (*n == 1 && out[0] == l))
+            return -1;
+        out[(*n)++] = l;
+        p += len;
+        if (!*p)
+            return 0;
+        if (*n == 2)
+            return -1;
+    }
+}
+
+static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_list(const char *s, int64_t min, int64_t max, int64_t *out, int *n)
+{
+    *n = 0;
+    const char *p = s;
+    while (*p) {
+        if (*n == MAX_LIST)
+            return -1;
+        char item[32];
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof item)
+            return -1;
+        memcpy(item, p, len);
+        item[len] = '\0';
+        uint64_t v;
+        if (parse_u64(item, (uint64_t)min, (uint64_t)max, &v))
+            return -1;
+        out[(*n)++] = (int64_t)v;
+        p += len;
+        if (*p == ',' && !*++p)
+            return -1;
+    }
+    return *n ? 0 : -1;
+}
+
+static int bad_value(const char *opt, const char *value, const char *want)
+{
+    fprintf(stderr, "telepack tune: %s '%s' is not valid; %s\n", opt, value, want);
+    return 2;
+}
+
+static int parse_options(int argc, char **argv, options *o)
+{
+    enum { O_FROM = 256, O_VEH, O_SEC, O_INT, O_SEED, O_MAXREC, O_BATCH, O_LEVEL, O_LAYOUTS, O_LINGER, O_MEASURE,
+           O_TLAT, O_TCOST, O_JSON, O_PLOT };
+    static const struct option longopts[] = {
+        {"from", required_argument, NULL, O_FROM},       {"vehicles", required_argument, NULL, O_VEH},
+        {"seconds", required_argument, NULL, O_SEC},     {"interval-ms", required_argument, NULL, O_INT},
+        {"seed", required_argument, NULL, O_SEED},       {"max-records", required_argument, NULL, O_MAXREC},
+        {"batch", required_argument, NULL, O_BATCH},     {"level", required_argument, NULL, O_LEVEL},
+        {"layouts", required_argument, NULL, O_LAYOUTS},
+        {"linger-ms", required_argument, NULL, O_LINGER}, {"measure-ms", required_argument, NULL, O_MEASURE},
+        {"target-latency-ms", required_argument, NULL, O_TLAT},
+        {"target-cost", required_argument, NULL, O_TCOST}, {"json", no_argument, NULL, O_JSON},
+        {"plot", required_argument, NULL, O_PLOT},       {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    *o = (options){.vehicles = 20, .seconds = 2400, .interval_ms = 1000, .seed = 1, .max_records = 1000000,
+                   .batches = {10, 50, 200, 1000, 2000}, .n_batches = 5, .levels = {1, 3, 6, 9}, .n_levels = 4,
+                   .layouts = {TP_LAYOUT_ROWS, TP_LAYOUT_COLUMNS}, .n_layouts = 2,
+                   .measure_ms = 100, .target_latency_ms = -1, .target_cost = -1};
+    int64_t tmp[MAX_LIST];
+    uint64_t v;
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs(usage_text, stdout);
+            return -1;
+        case O_FROM:
+            o->from = optarg;
+            break;
+        case O_VEH:
+            if (parse_u64(optarg, 1, 1000000, &v))
+                return bad_value("--vehicles", optarg, "give a whole number from 1 to 1000000");
+            o->vehicles = (uint32_t)v;
+            break;
+        case O_SEC:
+            if (parse_u64(optarg, 1, 30 * 86400, &v))
+                return bad_value("--seconds", optarg, "give a whole number of seconds from 1 to 2592000");
+            o->seconds = (uint32_t)v;
+            break;
+        case O_INT:
+            if (parse_u64(optarg, 10, 3600000, &v))
+                return bad_value("--interval-ms", optarg, "give milliseconds from 10 to 3600000");
+            o->interval_ms = (uint32_t)v;
+            break;
+        case O_SEED:
+            if (parse_u64(optarg, 0, UINT64_MAX, &v))
+                return bad_value("--seed", optarg, "give a whole number");
+            o->seed = v;
+            break;
+        case O_MAXREC:
+            if (parse_u64(optarg, 1, 100000000, &v))
+                return bad_value("--max-records", optarg, "give a whole number from 1 to 100000000");
+            o->max_records = v;
+            break;
+        case O_BATCH:
+            if (parse_list(optarg, 1, 1000000, tmp, &o->n_batches))
+                return bad_value("--batch", optarg, "give up to 32 comma-separated record counts from 1 to 1000000");
+            for (int i = 0; i < o->n_batches; i++)
+                o->batches[i] = (int)tmp[i];
+            break;
+        case O_LEVEL:
+            if (parse_list(optarg, 1, 19, tmp, &o->n_levels))
+                return bad_value("--level", optarg, "give up to 32 comma-separated zstd levels from 1 to 19");
+            for (int i = 0; i < o->n_levels; i++)
+                o->levels[i] = (int)tmp[i];
+            break;
+        case O_LAYOUTS:
+            if (parse_layouts(optarg, o->layouts, &o->n_layouts))
+                return bad_value("--layouts", optarg, "give rows, columns or rows,columns");
+            break;
+        case O_LINGER:
+            if (parse_list(optarg, 1, 86400000, o->lingers, &o->n_lingers))
+                return bad_value("--linger-ms", optarg,
+                                 "give up to 32 comma-separated milliseconds from 1 to 86400000");
+            break;
+        case O_MEASURE:
+            if (parse_u64(optarg, 1, 60000, &v))
+                return bad_value("--measure-ms", optarg, "give milliseconds from 1 to 60000");
+            o->measure_ms = (int)v;
+            break;
+        case O_TLAT:
+            if (parse_u64(optarg, 1, 86400000ull * 30, &v))
+                return bad_value("--target-latency-ms", optarg, "give milliseconds, at least 1");
+            o->target_latency_ms = (double)v;
+            break;
+        case O_TCOST: {
+            char *end;
+            errno = 0;
+            double d = strtod(optarg, &end);
+            if (errno || *end || !(d > 0) || !isfinite(d))
+                return bad_value("--target-cost", optarg, "give bytes per record as a positive number, e.g. 4.5");
+            o->target_cost = d;
+            break;
+        }
+        case O_JSON:
+            o->json = true;
+            break;
+        case O_PLOT: {
+            const char *dot = strrchr(optarg, '.');
+            if (!dot || (strcmp(dot, ".svg") && strcmp(dot, ".png")))
+                return bad_value("--plot", optarg, "name a file ending in .svg or .png");
+            o->plot = optarg;
+            break;
+        }
+        default:
+            fprintf(stderr, "telepack tune: unknown or incomplete option '%s'; run 'telepack tune --help'\n",
+                    argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "telepack tune: unexpected argument '%s'; run 'telepack tune --help'\n", argv[optind]);
+        return 2;
+    }
+    if (o->target_latency_ms < 0 && o->target_cost < 0)
+        o->target_latency_ms = 60000;
+    return 0;
+}
+
+/* ---- the sample ---- */
+
+static int sample_push(sample *s, const tp_record *r)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 4096;
+        tp_record *nr = realloc(s->r, cap * sizeof *nr);
+        if (!nr)
+            return -1;
+        s->r = nr;
+        s->cap = cap;
+    }
+    s->r[s->n++] = *r;
+    return 0;
+}
+
+static int load_fleet(const options *o, sample *s)
+{
+    tp_fleet_opts fo;
+    tp_fleet_opts_init(&fo);
+    fo.vehicles = o->vehicles;
+    fo.seconds = o->seconds;
+    fo.interval_ms = o->interval_ms;
+    fo.seed = o->seed;
+    tp_fleet *f = NULL;
+    tp_err e = tp_fleet_new(&fo, &f);
+    if (e) {
+        fprintf(stderr, "telepack tune: cannot start the fleet simulator: %s\n", tp_strerror(e));
+        return e == TP_ERR_INVALID_ARG ? 2 : 1;
+    }
+    tp_record r;
+    while (s->n < o->max_records && (e = tp_fleet_next(f, &r)) == TP_OK)
+        if (sample_push(s, &r)) {
+            tp_fleet_free(f);
+            fprintf(stderr, "telepack tune: out of memory holding %zu records; lower --max-records\n", s->n);
+            return 1;
+        }
+    tp_fleet_free(f);
+    snprintf(s->source, sizeof s->source, "fleet simulator: %u vehicles x %u s every %u ms, seed %" PRIu64,
+             o->vehicles, o->seconds, o->interval_ms, o->seed);
+    return 0;
+}
+
+static int load_ndjson(const options *o, sample *s)
+{
+    bool std_in = !strcmp(o->from, "-");
+    FILE *in = std_in ? stdin : fopen(o->from, "rb");
+    if (!in) {
+        fprintf(stderr, "telepack tune: cannot open --from '%s': %s\n", o->from, strerror(errno));
+        return 2;
+    }
+    tp_ndjson_reader *rd = NULL;
+    tp_err e = tp_ndjson_reader_new(in, 0, &rd);
+    int rc = 0;
+    if (e) {
+        fprintf(stderr, "telepack tune: %s\n", tp_strerror(e));
+        rc = 1;
+        goto out;
+    }
+    tp_record r;
+    char msg[512];
+    while (s->n < o->max_records) {
+        e = tp_ndjson_reader_next(rd, &r, msg, sizeof msg);
+        if (e == TP_ERR_END)
+            break;
+        if (e) {
+            fprintf(stderr, "telepack tune: %s: %s\n", o->from, e == TP_ERR_PARSE ? msg : tp_strerror(e));
+            rc = e == TP_ERR_PARSE ? 2 : 1;
+            goto out;
+        }
+        if (sample_push(s, &r)) {
+            fprintf(stderr, "telepack tune: out of memory holding %zu records; lower --max-records\n", s->n);
+            rc = 1;
+            goto out;
+        }
+    }
+    snprintf(s->source, sizeof s->source, "NDJSON from %s", std_in ? "stdin" : o->from);
+out:
+    tp_ndjson_reader_free(rd);
+    if (!std_in)
+        fclose(in);
+    return rc;
+}
+
+static int cmp_record(const void *a, const void *b)
+{
+    const tp_record *x = a, *y = b;
+    if (x->vehicle_id != y->vehicle_id)
+        return x->vehicle_id < y->vehicle_id ? -1 : 1;
+    if (x->sampled_at_ms != y->sampled_at_ms)
+        return x->sampled_at_ms < y->sampled_at_ms ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* Groups the records per vehicle in time order (as the batcher sees them) and measures the baselines. */
+static void sample_prepare(sample *s)
+{
+    qsort(s->r, s->n, sizeof *s->r, cmp_record);
+    double intervals = 0, span_ms = 0;
+    for (size_t i = 0; i < s->n;) {
+        size_t j = i;
+        while (j < s->n && s->r[j].vehicle_id == s->r[i].vehicle_id)
+            j++;
+        s->vehicles++;
+        intervals += (double)(j - i - 1);
+        span_ms += (double)(s->r[j - 1].sampled_at_ms - s->r[i].sampled_at_ms);
+        i = j;
+    }
+    s->rate_hz = span_ms > 0 ? intervals / (span_ms / 1000.0) : 0;
+    char buf[TP_RECORD_JSON_MAX];
+    uint8_t pb[TP_RECORD_MAX_ENCODED];
+    for (size_t i = 0; i < s->n; i++) {
+        size_t len = 0;
+        if (tp_record_json_write(&s->r[i], buf, sizeof buf, &len) == TP_OK)
+            s->json_bytes += (double)len + 1;
+        if (tp_record_encode(&s->r[i], pb, sizeof pb, &len) == TP_OK)
+            s->proto_bytes += (double)(len + varint_size(len));
+    }
+}
+
+/* ---- measuring one point ---- */
+
+/* Bytes a Kafka message adds around a pack: the eight tp-* headers as librdkafka encodes them (varint lengths,
+ * names, values), the decimal vehicle-id key, and about 12 bytes of record framing (length, attributes, timestamp
+ * and offset deltas, key/value lengths, header count). Record-batch headers are shared by many messages and left
+ * out. */
+static size_t message_overhead(const tp_pack_meta *meta)
+{
+    size_t n = 12;
+    char key[24];
+    n += (size_t)snprintf(key, sizeof key, "%" PRIu64, meta->vehicle_id);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+    if (tp_pack_meta_to_headers(meta, h) == TP_OK) {
+        const char *name;
+        const void *val;
+        size_t vlen;
+        for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &val, &vlen) == RD_KAFKA_RESP_ERR_NO_ERROR; i++)
+            n += varint_size(strlen(name)) + strlen(name) + varint_size(vlen) + vlen;
+    }
+    rd_kafka_headers_destroy(h);
+    return n;
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+typedef struct workspace {
+    tp_pack_writer *w;
+    uint8_t *dst;
+    size_t cap;
+} workspace;
+
+/* One pass over the sample: packs closed at `batch` records or when `linger_ms` (>= 0) has passed since their
+ * first record. With `p`, counts packs and bytes. Returns non-zero after printing an error. */
+static int pack_pass(const sample *s, workspace *ws, int batch, int64_t linger_ms, point *p)
+{
+    for (size_t i = 0; i < s->n;) {
+        size_t j = i;
+        while (j < s->n && s->r[j].vehicle_id == s->r[i].vehicle_id)
+            j++;
+        uint64_t vehicle_packs = 0;
+        for (size_t k = i; k < j;) {
+            int64_t t0 = s->r[k].sampled_at_ms;
+            int c = 0;
+            while (k < j && c < batch && (linger_ms < 0 || s->r[k].sampled_at_ms - t0 < linger_ms)) {
+                tp_err e = tp_pack_writer_add(ws->w, &s->r[k]);
+                if (e) {
+                    fprintf(stderr, "telepack tune: cannot add record of vehicle %" PRIu64 " to a pack: %s\n",
+                            s->r[k].vehicle_id, tp_strerror(e));
+                    return 1;
+                }
+                k++;
+                c++;
+            }
+            size_t bound = tp_pack_writer_bound(ws->w);
+            if (bound > ws->cap) {
+                uint8_t *nd = realloc(ws->dst, bound);
+                if (!nd) {
+                    fprintf(stderr, "telepack tune: out of memory for a pack of %zu bytes\n", bound);
+                    return 1;
+                }
+                ws->dst = nd;
+                ws->cap = bound;
+            }
+            size_t len = 0;
+            tp_pack_meta meta;
+            tp_err e = tp_pack_writer_finish(ws->w, ws->dst, ws->cap, &len, p ? &meta : NULL);
+            if (e) {
+                fprintf(stderr, "telepack tune: cannot finish a pack: %s\n", tp_strerror(e));
+                return 1;
+            }
+            /* A vehicle's last pack ends because the sample ends, not because the batcher closed it: when the
+             * vehicle has other packs, leave it out of the sizes (it is still encoded and timed). */
+            bool cut = k == j && c < batch && vehicle_packs > 0;
+            vehicle_packs++;
+            if (p && cut) {
+                p->cut_packs++;
+            } else if (p) {
+                p->packs++;
+                p->records += (uint64_t)c;
+                p->pack_bytes += len;
+                p->wire_bytes += len + message_overhead(&meta);
+            }
+        }
+        i = j;
+    }
+    return 0;
+}
+
+static int measure_point(const sample *s, const options *o, point *p)
+{
+    workspace ws = {0};
+    tp_pack_writer_opts wo;
+    tp_pack_writer_opts_init(&wo);
+    wo.codec = TP_CODEC_ZSTD;
+    wo.level = p->level;
+    wo.layout = p->layout;
+    tp_err e = tp_pack_writer_new(&wo, &ws.w);
+    if (e) {
+        fprintf(stderr, "telepack tune: cannot create a %s pack writer at zstd level %d: %s\n",
+                layout_name(p->layout), p->level, tp_strerror(e));
+        return 1;
+    }
+    int64_t linger = p->linger_derived ? -1 : p->linger_ms;
+    int rc = pack_pass(s, &ws, p->batch, linger, p);
+    /* Encode speed: whole passes (record encoding, framing, zstd) until measure_ms of CPU time have gone by. */
+    /* The fastest pass counts: other processes on the machine only ever make a pass slower. */
+    uint64_t passes = 0;
+    double start = cpu_seconds(), spent = 0, best = INFINITY;
+    while (!rc && (passes == 0 || spent * 1000 < o->measure_ms)) {
+        double t0 = cpu_seconds();
+        rc = pack_pass(s, &ws, p->batch, linger, NULL);
+        double t1 = cpu_seconds();
+        if (t1 - t0 < best)
+            best = t1 - t0;
+        passes++;
+        spent = t1 - start;
+    }
+    tp_pack_writer_free(ws.w);
+    free(ws.dst);
+    if (rc)
+        return rc;
+    p->enc_rps = best > 0 ? (double)s->n / best : INFINITY;
+    double json_bpr = s->json_bytes / (double)s->n;
+    p->bpr = (double)p->pack_bytes / (double)p->records;
+    p->wire_bpr = (double)p->wire_bytes / (double)p->records;
+    p->ratio = json_bpr / p->bpr;
+    p->wire_ratio = json_bpr / p->wire_bpr;
+    return 0;
+}
+
+/* ---- Pareto front and recommendation ---- */
+
+/* a dominates b: no worse on every axis (Kafka bytes/record, encode speed, latency), better on one. */
+static bool dominates(const point *a, const point *b)
+{
+    bool no_worse = a->wire_bpr <= b->wire_bpr && a->enc_rps >= b->enc_rps && a->latency_ms <= b->latency_ms;
+    bool better = a->wire_bpr < b->wire_bpr || a->enc_rps > b->enc_rps || a->latency_ms < b->latency_ms;
+    return no_worse && better;
+}
+
+static void mark_front(point *pts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        pts[i].front = true;
+        for (size_t j = 0; j < n && pts[i].front; j++)
+            if (j != i && dominates(&pts[j], &pts[i]))
+                pts[i].front = false;
+    }
+}
+
+/* Among front points meeting the targets: both targets -> fastest; latency only -> fewest bytes; cost only ->
+ * lowest latency. Ties go to the faster encoding. Returns the index or -1. A dominated point is never needed:
+ * whatever dominates a feasible point is feasible too and at least as good. */
+static int recommend(const point *pts, size_t n, const options *o)
+{
+    int best = -1;
+    for (size_t i = 0; i < n; i++) {
+        const point *p = &pts[i];
+        if (!p->front || (o->target_latency_ms >= 0 && p->latency_ms > o->target_latency_ms) ||
+            (o->target_cost >= 0 && p->wire_bpr > o->target_cost))
+            continue;
+        if (best < 0) {
+            best = (int)i;
+            continue;
+        }
+        const point *b = &pts[best];
+        double key_p, key_b; /* smaller is better */
+        if (o->target_latency_ms >= 0 && o->target_cost >= 0)
+            key_p = -p->enc_rps, key_b = -b->enc_rps;
+        else if (o->target_latency_ms >= 0)
+            key_p = p->wire_bpr, key_b = b->wire_bpr;
+        else
+            key_p = p->latency_ms, key_b = b->latency_ms;
+        if (key_p < key_b || (key_p == key_b && p->enc_rps > b->enc_rps))
+            best = (int)i;
+    }
+    return best;
+}
+
+static const char *target_text(const options *o, char *buf, size_t cap)
+{
+    if (o->target_latency_ms >= 0 && o->target_cost >= 0)
+        snprintf(buf, cap, "latency <= %.0f ms and <= %g Kafka bytes/record: fastest encoding", o->target_latency_ms,
+                 o->target_cost);
+    else if (o->target_latency_ms >= 0)
+        snprintf(buf, cap, "latency <= %.0f ms: fewest Kafka bytes/record", o->target_latency_ms);
+    else
+        snprintf(buf, cap, "<= %g Kafka bytes/record: lowest latency", o->target_cost);
+    return buf;
+}
+
+static void command_for(const point *p, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "telepack ingest --layout %s --batch-records %d --level %d --linger-ms %" PRId64,
+             layout_name(p->layout), p->batch, p->level, p->linger_ms);
+}
+
+/* ---- output ---- */
+
+static void print_table(const sample *s, const point *pts, size_t n, int best, const options *o)
+{
+    printf("sample: %zu records, %zu vehicles (%s)\n", s->n, s->vehicles, s->source);
+    printf("per vehicle: %.3g records/s; NDJSON %.1f B/record; protobuf (delimited) %.1f B/record\n", s->rate_hz,
+           s->json_bytes / (double)s->n, s->proto_bytes / (double)s->n);
+    printf("Kafka B/rec adds each message's headers, key and framing to the pack; latency = the linger a batch "
+           "may wait\n\n");
+    printf("%7s %5s %10s  %-7s %8s %9s %8s %10s %7s %12s %s\n", "batch", "level", "linger_ms", "layout", "rec/pack",
+           "pack B/rec", "x JSON", "Kafka B/rec", "x JSON", "enc rec/s", "front");
+    for (size_t i = 0; i < n; i++) {
+        const point *p = &pts[i];
+        printf("%7d %5d %10" PRId64 "%s %-7s %8.1f %9.2f %8.1f %10.2f %7.1f %12.0f %s%s\n", p->batch, p->level,
+               p->linger_ms, p->linger_derived ? "*" : " ", layout_name(p->layout),
+               (double)p->records / (double)p->packs, p->bpr, p->ratio, p->wire_bpr, p->wire_ratio, p->enc_rps,
+               p->front ? "yes" : "", (int)i == best ? "  <- recommended" : "");
+    }
+    if (!o->n_lingers)
+        printf("(* linger derived: the time to fill the batch at the sample's per-vehicle rate)\n");
+    for (size_t i = 0; i < n; i++) {
+        const point *p = &pts[i];
+        double per_pack = (double)p->records / (double)p->packs;
+        if (p->linger_derived && p->level == pts[0].level && p->layout == pts[0].layout && per_pack < 0.9 * p->batch)
+            printf("note: the sample has too few records per vehicle to fill batches of %d (%.0f per pack); "
+                   "simulate longer (--seconds) for a true figure\n",
+                   p->batch, per_pack);
+    }
+    char t[160], cmd[160];
+    printf("\ntarget: %s\n", target_text(o, t, sizeof t));
+    if (best >= 0) {
+        command_for(&pts[best], cmd, sizeof cmd);
+        printf("recommended: %s\n", cmd);
+    }
+}
+
+static json_t *point_json(const point *p)
+{
+    return json_pack("{s:i, s:i, s:s, s:I, s:b, s:f, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:b}",
+                     "batch_records", p->batch, "zstd_level", p->level, "layout", layout_name(p->layout),
+                     "linger_ms", (json_int_t)p->linger_ms, "linger_derived", p->linger_derived, "latency_ms",
+                     p->latency_ms, "packs", (json_int_t)p->packs, "packs_cut_by_sample_end",
+                     (json_int_t)p->cut_packs, "records", (json_int_t)p->records, "pack_bytes",
+                     (json_int_t)p->pack_bytes, "kafka_bytes", (json_int_t)p->wire_bytes, "records_per_pack",
+                     (double)p->records / (double)p->packs, "bytes_per_record", p->bpr, "kafka_bytes_per_record",
+                     p->wire_bpr, "ratio_vs_json", p->ratio, "kafka_ratio_vs_json", p->wire_ratio,
+                     "encode_records_per_sec_per_core", p->enc_rps, "pareto", p->front);
+}
+
+static int print_json(const sample *s, const point *pts, size_t n, int best, const options *o)
+{
+    json_t *points = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(points, point_json(&pts[i]));
+    char t[160], cmd[160];
+    json_t *rec = json_null();
+    if (best >= 0) {
+        rec = point_json(&pts[best]);
+        command_for(&pts[best], cmd, sizeof cmd);
+        json_object_set_new(rec, "index", json_integer(best));
+        json_object_set_new(rec, "command", json_string(cmd));
+    }
+    json_t *root = json_pack(
+        "{s:{s:s, s:I, s:I, s:f, s:f, s:f}, s:{s:o, s:o, s:s}, s:o, s:o}", "sample", "source", s->source, "records",
+        (json_int_t)s->n, "vehicles", (json_int_t)s->vehicles, "records_per_sec_per_vehicle", s->rate_hz,
+        "json_bytes_per_record", s->json_bytes / (double)s->n, "protobuf_bytes_per_record",
+        s->proto_bytes / (double)s->n, "target", "latency_ms",
+        o->target_latency_ms >= 0 ? json_real(o->target_latency_ms) : json_null(), "kafka_bytes_per_record",
+        o->target_cost >= 0 ? json_real(o->target_cost) : json_null(), "rule", target_text(o, t, sizeof t),
+        "points", points, "recommendation", rec);
+    if (!root)
+        return 1;
+    int rc = json_dumpf(root, stdout, JSON_INDENT(1)) ? 1 : 0;
+    fputc('\n', stdout);
+    json_decref(root);
+    return rc;
+}
+
+/* ---- plot ---- */
+
+static bool in_path(const char *prog)
+{
+    const char *path = getenv("PATH");
+    if (!path)
+        return false;
+    char buf[4096];
+    while (*path) {
+        size_t len = strcspn(path, ":");
+        if (len && len + strlen(prog) + 2 < sizeof buf) {
+            snprintf(buf, sizeof buf, "%.*s/%s", (int)len, path, prog);
+            if (access(buf, X_OK) == 0)
+                return true;
+        }
+        path += len + (path[len] == ':');
+    }
+    return false;
+}
+
+static int write_plot(const point *pts, size_t n, int best, const options *o, const char *file)
+{
+    if (!in_path("gnuplot")) {
+        fprintf(stderr, "telepack tune: gnuplot is not installed (Debian: gnuplot-nox); skipping the plot %s\n", file);
+        return 0;
+    }
+    char tmpl[] = "/tmp/telepack-tune-XXXXXX";
+    int fd = mkstemp(tmpl);
+    FILE *gp = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!gp) {
+        fprintf(stderr, "telepack tune: cannot create a temporary gnuplot script: %s\n", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return 1;
+    }
+    bool svg = !strcmp(strrchr(file, '.'), ".svg");
+    fprintf(gp, "set terminal %s size 900,600\n", svg ? "svg dynamic" : "pngcairo");
+    fputs("set output '", gp);
+    for (const char *c = file; *c; c++) /* single-quoted gnuplot string: double a quote */
+        fputs(*c == '\'' ? "''" : (char[]){*c, 0}, gp);
+    fputs("'\n", gp);
+    fputs("set title 'telepack tune: compression ratio vs encode speed'\n"
+          "set xlabel 'encode records/s per core'\nset ylabel 'ratio vs NDJSON (Kafka bytes)'\n"
+          "set logscale x\nset grid\nset key outside below horizontal\nset offsets 0, 0, graph 0.05, 0\n",
+          gp);
+    /* One series per layout (colour and shape), labelled batch/level; the front and the recommendation ring them. */
+    static const char *const rings[] = {"front", "best"};
+    for (int y = 0; y < o->n_layouts + 2; y++) {
+        int r = y - o->n_layouts; /* < 0: a layout; 0: the front; 1: the recommendation */
+        fprintf(gp, "$%s << EOD\n", r < 0 ? layout_name(o->layouts[y]) : rings[r]);
+        for (size_t i = 0; i < n; i++) {
+            bool in = r < 0 ? pts[i].layout == o->layouts[y] : r == 0 ? pts[i].front : (int)i == best;
+            if (in)
+                fprintf(gp, "%.6g %.6g \"%d/%d\"\n", pts[i].enc_rps, pts[i].wire_ratio, pts[i].batch, pts[i].level);
+        }
+        fputs("EOD\n", gp);
+    }
+    fputs("plot ", gp);
+    for (int y = 0; y < o->n_layouts; y++) {
+        bool cols = o->layouts[y] == TP_LAYOUT_COLUMNS;
+        const char *name = layout_name(o->layouts[y]), *colour = cols ? "#ff7f0e" : "#1f77b4";
+        fprintf(gp,
+                "$%s using 1:2 with points pt %d ps 1 lc rgb '%s' title '%s (pbpack v%d), batch/level', \\\n"
+                "     $%s using 1:2:3 with labels offset 0,0.8 font ',8' tc rgb '%s' notitle, \\\n     ",
+                name, cols ? 5 : 7, colour, name, cols ? 2 : 1, name, colour);
+    }
+    fputs("$front using 1:2 with points pt 6 ps 2 lw 1.5 lc rgb '#d62728' title 'Pareto front'", gp);
+    if (best >= 0)
+        fputs(", \\\n     $best using 1:2 with points pt 6 ps 3.5 lw 2 lc rgb '#000000' title 'recommended'", gp);
+    fputc('\n', gp);
+    int werr = ferror(gp);
+    fclose(gp);
+    int rc = 1;
+    if (!werr) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "gnuplot %s 2>&1", tmpl);
+        FILE *p = popen(cmd, "r");
+        if (p) {
+            char line[512];
+            while (fgets(line, sizeof line, p))
+                fprintf(stderr, "gnuplot: %s", line);
+            int st = pclose(p);
+            rc = st == 0 ? 0 : 1;
+        }
+    }
+    unlink(tmpl);
+    if (rc)
+        fprintf(stderr, "telepack tune: gnuplot failed to write %s\n", file);
+    return rc;
+}
+
+/* ---- the command ---- */
+
+int tp_cmd_tune(int argc, char **argv)
+{
+    options o;
+    int rc = parse_options(argc, argv, &o);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    sample s = {0};
+    point *pts = NULL;
+    rc = o.from ? load_ndjson(&o, &s) : load_fleet(&o, &s);
+    if (rc)
+        goto out;
+    if (s.n == 0) {
+        fprintf(stderr, "telepack tune: the sample is empty; give records with --from or a longer simulation\n");
+        rc = 2;
+        goto out;
+    }
+    if (s.n == o.max_records) {
+        size_t len = strlen(s.source);
+        snprintf(s.source + len, sizeof s.source - len, "; the first %zu records (--max-records)", s.n);
+    }
+    sample_prepare(&s);
+    if (!o.n_lingers && !(s.rate_hz > 0)) {
+        fprintf(stderr, "telepack tune: no vehicle in the sample has two records at different times, so the "
+                        "per-vehicle rate and the linger that fills a batch are unknown; give --linger-ms\n");
+        rc = 2;
+        goto out;
+    }
+    size_t n_linger = o.n_lingers ? (size_t)o.n_lingers : 1;
+    size_t n = (size_t)o.n_batches * (size_t)o.n_levels * n_linger * (size_t)o.n_layouts;
+    pts = calloc(n, sizeof *pts);
+    if (!pts) {
+        rc = 1;
+        goto out;
+    }
+    size_t k = 0;
+    for (int b = 0; b < o.n_batches; b++)
+        for (size_t l = 0; l < n_linger; l++)
+            for (int z = 0; z < o.n_levels; z++)
+                for (int y = 0; y < o.n_layouts; y++) {
+                    point *p = &pts[k++];
+                    p->batch = o.batches[b];
+                    p->level = o.levels[z];
+                    p->layout = o.layouts[y];
+                    double fill_ms = s.rate_hz > 0 ? ceil((double)p->batch / s.rate_hz * 1000.0) : 0;
+                    if (o.n_lingers) {
+                        p->linger_ms = o.lingers[l];
+                        p->latency_ms = (double)p->linger_ms;
+                    } else {
+                        p->linger_derived = true;
+                        p->linger_ms = (int64_t)fill_ms;
+                        p->latency_ms = fill_ms;
+                    }
+                    if ((rc = measure_point(&s, &o, p)))
+                        goto out;
+                }
+    mark_front(pts, n);
+    int best = recommend(pts, n, &o);
+    rc = o.json ? print_json(&s, pts, n, best, &o) : (print_table(&s, pts, n, best, &o), 0);
+    if (!rc && best < 0) {
+        char t[160];
+        fflush(stdout);
+        fprintf(stderr, "telepack tune: no point meets the target (%s); relax it or widen the sweep (--batch, "
+                        "--level, --layouts, --linger-ms)\n",
+                target_text(&o, t, sizeof t));
+        rc = 1;
+    }
+    if (o.plot) {
+        int prc = write_plot(pts, n, best, &o, o.plot);
+        if (!rc)
+            rc = prc;
+    }
+out:
+    free(pts);
+    free(s.r);
+    return rc;
+}

@@ -1,0 +1,293 @@
+/* Pack writer: buffers one vehicle's records as varint length-prefixed protobuf frames and compresses them into
+ * one zstd frame (docs/FORMAT.md); layout columns (v2, docs/FORMAT_V2.md) transposes them at build_content(). */
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "codec/colpack.h"
+#include "codec/record_codec.h"
+#include "telepack/pack.h"
+
+struct sort_key {
+    uint64_t vehicle_id;
+    int64_t sampled_at_ms;
+    uint32_t index; /* arrival order: the tie-break that makes the sort stable */
+};
+
+struct tp_pack_writer {
+    tp_pack_writer_opts opts;
+    ZSTD_CCtx *cctx;       /* NULL for codec none */
+    uint8_t *content;      /* the open pack's v1 content: [varint len][record]... */
+    size_t len, cap;
+    uint32_t count;
+    uint64_t vehicle_id;   /* of the first record */
+    tp_record *records;    /* the records themselves, kept only for layouts that transpose them (columns) */
+    size_t records_cap;
+    tp_colpack_encoder *colenc; /* layout columns: transposes records into v2 content */
+    tp_record *sorted;          /* multi_vehicle: the records in (vehicle_id, sampled_at_ms) order, reused */
+    struct sort_key *keys;      /* multi_vehicle: sort keys, reused */
+    size_t sorted_cap;
+    const uint8_t *col;         /* v2 content of the open pack, valid while col_valid */
+    size_t col_len;
+    int col_valid;
+};
+
+void tp_pack_writer_opts_init(tp_pack_writer_opts *o)
+{
+    o->codec = TP_CODEC_ZSTD;
+    o->level = 3;
+    o->layout = TP_LAYOUT_COLUMNS;
+    o->max_pack_bytes = TP_DEFAULT_MAX_PACK_BYTES;
+    o->multi_vehicle = 0;
+}
+
+tp_err tp_pack_writer_new(const tp_pack_writer_opts *opts, tp_pack_writer **out)
+{
+    if (!out)
+        return TP_ERR_INVALID_ARG;
+    *out = NULL;
+    tp_pack_writer_opts o;
+    if (opts)
+        o = *opts;
+    else
+        tp_pack_writer_opts_init(&o);
+    if (o.codec != TP_CODEC_NONE && o.codec != TP_CODEC_ZSTD)
+        return TP_ERR_UNKNOWN_CODEC;
+    if (o.layout != TP_LAYOUT_ROWS && o.layout != TP_LAYOUT_COLUMNS)
+        return TP_ERR_UNKNOWN_VERSION;
+    if (o.max_pack_bytes == 0 || (o.multi_vehicle && o.layout != TP_LAYOUT_COLUMNS))
+        return TP_ERR_INVALID_ARG;
+    if (o.codec == TP_CODEC_ZSTD && (o.level < ZSTD_minCLevel() || o.level > ZSTD_maxCLevel()))
+        return TP_ERR_INVALID_ARG;
+
+    tp_pack_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return TP_ERR_NOMEM;
+    w->opts = o;
+    if (o.layout == TP_LAYOUT_COLUMNS && tp_colpack_encoder_new(&w->colenc)) {
+        free(w);
+        return TP_ERR_NOMEM;
+    }
+    if (o.codec == TP_CODEC_ZSTD) {
+        w->cctx = ZSTD_createCCtx();
+        if (!w->cctx) {
+            free(w);
+            return TP_ERR_NOMEM;
+        }
+        /* Parameters stick to the context across ZSTD_compress2 calls. Content size is written because
+         * ZSTD_compress2 knows it (ZSTD_c_contentSizeFlag defaults to 1); we set it anyway to say so. */
+        if (ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, o.level)) ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1)) ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_contentSizeFlag, 1))) {
+            tp_pack_writer_free(w);
+            return TP_ERR_COMPRESS;
+        }
+    }
+    *out = w;
+    return TP_OK;
+}
+
+void tp_pack_writer_free(tp_pack_writer *w)
+{
+    if (!w)
+        return;
+    ZSTD_freeCCtx(w->cctx);
+    free(w->content);
+    free(w->records);
+    free(w->sorted);
+    free(w->keys);
+    tp_colpack_encoder_free(w->colenc);
+    free(w);
+}
+
+void tp_pack_writer_reset(tp_pack_writer *w)
+{
+    if (!w)
+        return;
+    w->len = 0;
+    w->count = 0;
+    w->vehicle_id = 0;
+    w->col_valid = 0;
+}
+
+static tp_err ensure(tp_pack_writer *w, size_t need)
+{
+    if (need <= w->cap)
+        return TP_OK;
+    size_t cap = w->cap ? w->cap : 4096;
+    while (cap < need)
+        cap *= 2;
+    uint8_t *p = realloc(w->content, cap);
+    if (!p)
+        return TP_ERR_NOMEM;
+    w->content = p;
+    w->cap = cap;
+    return TP_OK;
+}
+
+tp_err tp_pack_writer_add(tp_pack_writer *w, const tp_record *r)
+{
+    if (!w || !r)
+        return TP_ERR_INVALID_ARG;
+    if (w->count > 0 && r->vehicle_id != w->vehicle_id && !w->opts.multi_vehicle)
+        return TP_ERR_INVALID_ARG;
+    if (w->count == UINT32_MAX)
+        return TP_ERR_FULL;
+    tp_err e = ensure(w, w->len + 1 + TP_RECORD_MAX_ENCODED);
+    if (e)
+        return e;
+    uint8_t *p = w->content + w->len;
+    size_t n = tp_record_encode_unchecked(r, p + 1); /* always < 128 bytes: a one-byte length prefix */
+    if (n == 0 && w->len == 0 && w->opts.layout == TP_LAYOUT_ROWS)
+        return TP_ERR_INVALID_ARG; /* an all-zero record cannot open a v1 pack: content starting 0x00 marks v2 */
+    if (w->len + 1 + n > w->opts.max_pack_bytes)
+        return TP_ERR_FULL;
+    if (w->opts.layout == TP_LAYOUT_COLUMNS) {
+        /* Columns: keep *r for finish to transpose. The v1 bytes above still bound the pack (a v2 pack never
+         * holds more records than its v1 form would fit in max_pack_bytes; readers rely on it). */
+        if (w->count == w->records_cap) {
+            size_t cap = w->records_cap ? w->records_cap * 2 : 256;
+            tp_record *g = realloc(w->records, cap * sizeof *g);
+            if (!g)
+                return TP_ERR_NOMEM;
+            w->records = g;
+            w->records_cap = cap;
+        }
+        w->records[w->count] = *r;
+        w->col_valid = 0;
+    }
+    p[0] = (uint8_t)n;
+    w->len += 1 + n;
+    if (w->count++ == 0)
+        w->vehicle_id = r->vehicle_id;
+    return TP_OK;
+}
+
+uint32_t tp_pack_writer_count(const tp_pack_writer *w)
+{
+    return w ? w->count : 0;
+}
+
+size_t tp_pack_writer_content_size(const tp_pack_writer *w)
+{
+    return w ? w->len : 0;
+}
+
+size_t tp_pack_writer_bound(const tp_pack_writer *w)
+{
+    if (!w)
+        return 0;
+    /* Layout columns: the v2 content's bound from the record count alone, so bound stays cheap to call often. */
+    size_t len = w->opts.layout == TP_LAYOUT_COLUMNS && w->count > 0 ? tp_colpack_bound(w->count) : w->len;
+    return w->opts.codec == TP_CODEC_ZSTD ? ZSTD_compressBound(len) : len;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    const struct sort_key *x = a, *y = b;
+    if (x->vehicle_id != y->vehicle_id)
+        return x->vehicle_id < y->vehicle_id ? -1 : 1;
+    if (x->sampled_at_ms != y->sampled_at_ms)
+        return x->sampled_at_ms < y->sampled_at_ms ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* multi_vehicle: the open pack's records in (vehicle_id, sampled_at_ms, arrival) order, in reused buffers. */
+static tp_err sort_records(tp_pack_writer *w, const tp_record **out)
+{
+    const tp_record *r = w->records;
+    uint32_t n = w->count, i = 1;
+    while (i < n && (r[i].vehicle_id > r[i - 1].vehicle_id ||
+                     (r[i].vehicle_id == r[i - 1].vehicle_id && r[i].sampled_at_ms >= r[i - 1].sampled_at_ms)))
+        i++;
+    if (i >= n) { /* already in order (one vehicle sending in time order): nothing to move */
+        *out = r;
+        return TP_OK;
+    }
+    if (n > w->sorted_cap) {
+        size_t cap = w->sorted_cap ? w->sorted_cap : 256;
+        while (cap < n)
+            cap *= 2;
+        tp_record *s = realloc(w->sorted, cap * sizeof *s);
+        if (!s)
+            return TP_ERR_NOMEM;
+        w->sorted = s;
+        struct sort_key *k = realloc(w->keys, cap * sizeof *k);
+        if (!k)
+            return TP_ERR_NOMEM;
+        w->keys = k;
+        w->sorted_cap = cap;
+    }
+    for (i = 0; i < n; i++)
+        w->keys[i] = (struct sort_key){r[i].vehicle_id, r[i].sampled_at_ms, i};
+    qsort(w->keys, n, sizeof *w->keys, key_cmp);
+    for (i = 0; i < n; i++)
+        w->sorted[i] = r[w->keys[i].index];
+    *out = w->sorted;
+    return TP_OK;
+}
+
+/* The bytes to compress for the open pack. Layout rows: the length-prefixed frames as buffered. Layout columns
+ * (format version 2, src/codec/colpack.c) transposes w->records here into its own buffer instead. */
+static tp_err build_content(tp_pack_writer *w, const uint8_t **content, size_t *len)
+{
+    switch (w->opts.layout) {
+    case TP_LAYOUT_ROWS:
+        *content = w->content;
+        *len = w->len;
+        return TP_OK;
+    case TP_LAYOUT_COLUMNS:
+        if (!w->col_valid) { /* built once per pack: a finish that failed for lack of room keeps it */
+            const tp_record *recs = w->records;
+            tp_err e = w->opts.multi_vehicle ? sort_records(w, &recs) : TP_OK;
+            if (!e)
+                e = tp_colpack_encode_version(w->colenc, recs, w->count, w->opts.multi_vehicle ? 3 : 2, &w->col,
+                                              &w->col_len);
+            if (e)
+                return e;
+            w->col_valid = 1;
+        }
+        *content = w->col;
+        *len = w->col_len;
+        return TP_OK;
+    }
+    return TP_ERR_UNKNOWN_VERSION;
+}
+
+tp_err tp_pack_writer_finish(tp_pack_writer *w, uint8_t *dst, size_t cap, size_t *out_len, tp_pack_meta *meta)
+{
+    if (!w || !dst || !out_len)
+        return TP_ERR_INVALID_ARG;
+    if (w->count == 0)
+        return TP_ERR_INVALID_ARG;
+    const uint8_t *content;
+    size_t content_len, n;
+    tp_err e = build_content(w, &content, &content_len);
+    if (e)
+        return e;
+    if (w->opts.codec == TP_CODEC_ZSTD) {
+        n = ZSTD_compress2(w->cctx, dst, cap, content, content_len);
+        if (ZSTD_isError(n))
+            return ZSTD_getErrorCode(n) == ZSTD_error_dstSize_tooSmall ? TP_ERR_FULL : TP_ERR_COMPRESS;
+    } else {
+        if (cap < content_len)
+            return TP_ERR_FULL;
+        memcpy(dst, content, content_len);
+        n = content_len;
+    }
+    *out_len = n;
+    if (meta) {
+        memset(meta, 0, sizeof *meta);
+        meta->format_version = w->opts.layout == TP_LAYOUT_ROWS ? 1 : w->opts.multi_vehicle ? 3 : 2;
+        meta->layout = w->opts.layout;
+        meta->codec = w->opts.codec;
+        meta->schema_version = TP_SCHEMA_VERSION;
+        meta->record_count = w->count;
+        meta->dict_id = 0;
+        meta->vehicle_id = w->opts.multi_vehicle ? 0 : w->vehicle_id;
+        meta->content_size = content_len;
+    }
+    tp_pack_writer_reset(w);
+    return TP_OK;
+}

@@ -1,0 +1,1162 @@
+/* The sink worker: consumer group -> pack reader -> column batch -> warehouse, offsets stored after the load.
+ *
+ * One thread owns everything here (the consumer, the batch, the warehouse); librdkafka's rebalance callback runs
+ * inside rd_kafka_consumer_poll on that thread. Per partition we remember `pending_next`, the offset after the
+ * last message whose fate is settled but not yet stored: its rows are in the batch, or it was dead-lettered and
+ * the DLQ delivery was confirmed. Messages of one partition are taken strictly in order and a dead-letter
+ * delivery is waited for before the next message, so `pending_next` only ever covers settled messages, and it is
+ * stored only after the warehouse acknowledged the batch holding every row below it (docs/SINK.md). */
+#include "sink/sink.h"
+
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kafka/kafka_stats.h"
+#include "common/log.h"
+#include "kafka/log_rdkafka.h"
+#include "kafka/pack_headers.h"
+#include "ops/worker_metrics.h"
+#include "telepack/pack.h"
+#include "telepack/rows.h"
+
+#define MAX_PARTITIONS 100000 /* bound of the per-partition table (partition ids come from the broker) */
+#define POLL_MS 100           /* longest consumer poll, so stop requests and timers are noticed quickly */
+
+typedef struct part_state {
+    int assigned;
+    int64_t pending_next; /* offset after the last settled-but-unstored message, -1 = none */
+    int64_t taken_next;   /* offset after the last message taken or rewound to, -1 = none yet */
+    int64_t assigned_at;  /* offset the warehouse said to start at, -1 = the group's committed offset */
+    uint64_t pending_packs;
+} part_state;
+
+struct tp_sink {
+    char *brokers, *topic, *group, *dlq_topic;
+    char **props;
+    size_t n_props;
+    size_t batch_rows;
+    long flush_ms, backoff_min_ms, backoff_max_ms, progress_ms;
+    size_t max_pack_bytes;
+    void (*progress)(void *, const tp_sink_stats *);
+    void *progress_ctx;
+    tp_err (*load_hook)(void *, size_t);
+    void *load_hook_ctx;
+    void (*on_loaded)(void *, const tp_row_batch *);
+    void *on_loaded_ctx;
+
+    tp_warehouse *wh;
+    int own_wh;
+    rd_kafka_t *rk;  /* consumer */
+    rd_kafka_t *dlq; /* idempotent producer for the dead-letter topic */
+    tp_pack_reader *reader;
+    tp_row_batch *batch;
+    part_state *parts;
+    size_t n_parts;
+    tp_partition_offset *offs;
+    uint64_t pending_packs;
+    int64_t first_pending_ms; /* when the oldest unstored settled message was taken; 0 = none */
+
+    int outage;          /* the warehouse said "unavailable": partitions paused, load retried at retry_at_ms */
+    int dlq_paused;      /* partitions paused while waiting for a dead-letter delivery */
+    int closing;         /* inside the final close: revokes only drop */
+    int table_pending;   /* the warehouse was unavailable at start: ensure the table in tp_sink_run */
+    int attempt;
+    int hook_failed;     /* the last load failure came from the test hook, not the warehouse */
+    uint64_t generation; /* +1 per revoke: a message taken before a revoke must not advance anything after it */
+    long backoff_ms;
+    int64_t retry_at_ms;
+    int64_t outage_since_ms;
+    tp_err fatal;
+    char last_error[1024];
+    char hook_error[256];
+
+    tp_sink_metrics m;                 /* all NULL without a registry */
+    tp_kafka_stats_exporter *stats;    /* NULL without a registry */
+    atomic_int joined, warehouse_ok;
+
+    atomic_int stop;
+    _Atomic uint64_t rows_loaded, packs_loaded, packs_dlq, dlq_retries, bytes_consumed, loads, load_retries, rows_dropped,
+        rebalances, pending_rows;
+    _Atomic int64_t lag;
+    atomic_int paused;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double wall_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void set_pending_rows(tp_sink *s)
+{
+    atomic_store(&s->pending_rows, s->batch->count);
+    tp_gauge_set(s->m.pending_rows, (double)s->batch->count);
+}
+
+static void set_assigned_gauge(tp_sink *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_parts; i++)
+        n += s->parts[i].assigned != 0;
+    tp_gauge_set(s->m.assigned_partitions, (double)n);
+}
+
+__attribute__((format(printf, 2, 3))) static void set_error(tp_sink *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->last_error, sizeof s->last_error, fmt, ap);
+    va_end(ap);
+}
+
+void tp_sink_config_init(tp_sink_config *c)
+{
+    memset(c, 0, sizeof *c);
+    tp_warehouse_opts_init(&c->warehouse_opts);
+    c->batch_rows = 100000;
+    c->flush_ms = 1000;
+    c->max_pack_bytes = TP_DEFAULT_MAX_PACK_BYTES;
+    c->backoff_min_ms = 100;
+    c->backoff_max_ms = 10000;
+}
+
+/* ---- per-partition state ---- */
+
+static part_state *part_get(tp_sink *s, int32_t partition)
+{
+    if (partition < 0 || partition >= MAX_PARTITIONS)
+        return NULL;
+    if ((size_t)partition >= s->n_parts) {
+        size_t n = (size_t)partition + 1 > s->n_parts * 2 ? (size_t)partition + 1 : s->n_parts * 2;
+        part_state *p = realloc(s->parts, n * sizeof *p);
+        if (!p)
+            return NULL;
+        tp_partition_offset *o = realloc(s->offs, n * sizeof *o);
+        if (!o) {
+            s->parts = p;
+            return NULL;
+        }
+        for (size_t i = s->n_parts; i < n; i++)
+            p[i] = (part_state){0, -1, -1, -1, 0};
+        s->parts = p;
+        s->offs = o;
+        s->n_parts = n;
+    }
+    return &s->parts[partition];
+}
+
+static int anything_pending(const tp_sink *s)
+{
+    if (s->batch->count)
+        return 1;
+    for (size_t i = 0; i < s->n_parts; i++)
+        if (s->parts[i].assigned && s->parts[i].pending_next >= 0)
+            return 1;
+    return 0;
+}
+
+/* ---- librdkafka configuration ---- */
+
+static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err, size_t cap)
+{
+    char errstr[512];
+    if (rd_kafka_conf_set(conf, key, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+        snprintf(err, cap, "librdkafka property %s=%s: %s", key, value, errstr);
+        return -1;
+    }
+    return 0;
+}
+
+/* Applies the user's -X properties ("key=value"). */
+static int conf_apply_props(const tp_sink *s, rd_kafka_conf_t *conf, char *err, size_t cap)
+{
+    for (size_t i = 0; i < s->n_props; i++) {
+        char key[256];
+        const char *eq = strchr(s->props[i], '=');
+        size_t klen = eq ? (size_t)(eq - s->props[i]) : 0;
+        if (!eq || klen == 0 || klen >= sizeof key) {
+            snprintf(err, cap, "librdkafka property '%s' is not key=value; write e.g. -X fetch.wait.max.ms=50",
+                     s->props[i]);
+            return -1;
+        }
+        memcpy(key, s->props[i], klen);
+        key[klen] = 0;
+        if (conf_set(conf, key, eq + 1, err, cap))
+            return -1;
+    }
+    return 0;
+}
+
+/* librdkafka statistics (statistics.interval.ms) into the metrics registry; the opaque is the sink. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    tp_sink *s = opaque;
+    if (s && s->stats)
+        tp_kafka_stats_exporter_update(s->stats, json, len);
+    return 0; /* librdkafka frees json */
+}
+
+/* Sets the statistics interval (unless -X set one) and the callback when metrics are on. */
+static int conf_stats(tp_sink *s, rd_kafka_conf_t *conf, char *err, size_t cap)
+{
+    if (!s->stats)
+        return 0;
+    char v[32];
+    size_t n = sizeof v;
+    if (rd_kafka_conf_get(conf, "statistics.interval.ms", v, &n) == RD_KAFKA_CONF_OK && strcmp(v, "0") == 0 &&
+        conf_set(conf, "statistics.interval.ms", "5000", err, cap))
+        return -1;
+    rd_kafka_conf_set_stats_cb(conf, stats_cb);
+    return 0;
+}
+
+/* Delivery report of one dead-letter message: its opaque is the waiting dlq_wait. */
+typedef struct dlq_wait {
+    int done;
+    rd_kafka_resp_err_t err;
+} dlq_wait;
+
+static void dlq_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    dlq_wait *w = m->_private;
+    if (w) {
+        w->err = m->err;
+        w->done = 1;
+    }
+}
+
+static rd_kafka_t *make_producer(tp_sink *s, char *err, size_t cap, tp_err *code)
+{
+    *code = TP_ERR_INVALID_ARG;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char errstr[512];
+    if (conf_set(conf, "bootstrap.servers", s->brokers, err, cap) ||
+        conf_set(conf, "enable.idempotence", "true", err, cap) || conf_set(conf, "acks", "all", err, cap) ||
+        conf_set(conf, "message.timeout.ms", "10000", err, cap) || conf_set(conf, "linger.ms", "0", err, cap) ||
+        conf_apply_props(s, conf, err, cap) || conf_stats(s, conf, err, cap)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, tp_log_rdkafka_cb);
+    rd_kafka_conf_set_dr_msg_cb(conf, dlq_delivered);
+    rd_kafka_conf_set_opaque(conf, s);
+    *code = TP_ERR_KAFKA;
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!p) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, cap, "cannot create the dead-letter producer: %s", errstr);
+    }
+    return p;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                         void *opaque);
+
+static rd_kafka_t *make_consumer(tp_sink *s, char *err, size_t cap, tp_err *code)
+{
+    *code = TP_ERR_INVALID_ARG;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char errstr[512];
+    if (conf_set(conf, "bootstrap.servers", s->brokers, err, cap) || conf_set(conf, "group.id", s->group, err, cap) ||
+        conf_set(conf, "auto.offset.reset", "earliest", err, cap) ||
+        conf_set(conf, "check.crcs", "true", err, cap) || conf_apply_props(s, conf, err, cap) ||
+        /* not overridable: offsets are stored by us after the warehouse ack, and committed by librdkafka */
+        conf_set(conf, "enable.auto.offset.store", "false", err, cap) ||
+        conf_set(conf, "enable.auto.commit", "true", err, cap) ||
+        conf_set(conf, "enable.partition.eof", "false", err, cap) || conf_stats(s, conf, err, cap)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, tp_log_rdkafka_cb);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, s);
+    *code = TP_ERR_KAFKA;
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!c) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, cap, "cannot create the Kafka consumer: %s", errstr);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(c);
+    return c;
+}
+
+/* ---- pausing ---- */
+
+static void pause_all(tp_sink *s, int resume)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (rd_kafka_assignment(s->rk, &a) || !a)
+        return;
+    if (a->cnt)
+        resume ? rd_kafka_resume_partitions(s->rk, a) : rd_kafka_pause_partitions(s->rk, a);
+    rd_kafka_topic_partition_list_destroy(a);
+}
+
+static void update_paused(tp_sink *s)
+{
+    atomic_store(&s->paused, s->outage || s->dlq_paused);
+}
+
+/* A message we cannot take now (blocked, or no room): rewind its partition so it is fetched again after resume.
+ * The seek purges what was prefetched for the partition. rdkafka.h warns that storing offsets after a seek may
+ * interfere with resuming a paused partition: here a stored offset is never past a rewound message (nothing of
+ * that partition is taken before it comes back), so at worst the fetch position moves back to messages already
+ * taken, which handle_message drops as stale (offset below taken_next). */
+static void defer_message(tp_sink *s, rd_kafka_message_t *m)
+{
+    part_state *ps = part_get(s, m->partition);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, s->topic, m->partition)->offset = m->offset;
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(s->rk, l, 0);
+    if (e) {
+        tp_log(TP_LOG_WARN, "sink", "cannot rewind %s/%" PRId32 " to %" PRId64 ": %s", s->topic, m->partition,
+               m->offset, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    if (ps)
+        ps->taken_next = m->offset;
+    rd_kafka_message_destroy(m);
+}
+
+/* ---- loading ---- */
+
+/* Loads the batch and records the offsets of every partition with settled messages, then stores those offsets
+ * in the consumer. Returns the warehouse's result; on anything but TP_OK nothing is stored and the batch is kept. */
+static tp_err load_pending(tp_sink *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_parts; i++)
+        if (s->parts[i].assigned && s->parts[i].pending_next >= 0)
+            s->offs[n++] = (tp_partition_offset){(int32_t)i, s->parts[i].pending_next};
+    if (s->batch->count == 0 && n == 0)
+        return TP_OK;
+    int64_t t0 = now_ms();
+    tp_err err = s->load_hook ? s->load_hook(s->load_hook_ctx, s->batch->count) : TP_OK;
+    s->hook_failed = err != TP_OK;
+    if (!err)
+        err = tp_warehouse_load(s->wh, s->batch, s->topic, s->offs, n);
+    atomic_store(&s->warehouse_ok, err == TP_OK);
+    tp_gauge_set(s->m.warehouse_up, err == TP_OK);
+    if (err) {
+        tp_counter_inc(s->m.load_errors);
+        return err;
+    }
+    tp_counter_inc(s->m.loads);
+    tp_counter_add(s->m.rows_loaded, s->batch->count);
+    tp_histogram_observe(s->m.load_latency, (double)(now_ms() - t0) / 1000.0);
+    if (s->batch->count) {
+        tp_histogram_observe(s->m.batch_rows, (double)s->batch->count);
+        /* Event-time lag, sampled: up to 16 rows spread over the batch. */
+        double now = wall_seconds();
+        size_t step = s->batch->count / 16 + 1;
+        for (size_t i = 0; i < s->batch->count; i += step)
+            tp_histogram_observe(s->m.event_time_lag, now - (double)s->batch->sampled_at_ms[i] / 1000.0);
+    }
+    if (n) {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+        for (size_t i = 0; i < n; i++)
+            rd_kafka_topic_partition_list_add(l, s->topic, s->offs[i].partition)->offset = s->offs[i].next_offset;
+        rd_kafka_resp_err_t kerr = rd_kafka_offsets_store(s->rk, l);
+        if (kerr)
+            tp_log(TP_LOG_WARN, "sink", "storing offsets in the consumer failed (%s); the warehouse holds them",
+                   rd_kafka_err2str(kerr));
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    if (s->on_loaded && s->batch->count)
+        s->on_loaded(s->on_loaded_ctx, s->batch);
+    atomic_fetch_add(&s->rows_loaded, s->batch->count);
+    atomic_fetch_add(&s->packs_loaded, s->pending_packs);
+    atomic_fetch_add(&s->loads, 1);
+    tp_row_batch_clear(s->batch);
+    set_pending_rows(s);
+    s->pending_packs = 0;
+    for (size_t i = 0; i < s->n_parts; i++) {
+        s->parts[i].pending_next = -1;
+        s->parts[i].pending_packs = 0;
+    }
+    s->first_pending_ms = 0;
+    return TP_OK;
+}
+
+/* The sentence for a failed load. */
+static const char *load_error(tp_sink *s, tp_err err)
+{
+    if (!s->hook_failed)
+        return tp_warehouse_last_error(s->wh);
+    snprintf(s->hook_error, sizeof s->hook_error, "warehouse %s: %s (test hook)", tp_warehouse_kind(s->wh),
+             tp_strerror(err));
+    return s->hook_error;
+}
+
+/* Loads what is pending and handles the outcome: on "unavailable" pauses every partition and schedules a retry
+ * with capped exponential backoff; on a permanent error records it (the run loop stops). */
+static tp_err flush(tp_sink *s)
+{
+    tp_err err = load_pending(s);
+    if (!err) {
+        if (s->outage) {
+            tp_log(TP_LOG_INFO, "sink", "warehouse %s available again after %d retries (%.1f s); resuming",
+                   tp_warehouse_kind(s->wh), s->attempt, (double)(now_ms() - s->outage_since_ms) / 1000.0);
+            s->outage = 0;
+            if (!s->dlq_paused)
+                pause_all(s, 1);
+            update_paused(s);
+        }
+        return TP_OK;
+    }
+    if (err == TP_ERR_UNAVAILABLE) {
+        if (!s->outage) {
+            s->outage = 1;
+            s->attempt = 0;
+            s->backoff_ms = s->backoff_min_ms;
+            s->outage_since_ms = now_ms();
+            pause_all(s, 0);
+            update_paused(s);
+        }
+        s->attempt++;
+        atomic_fetch_add(&s->load_retries, 1);
+        tp_counter_inc(s->m.retries);
+        tp_log(TP_LOG_WARN, "sink", "%s; %zu rows kept, partitions paused, retry %d in %ld ms",
+               load_error(s, err), s->batch->count, s->attempt, s->backoff_ms);
+        s->retry_at_ms = now_ms() + s->backoff_ms;
+        s->backoff_ms = s->backoff_ms * 2 > s->backoff_max_ms ? s->backoff_max_ms : s->backoff_ms * 2;
+        return err;
+    }
+    s->fatal = err;
+    set_error(s, "warehouse %s failed permanently: %s; stopping without storing the offsets of the %zu rows not "
+                 "loaded (they will be read again after the problem is fixed)",
+              tp_warehouse_kind(s->wh), load_error(s, err), s->batch->count);
+    tp_log(TP_LOG_ERROR, "sink", "%s", s->last_error);
+    return err;
+}
+
+/* ---- rebalancing ---- */
+
+static int is_cooperative(rd_kafka_t *rk)
+{
+    const char *p = rd_kafka_rebalance_protocol(rk);
+    return p && !strcmp(p, "COOPERATIVE");
+}
+
+static void on_assign(tp_sink *s, rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *p = &parts->elems[i];
+        part_state *ps = part_get(s, p->partition);
+        if (!ps) {
+            tp_log(TP_LOG_ERROR, "sink", "partition %" PRId32 " out of range or out of memory", p->partition);
+            continue;
+        }
+        *ps = (part_state){1, -1, -1, -1, 0};
+        int64_t next = -1;
+        tp_err err = tp_warehouse_stored_offset(s->wh, s->topic, p->partition, &next);
+        if (err) {
+            tp_log(TP_LOG_WARN, "sink",
+                   "cannot read the loaded offset of %s/%" PRId32 " from the warehouse (%s); starting from the "
+                   "group's committed offset",
+                   s->topic, p->partition, tp_warehouse_last_error(s->wh));
+            next = -1;
+        }
+        if (next >= 0) {
+            p->offset = next;
+            ps->assigned_at = next;
+        }
+        if (next >= 0)
+            tp_log(TP_LOG_INFO, "sink", "assigned %s/%" PRId32 " at offset %" PRId64 " (from the warehouse)",
+                   s->topic, p->partition, next);
+        else
+            tp_log(TP_LOG_INFO, "sink", "assigned %s/%" PRId32 " at the group's committed offset", s->topic,
+                   p->partition);
+    }
+    if (is_cooperative(s->rk)) {
+        rd_kafka_error_t *e = rd_kafka_incremental_assign(s->rk, parts);
+        if (e) {
+            tp_log(TP_LOG_ERROR, "sink", "incremental assign failed: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+    } else {
+        rd_kafka_resp_err_t e = rd_kafka_assign(s->rk, parts);
+        if (e)
+            tp_log(TP_LOG_ERROR, "sink", "assign failed: %s", rd_kafka_err2str(e));
+    }
+    atomic_store(&s->joined, 1);
+    set_assigned_gauge(s);
+    /* librdkafka keeps a partition's application pause across unassign/assign: set it explicitly either way. */
+    if (s->outage || s->dlq_paused)
+        rd_kafka_pause_partitions(s->rk, parts);
+    else
+        rd_kafka_resume_partitions(s->rk, parts);
+}
+
+/* Removes from the batch every row whose partition is no longer assigned (order of the others is kept). */
+static void drop_unassigned_rows(tp_sink *s)
+{
+    tp_row_batch *b = s->batch;
+    size_t j = 0;
+    for (size_t i = 0; i < b->count; i++) {
+        int32_t p = b->kafka_partition[i];
+        if (p >= 0 && (size_t)p < s->n_parts && s->parts[p].assigned) {
+            if (i != j) {
+                b->vehicle_id[j] = b->vehicle_id[i];
+                b->sampled_at_ms[j] = b->sampled_at_ms[i];
+                b->seq[j] = b->seq[i];
+                b->latitude[j] = b->latitude[i];
+                b->longitude[j] = b->longitude[i];
+                b->speed_kmh[j] = b->speed_kmh[i];
+                b->heading_deg[j] = b->heading_deg[i];
+                b->accuracy_m[j] = b->accuracy_m[i];
+                b->meter_status[j] = b->meter_status[i];
+                b->kafka_partition[j] = b->kafka_partition[i];
+                b->kafka_offset[j] = b->kafka_offset[i];
+            }
+            j++;
+        }
+    }
+    atomic_fetch_add(&s->rows_dropped, b->count - j);
+    b->count = j;
+    set_pending_rows(s);
+}
+
+/* Revoke: load once what is pending (unless the warehouse is known down or we are closing); whatever could not be
+ * loaded for the revoked partitions is dropped, unstored, so the next owner reads it again. Either way no row of
+ * a revoked partition is lost (not stored => re-read) or doubled (stored only with its rows loaded). */
+static void on_revoke(tp_sink *s, rd_kafka_topic_partition_list_t *parts)
+{
+    int pending = 0;
+    for (int i = 0; i < parts->cnt; i++) {
+        part_state *ps = part_get(s, parts->elems[i].partition);
+        if (ps && ps->assigned && ps->pending_next >= 0)
+            pending = 1;
+    }
+    if (pending && !s->outage && !s->closing && !s->fatal && flush(s) == TP_OK) {
+        rd_kafka_resp_err_t e = rd_kafka_commit(s->rk, NULL, 0);
+        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            tp_log(TP_LOG_WARN, "sink", "commit at revoke failed: %s", rd_kafka_err2str(e));
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        part_state *ps = part_get(s, parts->elems[i].partition);
+        if (!ps)
+            continue;
+        if (ps->pending_packs)
+            s->pending_packs -= ps->pending_packs;
+        *ps = (part_state){0, -1, -1, -1, 0};
+    }
+    drop_unassigned_rows(s);
+    set_assigned_gauge(s);
+    if (!anything_pending(s)) {
+        if (s->outage && !s->dlq_paused)
+            pause_all(s, 1); /* partitions kept (cooperative) must not stay paused with nothing to retry */
+        s->outage = 0;
+        s->first_pending_ms = 0;
+        update_paused(s);
+    }
+    if (is_cooperative(s->rk)) {
+        rd_kafka_error_t *e = rd_kafka_incremental_unassign(s->rk, parts);
+        if (e) {
+            tp_log(TP_LOG_ERROR, "sink", "incremental unassign failed: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+    } else {
+        rd_kafka_assign(s->rk, NULL);
+    }
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                         void *opaque)
+{
+    tp_sink *s = opaque;
+    atomic_fetch_add(&s->rebalances, 1);
+    tp_counter_inc(s->m.rebalances);
+    if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+        s->generation++;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        on_assign(s, parts);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        on_revoke(s, parts);
+    } else {
+        tp_log(TP_LOG_ERROR, "sink", "rebalance error: %s", rd_kafka_err2str(err));
+        if (is_cooperative(rk))
+            rd_kafka_incremental_unassign(rk, parts);
+        else
+            rd_kafka_assign(rk, NULL);
+    }
+}
+
+/* ---- dead letters ---- */
+
+/* While blocked (waiting for a DLQ delivery): keep the consumer in the group without taking messages. */
+static void poll_blocked(tp_sink *s, int timeout_ms)
+{
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, timeout_ms);
+    if (!m)
+        return;
+    if (m->err)
+        rd_kafka_message_destroy(m);
+    else
+        defer_message(s, m);
+}
+
+/* Sends message m with its key, value and headers plus the error and source headers to the dead-letter topic and
+ * waits for the delivery. TP_OK once delivered; TP_ERR_AGAIN when a stop was requested before it was. */
+static tp_err dlq_send(tp_sink *s, const rd_kafka_message_t *m, const char *reason)
+{
+    char source[300];
+    snprintf(source, sizeof source, "%s/%" PRId32 "@%" PRId64, s->topic, m->partition, m->offset);
+    long backoff = s->backoff_min_ms;
+    int64_t started = now_ms();
+    for (int attempt = 1;; attempt++) {
+        rd_kafka_headers_t *orig = NULL, *h;
+        if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
+            h = rd_kafka_headers_copy(orig);
+        else
+            h = rd_kafka_headers_new(2);
+        rd_kafka_header_add(h, TP_HEADER_ERROR, -1, reason, -1);
+        rd_kafka_header_add(h, TP_SINK_DLQ_SOURCE_HEADER, -1, source, -1);
+        dlq_wait w = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            s->dlq, RD_KAFKA_V_TOPIC(s->dlq_topic), RD_KAFKA_V_KEY(m->key, m->key_len),
+            RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+            RD_KAFKA_V_OPAQUE(&w), RD_KAFKA_V_END);
+        if (e) {
+            rd_kafka_headers_destroy(h);
+            w.done = 1;
+            w.err = e;
+        }
+        while (!w.done) {
+            rd_kafka_poll(s->dlq, 20);
+            if (!w.done && now_ms() - started > 1000) {
+                if (!s->dlq_paused) {
+                    s->dlq_paused = 1;
+                    if (!s->outage)
+                        pause_all(s, 0);
+                    update_paused(s);
+                }
+                poll_blocked(s, 0);
+            }
+        }
+        if (!w.err)
+            return TP_OK;
+        char fatal[256] = "";
+        if (rd_kafka_fatal_error(s->dlq, fatal, sizeof fatal)) {
+            char errbuf[512];
+            tp_log(TP_LOG_WARN, "sink", "dead-letter producer hit a fatal error (%s); recreating it", fatal);
+            rd_kafka_purge(s->dlq, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            rd_kafka_flush(s->dlq, 1000);
+            rd_kafka_destroy(s->dlq);
+            tp_err code;
+            s->dlq = make_producer(s, errbuf, sizeof errbuf, &code);
+            if (!s->dlq) {
+                s->fatal = TP_ERR_KAFKA;
+                set_error(s, "%s", errbuf);
+                return TP_ERR_KAFKA;
+            }
+        }
+        if (atomic_load(&s->stop))
+            return TP_ERR_AGAIN;
+        atomic_fetch_add(&s->dlq_retries, 1);
+        tp_log(TP_LOG_WARN, "sink",
+               "dead-letter topic %s: delivery of %s failed (%s); partitions paused, retry %d in %ld ms (check "
+               "that the topic exists and this sink may write to it, or set --dlq-topic)",
+               s->dlq_topic, source, rd_kafka_err2str(w.err), attempt, backoff);
+        if (!s->dlq_paused) {
+            s->dlq_paused = 1;
+            if (!s->outage)
+                pause_all(s, 0);
+            update_paused(s);
+        }
+        for (int64_t until = now_ms() + backoff; now_ms() < until && !atomic_load(&s->stop);)
+            poll_blocked(s, 50);
+        backoff = backoff * 2 > s->backoff_max_ms ? s->backoff_max_ms : backoff * 2;
+    }
+}
+
+static void dlq_unblock(tp_sink *s)
+{
+    if (!s->dlq_paused)
+        return;
+    s->dlq_paused = 0;
+    if (!s->outage)
+        pause_all(s, 1);
+    update_paused(s);
+}
+
+/* ---- decoding ---- */
+
+/* Decodes m's pack into the batch. TP_OK: rows appended. TP_ERR_FULL: the batch holds rows and lacks room (load
+ * first). TP_ERR_NOMEM. Any other error: the pack is bad, `reason` says why. */
+static tp_err decode_pack(tp_sink *s, const rd_kafka_message_t *m, char *reason, size_t cap)
+{
+    char detail[512] = "";
+    if (!m->payload || m->len == 0) {
+        snprintf(reason, cap, "empty message: a pack has at least a frame header");
+        return TP_ERR_TRUNCATED;
+    }
+    if (m->len > s->max_pack_bytes) {
+        snprintf(reason, cap, "message of %zu bytes above --max-pack-bytes %zu", m->len, s->max_pack_bytes);
+        return TP_ERR_PACK_TOO_LARGE;
+    }
+    rd_kafka_headers_t *h = NULL;
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR || !h) {
+        snprintf(reason, cap, "the message has no headers; a pack carries %s, %s, %s and the others of "
+                 "docs/FORMAT.md", TP_HEADER_FORMAT, TP_HEADER_VERSION, TP_HEADER_CODEC);
+        return TP_ERR_PARSE;
+    }
+    tp_pack_meta meta;
+    tp_err err = tp_pack_meta_from_headers(h, &meta, detail, sizeof detail);
+    if (err) {
+        snprintf(reason, cap, "bad pack headers: %s", detail);
+        return err;
+    }
+    for (int round = 0; round < 2; round++) {
+        err = tp_pack_reader_open(s->reader, &meta, m->payload, m->len);
+        /* The header's count sizes the batch below, so it must be plausible first: a record takes at least one
+         * byte of the (decompressed, capped) content. */
+        uint64_t content = tp_pack_reader_meta(s->reader)->content_size;
+        if (!err && meta.record_count > content) {
+            snprintf(reason, cap, "its header counts %" PRIu32 " records in %" PRIu64 " bytes of content",
+                     meta.record_count, content);
+            return TP_ERR_COUNT_MISMATCH;
+        }
+        if (!err)
+            err = tp_pack_reader_read_all(s->reader, s->batch, m->partition, m->offset);
+        if (err != TP_ERR_FULL || s->batch->count > 0)
+            break;
+        /* A pack larger than the whole batch: grow the batch for it (bounded by the content size above). */
+        size_t want = meta.record_count;
+        if (round == 1 || want <= s->batch->capacity)
+            break;
+        if (tp_row_batch_reserve(s->batch, want))
+            return TP_ERR_NOMEM;
+    }
+    if (err == TP_ERR_FULL && s->batch->count == 0) {
+        snprintf(reason, cap, "pack holds more records than its header's count %" PRIu32, meta.record_count);
+        return TP_ERR_COUNT_MISMATCH;
+    }
+    if (err && err != TP_ERR_FULL && err != TP_ERR_NOMEM)
+        snprintf(reason, cap, "%s: %s", tp_strerror(err), tp_pack_reader_error_detail(s->reader));
+    return err;
+}
+
+/* Takes one message: its rows into the batch, or the message into the dead-letter topic. Consumes m. */
+static void handle_message(tp_sink *s, rd_kafka_message_t *m)
+{
+    if (m->err) {
+        char buf[256];
+        if (rd_kafka_fatal_error(s->rk, buf, sizeof buf)) {
+            s->fatal = TP_ERR_KAFKA;
+            set_error(s, "Kafka consumer fatal error: %s", buf);
+        } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            tp_log(TP_LOG_WARN, "kafka", "consumer: %s", rd_kafka_message_errstr(m));
+        }
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    part_state *ps = part_get(s, m->partition);
+    if (!ps || !ps->assigned || (ps->taken_next >= 0 && m->offset < ps->taken_next)) {
+        rd_kafka_message_destroy(m); /* stale: from before a revoke, a seek or a redelivery */
+        return;
+    }
+    if (s->outage || s->dlq_paused) {
+        defer_message(s, m);
+        return;
+    }
+    if (ps->taken_next < 0 && ps->assigned_at >= 0 && m->offset != ps->assigned_at) {
+        /* librdkafka reset the position (auto.offset.reset): the warehouse's offset is out of the log's range. */
+        if (m->offset < ps->assigned_at)
+            tp_log(TP_LOG_WARN, "sink", "%s/%" PRId32 ": the warehouse has loaded up to offset %" PRId64 " but the "
+                   "log restarts at %" PRId64 " (topic recreated?); reading from there", s->topic, m->partition,
+                   ps->assigned_at, m->offset);
+        else
+            tp_log(TP_LOG_WARN, "sink", "%s/%" PRId32 ": the log has no message at offsets %" PRId64 "..%" PRId64
+                   " where the warehouse stopped (deleted by retention before they were loaded? then raise "
+                   "retention.ms or add sinks)", s->topic, m->partition, ps->assigned_at, m->offset - 1);
+    }
+    char reason[768] = "";
+    size_t rows_before = s->batch->count;
+    tp_err err = decode_pack(s, m, reason, sizeof reason);
+    if (err == TP_ERR_FULL) {
+        if (flush(s)) {
+            defer_message(s, m);
+            return;
+        }
+        rows_before = s->batch->count;
+        err = decode_pack(s, m, reason, sizeof reason);
+    }
+    if (err == TP_ERR_FULL || err == TP_ERR_NOMEM) {
+        if (err == TP_ERR_NOMEM)
+            tp_log(TP_LOG_WARN, "sink", "out of memory decoding %s/%" PRId32 "@%" PRId64 "; will retry",
+                   s->topic, m->partition, m->offset);
+        defer_message(s, m);
+        return;
+    }
+    atomic_fetch_add(&s->bytes_consumed, m->len);
+    tp_counter_inc(s->m.packs);
+    if (err) {
+        tp_counter_inc(s->m.decode_errors);
+        char full[1024];
+        snprintf(full, sizeof full, "message %s/%" PRId32 "@%" PRId64 " (%zu bytes) is not a valid pack: %s",
+                 s->topic, m->partition, m->offset, m->len, reason);
+        tp_log(TP_LOG_WARN, "sink", "%s; sending it to %s", full, s->dlq_topic);
+        uint64_t generation = s->generation;
+        tp_err derr = dlq_send(s, m, full);
+        dlq_unblock(s);
+        ps = part_get(s, m->partition); /* the table may have grown, the partition may be gone */
+        if (s->generation != generation || !ps || !ps->assigned) {
+            rd_kafka_message_destroy(m); /* revoked meanwhile: its new owner starts from the stored offset */
+            return;
+        }
+        if (derr) {
+            defer_message(s, m);
+            return;
+        }
+        atomic_fetch_add(&s->packs_dlq, 1);
+        tp_counter_inc(s->m.dlq);
+    } else {
+        ps->pending_packs++;
+        s->pending_packs++;
+        tp_counter_add(s->m.records, s->batch->count - rows_before);
+        set_pending_rows(s);
+    }
+    ps->pending_next = m->offset + 1;
+    ps->taken_next = m->offset + 1;
+    if (!s->first_pending_ms)
+        s->first_pending_ms = now_ms();
+    rd_kafka_message_destroy(m);
+    if (s->batch->count >= s->batch_rows)
+        flush(s);
+}
+
+/* ---- lifecycle ---- */
+
+static char *dup_str(const char *p)
+{
+    return p ? strdup(p) : NULL;
+}
+
+tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap)
+{
+    char dummy[8];
+    if (!err) {
+        err = dummy;
+        cap = sizeof dummy;
+    }
+    if (!out || !c)
+        return TP_ERR_INVALID_ARG;
+    *out = NULL;
+    if (!c->brokers || !*c->brokers || !c->topic || !*c->topic || !c->group || !*c->group) {
+        snprintf(err, cap, "sink: --brokers, --topic and --group are required");
+        return TP_ERR_INVALID_ARG;
+    }
+    if (c->dlq_topic && !strcmp(c->dlq_topic, c->topic)) {
+        snprintf(err, cap, "sink: --dlq-topic %s is the topic being consumed; a bad pack would come back forever. "
+                 "Use another topic (default %s.dlq)", c->dlq_topic, c->topic);
+        return TP_ERR_INVALID_ARG;
+    }
+    if (!c->warehouse && (!c->warehouse_url || !*c->warehouse_url)) {
+        snprintf(err, cap, "sink: --warehouse is required (e.g. sqlite:telemetry.db)");
+        return TP_ERR_INVALID_ARG;
+    }
+    if (c->batch_rows == 0 || c->batch_rows > 100000000 || c->flush_ms <= 0 || c->max_pack_bytes == 0 ||
+        c->backoff_min_ms <= 0 || c->backoff_max_ms < c->backoff_min_ms) {
+        snprintf(err, cap,
+                 "sink: batch rows %zu, flush %ld ms, max pack bytes %zu or backoff %ld..%ld ms out of range; "
+                 "use batch rows 1..100000000, flush > 0 ms, max pack bytes > 0",
+                 c->batch_rows, c->flush_ms, c->max_pack_bytes, c->backoff_min_ms, c->backoff_max_ms);
+        return TP_ERR_INVALID_ARG;
+    }
+    tp_sink *s = calloc(1, sizeof *s);
+    if (!s)
+        return TP_ERR_NOMEM;
+    s->brokers = dup_str(c->brokers);
+    s->topic = dup_str(c->topic);
+    s->group = dup_str(c->group);
+    if (c->dlq_topic && *c->dlq_topic) {
+        s->dlq_topic = dup_str(c->dlq_topic);
+    } else if (s->topic) {
+        size_t n = strlen(s->topic) + 5;
+        s->dlq_topic = malloc(n);
+        if (s->dlq_topic)
+            snprintf(s->dlq_topic, n, "%s.dlq", s->topic);
+    }
+    s->props = c->n_kafka_props ? calloc(c->n_kafka_props, sizeof *s->props) : NULL;
+    s->n_props = s->props ? c->n_kafka_props : 0;
+    int oom = !s->brokers || !s->topic || !s->group || !s->dlq_topic || (c->n_kafka_props && !s->props);
+    for (size_t i = 0; i < s->n_props; i++)
+        if (!(s->props[i] = dup_str(c->kafka_props[i])))
+            oom = 1;
+    s->batch_rows = c->batch_rows;
+    s->flush_ms = c->flush_ms;
+    s->max_pack_bytes = c->max_pack_bytes;
+    s->backoff_min_ms = c->backoff_min_ms;
+    s->backoff_max_ms = c->backoff_max_ms;
+    s->progress = c->progress;
+    s->progress_ctx = c->progress_ctx;
+    s->progress_ms = c->progress_ms;
+    s->load_hook = c->load_hook;
+    s->load_hook_ctx = c->load_hook_ctx;
+    s->on_loaded = c->on_loaded;
+    s->on_loaded_ctx = c->on_loaded_ctx;
+    atomic_store(&s->lag, -1);
+    atomic_store(&s->warehouse_ok, 1);
+    if (oom || part_get(s, 0) == NULL) {
+        tp_sink_free(s);
+        return TP_ERR_NOMEM;
+    }
+    tp_err e;
+    if (c->warehouse) {
+        s->wh = c->warehouse;
+    } else {
+        e = tp_warehouse_open(c->warehouse_url, &c->warehouse_opts, &s->wh, err, cap);
+        if (e) {
+            tp_sink_free(s);
+            return e;
+        }
+        s->own_wh = 1;
+    }
+    e = tp_warehouse_ensure_table(s->wh);
+    if (e == TP_ERR_UNAVAILABLE) {
+        tp_log(TP_LOG_WARN, "sink", "%s; will retry when the sink runs", tp_warehouse_last_error(s->wh));
+        s->table_pending = 1;
+        atomic_store(&s->warehouse_ok, 0);
+        e = TP_OK;
+    }
+    if (e) {
+        snprintf(err, cap, "%s", tp_warehouse_last_error(s->wh));
+        tp_sink_free(s);
+        return e;
+    }
+    if (c->metrics) {
+        const char *detail = NULL;
+        if ((e = tp_sink_metrics_register(c->metrics, tp_warehouse_kind(s->wh), &s->m)) ||
+            (e = tp_kafka_stats_exporter_new(c->metrics, &s->stats))) {
+            tp_metrics_status(c->metrics, &detail);
+            snprintf(err, cap, "sink: cannot register metrics: %s", detail ? detail : tp_strerror(e));
+            tp_sink_free(s);
+            return e;
+        }
+        tp_gauge_set(s->m.warehouse_up, !s->table_pending);
+    }
+    tp_pack_reader_opts ro;
+    tp_pack_reader_opts_init(&ro);
+    ro.max_pack_bytes = c->max_pack_bytes;
+    size_t initial = c->batch_rows < 1000000 ? c->batch_rows : 1000000; /* grows to batch_rows when needed */
+    if ((e = tp_pack_reader_new(&ro, &s->reader)) || (e = tp_row_batch_new(initial, &s->batch))) {
+        snprintf(err, cap, "sink: cannot allocate the pack reader or a batch of %zu rows: %s", initial,
+                 tp_strerror(e));
+        tp_sink_free(s);
+        return e;
+    }
+    if (!(s->dlq = make_producer(s, err, cap, &e)) || !(s->rk = make_consumer(s, err, cap, &e))) {
+        tp_sink_free(s);
+        return e;
+    }
+    *out = s;
+    return TP_OK;
+}
+
+static void publish_lag(tp_sink *s)
+{
+    int64_t lag = 0;
+    int known = 0;
+    for (size_t i = 0; i < s->n_parts; i++) {
+        if (!s->parts[i].assigned || s->parts[i].taken_next < 0)
+            continue;
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(s->rk, s->topic, (int32_t)i, &lo, &hi) == 0 && hi >= 0) {
+            lag += hi > s->parts[i].taken_next ? hi - s->parts[i].taken_next : 0;
+            known = 1;
+        }
+    }
+    atomic_store(&s->lag, known ? lag : -1);
+}
+
+/* The warehouse was down when the sink was created: retry ensuring the table with the load backoff before joining
+ * the group (not a member yet, so nothing needs polling). TP_OK when ready or stopped, else the permanent error. */
+static tp_err wait_for_table(tp_sink *s)
+{
+    long backoff = s->backoff_min_ms;
+    for (int attempt = 1; s->table_pending && !atomic_load(&s->stop); attempt++) {
+        tp_log(TP_LOG_WARN, "sink", "warehouse %s unavailable at start, retry %d in %ld ms", tp_warehouse_kind(s->wh),
+               attempt, backoff);
+        atomic_fetch_add(&s->load_retries, 1);
+        tp_counter_inc(s->m.retries);
+        for (int64_t until = now_ms() + backoff; now_ms() < until && !atomic_load(&s->stop);) {
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        backoff = backoff * 2 > s->backoff_max_ms ? s->backoff_max_ms : backoff * 2;
+        if (atomic_load(&s->stop))
+            break;
+        tp_err e = tp_warehouse_ensure_table(s->wh);
+        if (e == TP_ERR_UNAVAILABLE)
+            continue;
+        if (e) {
+            s->fatal = e;
+            set_error(s, "%s", tp_warehouse_last_error(s->wh));
+            return e;
+        }
+        s->table_pending = 0;
+        atomic_store(&s->warehouse_ok, 1);
+        tp_gauge_set(s->m.warehouse_up, 1);
+        tp_log(TP_LOG_INFO, "sink", "warehouse %s available after %d retries", tp_warehouse_kind(s->wh), attempt);
+    }
+    return TP_OK;
+}
+
+tp_err tp_sink_run(tp_sink *s)
+{
+    if (!s)
+        return TP_ERR_INVALID_ARG;
+    tp_err werr = wait_for_table(s);
+    if (werr || atomic_load(&s->stop)) {
+        rd_kafka_consumer_close(s->rk);
+        return werr;
+    }
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, s->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t kerr = rd_kafka_subscribe(s->rk, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (kerr) {
+        set_error(s, "cannot subscribe to topic %s: %s", s->topic, rd_kafka_err2str(kerr));
+        return TP_ERR_KAFKA;
+    }
+    tp_log(TP_LOG_INFO, "sink", "consuming %s as group %s from %s into %s; dead letters to %s", s->topic, s->group,
+           s->brokers, tp_warehouse_kind(s->wh), s->dlq_topic);
+    int64_t next_progress = now_ms() + s->progress_ms, next_lag = now_ms() + 1000;
+    while (!atomic_load(&s->stop) && !s->fatal) {
+        int64_t now = now_ms();
+        if (s->outage) {
+            if (now >= s->retry_at_ms)
+                flush(s);
+            else
+                poll_blocked(s, (int)(s->retry_at_ms - now < POLL_MS ? s->retry_at_ms - now : POLL_MS));
+        } else {
+            int timeout = POLL_MS;
+            if (s->first_pending_ms) {
+                int64_t left = s->first_pending_ms + s->flush_ms - now;
+                timeout = left <= 0 ? 0 : left < POLL_MS ? (int)left : POLL_MS;
+            }
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, timeout);
+            if (m)
+                handle_message(s, m);
+            if (!s->outage && !s->fatal && s->first_pending_ms &&
+                now_ms() - s->first_pending_ms >= s->flush_ms)
+                flush(s);
+        }
+        rd_kafka_poll(s->dlq, 0);
+        if (now_ms() >= next_lag) {
+            publish_lag(s);
+            next_lag = now_ms() + 1000;
+        }
+        if (s->progress && s->progress_ms > 0 && now_ms() >= next_progress) {
+            publish_lag(s);
+            tp_sink_stats st;
+            tp_sink_stats_get(s, &st);
+            s->progress(s->progress_ctx, &st);
+            next_progress = now_ms() + s->progress_ms;
+        }
+    }
+    /* Stop: load what is decoded (one attempt), store its offsets, close (librdkafka commits what is stored). */
+    if (!s->fatal && anything_pending(s)) {
+        if (s->outage)
+            s->outage = 0; /* one last attempt even during an outage */
+        if (flush(s) != TP_OK && !s->fatal)
+            tp_log(TP_LOG_WARN, "sink", "%zu decoded rows could not be loaded before exit; they were not "
+                   "acknowledged and will be read again on restart", s->batch->count);
+    }
+    s->closing = 1;
+    publish_lag(s);
+    kerr = rd_kafka_consumer_close(s->rk);
+    if (kerr)
+        tp_log(TP_LOG_WARN, "sink", "closing the consumer: %s", rd_kafka_err2str(kerr));
+    rd_kafka_flush(s->dlq, 5000);
+    return s->fatal;
+}
+
+void tp_sink_stop(tp_sink *s)
+{
+    if (s)
+        atomic_store(&s->stop, 1);
+}
+
+void tp_sink_stats_get(const tp_sink *s, tp_sink_stats *o)
+{
+    tp_sink *m = (tp_sink *)s; /* atomics are read-only here; C11 atomic_load wants a non-const pointer */
+    o->rows_loaded = atomic_load(&m->rows_loaded);
+    o->packs_loaded = atomic_load(&m->packs_loaded);
+    o->packs_dlq = atomic_load(&m->packs_dlq);
+    o->dlq_retries = atomic_load(&m->dlq_retries);
+    o->bytes_consumed = atomic_load(&m->bytes_consumed);
+    o->loads = atomic_load(&m->loads);
+    o->load_retries = atomic_load(&m->load_retries);
+    o->rows_dropped = atomic_load(&m->rows_dropped);
+    o->rebalances = atomic_load(&m->rebalances);
+    o->pending_rows = atomic_load(&m->pending_rows);
+    o->lag = atomic_load(&m->lag);
+    o->paused = atomic_load(&m->paused);
+}
+
+int tp_sink_ready(const tp_sink *s, char *reason, size_t cap)
+{
+    tp_sink *m = (tp_sink *)s;
+    if (!atomic_load(&m->joined)) {
+        snprintf(reason, cap, "not yet assigned partitions by consumer group %s", s->group);
+        return 0;
+    }
+    if (!atomic_load(&m->warehouse_ok)) {
+        snprintf(reason, cap, "the last warehouse load failed; retrying with partitions paused");
+        return 0;
+    }
+    return 1;
+}
+
+const char *tp_sink_last_error(const tp_sink *s)
+{
+    return s ? s->last_error : "";
+}
+
+void tp_sink_free(tp_sink *s)
+{
+    if (!s)
+        return;
+    if (s->rk)
+        rd_kafka_destroy(s->rk);
+    if (s->dlq) {
+        rd_kafka_flush(s->dlq, 2000);
+        rd_kafka_destroy(s->dlq);
+    }
+    if (s->own_wh)
+        tp_warehouse_close(s->wh);
+    tp_kafka_stats_exporter_free(s->stats);
+    tp_pack_reader_free(s->reader);
+    tp_row_batch_free(s->batch);
+    for (size_t i = 0; i < s->n_props; i++)
+        free(s->props[i]);
+    free(s->props);
+    free(s->parts);
+    free(s->offs);
+    free(s->brokers);
+    free(s->topic);
+    free(s->group);
+    free(s->dlq_topic);
+    free(s);
+}

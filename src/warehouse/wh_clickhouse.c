@@ -1,0 +1,575 @@
+/* The ClickHouse warehouse over its HTTP interface (libcurl, one keep-alive handle): rows go in as RowBinary into a
+ * ReplacingMergeTree keyed on the record identity, and each load's Kafka positions go into a small kafka_offsets
+ * table once the rows are acknowledged. Works with 18.16 (Debian's). See docs/WAREHOUSES.md.
+ *
+ * RowBinary row (68 bytes, little-endian, the column order of INSERT_COLUMNS):
+ *   vehicle_id u64 | sampled_at_ms i64 | seq u64 | latitude f64 | longitude f64 | speed_kmh f32 | heading_deg f32 |
+ *   accuracy_m f32 | meter_status i32 | kafka_partition i32 | kafka_offset i64
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include "warehouse/warehouse_impl.h"
+
+#define CH_DEFAULT_PORT 8123
+#define CH_ROW_BYTES 68
+#define CH_OFFSETS_TABLE "kafka_offsets"
+#define INSERT_COLUMNS                                                                                            \
+    "vehicle_id, sampled_at_ms, seq, latitude, longitude, speed_kmh, heading_deg, accuracy_m, meter_status, "     \
+    "kafka_partition, kafka_offset"
+
+/* Our columns and their exact ClickHouse types: RowBinary carries no types, so ensure_table checks them. */
+static const struct {
+    const char *name, *type;
+} columns[] = {
+    {"vehicle_id", "UInt64"},   {"sampled_at_ms", "Int64"},   {"seq", "UInt64"},        {"latitude", "Float64"},
+    {"longitude", "Float64"},   {"speed_kmh", "Float32"},     {"heading_deg", "Float32"}, {"accuracy_m", "Float32"},
+    {"meter_status", "Int32"},  {"kafka_partition", "Int32"}, {"kafka_offset", "Int64"},
+};
+#define N_COLUMNS (sizeof columns / sizeof columns[0])
+
+typedef struct wh_clickhouse {
+    tp_wh_http http;
+    struct curl_slist *headers;
+    char where[300];      /* "ClickHouse at HOST:PORT", for sentences */
+    char base_url[300];   /* http://HOST:PORT/ */
+    char *insert_url;     /* base_url + ?query=INSERT ... FORMAT RowBinary (escaped once) */
+    char *offsets_url;    /* the same for the offsets table */
+    char db[TP_WH_NAME_MAX + 1];
+    char version[64];     /* SELECT version(), learnt on first contact */
+    int major;
+    tp_wh_buf body;       /* request bodies, reused across loads */
+    int gzip;             /* ?gzip=1: send the rows gzip-compressed (Content-Encoding: gzip; 18.16 accepts it) */
+    z_stream zs;
+    int zs_ready;
+    tp_wh_buf gz;         /* the compressed body, reused */
+    struct curl_slist *gzip_headers;
+    tp_wh_buf sql;
+} wh_clickhouse;
+
+static wh_clickhouse *impl(tp_warehouse *w)
+{
+    return w->impl;
+}
+
+/* ClickHouse error codes that mean "try again later" (server overloaded, timeouts, a replica read-only for a while);
+ * every other code is a permanent refusal (bad table, bad data, bad credentials). */
+static int transient_code(int code)
+{
+    static const int codes[] = {
+        3,   /* UNEXPECTED_END_OF_FILE: the request was cut */
+        159, /* TIMEOUT_EXCEEDED */
+        160, /* TOO_SLOW */
+        202, /* TOO_MANY_SIMULTANEOUS_QUERIES */
+        209, /* SOCKET_TIMEOUT */
+        210, /* NETWORK_ERROR */
+        241, /* MEMORY_LIMIT_EXCEEDED */
+        242, /* TABLE_IS_READ_ONLY */
+        252, /* TOO_MANY_PARTS */
+        286, /* UNFINISHED */
+        319, /* UNKNOWN_STATUS_OF_INSERT */
+        425, /* SYSTEM_ERROR */
+        999, /* KEEPER_EXCEPTION */
+    };
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (codes[i] == code)
+            return 1;
+    return 0;
+}
+
+/* Pulls "Code: N" and the exception text out of an error answer (18.16: "Code: 60, e.displayText() =
+ * DB::Exception: Table x doesn't exist., e.what() = DB::Exception"; 21+: "Code: 60. DB::Exception: ... (NAME)"). */
+static int parse_exception(const char *body, char *msg, size_t cap)
+{
+    int code = -1;
+    const char *c = strstr(body, "Code: ");
+    if (c)
+        code = atoi(c + 6);
+    const char *m = strstr(body, "DB::Exception: ");
+    m = m ? m + 15 : body;
+    const char *end = strstr(m, ", e.what()");
+    size_t n = end ? (size_t)(end - m) : strlen(m);
+    while (n && (m[n - 1] == '\n' || m[n - 1] == ' ' || m[n - 1] == '\r'))
+        n--;
+    if (n > 400)
+        n = 400;
+    snprintf(msg, cap, "%.*s", (int)n, m);
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    return code;
+}
+
+static const char *advice_for(int code)
+{
+    switch (code) {
+    case 60: /* UNKNOWN_TABLE */
+    case 81: /* UNKNOWN_DATABASE */
+        return "run with --create-table or create it";
+    case 16: /* NO_SUCH_COLUMN_IN_TABLE */
+    case 47: /* UNKNOWN_IDENTIFIER */
+    case 33: /* CANNOT_READ_ALL_DATA: column types differ from what we send */
+        return "the table's columns differ from telepack's (see docs/WAREHOUSES.md); recreate it or use --table";
+    case 192: /* UNKNOWN_USER */
+    case 193: /* WRONG_PASSWORD */
+    case 194: /* REQUIRED_PASSWORD */
+    case 195: /* IP_ADDRESS_NOT_ALLOWED */
+    case 516: /* AUTHENTICATION_FAILED */
+        return "check --user and --password";
+    case 164: /* READONLY */
+    case 497: /* ACCESS_DENIED */
+        return "grant the user INSERT (and CREATE with --create-table) on the database";
+    default:
+        return "see the server's log";
+    }
+}
+
+/* Sends a request; on a non-200 answer turns ClickHouse's exception into a sentence: "ClickHouse at H:P refused
+ * <doing> (code 60: ...); <advice>". */
+static tp_err ch_request(tp_warehouse *w, const char *url, const struct curl_slist *headers, const void *body,
+                         size_t len, const char *doing)
+{
+    wh_clickhouse *c = impl(w);
+    tp_err e = tp_wh_http_request(w, &c->http, c->where, "POST", url, headers, body, len);
+    if (e)
+        return e;
+    if (c->http.status == 200)
+        return TP_OK;
+    char msg[512];
+    int code = parse_exception(tp_wh_buf_cstr(&c->http.resp), msg, sizeof msg);
+    long st = c->http.status;
+    if (code < 0)
+        return tp_wh_fail(w, st >= 500 || st == 429 ? TP_ERR_UNAVAILABLE : TP_ERR_WAREHOUSE,
+                          "%s answered HTTP %ld to %s (%s); %s", c->where, st, doing, msg[0] ? msg : "no details",
+                          st >= 500 || st == 429 ? "retry later" : "check the URL");
+    tp_err kind = transient_code(code) || st == 503 ? TP_ERR_UNAVAILABLE : TP_ERR_WAREHOUSE;
+    return tp_wh_fail(w, kind, "%s refused %s (code %d: %s); %s", c->where, doing, code, msg,
+                      kind == TP_ERR_UNAVAILABLE ? "retry later" : advice_for(code));
+}
+
+/* Runs a statement given in c->sql (sent as the request body); the answer stays in c->http.resp. */
+static tp_err ch_query(tp_warehouse *w, const char *doing)
+{
+    wh_clickhouse *c = impl(w);
+    return ch_request(w, c->base_url, c->headers, c->sql.data, c->sql.len, doing);
+}
+
+static tp_err ch_sql(tp_warehouse *w, const char *doing, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static tp_err ch_sql(tp_warehouse *w, const char *doing, const char *fmt, ...)
+{
+    wh_clickhouse *c = impl(w);
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[2048];
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return tp_wh_fail(w, TP_ERR_INVALID_ARG, "%s: statement for %s is too long", c->where, doing);
+    c->sql.len = 0;
+    if (tp_wh_buf_append(&c->sql, tmp, (size_t)n))
+        return TP_ERR_NOMEM;
+    return ch_query(w, doing);
+}
+
+/* Learns the server's version once (for sentences, and to know which features exist). */
+static tp_err ch_version(tp_warehouse *w)
+{
+    wh_clickhouse *c = impl(w);
+    if (c->version[0])
+        return TP_OK;
+    tp_err e = ch_sql(w, "a version query", "SELECT version()");
+    if (e)
+        return e;
+    const char *v = tp_wh_buf_cstr(&c->http.resp);
+    snprintf(c->version, sizeof c->version, "%.*s", (int)strcspn(v, "\r\n"), v);
+    c->major = atoi(c->version);
+    /* 18.x is the oldest we know: PARTITION BY expressions, X-ClickHouse-User headers, gzip bodies. */
+    if (c->major < 18)
+        return tp_wh_fail(w, TP_ERR_WAREHOUSE, "%s runs ClickHouse %s; telepack needs 18.16 or newer", c->where,
+                          c->version);
+    return TP_OK;
+}
+
+/* Kafka topic names are [A-Za-z0-9._-]{1,249}: anything else never reaches our SQL. */
+static int valid_topic(const char *t)
+{
+    size_t n = strlen(t);
+    if (n == 0 || n > 249)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = t[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+              ch == '_' || ch == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static char *make_insert_url(wh_clickhouse *c, const char *query)
+{
+    char *esc = curl_easy_escape(c->http.curl, query, 0);
+    if (!esc)
+        return NULL;
+    size_t n = strlen(c->base_url) + strlen(esc) + 16;
+    char *url = malloc(n);
+    if (url)
+        snprintf(url, n, "%s?query=%s", c->base_url, esc);
+    curl_free(esc);
+    return url;
+}
+
+/* rest = HOST[:PORT][/DB][?gzip=0|1], HOST may be [IPv6]. */
+static tp_err ch_open(tp_warehouse *w, const char *url_rest)
+{
+    wh_clickhouse *c = calloc(1, sizeof *c);
+    if (!c)
+        return TP_ERR_NOMEM;
+    w->impl = c;
+    char rest[512];
+    if (strlen(url_rest) >= sizeof rest)
+        return tp_wh_fail(w, TP_ERR_PARSE, "ClickHouse URL \"clickhouse://%.100s...\" is too long", url_rest);
+    memcpy(rest, url_rest, strlen(url_rest) + 1);
+    char *params = strchr(rest, '?');
+    if (params) {
+        *params++ = '\0';
+        if (!strcmp(params, "gzip=1"))
+            c->gzip = 1;
+        else if (strcmp(params, "gzip=0"))
+            return tp_wh_fail(w, TP_ERR_PARSE,
+                              "ClickHouse URL option \"%s\" is unknown; the only one is gzip=1 (compress the rows)",
+                              params);
+    }
+    const char *host = rest, *host_end;
+    if (*host == '[') {
+        host_end = strchr(host, ']');
+        if (!host_end)
+            goto bad;
+        host_end++;
+    } else {
+        host_end = host + strcspn(host, ":/");
+    }
+    if (host_end == host)
+        goto bad;
+    long port = CH_DEFAULT_PORT;
+    const char *p = host_end;
+    if (*p == ':') {
+        char *endp;
+        port = strtol(p + 1, &endp, 10);
+        if (endp == p + 1 || port < 1 || port > 65535)
+            goto bad;
+        p = endp;
+    }
+    const char *db = "default";
+    size_t db_len = 7;
+    if (*p == '/') {
+        p++;
+        db_len = strlen(p);
+        if (db_len && p[db_len - 1] == '/')
+            db_len--;
+        if (db_len)
+            db = p;
+        else
+            db_len = 7;
+        p += strlen(p);
+    }
+    if (*p)
+        goto bad;
+    if (!tp_wh_valid_name(db, db_len))
+        return tp_wh_fail(w, TP_ERR_INVALID_ARG,
+                          "ClickHouse database name \"%.*s\" is not usable; use 1 to %d letters, digits or "
+                          "underscores",
+                          (int)db_len, db, TP_WH_NAME_MAX);
+    if ((size_t)(host_end - host) > 200)
+        goto bad;
+    memcpy(c->db, db, db_len);
+    c->db[db_len] = '\0';
+    snprintf(c->where, sizeof c->where, "ClickHouse at %.*s:%ld", (int)(host_end - host), host, port);
+    snprintf(c->base_url, sizeof c->base_url, "http://%.*s:%ld/", (int)(host_end - host), host, port);
+
+    for (int i = 0; i < 2; i++) {
+        const char *v = i ? w->password : w->user;
+        if (v && (strlen(v) > 400 || strpbrk(v, "\r\n")))
+            return tp_wh_fail(w, TP_ERR_INVALID_ARG, "%s: the ClickHouse %s is longer than 400 bytes or holds a line "
+                              "break", c->where, i ? "password" : "user name");
+    }
+    tp_err e = tp_wh_http_init(&c->http);
+    if (e)
+        return e;
+    /* No "Expect: 100-continue" round trip before large bodies. */
+    struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+    if (h)
+        c->headers = h;
+    if (h && w->user) {
+        char line[512];
+        snprintf(line, sizeof line, "X-ClickHouse-User: %s", w->user);
+        h = curl_slist_append(c->headers, line);
+        if (h) {
+            snprintf(line, sizeof line, "X-ClickHouse-Key: %s", w->password ? w->password : "");
+            h = curl_slist_append(c->headers, line);
+        }
+    }
+    if (!h)
+        return TP_ERR_NOMEM;
+    if (c->gzip) {
+        c->gzip_headers = curl_slist_append(NULL, "Expect:");
+        if (!c->gzip_headers || !curl_slist_append(c->gzip_headers, "Content-Encoding: gzip"))
+            return TP_ERR_NOMEM;
+        for (struct curl_slist *x = c->headers->next; x; x = x->next)
+            if (!curl_slist_append(c->gzip_headers, x->data))
+                return TP_ERR_NOMEM;
+        /* Level 1: on fast links the CPU is the cost; windowBits 15 + 16 asks zlib for a gzip wrapper. */
+        if (deflateInit2(&c->zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+            return TP_ERR_NOMEM;
+        c->zs_ready = 1;
+    }
+
+    char q[512];
+    snprintf(q, sizeof q, "INSERT INTO %s.%s (" INSERT_COLUMNS ") FORMAT RowBinary", c->db, w->table);
+    c->insert_url = make_insert_url(c, q);
+    snprintf(q, sizeof q,
+             "INSERT INTO %s." CH_OFFSETS_TABLE " (table_name, topic, kafka_partition, next_offset) FORMAT RowBinary",
+             c->db);
+    c->offsets_url = make_insert_url(c, q);
+    if (!c->insert_url || !c->offsets_url)
+        return TP_ERR_NOMEM;
+    return TP_OK;
+bad:
+    return tp_wh_fail(w, TP_ERR_PARSE, "ClickHouse URL \"clickhouse://%s\" is not HOST[:PORT][/DATABASE][?gzip=1]",
+                      url_rest);
+}
+
+static tp_err ch_ensure_table(tp_warehouse *w)
+{
+    wh_clickhouse *c = impl(w);
+    tp_err e = ch_version(w);
+    if (e)
+        return e;
+    if (w->create_table) {
+        if ((e = ch_sql(w, "CREATE DATABASE", "CREATE DATABASE IF NOT EXISTS %s", c->db)))
+            return e;
+        /* ReplacingMergeTree on the identity: re-delivered records collapse at merge time (FINAL at query time).
+         * The partition key is a function of sampled_at_ms, part of the identity, so duplicates always meet in
+         * the same partition. 18.16 has no DateTime64: sampled_at (seconds) is computed for readability. */
+        if ((e = ch_sql(w, "CREATE TABLE",
+                        "CREATE TABLE IF NOT EXISTS %s.%s ("
+                        "vehicle_id UInt64, sampled_at_ms Int64, seq UInt64, latitude Float64, longitude Float64, "
+                        "speed_kmh Float32, heading_deg Float32, accuracy_m Float32, meter_status Int32, "
+                        "kafka_partition Int32, kafka_offset Int64, "
+                        "sampled_at DateTime MATERIALIZED toDateTime(intDiv(sampled_at_ms, 1000))"
+                        ") ENGINE = ReplacingMergeTree "
+                        "PARTITION BY toYYYYMMDD(toDateTime(intDiv(sampled_at_ms, 1000))) "
+                        "ORDER BY (vehicle_id, sampled_at_ms, seq)",
+                        c->db, w->table)))
+            return e;
+    }
+    /* Column names and exact types: RowBinary would load garbage into a column of another type. */
+    if ((e = ch_sql(w, "a query of system.columns",
+                    "SELECT name, type FROM system.columns WHERE database = '%s' AND table = '%s' "
+                    "FORMAT TabSeparated",
+                    c->db, w->table)))
+        return e;
+    const char *ans = tp_wh_buf_cstr(&c->http.resp);
+    if (!ans[0])
+        return tp_wh_fail(w, TP_ERR_WAREHOUSE, "%s has no table %s.%s; run with --create-table or create it",
+                          c->where, c->db, w->table);
+    for (size_t i = 0; i < N_COLUMNS; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "%s\t%s\n", columns[i].name, columns[i].type);
+        size_t n = strlen(line);
+        int found = 0;
+        for (const char *s = ans; *s; s += strcspn(s, "\n") + (s[strcspn(s, "\n")] ? 1 : 0))
+            if (!strncmp(s, line, n)) {
+                found = 1;
+                break;
+            }
+        if (!found)
+            return tp_wh_fail(w, TP_ERR_WAREHOUSE,
+                              "%s: table %s.%s has no column %s of type %s; recreate it (--create-table on a new "
+                              "table) or load into another one (--table)",
+                              c->where, c->db, w->table, columns[i].name, columns[i].type);
+    }
+    /* Our bookkeeping: the Kafka position each load reached, written after its rows were acknowledged. */
+    return ch_sql(w, "CREATE TABLE " CH_OFFSETS_TABLE,
+                  "CREATE TABLE IF NOT EXISTS %s." CH_OFFSETS_TABLE " (table_name String, topic String, "
+                  "kafka_partition Int32, next_offset Int64, loaded_at DateTime DEFAULT now()) "
+                  "ENGINE = ReplacingMergeTree(next_offset) ORDER BY (table_name, topic, kafka_partition)",
+                  c->db);
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static uint8_t *put_string(uint8_t *p, const char *s)
+{
+    size_t n = strlen(s);
+    p = put_varint(p, n);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static uint32_t f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static uint64_t f64_bits(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+/* Compresses c->body into c->gz in one deflate call (the bound is known) and sends it. */
+static tp_err ch_send_gzip(tp_warehouse *w)
+{
+    wh_clickhouse *c = impl(w);
+    if (deflateReset(&c->zs) != Z_OK)
+        return tp_wh_fail(w, TP_ERR_COMPRESS, "%s: zlib could not reset its stream", c->where);
+    uLong bound = deflateBound(&c->zs, (uLong)c->body.len) + 32; /* + gzip header and trailer */
+    c->gz.len = 0;
+    tp_err e = tp_wh_buf_reserve(&c->gz, bound);
+    if (e)
+        return e;
+    c->zs.next_in = c->body.data;
+    c->zs.avail_in = (uInt)c->body.len;
+    c->zs.next_out = c->gz.data;
+    c->zs.avail_out = (uInt)bound;
+    if (c->body.len > UINT32_MAX / 2 || deflate(&c->zs, Z_FINISH) != Z_STREAM_END)
+        return tp_wh_fail(w, TP_ERR_COMPRESS, "%s: gzip compression of a %zu-byte body failed; load fewer rows at once",
+                          c->where, c->body.len);
+    c->gz.len = (size_t)(bound - c->zs.avail_out);
+    return ch_request(w, c->insert_url, c->gzip_headers, c->gz.data, c->gz.len, "the insert");
+}
+
+static tp_err ch_load(tp_warehouse *w, const tp_row_batch *b, const char *topic, const tp_partition_offset *offsets,
+                      size_t n_offsets)
+{
+    wh_clickhouse *c = impl(w);
+    if (n_offsets && !valid_topic(topic))
+        return tp_wh_fail(w, TP_ERR_INVALID_ARG, "%s: \"%s\" is not a Kafka topic name", c->where, topic);
+    tp_err e;
+    if (b->count) {
+        if (b->count > SIZE_MAX / CH_ROW_BYTES)
+            return TP_ERR_NOMEM;
+        c->body.len = 0;
+        if ((e = tp_wh_buf_reserve(&c->body, b->count * CH_ROW_BYTES)))
+            return e;
+        uint8_t *p = c->body.data;
+        for (size_t i = 0; i < b->count; i++, p += CH_ROW_BYTES) {
+            tp_wh_put_le64(p, b->vehicle_id[i]);
+            tp_wh_put_le64(p + 8, (uint64_t)b->sampled_at_ms[i]);
+            tp_wh_put_le64(p + 16, b->seq[i]);
+            tp_wh_put_le64(p + 24, f64_bits(b->latitude[i]));
+            tp_wh_put_le64(p + 32, f64_bits(b->longitude[i]));
+            tp_wh_put_le32(p + 40, f32_bits(b->speed_kmh[i]));
+            tp_wh_put_le32(p + 44, f32_bits(b->heading_deg[i]));
+            tp_wh_put_le32(p + 48, f32_bits(b->accuracy_m[i]));
+            tp_wh_put_le32(p + 52, (uint32_t)b->meter_status[i]);
+            tp_wh_put_le32(p + 56, (uint32_t)b->kafka_partition[i]);
+            tp_wh_put_le64(p + 60, (uint64_t)b->kafka_offset[i]);
+        }
+        c->body.len = b->count * CH_ROW_BYTES;
+        if (c->gzip)
+            e = ch_send_gzip(w);
+        else
+            e = ch_request(w, c->insert_url, c->headers, c->body.data, c->body.len, "the insert");
+        if (e)
+            return e;
+    }
+    if (!n_offsets)
+        return TP_OK;
+    /* Only now, with the rows acknowledged, record how far the partitions got. A crash in between leaves the
+     * offsets behind the rows: the rows come again and ReplacingMergeTree absorbs them. Never ahead. */
+    size_t row_max = 10 + TP_WH_NAME_MAX + 10 + 249 + 4 + 8;
+    c->body.len = 0;
+    if ((e = tp_wh_buf_reserve(&c->body, n_offsets * row_max)))
+        return e;
+    uint8_t *p = c->body.data;
+    for (size_t i = 0; i < n_offsets; i++) {
+        p = put_string(p, w->table);
+        p = put_string(p, topic);
+        tp_wh_put_le32(p, (uint32_t)offsets[i].partition);
+        tp_wh_put_le64(p + 4, (uint64_t)offsets[i].next_offset);
+        p += 12;
+    }
+    c->body.len = (size_t)(p - c->body.data);
+    return ch_request(w, c->offsets_url, c->headers, c->body.data, c->body.len, "the offsets insert");
+}
+
+static tp_err ch_stored_offset(tp_warehouse *w, const char *topic, int32_t partition, int64_t *next_offset)
+{
+    wh_clickhouse *c = impl(w);
+    if (!valid_topic(topic))
+        return tp_wh_fail(w, TP_ERR_INVALID_ARG, "%s: \"%s\" is not a Kafka topic name", c->where, topic);
+    /* max(): the offsets table only ever moves forward for a (table, topic, partition) that has not been reset. */
+    tp_err e = ch_sql(w, "a query of " CH_OFFSETS_TABLE,
+                      "SELECT count(), max(next_offset) FROM %s." CH_OFFSETS_TABLE
+                      " WHERE table_name = '%s' AND topic = '%s' AND kafka_partition = %" PRId32
+                      " FORMAT TabSeparated",
+                      c->db, w->table, topic, partition);
+    if (e)
+        return e;
+    long long n = 0, v = -1;
+    if (sscanf(tp_wh_buf_cstr(&c->http.resp), "%lld\t%lld", &n, &v) != 2)
+        return tp_wh_fail(w, TP_ERR_WAREHOUSE, "%s gave an unexpected answer to the offsets query: \"%.100s\"",
+                          c->where, tp_wh_buf_cstr(&c->http.resp));
+    *next_offset = n > 0 ? v : -1;
+    return TP_OK;
+}
+
+static tp_err ch_ping(tp_warehouse *w)
+{
+    wh_clickhouse *c = impl(w);
+    char url[320];
+    snprintf(url, sizeof url, "%sping", c->base_url);
+    tp_err e = tp_wh_http_request(w, &c->http, c->where, "GET", url, c->headers, NULL, 0);
+    if (e)
+        return e;
+    if (c->http.status != 200)
+        return tp_wh_fail(w, TP_ERR_UNAVAILABLE, "%s answered HTTP %ld to /ping; retry later", c->where,
+                          c->http.status);
+    return TP_OK;
+}
+
+static void ch_close(tp_warehouse *w)
+{
+    wh_clickhouse *c = impl(w);
+    if (!c)
+        return;
+    tp_wh_http_free(&c->http);
+    curl_slist_free_all(c->headers);
+    curl_slist_free_all(c->gzip_headers);
+    if (c->zs_ready)
+        deflateEnd(&c->zs);
+    tp_wh_buf_free(&c->gz);
+    free(c->insert_url);
+    free(c->offsets_url);
+    tp_wh_buf_free(&c->body);
+    tp_wh_buf_free(&c->sql);
+    free(c);
+    w->impl = NULL;
+}
+
+const tp_wh_ops tp_wh_clickhouse_ops = {
+    .kind = "clickhouse",
+    .open = ch_open,
+    .ensure_table = ch_ensure_table,
+    .load = ch_load,
+    .stored_offset = ch_stored_offset,
+    .ping = ch_ping,
+    .close = ch_close,
+};

@@ -1,0 +1,878 @@
+/* The sink against librdkafka's in-process mock cluster and a SQLite warehouse: every produced record loaded once,
+ * field by field; a second instance loads nothing twice; corrupt packs go to the DLQ with offsets advancing; a
+ * warehouse outage pauses and retries without loss; a permanent warehouse error stops without storing offsets. */
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "check.h"
+#include "common/log.h"
+#include "kafka/pack_headers.h"
+#include "sink/sink.h"
+#include "telepack/pack.h"
+
+#define PARTS 4
+#define VEHICLES 50
+#define RECORDS_PER_VEHICLE 40
+#define RECORDS_PER_PACK 10
+
+static rd_kafka_t *mock_rk;
+static rd_kafka_mock_cluster_t *mock, *mock2;
+static char brokers[512], brokers2[512];
+static char dir[256];
+
+/* The reference record `i` of vehicle `v` (salt separates data sets); doubles use all 53 bits. */
+static void make_record(uint64_t v, uint64_t i, uint64_t salt, tp_record *r)
+{
+    memset(r, 0, sizeof *r);
+    r->vehicle_id = 1000 + v + salt * 100000;
+    r->sampled_at_ms = INT64_C(1795000000000) + (int64_t)(i * 1000 + v);
+    r->seq = i + 1;
+    r->latitude = 22.3 + (double)v / 3.0e3 + (double)i / 7.0e5;
+    r->longitude = 114.1 + (double)i / 3.0e5 + 1e-13 * (double)v;
+    r->speed_kmh = (float)(i % 120) / 3.0f;
+    r->heading_deg = (float)((v * 37 + i) % 360) + 0.25f;
+    r->accuracy_m = 1.0f / (float)(1 + i % 7);
+    r->meter_status = (int32_t)((v + i) % 5);
+}
+
+static rd_kafka_t *new_producer_to(const char *bootstrap)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof errstr);
+    rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof errstr);
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!p) {
+        fprintf(stderr, "producer: %s\n", errstr);
+        exit(1);
+    }
+    return p;
+}
+
+static rd_kafka_t *new_producer(void)
+{
+    return new_producer_to(brokers);
+}
+
+/* How to spoil a pack before producing it. */
+typedef enum spoil { GOOD, TRUNCATED, FLIPPED, GARBAGE_HEADERS, NO_HEADERS, EMPTY, BAD_COUNT, BAD_VERSION, HUGE_COUNT } spoil;
+
+/* Produces one pack of `n` records of vehicle v starting at record `first` to topic/partition, spoiled as asked. */
+static void produce_pack(rd_kafka_t *p, tp_pack_writer *w, const char *topic, int32_t partition, uint64_t v,
+                         uint64_t first, uint64_t n, uint64_t salt, spoil how)
+{
+    for (uint64_t i = first; i < first + n; i++) {
+        tp_record r;
+        make_record(v, i, salt, &r);
+        CHECK_ERR(tp_pack_writer_add(w, &r), TP_OK);
+    }
+    size_t cap = tp_pack_writer_bound(w), len = 0;
+    uint8_t *buf = malloc(cap);
+    tp_pack_meta meta;
+    CHECK_ERR(tp_pack_writer_finish(w, buf, cap, &len, &meta), TP_OK);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+    if (how == BAD_COUNT)
+        meta.record_count += 1; /* the header says one record more than the pack holds */
+    if (how == HUGE_COUNT)
+        meta.record_count = 1000000000; /* must not make the sink allocate a billion rows */
+    if (how == BAD_VERSION)
+        meta.format_version = 9; /* a format from the future */
+    if (how != NO_HEADERS)
+        CHECK_ERR(tp_pack_meta_to_headers(&meta, h), TP_OK);
+    if (how == GARBAGE_HEADERS) {
+        /* Replace every header value with garbage: the reader must reject them with a sentence. */
+        rd_kafka_headers_destroy(h);
+        h = rd_kafka_headers_new(8);
+        rd_kafka_headers_t *good = rd_kafka_headers_new(8);
+        tp_pack_meta_to_headers(&meta, good);
+        const char *name;
+        const void *val;
+        size_t vlen;
+        for (size_t i = 0; !rd_kafka_header_get_all(good, i, &name, &val, &vlen); i++)
+            rd_kafka_header_add(h, name, -1, "\xff\x01zz", 4);
+        rd_kafka_headers_destroy(good);
+    }
+    if (how == TRUNCATED)
+        len = len / 2;
+    if (how == FLIPPED)
+        buf[len / 2] ^= 0x5a;
+    if (how == EMPTY)
+        len = 0;
+    char key[32];
+    snprintf(key, sizeof key, "%" PRIu64, 1000 + v + salt * 100000);
+    rd_kafka_resp_err_t e = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                                              RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(len ? buf : NULL, len),
+                                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                                              RD_KAFKA_V_END);
+    CHECK_INT(e, 0);
+    if (e)
+        rd_kafka_headers_destroy(h);
+    free(buf);
+}
+
+/* Produces VEHICLES x RECORDS_PER_VEHICLE records (salt) to topic, one vehicle per partition by id. */
+static uint64_t produce_fleet(const char *topic, uint64_t salt)
+{
+    rd_kafka_t *p = new_producer();
+    tp_pack_writer *w = NULL;
+    CHECK_ERR(tp_pack_writer_new(NULL, &w), TP_OK);
+    for (uint64_t i = 0; i < RECORDS_PER_VEHICLE; i += RECORDS_PER_PACK)
+        for (uint64_t v = 0; v < VEHICLES; v++)
+            produce_pack(p, w, topic, (int32_t)(v % PARTS), v, i, RECORDS_PER_PACK, salt, GOOD);
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    tp_pack_writer_free(w);
+    rd_kafka_destroy(p);
+    return (uint64_t)VEHICLES * RECORDS_PER_VEHICLE;
+}
+
+/* ---- running a sink in a thread ---- */
+
+typedef struct runner {
+    pthread_t thread;
+    tp_sink *sink;
+    tp_err result;
+    atomic_int done;
+} runner;
+
+static void *run_thread(void *arg)
+{
+    runner *r = arg;
+    r->result = tp_sink_run(r->sink);
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+static void base_config(tp_sink_config *c, const char *topic, const char *group, const char *db)
+{
+    static char url[512];
+    tp_sink_config_init(c);
+    snprintf(url, sizeof url, "sqlite:%s/%s", dir, db);
+    c->brokers = brokers;
+    c->topic = topic;
+    c->group = group;
+    c->warehouse_url = url;
+    c->warehouse_opts.create_table = 1;
+    c->batch_rows = 700; /* several loads, and packs that do not fit the rest of a batch */
+    c->flush_ms = 50;
+    c->backoff_min_ms = 10;
+    c->backoff_max_ms = 40;
+    static const char *const props[] = {"session.timeout.ms=6000", "heartbeat.interval.ms=500",
+                                        "topic.metadata.refresh.interval.ms=1000"};
+    c->kafka_props = props;
+    c->n_kafka_props = 3;
+}
+
+static int start(runner *r, const tp_sink_config *c)
+{
+    char err[512];
+    memset(r, 0, sizeof *r);
+    tp_err e = tp_sink_new(c, &r->sink, err, sizeof err);
+    CHECK_ERR(e, TP_OK);
+    if (e) {
+        fprintf(stderr, "tp_sink_new: %s\n", err);
+        return -1;
+    }
+    pthread_create(&r->thread, NULL, run_thread, r);
+    return 0;
+}
+
+/* Waits (at most 30 s) until the sink loaded `rows` rows and dead-lettered `dlq` packs, or its run ended. */
+static int wait_for(runner *r, uint64_t rows, uint64_t dlq)
+{
+    for (int i = 0; i < 3000; i++) {
+        tp_sink_stats st;
+        tp_sink_stats_get(r->sink, &st);
+        if (st.rows_loaded >= rows && st.packs_dlq >= dlq && st.pending_rows == 0)
+            return 0;
+        if (atomic_load(&r->done))
+            break;
+        usleep(10000);
+    }
+    tp_sink_stats st;
+    tp_sink_stats_get(r->sink, &st);
+    fprintf(stderr, "timed out: %" PRIu64 "/%" PRIu64 " rows, %" PRIu64 "/%" PRIu64 " dlq\n", st.rows_loaded, rows,
+            st.packs_dlq, dlq);
+    return -1;
+}
+
+static tp_err finish(runner *r, tp_sink_stats *st)
+{
+    tp_sink_stop(r->sink);
+    pthread_join(r->thread, NULL);
+    if (st)
+        tp_sink_stats_get(r->sink, st);
+    tp_sink_free(r->sink);
+    return r->result;
+}
+
+/* ---- checking the table ---- */
+
+static sqlite3 *open_db(const char *db)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, db);
+    sqlite3 *h = NULL;
+    if (sqlite3_open(path, &h) != SQLITE_OK) {
+        fprintf(stderr, "cannot open %s\n", path);
+        exit(1);
+    }
+    return h;
+}
+
+static int64_t query_int(const char *db, const char *sql)
+{
+    sqlite3 *h = open_db(db);
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    else
+        fprintf(stderr, "query failed: %s: %s\n", sql, sqlite3_errmsg(h));
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+/* Every record of the fleet (salt) is in the table once, every field equal (doubles exactly). */
+static void check_fleet(const char *db, uint64_t salt, uint64_t vehicles, uint64_t per_vehicle, int parts)
+{
+    sqlite3 *h = open_db(db);
+    sqlite3_stmt *st = NULL;
+    CHECK_INT(sqlite3_prepare_v2(h,
+                                 "SELECT latitude, longitude, speed_kmh, heading_deg, accuracy_m, meter_status, "
+                                 "kafka_partition, count(*) FROM vehicle_positions WHERE vehicle_id = ? AND "
+                                 "sampled_at_ms = ? AND seq = ?",
+                                 -1, &st, NULL),
+              SQLITE_OK);
+    size_t bad = 0;
+    for (uint64_t v = 0; v < vehicles; v++)
+        for (uint64_t i = 0; i < per_vehicle; i++) {
+            tp_record r;
+            make_record(v, i, salt, &r);
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)r.vehicle_id);
+            sqlite3_bind_int64(st, 2, r.sampled_at_ms);
+            sqlite3_bind_int64(st, 3, (sqlite3_int64)r.seq);
+            int ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 7) == 1 &&
+                     sqlite3_column_double(st, 0) == r.latitude && sqlite3_column_double(st, 1) == r.longitude &&
+                     (float)sqlite3_column_double(st, 2) == r.speed_kmh &&
+                     (float)sqlite3_column_double(st, 3) == r.heading_deg &&
+                     (float)sqlite3_column_double(st, 4) == r.accuracy_m &&
+                     sqlite3_column_int(st, 5) == r.meter_status &&
+                     sqlite3_column_int(st, 6) == (int)(v % (uint64_t)parts);
+            if (!ok && bad++ < 5)
+                fprintf(stderr, "vehicle %" PRIu64 " record %" PRIu64 " missing, doubled or different\n", v, i);
+            sqlite3_reset(st);
+        }
+    CHECK_INT(bad, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+}
+
+/* The warehouse's next offset for each partition equals the topic's high watermark. */
+static void check_offsets_at_end(const char *db, const char *topic, int parts)
+{
+    rd_kafka_t *p = new_producer();
+    for (int32_t i = 0; i < parts; i++) {
+        int64_t lo = -1, hi = -1;
+        CHECK_INT(rd_kafka_query_watermark_offsets(p, topic, i, &lo, &hi, 5000), 0);
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "SELECT next_offset FROM kafka_offsets WHERE topic = '%s' AND \"partition\" = %" PRId32, topic, i);
+        CHECK_INT(query_int(db, sql), hi);
+    }
+    rd_kafka_destroy(p);
+}
+
+/* ---- tests ---- */
+
+/* Each test has a setup (produce, start a sink) and a check (wait, stop, compare). The mock cluster holds a
+ * first consumer-group join for 3 s, so the independent sinks run side by side in one phase. */
+
+typedef struct hook_state {
+    int calls;
+    int fail;
+    tp_err err;
+    size_t rows_at_first_failure, rows_at_success;
+} hook_state;
+
+/* Warehouse fault injection: the first `fail` loads return `err`, later ones go through. */
+static tp_err hook(void *ctx, size_t rows)
+{
+    hook_state *h = ctx;
+    h->calls++;
+    if (h->calls == 1)
+        h->rows_at_first_failure = rows;
+    if (h->calls <= h->fail)
+        return h->err;
+    if (!h->rows_at_success)
+        h->rows_at_success = rows;
+    return TP_OK;
+}
+
+static runner fleet_r, dlq_r, outage_r, perm_r;
+static tp_metrics *fleet_metrics;
+static uint64_t fleet_n, outage_n, dlq_good;
+static hook_state outage_hook = {0, 4, TP_ERR_UNAVAILABLE, 0, 0};
+static hook_state perm_hook = {0, 1000000, TP_ERR_WAREHOUSE, 0, 0};
+
+/* 50 vehicles x 40 records over 4 partitions, batches of 700 rows: every record loaded once, field by field. */
+static void fleet_start(void)
+{
+    rd_kafka_mock_topic_create(mock, "fleet", PARTS, 1);
+    fleet_n = produce_fleet("fleet", 0);
+    tp_sink_config c;
+    base_config(&c, "fleet", "g1", "fleet.db");
+    CHECK_ERR(tp_metrics_new(&fleet_metrics), TP_OK);
+    c.metrics = fleet_metrics;
+    start(&fleet_r, &c);
+}
+
+static void fleet_check(void)
+{
+    CHECK_INT(wait_for(&fleet_r, fleet_n, 0), 0);
+    char reason[128] = "";
+    CHECK_INT(tp_sink_ready(fleet_r.sink, reason, sizeof reason), 1);
+    tp_sink_stats st;
+    CHECK_ERR(finish(&fleet_r, &st), TP_OK);
+    /* The worker metrics follow the same events as the stats. */
+    char *text = NULL;
+    size_t len = 0;
+    CHECK_ERR(tp_metrics_render(fleet_metrics, &text, &len), TP_OK);
+    char want[128];
+    snprintf(want, sizeof want, "telepack_sink_rows_loaded_total{warehouse=\"sqlite\"} %" PRIu64 "\n", fleet_n);
+    CHECK(text && strstr(text, want) != NULL);
+    snprintf(want, sizeof want, "telepack_sink_packs_total %" PRIu64 "\n", fleet_n / RECORDS_PER_PACK);
+    CHECK(text && strstr(text, want) != NULL);
+    snprintf(want, sizeof want, "telepack_sink_records_total %" PRIu64 "\n", fleet_n);
+    CHECK(text && strstr(text, want) != NULL);
+    CHECK(text && strstr(text, "telepack_sink_pending_rows 0\n") != NULL);
+    CHECK(text && strstr(text, "telepack_sink_event_time_lag_seconds_count") != NULL);
+    if (!text || !strstr(text, "telepack_sink_rows_loaded_total"))
+        fprintf(stderr, "%s\n", text ? text : "(null)");
+    free(text);
+    tp_metrics_free(fleet_metrics);
+    CHECK_INT(st.rows_loaded, fleet_n);
+    CHECK_INT(st.packs_loaded, fleet_n / RECORDS_PER_PACK);
+    CHECK_INT(st.packs_dlq, 0);
+    CHECK_INT(st.lag, 0); /* every message taken, per the high watermarks librdkafka saw */
+    CHECK(st.loads >= 2); /* batch_rows 700 < 2000 rows */
+    CHECK_INT(query_int("fleet.db", "SELECT count(*) FROM vehicle_positions"), fleet_n);
+    check_fleet("fleet.db", 0, VEHICLES, RECORDS_PER_VEHICLE, PARTS);
+    check_offsets_at_end("fleet.db", "fleet", PARTS);
+}
+
+/* A second instance in a new group (no committed offsets): it starts where the warehouse says, so it loads only
+ * what was produced since, and nothing twice. */
+static runner second_r;
+static uint64_t second_n;
+
+static void fleet_second_start(void)
+{
+    second_n = produce_fleet("fleet", 1);
+    tp_sink_config c;
+    base_config(&c, "fleet", "g2-fresh", "fleet.db");
+    start(&second_r, &c);
+}
+
+static void fleet_second_check(void)
+{
+    CHECK_INT(wait_for(&second_r, second_n, 0), 0);
+    usleep(300000); /* a sink that re-read old packs would be loading them now */
+    tp_sink_stats st;
+    CHECK_ERR(finish(&second_r, &st), TP_OK);
+    CHECK_INT(st.rows_loaded, second_n);
+    CHECK_INT(query_int("fleet.db", "SELECT count(*) FROM vehicle_positions"), fleet_n + second_n);
+    check_fleet("fleet.db", 0, VEHICLES, RECORDS_PER_VEHICLE, PARTS);
+    check_fleet("fleet.db", 1, VEHICLES, RECORDS_PER_VEHICLE, PARTS);
+    check_offsets_at_end("fleet.db", "fleet", PARTS);
+}
+
+/* One DLQ message as read back. */
+typedef struct dlq_msg {
+    char key[32];
+    size_t len;
+    char error[1024];
+    char source[256];
+    int orig_headers;
+} dlq_msg;
+
+static int read_dlq_from(const char *bootstrap, const char *topic, dlq_msg *out, int want)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof errstr);
+    rd_kafka_conf_set(conf, "group.id", "dlq-reader", errstr, sizeof errstr);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(c, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    int n = 0;
+    for (int tries = 0; n < want && tries < 100; tries++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+        if (!m)
+            continue;
+        if (!m->err) {
+            dlq_msg *d = &out[n++];
+            memset(d, 0, sizeof *d);
+            snprintf(d->key, sizeof d->key, "%.*s", (int)m->key_len, (const char *)m->key);
+            d->len = m->len;
+            rd_kafka_headers_t *h = NULL;
+            if (!rd_kafka_message_headers(m, &h)) {
+                const void *v;
+                size_t vl;
+                if (!rd_kafka_header_get_last(h, TP_HEADER_ERROR, &v, &vl))
+                    snprintf(d->error, sizeof d->error, "%.*s", (int)vl, (const char *)v);
+                if (!rd_kafka_header_get_last(h, TP_SINK_DLQ_SOURCE_HEADER, &v, &vl))
+                    snprintf(d->source, sizeof d->source, "%.*s", (int)vl, (const char *)v);
+                d->orig_headers = (int)rd_kafka_header_cnt(h) - 2;
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    return n;
+}
+
+static int read_dlq(const char *topic, dlq_msg *out, int want)
+{
+    return read_dlq_from(brokers, topic, out, want);
+}
+
+/* The dead-letter topic refuses the first produce requests (on a cluster of its own, so no other producer sees the
+ * injected errors): the sink retries the delivery, the partition does not advance meanwhile, nothing is lost. */
+static runner dlqfail_r;
+
+static void dlqfail_start(void)
+{
+    rd_kafka_mock_topic_create(mock2, "df", 1, 1);
+    rd_kafka_mock_topic_create(mock2, "df.dlq", 1, 1);
+    rd_kafka_t *p = new_producer_to(brokers2);
+    tp_pack_writer *w = NULL;
+    CHECK_ERR(tp_pack_writer_new(NULL, &w), TP_OK);
+    produce_pack(p, w, "df", 0, 0, 0, 20, 0, GOOD);
+    produce_pack(p, w, "df", 0, 1, 0, 20, 7, FLIPPED);
+    produce_pack(p, w, "df", 0, 2, 0, 20, 0, GOOD);
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    tp_pack_writer_free(w);
+    rd_kafka_destroy(p);
+    /* From now on only the sink's DLQ producer produces on this cluster. */
+    rd_kafka_mock_push_request_errors(mock2, 0 /* Produce */, 2, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    tp_sink_config c;
+    base_config(&c, "df", "g-df", "df.db");
+    c.brokers = brokers2;
+    start(&dlqfail_r, &c);
+}
+
+static void dlqfail_check(void)
+{
+    CHECK_INT(wait_for(&dlqfail_r, 40, 1), 0);
+    usleep(200000);
+    tp_sink_stats st;
+    CHECK_ERR(finish(&dlqfail_r, &st), TP_OK);
+    CHECK_INT(st.rows_loaded, 40);
+    CHECK_INT(st.packs_dlq, 1);
+    CHECK(st.dlq_retries >= 1);
+    dlq_msg d[2];
+    CHECK_INT(read_dlq_from(brokers2, "df.dlq", d, 1), 1);
+    CHECK(strstr(d[0].error, "df/0@1") != NULL);
+    CHECK_INT(query_int("df.db", "SELECT next_offset FROM kafka_offsets WHERE topic = 'df'"), 3);
+}
+
+/* Corrupt packs among good ones: good rows loaded, each corrupt one in the DLQ with its reason, offsets advanced
+ * (partition 0 ends with a corrupt pack: its offset advances by a load without rows). */
+static void dlq_start(void)
+{
+    rd_kafka_mock_topic_create(mock, "mixed", 2, 1);
+    rd_kafka_mock_topic_create(mock, "mixed.dlq", 1, 1);
+    rd_kafka_t *p = new_producer();
+    tp_pack_writer *w = NULL;
+    CHECK_ERR(tp_pack_writer_new(NULL, &w), TP_OK);
+    /* Spoiled packs carry records nobody else carries (salt 7), keyed by their vehicle. */
+    static const spoil p0[] = {GOOD, TRUNCATED, GOOD, FLIPPED, GOOD, GARBAGE_HEADERS};
+    static const spoil p1[] = {NO_HEADERS, GOOD, EMPTY, GOOD, BAD_COUNT, GOOD, BAD_VERSION, GOOD, HUGE_COUNT};
+    for (size_t i = 0; i < sizeof p0 / sizeof p0[0]; i++) {
+        produce_pack(p, w, "mixed", 0, i, 0, 20, p0[i] == GOOD ? 0 : 7, p0[i]);
+        dlq_good += p0[i] == GOOD ? 20 : 0;
+    }
+    for (size_t i = 0; i < sizeof p1 / sizeof p1[0]; i++) {
+        produce_pack(p, w, "mixed", 1, 10 + i, 0, 20, p1[i] == GOOD ? 0 : 7, p1[i]);
+        dlq_good += p1[i] == GOOD ? 20 : 0;
+    }
+    /* Oversize: 400 records decompress to more than this sink's --max-pack-bytes 8192, then one more good pack. */
+    produce_pack(p, w, "mixed", 1, 20, 0, 400, 7, GOOD);
+    produce_pack(p, w, "mixed", 1, 21, 0, 20, 0, GOOD);
+    dlq_good += 20;
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    tp_pack_writer_free(w);
+    rd_kafka_destroy(p);
+    tp_sink_config c;
+    base_config(&c, "mixed", "g-dlq", "mixed.db");
+    c.max_pack_bytes = 8192;
+    start(&dlq_r, &c);
+}
+
+static void dlq_check(void)
+{
+    CHECK_INT(wait_for(&dlq_r, dlq_good, 9), 0);
+    usleep(200000); /* let the flush timer store the DLQ-only advance of partition 0's last message */
+    tp_sink_stats st;
+    CHECK_ERR(finish(&dlq_r, &st), TP_OK);
+    CHECK_INT(st.rows_loaded, dlq_good);
+    CHECK_INT(st.packs_dlq, 9);
+    CHECK_INT(query_int("mixed.db", "SELECT count(*) FROM vehicle_positions"), dlq_good);
+    CHECK_INT(query_int("mixed.db", "SELECT count(*) FROM vehicle_positions WHERE vehicle_id >= 700000"), 0);
+    check_offsets_at_end("mixed.db", "mixed", 2);
+
+    dlq_msg d[10];
+    int n = read_dlq("mixed.dlq", d, 9);
+    CHECK_INT(n, 9);
+    int seen[32] = {0};
+    for (int i = 0; i < n; i++) {
+        CHECK(strstr(d[i].error, "is not a valid pack") != NULL);
+        CHECK(d[i].source[0] != 0);
+        uint64_t v = strtoull(d[i].key, NULL, 10) - 1000 - 700000; /* the spoiled pack's vehicle */
+        if (v < 32)
+            seen[v]++;
+        if (v == 1) /* truncated */
+            CHECK(strstr(d[i].error, "truncated") != NULL && d[i].orig_headers > 0 && d[i].len > 0);
+        if (v == 3) /* flipped byte */
+            CHECK(d[i].orig_headers > 0 && d[i].len > 0);
+        if (v == 5) /* garbage headers, kept as they were */
+            CHECK(strstr(d[i].error, "tp-format") != NULL && d[i].orig_headers > 0);
+        if (v == 10) { /* no headers */
+            CHECK(strstr(d[i].error, "no headers") != NULL);
+            CHECK_INT(d[i].orig_headers, 0);
+        }
+        if (v == 14) /* header count one above the pack's */
+            CHECK(strstr(d[i].error, "count") != NULL);
+        if (v == 16) /* header version 9 */
+            CHECK(strstr(d[i].error, "9") != NULL);
+        if (v == 18) /* header count 10^9 */
+            CHECK(strstr(d[i].error, "1000000000") != NULL);
+        if (v == 20) /* oversize */
+            CHECK(strstr(d[i].error, "8192") != NULL);
+        if (v == 12) { /* empty */
+            CHECK(strstr(d[i].error, "empty") != NULL);
+            CHECK_INT(d[i].len, 0);
+        }
+    }
+    CHECK(seen[1] == 1 && seen[3] == 1 && seen[5] == 1 && seen[10] == 1 && seen[12] == 1);
+    CHECK(seen[14] == 1 && seen[16] == 1 && seen[18] == 1 && seen[20] == 1);
+}
+
+/* Warehouse outage: four "unavailable" answers, then loads go through; same rows kept, none lost or doubled. */
+static void outage_start(void)
+{
+    rd_kafka_mock_topic_create(mock, "outage", PARTS, 1);
+    outage_n = produce_fleet("outage", 3);
+    tp_sink_config c;
+    base_config(&c, "outage", "g-outage", "outage.db");
+    c.load_hook = hook;
+    c.load_hook_ctx = &outage_hook;
+    start(&outage_r, &c);
+}
+
+static void outage_check(void)
+{
+    CHECK_INT(wait_for(&outage_r, outage_n, 0), 0);
+    tp_sink_stats st;
+    CHECK_ERR(finish(&outage_r, &st), TP_OK);
+    CHECK_INT(st.load_retries, 4);
+    CHECK(outage_hook.calls > 4);
+    CHECK(outage_hook.rows_at_first_failure > 0);
+    /* The batch was kept across the retries and nothing was added while paused. */
+    CHECK_INT(outage_hook.rows_at_success, outage_hook.rows_at_first_failure);
+    CHECK_INT(st.paused, 0);
+    CHECK_INT(st.rows_loaded, outage_n);
+    CHECK_INT(query_int("outage.db", "SELECT count(*) FROM vehicle_positions"), outage_n);
+    check_fleet("outage.db", 3, VEHICLES, RECORDS_PER_VEHICLE, PARTS);
+    check_offsets_at_end("outage.db", "outage", PARTS);
+}
+
+/* A pack with more records than --batch-rows: the batch grows for it (the pack is never split over two loads). */
+static runner big_r;
+
+static void big_start(void)
+{
+    rd_kafka_mock_topic_create(mock, "big", 1, 1);
+    rd_kafka_t *p = new_producer();
+    tp_pack_writer *w = NULL;
+    CHECK_ERR(tp_pack_writer_new(NULL, &w), TP_OK);
+    produce_pack(p, w, "big", 0, 0, 0, 30, 9, GOOD);
+    produce_pack(p, w, "big", 0, 1, 0, 300, 9, GOOD);
+    produce_pack(p, w, "big", 0, 2, 0, 30, 9, GOOD);
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    tp_pack_writer_free(w);
+    rd_kafka_destroy(p);
+    tp_sink_config c;
+    base_config(&c, "big", "g-big", "big.db");
+    c.batch_rows = 50;
+    start(&big_r, &c);
+}
+
+static void big_check(void)
+{
+    CHECK_INT(wait_for(&big_r, 360, 0), 0);
+    tp_sink_stats st;
+    CHECK_ERR(finish(&big_r, &st), TP_OK);
+    CHECK_INT(st.rows_loaded, 360);
+    CHECK_INT(st.packs_dlq, 0);
+    CHECK(st.loads >= 2);
+    CHECK_INT(query_int("big.db", "SELECT count(*) FROM vehicle_positions"), 360);
+    check_fleet("big.db", 9, 3, 30, 1); /* records 0..29 of each vehicle */
+    CHECK_INT(query_int("big.db", "SELECT count(*) FROM vehicle_positions WHERE kafka_offset = 1"), 300);
+    CHECK_INT(query_int("big.db", "SELECT count(DISTINCT seq) FROM vehicle_positions WHERE kafka_offset = 1"), 300);
+    CHECK_INT(query_int("big.db", "SELECT max(seq) FROM vehicle_positions WHERE kafka_offset = 1"), 300);
+}
+
+/* A permanent warehouse error stops the sink with a sentence; no offset is stored, in the warehouse or Kafka. */
+static void perm_start(void)
+{
+    rd_kafka_mock_topic_create(mock, "perm", 2, 1);
+    rd_kafka_t *p = new_producer();
+    tp_pack_writer *w = NULL;
+    CHECK_ERR(tp_pack_writer_new(NULL, &w), TP_OK);
+    for (uint64_t v = 0; v < 6; v++)
+        produce_pack(p, w, "perm", (int32_t)(v % 2), v, 0, 10, 4, GOOD);
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    tp_pack_writer_free(w);
+    rd_kafka_destroy(p);
+    tp_sink_config c;
+    base_config(&c, "perm", "g-perm", "perm.db");
+    c.load_hook = hook;
+    c.load_hook_ctx = &perm_hook;
+    start(&perm_r, &c);
+}
+
+static void perm_check(void)
+{
+    pthread_join(perm_r.thread, NULL); /* stops by itself */
+    CHECK_ERR(perm_r.result, TP_ERR_WAREHOUSE);
+    CHECK(strstr(tp_sink_last_error(perm_r.sink), "failed permanently") != NULL);
+    tp_sink_stats st;
+    tp_sink_stats_get(perm_r.sink, &st);
+    CHECK_INT(st.rows_loaded, 0);
+    CHECK_INT(perm_hook.calls, 1);
+    tp_sink_free(perm_r.sink);
+    CHECK_INT(query_int("perm.db", "SELECT count(*) FROM kafka_offsets"), 0);
+    CHECK_INT(query_int("perm.db", "SELECT count(*) FROM vehicle_positions"), 0);
+
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr);
+    rd_kafka_conf_set(conf, "group.id", "g-perm", errstr, sizeof errstr);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(l, "perm", 0);
+    rd_kafka_topic_partition_list_add(l, "perm", 1);
+    CHECK_INT(rd_kafka_committed(c, l, 5000), 0);
+    for (int i = 0; i < l->cnt; i++)
+        CHECK_INT(l->elems[i].offset, RD_KAFKA_OFFSET_INVALID);
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(c);
+}
+
+/* A second member joins while the first holds rows it cannot load (warehouse unavailable): the first drops the
+ * revoked partitions' rows unstored at the revoke, the group re-reads them, every record ends up loaded once. */
+static runner reb_a, reb_b;
+static uint64_t reb_n;
+static hook_state reb_hook = {0, 1000000, TP_ERR_UNAVAILABLE, 0, 0};
+
+static void rebalance_config(tp_sink_config *c)
+{
+    base_config(c, "reb", "g-reb", "reb.db");
+    static const char *const props[] = {"session.timeout.ms=4000", "heartbeat.interval.ms=300",
+                                        "topic.metadata.refresh.interval.ms=1000"};
+    c->kafka_props = props;
+    c->n_kafka_props = 3;
+}
+
+static void rebalance_start(void)
+{
+    rd_kafka_mock_topic_create(mock, "reb", PARTS, 1);
+    reb_n = produce_fleet("reb", 5);
+    tp_sink_config c;
+    rebalance_config(&c);
+    c.load_hook = hook;
+    c.load_hook_ctx = &reb_hook;
+    start(&reb_a, &c);
+}
+
+/* Once A holds rows it could not load, B joins the group. */
+static void rebalance_join(void)
+{
+    tp_sink_stats st = {0};
+    for (int i = 0; i < 1000 && !st.paused; i++) {
+        usleep(10000);
+        tp_sink_stats_get(reb_a.sink, &st);
+    }
+    CHECK_INT(st.paused, 1);
+    char reason[128] = "";
+    CHECK_INT(tp_sink_ready(reb_a.sink, reason, sizeof reason), 0);
+    CHECK(strstr(reason, "warehouse") != NULL);
+    tp_sink_config c;
+    rebalance_config(&c);
+    start(&reb_b, &c);
+}
+
+static void rebalance_check(void)
+{
+    tp_sink_stats st = {0};
+    for (int i = 0; i < 1000 && st.rows_dropped == 0; i++) {
+        usleep(10000);
+        tp_sink_stats_get(reb_a.sink, &st);
+    }
+    CHECK(st.rows_dropped > 0);
+    reb_hook.fail = 0; /* the warehouse is back */
+    tp_sink_stats sa, sb;
+    for (int i = 0; i < 2000; i++) {
+        tp_sink_stats_get(reb_a.sink, &sa);
+        tp_sink_stats_get(reb_b.sink, &sb);
+        if (sa.rows_loaded + sb.rows_loaded >= reb_n && sa.pending_rows == 0 && sb.pending_rows == 0)
+            break;
+        usleep(10000);
+    }
+    CHECK_ERR(finish(&reb_a, &sa), TP_OK);
+    CHECK_ERR(finish(&reb_b, &sb), TP_OK);
+    CHECK(sa.rebalances >= 2);
+    CHECK(sb.rows_loaded > 0);
+    CHECK_INT(sa.rows_loaded + sb.rows_loaded, reb_n);
+    CHECK_INT(query_int("reb.db", "SELECT count(*) FROM vehicle_positions"), reb_n);
+    check_fleet("reb.db", 5, VEHICLES, RECORDS_PER_VEHICLE, PARTS);
+    check_offsets_at_end("reb.db", "reb", PARTS);
+}
+
+/* A ClickHouse URL on a closed port: the sink starts, retries ensuring its table with backoff (not ready, says why),
+ * and stops cleanly when asked. */
+static void test_warehouse_down_at_start(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    CHECK_INT(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK_INT(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    close(fd); /* nothing listens there now */
+    char url[128];
+    snprintf(url, sizeof url, "clickhouse://127.0.0.1:%u/telemetry", (unsigned)ntohs(a.sin_port));
+    tp_sink_config c;
+    base_config(&c, "down", "g-down", "unused.db");
+    c.warehouse_url = url;
+    runner r;
+    if (start(&r, &c))
+        return;
+    tp_sink_stats st = {0};
+    for (int i = 0; i < 500 && st.load_retries < 3; i++) {
+        usleep(10000);
+        tp_sink_stats_get(r.sink, &st);
+    }
+    CHECK(st.load_retries >= 3);
+    char reason[128] = "";
+    CHECK_INT(tp_sink_ready(r.sink, reason, sizeof reason), 0);
+    CHECK(reason[0] != 0);
+    CHECK_ERR(finish(&r, &st), TP_OK);
+    CHECK_INT(st.rows_loaded, 0);
+}
+
+static void test_config_errors(void)
+{
+    tp_sink_config c;
+    tp_sink *s = (tp_sink *)1;
+    char err[512];
+    base_config(&c, "x", "g", "cfg.db");
+    c.brokers = NULL;
+    CHECK_ERR(tp_sink_new(&c, &s, err, sizeof err), TP_ERR_INVALID_ARG);
+    CHECK(s == NULL);
+    CHECK(strstr(err, "--brokers") != NULL);
+    base_config(&c, "x", "g", "cfg.db");
+    c.warehouse_url = NULL;
+    CHECK_ERR(tp_sink_new(&c, &s, err, sizeof err), TP_ERR_INVALID_ARG);
+    CHECK(strstr(err, "--warehouse") != NULL);
+    base_config(&c, "x", "g", "cfg.db");
+    c.dlq_topic = "x";
+    CHECK_ERR(tp_sink_new(&c, &s, err, sizeof err), TP_ERR_INVALID_ARG);
+    CHECK(strstr(err, "come back forever") != NULL);
+    base_config(&c, "x", "g", "cfg.db");
+    c.batch_rows = 0;
+    CHECK_ERR(tp_sink_new(&c, &s, err, sizeof err), TP_ERR_INVALID_ARG);
+    base_config(&c, "x", "g", "cfg.db");
+    static const char *const bad_props[] = {"no-equals-sign"};
+    c.kafka_props = bad_props;
+    c.n_kafka_props = 1;
+    CHECK_ERR(tp_sink_new(&c, &s, err, sizeof err), TP_ERR_INVALID_ARG);
+    CHECK(strstr(err, "no-equals-sign") != NULL);
+    static const char *const unknown_props[] = {"no.such.property=1"};
+    c.kafka_props = unknown_props;
+    CHECK_ERR(tp_sink_new(&c, &s, err, sizeof err), TP_ERR_INVALID_ARG);
+    CHECK(strstr(err, "no.such.property") != NULL);
+    base_config(&c, "x", "g", "cfg.db");
+    c.warehouse_url = "nosuchscheme:foo";
+    CHECK(tp_sink_new(&c, &s, err, sizeof err) != TP_OK);
+    CHECK(s == NULL);
+    base_config(&c, "x", "g", "no-table.db");
+    c.warehouse_opts.create_table = 0; /* the table does not exist */
+    CHECK_ERR(tp_sink_new(&c, &s, err, sizeof err), TP_ERR_WAREHOUSE);
+    CHECK(strstr(err, "create-table") != NULL);
+}
+
+int main(void)
+{
+    tp_log_configure(getenv("TP_TEST_DEBUG") ? TP_LOG_DEBUG : TP_LOG_ERROR, TP_LOG_TEXT);
+    snprintf(dir, sizeof dir, "/tmp/tp-sink-test-XXXXXX");
+    if (!mkdtemp(dir))
+        return 1;
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
+    if (!mock)
+        return 1;
+    snprintf(brokers, sizeof brokers, "%s", rd_kafka_mock_cluster_bootstraps(mock));
+    mock2 = rd_kafka_mock_cluster_new(mock_rk, 1);
+    if (!mock2)
+        return 1;
+    snprintf(brokers2, sizeof brokers2, "%s", rd_kafka_mock_cluster_bootstraps(mock2));
+
+    test_config_errors();
+    test_warehouse_down_at_start();
+    fleet_start();
+    dlq_start();
+    outage_start();
+    perm_start();
+    rebalance_start();
+    big_start();
+    dlqfail_start();
+    perm_check();
+    rebalance_join();
+    fleet_check();
+    fleet_second_start(); /* joins its group while the others are checked */
+    dlq_check();
+    outage_check();
+    big_check();
+    dlqfail_check();
+    rebalance_check();
+    fleet_second_check();
+
+    rd_kafka_mock_cluster_destroy(mock2);
+    rd_kafka_mock_cluster_destroy(mock);
+    rd_kafka_destroy(mock_rk);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return check_exit();
+}
