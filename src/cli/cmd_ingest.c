@@ -40,9 +40,9 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: telepack ingest --brokers HOST:PORT[,...] --topic TOPIC [OPTIONS]\n\n"
             "Accepts vehicle records from gateways (TCP, varint length-prefixed telepack.v1.VehicleRecord, see\n"
-            "docs/GATEWAY.md) or from a file, batches them per vehicle, compresses each batch into one pack (zstd)\n"
-            "and publishes it to Kafka (key = vehicle id, idempotent, acks=all). A gateway's records are acked only\n"
-            "once Kafka holds them. SIGINT/SIGTERM: stop accepting, flush, wait for delivery, exit 0 (twice: stop\n"
+            "docs/GATEWAY.md) or from a file, batches them per Kafka partition (or per vehicle), compresses each\n"
+            "batch into one pack (zstd) and publishes it to Kafka (idempotent, acks=all). A gateway's records are\n"
+            "acked only once Kafka holds them. SIGINT/SIGTERM: stop accepting, flush, wait for delivery, exit 0 (twice: stop\n"
             "waiting; what was not delivered is not acked).\n\n"
             "Options:\n"
             "  --brokers LIST          Kafka bootstrap servers (or -X bootstrap.servers=...)\n"
@@ -50,14 +50,23 @@ static void usage(FILE *out)
             "  --listen HOST:PORT      gateway listen address (default 0.0.0.0:7070 unless --from is given)\n"
             "  --from FILE|-           replay records from FILE or stdin, then exit once all are delivered\n"
             "  --input-format F        ndjson (default) or delimited (varint length-prefixed protobuf)\n"
-            "  --batch-records N       flush a vehicle's batch at N records (default 200)\n"
-            "  --batch-bytes N         flush a batch before it exceeds N wire bytes (default 256K)\n"
+            "  --pack-by partition|vehicle\n"
+            "                          partition (default): one pack holds the records of every vehicle of a\n"
+            "                          Kafka partition that arrived within the linger time, sorted by vehicle and\n"
+            "                          time (pbpack v3, no key; the partition is librdkafka's for key = vehicle id);\n"
+            "                          vehicle: one pack per vehicle, key = vehicle id (pbpack v2, or v1 with\n"
+            "                          --layout rows, which implies it). docs/INGEST.md compares them\n"
+            "  --batch-records N       flush a pack at N records (default 10000 per partition, 200 per vehicle)\n"
+            "  --batch-bytes N         flush a pack before it exceeds N wire bytes (default 1M per partition,\n"
+            "                          256K per vehicle)\n"
             "  --linger-ms N           flush a batch N ms after its first record (default 1000)\n"
             "  --max-buffered-bytes N  cap on record bytes not yet in Kafka; above it reading pauses (default 256M)\n"
             "  --threads N             compression threads (default: number of CPUs)\n"
             "  --level N               zstd level (default 3)\n"
             "  --layout L              columns (default: pbpack v2, ~4x smaller) or rows (pbpack v1: standard\n"
             "                          delimited protobuf, for consumers that only speak protobuf); docs/FORMAT.md\n"
+            "  --headers compact|full  pack metadata as one Kafka header 'tp' (default, ~8 bytes) or as the eight\n"
+            "                          tp-* headers (~130 bytes) that sinks older than pbpack v3 need\n"
             "  -X key=value            librdkafka property (repeatable), e.g. -X linger.ms=20\n"
             "  --metrics-listen H:P    serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT\n"
             "  --log-format text|json  log line format (default text)\n"
@@ -244,7 +253,7 @@ static void human(double v, char *buf, size_t n)
 int tp_cmd_ingest(int argc, char **argv)
 {
     enum { O_BROKERS = 256, O_TOPIC, O_LISTEN, O_FROM, O_FORMAT, O_BREC, O_BBYTES, O_LINGER, O_MAXBUF, O_THREADS,
-           O_LEVEL, O_LAYOUT, O_LOGFMT, O_LOGLVL, O_METRICS };
+           O_LEVEL, O_LAYOUT, O_LOGFMT, O_LOGLVL, O_METRICS, O_PACKBY, O_HEADERS };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS}, {"topic", required_argument, 0, O_TOPIC},
         {"listen", required_argument, 0, O_LISTEN}, {"from", required_argument, 0, O_FROM},
@@ -252,7 +261,8 @@ int tp_cmd_ingest(int argc, char **argv)
         {"batch-bytes", required_argument, 0, O_BBYTES}, {"linger-ms", required_argument, 0, O_LINGER},
         {"max-buffered-bytes", required_argument, 0, O_MAXBUF}, {"threads", required_argument, 0, O_THREADS},
         {"level", required_argument, 0, O_LEVEL}, {"layout", required_argument, 0, O_LAYOUT},
-        {"log-format", required_argument, 0, O_LOGFMT},
+        {"log-format", required_argument, 0, O_LOGFMT}, {"pack-by", required_argument, 0, O_PACKBY},
+        {"headers", required_argument, 0, O_HEADERS},
         {"log-level", required_argument, 0, O_LOGLVL}, {"metrics-listen", required_argument, 0, O_METRICS},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     tp_ingest_opts o;
@@ -269,6 +279,8 @@ int tp_cmd_ingest(int argc, char **argv)
     size_t nk = 0;
     int rc = 2, c;
     uint64_t v;
+    int pack_by = -1;                           /* -1: not given */
+    int64_t batch_records = -1, batch_bytes = -1; /* -1: the default of the grouping */
     if (!kconf)
         return 1;
     optind = 1;
@@ -297,12 +309,32 @@ int tp_cmd_ingest(int argc, char **argv)
         case O_BREC:
             if (parse_u64("--batch-records", optarg, 1, 1000000, 0, &v))
                 goto out;
-            o.batch.max_records = (uint32_t)v;
+            batch_records = (int64_t)v;
             break;
         case O_BBYTES:
             if (parse_u64("--batch-bytes", optarg, 64, 64ull << 20, 1, &v))
                 goto out;
-            o.batch.max_bytes = (size_t)v;
+            batch_bytes = (int64_t)v;
+            break;
+        case O_PACKBY:
+            if (!strcmp(optarg, "partition")) {
+                pack_by = TP_PACK_BY_PARTITION;
+            } else if (!strcmp(optarg, "vehicle")) {
+                pack_by = TP_PACK_BY_VEHICLE;
+            } else {
+                fprintf(stderr, "telepack ingest: --pack-by '%s' is not partition or vehicle\n", optarg);
+                goto out;
+            }
+            break;
+        case O_HEADERS:
+            if (!strcmp(optarg, "compact")) {
+                o.compact_headers = 1;
+            } else if (!strcmp(optarg, "full")) {
+                o.compact_headers = 0;
+            } else {
+                fprintf(stderr, "telepack ingest: --headers '%s' is not compact or full\n", optarg);
+                goto out;
+            }
             break;
         case O_LINGER:
             if (parse_u64("--linger-ms", optarg, 0, 3600000, 0, &v))
@@ -359,6 +391,18 @@ int tp_cmd_ingest(int argc, char **argv)
         fprintf(stderr, "telepack ingest: --topic is required; run 'telepack ingest --help'\n");
         goto out;
     }
+    if (pack_by == TP_PACK_BY_PARTITION && o.layout == TP_LAYOUT_ROWS) {
+        fprintf(stderr, "telepack ingest: --pack-by partition needs --layout columns (a rows pack holds one "
+                        "vehicle); drop one of them\n");
+        goto out;
+    }
+    if (pack_by < 0) /* rows packs hold one vehicle: --layout rows implies --pack-by vehicle */
+        pack_by = o.layout == TP_LAYOUT_ROWS ? TP_PACK_BY_VEHICLE : TP_PACK_BY_PARTITION;
+    tp_ingest_opts_pack_by(&o, (tp_pack_by)pack_by);
+    if (batch_records >= 0)
+        o.batch.max_records = (uint32_t)batch_records;
+    if (batch_bytes >= 0)
+        o.batch.max_bytes = (size_t)batch_bytes;
     int has_bootstrap = 0;
     for (size_t i = 0; i < nk; i++)
         has_bootstrap |= !strncmp(kconf[i], "bootstrap.servers=", 18) || !strncmp(kconf[i], "metadata.broker.list=", 21) ||
