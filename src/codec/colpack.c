@@ -155,6 +155,8 @@ struct tp_colpack_encoder {
     size_t units_cap;
     uint8_t *out;
     size_t out_cap;
+    uint8_t *scratch;   /* version 3: a varint body written to estimate its compressed size */
+    size_t scratch_cap;
 };
 
 tp_err tp_colpack_encoder_new(tp_colpack_encoder **out)
@@ -173,6 +175,7 @@ void tp_colpack_encoder_free(tp_colpack_encoder *e)
         free(e->units[i]);
     free(e->scaled);
     free(e->out);
+    free(e->scratch);
     free(e);
 }
 
@@ -181,15 +184,45 @@ size_t tp_colpack_bound(size_t n)
     /* Every column's chosen body is at most its raw form (the chooser takes the smallest, raw included) or its
      * planes: per record 10 (vehicle_id) + 10 (sampled_at) + 10 (seq) + 8 + 8 (decimal k below 2^53, or 8-byte
      * planes) + 3 x 4 (float k below 2^24, or 4-byte planes) + 5 (int32 zigzag) = 63 bytes. A constant column
-     * can exceed its per-record share by at most 2 bytes; magic, count, column count and nine descriptors take
-     * at most 4 + 5 + 1 + 9 x 12. */
-    return 160 + 63 * n;
+     * can exceed its per-record share by at most 2 bytes, a for-planes column (version 3) by 11 (its base and
+     * width; its planes are never wider than the per-record share); magic, count, column count and nine
+     * descriptors take at most 4 + 5 + 1 + 9 x 12. */
+    return 260 + 63 * n;
 }
 
 typedef struct col_plan {
     uint8_t transform, scale;
     size_t body_len;
 } col_plan;
+
+/* Frame of reference of a column: the smallest unit (as int64 when signed) and the bytes W (1..8) that hold every
+ * u[i] - base. */
+static void for_frame(const uint64_t *u, size_t n, bool sgn, uint64_t *base, int *width)
+{
+    uint64_t lo = u[0], hi = u[0];
+    for (size_t i = 1; i < n; i++) {
+        if (sgn ? (int64_t)u[i] < (int64_t)lo : u[i] < lo)
+            lo = u[i];
+        if (sgn ? (int64_t)u[i] > (int64_t)hi : u[i] > hi)
+            hi = u[i];
+    }
+    uint64_t range = hi - lo;
+    int w = 1;
+    while (w < 8 && (range >> (8 * w)))
+        w++;
+    *base = lo;
+    *width = w;
+}
+
+/* Order-0 entropy of a byte histogram, in bytes: what a Huffman coder such as zstd's literals coder needs at best. */
+static double entropy_bytes(const uint32_t hist[256], size_t n)
+{
+    double bits = 0;
+    for (int b = 0; b < 256; b++)
+        if (hist[b])
+            bits += (double)hist[b] * log2((double)n / (double)hist[b]);
+    return bits / 8;
+}
 
 /* Decimal scaling of floating columns. Scale byte s: 0..9 means value = (double)k / 10^s, the correctly rounded
  * quotient, which is what parsing the decimal text "k e-s" gives (strtod, NMEA receivers); 0x10+d means
@@ -373,6 +406,17 @@ static uint8_t *write_body(uint8_t *p, const uint64_t *u, size_t n, bool sgn, in
         }
         return p;
     }
+    case TP_COLX_FOR_PLANES: {
+        uint64_t base;
+        int fw;
+        for_frame(u, n, sgn, &base, &fw);
+        p = varint_put(p, sgn ? zz_enc(base) : base);
+        *p++ = (uint8_t)fw;
+        for (size_t i = 0; i < n; i++)
+            for (int b = 0; b < fw; b++)
+                p[(size_t)b * n + i] = (uint8_t)((u[i] - base) >> (8 * b));
+        return p + (size_t)fw * n;
+    }
     case TP_COLX_XOR_PLANES:
     case TP_COLX_DELTA_PLANES:
         for (size_t i = 0; i < n; i++) {
@@ -392,6 +436,40 @@ static uint8_t *write_body(uint8_t *p, const uint64_t *u, size_t n, bool sgn, in
         return p + (size_t)w * n;
     default:
         return p;
+    }
+}
+
+/* Version 3: replaces the varint plan of a column by for-planes when the planes' estimated compressed size is
+ * smaller. Different vehicles' values side by side (a live fleet's pack: one sample per vehicle) differ by as much
+ * as the values themselves: their deltas are as wide as the values and signed, and their varints mix high and low
+ * bits in every byte, while planes of the offsets from the smallest value keep the few significant high bits in a
+ * plane of their own that zstd squeezes. The estimate is each candidate's order-0 entropy (per plane for planes),
+ * the varint body written into scratch; nothing changes for short columns or constant and run columns. */
+static void plan_for(tp_colpack_encoder *e, const uint64_t *u, size_t n, bool sgn, col_plan *p)
+{
+    if (n < 16 || p->transform == TP_COLX_CONST || p->transform == TP_COLX_RUNS)
+        return;
+    uint64_t base;
+    int w;
+    for_frame(u, n, sgn, &base, &w);
+    size_t for_len = varint_len(sgn ? zz_enc(base) : base) + 1 + (size_t)w * n;
+    double est_for = (double)(for_len - (size_t)w * n);
+    uint32_t hist[256];
+    for (int b = 0; b < w; b++) {
+        memset(hist, 0, sizeof hist);
+        for (size_t i = 0; i < n; i++)
+            hist[(uint8_t)((u[i] - base) >> (8 * b))]++;
+        est_for += entropy_bytes(hist, n);
+    }
+    uint8_t *end = write_body(e->scratch, u, n, sgn, 8, p->transform);
+    size_t vlen = (size_t)(end - e->scratch);
+    memset(hist, 0, sizeof hist);
+    for (size_t i = 0; i < vlen; i++)
+        hist[e->scratch[i]]++;
+    double est_var = entropy_bytes(hist, vlen);
+    if (est_for < est_var * 0.95) { /* a margin: the estimate is rough, and the known transforms are the default */
+        p->transform = TP_COLX_FOR_PLANES;
+        p->body_len = for_len;
     }
 }
 
@@ -417,6 +495,13 @@ static tp_err ensure_cap(tp_colpack_encoder *e, size_t n)
             return TP_ERR_NOMEM;
         e->out = g;
         e->out_cap = need;
+    }
+    if (10 * n > e->scratch_cap) { /* one varint body: at most 10 bytes a unit */
+        uint8_t *g = realloc(e->scratch, 10 * n);
+        if (!g)
+            return TP_ERR_NOMEM;
+        e->scratch = g;
+        e->scratch_cap = 10 * n;
     }
     return TP_OK;
 }
@@ -482,6 +567,8 @@ tp_err tp_colpack_encode_version(tp_colpack_encoder *e, const tp_record *recs, s
             e->scaled = bits;
         }
         plan_varints(u[c], n, type_is_signed(type, plan[c].scale), &plan[c]);
+        if (version == 3)
+            plan_for(e, u[c], n, type_is_signed(type, plan[c].scale), &plan[c]);
     }
 
     uint8_t *p = e->out;
@@ -553,7 +640,7 @@ static tp_err fail(tp_colpack_reader *r, tp_err err, const char *fmt, ...)
 static const char *transform_name(uint8_t t)
 {
     static const char *const names[TP_COLX__COUNT] = {"const", "raw", "delta", "delta2", "runs", "xor-planes",
-                                                      "delta-planes"};
+                                                      "delta-planes", "for-planes"};
     return t < TP_COLX__COUNT ? names[t] : "unknown";
 }
 
@@ -631,11 +718,11 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
             return fail(r, TP_ERR_CORRUPT, "column %" PRIu64 ": field %" PRIu64 " appears twice", i, f);
         uint8_t type = field_type[f - 1], tr = desc[i].code & 7;
         int sci = scale_from_code((uint8_t)(desc[i].code >> 3));
-        if (tr >= TP_COLX__COUNT)
+        if (tr == TP_COLX_FOR_PLANES && r->version < 3)
             return fail(r, TP_ERR_UNKNOWN_VERSION,
-                        "column %" PRIu64 " (field %" PRIu64 "): transform %u is not one this reader knows (0..%d); "
-                        "upgrade the reader",
-                        i, f, tr, TP_COLX__COUNT - 1);
+                        "column %" PRIu64 " (field %" PRIu64 "): transform %u is reserved in version 2 (0..6); "
+                        "for-planes exists from version 3 on",
+                        i, f, tr);
         bool floating = type == TP_COLT_DOUBLE || type == TP_COLT_FLOAT;
         if (sci < 0 || (sci != TP_COLPACK_SCALE_NONE && !floating))
             return fail(r, TP_ERR_CORRUPT,
@@ -656,6 +743,8 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
             bad = blen < 1 || blen > 10;
         else if (tr == TP_COLX_RUNS)
             bad = blen < 2 || blen > 20 * count;
+        else if (tr == TP_COLX_FOR_PLANES) /* base varint, width byte, 1..8 planes */
+            bad = blen < 2 + count || blen > 11 + 8 * count;
         else
             bad = blen < count || blen > 10 * count;
         if (bad)
@@ -677,6 +766,23 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
                 return fail(r, err ? err : TP_ERR_CORRUPT,
                             "column %" PRIu64 " (field %" PRIu64 "): constant is not exactly one varint", i, f);
             c->run_val = c->signed_units ? zz_dec(v) : v;
+        }
+        if (tr == TP_COLX_FOR_PLANES) {
+            size_t p = 0;
+            uint64_t v;
+            if ((err = varint_get(body, c->len, &p, &v)) || p >= c->len)
+                return fail(r, err ? err : TP_ERR_CORRUPT,
+                            "column %" PRIu64 " (field %" PRIu64 "): for-planes base is not a varint followed by a "
+                            "width", i, f);
+            uint8_t fw = body[p++];
+            if (fw < 1 || fw > 8 || c->len - p != (size_t)fw * count)
+                return fail(r, TP_ERR_CORRUPT,
+                            "column %" PRIu64 " (field %" PRIu64 "): for-planes width %u with %zu plane bytes "
+                            "for %" PRIu64 " records (the width must be 1..8 and the planes width x records)",
+                            i, f, fw, c->len - p, count);
+            c->run_val = c->signed_units ? zz_dec(v) : v;
+            c->width = fw;
+            c->planes = body + p;
         }
     }
     if (body_at != len)
@@ -799,6 +905,16 @@ static tp_err col_units(tp_colpack_reader *r, tp_colpack_col *c, uint64_t *u, si
             c->run_left -= take;
         }
         break;
+    case TP_COLX_FOR_PLANES: {
+        size_t n = r->count, at = r->done;
+        for (size_t i = 0; i < k; i++) {
+            uint64_t x = 0;
+            for (int j = 0; j < c->width; j++)
+                x |= (uint64_t)c->planes[(size_t)j * n + at + i] << (8 * j);
+            u[i] = c->run_val + x;
+        }
+        break;
+    }
     case TP_COLX_XOR_PLANES:
     case TP_COLX_DELTA_PLANES: {
         int w = plane_width(c->type);
@@ -926,7 +1042,7 @@ static tp_err check_consumed(tp_colpack_reader *r)
     for (int f = 0; f < 9; f++) {
         tp_colpack_col *c = &r->cols[f];
         if (c->transform == COL_ABSENT || c->transform == TP_COLX_CONST || c->transform == TP_COLX_XOR_PLANES ||
-            c->transform == TP_COLX_DELTA_PLANES)
+            c->transform == TP_COLX_DELTA_PLANES || c->transform == TP_COLX_FOR_PLANES)
             continue;
         if (c->pos != c->len || c->run_left)
             return fail(r, TP_ERR_CORRUPT, "field %u: %zu bytes of its %zu-byte body left after the last record",

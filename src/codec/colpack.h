@@ -33,7 +33,7 @@ enum tp_colpack_type {
     TP_COLT_INT32 = 5,
 };
 
-/* Column transforms (low 3 bits of the descriptor's code byte; 7 is reserved). See docs/FORMAT_V2.md. */
+/* Column transforms (low 3 bits of the descriptor's code byte; 7 only in version 3). See docs/FORMAT_V2.md. */
 enum tp_colpack_transform {
     TP_COLX_CONST = 0,        /* one unit for every record */
     TP_COLX_RAW = 1,          /* one varint per record */
@@ -42,6 +42,7 @@ enum tp_colpack_transform {
     TP_COLX_RUNS = 4,         /* (unit, run length) varint pairs */
     TP_COLX_XOR_PLANES = 5,   /* u[i] ^ u[i-1], fixed width, byte planes */
     TP_COLX_DELTA_PLANES = 6, /* zigzag(u[i] - u[i-1]), fixed width, byte planes */
+    TP_COLX_FOR_PLANES = 7,   /* version 3 only: base, width W, then W byte planes of u[i] - base */
     TP_COLX__COUNT
 };
 
@@ -72,7 +73,7 @@ tp_err tp_colpack_encode(tp_colpack_encoder *e, const tp_record *recs, size_t n,
 tp_err tp_colpack_encode_version(tp_colpack_encoder *e, const tp_record *recs, size_t n, int version,
                                  const uint8_t **out, size_t *out_len);
 
-/* Upper bound of tp_colpack_encode's output for n records: 160 + 63 n bytes, whatever the values. Thread-safe. */
+/* Upper bound of tp_colpack_encode's output for n records: 260 + 63 n bytes, whatever the values. Thread-safe. */
 size_t tp_colpack_bound(size_t n);
 
 /* Whether one protobuf VehicleRecord message (the raw bytes a gateway sent) can be carried by the column layout
@@ -97,6 +98,8 @@ typedef struct tp_colpack_col {
     uint64_t run_val, run_left;
     uint32_t field;
     uint8_t type, transform, scale, signed_units;
+    uint8_t width;           /* for-planes: bytes per unit offset (1..8) */
+    const uint8_t *planes;   /* for-planes: the first plane (run_val holds the base) */
 } tp_colpack_col;
 
 /* Decoder state for one content buffer. Plain struct (no allocation): declare it on the stack or embed it. It

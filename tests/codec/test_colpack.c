@@ -519,9 +519,9 @@ static void test_malformed(void)
     put_u8(&b, 5), put_u8(&b, 6), put_u8(&b, 5), put_u8(&b, 6);
     CHECK_ERR(decode_all(&b, 10), TP_ERR_CORRUPT); /* duplicate field */
     head(&b, 2, 1);
-    desc(&b, 3, TP_COLT_UINT64, TP_COLX__COUNT, 0xFF, 2);
+    desc(&b, 3, TP_COLT_UINT64, TP_COLX_FOR_PLANES, 0xFF, 2);
     put_u8(&b, 5), put_u8(&b, 6);
-    CHECK_ERR(decode_all(&b, 10), TP_ERR_UNKNOWN_VERSION); /* unknown transform */
+    CHECK_ERR(decode_all(&b, 10), TP_ERR_UNKNOWN_VERSION); /* transform 7 is reserved in version 2 */
     head(&b, 2, 1);
     desc(&b, 3, TP_COLT_UINT64, TP_COLX_RAW, 2, 2);
     put_u8(&b, 5), put_u8(&b, 6);

@@ -2,6 +2,7 @@
  * time), stable; the reader gives the sorted records back, checks the order, and tells v2 and v3 apart. */
 #include <stdlib.h>
 #include <string.h>
+#include <zstd.h>
 
 #include "check.h"
 #include "codec/colpack.h"
@@ -241,11 +242,96 @@ static void test_one_vehicle_same_size(void)
     tp_pack_writer_free(w3);
 }
 
+/* One sample of each of 300 vehicles scattered over a city (a live fleet's partition pack): latitude and
+ * longitude differ from vehicle to vehicle by as much as the values themselves, so version 3 stores them as
+ * for-planes; the records come back bit for bit, negative and mixed-sign values included, and the pack is smaller
+ * than the same records with only version 2's transforms. */
+static void test_for_planes(void)
+{
+    enum { N = 300 };
+    static tp_record in[N], out[N];
+    uint64_t x = 88172645463325252ull; /* xorshift: scattered, reproducible */
+    for (size_t i = 0; i < N; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        in[i] = rec(1000 + 3 * i, 1767225600000 + (int64_t)(x % 7), 100);
+        in[i].latitude = (double)(35600000 + (int64_t)(x % 90000)) / 1e6;
+        in[i].longitude = -(double)(139700000 + (int64_t)((x >> 20) % 90000)) / 1e6; /* negative: signed units */
+        in[i].speed_kmh = (float)((x >> 40) % 600) / 10.0f;
+        in[i].heading_deg = (float)((int64_t)((x >> 50) % 3600) - 1800) / 10.0f; /* mixed signs */
+    }
+    tp_colpack_encoder *enc = NULL;
+    CHECK_ERR(tp_colpack_encoder_new(&enc), TP_OK);
+    const uint8_t *c;
+    size_t len3, len2;
+    CHECK_ERR(tp_colpack_encode(enc, in, N, &c, &len2), TP_OK);
+    CHECK_ERR(tp_colpack_encode_version(enc, in, N, 3, &c, &len3), TP_OK);
+    CHECK(len3 <= tp_colpack_bound(N));
+    tp_colpack_reader cr;
+    CHECK_ERR(tp_colpack_open(&cr, c, len3, N), TP_OK);
+    CHECK_INT(cr.cols[3].transform, TP_COLX_FOR_PLANES); /* latitude */
+    CHECK_INT(cr.cols[4].transform, TP_COLX_FOR_PLANES); /* longitude */
+    CHECK_INT(cr.cols[3].width, 3);                       /* 90000 units of 1e-6 */
+    CHECK_INT(cr.cols[0].transform, TP_COLX_DELTA);       /* vehicle ids 3 apart: small deltas stay varints */
+    for (size_t k = 0; k < N; k += 7) /* uneven chunks: the planes are addressed by record index */
+        CHECK_ERR(tp_colpack_read_records(&cr, out + k, k + 7 <= N ? 7 : N - k), TP_OK);
+    CHECK(memcmp(in, out, sizeof in) == 0);
+    tp_row_batch *rows = NULL;
+    CHECK_ERR(tp_row_batch_new(N, &rows), TP_OK);
+    CHECK_ERR(tp_colpack_open(&cr, c, len3, N), TP_OK);
+    CHECK_ERR(tp_colpack_read_rows(&cr, rows, 0, 0), TP_OK);
+    int same = 1;
+    for (size_t i = 0; i < N; i++) {
+        tp_record y;
+        tp_row_batch_get(rows, i, &y);
+        same &= memcmp(&y, &in[i], sizeof y) == 0;
+    }
+    CHECK(same);
+    tp_row_batch_free(rows);
+    /* compressed, the version-3 pack is smaller than version 2's (what the planes are for) */
+    tp_pack_writer *w3 = writer(1, TP_CODEC_ZSTD);
+    for (size_t i = 0; i < N; i++)
+        CHECK_ERR(tp_pack_writer_add(w3, &in[i]), TP_OK);
+    uint8_t z3[32768], z2[32768];
+    size_t l3, l2;
+    CHECK_ERR(tp_pack_writer_finish(w3, z3, sizeof z3, &l3, NULL), TP_OK);
+    tp_pack_writer_free(w3);
+    CHECK_ERR(tp_colpack_encode(enc, in, N, &c, &len2), TP_OK);
+    l2 = ZSTD_compress(z2, sizeof z2, c, len2, 3);
+    CHECK(!ZSTD_isError(l2) && l3 + 40 < l2);
+    fprintf(stderr, "for-planes: %zu B zstd (v3) vs %zu B (v2 transforms) for %d scattered records\n", l3, l2, N);
+
+    /* hostile for-planes bodies in v3 content: width 0 and 9, planes one byte short; and in v2 content */
+    uint8_t b[64];
+    size_t n = 0;
+    memcpy(b, TP_COLPACK_MAGIC_V3, 4), n = 4;
+    b[n++] = 2;                    /* 2 records */
+    b[n++] = 1;                    /* 1 column */
+    b[n++] = 3, b[n++] = TP_COLX_FOR_PLANES, b[n++] = 6; /* seq, for-planes, 6 body bytes */
+    size_t body = n;
+    b[n++] = 10, b[n++] = 2, b[n++] = 1, b[n++] = 2, b[n++] = 0, b[n++] = 0; /* base 10, width 2, planes */
+    CHECK_ERR(tp_colpack_open(&cr, b, n, 10), TP_OK);
+    CHECK_ERR(tp_colpack_read_records(&cr, out, 2), TP_OK);
+    CHECK_INT(out[0].seq, 11);
+    CHECK_INT(out[1].seq, 12);
+    b[body + 1] = 0;
+    CHECK_ERR(tp_colpack_open(&cr, b, n, 10), TP_ERR_CORRUPT);
+    CHECK(strstr(cr.detail, "for-planes width 0") != NULL);
+    b[body + 1] = 9;
+    CHECK_ERR(tp_colpack_open(&cr, b, n, 10), TP_ERR_CORRUPT);
+    b[body + 1] = 3; /* 3 x 2 plane bytes needed, 4 given */
+    CHECK_ERR(tp_colpack_open(&cr, b, n, 10), TP_ERR_CORRUPT);
+    b[body + 1] = 2;
+    b[3] = '2'; /* the same column in version-2 content */
+    CHECK_ERR(tp_colpack_open(&cr, b, n, 10), TP_ERR_UNKNOWN_VERSION);
+    tp_colpack_encoder_free(enc);
+}
+
 int main(void)
 {
     test_roundtrip_sorted();
     test_stable();
     test_hostile();
     test_one_vehicle_same_size();
+    test_for_planes();
     return check_exit();
 }
