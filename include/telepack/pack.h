@@ -26,6 +26,11 @@ typedef enum tp_layout { TP_LAYOUT_ROWS = 1, TP_LAYOUT_COLUMNS = 2 } tp_layout;
 /* Default bounds for readers. */
 #define TP_DEFAULT_MAX_RECORD_BYTES 4096u              /* one encoded record; a real one is < 100 B */
 #define TP_DEFAULT_MAX_PACK_BYTES (64u * 1024u * 1024u) /* decompressed pack content */
+/* A reader accepts at most max_pack_bytes / TP_PACK_BYTES_PER_RECORD records per pack (unless max_pack_records
+ * says otherwise), whatever the layout: a record with a vehicle id, a timestamp and a position takes more than 30
+ * bytes in its row form, and a column pack of equal records can be far smaller than one byte per record, so the
+ * content size alone does not bound what decoding it costs (68 bytes per row in a tp_row_batch). */
+#define TP_PACK_BYTES_PER_RECORD 16u
 
 typedef struct tp_pack_meta {
     uint32_t format_version;   /* 1 = rows (pbpack v1); 2 = columns (pbpack v2); 3 = columns of several vehicles */
@@ -64,9 +69,10 @@ TP_API void tp_pack_writer_free(tp_pack_writer *w);
 TP_API void tp_pack_writer_reset(tp_pack_writer *w);
 
 /* Appends one record. All records of a pack must have the same vehicle_id (TP_ERR_INVALID_ARG otherwise), unless
- * the writer is multi_vehicle. A record
- * whose every field is zero (it encodes to zero bytes) cannot be the first of a pack (TP_ERR_INVALID_ARG): content
- * starting with byte 00 marks format version 2 (docs/FORMAT.md, section 8).
+ * the writer is multi_vehicle. Any
+ * record is accepted in any position: a record whose every field is zero (it encodes to zero bytes) opening a
+ * layout-rows pack is written as `08 00` (vehicle_id present and zero), since content starting with byte 00 marks
+ * format version 2 (docs/FORMAT.md, sections 2 and 8).
  * TP_ERR_FULL when the pack would exceed max_pack_bytes: finish it and add the record to the next pack. */
 TP_API tp_err tp_pack_writer_add(tp_pack_writer *w, const tp_record *r);
 
@@ -88,6 +94,7 @@ TP_API tp_err tp_pack_writer_finish(tp_pack_writer *w, uint8_t *dst, size_t cap,
 typedef struct tp_pack_reader_opts {
     size_t max_record_bytes;   /* default TP_DEFAULT_MAX_RECORD_BYTES */
     size_t max_pack_bytes;     /* default TP_DEFAULT_MAX_PACK_BYTES: decompressed content cap (bomb guard) */
+    size_t max_pack_records;   /* records one pack may hold; 0 (default) = max_pack_bytes / TP_PACK_BYTES_PER_RECORD */
 } tp_pack_reader_opts;
 
 TP_API void tp_pack_reader_opts_init(tp_pack_reader_opts *o);
@@ -115,7 +122,11 @@ TP_API tp_err tp_pack_reader_next(tp_pack_reader *r, tp_record *out);
  * for the whole pack (nothing appended). */
 TP_API tp_err tp_pack_reader_read_all(tp_pack_reader *r, tp_row_batch *rows, int32_t partition, int64_t offset);
 
-/* The metadata of the open pack as read from the pack itself (record count known after the last record). */
+/* The metadata of the open pack as read from the pack itself. record_count is known once the pack is open: layout
+ * columns from its header (bounded by max_pack_records and the column bodies), layout rows by walking the length
+ * prefixes (a count the metadata contradicts fails the open with TP_ERR_COUNT_MISMATCH). When a length prefix is
+ * malformed, record_count is the number of records before it plus one (reading stops there with the error).
+ * Callers size row batches from it, never from the headers alone. */
 TP_API const tp_pack_meta *tp_pack_reader_meta(const tp_pack_reader *r);
 
 /* A sentence about the last error: what is wrong and at which byte offset ("record 17 at content offset 2345:

@@ -36,7 +36,9 @@ extern "C" {
 TP_API tp_err tp_record_json_write(const tp_record *r, char *dst, size_t cap, size_t *out_len);
 
 /* Parses one JSON object from text[0..len) into *out. Accepted:
- *   - the field names above or their lowerCamelCase forms (vehicleId, sampledAtMs, ...); other keys are ignored;
+ *   - the field names above or their lowerCamelCase forms (vehicleId, sampledAtMs, ...), as protobuf's JSON
+ *     mapping accepts both; any other key is an error naming it (as in protobuf's JSON parser: a misspelt "lat"
+ *     would otherwise read as latitude 0), unless tp_record_json_parse_flags is given TP_RECORD_JSON_IGNORE_UNKNOWN;
  *   - vehicle_id, seq (uint64) and sampled_at_ms (int64) as JSON integers or decimal strings ("18446744073709551615");
  *   - latitude .. accuracy_m as JSON numbers or strings holding a number, "NaN", "Infinity" or "-Infinity";
  *   - meter_status as an enum name or an int32 number; null for any field means its default (zero).
@@ -45,6 +47,13 @@ TP_API tp_err tp_record_json_write(const tp_record *r, char *dst, size_t cap, si
  * ("field speed_kmh: \"fast\" is not a number; write a JSON number such as 42.5"). msg may be NULL; a message is
  * always NUL-terminated when msg_cap > 0. *out is unspecified on error. Thread-safe (no state). */
 TP_API tp_err tp_record_json_parse(const char *text, size_t len, tp_record *out, char *msg, size_t msg_cap);
+
+/* Flags of tp_record_json_parse_flags and tp_ndjson_reader_set_flags. */
+#define TP_RECORD_JSON_IGNORE_UNKNOWN 1u /* skip keys that name no field (forward compatibility) */
+
+/* tp_record_json_parse with flags (0 = the same as tp_record_json_parse). */
+tp_err tp_record_json_parse_flags(const char *text, size_t len, unsigned flags, tp_record *out, char *msg,
+                                  size_t msg_cap);
 
 /* The name of a meter status ("METER_STATUS_HIRED"), or NULL for a number without a name. */
 TP_API const char *tp_meter_status_name(int32_t status);
@@ -62,6 +71,9 @@ typedef struct tp_ndjson_reader tp_ndjson_reader;
  * bytes, 0 for TP_NDJSON_DEFAULT_MAX_LINE. */
 TP_API tp_err tp_ndjson_reader_new(FILE *in, size_t max_line, tp_ndjson_reader **out);
 TP_API void tp_ndjson_reader_free(tp_ndjson_reader *r);
+
+/* TP_RECORD_JSON_* flags for every following line (default 0: unknown keys are errors). */
+void tp_ndjson_reader_set_flags(tp_ndjson_reader *r, unsigned flags);
 
 /* Next record into *out: TP_OK, TP_ERR_END at the end of the input, TP_ERR_PARSE for a line that is too long or
  * is not a valid record (msg says which line and why: "line 17: field seq: ..."; the reader then moves on to the

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -250,16 +251,22 @@ static int cmp_i64(const void *a, const void *b)
     "SELECT vehicle_id, sampled_at_ms, seq, latitude, longitude, speed_kmh, heading_deg, accuracy_m, meter_status" \
     " FROM vehicle_positions"
 
+/* A float column: NULL is how the SQLite warehouse stores NaN (docs/WAREHOUSES.md). */
+static double column_real(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
+}
+
 static void row_to_record(sqlite3_stmt *st, tp_record *r)
 {
     r->vehicle_id = (uint64_t)sqlite3_column_int64(st, 0);
     r->sampled_at_ms = sqlite3_column_int64(st, 1);
     r->seq = (uint64_t)sqlite3_column_int64(st, 2);
-    r->latitude = sqlite3_column_double(st, 3);
-    r->longitude = sqlite3_column_double(st, 4);
-    r->speed_kmh = (float)sqlite3_column_double(st, 5);
-    r->heading_deg = (float)sqlite3_column_double(st, 6);
-    r->accuracy_m = (float)sqlite3_column_double(st, 7);
+    r->latitude = column_real(st, 3);
+    r->longitude = column_real(st, 4);
+    r->speed_kmh = (float)column_real(st, 5);
+    r->heading_deg = (float)column_real(st, 6);
+    r->accuracy_m = (float)column_real(st, 7);
     r->meter_status = sqlite3_column_int(st, 8);
 }
 

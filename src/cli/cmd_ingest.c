@@ -50,6 +50,8 @@ static void usage(FILE *out)
             "  --listen HOST:PORT      gateway listen address (default 0.0.0.0:7070 unless --from is given)\n"
             "  --from FILE|-           replay records from FILE or stdin, then exit once all are delivered\n"
             "  --input-format F        ndjson (default) or delimited (varint length-prefixed protobuf)\n"
+            "  --ignore-unknown-fields with --from NDJSON: skip keys that name no record field (default: such a\n"
+            "                          key is an error naming it and its line, exit 2)\n"
             "  --pack-by partition|vehicle\n"
             "                          partition (default): one pack holds the records of every vehicle of a\n"
             "                          Kafka partition that arrived within the linger time, sorted by vehicle and\n"
@@ -60,7 +62,10 @@ static void usage(FILE *out)
             "  --batch-bytes N         flush a pack before it exceeds N wire bytes (default 1M per partition,\n"
             "                          256K per vehicle)\n"
             "  --linger-ms N           flush a batch N ms after its first record (default 1000)\n"
-            "  --max-buffered-bytes N  cap on record bytes not yet in Kafka; above it reading pauses (default 256M)\n"
+            "  --max-buffered-bytes N  cap on record bytes not yet in Kafka; above it reading pauses (default 256M);\n"
+            "                          the batcher's memory stays below 4.25x it (docs/INGEST.md)\n"
+            "  --max-open-vehicles N   vehicles with an open batch; a new one beyond it flushes the oldest open\n"
+            "                          batch (default 100000)\n"
             "  --threads N             compression threads (default: number of CPUs)\n"
             "  --level N               zstd level (default 3)\n"
             "  --layout L              columns (default: pbpack v2, ~4x smaller) or rows (pbpack v1: standard\n"
@@ -101,6 +106,7 @@ static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max,
 typedef struct feeder {
     const char *path;
     int delimited;
+    unsigned json_flags;     /* TP_RECORD_JSON_* for NDJSON */
     size_t max_record;
     size_t window;           /* unacked bytes the replay may have in flight */
     int fd;
@@ -184,6 +190,7 @@ static tp_err feed_ndjson(feeder *f, FILE *in, tp_gateway_client *c)
     tp_err e = tp_ndjson_reader_new(in, 0, &rd);
     if (e)
         return e;
+    tp_ndjson_reader_set_flags(rd, f->json_flags);
     char msg[512];
     tp_record r;
     while ((e = tp_ndjson_reader_next(rd, &r, msg, sizeof msg)) == TP_OK) {
@@ -253,7 +260,7 @@ static void human(double v, char *buf, size_t n)
 int tp_cmd_ingest(int argc, char **argv)
 {
     enum { O_BROKERS = 256, O_TOPIC, O_LISTEN, O_FROM, O_FORMAT, O_BREC, O_BBYTES, O_LINGER, O_MAXBUF, O_THREADS,
-           O_LEVEL, O_LAYOUT, O_LOGFMT, O_LOGLVL, O_METRICS, O_PACKBY, O_HEADERS };
+           O_LEVEL, O_LAYOUT, O_LOGFMT, O_LOGLVL, O_METRICS, O_IGNORE_UNKNOWN, O_MAXOPEN, O_PACKBY, O_HEADERS };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS}, {"topic", required_argument, 0, O_TOPIC},
         {"listen", required_argument, 0, O_LISTEN}, {"from", required_argument, 0, O_FROM},
@@ -264,6 +271,8 @@ int tp_cmd_ingest(int argc, char **argv)
         {"log-format", required_argument, 0, O_LOGFMT}, {"pack-by", required_argument, 0, O_PACKBY},
         {"headers", required_argument, 0, O_HEADERS},
         {"log-level", required_argument, 0, O_LOGLVL}, {"metrics-listen", required_argument, 0, O_METRICS},
+        {"ignore-unknown-fields", no_argument, 0, O_IGNORE_UNKNOWN},
+        {"max-open-vehicles", required_argument, 0, O_MAXOPEN},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     tp_ingest_opts o;
     tp_ingest_opts_init(&o);
@@ -273,6 +282,7 @@ int tp_cmd_ingest(int argc, char **argv)
     tp_ingest_metrics im;
     tp_http_server *http = NULL;
     int delimited = 0;
+    unsigned json_flags = 0;
     tp_log_level lvl = TP_LOG_INFO;
     tp_log_format lfmt = TP_LOG_TEXT;
     const char **kconf = calloc((size_t)argc + 1, sizeof *kconf);
@@ -298,6 +308,7 @@ int tp_cmd_ingest(int argc, char **argv)
         case O_LISTEN: o.listen = optarg; break;
         case O_FROM: from = optarg; break;
         case O_METRICS: metrics_listen = optarg; break;
+        case O_IGNORE_UNKNOWN: json_flags = TP_RECORD_JSON_IGNORE_UNKNOWN; break;
         case O_FORMAT:
             if (!strcmp(optarg, "delimited"))
                 delimited = 1;
@@ -345,6 +356,11 @@ int tp_cmd_ingest(int argc, char **argv)
             if (parse_u64("--max-buffered-bytes", optarg, 1024, 1ull << 40, 1, &v))
                 goto out;
             o.batch.max_buffered_bytes = (size_t)v;
+            break;
+        case O_MAXOPEN:
+            if (parse_u64("--max-open-vehicles", optarg, 1, 100000000, 0, &v))
+                goto out;
+            o.batch.max_open = (uint32_t)v;
             break;
         case O_THREADS:
             if (parse_u64("--threads", optarg, 1, 256, 0, &v))
@@ -448,6 +464,7 @@ int tp_cmd_ingest(int argc, char **argv)
         }
         f.path = from;
         f.delimited = delimited;
+        f.json_flags = json_flags;
         f.max_record = o.max_record_bytes;
         /* The replay acts as one gateway holding every vehicle. With a gateway's usual 4 MiB window it would stall
          * long before batches fill (measured: ~45 records per vehicle for 2,000 vehicles), and packs would leave

@@ -306,6 +306,9 @@ static void usage(FILE *out)
             "  --in FILE|-           input (default - = stdin)\n"
             "  --out FILE|-          output (default - = stdout; not a terminal)\n"
             "  --input-format F      ndjson (default) or delimited\n"
+            "  --ignore-unknown-fields\n"
+            "                        skip NDJSON keys that name no record field (default: such a key is an\n"
+            "                        error naming it and its line, so a misspelt \"lat\" is not packed as 0)\n"
             "  --codec C             zstd (default) or none (raw frames, for debugging and baselines)\n"
             "  --level N             zstd level 1..22 (default 3)\n"
             "  --layout L            columns (default with zstd: pbpack v2, docs/FORMAT_V2.md, 3-5x smaller)\n"
@@ -326,7 +329,8 @@ static void usage(FILE *out)
             "  telepack gen --vehicles 100 --seconds 600 | telepack pack --out fleet.packs\n");
 }
 
-enum { OPT_IN = 256, OPT_OUT, OPT_INPUT_FORMAT, OPT_CODEC, OPT_LEVEL, OPT_BATCH, OPT_MAX_BUFFERED, OPT_LAYOUT };
+enum { OPT_IN = 256, OPT_OUT, OPT_INPUT_FORMAT, OPT_CODEC, OPT_LEVEL, OPT_BATCH, OPT_MAX_BUFFERED, OPT_LAYOUT,
+       OPT_IGNORE_UNKNOWN };
 
 int tp_cmd_pack(int argc, char **argv)
 {
@@ -339,6 +343,7 @@ int tp_cmd_pack(int argc, char **argv)
         {"batch-records", required_argument, NULL, OPT_BATCH},
         {"max-buffered", required_argument, NULL, OPT_MAX_BUFFERED},
         {"layout", required_argument, NULL, OPT_LAYOUT},
+        {"ignore-unknown-fields", no_argument, NULL, OPT_IGNORE_UNKNOWN},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -350,6 +355,7 @@ int tp_cmd_pack(int argc, char **argv)
     int input_format = 0, codec = TP_CODEC_ZSTD, layout = -1; /* -1: columns, or rows with --codec none */
     uint64_t level = 3, batch_records = 200, max_buffered = 1000000;
     bool quiet = false;
+    unsigned json_flags = 0;
     char msg[512];
     int c;
     opterr = 0;
@@ -369,6 +375,7 @@ int tp_cmd_pack(int argc, char **argv)
         case OPT_MAX_BUFFERED:
             e = tp_cli_parse_u64("max-buffered", optarg, 1, 1000000000, &max_buffered, msg, sizeof msg);
             break;
+        case OPT_IGNORE_UNKNOWN: json_flags = TP_RECORD_JSON_IGNORE_UNKNOWN; break;
         case 'q': quiet = true; break;
         case 'h': usage(stdout); return 0;
         case ':': return tp_cli_usage_error("pack", "option '%s' needs a value", argv[optind - 1]);
@@ -429,6 +436,7 @@ int tp_cmd_pack(int argc, char **argv)
         packer_free(&p);
         return 1;
     }
+    tp_ndjson_reader_set_flags(nr, json_flags);
 
     double t0 = tp_cli_now_s();
     int status = 0;

@@ -40,7 +40,8 @@ static void usage(FILE *out)
             "  --brokers B            Kafka bootstrap servers (host:port,...)\n"
             "  --topic T              topic holding packs\n"
             "  --group G              consumer group id\n"
-            "  --warehouse URL        sqlite:PATH | clickhouse://HOST:PORT/DB | bigquery://PROJECT/DATASET/TABLE\n"
+            "  --warehouse URL        sqlite:PATH | clickhouse://HOST:PORT/DB | clickhouses://HOST:PORT/DB (HTTPS)\n"
+            "                         | bigquery://PROJECT/DATASET/TABLE\n"
             "                         | null: (discards the rows: decode-only benchmarks and dry runs)\n\n"
             "Options:\n"
             "  --create-table         create the table when it does not exist\n"
@@ -48,8 +49,16 @@ static void usage(FILE *out)
             "  --batch-rows N         load when N rows are decoded (default 100000)\n"
             "  --flush-ms N           load decoded rows at most N ms after the first (default 1000)\n"
             "  --dlq-topic T          dead-letter topic (default <topic>.dlq)\n"
-            "  --max-pack-bytes N     largest message and decompressed pack accepted (default 67108864)\n"
-            "  --user U, --password P ClickHouse credentials (default $TP_CLICKHOUSE_USER, $TP_CLICKHOUSE_PASSWORD)\n"
+            "  --max-pack-bytes N     largest message and decompressed pack accepted (default 67108864); a pack\n"
+            "                         may hold at most N/16 records (their rows take up to 68 B each: 4.25 x N)\n"
+            "  --max-event-age D      dead-letter a pack holding a record sampled more than D days before now\n"
+            "                         (default 3653, i.e. 10 years; 0 = no bound)\n"
+            "  --max-event-ahead D    ... or more than D days after now (default 3653; 0 = no bound)\n"
+            "  --user U               ClickHouse user (default $TP_CLICKHOUSE_USER)\n"
+            "  --password-file F      ClickHouse password: the first line of F (default $TP_CLICKHOUSE_PASSWORD;\n"
+            "                         --password P also works but shows the password to anyone running ps)\n"
+            "  --ca-file F            PEM file of the CAs that verify an HTTPS warehouse (clickhouses://, BigQuery);\n"
+            "                         default: the system's CA store\n"
             "  --token-file F         BigQuery OAuth bearer token file (default $TP_BIGQUERY_TOKEN)\n"
             "  --bigquery-endpoint U  BigQuery API base URL (tests)\n"
             "  -X key=value           librdkafka property for the consumer and the dead-letter producer (repeatable)\n"
@@ -72,6 +81,28 @@ static int parse_size(const char *opt, const char *v, size_t min, size_t max, si
         return -1;
     }
     *out = (size_t)n;
+    return 0;
+}
+
+/* Reads a secret (a password) from the first line of a file into buf, without its line break. The file must hold
+ * something; the secret never appears in messages. */
+static int read_secret_file(const char *opt, const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "telepack sink: %s '%s' cannot be read (%s)\n", opt, path, strerror(errno));
+        return -1;
+    }
+    int ok = fgets(buf, (int)cap, f) != NULL;
+    fclose(f);
+    size_t n = ok ? strcspn(buf, "\r\n") : 0;
+    int filled = ok && n == strlen(buf) && n == cap - 1; /* no line end within cap: longer than we take */
+    if (!ok || n == 0 || filled) {
+        fprintf(stderr, "telepack sink: %s '%s' must hold the secret on its first line (1 to %zu bytes)\n", opt,
+                path, cap - 2);
+        return -1;
+    }
+    buf[n] = '\0';
     return 0;
 }
 
@@ -110,7 +141,8 @@ int tp_cmd_sink(int argc, char **argv)
 {
     enum {
         O_BROKERS = 256, O_TOPIC, O_GROUP, O_WAREHOUSE, O_CREATE, O_TABLE, O_BATCH, O_FLUSH, O_DLQ, O_MAXPACK,
-        O_USER, O_PASSWORD, O_TOKEN, O_BQ, O_LOGFMT, O_LOGLVL, O_METRICS
+        O_USER, O_PASSWORD, O_TOKEN, O_BQ, O_LOGFMT, O_LOGLVL, O_METRICS, O_AGE, O_AHEAD, O_PASSWORD_FILE,
+        O_CA_FILE
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS},   {"topic", required_argument, 0, O_TOPIC},
@@ -122,6 +154,8 @@ int tp_cmd_sink(int argc, char **argv)
         {"token-file", required_argument, 0, O_TOKEN},  {"bigquery-endpoint", required_argument, 0, O_BQ},
         {"log-format", required_argument, 0, O_LOGFMT}, {"log-level", required_argument, 0, O_LOGLVL},
         {"metrics-listen", required_argument, 0, O_METRICS},
+        {"password-file", required_argument, 0, O_PASSWORD_FILE}, {"ca-file", required_argument, 0, O_CA_FILE},
+        {"max-event-age", required_argument, 0, O_AGE}, {"max-event-ahead", required_argument, 0, O_AHEAD},
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0},
     };
     tp_sink_config cfg;
@@ -141,6 +175,8 @@ int tp_cmd_sink(int argc, char **argv)
     tp_log_format format = TP_LOG_TEXT;
     int rc = 2, c;
     size_t v;
+    char password[512];
+    int password_on_command_line = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hX:", longopts, NULL)) != -1) {
         switch (c) {
@@ -152,7 +188,23 @@ int tp_cmd_sink(int argc, char **argv)
         case O_TABLE: cfg.warehouse_opts.table = optarg; break;
         case O_DLQ: cfg.dlq_topic = optarg; break;
         case O_USER: cfg.warehouse_opts.user = optarg; break;
-        case O_PASSWORD: cfg.warehouse_opts.password = optarg; break;
+        case O_PASSWORD:
+            cfg.warehouse_opts.password = optarg;
+            password_on_command_line = 1;
+            break;
+        case O_PASSWORD_FILE:
+            if (read_secret_file("--password-file", optarg, password, sizeof password))
+                goto out;
+            cfg.warehouse_opts.password = password;
+            password_on_command_line = 0;
+            break;
+        case O_CA_FILE:
+            if (access(optarg, R_OK)) {
+                fprintf(stderr, "telepack sink: --ca-file '%s' cannot be read (%s)\n", optarg, strerror(errno));
+                goto out;
+            }
+            cfg.warehouse_opts.ca_file = optarg;
+            break;
         case O_TOKEN: cfg.warehouse_opts.token_file = optarg; break;
         case O_BQ: cfg.warehouse_opts.endpoint = optarg; break;
         case 'X': props[n_props++] = optarg; break;
@@ -165,6 +217,12 @@ int tp_cmd_sink(int argc, char **argv)
             if (parse_size("--flush-ms", optarg, 1, 86400000, &v))
                 goto out;
             cfg.flush_ms = (long)v;
+            break;
+        case O_AGE:
+        case O_AHEAD:
+            if (parse_size(c == O_AGE ? "--max-event-age" : "--max-event-ahead", optarg, 0, 3650000, &v))
+                goto out;
+            *(c == O_AGE ? &cfg.max_event_age_ms : &cfg.max_event_ahead_ms) = v ? (int64_t)v * 86400000 : -1;
             break;
         case O_MAXPACK:
             if (parse_size("--max-pack-bytes", optarg, 64, (size_t)1 << 32, &cfg.max_pack_bytes))
@@ -201,6 +259,9 @@ int tp_cmd_sink(int argc, char **argv)
         goto out;
     }
     tp_log_configure(level, format);
+    if (password_on_command_line)
+        tp_log(TP_LOG_WARN, "sink", "the ClickHouse password is on the command line, where ps shows it; use "
+                                    "--password-file or $TP_CLICKHOUSE_PASSWORD");
     cfg.kafka_props = props;
     cfg.n_kafka_props = n_props;
     int tty = isatty(STDERR_FILENO) && format == TP_LOG_TEXT;

@@ -34,6 +34,8 @@ static const char usage_text[] =
     "\n"
     "Sample (default: the fleet simulator):\n"
     "  --from FILE            NDJSON records from FILE ('-' for stdin) instead of the simulator\n"
+    "  --ignore-unknown-fields  skip keys of --from that name no record field (default: such a key is an\n"
+    "                         error naming it and its line, so a misspelt field is not read as zero)\n"
     "  --vehicles N           simulated vehicles (default 20)\n"
     "  --seconds N            simulated seconds (default 2400: 2400 records per vehicle at 1 Hz, enough to fill\n"
     "                         the largest default batch)\n"
@@ -98,6 +100,7 @@ typedef struct point {
 
 typedef struct options {
     const char *from;
+    unsigned json_flags;     /* TP_RECORD_JSON_* for --from */
     uint32_t vehicles, seconds, interval_ms;
     uint64_t seed;
     uint64_t max_records;
@@ -187,7 +190,7 @@ static int bad_value(const char *opt, const char *value, const char *want)
 static int parse_options(int argc, char **argv, options *o)
 {
     enum { O_FROM = 256, O_VEH, O_SEC, O_INT, O_SEED, O_MAXREC, O_BATCH, O_LEVEL, O_LAYOUTS, O_LINGER, O_MEASURE,
-           O_TLAT, O_TCOST, O_JSON, O_PLOT };
+           O_TLAT, O_TCOST, O_JSON, O_PLOT, O_IGNORE_UNKNOWN };
     static const struct option longopts[] = {
         {"from", required_argument, NULL, O_FROM},       {"vehicles", required_argument, NULL, O_VEH},
         {"seconds", required_argument, NULL, O_SEC},     {"interval-ms", required_argument, NULL, O_INT},
@@ -198,6 +201,7 @@ static int parse_options(int argc, char **argv, options *o)
         {"target-latency-ms", required_argument, NULL, O_TLAT},
         {"target-cost", required_argument, NULL, O_TCOST}, {"json", no_argument, NULL, O_JSON},
         {"plot", required_argument, NULL, O_PLOT},       {"help", no_argument, NULL, 'h'},
+        {"ignore-unknown-fields", no_argument, NULL, O_IGNORE_UNKNOWN},
         {NULL, 0, NULL, 0}};
     *o = (options){.vehicles = 20, .seconds = 2400, .interval_ms = 1000, .seed = 1, .max_records = 1000000,
                    .batches = {10, 50, 200, 1000, 2000}, .n_batches = 5, .levels = {1, 3, 6, 9}, .n_levels = 4,
@@ -215,6 +219,9 @@ static int parse_options(int argc, char **argv, options *o)
             return -1;
         case O_FROM:
             o->from = optarg;
+            break;
+        case O_IGNORE_UNKNOWN:
+            o->json_flags = TP_RECORD_JSON_IGNORE_UNKNOWN;
             break;
         case O_VEH:
             if (parse_u64(optarg, 1, 1000000, &v))
@@ -365,6 +372,7 @@ static int load_ndjson(const options *o, sample *s)
         rc = 1;
         goto out;
     }
+    tp_ndjson_reader_set_flags(rd, o->json_flags);
     tp_record r;
     char msg[512];
     while (s->n < o->max_records) {

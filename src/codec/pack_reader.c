@@ -36,6 +36,7 @@ void tp_pack_reader_opts_init(tp_pack_reader_opts *o)
 {
     o->max_record_bytes = TP_DEFAULT_MAX_RECORD_BYTES;
     o->max_pack_bytes = TP_DEFAULT_MAX_PACK_BYTES;
+    o->max_pack_records = 0;
 }
 
 /* Smallest window log whose window holds max bytes, within zstd's limits: a frame asking for a larger window
@@ -60,6 +61,9 @@ tp_err tp_pack_reader_new(const tp_pack_reader_opts *opts, tp_pack_reader **out)
         tp_pack_reader_opts_init(&o);
     if (o.max_record_bytes == 0 || o.max_pack_bytes == 0)
         return TP_ERR_INVALID_ARG;
+    if (o.max_pack_records == 0)
+        o.max_pack_records = o.max_pack_bytes / TP_PACK_BYTES_PER_RECORD ? o.max_pack_bytes / TP_PACK_BYTES_PER_RECORD
+                                                                         : 1;
     tp_pack_reader *r = calloc(1, sizeof *r);
     if (!r)
         return TP_ERR_NOMEM;
@@ -209,12 +213,16 @@ static tp_err decompress(tp_pack_reader *r, const uint8_t *data, size_t len)
     return TP_OK;
 }
 
-/* Layout columns: the v2 header gives the record count up front. A v2 pack may hold at most as many records as
- * its v1 form could fit in max_pack_bytes (at least one byte each), which bounds the work a lying count can ask
- * for; tp_colpack_open checks every column can hold that many records. */
+/* Layout columns: the v2 header gives the record count up front. A v2 pack may hold at most max_pack_records
+ * records (max_pack_bytes / 16 by default): a column pack of equal records takes a few bytes whatever its count,
+ * so the content size does not bound the rows it decodes to; tp_colpack_open checks every column can hold that
+ * many records. */
 static tp_err open_columns(tp_pack_reader *r, tp_codec codec)
 {
-    tp_err e = tp_colpack_open(&r->col, r->content, r->len, r->opts.max_pack_bytes);
+    tp_err e = tp_colpack_open(&r->col, r->content, r->len, r->opts.max_pack_records);
+    if (e == TP_ERR_PACK_TOO_LARGE)
+        return fail(r, e, "layout columns (format version 2 or 3): %s (max_pack_records %zu = max_pack_bytes / %u)",
+                    r->col.detail, r->opts.max_pack_records, TP_PACK_BYTES_PER_RECORD);
     if (e)
         return fail(r, e, "layout columns (format version 2 or 3): %s", r->col.detail);
     if (r->have_expect && r->expect.format_version != r->col.version)
@@ -228,7 +236,46 @@ static tp_err open_columns(tp_pack_reader *r, tp_codec codec)
     r->meta.codec = codec;
     r->meta.schema_version = TP_SCHEMA_VERSION;
     r->meta.content_size = r->len;
+    r->meta.record_count = r->col.count;
     r->open = 1;
+    return TP_OK;
+}
+
+/* Layout rows: counts the records by walking their length prefixes (one byte each for schema 1), so a caller can
+ * size its batch from the content rather than from a header. Stops at the first prefix that is malformed or runs
+ * past the end, counting that record too (reading it reports the precise error). More than max_pack_records
+ * records is TP_ERR_PACK_TOO_LARGE; a count the metadata contradicts, TP_ERR_COUNT_MISMATCH. */
+static tp_err count_rows(tp_pack_reader *r)
+{
+    const uint8_t *p = r->content;
+    size_t pos = 0, len = r->len, max = r->opts.max_pack_records;
+    uint64_t n = 0;
+    int complete = 1;
+    while (pos < len) {
+        if (n >= max || n >= UINT32_MAX)
+            return fail(r, TP_ERR_PACK_TOO_LARGE,
+                        "pack holds more than %zu records (max_pack_records = max_pack_bytes / %u); the record at "
+                        "content offset %zu is one too many",
+                        max < UINT32_MAX ? max : (size_t)UINT32_MAX, TP_PACK_BYTES_PER_RECORD, pos);
+        uint64_t rec = 0;
+        size_t used = 0;
+        if (p[pos] < 0x80) {
+            rec = p[pos];
+            used = 1;
+        } else if (tp_varint_decode(p + pos, len - pos, &rec, &used)) {
+            complete = 0;
+        }
+        n++;
+        if (!complete || rec > len - pos - used) {
+            complete = 0;
+            break;
+        }
+        pos += used + (size_t)rec;
+    }
+    r->meta.record_count = (uint32_t)n;
+    if (complete && n > 0 && r->have_expect && r->expect.record_count != n)
+        return fail(r, TP_ERR_COUNT_MISMATCH, "pack holds %" PRIu64 " records but its metadata says %" PRIu32, n,
+                    r->expect.record_count);
     return TP_OK;
 }
 
@@ -379,6 +426,9 @@ tp_err tp_pack_reader_open(tp_pack_reader *r, const tp_pack_meta *meta, const ui
     r->meta.codec = codec;
     r->meta.schema_version = TP_SCHEMA_VERSION;
     r->meta.content_size = r->len;
+    tp_err e = count_rows(r);
+    if (e)
+        return e;
     r->open = 1;
     return TP_OK;
 }
@@ -481,10 +531,10 @@ tp_err tp_pack_reader_read_all(tp_pack_reader *r, tp_row_batch *rows, int32_t pa
     size_t start_count = rows->count, start_pos = r->pos;
     uint32_t start_index = r->index;
     uint64_t start_vehicle = r->meta.vehicle_id;
-    if (r->have_expect && r->expect.record_count >= r->index &&
-        rows->capacity - rows->count < r->expect.record_count - r->index)
+    /* meta.record_count was counted from the content at open (records before a malformed prefix, plus one). */
+    if (r->meta.record_count >= r->index && rows->capacity - rows->count < r->meta.record_count - r->index)
         return fail(r, TP_ERR_FULL, "row batch has room for %zu rows, the pack holds %" PRIu32 " more",
-                    rows->capacity - rows->count, r->expect.record_count - r->index);
+                    rows->capacity - rows->count, r->meta.record_count - r->index);
     /* Column pointers in locals: a store into a uint64_t column could alias rows->count (size_t), which would make
      * the compiler reload every pointer for every row. */
     uint64_t *c_vehicle = rows->vehicle_id, *c_seq = rows->seq;

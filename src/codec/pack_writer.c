@@ -139,8 +139,14 @@ tp_err tp_pack_writer_add(tp_pack_writer *w, const tp_record *r)
         return e;
     uint8_t *p = w->content + w->len;
     size_t n = tp_record_encode_unchecked(r, p + 1); /* always < 128 bytes: a one-byte length prefix */
-    if (n == 0 && w->len == 0 && w->opts.layout == TP_LAYOUT_ROWS)
-        return TP_ERR_INVALID_ARG; /* an all-zero record cannot open a v1 pack: content starting 0x00 marks v2 */
+    if (n == 0 && w->len == 0) {
+        /* An all-zero record encodes to nothing, and content starting 00 marks v2 (docs/FORMAT.md, section 8).
+         * Opening a pack it is written with its vehicle_id present and zero (02 08 00): valid protobuf that decodes
+         * to the same record, so the writer takes every record in every position. */
+        p[1] = 0x08;
+        p[2] = 0x00;
+        n = 2;
+    }
     if (w->len + 1 + n > w->opts.max_pack_bytes)
         return TP_ERR_FULL;
     if (w->opts.layout == TP_LAYOUT_COLUMNS) {

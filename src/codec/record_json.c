@@ -454,7 +454,33 @@ static const char *type_name(const json_t *v)
     return "a value";
 }
 
-static tp_err parse_object(json_t *root, tp_record *out, char *msg, size_t cap)
+/* The error for a key that names no field: the key (printable, shortened), a field it may abbreviate, the list. */
+static tp_err unknown_key(const char *key, char *msg, size_t cap)
+{
+    char shown[48]; /* at most 40 characters, then "..." */
+    size_t n = 0, klen = strlen(key);
+    for (; n < klen && n < 40; n++)
+        shown[n] = (key[n] >= 0x20 && key[n] < 0x7f && key[n] != '"') ? key[n] : '?';
+    if (klen > 40) {
+        memcpy(shown + n, "...", 3);
+        n += 3;
+    }
+    shown[n] = 0;
+    const char *hint = NULL;
+    for (size_t i = 0; i < FIELD_COUNT && !hint && klen >= 2; i++)
+        if (!strncmp(key, fields[i].name, klen) || !strncmp(key, fields[i].camel, klen))
+            hint = fields[i].name;
+    char dym[64] = "";
+    if (hint)
+        snprintf(dym, sizeof dym, " (did you mean %s?)", hint);
+    return fail(msg, cap,
+                "unknown field \"%s\"%s; a record has vehicle_id, sampled_at_ms, seq, latitude, longitude, "
+                "speed_kmh, heading_deg, accuracy_m and meter_status (or their lowerCamelCase names); rename it, or "
+                "ignore unknown fields (--ignore-unknown-fields) if a newer producer added it",
+                shown, dym);
+}
+
+static tp_err parse_object(json_t *root, unsigned flags, tp_record *out, char *msg, size_t cap)
 {
     if (!json_is_object(root))
         return fail(msg, cap, "a record must be a JSON object, got %s", type_name(root));
@@ -468,8 +494,13 @@ static tp_err parse_object(json_t *root, tp_record *out, char *msg, size_t cap)
         for (i = 0; i < FIELD_COUNT; i++)
             if (!strcmp(key, fields[i].name) || !strcmp(key, fields[i].camel))
                 break;
-        if (i == FIELD_COUNT)
-            continue; /* unknown keys: a newer producer may add fields */
+        if (i == FIELD_COUNT) {
+            /* As protobuf's JSON parser: an unknown key is an error (a misspelt field would otherwise read as
+             * zero), unless the caller asked to skip them (a newer producer may add fields). */
+            if (flags & TP_RECORD_JSON_IGNORE_UNKNOWN)
+                continue;
+            return unknown_key(key, msg, cap);
+        }
         const field_def *f = &fields[i];
         if (seen & (1u << i))
             return fail(msg, cap, "field %s is given twice (as %s and %s); keep one", f->name, f->name, f->camel);
@@ -495,7 +526,8 @@ static tp_err parse_object(json_t *root, tp_record *out, char *msg, size_t cap)
     return TP_OK;
 }
 
-tp_err tp_record_json_parse_full(const char *text, size_t len, tp_record *out, char *msg, size_t msg_cap)
+tp_err tp_record_json_parse_full(const char *text, size_t len, unsigned flags, tp_record *out, char *msg,
+                                 size_t msg_cap)
 {
     if (msg && msg_cap > 0)
         msg[0] = 0;
@@ -509,7 +541,7 @@ tp_err tp_record_json_parse_full(const char *text, size_t len, tp_record *out, c
             return fail(msg, msg_cap, "empty input is not a record; write one JSON object per line");
         return fail(msg, msg_cap, "not valid JSON at column %d: %s", jerr.column, jerr.text);
     }
-    tp_err e = parse_object(root, out, msg, msg_cap);
+    tp_err e = parse_object(root, flags, out, msg, msg_cap);
     json_decref(root);
     return e;
 }
@@ -708,15 +740,21 @@ static bool fast_parse(const char *text, size_t len, tp_record *out)
     return p == end && (seen & REQUIRED_MASK) == REQUIRED_MASK;
 }
 
-tp_err tp_record_json_parse(const char *text, size_t len, tp_record *out, char *msg, size_t msg_cap)
+tp_err tp_record_json_parse_flags(const char *text, size_t len, unsigned flags, tp_record *out, char *msg,
+                                  size_t msg_cap)
 {
     if (msg && msg_cap > 0)
         msg[0] = 0;
     if (!text || !out)
         return TP_ERR_INVALID_ARG;
-    if (fast_parse(text, len, out))
+    if (fast_parse(text, len, out)) /* known keys only: the same under every flag */
         return TP_OK;
-    return tp_record_json_parse_full(text, len, out, msg, msg_cap);
+    return tp_record_json_parse_full(text, len, flags, out, msg, msg_cap);
+}
+
+tp_err tp_record_json_parse(const char *text, size_t len, tp_record *out, char *msg, size_t msg_cap)
+{
+    return tp_record_json_parse_flags(text, len, 0, out, msg, msg_cap);
 }
 
 /* ---- line reader ---- */
@@ -731,6 +769,7 @@ struct tp_ndjson_reader {
     size_t start, end; /* unconsumed bytes are buf[start..end) */
     bool eof;
     bool io_error;
+    unsigned flags;    /* TP_RECORD_JSON_* for every line */
     uint64_t line;
     uint64_t bytes;
 };
@@ -762,6 +801,12 @@ void tp_ndjson_reader_free(tp_ndjson_reader *r)
         return;
     free(r->buf);
     free(r);
+}
+
+void tp_ndjson_reader_set_flags(tp_ndjson_reader *r, unsigned flags)
+{
+    if (r)
+        r->flags = flags;
 }
 
 uint64_t tp_ndjson_reader_line(const tp_ndjson_reader *r) { return r->line; }
@@ -876,7 +921,7 @@ tp_err tp_ndjson_reader_next(tp_ndjson_reader *r, tp_record *out, char *msg, siz
         if (len > 0 && line[len - 1] == '\r')
             len--;
         char why[256];
-        e = tp_record_json_parse(line, len, out, why, sizeof why);
+        e = tp_record_json_parse_flags(line, len, r->flags, out, why, sizeof why);
         if (e)
             return fail(msg, msg_cap, "line %" PRIu64 ": %s", r->line, why);
         return TP_OK;

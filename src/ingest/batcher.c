@@ -1,13 +1,19 @@
 /* Per-vehicle batcher: an open-addressing hash map (linear probing, backward-shift deletion) from vehicle id to its
  * open batch, a list of open batches in age order for linger, a FIFO of ready batches, and a pool of released
- * batches whose arrays are reused, so appending a record never allocates once the pool is warm. */
+ * batches whose arrays are reused, so appending a record never allocates once the pool is warm.
+ *
+ * Memory: every batch's footprint (struct, arrays, malloc headers) is counted, held (open, ready, out) or pooled.
+ * Held memory is capped at TP_BATCHER_MEMORY_FACTOR x max_buffered_bytes (TP_ERR_AGAIN, like the wire-byte cap),
+ * the pool at a quarter of max_buffered_bytes (a released batch beyond it is freed), open batches at max_open
+ * (the oldest is flushed), so the hash map stays below 4 x max_open slots. */
 #include "ingest/batcher.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define INITIAL_SLOTS 1024u
-#define INITIAL_RECORDS 16u
+#define INITIAL_RECORDS 4u
+#define MALLOC_HEADER 16u /* glibc's per-allocation overhead on 64-bit, counted with each of a batch's 3 blocks */
 
 typedef struct list {
     tp_batch *head, *tail;
@@ -23,8 +29,17 @@ struct tp_batcher {
     tp_batch *pool;         /* released batches (singly linked through next) */
     size_t buffered_bytes;
     uint64_t buffered_records;
-    uint64_t flushed, by_records, by_bytes, by_linger, by_all;
+    size_t held_mem;        /* footprint of batches not in the pool */
+    size_t pool_mem;        /* footprint of pooled batches */
+    size_t npool;
+    uint64_t flushed, by_records, by_bytes, by_linger, by_all, by_open;
 };
+
+static size_t footprint(const tp_batch *x)
+{
+    return sizeof *x + (size_t)x->cap * sizeof *x->records + (size_t)x->tags_cap * sizeof *x->tags +
+           3 * MALLOC_HEADER;
+}
 
 void tp_batcher_opts_init(tp_batcher_opts *o)
 {
@@ -32,6 +47,7 @@ void tp_batcher_opts_init(tp_batcher_opts *o)
     o->max_bytes = 256u * 1024u;
     o->linger_ms = 1000;
     o->max_buffered_bytes = 256u * 1024u * 1024u;
+    o->max_open = 100000;
 }
 
 static size_t hash_id(uint64_t id)
@@ -54,7 +70,7 @@ tp_err tp_batcher_new(const tp_batcher_opts *opts, tp_batcher **out)
         o = *opts;
     else
         tp_batcher_opts_init(&o);
-    if (o.max_records == 0 || o.max_bytes == 0 || o.linger_ms < 0 || o.max_buffered_bytes == 0)
+    if (o.max_records == 0 || o.max_bytes == 0 || o.linger_ms < 0 || o.max_buffered_bytes == 0 || o.max_open == 0)
         return TP_ERR_INVALID_ARG;
     tp_batcher *b = calloc(1, sizeof *b);
     if (!b)
@@ -172,12 +188,40 @@ static void to_ready(tp_batcher *b, tp_batch *x)
     b->flushed++;
 }
 
+static void pool_put(tp_batcher *b, tp_batch *x)
+{
+    size_t fp = footprint(x);
+    b->held_mem -= fp;
+    if (b->pool_mem + fp > b->o.max_buffered_bytes / 4) {
+        batch_destroy(x); /* give memory back: the pool keeps at most a quarter of the cap */
+        return;
+    }
+    x->prev = NULL;
+    x->next = b->pool;
+    b->pool = x;
+    b->pool_mem += fp;
+    b->npool++;
+}
+
+/* Footprint of the batch batch_get would hand out. */
+static size_t next_footprint(const tp_batcher *b)
+{
+    if (b->pool)
+        return footprint(b->pool);
+    uint32_t n = b->o.max_records < INITIAL_RECORDS ? b->o.max_records : INITIAL_RECORDS;
+    return sizeof(tp_batch) + (size_t)n * (sizeof(tp_record) + sizeof(tp_batch_tag)) + 3 * MALLOC_HEADER;
+}
+
 static tp_batch *batch_get(tp_batcher *b)
 {
     tp_batch *x = b->pool;
     if (x) {
         b->pool = x->next;
         x->next = NULL;
+        size_t fp = footprint(x);
+        b->pool_mem -= fp;
+        b->npool--;
+        b->held_mem += fp;
         return x;
     }
     x = calloc(1, sizeof *x);
@@ -191,22 +235,43 @@ static tp_batch *batch_get(tp_batcher *b)
         batch_destroy(x);
         return NULL;
     }
+    b->held_mem += footprint(x);
     return x;
 }
 
-static tp_err batch_reserve(tp_batch *x, uint32_t max_records)
+/* The capacity batch_reserve grows x's arrays to, or 0 when they have room. */
+static uint32_t grow_to(const tp_batch *x, uint32_t max_records)
 {
     if (x->count < x->cap && x->ntags < x->tags_cap)
-        return TP_OK;
+        return 0;
     uint32_t n = x->cap * 2;
     if (n > max_records)
         n = max_records;
     if (n < x->count + 1)
         n = x->count + 1;
+    return n;
+}
+
+static size_t grow_cost(const tp_batch *x, uint32_t n)
+{
+    size_t c = 0;
+    if (x->cap < n)
+        c += (size_t)(n - x->cap) * sizeof *x->records;
+    if (x->tags_cap < n)
+        c += (size_t)(n - x->tags_cap) * sizeof *x->tags;
+    return c;
+}
+
+static tp_err batch_reserve(tp_batcher *b, tp_batch *x)
+{
+    uint32_t n = grow_to(x, b->o.max_records);
+    if (!n)
+        return TP_OK;
     if (x->cap < n) {
         tp_record *r = realloc(x->records, (size_t)n * sizeof *r);
         if (!r)
             return TP_ERR_NOMEM;
+        b->held_mem += (size_t)(n - x->cap) * sizeof *r;
         x->records = r;
         x->cap = n;
     }
@@ -214,6 +279,7 @@ static tp_err batch_reserve(tp_batch *x, uint32_t max_records)
         tp_batch_tag *t = realloc(x->tags, (size_t)n * sizeof *t);
         if (!t)
             return TP_ERR_NOMEM;
+        b->held_mem += (size_t)(n - x->tags_cap) * sizeof *t;
         x->tags = t;
         x->tags_cap = n;
     }
@@ -232,16 +298,27 @@ tp_err tp_batcher_add_keyed(tp_batcher *b, uint64_t key, const tp_record *r, siz
         return TP_ERR_INVALID_ARG;
     if (b->buffered_bytes > 0 && b->buffered_bytes + wire_len > b->o.max_buffered_bytes)
         return TP_ERR_AGAIN;
-    if ((b->nopen + 1) * 2 > b->nslots && map_grow(b) != TP_OK)
-        return TP_ERR_NOMEM;
     size_t i = map_find(b, key);
     tp_batch *x = b->slots[i];
-    if (x && x->count > 0 && x->bytes + wire_len > b->o.max_bytes) {
+    int split = x && x->count > 0 && x->bytes + wire_len > b->o.max_bytes;
+    /* The memory this record adds to the held batches: a batch to open, or arrays to grow. */
+    size_t cost = (!x || split) ? next_footprint(b) : grow_cost(x, grow_to(x, b->o.max_records));
+    if (cost > 0 && b->held_mem > 0 &&
+        b->held_mem + cost > (size_t)TP_BATCHER_MEMORY_FACTOR * b->o.max_buffered_bytes)
+        return TP_ERR_AGAIN;
+    if (split) {
         to_ready(b, x); /* the record would overflow the batch: flush it and open a new one */
         b->by_bytes++;
         x = NULL;
-        i = map_find(b, key);
     }
+    if (!x && b->nopen >= b->o.max_open) {
+        to_ready(b, b->open.head); /* too many vehicles open: the oldest batch goes now */
+        b->by_open++;
+    }
+    if (!x && (b->nopen + 1) * 2 > b->nslots && map_grow(b) != TP_OK)
+        return TP_ERR_NOMEM;
+    if (!x)
+        i = map_find(b, key);
     if (!x) {
         x = batch_get(b);
         if (!x)
@@ -264,12 +341,11 @@ tp_err tp_batcher_add_keyed(tp_batcher *b, uint64_t key, const tp_record *r, siz
         b->slots[i] = x;
         b->nopen++;
     }
-    if (batch_reserve(x, b->o.max_records) != TP_OK) {
+    if (batch_reserve(b, x) != TP_OK) {
         if (x->count == 0) {
             map_remove(b, x->vehicle_id);
             open_unlink(b, x);
-            x->next = b->pool;
-            b->pool = x;
+            pool_put(b, x);
         }
         return TP_ERR_NOMEM;
     }
@@ -342,9 +418,7 @@ void tp_batcher_release(tp_batcher *b, tp_batch *x)
     x->count = 0;
     x->bytes = 0;
     x->ntags = 0;
-    x->prev = NULL;
-    x->next = b->pool;
-    b->pool = x;
+    pool_put(b, x);
 }
 
 void tp_batcher_stats_get(const tp_batcher *b, tp_batcher_stats *st)
@@ -357,4 +431,9 @@ void tp_batcher_stats_get(const tp_batcher *b, tp_batcher_stats *st)
     st->flushed_bytes = b->by_bytes;
     st->flushed_linger = b->by_linger;
     st->flushed_all = b->by_all;
+    st->flushed_open = b->by_open;
+    st->held_memory = b->held_mem;
+    st->memory = b->held_mem + b->pool_mem + b->nslots * sizeof *b->slots;
+    st->pooled_batches = b->npool;
+    st->pooled_memory = b->pool_mem;
 }

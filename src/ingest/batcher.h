@@ -43,8 +43,15 @@ typedef struct tp_batcher_opts {
     uint32_t max_records;      /* flush a batch at this many records (default 200) */
     size_t max_bytes;          /* flush a batch before its wire bytes would exceed this (default 256 KiB) */
     int64_t linger_ms;         /* flush a batch this long after its first record (default 1000) */
-    size_t max_buffered_bytes; /* cap on wire bytes in batches not yet released (default 256 MiB) */
+    size_t max_buffered_bytes; /* cap on wire bytes in batches not yet released (default 256 MiB); the memory of
+                                  those batches is capped at TP_BATCHER_MEMORY_FACTOR times it, the pool of
+                                  released batches at a quarter of it */
+    uint32_t max_open;         /* vehicles with an open batch; a new one beyond it flushes the oldest open batch
+                                  first (default 100000) */
 } tp_batcher_opts;
+
+/* Memory of unreleased batches (structs, record and tag arrays, malloc headers) allowed per byte of the cap. */
+#define TP_BATCHER_MEMORY_FACTOR 4
 
 void tp_batcher_opts_init(tp_batcher_opts *o);
 
@@ -54,11 +61,16 @@ typedef struct tp_batcher_stats {
     size_t open_batches;       /* vehicles with an open batch */
     size_t buffered_bytes;     /* wire bytes in every batch not yet released (open, ready, or out with the caller) */
     uint64_t buffered_records; /* records in those batches */
-    uint64_t batches_flushed;  /* batches moved to the ready list so far, = the sum of the four below */
+    size_t held_memory;        /* memory of the batches not yet released (open, ready, out with the caller) */
+    size_t memory;             /* everything the batcher holds: held_memory, the pool, the hash map */
+    size_t pooled_batches;     /* released batches kept for reuse */
+    size_t pooled_memory;      /* their memory (at most a quarter of max_buffered_bytes) */
+    uint64_t batches_flushed;  /* batches moved to the ready list so far, = the sum of the five below */
     uint64_t flushed_records;  /* ... because they reached max_records */
     uint64_t flushed_bytes;    /* ... because of max_bytes */
     uint64_t flushed_linger;   /* ... because their linger time passed */
     uint64_t flushed_all;      /* ... by tp_batcher_flush_all */
+    uint64_t flushed_open;     /* ... to make room for a new vehicle at max_open */
 } tp_batcher_stats;
 
 /* Not thread-safe: one thread owns a batcher (in the ingest worker, the network thread). */
@@ -68,8 +80,10 @@ void tp_batcher_free(tp_batcher *b);
 
 /* Appends a copy of *r (wire_len = its encoded size with prefix) to its vehicle's open batch, opening one at now_ms
  * if needed, with `tag` (may be NULL; its count is ignored, 1 is added). A batch that reaches max_records or
- * max_bytes moves to the ready list. TP_ERR_AGAIN when the buffered bytes would exceed max_buffered_bytes (nothing
- * added; release batches and retry); a record is always accepted when nothing is buffered. TP_ERR_NOMEM. */
+ * max_bytes moves to the ready list; opening a batch with max_open batches open first moves the oldest one there.
+ * TP_ERR_AGAIN when the buffered bytes would exceed max_buffered_bytes, or the memory of unreleased batches would
+ * grow past TP_BATCHER_MEMORY_FACTOR times it (nothing added; release batches and retry); a record is always
+ * accepted when nothing is buffered. TP_ERR_NOMEM. */
 tp_err tp_batcher_add(tp_batcher *b, const tp_record *r, size_t wire_len, const tp_batch_tag *tag, int64_t now_ms);
 
 /* The same, into the open batch of `key` instead of the record's vehicle: records of several vehicles with one key
@@ -90,7 +104,7 @@ int64_t tp_batcher_next_deadline(const tp_batcher *b, int64_t now_ms);
 tp_err tp_batcher_next_ready(tp_batcher *b, tp_batch **out);
 
 /* Gives a batch taken with tp_batcher_next_ready back: its bytes stop counting against the cap, its arrays are
- * kept for reuse. */
+ * kept for reuse while the pool holds less than a quarter of max_buffered_bytes, else freed. */
 void tp_batcher_release(tp_batcher *b, tp_batch *batch);
 
 void tp_batcher_stats_get(const tp_batcher *b, tp_batcher_stats *st);

@@ -42,8 +42,9 @@ static void compress_one(tp_compress_pool *p, tp_pack_writer *w, tp_batch *b)
     uint8_t *buf = NULL;
     size_t len = 0;
     tp_pack_meta meta = {0};
+    size_t cap = 0;
     if (!e) {
-        size_t cap = tp_pack_writer_bound(w);
+        cap = tp_pack_writer_bound(w);
         buf = malloc(cap);
         if (!buf)
             e = TP_ERR_NOMEM;
@@ -54,6 +55,10 @@ static void compress_one(tp_compress_pool *p, tp_pack_writer *w, tp_batch *b)
         free(buf);
         buf = NULL;
         tp_pack_writer_reset(w);
+    } else if (len > 0 && len < cap / 2) {
+        uint8_t *small = realloc(buf, len); /* the pack waits in librdkafka: keep its size, not the bound's */
+        if (small)
+            buf = small;
     }
     p->done(p->ctx, b, buf, len, &meta, e);
 }

@@ -246,15 +246,13 @@ tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, 
         snprintf(errbuf, errlen, "pack grouping %d is unknown; use partition or vehicle", (int)opts->pack_by);
         return TP_ERR_INVALID_ARG;
     }
-    if (opts->pack_by == TP_PACK_BY_PARTITION && opts->layout != TP_LAYOUT_COLUMNS) {
-        snprintf(errbuf, errlen, "--pack-by partition needs --layout columns (a rows pack holds one vehicle); "
-                 "add --pack-by vehicle to keep --layout rows");
-        return TP_ERR_INVALID_ARG;
-    }
+
     tp_ingest *ing = calloc(1, sizeof *ing);
     if (!ing)
         return TP_ERR_NOMEM;
     ing->o = *opts;
+    if (ing->o.layout == TP_LAYOUT_ROWS)
+        ing->o.pack_by = TP_PACK_BY_VEHICLE; /* a rows pack (pbpack v1) holds one vehicle */
     if (ing->o.threads <= 0)
         ing->o.threads = 1;
     pthread_mutex_init(&ing->mu, NULL);
@@ -262,9 +260,10 @@ tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, 
     atomic_store(&ing->brokers_up, -1);
     tp_err e = tp_batcher_new(&ing->o.batch, &ing->batcher);
     if (e) {
-        snprintf(errbuf, errlen, "invalid batching options (records %u, bytes %zu, linger %lld ms, cap %zu): %s",
+        snprintf(errbuf, errlen,
+                 "invalid batching options (records %u, bytes %zu, linger %lld ms, cap %zu, open vehicles %u): %s",
                  ing->o.batch.max_records, ing->o.batch.max_bytes, (long long)ing->o.batch.linger_ms,
-                 ing->o.batch.max_buffered_bytes, tp_strerror(e));
+                 ing->o.batch.max_buffered_bytes, ing->o.batch.max_open, tp_strerror(e));
         tp_ingest_free(ing);
         return e;
     }
@@ -348,8 +347,10 @@ static void publish_stats(tp_ingest *ing)
         tp_counter_set(m->flush_bytes, bs.flushed_bytes);
         tp_counter_set(m->flush_linger, bs.flushed_linger);
         tp_counter_set(m->flush_shutdown, bs.flushed_all);
+        tp_counter_set(m->flush_open, bs.flushed_open);
         tp_gauge_set(m->buffered_bytes, (double)bs.buffered_bytes);
         tp_gauge_set(m->open_batches, (double)bs.open_batches);
+        tp_gauge_set(m->batcher_memory, (double)bs.memory);
         tp_gauge_set(m->inflight_packs, (double)atomic_load(&ing->in_flight));
         tp_gauge_set(m->gateways, (double)gs.connections);
     }
@@ -482,7 +483,9 @@ static void *net_thread(void *arg)
             if (tp_gateway_server_paused(ing->srv)) {
                 tp_batcher_stats bs;
                 tp_batcher_stats_get(ing->batcher, &bs);
-                if (bs.buffered_bytes <= cap - cap / 4) {
+                /* resume below three quarters of both caps: wire bytes and the batches' memory */
+                if (bs.buffered_bytes <= cap - cap / 4 &&
+                    bs.held_memory <= (cap - cap / 4) * (size_t)TP_BATCHER_MEMORY_FACTOR) {
                     tp_gateway_server_resume(ing->srv);
                     submit_ready(ing);
                 }

@@ -14,7 +14,8 @@
 /* How records are grouped into packs (docs/INGEST.md, "Packing by partition"). */
 typedef enum tp_pack_by {
     TP_PACK_BY_PARTITION = 0, /* one open batch per Kafka partition: packs of many vehicles (format version 3), sent
-                               * to that partition with no key; needs layout columns */
+                               * to that partition with no key; layout columns only: with layout rows the worker
+                               * packs per vehicle whatever pack_by says (a rows pack holds one vehicle) */
     TP_PACK_BY_VEHICLE = 1,   /* one open batch per vehicle: one-vehicle packs keyed by the vehicle id */
 } tp_pack_by;
 

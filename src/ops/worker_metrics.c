@@ -51,6 +51,7 @@ tp_err tp_ingest_metrics_register(tp_metrics *m, tp_ingest_metrics *o)
     o->flush_bytes = tp_metrics_counter(m, TP_M_INGEST_FLUSHES, fl, "reason=\"bytes\"");
     o->flush_linger = tp_metrics_counter(m, TP_M_INGEST_FLUSHES, fl, "reason=\"linger\"");
     o->flush_shutdown = tp_metrics_counter(m, TP_M_INGEST_FLUSHES, fl, "reason=\"shutdown\"");
+    o->flush_open = tp_metrics_counter(m, TP_M_INGEST_FLUSHES, fl, "reason=\"open_vehicles\"");
     o->pack_bytes = tp_metrics_histogram(m, TP_M_INGEST_PACK_BYTES, "Compressed size of each pack, in bytes.", NULL,
                                          pack_bytes_buckets, N(pack_bytes_buckets));
     o->records_per_pack = tp_metrics_histogram(m, TP_M_INGEST_RECORDS_PER_PACK, "Records in each pack.", NULL,
@@ -72,6 +73,10 @@ tp_err tp_ingest_metrics_register(tp_metrics *m, tp_ingest_metrics *o)
     o->buffered_bytes = tp_metrics_gauge(m, TP_M_INGEST_BUFFERED_BYTES,
                                          "Bytes held in open batches and unacknowledged packs.", NULL);
     o->open_batches = tp_metrics_gauge(m, TP_M_INGEST_OPEN_BATCHES, "Vehicles with an open batch.", NULL);
+    o->batcher_memory = tp_metrics_gauge(m, TP_M_INGEST_BATCHER_MEMORY,
+                                         "Memory the batcher holds: batches not yet delivered, the pool of "
+                                         "released ones, the hash map.",
+                                         NULL);
     o->inflight_packs = tp_metrics_gauge(m, TP_M_INGEST_INFLIGHT_PACKS,
                                          "Packs produced and not yet acknowledged by Kafka.", NULL);
     o->gateways = tp_metrics_gauge(m, TP_M_INGEST_GATEWAYS, "Connected gateway sessions.", NULL);
@@ -102,6 +107,15 @@ tp_err tp_sink_metrics_register(tp_metrics *m, const char *warehouse, tp_sink_me
                                        "1 while the last warehouse call succeeded, 0 after a failure.", wh);
     o->dlq = tp_metrics_counter(m, TP_M_SINK_DLQ, "Packs sent to the dead-letter topic.", NULL);
     o->decode_errors = tp_metrics_counter(m, TP_M_SINK_DECODE_ERRORS, "Packs that failed to decode.", NULL);
+    static const char *const help_reason = "Packs sent to the dead-letter topic, by reason.";
+    o->dlq_decode = tp_metrics_counter(m, TP_M_SINK_DLQ_REASON, help_reason, "reason=\"decode\"");
+    o->dlq_memory = tp_metrics_counter(m, TP_M_SINK_DLQ_REASON, help_reason, "reason=\"memory\"");
+    o->dlq_event_time = tp_metrics_counter(m, TP_M_SINK_DLQ_REASON, help_reason, "reason=\"event_time\"");
+    o->dlq_rejected = tp_metrics_counter(m, TP_M_SINK_DLQ_REASON, help_reason, "reason=\"rejected\"");
+    o->rows_rejected = tp_metrics_counter(m, TP_M_SINK_ROWS_REJECTED,
+                                          "Rows the warehouse refused as invalid (their packs went to the DLQ).", wh);
+    o->load_splits = tp_metrics_counter(m, TP_M_SINK_LOAD_SPLITS,
+                                        "Loads split in two because the warehouse refused a batch as a whole.", wh);
     o->pending_rows = tp_metrics_gauge(m, TP_M_SINK_PENDING_ROWS, "Rows decoded and not yet loaded.", NULL);
     o->assigned_partitions = tp_metrics_gauge(m, TP_M_SINK_ASSIGNED_PARTITIONS,
                                               "Kafka partitions assigned to this sink.", NULL);

@@ -25,6 +25,7 @@
 #define TP_M_INGEST_BACKPRESSURE "telepack_ingest_backpressure_total"
 #define TP_M_INGEST_BUFFERED_BYTES "telepack_ingest_buffered_bytes"
 #define TP_M_INGEST_OPEN_BATCHES "telepack_ingest_open_batches"
+#define TP_M_INGEST_BATCHER_MEMORY "telepack_ingest_batcher_memory_bytes"
 #define TP_M_INGEST_INFLIGHT_PACKS "telepack_ingest_inflight_packs"
 #define TP_M_INGEST_GATEWAYS "telepack_ingest_gateways"
 
@@ -40,6 +41,9 @@
 #define TP_M_SINK_WAREHOUSE_UP "telepack_sink_warehouse_up"               /* {warehouse} */
 #define TP_M_SINK_DLQ "telepack_sink_dlq_total"
 #define TP_M_SINK_DECODE_ERRORS "telepack_sink_decode_errors_total"
+#define TP_M_SINK_ROWS_REJECTED "telepack_sink_rows_rejected_total"       /* {warehouse} */
+#define TP_M_SINK_LOAD_SPLITS "telepack_sink_load_splits_total"           /* {warehouse} */
+#define TP_M_SINK_DLQ_REASON "telepack_sink_dlq_reason_total"       /* {reason=decode|memory|event_time|rejected} */
 #define TP_M_SINK_PENDING_ROWS "telepack_sink_pending_rows"
 #define TP_M_SINK_ASSIGNED_PARTITIONS "telepack_sink_assigned_partitions"
 #define TP_M_SINK_REBALANCES "telepack_sink_rebalances_total"
@@ -57,6 +61,7 @@ typedef struct tp_ingest_metrics {
     tp_counter *flush_bytes;      /* ... max bytes */
     tp_counter *flush_linger;     /* ... linger time */
     tp_counter *flush_shutdown;   /* ... shutdown / drain */
+    tp_counter *flush_open;       /* ... a new vehicle at --max-open-vehicles (the oldest open batch) */
     tp_histogram *pack_bytes;         /* compressed size of each pack */
     tp_histogram *records_per_pack;   /* records in each pack */
     tp_histogram *batch_age;          /* seconds from a batch's first record to its flush */
@@ -66,6 +71,7 @@ typedef struct tp_ingest_metrics {
     tp_counter *backpressure;         /* times the memory cap made the ingest stop reading */
     tp_gauge *buffered_bytes;         /* bytes held in open batches and unacknowledged packs */
     tp_gauge *open_batches;           /* vehicles with an open batch */
+    tp_gauge *batcher_memory;         /* memory the batcher holds: batches, pool, hash map */
     tp_gauge *inflight_packs;         /* packs produced and not yet acknowledged */
     tp_gauge *gateways;               /* connected gateways */
 } tp_ingest_metrics;
@@ -83,6 +89,12 @@ typedef struct tp_sink_metrics {
     tp_gauge *warehouse_up;       /* 1 while the last load (or open) succeeded, 0 after a failure */
     tp_counter *dlq;              /* packs sent to the dead-letter topic */
     tp_counter *decode_errors;    /* packs that failed to decode (each also goes to the DLQ when one is set) */
+    tp_counter *dlq_decode;       /* packs dead-lettered because they are not valid packs (incl. too many records) */
+    tp_counter *dlq_memory;       /* ... because decoding ran out of memory several times */
+    tp_counter *dlq_event_time;   /* ... because a record's sampled_at_ms is outside the accepted range */
+    tp_counter *dlq_rejected;     /* ... because the warehouse refused their rows as invalid */
+    tp_counter *rows_rejected;    /* rows the warehouse refused as invalid (their packs went to the DLQ) */
+    tp_counter *load_splits;      /* loads split in two because the warehouse refused a batch as a whole */
     tp_gauge *pending_rows;       /* rows decoded, not yet loaded */
     tp_gauge *assigned_partitions;
     tp_counter *rebalances;

@@ -27,6 +27,18 @@
 
 #define MAX_PARTITIONS 100000 /* bound of the per-partition table (partition ids come from the broker) */
 #define POLL_MS 100           /* longest consumer poll, so stop requests and timers are noticed quickly */
+#define ROW_BYTES 68          /* bytes of one row in a tp_row_batch (its eleven columns) */
+#define NOMEM_ATTEMPTS 3      /* a pack that cannot be decoded for lack of memory this many times is dead-lettered */
+
+/* A pack whose rows are in the batch: its message is kept until the rows are loaded, so that a pack the warehouse
+ * refuses can still be dead-lettered as it came. */
+typedef struct held_pack {
+    rd_kafka_message_t *msg;
+    size_t row_start, rows;
+    int state;        /* during a split: 0 not settled, 1 loaded, 2 refused */
+    size_t n_refused; /* rows the warehouse named (0: the pack as a whole) */
+    char why[384];    /* the warehouse's first reason */
+} held_pack;
 
 typedef struct part_state {
     int assigned;
@@ -47,6 +59,8 @@ struct tp_sink {
     void *progress_ctx;
     tp_err (*load_hook)(void *, size_t);
     void *load_hook_ctx;
+    tp_err (*reserve_hook)(void *, size_t);
+    void *reserve_hook_ctx;
     void (*on_loaded)(void *, const tp_row_batch *);
     void *on_loaded_ctx;
 
@@ -56,11 +70,19 @@ struct tp_sink {
     rd_kafka_t *dlq; /* idempotent producer for the dead-letter topic */
     tp_pack_reader *reader;
     tp_row_batch *batch;
+    tp_row_batch *sub;      /* a part of the batch, while a refused batch is split */
+    held_pack *packs;       /* the packs of the batch, in row order */
+    size_t n_packs, cap_packs;
+    int settling;           /* inside settle_rejected: a revoke drops instead of loading */
+    int64_t max_event_age_ms, max_event_ahead_ms;
     part_state *parts;
     size_t n_parts;
     tp_partition_offset *offs;
     uint64_t pending_packs;
     int64_t first_pending_ms; /* when the oldest unstored settled message was taken; 0 = none */
+    int32_t nomem_partition;  /* the message whose decoding last ran out of memory, and how often in a row */
+    int64_t nomem_offset;
+    int nomem_attempts;
 
     int outage;          /* the warehouse said "unavailable": partitions paused, load retried at retry_at_ms */
     int dlq_paused;      /* partitions paused while waiting for a dead-letter delivery */
@@ -81,7 +103,7 @@ struct tp_sink {
     atomic_int joined, warehouse_ok;
 
     atomic_int stop;
-    _Atomic uint64_t rows_loaded, packs_loaded, packs_dlq, dlq_retries, bytes_consumed, loads, load_retries, rows_dropped,
+    _Atomic uint64_t rows_loaded, packs_loaded, packs_dlq, packs_rejected, load_splits, dlq_retries, bytes_consumed, loads, load_retries, rows_dropped,
         rebalances, pending_rows;
     _Atomic int64_t lag;
     atomic_int paused;
@@ -132,6 +154,8 @@ void tp_sink_config_init(tp_sink_config *c)
     c->max_pack_bytes = TP_DEFAULT_MAX_PACK_BYTES;
     c->backoff_min_ms = 100;
     c->backoff_max_ms = 10000;
+    c->max_event_age_ms = TP_SINK_DEFAULT_EVENT_RANGE_MS;
+    c->max_event_ahead_ms = TP_SINK_DEFAULT_EVENT_RANGE_MS;
 }
 
 /* ---- per-partition state ---- */
@@ -167,6 +191,36 @@ static int anything_pending(const tp_sink *s)
         if (s->parts[i].assigned && s->parts[i].pending_next >= 0)
             return 1;
     return 0;
+}
+
+/* ---- the packs of the batch ---- */
+
+static void release_packs(tp_sink *s)
+{
+    for (size_t i = 0; i < s->n_packs; i++)
+        rd_kafka_message_destroy(s->packs[i].msg);
+    s->n_packs = 0;
+}
+
+/* Keeps m (owned from now on) as the pack of rows [row_start, row_start + rows). */
+static tp_err hold_pack(tp_sink *s, rd_kafka_message_t *m, size_t row_start, size_t rows)
+{
+    if (s->n_packs == s->cap_packs) {
+        size_t n = s->cap_packs ? s->cap_packs * 2 : 64;
+        held_pack *p = realloc(s->packs, n * sizeof *p);
+        if (!p)
+            return TP_ERR_NOMEM;
+        s->packs = p;
+        s->cap_packs = n;
+    }
+    held_pack *h = &s->packs[s->n_packs++];
+    h->msg = m;
+    h->row_start = row_start;
+    h->rows = rows;
+    h->state = 0;
+    h->n_refused = 0;
+    h->why[0] = 0;
+    return TP_OK;
 }
 
 /* ---- librdkafka configuration ---- */
@@ -383,6 +437,7 @@ static tp_err load_pending(tp_sink *s)
     }
     if (s->on_loaded && s->batch->count)
         s->on_loaded(s->on_loaded_ctx, s->batch);
+    release_packs(s);
     atomic_fetch_add(&s->rows_loaded, s->batch->count);
     atomic_fetch_add(&s->packs_loaded, s->pending_packs);
     atomic_fetch_add(&s->loads, 1);
@@ -407,11 +462,175 @@ static const char *load_error(tp_sink *s, tp_err err)
     return s->hook_error;
 }
 
+/* ---- data the warehouse refuses ---- */
+
+static tp_err dlq_send(tp_sink *s, const rd_kafka_message_t *m, const char *reason);
+static void dlq_unblock(tp_sink *s);
+
+/* Loads packs [lo, hi) of the batch without offsets (a part of a refused batch). */
+static tp_err load_part(tp_sink *s, size_t lo, size_t hi)
+{
+    size_t from = s->packs[lo].row_start, n = s->packs[hi - 1].row_start + s->packs[hi - 1].rows - from;
+    if (s->sub->capacity < n && tp_row_batch_reserve(s->sub, n))
+        return TP_ERR_NOMEM;
+    const tp_row_batch *b = s->batch;
+    tp_row_batch *d = s->sub;
+    memcpy(d->vehicle_id, b->vehicle_id + from, n * sizeof *d->vehicle_id);
+    memcpy(d->sampled_at_ms, b->sampled_at_ms + from, n * sizeof *d->sampled_at_ms);
+    memcpy(d->seq, b->seq + from, n * sizeof *d->seq);
+    memcpy(d->latitude, b->latitude + from, n * sizeof *d->latitude);
+    memcpy(d->longitude, b->longitude + from, n * sizeof *d->longitude);
+    memcpy(d->speed_kmh, b->speed_kmh + from, n * sizeof *d->speed_kmh);
+    memcpy(d->heading_deg, b->heading_deg + from, n * sizeof *d->heading_deg);
+    memcpy(d->accuracy_m, b->accuracy_m + from, n * sizeof *d->accuracy_m);
+    memcpy(d->meter_status, b->meter_status + from, n * sizeof *d->meter_status);
+    memcpy(d->kafka_partition, b->kafka_partition + from, n * sizeof *d->kafka_partition);
+    memcpy(d->kafka_offset, b->kafka_offset + from, n * sizeof *d->kafka_offset);
+    d->count = n;
+    tp_err err = s->load_hook ? s->load_hook(s->load_hook_ctx, n) : TP_OK;
+    s->hook_failed = err != TP_OK;
+    if (!err)
+        err = tp_warehouse_load(s->wh, d, s->topic, NULL, 0);
+    if (err && err != TP_ERR_REJECTED)
+        tp_counter_inc(s->m.load_errors);
+    return err;
+}
+
+/* The pack (index in [lo, hi)) holding batch row `row`. */
+static size_t pack_of_row(const tp_sink *s, size_t lo, size_t hi, size_t row)
+{
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->packs[mid].row_start <= row)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* A load of packs [lo, hi) (rows from packs[lo].row_start) returned TP_ERR_REJECTED: settle each of those packs as
+ * loaded or refused. Rows the warehouse named mark their packs refused and every other row was loaded; a refusal
+ * of the whole is split in halves down to single packs. TP_OK, or a load error (unavailable, permanent). */
+static tp_err classify(tp_sink *s, size_t lo, size_t hi)
+{
+    size_t base = s->packs[lo].row_start, named = s->hook_failed ? 0 : tp_warehouse_rejected_count(s->wh);
+    if (named) {
+        for (size_t i = 0; i < named; i++) {
+            size_t row;
+            const char *why;
+            if (tp_warehouse_rejected(s->wh, i, &row, &why))
+                continue;
+            held_pack *h = &s->packs[pack_of_row(s, lo, hi, base + row)];
+            if (h->state != 2)
+                snprintf(h->why, sizeof h->why, "%s", why);
+            h->state = 2;
+            h->n_refused++;
+        }
+        for (size_t p = lo; p < hi; p++)
+            if (s->packs[p].state != 2)
+                s->packs[p].state = 1;
+        return TP_OK;
+    }
+    if (hi - lo == 1) {
+        s->packs[lo].state = 2;
+        snprintf(s->packs[lo].why, sizeof s->packs[lo].why, "%s", load_error(s, TP_ERR_REJECTED));
+        return TP_OK;
+    }
+    atomic_fetch_add(&s->load_splits, 1);
+    tp_counter_inc(s->m.load_splits);
+    size_t mid = lo + (hi - lo) / 2;
+    for (int half = 0; half < 2; half++) {
+        size_t a = half ? mid : lo, b = half ? hi : mid;
+        tp_err err = load_part(s, a, b);
+        if (err == TP_ERR_REJECTED)
+            err = classify(s, a, b);
+        else if (!err)
+            for (size_t p = a; p < b; p++)
+                s->packs[p].state = 1;
+        if (err)
+            return err;
+    }
+    return TP_OK;
+}
+
+/* load_pending returned TP_ERR_REJECTED: find the refused packs (the rest gets loaded on the way), dead-letter them
+ * with the warehouse's reason, then record the offsets with a load of no rows. TP_ERR_AGAIN when a rebalance
+ * happened during a dead-letter delivery (the next flush starts over; a pack may reach the DLQ twice). */
+static tp_err settle_rejected(tp_sink *s)
+{
+    if (s->n_packs == 0)
+        return TP_ERR_REJECTED; /* only offsets were loaded: nothing to set aside */
+    for (size_t i = 0; i < s->n_packs; i++)
+        s->packs[i].state = 0, s->packs[i].n_refused = 0;
+    s->settling = 1;
+    tp_err err = classify(s, 0, s->n_packs);
+    for (size_t i = 0; !err && i < s->n_packs; i++) {
+        held_pack *h = &s->packs[i];
+        if (h->state != 2)
+            continue;
+        rd_kafka_message_t *m = h->msg;
+        char full[1024];
+        if (h->n_refused)
+            snprintf(full, sizeof full, "message %s/%" PRId32 "@%" PRId64 " (%zu bytes): the warehouse refused %zu of "
+                     "its %zu records as invalid (%s); its other %zu records were loaded", s->topic, m->partition,
+                     m->offset, m->len, h->n_refused, h->rows, h->why, h->rows - h->n_refused);
+        else
+            snprintf(full, sizeof full, "message %s/%" PRId32 "@%" PRId64 " (%zu bytes): the warehouse refused its %zu "
+                     "records, even alone in a load (%s); none of them was loaded", s->topic, m->partition,
+                     m->offset, m->len, h->rows, h->why);
+        tp_log(TP_LOG_WARN, "sink", "%s; sending it to %s", full, s->dlq_topic);
+        uint64_t generation = s->generation;
+        tp_err derr = dlq_send(s, m, full);
+        dlq_unblock(s);
+        if (s->generation != generation) {
+            err = TP_ERR_AGAIN; /* the batch and its packs changed under us: start over at the next flush */
+            break;
+        }
+        if (derr) {
+            err = TP_ERR_AGAIN;
+            break;
+        }
+        atomic_fetch_add(&s->packs_dlq, 1);
+        atomic_fetch_add(&s->packs_rejected, 1);
+        tp_counter_inc(s->m.dlq);
+        tp_counter_inc(s->m.dlq_rejected);
+        tp_counter_add(s->m.rows_rejected, h->n_refused ? h->n_refused : h->rows);
+        h->state = 3; /* delivered */
+    }
+    s->settling = 0;
+    if (err)
+        return err;
+    /* Every pack is now loaded or in the dead-letter topic: count the loaded rows, empty the batch, and let a load
+     * of no rows record the offsets (settled messages: the batch's and the dead-lettered ones). */
+    size_t loaded = 0, packs = 0;
+    for (size_t i = 0; i < s->n_packs; i++) {
+        held_pack *h = &s->packs[i];
+        loaded += h->state == 1 ? h->rows : h->n_refused ? h->rows - h->n_refused : 0;
+        packs += h->state == 1;
+    }
+    atomic_fetch_add(&s->rows_loaded, loaded);
+    atomic_fetch_add(&s->packs_loaded, packs);
+    tp_counter_add(s->m.rows_loaded, loaded);
+    tp_row_batch_clear(s->batch);
+    release_packs(s);
+    s->pending_packs = 0;
+    set_pending_rows(s);
+    err = load_pending(s);
+    return err == TP_ERR_REJECTED ? TP_ERR_WAREHOUSE : err;
+}
+
 /* Loads what is pending and handles the outcome: on "unavailable" pauses every partition and schedules a retry
  * with capped exponential backoff; on a permanent error records it (the run loop stops). */
 static tp_err flush(tp_sink *s)
 {
     tp_err err = load_pending(s);
+    if (err == TP_ERR_REJECTED) {
+        tp_log(TP_LOG_WARN, "sink", "%s; setting the refused packs aside", load_error(s, err));
+        err = settle_rejected(s);
+        if (err == TP_ERR_AGAIN)
+            return err;
+    }
     if (!err) {
         if (s->outage) {
             tp_log(TP_LOG_INFO, "sink", "warehouse %s available again after %d retries (%.1f s); resuming",
@@ -534,6 +753,19 @@ static void drop_unassigned_rows(tp_sink *s)
     atomic_fetch_add(&s->rows_dropped, b->count - j);
     b->count = j;
     set_pending_rows(s);
+    size_t k = 0, row = 0;
+    for (size_t i = 0; i < s->n_packs; i++) {
+        held_pack *h = &s->packs[i];
+        int32_t p = h->msg->partition;
+        if (p >= 0 && (size_t)p < s->n_parts && s->parts[p].assigned) {
+            s->packs[k] = *h;
+            s->packs[k++].row_start = row;
+            row += h->rows;
+        } else {
+            rd_kafka_message_destroy(h->msg);
+        }
+    }
+    s->n_packs = k;
 }
 
 /* Revoke: load once what is pending (unless the warehouse is known down or we are closing); whatever could not be
@@ -547,7 +779,7 @@ static void on_revoke(tp_sink *s, rd_kafka_topic_partition_list_t *parts)
         if (ps && ps->assigned && ps->pending_next >= 0)
             pending = 1;
     }
-    if (pending && !s->outage && !s->closing && !s->fatal && flush(s) == TP_OK) {
+    if (pending && !s->outage && !s->closing && !s->fatal && !s->settling && flush(s) == TP_OK) {
         rd_kafka_resp_err_t e = rd_kafka_commit(s->rk, NULL, 0);
         if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
             tp_log(TP_LOG_WARN, "sink", "commit at revoke failed: %s", rd_kafka_err2str(e));
@@ -726,34 +958,57 @@ static tp_err decode_pack(tp_sink *s, const rd_kafka_message_t *m, char *reason,
         snprintf(reason, cap, "bad pack headers: %s", detail);
         return err;
     }
-    for (int round = 0; round < 2; round++) {
-        err = tp_pack_reader_open(s->reader, &meta, m->payload, m->len);
-        /* The header's count sizes the batch below, so it must be plausible first: a record takes at least one
-         * byte of the (decompressed, capped) content. */
-        uint64_t content = tp_pack_reader_meta(s->reader)->content_size;
-        if (!err && meta.record_count > content) {
-            snprintf(reason, cap, "its header counts %" PRIu32 " records in %" PRIu64 " bytes of content",
-                     meta.record_count, content);
-            return TP_ERR_COUNT_MISMATCH;
+    err = tp_pack_reader_open(s->reader, &meta, m->payload, m->len);
+    if (!err) {
+        /* The batch is sized from what the content holds (the reader counted the records of a row pack and
+         * checked a column pack's count against its bodies, both capped at max_pack_bytes / 16), never from the
+         * header alone. A pack larger than what the batch has left: load the batch first, or grow it for the
+         * pack when the batch is empty. */
+        size_t want = tp_pack_reader_meta(s->reader)->record_count;
+        if (s->batch->capacity - s->batch->count < want) {
+            if (s->batch->count > 0)
+                return TP_ERR_FULL;
+            tp_err rerr = s->reserve_hook ? s->reserve_hook(s->reserve_hook_ctx, want) : TP_OK;
+            if (rerr || tp_row_batch_reserve(s->batch, want)) {
+                snprintf(reason, cap, "out of memory for the %zu rows of the pack (%zu bytes)", want,
+                         want * (size_t)ROW_BYTES);
+                return TP_ERR_NOMEM;
+            }
         }
-        if (!err)
-            err = tp_pack_reader_read_all(s->reader, s->batch, m->partition, m->offset);
-        if (err != TP_ERR_FULL || s->batch->count > 0)
-            break;
-        /* A pack larger than the whole batch: grow the batch for it (bounded by the content size above). */
-        size_t want = meta.record_count;
-        if (round == 1 || want <= s->batch->capacity)
-            break;
-        if (tp_row_batch_reserve(s->batch, want))
-            return TP_ERR_NOMEM;
+        err = tp_pack_reader_read_all(s->reader, s->batch, m->partition, m->offset);
     }
     if (err == TP_ERR_FULL && s->batch->count == 0) {
         snprintf(reason, cap, "pack holds more records than its header's count %" PRIu32, meta.record_count);
         return TP_ERR_COUNT_MISMATCH;
     }
-    if (err && err != TP_ERR_FULL && err != TP_ERR_NOMEM)
+    if (err && err != TP_ERR_FULL)
         snprintf(reason, cap, "%s: %s", tp_strerror(err), tp_pack_reader_error_detail(s->reader));
     return err;
+}
+
+/* Whether a row of the pack just decoded (rows from `first`) lies outside the accepted event time; if so, writes
+ * the sentence. One pass over the pack's timestamps, no allocation. */
+static int event_time_check(tp_sink *s, size_t first, char *reason, size_t cap)
+{
+    if (s->max_event_age_ms < 0 && s->max_event_ahead_ms < 0)
+        return 0;
+    int64_t now = (int64_t)(wall_seconds() * 1000.0);
+    int64_t lo = s->max_event_age_ms < 0 ? INT64_MIN : now - s->max_event_age_ms;
+    int64_t hi = s->max_event_ahead_ms < 0 ? INT64_MAX : now + s->max_event_ahead_ms;
+    const int64_t *t = s->batch->sampled_at_ms;
+    for (size_t i = first; i < s->batch->count; i++) {
+        if (t[i] >= lo && t[i] <= hi)
+            continue;
+        int ahead = t[i] > hi;
+        snprintf(reason, cap, "record %zu has sampled_at_ms %" PRId64 ", %.0f days %s now, beyond the accepted %s "
+                 "(%s %" PRId64 " days; microseconds or seconds sent as milliseconds, or a device clock?)",
+                 i - first, t[i], ((double)t[i] - (double)now) / 86400000.0 * (ahead ? 1 : -1),
+                 ahead ? "after" : "before", ahead ? "--max-event-ahead" : "--max-event-age",
+                 ahead ? "--max-event-ahead" : "--max-event-age",
+                 (ahead ? s->max_event_ahead_ms : s->max_event_age_ms) / 86400000);
+        return 1;
+    }
+    return 0;
 }
 
 /* Takes one message: its rows into the batch, or the message into the dead-letter topic. Consumes m. */
@@ -801,23 +1056,58 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
         rows_before = s->batch->count;
         err = decode_pack(s, m, reason, sizeof reason);
     }
-    if (err == TP_ERR_FULL || err == TP_ERR_NOMEM) {
-        if (err == TP_ERR_NOMEM)
-            tp_log(TP_LOG_WARN, "sink", "out of memory decoding %s/%" PRId32 "@%" PRId64 "; will retry",
-                   s->topic, m->partition, m->offset);
+    if (err == TP_ERR_FULL) {
         defer_message(s, m);
         return;
+    }
+    if (err == TP_ERR_NOMEM) {
+        /* Memory may come back (the batch was just loaded, another process let go): retry a few times with a
+         * growing pause, then dead-letter the pack rather than loop on it forever. */
+        if (s->nomem_partition == m->partition && s->nomem_offset == m->offset) {
+            s->nomem_attempts++;
+        } else {
+            s->nomem_partition = m->partition;
+            s->nomem_offset = m->offset;
+            s->nomem_attempts = 1;
+        }
+        if (s->nomem_attempts < NOMEM_ATTEMPTS) {
+            long pause = s->backoff_min_ms << s->nomem_attempts;
+            tp_log(TP_LOG_WARN, "sink", "%s/%" PRId32 "@%" PRId64 ": %s; retry %d of %d in %ld ms", s->topic,
+                   m->partition, m->offset, reason, s->nomem_attempts, NOMEM_ATTEMPTS - 1, pause);
+            struct timespec ts = {pause / 1000, (pause % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+            defer_message(s, m);
+            return;
+        }
+        char tmp[1024];
+        snprintf(tmp, sizeof tmp, "%.600s, %d times in a row; lower --max-pack-bytes (a pack's rows take at most "
+                 "68 bytes x max-pack-bytes / %u) or give the sink more memory", reason, NOMEM_ATTEMPTS,
+                 TP_PACK_BYTES_PER_RECORD);
+        snprintf(reason, sizeof reason, "%.767s", tmp);
+        s->nomem_attempts = 0;
+    }
+    if (!err && event_time_check(s, rows_before, reason, sizeof reason)) {
+        s->batch->count = rows_before; /* the pack goes to the DLQ whole */
+        set_pending_rows(s);
+        err = TP_ERR_REJECTED;
     }
     atomic_fetch_add(&s->bytes_consumed, m->len);
     tp_counter_inc(s->m.packs);
     if (err) {
-        tp_counter_inc(s->m.decode_errors);
+        if (err != TP_ERR_REJECTED)
+            tp_counter_inc(s->m.decode_errors);
         char full[1024];
-        snprintf(full, sizeof full, "message %s/%" PRId32 "@%" PRId64 " (%zu bytes) is not a valid pack: %s",
-                 s->topic, m->partition, m->offset, m->len, reason);
+        snprintf(full, sizeof full, "message %s/%" PRId32 "@%" PRId64 " (%zu bytes) %s: %s", s->topic,
+                 m->partition, m->offset, m->len,
+                 err == TP_ERR_NOMEM      ? "could not be decoded"
+                 : err == TP_ERR_REJECTED ? "holds a record outside the accepted event time"
+                                          : "is not a valid pack",
+                 reason);
         tp_log(TP_LOG_WARN, "sink", "%s; sending it to %s", full, s->dlq_topic);
         uint64_t generation = s->generation;
+        s->settling = 1; /* a revoke meanwhile must not start a load (and its own dead letters) */
         tp_err derr = dlq_send(s, m, full);
+        s->settling = 0;
         dlq_unblock(s);
         ps = part_get(s, m->partition); /* the table may have grown, the partition may be gone */
         if (s->generation != generation || !ps || !ps->assigned) {
@@ -830,11 +1120,28 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
         }
         atomic_fetch_add(&s->packs_dlq, 1);
         tp_counter_inc(s->m.dlq);
+        tp_counter_inc(err == TP_ERR_NOMEM ? s->m.dlq_memory : err == TP_ERR_REJECTED ? s->m.dlq_event_time
+                                                                                      : s->m.dlq_decode);
     } else {
+        if (hold_pack(s, m, rows_before, s->batch->count - rows_before)) {
+            s->batch->count = rows_before; /* cannot keep the message: take it again later */
+            set_pending_rows(s);
+            defer_message(s, m);
+            return;
+        }
+        int64_t off = m->offset;
+        m = NULL; /* held until its rows are loaded */
         ps->pending_packs++;
         s->pending_packs++;
         tp_counter_add(s->m.records, s->batch->count - rows_before);
         set_pending_rows(s);
+        ps->pending_next = off + 1;
+        ps->taken_next = off + 1;
+        if (!s->first_pending_ms)
+            s->first_pending_ms = now_ms();
+        if (s->batch->count >= s->batch_rows)
+            flush(s);
+        return;
     }
     ps->pending_next = m->offset + 1;
     ps->taken_next = m->offset + 1;
@@ -913,6 +1220,11 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
     s->progress_ms = c->progress_ms;
     s->load_hook = c->load_hook;
     s->load_hook_ctx = c->load_hook_ctx;
+    s->reserve_hook = c->reserve_hook;
+    s->reserve_hook_ctx = c->reserve_hook_ctx;
+    s->max_event_age_ms = c->max_event_age_ms;
+    s->max_event_ahead_ms = c->max_event_ahead_ms;
+    s->nomem_partition = -1;
     s->on_loaded = c->on_loaded;
     s->on_loaded_ctx = c->on_loaded_ctx;
     atomic_store(&s->lag, -1);
@@ -959,7 +1271,8 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
     tp_pack_reader_opts_init(&ro);
     ro.max_pack_bytes = c->max_pack_bytes;
     size_t initial = c->batch_rows < 1000000 ? c->batch_rows : 1000000; /* grows to batch_rows when needed */
-    if ((e = tp_pack_reader_new(&ro, &s->reader)) || (e = tp_row_batch_new(initial, &s->batch))) {
+    if ((e = tp_pack_reader_new(&ro, &s->reader)) || (e = tp_row_batch_new(initial, &s->batch)) ||
+        (e = tp_row_batch_new(1, &s->sub))) {
         snprintf(err, cap, "sink: cannot allocate the pack reader or a batch of %zu rows: %s", initial,
                  tp_strerror(e));
         tp_sink_free(s);
@@ -1084,6 +1397,7 @@ tp_err tp_sink_run(tp_sink *s)
                    "acknowledged and will be read again on restart", s->batch->count);
     }
     s->closing = 1;
+    release_packs(s); /* what was not loaded is not acknowledged: read again on restart */
     publish_lag(s);
     kerr = rd_kafka_consumer_close(s->rk);
     if (kerr)
@@ -1104,6 +1418,8 @@ void tp_sink_stats_get(const tp_sink *s, tp_sink_stats *o)
     o->rows_loaded = atomic_load(&m->rows_loaded);
     o->packs_loaded = atomic_load(&m->packs_loaded);
     o->packs_dlq = atomic_load(&m->packs_dlq);
+    o->packs_rejected = atomic_load(&m->packs_rejected);
+    o->load_splits = atomic_load(&m->load_splits);
     o->dlq_retries = atomic_load(&m->dlq_retries);
     o->bytes_consumed = atomic_load(&m->bytes_consumed);
     o->loads = atomic_load(&m->loads);
@@ -1138,6 +1454,8 @@ void tp_sink_free(tp_sink *s)
 {
     if (!s)
         return;
+    release_packs(s); /* messages go back to librdkafka before its handle */
+    free(s->packs);
     if (s->rk)
         rd_kafka_destroy(s->rk);
     if (s->dlq) {
@@ -1149,6 +1467,7 @@ void tp_sink_free(tp_sink *s)
     tp_kafka_stats_exporter_free(s->stats);
     tp_pack_reader_free(s->reader);
     tp_row_batch_free(s->batch);
+    tp_row_batch_free(s->sub);
     for (size_t i = 0; i < s->n_props; i++)
         free(s->props[i]);
     free(s->props);

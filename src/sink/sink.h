@@ -15,11 +15,16 @@
  * sentence travels in the error header named by src/kafka/pack_headers.h. */
 #define TP_SINK_DLQ_SOURCE_HEADER "tp-source"
 
+/* Default accepted event time around now, each way: 10 years (3653 days). */
+#define TP_SINK_DEFAULT_EVENT_RANGE_MS (INT64_C(3653) * 86400000)
+
 /* Counters, read with tp_sink_stats_get() from any thread while the sink runs. */
 typedef struct tp_sink_stats {
     uint64_t rows_loaded;      /* rows the warehouse acknowledged */
     uint64_t packs_loaded;     /* messages whose rows the warehouse acknowledged */
     uint64_t packs_dlq;        /* messages delivered to the dead-letter topic */
+    uint64_t packs_rejected;   /* of those, packs whose rows the warehouse refused as invalid */
+    uint64_t load_splits;      /* loads split because the warehouse refused a batch as a whole */
     uint64_t dlq_retries;      /* dead-letter deliveries that failed and were retried */
     uint64_t bytes_consumed;   /* message payload bytes taken from Kafka */
     uint64_t loads;            /* successful warehouse loads */
@@ -47,6 +52,10 @@ typedef struct tp_sink_config {
     size_t n_kafka_props;
     long backoff_min_ms;            /* first retry delay while the warehouse is unavailable; default 100 */
     long backoff_max_ms;            /* cap of the doubling retry delay; default 10000 */
+    /* Accepted event time: a pack with a record whose sampled_at_ms is more than max_event_age_ms before now or
+     * more than max_event_ahead_ms after now is dead-lettered whole. Default 10 years each; -1 = no bound. */
+    int64_t max_event_age_ms;
+    int64_t max_event_ahead_ms;
     /* Optional metrics registry (borrowed, must outlive the sink): the sink registers its set
      * (src/ops/worker_metrics.h) and librdkafka's statistics of its consumer and DLQ producer (src/kafka/kafka_stats.h). */
     tp_metrics *metrics;
@@ -58,6 +67,10 @@ typedef struct tp_sink_config {
      * warehouse is not called. NULL in production. */
     tp_err (*load_hook)(void *ctx, size_t rows);
     void *load_hook_ctx;
+    /* Test hook: called before the batch grows for a pack larger than what it has left; a non-TP_OK result fails
+     * the growth as an allocation failure would. NULL in production. */
+    tp_err (*reserve_hook)(void *ctx, size_t rows);
+    void *reserve_hook_ctx;
     /* Called from tp_sink_run's thread after the warehouse acknowledged a batch, with the rows it holds (valid only
      * during the call), e.g. for end-to-end latency figures. NULL in most uses. */
     void (*on_loaded)(void *ctx, const tp_row_batch *rows);

@@ -30,6 +30,41 @@ tp_err tp_wh_fail(tp_warehouse *w, tp_err e, const char *fmt, ...)
     return e;
 }
 
+tp_err tp_wh_reject(tp_warehouse *w, size_t row, const char *fmt, ...)
+{
+    if (w->n_rejected == w->cap_rejected) {
+        size_t n = w->cap_rejected ? w->cap_rejected * 2 : 16;
+        tp_wh_rejection *p = realloc(w->rejected, n * sizeof *p);
+        if (!p)
+            return TP_ERR_NOMEM;
+        w->rejected = p;
+        w->cap_rejected = n;
+    }
+    tp_wh_rejection *r = &w->rejected[w->n_rejected++];
+    r->row = row;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->reason, sizeof r->reason, fmt, ap);
+    va_end(ap);
+    return TP_OK;
+}
+
+size_t tp_warehouse_rejected_count(const tp_warehouse *w)
+{
+    return w ? w->n_rejected : 0;
+}
+
+tp_err tp_warehouse_rejected(const tp_warehouse *w, size_t i, size_t *row, const char **reason)
+{
+    if (!w || i >= w->n_rejected)
+        return TP_ERR_INVALID_ARG;
+    if (row)
+        *row = w->rejected[i].row;
+    if (reason)
+        *reason = w->rejected[i].reason;
+    return TP_OK;
+}
+
 int tp_wh_valid_name(const char *s, size_t len)
 {
     if (len == 0 || len > TP_WH_NAME_MAX)
@@ -50,11 +85,13 @@ static char *dup_or_null(const char *s)
 static const struct {
     const char *prefix;
     const tp_wh_ops *ops;
+    int tls;
 } schemes[] = {
-    {"sqlite:", &tp_wh_sqlite_ops},
-    {"clickhouse://", &tp_wh_clickhouse_ops},
-    {"bigquery://", &tp_wh_bigquery_ops},
-    {"null:", &tp_wh_null_ops},
+    {"sqlite:", &tp_wh_sqlite_ops, 0},
+    {"clickhouse://", &tp_wh_clickhouse_ops, 0},
+    {"clickhouses://", &tp_wh_clickhouse_ops, 1},
+    {"bigquery://", &tp_wh_bigquery_ops, 1},
+    {"null:", &tp_wh_null_ops, 0},
 };
 
 static void free_handle(tp_warehouse *w)
@@ -63,6 +100,8 @@ static void free_handle(tp_warehouse *w)
     free(w->password);
     free(w->token_file);
     free(w->endpoint);
+    free(w->ca_file);
+    free(w->rejected);
     free(w);
 }
 
@@ -86,10 +125,12 @@ tp_err tp_warehouse_open(const char *url, const tp_warehouse_opts *opts, tp_ware
     }
     const tp_wh_ops *ops = NULL;
     const char *rest = NULL;
+    int tls = 0;
     for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
         size_t n = strlen(schemes[i].prefix);
         if (!strncmp(url, schemes[i].prefix, n)) {
             ops = schemes[i].ops;
+            tls = schemes[i].tls;
             rest = url + n;
             break;
         }
@@ -115,6 +156,7 @@ tp_err tp_warehouse_open(const char *url, const tp_warehouse_opts *opts, tp_ware
     if (!w)
         return TP_ERR_NOMEM;
     w->ops = ops;
+    w->tls = tls;
     memcpy(w->table, table, strlen(table) + 1);
     w->create_table = opts->create_table;
     w->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : TP_WH_DEFAULT_TIMEOUT_MS;
@@ -122,8 +164,9 @@ tp_err tp_warehouse_open(const char *url, const tp_warehouse_opts *opts, tp_ware
     w->password = dup_or_null(opts->password);
     w->token_file = dup_or_null(opts->token_file);
     w->endpoint = dup_or_null(opts->endpoint);
+    w->ca_file = dup_or_null(opts->ca_file);
     if ((opts->user && !w->user) || (opts->password && !w->password) || (opts->token_file && !w->token_file) ||
-        (opts->endpoint && !w->endpoint)) {
+        (opts->endpoint && !w->endpoint) || (opts->ca_file && !w->ca_file)) {
         free_handle(w);
         return TP_ERR_NOMEM;
     }
@@ -153,6 +196,7 @@ tp_err tp_warehouse_load(tp_warehouse *w, const tp_row_batch *rows, const char *
     if (!w)
         return TP_ERR_INVALID_ARG;
     w->err[0] = '\0';
+    w->n_rejected = 0;
     if (!rows || (n_offsets && (!offsets || !topic)))
         return tp_wh_fail(w, TP_ERR_INVALID_ARG,
                           "%s: load needs a row batch, and a topic when offsets are given", w->ops->kind);
@@ -161,7 +205,10 @@ tp_err tp_warehouse_load(tp_warehouse *w, const tp_row_batch *rows, const char *
                           rows->count, rows->capacity);
     if (rows->count == 0 && n_offsets == 0)
         return TP_OK;
-    return w->ops->load(w, rows, topic, offsets, n_offsets);
+    tp_err e = w->ops->load(w, rows, topic, offsets, n_offsets);
+    if (e != TP_ERR_REJECTED)
+        w->n_rejected = 0;
+    return e;
 }
 
 tp_err tp_warehouse_stored_offset(tp_warehouse *w, const char *topic, int32_t partition, int64_t *next_offset)
@@ -304,6 +351,11 @@ tp_err tp_wh_http_request(tp_warehouse *w, tp_wh_http *h, const char *what, cons
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, w->timeout_ms < 10000 ? w->timeout_ms : 10000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* HTTPS: the server's certificate and name are always verified; ca_file replaces the system's CA store. */
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (w->ca_file)
+        curl_easy_setopt(c, CURLOPT_CAINFO, w->ca_file);
     if (!strcmp(method, "GET")) {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     } else {
@@ -318,6 +370,16 @@ tp_err tp_wh_http_request(tp_warehouse *w, tp_wh_http *h, const char *what, cons
             return tp_wh_fail(w, TP_ERR_NOMEM, "%s: out of memory while talking to it", what);
         if (rc == CURLE_WRITE_ERROR)
             return tp_wh_fail(w, TP_ERR_WAREHOUSE, "%s sent an answer above 64 MiB; refusing to read it", what);
+        /* TLS set-up failures are configuration, not an outage: retrying would not help. */
+        if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM ||
+            rc == CURLE_SSL_CIPHER || rc == CURLE_SSL_ISSUER_ERROR)
+            return tp_wh_fail(w, TP_ERR_WAREHOUSE,
+                              "%s: TLS verification failed (%s); give the CA that signed the server's certificate "
+                              "(ca_file)%s",
+                              what, detail, w->ca_file ? "" : " or add it to the system's CA store");
+        if (rc == CURLE_SSL_CONNECT_ERROR)
+            return tp_wh_fail(w, TP_ERR_UNAVAILABLE,
+                              "%s: the TLS handshake failed (%s); check that the port speaks HTTPS", what, detail);
         return tp_wh_fail(w, TP_ERR_UNAVAILABLE, "%s is unreachable (%s); check that it runs and the URL", what,
                           detail);
     }

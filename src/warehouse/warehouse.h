@@ -24,6 +24,8 @@ typedef struct tp_warehouse_opts {
     int create_table;             /* create the table (and database) when missing */
     const char *user;             /* ClickHouse user / password; NULL = default user */
     const char *password;
+    const char *ca_file;          /* HTTPS (clickhouses://, BigQuery): PEM file of the CAs that verify the server;
+                                   * NULL = the system's CA store */
     const char *token_file;       /* BigQuery: file holding an OAuth bearer token; NULL = $TP_BIGQUERY_TOKEN */
     const char *endpoint;         /* BigQuery: API base URL override (tests); NULL = the real service */
     long timeout_ms;              /* per request; default 30000 */
@@ -36,7 +38,9 @@ typedef struct tp_warehouse tp_warehouse;
 
 /* Opens the warehouse named by url:
  *   sqlite:PATH                           embedded, WAL mode; offsets in the same transaction as rows
- *   clickhouse://HOST:PORT/DB             HTTP interface, RowBinary inserts
+ *   clickhouse://HOST:PORT/DB             HTTP interface, RowBinary inserts (default port 8123)
+ *   clickhouses://HOST:PORT/DB            the same over HTTPS, the server's certificate verified against
+ *                                         opts.ca_file or the system's CAs (default port 8443)
  *   bigquery://PROJECT/DATASET/TABLE      tabledata.insertAll
  *   null:                                 discards the rows; offsets kept in memory for the life of the handle
  *                                         (benchmarks of the sink without a warehouse, dry runs)
@@ -54,9 +58,23 @@ tp_err tp_warehouse_ensure_table(tp_warehouse *w);
  * once the warehouse has acknowledged durably. Loads are idempotent: loading the same rows again (after a crash
  * before the offsets were committed to Kafka) leaves each record once in the table after the backend's
  * deduplication (SQLite: at once; ClickHouse: after merges or with FINAL; BigQuery: best effort by insertId).
- * TP_ERR_UNAVAILABLE means "retry later" (connection refused, timeout, 5xx); other errors are permanent. */
+ * TP_ERR_UNAVAILABLE means "retry later" (connection refused, timeout, 5xx).
+ * TP_ERR_REJECTED means the warehouse refused *data*, not the configuration, and the offsets were NOT recorded:
+ *   - with tp_warehouse_rejected_count() > 0, it named the rows it refused as invalid (BigQuery insertErrors with
+ *     reason "invalid"), and every other row of `rows` WAS loaded (once);
+ *   - with none named, it refused the batch as a whole (ClickHouse: too many partitions for one INSERT); part of it
+ *     may have been loaded. Split the batch and load the parts (the repeat is absorbed like any reload).
+ *   Either way the caller sets the refused rows aside (telepack's sink dead-letters their packs) and records the
+ *   offsets with a later load.
+ * Other errors are permanent (missing table, schema mismatch, credentials). */
 tp_err tp_warehouse_load(tp_warehouse *w, const tp_row_batch *rows, const char *topic,
                          const tp_partition_offset *offsets, size_t n_offsets);
+
+/* After a load that returned TP_ERR_REJECTED: how many rows the warehouse named as invalid, and the i-th of them
+ * (its index in the loaded batch, and the warehouse's reason as a sentence, valid until the next load).
+ * 0 / TP_ERR_INVALID_ARG otherwise. */
+size_t tp_warehouse_rejected_count(const tp_warehouse *w);
+tp_err tp_warehouse_rejected(const tp_warehouse *w, size_t i, size_t *row, const char **reason);
 
 /* The next offset to read for (topic, partition) according to what the warehouse holds, or -1 when it knows
  * nothing (then the consumer group's committed offset applies). SQLite: the offsets table (same transaction as the

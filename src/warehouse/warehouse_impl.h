@@ -39,9 +39,24 @@ struct tp_warehouse {
     char *password;
     char *token_file;
     char *endpoint;
+    char *ca_file;
+    int tls;        /* the URL's scheme asked for TLS (clickhouses://) */
     long timeout_ms;
     char err[TP_WH_ERR_CAP];
+    /* Rows the last load refused as invalid (TP_ERR_REJECTED); reused across loads. */
+    struct tp_wh_rejection *rejected;
+    size_t n_rejected, cap_rejected;
 };
+
+#define TP_WH_REASON_CAP 240
+typedef struct tp_wh_rejection {
+    size_t row;
+    char reason[TP_WH_REASON_CAP];
+} tp_wh_rejection;
+
+/* Records that the current load refused row `row` with a reason
+ * sentence. TP_ERR_NOMEM when the list cannot grow. */
+tp_err tp_wh_reject(tp_warehouse *w, size_t row, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 extern const tp_wh_ops tp_wh_sqlite_ops;
 extern const tp_wh_ops tp_wh_clickhouse_ops;

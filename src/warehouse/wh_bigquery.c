@@ -3,6 +3,7 @@
  * rows BigQuery failed to insert (insertErrors) are resent alone with capped backoff. BigQuery cannot hold our Kafka
  * offsets in the same transaction as the rows, so stored_offset always says -1. See docs/WAREHOUSES.md. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -311,7 +312,9 @@ static void timestamp(int64_t ms, char *out, size_t cap)
     time_t t = (time_t)s;
     struct tm tm;
     if (!gmtime_r(&t, &tm)) {
-        snprintf(out, cap, "1970-01-01T00:00:00.000Z");
+        /* Not representable: send a value BigQuery refuses, so the row goes to the DLQ with BigQuery's reason
+         * instead of loading as a plausible 1970 (sampled_at_ms itself still travels exact). */
+        snprintf(out, cap, "out-of-range:%" PRId64 "ms", ms);
         return;
     }
     snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
@@ -327,6 +330,18 @@ static json_t *int_str(int64_t v)
     return json_string(s);
 }
 
+/* FLOAT columns: a JSON number, or for what JSON has no number for, the strings BigQuery's JSON accepts for FLOAT64
+ * (Google's JSON mapping of doubles; BigQuery returns them the same way): "NaN", "Infinity", "-Infinity".
+ * jansson's json_real refuses non-finite values (returns NULL), which left the field out of the row. */
+static json_t *float_json(double v)
+{
+    if (isnan(v))
+        return json_string("NaN");
+    if (isinf(v))
+        return json_string(v > 0 ? "Infinity" : "-Infinity");
+    return json_real(v);
+}
+
 static json_t *row_json(const tp_row_batch *b, size_t i)
 {
     char id[80], ts[96];
@@ -339,12 +354,12 @@ static json_t *row_json(const tp_row_batch *b, size_t i)
     json_object_set_new(j, "sampled_at_ms", int_str(b->sampled_at_ms[i]));
     json_object_set_new(j, "seq", int_str((int64_t)b->seq[i]));
     json_object_set_new(j, "sampled_at", json_string(ts));
-    /* jansson writes reals with 17 significant digits: doubles round-trip exactly. */
-    json_object_set_new(j, "latitude", json_real(b->latitude[i]));
-    json_object_set_new(j, "longitude", json_real(b->longitude[i]));
-    json_object_set_new(j, "speed_kmh", json_real(b->speed_kmh[i]));
-    json_object_set_new(j, "heading_deg", json_real(b->heading_deg[i]));
-    json_object_set_new(j, "accuracy_m", json_real(b->accuracy_m[i]));
+    /* jansson writes reals with 17 significant digits: doubles round-trip exactly (-0.0 as -0.0). */
+    json_object_set_new(j, "latitude", float_json(b->latitude[i]));
+    json_object_set_new(j, "longitude", float_json(b->longitude[i]));
+    json_object_set_new(j, "speed_kmh", float_json(b->speed_kmh[i]));
+    json_object_set_new(j, "heading_deg", float_json(b->heading_deg[i]));
+    json_object_set_new(j, "accuracy_m", float_json(b->accuracy_m[i]));
     json_object_set_new(j, "meter_status", json_integer(b->meter_status[i]));
     json_object_set_new(j, "kafka_partition", json_integer(b->kafka_partition[i]));
     json_object_set_new(j, "kafka_offset", int_str(b->kafka_offset[i]));
@@ -367,7 +382,11 @@ static void sleep_ms(long ms)
         ;
 }
 
-/* Sends rows q->pending[0..n) until BigQuery took them all, resending only the failed ones. */
+/* Sends rows q->pending[0..n) until BigQuery took every valid one, resending only the failed ones. A row BigQuery
+ * names with a non-retryable reason ("invalid": a value out of range, a bad timestamp) is recorded with tp_wh_reject
+ * and not sent again; the rows it stopped (skipInvalidRows=false fails the whole request) are resent without it,
+ * so each valid row is inserted once. An "invalid" naming an unknown field is the table's schema, not the data:
+ * permanent. */
 static tp_err insert_chunk(tp_warehouse *w, const tp_row_batch *b, size_t n)
 {
     wh_bigquery *q = impl(w);
@@ -396,54 +415,103 @@ static tp_err insert_chunk(tp_warehouse *w, const tp_row_batch *b, size_t n)
         json_t *errs = json_object_get(root, "insertErrors");
         size_t failed = 0, k;
         json_t *ie;
-        const char *permanent = NULL, *perm_msg = NULL;
-        size_t perm_row = SIZE_MAX;
-        /* Compact the failed rows to the front of pending (indexes refer to this request's rows). */
-        size_t idx_seen[BQ_ROWS_PER_REQUEST];
+        const char *bad_answer = NULL;
+        int retryable = 0; /* a failure other than "stopped": back off before resending */
+        /* 0 = inserted, 1 = resend, 2 = refused as invalid (indexes refer to this request's rows). */
+        unsigned char mark[BQ_ROWS_PER_REQUEST] = {0};
         json_array_foreach(errs, k, ie)
         {
             json_int_t index = json_integer_value(json_object_get(ie, "index"));
-            json_t *first = json_array_get(json_object_get(ie, "errors"), 0);
-            const char *reason = json_string_value(json_object_get(first, "reason"));
             if (index < 0 || (size_t)index >= n) {
-                permanent = "an answer naming a row that was not sent";
+                bad_answer = "an answer naming a row that was not sent";
                 break;
             }
-            if (!retryable_reason(reason) && !permanent) {
-                permanent = reason ? reason : "no reason";
-                perm_msg = json_string_value(json_object_get(first, "message"));
-                perm_row = q->pending[index];
+            /* A row may carry several errors: any non-retryable one refuses it. */
+            const char *reason = NULL, *msg = NULL;
+            size_t j;
+            json_t *one;
+            json_array_foreach(json_object_get(ie, "errors"), j, one)
+            {
+                const char *r = json_string_value(json_object_get(one, "reason"));
+                if (!reason || (retryable_reason(reason) && !retryable_reason(r))) {
+                    reason = r ? r : "no reason";
+                    msg = json_string_value(json_object_get(one, "message"));
+                }
             }
-            if (failed < BQ_ROWS_PER_REQUEST)
-                idx_seen[failed++] = (size_t)index;
+            if (!reason)
+                reason = "no reason";
+            if (retryable_reason(reason)) {
+                if (!mark[index])
+                    failed++;
+                mark[index] = mark[index] ? mark[index] : 1;
+                retryable |= strcmp(reason, "stopped") != 0;
+                continue;
+            }
+            if (msg && strstr(msg, "no such field")) {
+                char id[80];
+                insert_id(b, q->pending[index], id, sizeof id);
+                tp_err r = tp_wh_fail(w, TP_ERR_WAREHOUSE, "%s rejected row %s (%s: %s); the table's schema "
+                                      "differs from telepack's: recreate it or load into another table (--table)",
+                                      q->where, id, reason, msg);
+                json_decref(root);
+                return r;
+            }
+            if (mark[index] == 1)
+                failed--;
+            mark[index] = 2;
         }
-        tp_err r = TP_OK;
-        if (permanent) {
-            char id[80] = "?";
-            if (perm_row < b->count)
-                insert_id(b, perm_row, id, sizeof id);
-            r = tp_wh_fail(w, TP_ERR_WAREHOUSE, "%s rejected row %s (%s: %s); fix the table's schema or the data",
-                           q->where, id, permanent, perm_msg ? perm_msg : "no message");
-        } else if (failed && attempt >= BQ_MAX_ATTEMPTS) {
-            r = tp_wh_fail(w, TP_ERR_WAREHOUSE, "%s failed to insert %zu rows after %d attempts; giving up",
-                           q->where, failed, attempt);
+        if (bad_answer) {
+            json_decref(root);
+            return tp_wh_fail(w, TP_ERR_WAREHOUSE, "%s: insertAll gave %s; giving up", q->where, bad_answer);
         }
-        if (!r && failed) {
-            /* Sort-free compaction: mark failed slots, keep their order. */
-            unsigned char mark[BQ_ROWS_PER_REQUEST] = {0};
-            for (size_t f = 0; f < failed; f++)
-                mark[idx_seen[f]] = 1;
-            size_t m = 0;
-            for (size_t i = 0; i < n; i++)
-                if (mark[i])
-                    q->pending[m++] = q->pending[i];
-            n = m;
+        /* Record the refused rows, with BigQuery's words. */
+        for (size_t i = 0; i < n; i++) {
+            if (mark[i] != 2)
+                continue;
+            const char *reason = "invalid", *msg = "no message", *loc = "";
+            json_array_foreach(errs, k, ie)
+            {
+                if (json_integer_value(json_object_get(ie, "index")) != (json_int_t)i)
+                    continue;
+                size_t j;
+                json_t *one;
+                json_array_foreach(json_object_get(ie, "errors"), j, one)
+                {
+                    const char *r = json_string_value(json_object_get(one, "reason"));
+                    if (r && !retryable_reason(r)) {
+                        reason = r;
+                        const char *m = json_string_value(json_object_get(one, "message"));
+                        const char *l = json_string_value(json_object_get(one, "location"));
+                        msg = m && m[0] ? m : "no message";
+                        loc = l ? l : "";
+                        break;
+                    }
+                }
+                break;
+            }
+            char id[80];
+            insert_id(b, q->pending[i], id, sizeof id);
+            if (tp_wh_reject(w, q->pending[i], "%s rejected row %s (%s%s%s: %.120s)", q->where, id, reason,
+                             loc[0] ? " in " : "", loc, msg)) {
+                json_decref(root);
+                return TP_ERR_NOMEM;
+            }
         }
         json_decref(root);
-        if (r || !failed)
-            return r;
-        sleep_ms(backoff);
-        backoff = backoff * 2 > BQ_BACKOFF_MAX_MS ? BQ_BACKOFF_MAX_MS : backoff * 2;
+        if (failed && attempt >= BQ_MAX_ATTEMPTS)
+            return tp_wh_fail(w, TP_ERR_UNAVAILABLE, "%s failed to insert %zu rows after %d attempts; retry later",
+                              q->where, failed, attempt);
+        if (!failed)
+            return TP_OK;
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (mark[i] == 1)
+                q->pending[m++] = q->pending[i];
+        n = m;
+        if (retryable) {
+            sleep_ms(backoff);
+            backoff = backoff * 2 > BQ_BACKOFF_MAX_MS ? BQ_BACKOFF_MAX_MS : backoff * 2;
+        }
     }
 }
 
@@ -461,6 +529,11 @@ static tp_err bq_load(tp_warehouse *w, const tp_row_batch *b, const char *topic,
         tp_err e = insert_chunk(w, b, n);
         if (e)
             return e;
+    }
+    if (w->n_rejected) {
+        const tp_wh_rejection *first = &w->rejected[0];
+        return tp_wh_fail(w, TP_ERR_REJECTED, "%s; %zu of %zu rows refused as invalid, the others were loaded "
+                          "(first: %.300s)", q->where, w->n_rejected, b->count, first->reason);
     }
     return TP_OK;
 }

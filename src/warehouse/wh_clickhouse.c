@@ -17,6 +17,7 @@
 #include "warehouse/warehouse_impl.h"
 
 #define CH_DEFAULT_PORT 8123
+#define CH_DEFAULT_TLS_PORT 8443
 #define CH_ROW_BYTES 68
 #define CH_OFFSETS_TABLE "kafka_offsets"
 #define INSERT_COLUMNS                                                                                            \
@@ -37,7 +38,7 @@ typedef struct wh_clickhouse {
     tp_wh_http http;
     struct curl_slist *headers;
     char where[300];      /* "ClickHouse at HOST:PORT", for sentences */
-    char base_url[300];   /* http://HOST:PORT/ */
+    char base_url[300];   /* http://HOST:PORT/ or https://HOST:PORT/ */
     char *insert_url;     /* base_url + ?query=INSERT ... FORMAT RowBinary (escaped once) */
     char *offsets_url;    /* the same for the offsets table */
     char db[TP_WH_NAME_MAX + 1];
@@ -70,7 +71,7 @@ static int transient_code(int code)
         210, /* NETWORK_ERROR */
         241, /* MEMORY_LIMIT_EXCEEDED */
         242, /* TABLE_IS_READ_ONLY */
-        252, /* TOO_MANY_PARTS */
+        252, /* TOO_MANY_PARTS: merges lag behind inserts (but see too_many_partitions) */
         286, /* UNFINISHED */
         319, /* UNKNOWN_STATUS_OF_INSERT */
         425, /* SYSTEM_ERROR */
@@ -147,6 +148,13 @@ static tp_err ch_request(tp_warehouse *w, const char *url, const struct curl_sli
         return tp_wh_fail(w, st >= 500 || st == 429 ? TP_ERR_UNAVAILABLE : TP_ERR_WAREHOUSE,
                           "%s answered HTTP %ld to %s (%s); %s", c->where, st, doing, msg[0] ? msg : "no details",
                           st >= 500 || st == 429 ? "retry later" : "check the URL");
+    /* Code 252 also means "Too many partitions for [a] single INSERT block (more than 100)" (19.x+, setting
+     * max_partitions_per_insert_block): the batch spans too many days and can never succeed as it is. That is a
+     * refusal of the data, not a transient state: the caller splits the batch. */
+    if (code == 252 && strstr(msg, "partitions for"))
+        return tp_wh_fail(w, TP_ERR_REJECTED, "%s refused %s (code %d: %.200s); the batch spans too many "
+                          "partitions (days) for one INSERT: split it",
+                          c->where, doing, code, msg);
     tp_err kind = transient_code(code) || st == 503 ? TP_ERR_UNAVAILABLE : TP_ERR_WAREHOUSE;
     return tp_wh_fail(w, kind, "%s refused %s (code %d: %s); %s", c->where, doing, code, msg,
                       kind == TP_ERR_UNAVAILABLE ? "retry later" : advice_for(code));
@@ -232,7 +240,8 @@ static tp_err ch_open(tp_warehouse *w, const char *url_rest)
     w->impl = c;
     char rest[512];
     if (strlen(url_rest) >= sizeof rest)
-        return tp_wh_fail(w, TP_ERR_PARSE, "ClickHouse URL \"clickhouse://%.100s...\" is too long", url_rest);
+        return tp_wh_fail(w, TP_ERR_PARSE, "ClickHouse URL \"%s%.100s...\" is too long",
+                          w->tls ? "clickhouses://" : "clickhouse://", url_rest);
     memcpy(rest, url_rest, strlen(url_rest) + 1);
     char *params = strchr(rest, '?');
     if (params) {
@@ -255,7 +264,7 @@ static tp_err ch_open(tp_warehouse *w, const char *url_rest)
     }
     if (host_end == host)
         goto bad;
-    long port = CH_DEFAULT_PORT;
+    long port = w->tls ? CH_DEFAULT_TLS_PORT : CH_DEFAULT_PORT;
     const char *p = host_end;
     if (*p == ':') {
         char *endp;
@@ -288,8 +297,10 @@ static tp_err ch_open(tp_warehouse *w, const char *url_rest)
         goto bad;
     memcpy(c->db, db, db_len);
     c->db[db_len] = '\0';
-    snprintf(c->where, sizeof c->where, "ClickHouse at %.*s:%ld", (int)(host_end - host), host, port);
-    snprintf(c->base_url, sizeof c->base_url, "http://%.*s:%ld/", (int)(host_end - host), host, port);
+    snprintf(c->where, sizeof c->where, "ClickHouse at %.*s:%ld%s", (int)(host_end - host), host, port,
+             w->tls ? " (HTTPS)" : "");
+    snprintf(c->base_url, sizeof c->base_url, "%s://%.*s:%ld/", w->tls ? "https" : "http", (int)(host_end - host),
+             host, port);
 
     for (int i = 0; i < 2; i++) {
         const char *v = i ? w->password : w->user;
@@ -339,8 +350,170 @@ static tp_err ch_open(tp_warehouse *w, const char *url_rest)
         return TP_ERR_NOMEM;
     return TP_OK;
 bad:
-    return tp_wh_fail(w, TP_ERR_PARSE, "ClickHouse URL \"clickhouse://%s\" is not HOST[:PORT][/DATABASE][?gzip=1]",
-                      url_rest);
+    return tp_wh_fail(w, TP_ERR_PARSE, "ClickHouse URL \"%s%s\" is not HOST[:PORT][/DATABASE][?gzip=1]",
+                      w->tls ? "clickhouses://" : "clickhouse://", url_rest);
+}
+
+/* The record identity: ReplacingMergeTree collapses rows with equal ORDER BY keys, so the key must be exactly it. */
+static int identity_bit(const char *s, size_t n)
+{
+    if (n == 10 && !strncmp(s, "vehicle_id", n))
+        return 1;
+    if (n == 13 && !strncmp(s, "sampled_at_ms", n))
+        return 2;
+    if (n == 3 && !strncmp(s, "seq", n))
+        return 4;
+    return 0;
+}
+
+static int ident_char(char ch, int first)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' || (!first && ch >= '0' && ch <= '9');
+}
+
+/* Whether the ClickHouse expression s[0..n) reads only identity columns (at least one): every identifier not
+ * followed by "(" (a function name) must be vehicle_id, sampled_at_ms or seq. String literals and numbers are
+ * skipped. A function of the identity is fine in a key: equal identities give equal values. */
+static int reads_only_identity(const char *s, size_t n)
+{
+    int cols = 0;
+    for (size_t i = 0; i < n;) {
+        char ch = s[i];
+        if (ch == '\'' || ch == '"') { /* a literal (or a quoted name: not ours) */
+            size_t j = i + 1;
+            while (j < n && s[j] != ch)
+                j += s[j] == '\\' ? 2 : 1;
+            if (ch == '"')
+                return 0;
+            i = j + 1;
+        } else if (ch == '`') {
+            size_t j = i + 1;
+            while (j < n && s[j] != '`')
+                j++;
+            if (!identity_bit(s + i + 1, j - i - 1))
+                return 0;
+            cols++;
+            i = j + 1;
+        } else if (ch >= '0' && ch <= '9') {
+            while (i < n && (ident_char(s[i], 0) || s[i] == '.'))
+                i++;
+        } else if (ident_char(ch, 1)) {
+            size_t j = i;
+            while (j < n && ident_char(s[j], 0))
+                j++;
+            size_t k = j;
+            while (k < n && s[k] == ' ')
+                k++;
+            if (k >= n || s[k] != '(') {
+                if (!identity_bit(s + i, j - i))
+                    return 0;
+                cols++;
+            }
+            i = j;
+        } else {
+            i++;
+        }
+    }
+    return cols > 0;
+}
+
+/* Idempotency rests on the table definition: ReplacingMergeTree (plain MergeTree keeps every copy), ORDER BY exactly
+ * the identity (fewer columns merge distinct records, more keep copies), and a partition key computed from the
+ * identity (else two copies of a record can land in different partitions, which never merge). Uses system.tables'
+ * engine / sorting_key and system.columns' is_in_partition_key, which 18.16 and current versions both have. */
+static tp_err ch_check_engine(tp_warehouse *w)
+{
+    wh_clickhouse *c = impl(w);
+    tp_err e = ch_sql(w, "a query of system.tables",
+                      "SELECT engine, sorting_key FROM system.tables WHERE database = '%s' AND name = '%s' "
+                      "FORMAT TabSeparated",
+                      c->db, w->table);
+    if (e)
+        return e;
+    char ans[1024];
+    snprintf(ans, sizeof ans, "%s", tp_wh_buf_cstr(&c->http.resp));
+    ans[strcspn(ans, "\n")] = '\0';
+    char *key = strchr(ans, '\t');
+    if (key)
+        *key++ = '\0';
+    const char *engine = ans;
+    static const char *const how = "recreate it as docs/WAREHOUSES.md shows (ENGINE = ReplacingMergeTree ... ORDER BY "
+                                   "(vehicle_id, sampled_at_ms, seq)) or load into another table (--table)";
+    if (strcmp(engine, "ReplacingMergeTree") && strcmp(engine, "ReplicatedReplacingMergeTree") &&
+        strcmp(engine, "SharedReplacingMergeTree"))
+        return tp_wh_fail(w, TP_ERR_WAREHOUSE,
+                          "%s: table %s.%s has ENGINE = %s, which does not collapse re-delivered records (telepack "
+                          "needs ReplacingMergeTree or ReplicatedReplacingMergeTree; load into the shard tables, not "
+                          "a Distributed one); %s",
+                          c->where, c->db, w->table, engine[0] ? engine : "(unknown)", how);
+    /* sorting_key: "vehicle_id, sampled_at_ms, seq"; split at top-level commas. */
+    unsigned bits = 0;
+    int other = 0;
+    const char *k = key ? key : "";
+    while (*k) {
+        size_t n = 0;
+        int depth = 0;
+        char quote = 0;
+        for (; k[n] && (quote || depth || k[n] != ','); n++) {
+            if (quote) {
+                if (k[n] == '\\' && k[n + 1])
+                    n++;
+                else if (k[n] == quote)
+                    quote = 0;
+            } else if (k[n] == '\'' || k[n] == '"' || k[n] == '`') {
+                quote = k[n];
+            } else {
+                depth += k[n] == '(' ? 1 : k[n] == ')' ? -1 : 0;
+            }
+        }
+        size_t a = 0, z = n;
+        while (a < z && k[a] == ' ')
+            a++;
+        while (z > a && k[z - 1] == ' ')
+            z--;
+        int bit = identity_bit(k + a, z - a);
+        if (bit)
+            bits |= (unsigned)bit;
+        else if (!reads_only_identity(k + a, z - a))
+            other = 1; /* a column (or expression) outside the identity */
+        k += n + (k[n] == ',');
+    }
+    if (bits != 7 || other)
+        return tp_wh_fail(w, TP_ERR_WAREHOUSE,
+                          "%s: table %s.%s is ORDER BY (%s), not the record identity (vehicle_id, sampled_at_ms, "
+                          "seq): ReplacingMergeTree would %s; %s",
+                          c->where, c->db, w->table, key ? key : "",
+                          bits != 7 && !other ? "merge distinct records that share the shorter key"
+                          : bits == 7         ? "keep copies of a record that differ in the other key columns"
+                                              : "merge distinct records and keep copies of others",
+                          how);
+    /* Every column the partition key reads is an identity column or MATERIALIZED/ALIAS from them (sampled_at). */
+    if ((e = ch_sql(w, "a query of system.columns",
+                    "SELECT name, default_kind, default_expression FROM system.columns WHERE database = '%s' AND "
+                    "table = '%s' AND is_in_partition_key FORMAT TabSeparated",
+                    c->db, w->table)))
+        return e;
+    for (const char *line = tp_wh_buf_cstr(&c->http.resp); *line;) {
+        size_t len = strcspn(line, "\n");
+        const char *t1 = memchr(line, '\t', len);
+        const char *t2 = t1 ? memchr(t1 + 1, '\t', len - (size_t)(t1 + 1 - line)) : NULL;
+        int ok = t1 && identity_bit(line, (size_t)(t1 - line));
+        if (!ok && t2) {
+            size_t kind_n = (size_t)(t2 - t1 - 1);
+            int derived = (kind_n == 12 && !strncmp(t1 + 1, "MATERIALIZED", 12)) ||
+                          (kind_n == 5 && !strncmp(t1 + 1, "ALIAS", 5));
+            ok = derived && reads_only_identity(t2 + 1, len - (size_t)(t2 + 1 - line));
+        }
+        if (!ok)
+            return tp_wh_fail(w, TP_ERR_WAREHOUSE,
+                              "%s: table %s.%s is partitioned by column %.*s, which is not computed from the record "
+                              "identity: two copies of a record could land in different partitions and never merge; "
+                              "partition by an expression of sampled_at_ms (e.g. toYYYYMMDD(toDateTime(intDiv("
+                              "sampled_at_ms, 1000)))) — %s",
+                              c->where, c->db, w->table, (int)(t1 ? (size_t)(t1 - line) : len), line, how);
+        line += len + (line[len] == '\n');
+    }
+    return TP_OK;
 }
 
 static tp_err ch_ensure_table(tp_warehouse *w)
@@ -393,6 +566,8 @@ static tp_err ch_ensure_table(tp_warehouse *w)
                               "table) or load into another one (--table)",
                               c->where, c->db, w->table, columns[i].name, columns[i].type);
     }
+    if ((e = ch_check_engine(w)))
+        return e;
     /* Our bookkeeping: the Kafka position each load reached, written after its rows were acknowledged. */
     return ch_sql(w, "CREATE TABLE " CH_OFFSETS_TABLE,
                   "CREATE TABLE IF NOT EXISTS %s." CH_OFFSETS_TABLE " (table_name String, topic String, "

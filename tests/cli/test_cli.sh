@@ -174,6 +174,31 @@ printf 'hello world' >"$tmp/text"
 expect 2 "raw record 0 at byte offset 0: the input ends after 10 of its 104 bytes" "$T" inspect "$tmp/text"
 # A pack above --max-pack-bytes.
 expect 2 "pack 0 at byte offset 0: .*max_pack_bytes" "$T" inspect --max-pack-bytes 1024 "$tmp/count.packs"
+# An all-zero record (vehicle 0, time 0: every field default) first in a rows pack: packed and read back, not a
+# failure. It used to make `pack --layout rows` exit 1 with the records after it lost.
+printf '{"vehicle_id":0,"sampled_at_ms":0}\n{"vehicle_id":0,"sampled_at_ms":5,"seq":1}\n{"vehicle_id":0,"sampled_at_ms":0}\n' \
+    >"$tmp/zero.ndjson"
+for codec in zstd none; do
+    expect 0 "3 records -> 1 packs" "$T" pack --layout rows --codec $codec --in "$tmp/zero.ndjson" --out "$tmp/zero.packs"
+    expect 0 "" "$T" inspect "$tmp/zero.packs"
+    ok
+    [ "$(grep -c '"vehicle_id":0,"sampled_at_ms":0,' "$tmp/out")" -eq 2 ] ||
+        fail "zero record, codec $codec: want it back twice, got: $(cat "$tmp/out")"
+done
+# Unknown keys: an error naming the key and the line (a misspelt "lat" used to pack as latitude 0, exit 0), unless
+# --ignore-unknown-fields; both spellings of the field names stay accepted.
+printf '{"vehicle_id":5,"sampled_at_ms":1}\n{"vehicle_id":5,"sampled_at_ms":1767225600000,"lat":35.6,"lon":139.7}\n' \
+    >"$tmp/unknown.ndjson"
+expect 2 'line 2: unknown field "lat" \(did you mean latitude\?\).*1 records before it are packed' \
+    "$T" pack --in "$tmp/unknown.ndjson" --out "$tmp/unknown.packs"
+expect 0 "2 records -> 1 packs" "$T" pack --ignore-unknown-fields --in "$tmp/unknown.ndjson" --out "$tmp/unknown.packs"
+printf '{"vehicleId":5,"sampledAtMs":1,"speedKmh":2.5,"meter_status":"METER_STATUS_HIRED"}\n' >"$tmp/camel.ndjson"
+expect 0 "1 records -> 1 packs" "$T" pack --in "$tmp/camel.ndjson" --out "$tmp/camel.packs"
+expect 0 "" "$T" inspect "$tmp/camel.packs"
+ok
+grep -q '"speed_kmh":2.5,' "$tmp/out" || fail "camelCase speedKmh not read: $(cat "$tmp/out")"
+"$T" pack --help | grep -q -- --ignore-unknown-fields || fail "pack --help lacks --ignore-unknown-fields"
+ok
 # Empty input is no packs, not an error.
 : >"$tmp/empty"
 expect 0 "^inspect: 0 packs, 0 records" "$T" inspect "$tmp/empty"

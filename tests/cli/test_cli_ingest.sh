@@ -114,6 +114,29 @@ check "bad ndjson exits 2 (got $rc)" test "$rc" = 2
 check "bad ndjson: line named" grep -q "line 4" "$work/err"
 check "bad ndjson: 3 acked" grep -q "3 acked" "$work/err"
 
+# layout rows and an all-zero record first (vehicle 0, every field default): delivered and acked like any other
+# record (it used to stop the worker with exit 1)
+{ echo '{"vehicle_id":0,"sampled_at_ms":0}'; head -20 "$work/recs.ndjson"; echo '{"vehicle_id":0,"sampled_at_ms":0}'; } \
+    >"$work/zero.ndjson"
+rc=0
+"$tp" ingest "${mock[@]}" --layout rows --from "$work/zero.ndjson" 2>"$work/err" || rc=$?
+check "rows + zero record exits 0 (got $rc)" test "$rc" = 0
+check "rows + zero record: 22 acked" grep -q "22 acked" "$work/err"
+
+# an unknown key (a misspelt field): exit 2 naming the key and line, the records before it delivered; accepted
+# with --ignore-unknown-fields
+{ head -3 "$work/recs.ndjson"; echo '{"vehicle_id":5,"sampled_at_ms":1767225600000,"lat":35.6,"lon":139.7}'; } \
+    >"$work/unknown.ndjson"
+rc=0
+"$tp" ingest "${mock[@]}" --from "$work/unknown.ndjson" 2>"$work/err" || rc=$?
+check "unknown key exits 2 (got $rc)" test "$rc" = 2
+check "unknown key: key and line named" grep -q 'line 4: unknown field "lat"' "$work/err"
+check "unknown key: 3 acked" grep -q "3 acked" "$work/err"
+rc=0
+"$tp" ingest "${mock[@]}" --ignore-unknown-fields --from "$work/unknown.ndjson" 2>"$work/err" || rc=$?
+check "--ignore-unknown-fields exits 0 (got $rc)" test "$rc" = 0
+check "--ignore-unknown-fields: 4 acked" grep -q "4 acked" "$work/err"
+
 # missing file
 rc=0
 "$tp" ingest "${mock[@]}" --from "$work/nope.ndjson" 2>"$work/err" || rc=$?
@@ -159,6 +182,7 @@ usage "no topic" -X test.mock.num.brokers=1 --from "$work/recs.ndjson"
 usage "no brokers" --topic packs --from "$work/recs.ndjson"
 usage "bad --batch-records" "${mock[@]}" --batch-records 0
 usage "bad --level" "${mock[@]}" --level 99
+usage "bad --max-open-vehicles" "${mock[@]}" --max-open-vehicles 0
 usage "bad --input-format" "${mock[@]}" --input-format csv
 usage "malformed -X" "${mock[@]}" -X nonsense
 usage "unknown -X property" "${mock[@]}" -X no.such.property=1

@@ -74,6 +74,14 @@ sweep="--batch 10,50,200 --level 1,3 --measure-ms 5"
 
 "$T" tune --help | grep -q -- '--target-latency-ms' || fail "--help does not document --target-latency-ms"
 "$T" tune --help | grep -q -- '--layouts LIST' || fail "--help does not document --layouts"
+# NDJSON with an unknown key: exit 2 naming key and line, unless --ignore-unknown-fields
+printf '{"vehicle_id":5,"sampled_at_ms":1,"lat":35.6}\n' >"$tmp/unknown.ndjson"
+rc=0
+"$T" tune --from "$tmp/unknown.ndjson" --json >/dev/null 2>"$tmp/unknown.err" || rc=$?
+[ "$rc" = 2 ] || fail "tune with an unknown key exited $rc, want 2"
+grep -q 'line 1: unknown field "lat"' "$tmp/unknown.err" || fail "tune: unknown key not named: $(cat "$tmp/unknown.err")"
+"$T" tune --from "$tmp/unknown.ndjson" --ignore-unknown-fields --batch 1 --level 1 --layouts rows --linger-ms 1000 --measure-ms 1 --json \
+    >/dev/null 2>"$tmp/unknown.err" || fail "tune --ignore-unknown-fields failed: $(cat "$tmp/unknown.err")"
 
 # Simulator sample, latency target.
 "$T" tune --json --vehicles 4 --seconds 400 $sweep --target-latency-ms 60000 > "$tmp/a.json" || fail "tune (latency)"

@@ -243,23 +243,26 @@ static void reader_errors(void)
     CHECK_ERR(tp_pack_reader_open(r, &m, pack, len), TP_ERR_UNKNOWN_CODEC);
     CHECK_DETAIL(r, "dictionary 12");
 
-    /* Record count differs from the metadata: fewer and more records than it says. */
+    /* Record count differs from the metadata: fewer and more records than it says. The length prefixes are
+     * counted when the pack is opened, so the open fails before anything is sized from the header. */
     m = meta;
     m.record_count = 51;
     CHECK_ERR(drain(r, &m, pack, len), TP_ERR_COUNT_MISMATCH);
     CHECK_DETAIL(r, "holds 50 records but its metadata says 51");
     m.record_count = 49;
     CHECK_ERR(drain(r, &m, pack, len), TP_ERR_COUNT_MISMATCH);
-    CHECK_DETAIL(r, "record 49");
+    CHECK_DETAIL(r, "holds 50 records but its metadata says 49");
     tp_row_batch *rows = NULL;
     CHECK_ERR(tp_row_batch_new(100, &rows), TP_OK);
-    CHECK_ERR(tp_pack_reader_open(r, &m, pack, len), TP_OK);
-    CHECK_ERR(tp_pack_reader_read_all(r, rows, 0, 0), TP_ERR_COUNT_MISMATCH);
+    CHECK_ERR(tp_pack_reader_open(r, &m, pack, len), TP_ERR_COUNT_MISMATCH);
+    CHECK_ERR(tp_pack_reader_read_all(r, rows, 0, 0), TP_ERR_INVALID_ARG);
     CHECK_INT(rows->count, 0);
-    m.record_count = 51;
-    CHECK_ERR(tp_pack_reader_open(r, &m, pack, len), TP_OK);
-    CHECK_ERR(tp_pack_reader_read_all(r, rows, 0, 0), TP_ERR_COUNT_MISMATCH);
-    CHECK_INT(rows->count, 0);
+    m.record_count = 1000000000; /* a header count far above the content: refused at open, nothing sized */
+    CHECK_ERR(tp_pack_reader_open(r, &m, pack, len), TP_ERR_COUNT_MISMATCH);
+    CHECK_DETAIL(r, "holds 50 records but its metadata says 1000000000");
+    /* Without metadata the count comes from the content alone, before any record is decoded. */
+    CHECK_ERR(tp_pack_reader_open(r, NULL, pack, len), TP_OK);
+    CHECK_INT(tp_pack_reader_meta(r)->record_count, 50);
 
     /* read_all: a batch without room appends nothing, with or without a count to check against; after making
      * room the same pack reads whole. */
@@ -378,13 +381,22 @@ static void size_caps(void)
     CHECK(ZSTD_getFrameContentSize(frame, out.pos) == ZSTD_CONTENTSIZE_UNKNOWN);
     CHECK_ERR(tp_pack_reader_open(r, NULL, frame, out.pos), TP_ERR_PACK_TOO_LARGE);
     CHECK_DETAIL(r, "exceeds max_pack_bytes 100000");
-    /* The same frame under a cap exactly its size decompresses (the buffer grows from its first guess). */
+    /* The same frame under a cap exactly its size decompresses (the buffer grows from its first guess), but its
+     * 150,000 two-byte records are above the default record cap (max_pack_bytes / 16 = 18,750): a content of tiny
+     * records must not decode into 68-byte rows without bound. */
     tp_pack_reader_free(r);
     o.max_pack_bytes = n;
     CHECK_ERR(tp_pack_reader_new(&o, &r), TP_OK);
+    CHECK_ERR(tp_pack_reader_open(r, NULL, frame, out.pos), TP_ERR_PACK_TOO_LARGE);
+    CHECK_DETAIL(r, "more than 18750 records (max_pack_records = max_pack_bytes / 16)");
+    tp_pack_reader_free(r);
+    o.max_pack_records = n / 2;
+    CHECK_ERR(tp_pack_reader_new(&o, &r), TP_OK);
     CHECK_ERR(tp_pack_reader_open(r, NULL, frame, out.pos), TP_OK);
     CHECK_INT(tp_pack_reader_meta(r)->content_size, n);
+    CHECK_INT(tp_pack_reader_meta(r)->record_count, n / 2);
     tp_pack_reader_free(r);
+    o.max_pack_records = 0;
     /* A window far larger than the cap is refused before zstd allocates it. */
     o.max_pack_bytes = 4096;
     CHECK_ERR(tp_pack_reader_new(&o, &r), TP_OK);
@@ -426,7 +438,6 @@ static void writer_cases(void)
     size_t len;
     CHECK_ERR(tp_pack_writer_finish(w, dst, sizeof dst, &len, NULL), TP_ERR_INVALID_ARG); /* empty */
     tp_record zero = {0};
-    CHECK_ERR(tp_pack_writer_add(w, &zero), TP_ERR_INVALID_ARG); /* would start the content with 00 */
     tp_record a = make(1, 0), b = make(2, 0);
     CHECK_ERR(tp_pack_writer_add(w, &a), TP_OK);
     CHECK_ERR(tp_pack_writer_add(w, &b), TP_ERR_INVALID_ARG); /* another vehicle */
@@ -519,8 +530,63 @@ static void row_batches(void)
     tp_row_batch_free(NULL);
 }
 
+/* An all-zero record (vehicle 0) opening a rows pack: taken (one such record from a gateway used to stop the
+ * ingest worker), written as 02 08 00 so the content does not start with the v2 mark, and read back as itself,
+ * with and without metadata. Then a later all-zero record stays an empty message, as before. */
+static void zero_record_first(tp_codec codec)
+{
+    tp_pack_writer_opts o;
+    tp_pack_writer_opts_init(&o);
+    o.layout = TP_LAYOUT_ROWS;
+    o.codec = codec;
+    tp_pack_writer *w = NULL;
+    CHECK_ERR(tp_pack_writer_new(&o, &w), TP_OK);
+    tp_record zero = {0}, other = make(0, 5);
+    CHECK_ERR(tp_pack_writer_add(w, &zero), TP_OK);
+    CHECK_ERR(tp_pack_writer_add(w, &zero), TP_OK);
+    CHECK_ERR(tp_pack_writer_add(w, &other), TP_OK);
+    uint8_t dst[1024];
+    size_t len = 0;
+    tp_pack_meta meta;
+    CHECK_ERR(tp_pack_writer_finish(w, dst, sizeof dst, &len, &meta), TP_OK);
+    CHECK_INT(meta.record_count, 3);
+    CHECK_INT(meta.format_version, 1);
+    if (codec == TP_CODEC_NONE) {
+        CHECK_INT(dst[0], 0x02);
+        CHECK_INT(dst[1], 0x08);
+        CHECK_INT(dst[2], 0x00);
+        CHECK_INT(dst[3], 0x00); /* the second zero record: an empty message */
+    }
+    tp_pack_reader *r = NULL;
+    CHECK_ERR(tp_pack_reader_new(NULL, &r), TP_OK);
+    for (int with_meta = 0; with_meta < 2; with_meta++) {
+        CHECK_ERR(tp_pack_reader_open(r, with_meta ? &meta : NULL, dst, len), TP_OK);
+        CHECK_INT(tp_pack_reader_meta(r)->format_version, 1);
+        tp_record got;
+        CHECK_ERR(tp_pack_reader_next(r, &got), TP_OK);
+        CHECK(same(&got, &zero));
+        CHECK_ERR(tp_pack_reader_next(r, &got), TP_OK);
+        CHECK(same(&got, &zero));
+        CHECK_ERR(tp_pack_reader_next(r, &got), TP_OK);
+        CHECK(same(&got, &other));
+        CHECK_ERR(tp_pack_reader_next(r, &got), TP_ERR_END);
+    }
+    /* A pack of the zero record alone. */
+    CHECK_ERR(tp_pack_writer_add(w, &zero), TP_OK);
+    CHECK_ERR(tp_pack_writer_finish(w, dst, sizeof dst, &len, &meta), TP_OK);
+    CHECK_ERR(tp_pack_reader_open(r, NULL, dst, len), TP_OK);
+    tp_record got;
+    CHECK_ERR(tp_pack_reader_next(r, &got), TP_OK);
+    CHECK(same(&got, &zero));
+    CHECK_ERR(tp_pack_reader_next(r, &got), TP_ERR_END);
+    tp_pack_reader_free(r);
+    tp_pack_writer_free(w);
+}
+
 int main(void)
 {
+    zero_record_first(TP_CODEC_NONE);
+    zero_record_first(TP_CODEC_ZSTD);
     reader_errors();
     size_caps();
     writer_cases();

@@ -63,7 +63,7 @@ static int agree(const char *text, size_t len)
     tp_record a, b;
     char ma[256], mb[256];
     tp_err ea = tp_record_json_parse(text, len, &a, ma, sizeof ma);
-    tp_err eb = tp_record_json_parse_full(text, len, &b, mb, sizeof mb);
+    tp_err eb = tp_record_json_parse_full(text, len, 0, &b, mb, sizeof mb);
     if (ea != eb || (ea == TP_OK && !same_record(&a, &b)) || (ea != TP_OK && strcmp(ma, mb))) {
         fprintf(stderr, "fast and full parsers disagree on %.*s: %s / %s\n", (int)len, text, ma, mb);
         return 0;
@@ -311,10 +311,10 @@ static void test_parse_forms(void)
 {
     tp_record r;
     char msg[256];
-    /* camelCase names, strings for 64-bit integers, numeric enum, unknown keys of every type ignored. */
+    /* camelCase names, strings for 64-bit integers, numeric enum. */
     CHECK_ERR(parse("{\"vehicleId\":\"18446744073709551615\",\"sampledAtMs\":\"-5\",\"seq\":\"0\",\"latitude\":35,"
                     "\"longitude\":\"-139.5\",\"speedKmh\":\"1e1\",\"headingDeg\":90,\"accuracyM\":null,"
-                    "\"meterStatus\":3,\"extra\":{\"a\":[1,2]},\"note\":\"x\",\"flag\":true}",
+                    "\"meterStatus\":3}",
                     &r, msg, sizeof msg),
               TP_OK);
     CHECK(r.vehicle_id == UINT64_MAX);
@@ -530,8 +530,74 @@ static void test_reader_io_error(void)
     fclose(f);
 }
 
+/* Unknown keys are errors naming the key (protobuf's JSON parser does the same), unless ignoring them is asked
+ * for; both spellings of every field stay accepted. Without this "lat"/"lon" packed as latitude 0, longitude 0. */
+static void test_unknown_keys(void)
+{
+    tp_record r;
+    char msg[512];
+    const char *lat = "{\"vehicle_id\":5,\"sampled_at_ms\":1767225600000,\"lat\":35.6,\"lon\":139.7}";
+    CHECK_ERR(parse(lat, &r, msg, sizeof msg), TP_ERR_PARSE);
+    CHECK(strstr(msg, "unknown field \"lat\" (did you mean latitude?)") != NULL);
+    CHECK(strstr(msg, "--ignore-unknown-fields") != NULL);
+    CHECK_ERR(tp_record_json_parse_flags(lat, strlen(lat), TP_RECORD_JSON_IGNORE_UNKNOWN, &r, msg, sizeof msg), TP_OK);
+    CHECK_INT(r.vehicle_id, 5);
+    CHECK(r.latitude == 0 && r.longitude == 0);
+    /* every type of value, skipped when asked; the fast path and jansson agree under both settings */
+    const char *extra = "{\"vehicle_id\":1,\"sampled_at_ms\":2,\"extra\":{\"a\":[1,2]},\"note\":\"x\",\"flag\":true,"
+                        "\"latitude\":3.5}";
+    CHECK_ERR(parse(extra, &r, msg, sizeof msg), TP_ERR_PARSE);
+    CHECK(strstr(msg, "unknown field \"extra\";") != NULL);
+    tp_record full;
+    CHECK_ERR(tp_record_json_parse_flags(extra, strlen(extra), TP_RECORD_JSON_IGNORE_UNKNOWN, &r, msg, sizeof msg),
+              TP_OK);
+    CHECK_ERR(tp_record_json_parse_full(extra, strlen(extra), TP_RECORD_JSON_IGNORE_UNKNOWN, &full, msg, sizeof msg),
+              TP_OK);
+    CHECK(r.latitude == 3.5 && full.latitude == 3.5 && r.vehicle_id == 1);
+    /* both names of every field, mixed */
+    CHECK_ERR(parse("{\"vehicleId\":1,\"sampled_at_ms\":2,\"speedKmh\":3,\"heading_deg\":4,\"accuracyM\":5,"
+                    "\"meter_status\":1,\"seq\":6,\"longitude\":7}",
+                    &r, msg, sizeof msg),
+              TP_OK);
+    CHECK(r.speed_kmh == 3.0f && r.heading_deg == 4.0f && r.accuracy_m == 5.0f && r.longitude == 7.0);
+    /* case matters, as in protobuf: VehicleId is not a field name */
+    CHECK_ERR(parse("{\"VehicleId\":1,\"vehicle_id\":1,\"sampled_at_ms\":2}", &r, msg, sizeof msg), TP_ERR_PARSE);
+    CHECK(strstr(msg, "unknown field \"VehicleId\"") != NULL);
+    /* a long or unprintable key is shown shortened and printable */
+    CHECK_ERR(parse("{\"vehicle_id\":1,\"sampled_at_ms\":2,\"a\\nb\\\"c0123456789012345678901234567890123456789\":1}", &r,
+                    msg, sizeof msg),
+              TP_ERR_PARSE);
+    CHECK(strstr(msg, "unknown field \"a?b?c01234567890123456789012345678901234...\";") != NULL);
+
+    /* The line reader: the error names the line and the key; with the flag the line is a record. */
+    char input[] = "{\"vehicle_id\":1,\"sampled_at_ms\":10}\n"
+                   "{\"vehicle_id\":2,\"sampled_at_ms\":20,\"lon\":1}\n";
+    for (int ignore = 0; ignore < 2; ignore++) {
+        FILE *f = fmemopen(input, strlen(input), "r");
+        CHECK(f != NULL);
+        if (!f)
+            return;
+        tp_ndjson_reader *rd;
+        CHECK_ERR(tp_ndjson_reader_new(f, 0, &rd), TP_OK);
+        if (ignore)
+            tp_ndjson_reader_set_flags(rd, TP_RECORD_JSON_IGNORE_UNKNOWN);
+        CHECK_ERR(tp_ndjson_reader_next(rd, &r, msg, sizeof msg), TP_OK);
+        if (ignore) {
+            CHECK_ERR(tp_ndjson_reader_next(rd, &r, msg, sizeof msg), TP_OK);
+            CHECK_INT(r.vehicle_id, 2);
+        } else {
+            CHECK_ERR(tp_ndjson_reader_next(rd, &r, msg, sizeof msg), TP_ERR_PARSE);
+            CHECK(strstr(msg, "line 2: unknown field \"lon\" (did you mean longitude?)") != NULL);
+        }
+        CHECK_ERR(tp_ndjson_reader_next(rd, &r, msg, sizeof msg), TP_ERR_END);
+        tp_ndjson_reader_free(rd);
+        fclose(f);
+    }
+}
+
 int main(void)
 {
+    test_unknown_keys();
     test_known_output();
     test_edge_round_trips();
     test_random_round_trips();

@@ -50,9 +50,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* every failure explains itself */
     /* The fast path and the jansson-only parser agree on every input. */
     tp_record full;
-    tp_err ef = tp_record_json_parse_full((const char *)data, size, &full, msg, sizeof msg);
+    tp_err ef = tp_record_json_parse_full((const char *)data, size, 0, &full, msg, sizeof msg);
     if (ef != e || (e == TP_OK && !same_record(&r, &full)))
         abort();
+    /* Ignoring unknown keys only ever turns an error into a record, and fast and full agree there too. */
+    tp_record ig, igf;
+    tp_err ei = tp_record_json_parse_flags((const char *)data, size, TP_RECORD_JSON_IGNORE_UNKNOWN, &ig, msg,
+                                           sizeof msg);
+    tp_err eif = tp_record_json_parse_full((const char *)data, size, TP_RECORD_JSON_IGNORE_UNKNOWN, &igf, msg,
+                                           sizeof msg);
+    if (ei != eif || (ei == TP_OK && !same_record(&ig, &igf)) || (e == TP_OK && (ei != TP_OK || !same_record(&r, &ig))))
+        abort();
+    if (ei == TP_OK)
+        check_round_trip(&ig);
 
     /* The input as NDJSON lines, with a small line limit so over-long lines are exercised too. */
     if (size == 0)

@@ -21,6 +21,7 @@
 #include "kafka/pack_headers.h"
 #include "sink/sink.h"
 #include "telepack/pack.h"
+#include <zstd.h>
 
 #define PARTS 4
 #define VEHICLES 50
@@ -120,6 +121,56 @@ static void produce_pack(rd_kafka_t *p, tp_pack_writer *w, const char *topic, in
     if (e)
         rd_kafka_headers_destroy(h);
     free(buf);
+}
+
+/* A rows pack (v1, zstd) whose content is `n` zero bytes: n empty records of vehicle 0, all headers consistent.
+ * The memory-amplification shape: a few dozen bytes on the wire, n records, 68 bytes each once decoded. */
+static void produce_zero_bomb(rd_kafka_t *p, const char *topic, int32_t partition, size_t n)
+{
+    uint8_t *content = calloc(1, n);
+    size_t cap = ZSTD_compressBound(n);
+    uint8_t *frame = malloc(cap);
+    size_t len = ZSTD_compress(frame, cap, content, n, 19);
+    CHECK(!ZSTD_isError(len));
+    tp_pack_meta meta = {1, TP_LAYOUT_ROWS, TP_CODEC_ZSTD, TP_SCHEMA_VERSION, (uint32_t)n, 0, 0, n};
+    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+    CHECK_ERR(tp_pack_meta_to_headers(&meta, h), TP_OK);
+    CHECK_INT(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY("bomb", 4),
+                                RD_KAFKA_V_VALUE(frame, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
+              0);
+    free(frame);
+    free(content);
+}
+
+/* A column pack (v2) of n equal records: every column is const, so its content is a few dozen bytes whatever n
+ * is (fewer bytes than records). Returns its content size. */
+static uint64_t produce_equal_columns(rd_kafka_t *p, const char *topic, int32_t partition, uint64_t v, uint32_t n)
+{
+    tp_pack_writer_opts o;
+    tp_pack_writer_opts_init(&o);
+    o.layout = TP_LAYOUT_COLUMNS;
+    tp_pack_writer *w = NULL;
+    CHECK_ERR(tp_pack_writer_new(&o, &w), TP_OK);
+    tp_record r;
+    make_record(v, 0, 9, &r);
+    for (uint32_t i = 0; i < n; i++)
+        CHECK_ERR(tp_pack_writer_add(w, &r), TP_OK);
+    size_t cap = tp_pack_writer_bound(w), len = 0;
+    uint8_t *buf = malloc(cap);
+    tp_pack_meta meta;
+    CHECK_ERR(tp_pack_writer_finish(w, buf, cap, &len, &meta), TP_OK);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+    CHECK_ERR(tp_pack_meta_to_headers(&meta, h), TP_OK);
+    char key[32];
+    snprintf(key, sizeof key, "%" PRIu64, r.vehicle_id);
+    CHECK_INT(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                                RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(buf, len),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
+              0);
+    free(buf);
+    tp_pack_writer_free(w);
+    return meta.content_size;
 }
 
 /* Produces VEHICLES x RECORDS_PER_VEHICLE records (salt) to topic, one vehicle per partition by id. */
@@ -577,6 +628,11 @@ static void dlq_start(void)
     produce_pack(p, w, "mixed", 1, 20, 0, 400, 7, GOOD);
     produce_pack(p, w, "mixed", 1, 21, 0, 20, 0, GOOD);
     dlq_good += 20;
+    /* 8192 empty records in 8192 bytes of content: passes "a record takes a byte", but above this sink's record
+     * cap (8192 / 16 = 512), so it is dead-lettered instead of decoded into 8192 rows. */
+    produce_zero_bomb(p, "mixed", 0, 8192);
+    produce_pack(p, w, "mixed", 0, 22, 0, 20, 0, GOOD);
+    dlq_good += 20;
     CHECK_INT(rd_kafka_flush(p, 10000), 0);
     tp_pack_writer_free(w);
     rd_kafka_destroy(p);
@@ -588,23 +644,28 @@ static void dlq_start(void)
 
 static void dlq_check(void)
 {
-    CHECK_INT(wait_for(&dlq_r, dlq_good, 9), 0);
+    CHECK_INT(wait_for(&dlq_r, dlq_good, 10), 0);
     usleep(200000); /* let the flush timer store the DLQ-only advance of partition 0's last message */
     tp_sink_stats st;
     CHECK_ERR(finish(&dlq_r, &st), TP_OK);
     CHECK_INT(st.rows_loaded, dlq_good);
-    CHECK_INT(st.packs_dlq, 9);
+    CHECK_INT(st.packs_dlq, 10);
     CHECK_INT(query_int("mixed.db", "SELECT count(*) FROM vehicle_positions"), dlq_good);
     CHECK_INT(query_int("mixed.db", "SELECT count(*) FROM vehicle_positions WHERE vehicle_id >= 700000"), 0);
     check_offsets_at_end("mixed.db", "mixed", 2);
 
-    dlq_msg d[10];
-    int n = read_dlq("mixed.dlq", d, 9);
-    CHECK_INT(n, 9);
-    int seen[32] = {0};
+    dlq_msg d[12];
+    int n = read_dlq("mixed.dlq", d, 10);
+    CHECK_INT(n, 10);
+    int seen[32] = {0}, bomb = 0;
     for (int i = 0; i < n; i++) {
         CHECK(strstr(d[i].error, "is not a valid pack") != NULL);
         CHECK(d[i].source[0] != 0);
+        if (!strcmp(d[i].key, "bomb")) {
+            bomb++;
+            CHECK(strstr(d[i].error, "more than 512 records") != NULL);
+            continue;
+        }
         uint64_t v = strtoull(d[i].key, NULL, 10) - 1000 - 700000; /* the spoiled pack's vehicle */
         if (v < 32)
             seen[v]++;
@@ -633,6 +694,7 @@ static void dlq_check(void)
     }
     CHECK(seen[1] == 1 && seen[3] == 1 && seen[5] == 1 && seen[10] == 1 && seen[12] == 1);
     CHECK(seen[14] == 1 && seen[16] == 1 && seen[18] == 1 && seen[20] == 1);
+    CHECK_INT(bomb, 1);
 }
 
 /* Warehouse outage: four "unavailable" answers, then loads go through; same rows kept, none lost or doubled. */
@@ -676,6 +738,8 @@ static void big_start(void)
     produce_pack(p, w, "big", 0, 0, 0, 30, 9, GOOD);
     produce_pack(p, w, "big", 0, 1, 0, 300, 9, GOOD);
     produce_pack(p, w, "big", 0, 2, 0, 30, 9, GOOD);
+    /* 60 equal records in a column pack take fewer content bytes than records: valid, and loaded. */
+    CHECK(produce_equal_columns(p, "big", 0, 3, 60) < 60);
     CHECK_INT(rd_kafka_flush(p, 10000), 0);
     tp_pack_writer_free(w);
     rd_kafka_destroy(p);
@@ -687,17 +751,152 @@ static void big_start(void)
 
 static void big_check(void)
 {
-    CHECK_INT(wait_for(&big_r, 360, 0), 0);
+    CHECK_INT(wait_for(&big_r, 420, 0), 0);
     tp_sink_stats st;
     CHECK_ERR(finish(&big_r, &st), TP_OK);
-    CHECK_INT(st.rows_loaded, 360);
+    CHECK_INT(st.rows_loaded, 420);
     CHECK_INT(st.packs_dlq, 0);
     CHECK(st.loads >= 2);
-    CHECK_INT(query_int("big.db", "SELECT count(*) FROM vehicle_positions"), 360);
+    /* The 60 equal records are one identity: one row after INSERT OR IGNORE. */
+    CHECK_INT(query_int("big.db", "SELECT count(*) FROM vehicle_positions"), 361);
+    CHECK_INT(query_int("big.db", "SELECT count(*) FROM vehicle_positions WHERE kafka_offset = 3"), 1);
     check_fleet("big.db", 9, 3, 30, 1); /* records 0..29 of each vehicle */
     CHECK_INT(query_int("big.db", "SELECT count(*) FROM vehicle_positions WHERE kafka_offset = 1"), 300);
     CHECK_INT(query_int("big.db", "SELECT count(DISTINCT seq) FROM vehicle_positions WHERE kafka_offset = 1"), 300);
     CHECK_INT(query_int("big.db", "SELECT max(seq) FROM vehicle_positions WHERE kafka_offset = 1"), 300);
+}
+
+/* The warehouse refuses data: here any load of more than 25 rows as a whole (as ClickHouse refuses an INSERT
+ * spanning more than 100 days). The sink splits the batch down to single packs, loads every pack that fits once,
+ * dead-letters the one 30-record pack that is refused even alone with the warehouse's reason, and records the
+ * offsets. A pack with microsecond timestamps never reaches the warehouse: outside the accepted event time. */
+static runner rej_r;
+static int rej_calls;
+
+static tp_err rej_hook(void *ctx, size_t rows)
+{
+    (void)ctx;
+    rej_calls++;
+    return rows > 25 ? TP_ERR_REJECTED : TP_OK;
+}
+
+static void rej_start(void)
+{
+    rd_kafka_mock_topic_create(mock, "rej", 1, 1);
+    rd_kafka_mock_topic_create(mock, "rej.dlq", 1, 1);
+    rd_kafka_t *p = new_producer();
+    tp_pack_writer *w = NULL;
+    CHECK_ERR(tp_pack_writer_new(NULL, &w), TP_OK);
+    for (uint64_t v = 0; v < 6; v++)
+        produce_pack(p, w, "rej", 0, v, 0, v == 3 ? 30 : 10, 12, GOOD);
+    /* Offset 6: sampled_at_ms in microseconds (year ~58,900). */
+    for (uint64_t i = 0; i < 5; i++) {
+        tp_record r;
+        make_record(6, i, 12, &r);
+        r.sampled_at_ms *= 1000;
+        CHECK_ERR(tp_pack_writer_add(w, &r), TP_OK);
+    }
+    size_t cap = tp_pack_writer_bound(w), len = 0;
+    uint8_t *buf = malloc(cap);
+    tp_pack_meta meta;
+    CHECK_ERR(tp_pack_writer_finish(w, buf, cap, &len, &meta), TP_OK);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+    CHECK_ERR(tp_pack_meta_to_headers(&meta, h), TP_OK);
+    CHECK_INT(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("rej"), RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_KEY("1006", 4),
+                                RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
+              0);
+    free(buf);
+    produce_pack(p, w, "rej", 0, 7, 0, 10, 12, GOOD);
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    tp_pack_writer_free(w);
+    rd_kafka_destroy(p);
+    tp_sink_config c;
+    base_config(&c, "rej", "g-rej", "rej.db");
+    c.batch_rows = 1000;
+    c.flush_ms = 1500; /* every pack in one batch */
+    c.load_hook = rej_hook;
+    start(&rej_r, &c);
+}
+
+static void rej_check(void)
+{
+    CHECK_INT(wait_for(&rej_r, 60, 2), 0);
+    usleep(200000);
+    tp_sink_stats st;
+    CHECK_ERR(finish(&rej_r, &st), TP_OK);
+    CHECK_INT(st.rows_loaded, 60);
+    CHECK_INT(st.packs_dlq, 2);
+    CHECK_INT(st.packs_rejected, 1);
+    CHECK(st.load_splits >= 2);
+    CHECK_INT(query_int("rej.db", "SELECT count(*) FROM vehicle_positions"), 60);
+    CHECK_INT(query_int("rej.db", "SELECT count(*) FROM vehicle_positions WHERE kafka_offset IN (3, 6)"), 0);
+    CHECK_INT(query_int("rej.db", "SELECT next_offset FROM kafka_offsets WHERE topic = 'rej'"), 8);
+    dlq_msg d[3];
+    int n = read_dlq("rej.dlq", d, 2);
+    CHECK_INT(n, 2);
+    int refused = 0, event = 0;
+    for (int i = 0; i < n; i++) {
+        if (strstr(d[i].error, "rej/0@3") && strstr(d[i].error, "refused its 30 records, even alone") &&
+            strstr(d[i].error, "test hook"))
+            refused++;
+        if (strstr(d[i].error, "rej/0@6") && strstr(d[i].error, "outside the accepted event time") &&
+            strstr(d[i].error, "--max-event-ahead"))
+            event++;
+        if (!refused && !event)
+            fprintf(stderr, "dlq: %s\n", d[i].error);
+    }
+    CHECK_INT(refused, 1);
+    CHECK_INT(event, 1);
+}
+
+/* Growing the batch for a pack larger than --batch-rows fails as if memory were short (a test hook): the sink
+ * retries a few times, then dead-letters that pack with the reason and carries on; no endless retry. */
+static runner oom_r;
+static int oom_calls;
+
+static tp_err oom_hook(void *ctx, size_t rows)
+{
+    (void)ctx;
+    (void)rows;
+    oom_calls++;
+    return TP_ERR_NOMEM;
+}
+
+static void oom_start(void)
+{
+    rd_kafka_mock_topic_create(mock, "oom", 1, 1);
+    rd_kafka_mock_topic_create(mock, "oom.dlq", 1, 1);
+    rd_kafka_t *p = new_producer();
+    tp_pack_writer *w = NULL;
+    CHECK_ERR(tp_pack_writer_new(NULL, &w), TP_OK);
+    produce_pack(p, w, "oom", 0, 0, 0, 20, 11, GOOD);
+    produce_pack(p, w, "oom", 0, 1, 0, 300, 11, GOOD);
+    produce_pack(p, w, "oom", 0, 2, 0, 20, 11, GOOD);
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    tp_pack_writer_free(w);
+    rd_kafka_destroy(p);
+    tp_sink_config c;
+    base_config(&c, "oom", "g-oom", "oom.db");
+    c.batch_rows = 50;
+    c.reserve_hook = oom_hook;
+    start(&oom_r, &c);
+}
+
+static void oom_check(void)
+{
+    CHECK_INT(wait_for(&oom_r, 40, 1), 0);
+    tp_sink_stats st;
+    CHECK_ERR(finish(&oom_r, &st), TP_OK);
+    CHECK_INT(st.rows_loaded, 40);
+    CHECK_INT(st.packs_dlq, 1);
+    CHECK_INT(oom_calls, 3);
+    CHECK_INT(query_int("oom.db", "SELECT count(*) FROM vehicle_positions"), 40);
+    CHECK_INT(query_int("oom.db", "SELECT next_offset FROM kafka_offsets WHERE topic = 'oom'"), 3);
+    dlq_msg d[2];
+    CHECK_INT(read_dlq("oom.dlq", d, 1), 1);
+    CHECK(strstr(d[0].error, "oom/0@1") != NULL && strstr(d[0].error, "out of memory for the 300 rows") != NULL);
+    CHECK(strstr(d[0].error, "3 times in a row") != NULL);
 }
 
 /* A permanent warehouse error stops the sink with a sentence; no offset is stored, in the warehouse or Kafka. */
@@ -915,6 +1114,8 @@ int main(void)
     perm_start();
     rebalance_start();
     big_start();
+    oom_start();
+    rej_start();
     dlqfail_start();
     multi_start();
     perm_check();
@@ -924,6 +1125,8 @@ int main(void)
     dlq_check();
     outage_check();
     big_check();
+    oom_check();
+    rej_check();
     dlqfail_check();
     multi_check();
     rebalance_check();

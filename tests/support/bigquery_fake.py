@@ -8,8 +8,12 @@ Control (the test drives these):
   POST /_fake/config  {"fail_once_every": K, "invalid_ids": [...], "status_once": S, "failing_reason": R}
         K > 0: on a row's first arrival, fail every K-th row of the request (reason R, default backendError)
         always_fail_ids: rows that fail with reason R at every arrival
-        invalid_ids: rows that always fail with reason "invalid" (the whole request is then stopped, as
-        BigQuery does with skipInvalidRows=false)
+        invalid_ids: rows that always fail with reason "invalid" and message M (config "invalid_message",
+        default "no such field.": a schema problem) (the whole request is then stopped, as BigQuery does with
+        skipInvalidRows=false)
+  Rows are also refused as BigQuery refuses them, whatever the config: a TIMESTAMP whose year is outside
+  0001..9999 is "invalid" in location sampled_at ("Timestamp field value is out of range"), and the request's
+  other rows are "stopped".
         S: answer the next insertAll with HTTP S once
   GET  /_fake/log     {"requests": [[insertId, ...] per insertAll], "inserted": {insertId: count},
                         "rows": {insertId: json of the inserted row},
@@ -29,7 +33,26 @@ COLUMNS = {
     "accuracy_m": "FLOAT", "meter_status": "INTEGER", "kafka_partition": "INTEGER", "kafka_offset": "INTEGER",
 }
 INT_RE = re.compile(r"^-?[0-9]+$")
+# FLOAT64 values JSON has no number for: BigQuery takes them as these strings (Google's JSON mapping of doubles, and
+# what BigQuery itself returns). Bare NaN / Infinity tokens are not JSON and BigQuery's parser refuses them.
+FLOAT_SPECIAL = ("NaN", "Infinity", "-Infinity")
+
+
+def refuse_constant(name):
+    raise ValueError("%s is not JSON" % name)
 TS_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$")
+# What a client may send for a TIMESTAMP whose year BigQuery cannot hold (5 digits, or a sign): a row error.
+TS_SHAPE_RE = re.compile(r"^-?[0-9]{1,6}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$")
+
+
+def row_invalid(row):
+    """BigQuery's per-row refusal of a value (reason "invalid"), or None."""
+    v = row.get("sampled_at")
+    if isinstance(v, str) and TS_SHAPE_RE.match(v) and not TS_RE.match(v):
+        return ("sampled_at", "Timestamp field value is out of range: %s" % v)
+    if isinstance(v, str) and TS_RE.match(v) and v.startswith("0000"):
+        return ("sampled_at", "Timestamp field value is out of range: %s" % v)
+    return None
 
 
 class State:
@@ -57,9 +80,9 @@ def check_row_json(row):
         v = row[name]
         if typ == "INTEGER" and not (isinstance(v, int) or (isinstance(v, str) and INT_RE.match(v))):
             problems.append("column %s is not an integer: %r" % (name, v))
-        if typ == "FLOAT" and not isinstance(v, (int, float)):
-            problems.append("column %s is not a number: %r" % (name, v))
-        if typ == "TIMESTAMP" and not (isinstance(v, str) and TS_RE.match(v)):
+        if typ == "FLOAT" and not (isinstance(v, (int, float)) and not isinstance(v, bool)) and v not in FLOAT_SPECIAL:
+            problems.append("column %s is not a number nor one of %s: %r" % (name, "/".join(FLOAT_SPECIAL), v))
+        if typ == "TIMESTAMP" and not (isinstance(v, str) and (TS_RE.match(v) or TS_SHAPE_RE.match(v))):
             problems.append("column %s is not an RFC 3339 UTC time: %r" % (name, v))
     for name in row:
         if name not in COLUMNS:
@@ -142,7 +165,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.headers.get("Content-Type", "").split(";")[0] != "application/json":
             return self.violation("Content-Type is not application/json")
         try:
-            req = json.loads(raw)
+            req = json.loads(raw, parse_constant=refuse_constant)
         except ValueError:
             return self.violation("body is not JSON")
         if self.path == self.base():
@@ -206,14 +229,25 @@ class Handler(BaseHTTPRequestHandler):
         always = set(cfg.get("always_fail_ids", []))
         reason = cfg.get("failing_reason", "backendError")
         errors = []
+        invalid_message = cfg.get("invalid_message", "no such field.")
+        bad = {}
+        for i, iid in enumerate(ids):
+            if iid in invalid:
+                bad[i] = ("", invalid_message)
+            else:
+                r = row_invalid(rows[i]["json"])
+                if r:
+                    bad[i] = r
         with st.lock:
             st.requests.append(ids)
-            bad = [i for i, iid in enumerate(ids) if iid in invalid]
-            if bad:  # skipInvalidRows=false: nothing of this request is inserted
+            if bad and not req.get("skipInvalidRows"):  # nothing of this request is inserted
                 for i in range(len(ids)):
-                    r = "invalid" if i in bad else "stopped"
-                    errors.append({"index": i, "errors": [{"reason": r, "location": "", "message":
-                                   "no such field." if r == "invalid" else ""}]})
+                    if i in bad:
+                        errors.append({"index": i, "errors": [{"reason": "invalid", "location": bad[i][0],
+                                                               "debugInfo": "", "message": bad[i][1]}]})
+                    else:
+                        errors.append({"index": i, "errors": [{"reason": "stopped", "location": "",
+                                                               "debugInfo": "", "message": ""}]})
             else:
                 for i, iid in enumerate(ids):
                     first = iid not in st.seen

@@ -204,19 +204,21 @@ ch_rows() {
 
 # Private servers for the tests that stop and start them: own state directory in the work directory, free ports.
 pk() {
-    TP_VAR_DIR=$E2E_WORK/pk TP_KAFKA_PORT=$E2E_PK_PORT TP_KAFKA_CONTROLLER_PORT=$E2E_PK_CPORT \
+    TP_VAR_DIR=$E2E_WORK/pk TP_KAFKA_PORT=$E2E_PK_PORT TP_KAFKA_CONTROLLER_PORT=$E2E_PK_CPORT TP_KAFKA_SASL_PORT=$E2E_PK_SPORT \
         TP_KAFKA_HEAP=${TP_E2E_KAFKA_HEAP:-384m} TP_KAFKA_BOOTSTRAP=127.0.0.1:$E2E_PK_PORT \
         timeout 150 "$E2E_ROOT/tools/kafka" "$@"
 }
 pch() {
     TP_VAR_DIR=$E2E_WORK/pch TP_CLICKHOUSE_HTTP_PORT=$E2E_PCH_PORT TP_CLICKHOUSE_TCP_PORT=$E2E_PCH_TCP \
-        TP_CLICKHOUSE_INTERSERVER_PORT=$E2E_PCH_IPORT timeout 90 "$E2E_ROOT/tools/clickhouse" "$@"
+        TP_CLICKHOUSE_INTERSERVER_PORT=$E2E_PCH_IPORT TP_CLICKHOUSE_HTTPS_PORT=$E2E_PCH_SPORT \
+        timeout 90 "$E2E_ROOT/tools/clickhouse" "$@"
 }
 
 # e2e_private_kafka: start a broker of this test only; sets PK_BROKERS.
 e2e_private_kafka() {
     E2E_PK_PORT=$(e2e_free_port)
     E2E_PK_CPORT=$(e2e_free_port)
+    E2E_PK_SPORT=$(e2e_free_port)
     E2E_PK_STATE=$E2E_WORK/pk/kafka
     PK_BROKERS=127.0.0.1:$E2E_PK_PORT
     pk start 2>"$E2E_WORK/pk-start.err" || { cat "$E2E_WORK/pk-start.err" >&2; e2e_fail "the private broker did not start"; }
@@ -228,6 +230,7 @@ e2e_private_clickhouse() {
     E2E_PCH_PORT=$(e2e_free_port)
     E2E_PCH_TCP=$(e2e_free_port)
     E2E_PCH_IPORT=$(e2e_free_port)
+    E2E_PCH_SPORT=$(e2e_free_port)
     E2E_PCH_STATE=$E2E_WORK/pch/clickhouse
     PCH=http://127.0.0.1:$E2E_PCH_PORT
     pch start 2>"$E2E_WORK/pch-start.err" ||

@@ -2,6 +2,7 @@
 #ifndef TELEPACK_TESTS_WH_FIXTURE_H
 #define TELEPACK_TESTS_WH_FIXTURE_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -39,6 +40,47 @@ static inline tp_row_batch *wh_fixture_new(size_t n, uint64_t salt, int32_t part
             abort();
     }
     return b;
+}
+
+/* The non-finite values every float column must carry through every warehouse, and -0.0. */
+#define WH_FIXTURE_N_SPECIAL 4
+#define WH_FIXTURE_N_FLOAT_COLUMNS 5
+#define WH_FIXTURE_N_NONFINITE (WH_FIXTURE_N_SPECIAL * WH_FIXTURE_N_FLOAT_COLUMNS + 1)
+static inline double wh_fixture_special(size_t k)
+{
+    static const double v[WH_FIXTURE_N_SPECIAL] = {NAN, INFINITY, -INFINITY, -0.0};
+    return v[k % WH_FIXTURE_N_SPECIAL];
+}
+
+/* Rows 0..19 of b get one special value each: row k puts wh_fixture_special(k) into float column k / 4 (latitude,
+ * longitude, speed_kmh, heading_deg, accuracy_m); row 20 has NaN in all five. b needs at least 21 rows. */
+static inline void wh_fixture_nonfinite(tp_row_batch *b)
+{
+    for (size_t k = 0; k < WH_FIXTURE_N_NONFINITE && k < b->count; k++) {
+        double v = wh_fixture_special(k);
+        size_t col = k / WH_FIXTURE_N_SPECIAL;
+        if (col == 0 || col == WH_FIXTURE_N_FLOAT_COLUMNS)
+            b->latitude[k] = v;
+        if (col == 1 || col == WH_FIXTURE_N_FLOAT_COLUMNS)
+            b->longitude[k] = v;
+        if (col == 2 || col == WH_FIXTURE_N_FLOAT_COLUMNS)
+            b->speed_kmh[k] = (float)v;
+        if (col == 3 || col == WH_FIXTURE_N_FLOAT_COLUMNS)
+            b->heading_deg[k] = (float)v;
+        if (col == 4 || col == WH_FIXTURE_N_FLOAT_COLUMNS)
+            b->accuracy_m[k] = (float)v;
+    }
+}
+
+/* got is want, bit for bit up to the NaN payload (both NaN, or equal with the same sign); with zero_sign_lost a
+ * -0.0 may come back as 0.0 (SQLite). */
+static inline int wh_fixture_same(double got, double want, int zero_sign_lost)
+{
+    if (isnan(want) || isnan(got))
+        return isnan(want) && isnan(got);
+    if (got != want)
+        return 0;
+    return zero_sign_lost || signbit(got) == signbit(want);
 }
 
 static inline void wh_fixture_free(tp_row_batch *b)

@@ -93,6 +93,15 @@ static void test_clickhouse_answers(void)
          "Code: 252, e.displayText() = DB::Exception: Too many parts (300). Merges are slower than inserts, e.wh"
          "at() = DB::E",
          TP_ERR_UNAVAILABLE, "refused the insert (code 252: Too many parts (300). Merges are slower than inserts); retry"},
+        /* 252 on 19.x+ also means "too many partitions in one INSERT": the data, not the server; never retried. */
+        {"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Length: 180\r\n\r\n"
+         "Code: 252, e.displayText() = DB::Exception: Too many partitions for single INSERT block (more than 100). "
+         "The limit is controlled by 'max_partitions_per_insert_block' setting., e.wh",
+         TP_ERR_REJECTED, "(code 252: Too many partitions for single INSERT block (more than 100). The limit"},
+        {"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Length: 139\r\n\r\n"
+         "Code: 252. DB::Exception: Too many partitions for a single INSERT block (101 partitions, limit is 100). "
+         "(TOO_MANY_PARTS) (version 24.3.1.1)",
+         TP_ERR_REJECTED, "spans too many partitions (days) for one INSERT: split it"},
         {"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Length: 84\r\n\r\n"
          "Code: 33. DB::Exception: Cannot read all data. (CANNOT_READ_ALL_DATA) (version 23.8)",
          TP_ERR_WAREHOUSE, "(code 33: Cannot read all data. (CANNOT_READ_ALL_DATA) (version 23.8)); the table's columns"},

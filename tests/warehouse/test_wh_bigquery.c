@@ -1,6 +1,7 @@
 /* The BigQuery warehouse against tests/support/bigquery_fake.py (a local stand-in that checks each request's documented
  * shape; not the real service): insertIds from the record identity, chunking, per-row retries of partial
  * failures, permanent refusals, tokens and unreachable endpoints. */
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,22 @@ static long long int_field(json_t *row, const char *name)
     return json_is_string(v) ? strtoll(json_string_value(v), NULL, 10) : (long long)json_integer_value(v);
 }
 
+/* A FLOAT value as it arrived: a JSON number, or one of the strings BigQuery takes for non-finite FLOAT64. */
+static double float_field(json_t *row, const char *name)
+{
+    json_t *v = json_object_get(row, name);
+    if (json_is_number(v))
+        return json_number_value(v);
+    const char *s = json_string_value(v);
+    if (s && !strcmp(s, "NaN"))
+        return NAN;
+    if (s && !strcmp(s, "Infinity"))
+        return INFINITY;
+    if (s && !strcmp(s, "-Infinity"))
+        return -INFINITY;
+    return 12345.678; /* missing or anything else: matches no fixture value */
+}
+
 /* Every row of b arrived and was inserted exactly once, with every value exact. */
 static void check_inserted_once(json_t *log, const tp_row_batch *b)
 {
@@ -125,11 +142,11 @@ static void check_inserted_once(json_t *log, const tp_row_batch *b)
         json_t *r = json_object_get(rows, id);
         int ok = r && (uint64_t)int_field(r, "vehicle_id") == b->vehicle_id[i] &&
                  int_field(r, "sampled_at_ms") == b->sampled_at_ms[i] && (uint64_t)int_field(r, "seq") == b->seq[i] &&
-                 json_real_value(json_object_get(r, "latitude")) == b->latitude[i] &&
-                 json_real_value(json_object_get(r, "longitude")) == b->longitude[i] &&
-                 (float)json_number_value(json_object_get(r, "speed_kmh")) == b->speed_kmh[i] &&
-                 (float)json_number_value(json_object_get(r, "heading_deg")) == b->heading_deg[i] &&
-                 (float)json_number_value(json_object_get(r, "accuracy_m")) == b->accuracy_m[i] &&
+                 wh_fixture_same(float_field(r, "latitude"), b->latitude[i], 0) &&
+                 wh_fixture_same(float_field(r, "longitude"), b->longitude[i], 0) &&
+                 wh_fixture_same((float)float_field(r, "speed_kmh"), b->speed_kmh[i], 0) &&
+                 wh_fixture_same((float)float_field(r, "heading_deg"), b->heading_deg[i], 0) &&
+                 wh_fixture_same((float)float_field(r, "accuracy_m"), b->accuracy_m[i], 0) &&
                  int_field(r, "meter_status") == b->meter_status[i] &&
                  int_field(r, "kafka_partition") == b->kafka_partition[i] &&
                  int_field(r, "kafka_offset") == b->kafka_offset[i];
@@ -212,10 +229,54 @@ static void test_load_with_partial_failures(const char *url)
     CHECK(strstr(tp_warehouse_last_error(w), bad_id) != NULL);
     CHECK(strstr(tp_warehouse_last_error(w), "invalid") != NULL);
 
+    /* Rows BigQuery refuses as data (a timestamp outside years 1..9999: microseconds sent as milliseconds):
+     * TP_ERR_REJECTED naming exactly those rows with BigQuery's reason; every other row of the batch, in the
+     * refused rows' request and the others, inserted exactly once (the stopped ones resent without them). */
+    json_decref(control("/_fake/config", "{}"));
+    tp_row_batch *b4 = wh_fixture_new(700, 4, 2, 80);
+    const size_t bad_rows[] = {3, 517, 518};
+    for (size_t i = 0; i < 3; i++)
+        b4->sampled_at_ms[bad_rows[i]] = INT64_C(1795000000000) * 1000 + (int64_t)i; /* year ~58,900 */
+    CHECK_ERR(tp_warehouse_load(w, b4, "t", &po, 1), TP_ERR_REJECTED);
+    fprintf(stderr, "rejected rows: %s\n", tp_warehouse_last_error(w));
+    CHECK(strstr(tp_warehouse_last_error(w), "3 of 700 rows refused as invalid, the others were loaded") != NULL);
+    CHECK_INT(tp_warehouse_rejected_count(w), 3);
+    for (size_t i = 0; i < 3 && i < tp_warehouse_rejected_count(w); i++) {
+        size_t row = 99;
+        const char *why = NULL;
+        CHECK_ERR(tp_warehouse_rejected(w, i, &row, &why), TP_OK);
+        CHECK_INT(row, bad_rows[i]);
+        char id[80];
+        id_of(b4, row, id, sizeof id);
+        CHECK(why && strstr(why, id) && strstr(why, "invalid in sampled_at: Timestamp field value is out of range"));
+    }
+    CHECK_ERR(tp_warehouse_rejected(w, 3, NULL, NULL), TP_ERR_INVALID_ARG);
+    log = control("/_fake/log", NULL);
+    CHECK_INT(json_array_size(json_object_get(log, "violations")), 0);
+    json_t *ins = json_object_get(log, "inserted");
+    size_t missing = 0, twice = 0, bad_in = 0;
+    for (size_t i = 0; i < b4->count; i++) {
+        char id[80];
+        id_of(b4, i, id, sizeof id);
+        json_int_t got = json_integer_value(json_object_get(ins, id));
+        int is_bad = i == 3 || i == 517 || i == 518;
+        bad_in += is_bad && got;
+        missing += !is_bad && got == 0;
+        twice += got > 1;
+    }
+    CHECK_INT(bad_in, 0);
+    CHECK_INT(missing, 0);
+    CHECK_INT(twice, 0);
+    json_decref(log);
+    /* A load that succeeds clears the list. */
+    CHECK_ERR(tp_warehouse_load(w, b2, "t", &po, 1), TP_OK);
+    CHECK_INT(tp_warehouse_rejected_count(w), 0);
+    wh_fixture_free(b4);
+
     /* A row that keeps failing with a retryable reason: given up after a few attempts. */
     snprintf(cfg, sizeof cfg, "{\"always_fail_ids\": [\"%s\"]}", bad_id);
     json_decref(control("/_fake/config", cfg));
-    CHECK_ERR(tp_warehouse_load(w, b3, "t", &po, 1), TP_ERR_WAREHOUSE);
+    CHECK_ERR(tp_warehouse_load(w, b3, "t", &po, 1), TP_ERR_UNAVAILABLE);
     fprintf(stderr, "retries exhausted: %s\n", tp_warehouse_last_error(w));
     CHECK(strstr(tp_warehouse_last_error(w), "1 rows after 5 attempts") != NULL);
     log = control("/_fake/log", NULL);
@@ -231,6 +292,43 @@ static void test_load_with_partial_failures(const char *url)
     wh_fixture_free(b);
     wh_fixture_free(b2);
     wh_fixture_free(b3);
+}
+
+/* NaN, +inf, -inf and -0.0 in every FLOAT column arrive as BigQuery accepts them ("NaN", "Infinity", "-Infinity",
+ * -0.0) and every row is inserted; jansson's json_real(NaN) is NULL, which dropped the field and BigQuery refused
+ * the row (the fake checks the same). */
+static void test_nonfinite(const char *url)
+{
+    tp_warehouse *w = open_wh(url, 1, token_path, NULL);
+    CHECK_ERR(tp_warehouse_ensure_table(w), TP_OK);
+    tp_row_batch *b = wh_fixture_new(40, 8, 2, 90);
+    wh_fixture_nonfinite(b);
+    tp_partition_offset po = {2, 91};
+    CHECK_ERR(tp_warehouse_load(w, b, "t", &po, 1), TP_OK);
+    json_t *log = control("/_fake/log", NULL);
+    json_t *violations = json_object_get(log, "violations");
+    CHECK_INT(json_array_size(violations), 0);
+    if (json_array_size(violations))
+        fprintf(stderr, "first violation: %s\n", json_string_value(json_array_get(violations, 0)));
+    check_inserted_once(log, b);
+    /* The exact encodings: row 0 latitude NaN, row 5 longitude +inf, row 10 speed -inf, row 15 heading -0.0. */
+    char id[80];
+    id_of(b, 0, id, sizeof id);
+    json_t *row = json_object_get(json_object_get(log, "rows"), id);
+    CHECK_STR(json_string_value(json_object_get(row, "latitude")), "NaN");
+    id_of(b, 5, id, sizeof id);
+    row = json_object_get(json_object_get(log, "rows"), id);
+    CHECK_STR(json_string_value(json_object_get(row, "longitude")), "Infinity");
+    id_of(b, 10, id, sizeof id);
+    row = json_object_get(json_object_get(log, "rows"), id);
+    CHECK_STR(json_string_value(json_object_get(row, "speed_kmh")), "-Infinity");
+    id_of(b, 15, id, sizeof id);
+    row = json_object_get(json_object_get(log, "rows"), id);
+    CHECK(json_is_real(json_object_get(row, "heading_deg")));
+    CHECK(signbit(json_real_value(json_object_get(row, "heading_deg"))));
+    json_decref(log);
+    tp_warehouse_close(w);
+    wh_fixture_free(b);
 }
 
 static void test_tokens_and_errors(const char *url)
@@ -307,6 +405,7 @@ int main(int argc, char **argv)
 
     const char *url = "bigquery://proj-1/telemetry/positions";
     test_load_with_partial_failures(url);
+    test_nonfinite(url);
     test_tokens_and_errors(url);
 
     unlink(token_path);
