@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "telepack/delimited.h"
 #include "telepack/record_json.h"
 
 #define MAX_X 32
@@ -167,25 +168,6 @@ static void conf_x(rd_kafka_conf_t *conf, const opts *o)
 
 /* ---- producer ---- */
 
-/* Reads one varint-delimited message into buf; 1 = record, 0 = clean end, -1 = damaged input. */
-static int read_delimited(FILE *in, uint8_t *buf, size_t cap, size_t *len)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 10; i++) {
-        int c = getc_unlocked(in);
-        if (c == EOF)
-            return i == 0 ? 0 : -1;
-        v |= (uint64_t)(c & 0x7f) << (7 * i);
-        if (!(c & 0x80)) {
-            if (v > cap)
-                return -1;
-            *len = (size_t)v;
-            return fread(buf, 1, *len, in) == *len ? 1 : -1;
-        }
-    }
-    return -1;
-}
-
 static uint64_t g_delivery_failures;
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -218,12 +200,16 @@ static int produce(const bl_codec *c, const opts *o)
     if (!in)
         die("cannot open --input %s", o->input);
     tp_ndjson_reader *nd = NULL;
-    if (!strcmp(o->input_format, "ndjson") && tp_ndjson_reader_new(in, 0, &nd))
+    tp_delimited_reader *dr = NULL;
+    tp_delimited_reader_opts ro;
+    tp_delimited_reader_opts_init(&ro);
+    ro.file = in;
+    if (!strcmp(o->input_format, "ndjson") ? tp_ndjson_reader_new(in, 0, &nd) : tp_delimited_reader_new(&ro, &dr))
         die("cannot read %s", o->input);
 
     uint64_t n = 0, value_bytes = 0, key_bytes = 0;
     double t0 = now_s();
-    uint8_t in_buf[1024], out[1024];
+    uint8_t out[1024];
     for (;;) {
         tp_record r;
         char msg[256];
@@ -234,12 +220,11 @@ static int produce(const bl_codec *c, const opts *o)
             if (e)
                 die("input: %s", msg);
         } else {
-            size_t len;
-            int rc = read_delimited(in, in_buf, sizeof in_buf, &len);
-            if (rc == 0)
+            tp_err e = tp_delimited_reader_next_record(dr, &r);
+            if (e == TP_ERR_END)
                 break;
-            if (rc < 0 || tp_record_decode(in_buf, len, &r))
-                die("input %s: a damaged delimited record", o->input);
+            if (e)
+                die("input %s: %s", o->input, tp_delimited_reader_error(dr));
         }
         size_t vlen = c->encode(&r, out, sizeof out);
         if (!vlen)
@@ -266,6 +251,7 @@ static int produce(const bl_codec *c, const opts *o)
            ",\"key_bytes\":%" PRIu64 ",\"delivery_failures\":%" PRIu64 ",\"seconds\":%.3f}\n",
            c->name, n, value_bytes, key_bytes, g_delivery_failures, el);
     tp_ndjson_reader_free(nd);
+    tp_delimited_reader_free(dr);
     if (in != stdin)
         fclose(in);
     rd_kafka_topic_destroy(rkt);

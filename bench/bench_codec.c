@@ -10,7 +10,7 @@
 
 #include "sim/fleet.h"
 #include "telepack/pack.h"
-#include "telepack/varint.h"
+#include "telepack/delimited.h"
 #include "vehicle.pb-c.h"
 
 /* Records: the fleet simulator (src/sim/fleet.c), `vehicles` taxis sampled every second, GPS at 1e-6 degrees, cut
@@ -201,11 +201,11 @@ static result run(int level, size_t batch, size_t total, size_t vehicles)
         tp_row_batch_clear(rows);
         size_t pos = 0;
         while (pos < clen) {
-            uint64_t len;
-            size_t used;
-            if (tp_varint_decode(buf + pos, clen - pos, &len, &used) || len > clen - pos - used)
+            const uint8_t *body;
+            size_t len, used;
+            if (tp_delimited_split(buf + pos, clen - pos, SIZE_MAX, &body, &len, &used))
                 die("baseline framing", TP_ERR_CORRUPT);
-            Telepack__V1__VehicleRecord *m = telepack__v1__vehicle_record__unpack(NULL, len, buf + pos + used);
+            Telepack__V1__VehicleRecord *m = telepack__v1__vehicle_record__unpack(NULL, len, body);
             if (!m)
                 die("protobuf-c unpack", TP_ERR_DECODE);
             tp_record rec = {.vehicle_id = m->vehicle_id, .sampled_at_ms = m->sampled_at_ms, .seq = m->seq,
@@ -214,7 +214,7 @@ static result run(int level, size_t batch, size_t total, size_t vehicles)
                              .meter_status = (int32_t)m->meter_status};
             tp_row_batch_append(rows, &rec, 0, (int64_t)p);
             telepack__v1__vehicle_record__free_unpacked(m, NULL);
-            pos += used + len;
+            pos += used;
         }
         bad += rows->count != batch;
     }

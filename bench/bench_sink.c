@@ -26,7 +26,7 @@
 
 #include "kafka/pack_headers.h"
 #include "telepack/pack.h"
-#include "telepack/varint.h"
+#include "telepack/delimited.h"
 #include "vehicle.pb-c.h"
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -188,11 +188,11 @@ static uint64_t protobuf_c_pass(const topic_data *t, ZSTD_DCtx *dctx, uint8_t *b
             tp_row_batch_clear(rows);
         size_t pos = 0;
         while (pos < clen) {
-            uint64_t len;
-            size_t used;
-            if (tp_varint_decode(buf + pos, clen - pos, &len, &used) || len > clen - pos - used)
+            const uint8_t *body;
+            size_t len, used;
+            if (tp_delimited_split(buf + pos, clen - pos, SIZE_MAX, &body, &len, &used))
                 die("pack %zu of %s: bad framing", i, t->name);
-            Telepack__V1__VehicleRecord *m = telepack__v1__vehicle_record__unpack(NULL, len, buf + pos + used);
+            Telepack__V1__VehicleRecord *m = telepack__v1__vehicle_record__unpack(NULL, len, body);
             if (!m)
                 die("pack %zu of %s: protobuf-c cannot unpack a record", i, t->name);
             tp_record rec = {.vehicle_id = m->vehicle_id, .sampled_at_ms = m->sampled_at_ms, .seq = m->seq,
@@ -202,7 +202,7 @@ static uint64_t protobuf_c_pass(const topic_data *t, ZSTD_DCtx *dctx, uint8_t *b
             if (tp_row_batch_append(rows, &rec, 0, (int64_t)i))
                 die("row batch full");
             telepack__v1__vehicle_record__free_unpacked(m, NULL);
-            pos += used + len;
+            pos += used;
             n++;
         }
     }

@@ -1,4 +1,6 @@
-/* Packs: one vehicle's records as varint length-prefixed protobuf frames, in one zstd frame (docs/FORMAT.md). */
+/* Packs: one vehicle's records in one zstd frame (or raw, codec none), in either layout: rows (pbpack v1, varint
+ * length-prefixed protobuf records, docs/FORMAT.md) or columns (pbpack v2, the default, docs/FORMAT_V2.md). A
+ * writer builds packs, a reader decodes both layouts into records or row batches. */
 #ifndef TELEPACK_PACK_H
 #define TELEPACK_PACK_H
 

@@ -6,6 +6,7 @@
 #include "telepack/version.h"
 #include "telepack/error.h"
 #include "telepack/varint.h"
+#include "telepack/delimited.h"
 #include "telepack/record.h"
 #include "telepack/record_json.h"
 #include "telepack/rows.h"

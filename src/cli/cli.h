@@ -11,5 +11,6 @@ int tp_cmd_ingest(int argc, char **argv);
 int tp_cmd_sink(int argc, char **argv);
 int tp_cmd_demo(int argc, char **argv);
 int tp_cmd_tune(int argc, char **argv);
+int tp_cmd_schema(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "common/clock.h"
 #include "ingest/gateway_client.h"
 #include "ingest/ingest.h"
 #include "common/log.h"
@@ -84,13 +85,6 @@ static void on_signal(int sig)
     interrupted = 1;
 }
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* A 64-bit mix of a record's fields (bit patterns of the floating-point ones), for the end-to-end checksum. */
 static uint64_t record_hash(const tp_record *r)
 {
@@ -151,8 +145,7 @@ static void *gateway_main(void *arg)
     co.stop = &d->stop;
     /* Room for a full batch of each of its vehicles (as `telepack gen --connect` does), within 4..64 MiB: a smaller
      * window stalls the gateway until the ingest's linger timer flushes. */
-    size_t window = (size_t)g->vehicles * g->opts->batch.max_records * 64;
-    co.max_unacked_bytes = window < (4u << 20) ? (4u << 20) : window > (64u << 20) ? (64u << 20) : window;
+    co.max_unacked_bytes = tp_gateway_window((uint64_t)g->vehicles * g->opts->batch.max_records * 64);
     g->result = tp_fleet_new(&fo, &fleet);
     if (!g->result)
         g->result = tp_gateway_client_new(&co, &client);
@@ -161,7 +154,7 @@ static void *gateway_main(void *arg)
         goto out;
     }
     double per_gateway_rate = g->opts->rate > 0 ? g->opts->rate / g->opts->gateways : 0;
-    double t0 = tp_cli_now_s();
+    double t0 = tp_mono_s();
     tp_record r;
     char json[512];
     tp_err e;
@@ -176,7 +169,7 @@ static void *gateway_main(void *arg)
         int ok;
         size_t slot = latency_slot(d, r.vehicle_id, r.seq, &ok);
         if (ok)
-            atomic_store_explicit(&d->sent_at_us[slot], now_us(), memory_order_relaxed);
+            atomic_store_explicit(&d->sent_at_us[slot], tp_wall_us(), memory_order_relaxed);
         e = tp_gateway_client_send(client, &r);
         if (e) {
             snprintf(g->error, sizeof g->error, "gateway to %s: send failed: %s", addr, tp_strerror(e));
@@ -186,7 +179,7 @@ static void *gateway_main(void *arg)
         uint64_t n = atomic_fetch_add(&g->sent, 1) + 1;
         if (per_gateway_rate > 0) {
             double due = t0 + (double)n / per_gateway_rate;
-            double lag = due - tp_cli_now_s();
+            double lag = due - tp_mono_s();
             if (lag > 0.0005)
                 usleep((useconds_t)(lag * 1e6));
         }
@@ -214,7 +207,7 @@ out:
 static void on_loaded(void *ctx, const tp_row_batch *rows)
 {
     demo *d = ctx;
-    int64_t now = now_us();
+    int64_t now = tp_wall_us();
     for (size_t i = 0; i < rows->count; i++) {
         int ok;
         size_t slot = latency_slot(d, rows->vehicle_id[i], rows->seq[i], &ok);
@@ -504,6 +497,314 @@ static void remove_db(const char *path)
     unlink(buf);
 }
 
+/* The pipeline's parts, started in order and torn down by demo_teardown. */
+typedef struct demo_run {
+    demo *d;
+    rd_kafka_t *holder;
+    rd_kafka_mock_cluster_t *mc;
+    const char *brokers;
+    tp_sink *sink;
+    tp_ingest *ing;
+    gateway *gws;
+    sink_thread st;
+    int sink_started, gateways_started;
+    uint64_t expected; /* records the gateways sent, all acknowledged */
+    double elapsed;
+    char err[512];
+} demo_run;
+
+/* Latency bookkeeping: a send timestamp for every seq_stride-th record of each vehicle. */
+static int alloc_latency(demo *d)
+{
+    const demo_opts *o = &d->opts;
+    uint64_t per_vehicle = (uint64_t)o->seconds * 1000 / o->interval_ms + 1;
+    d->seq_stride = 1;
+    while ((uint64_t)o->vehicles * (per_vehicle / d->seq_stride + 1) > LATENCY_SLOTS)
+        d->seq_stride *= 2;
+    d->slots_per_vehicle = (uint32_t)(per_vehicle / d->seq_stride + 2);
+    d->sent_at_us = calloc((size_t)o->vehicles * d->slots_per_vehicle, sizeof *d->sent_at_us);
+    d->cap_latencies = (size_t)o->vehicles * d->slots_per_vehicle;
+    d->latencies_us = malloc(d->cap_latencies * sizeof *d->latencies_us);
+    d->start_ms = tp_wall_ms();
+    d->first_vehicle_id = 10001;
+    return d->sent_at_us && d->latencies_us ? 0 : -1;
+}
+
+/* 1. The broker: librdkafka's mock cluster, living in this process. */
+static int start_mock_cluster(demo_run *r)
+{
+    char errstr[256];
+    rd_kafka_conf_t *hconf = rd_kafka_conf_new();
+    rd_kafka_conf_set(hconf, "log_level", "3", errstr, sizeof errstr);
+    r->holder = rd_kafka_new(RD_KAFKA_PRODUCER, hconf, errstr, sizeof errstr);
+    if (!r->holder) {
+        snprintf(r->err, sizeof r->err, "cannot create the mock cluster's handle: %s", errstr);
+        return -1;
+    }
+    r->mc = rd_kafka_mock_cluster_new(r->holder, 1);
+    if (!r->mc || rd_kafka_mock_topic_create(r->mc, DEMO_TOPIC, r->d->opts.partitions, 1) ||
+        rd_kafka_mock_topic_create(r->mc, DEMO_TOPIC ".dlq", 1, 1)) {
+        snprintf(r->err, sizeof r->err, "cannot start librdkafka's mock cluster");
+        return -1;
+    }
+    r->brokers = rd_kafka_mock_cluster_bootstraps(r->mc);
+    return 0;
+}
+
+/* 2. The sink first, so it is in the group before the first pack arrives. */
+static int start_sink(demo_run *r)
+{
+    const char *db = r->d->opts.db;
+    remove_db(db);
+    char url[4200];
+    snprintf(url, sizeof url, "sqlite:%s", db);
+    tp_sink_config sc;
+    tp_sink_config_init(&sc);
+    sc.brokers = r->brokers;
+    sc.topic = DEMO_TOPIC;
+    sc.group = DEMO_GROUP;
+    sc.warehouse_url = url;
+    sc.warehouse_opts.create_table = 1;
+    sc.flush_ms = 200;
+    sc.on_loaded = on_loaded;
+    sc.on_loaded_ctx = r->d;
+    static const char *const sink_props[] = {"log_level=3"};
+    sc.kafka_props = sink_props;
+    sc.n_kafka_props = 1;
+    if (tp_sink_new(&sc, &r->sink, r->err, sizeof r->err))
+        return -1;
+    r->st.sink = r->sink;
+    if (pthread_create(&r->st.thread, NULL, sink_main, &r->st)) {
+        snprintf(r->err, sizeof r->err, "cannot start the sink thread");
+        return -1;
+    }
+    r->sink_started = 1;
+    return 0;
+}
+
+/* 3. The ingest worker, listening on an ephemeral loopback port. */
+static int start_ingest(demo_run *r)
+{
+    const demo_opts *o = &r->d->opts;
+    tp_ingest_opts io;
+    tp_ingest_opts_init(&io);
+    io.brokers = r->brokers;
+    io.topic = DEMO_TOPIC;
+    io.listen = "127.0.0.1:0";
+    tp_ingest_opts_pack_by(&io, o->layout == TP_LAYOUT_ROWS ? TP_PACK_BY_VEHICLE : TP_PACK_BY_PARTITION);
+    io.batch = o->batch;
+    io.level = o->level;
+    io.layout = o->layout;
+    io.max_conns_per_ip = 0; /* up to 256 simulated gateways, all from loopback */
+    if (o->threads)
+        io.threads = o->threads;
+    /* The mock cluster serves uncompressed message sets very slowly to consumers (measured: ~130 msg/s); a
+     * Kafka-level codec fixes that. lz4 costs little on top of packs that are already zstd. */
+    static const char *const ingest_props[] = {"compression.codec=lz4", "log_level=3"};
+    io.kafka_conf = ingest_props;
+    io.nkafka_conf = 2;
+    if (tp_ingest_new(&io, &r->ing, r->err, sizeof r->err) || tp_ingest_start(r->ing)) {
+        if (!r->err[0])
+            snprintf(r->err, sizeof r->err, "cannot start the ingest worker");
+        return -1;
+    }
+    /* Wait (briefly) for the sink's first partition assignment. */
+    for (int i = 0; i < 100 && !interrupted; i++) {
+        tp_sink_stats ss;
+        tp_sink_stats_get(r->sink, &ss);
+        if (ss.rebalances > 0)
+            break;
+        usleep(100000);
+    }
+    return 0;
+}
+
+/* 4. The gateways: each simulates its slice of the fleet. */
+static void start_gateways(demo_run *r)
+{
+    demo *d = r->d;
+    const demo_opts *o = &d->opts;
+    uint32_t base = o->vehicles / (uint32_t)o->gateways, extra = o->vehicles % (uint32_t)o->gateways;
+    uint64_t next_id = d->first_vehicle_id;
+    for (int i = 0; i < o->gateways; i++) {
+        gateway *g = &r->gws[i];
+        g->opts = o;
+        g->demo = d;
+        g->vehicles = base + ((uint32_t)i < extra);
+        g->first_vehicle_id = next_id;
+        next_id += g->vehicles;
+        g->seed = o->seed * 1000003u + (uint64_t)i;
+        g->port = tp_ingest_port(r->ing);
+        if (pthread_create(&g->thread, NULL, gateway_main, g)) {
+            snprintf(r->err, sizeof r->err, "cannot start gateway thread %d", i);
+            d->stop = 1;
+            break;
+        }
+        r->gateways_started++;
+    }
+}
+
+/* Joins the gateways that finished; once all have, sets r->expected to what they sent and returns 1. */
+static int gateways_finished(demo_run *r)
+{
+    int all = 1;
+    for (int i = 0; i < r->gateways_started; i++) {
+        gateway *g = &r->gws[i];
+        if (!g->joined && pthread_tryjoin_np(g->thread, NULL) == 0)
+            g->joined = 1;
+        all &= g->joined;
+    }
+    if (all)
+        for (int i = 0; i < r->gateways_started; i++)
+            r->expected += atomic_load(&r->gws[i].sent);
+    return all;
+}
+
+/* 5. Progress until the gateways are done (everything acknowledged), then until the table has it all. */
+static void watch(demo_run *r, double t0)
+{
+    demo *d = r->d;
+    int tty = isatty(2);
+    double last = 0;
+    int gateways_done = 0;
+    for (;;) {
+        if (interrupted)
+            d->stop = 1;
+        uint64_t sent = 0;
+        for (int i = 0; i < r->gateways_started; i++)
+            sent += atomic_load(&r->gws[i].sent);
+        tp_ingest_stats is;
+        tp_sink_stats ss;
+        tp_ingest_stats_get(r->ing, &is);
+        tp_sink_stats_get(r->sink, &ss);
+        double now = tp_mono_s();
+        if (now - last >= (tty ? 0.5 : 2.0)) {
+            last = now;
+            fprintf(stderr, "%s[%5.1fs] sent %" PRIu64 "  acked %" PRIu64 "  packs %" PRIu64 "  loaded %" PRIu64
+                    "  (%.0f rec/s)%s",
+                    tty ? "\r" : "", now - t0, sent, is.records_acked, is.packs_out, ss.rows_loaded,
+                    (double)ss.rows_loaded / (now - t0 > 0 ? now - t0 : 1), tty ? "   " : "\n");
+        }
+        char why[256];
+        if (tp_ingest_failed(r->ing, why, sizeof why)) {
+            snprintf(r->err, sizeof r->err, "ingest worker failed: %s", why);
+            d->stop = 1;
+        }
+        if (!gateways_done)
+            gateways_done = gateways_finished(r); /* they finish once everything they sent is acknowledged */
+        if (d->stop && gateways_done)
+            break;
+        if (gateways_done && ss.rows_loaded >= r->expected && ss.pending_rows == 0)
+            break;
+        usleep(50000);
+    }
+    r->elapsed = tp_mono_s() - t0;
+    if (tty)
+        fputc('\n', stderr);
+}
+
+/* Stops ingest and sink; the first failure of any part goes into r->err. */
+static void stop_pipeline(demo_run *r, tp_ingest_stats *is, tp_sink_stats *ss)
+{
+    tp_err ie = tp_ingest_stop(r->ing, 30000);
+    tp_ingest_stats_get(r->ing, is);
+    tp_sink_stop(r->sink);
+    pthread_join(r->st.thread, NULL);
+    r->sink_started = 0;
+    tp_sink_stats_get(r->sink, ss);
+    for (int i = 0; i < r->gateways_started; i++)
+        if (r->gws[i].result && !r->err[0])
+            snprintf(r->err, sizeof r->err, "%s", r->gws[i].error);
+    if (!r->err[0] && ie)
+        snprintf(r->err, sizeof r->err, "ingest worker stopped with: %s", tp_strerror(ie));
+    if (!r->err[0] && r->st.result)
+        snprintf(r->err, sizeof r->err, "sink stopped with: %s", tp_sink_last_error(r->sink));
+    if (interrupted && !r->err[0])
+        snprintf(r->err, sizeof r->err, "interrupted");
+}
+
+/* 6. Verify the table against what was sent and print the summary; returns 1 when every record is there exactly
+ * once, field by field. */
+static int verify_and_summarise(demo_run *r, const tp_ingest_stats *is, const tp_sink_stats *ss)
+{
+    demo *d = r->d;
+    const demo_opts *o = &d->opts;
+    uint64_t json = 0, proto = 0, sum_sent = 0, expected = r->expected;
+    for (int i = 0; i < r->gateways_started; i++) {
+        json += r->gws[i].json_bytes;
+        proto += r->gws[i].proto_bytes;
+        sum_sent += r->gws[i].checksum;
+    }
+    uint64_t rows = 0, distinct = 0, sum_table = 0;
+    char verr[512] = "";
+    int verified = verify_table(o->db, &rows, &distinct, &sum_table, verr, sizeof verr) == 0;
+
+    qsort(d->latencies_us, d->n_latencies, sizeof *d->latencies_us, cmp_i64);
+    double p50 = d->n_latencies ? (double)d->latencies_us[d->n_latencies / 2] / 1000.0 : 0;
+    double p99 = d->n_latencies ? (double)d->latencies_us[(size_t)((double)(d->n_latencies - 1) * 0.99)] / 1000.0 : 0;
+    char jb[32], pbb[32], kb[32];
+    tp_cli_bytes(json, jb, sizeof jb);
+    tp_cli_bytes(proto, pbb, sizeof pbb);
+    tp_cli_bytes(is->pack_bytes_out, kb, sizeof kb);
+    double n = expected ? (double)expected : 1;
+    printf("\ntelepack demo summary\n");
+    printf("  records sent          %" PRIu64 " from %u vehicles over %d gateway connections\n", expected, o->vehicles,
+           o->gateways);
+    printf("  packs                 %" PRIu64 " (%.1f records/pack)\n", is->packs_out,
+           is->packs_out ? (double)is->records_out / (double)is->packs_out : 0.0);
+    printf("  bytes as JSON         %s (%.1f B/record)\n", jb, (double)json / n);
+    printf("  bytes as protobuf     %s (%.1f B/record, %.1fx smaller than JSON)\n", pbb, (double)proto / n,
+           proto ? (double)json / (double)proto : 0.0);
+    printf("  bytes as packs        %s (%.1f B/record, %.1fx smaller than JSON; %s layout, on the wire)\n", kb,
+           (double)is->pack_bytes_out / n, is->pack_bytes_out ? (double)json / (double)is->pack_bytes_out : 0.0,
+           o->layout == TP_LAYOUT_ROWS ? "rows" : "columns");
+    uint64_t rows_b = 0, cols_b = 0;
+    uint32_t avg = is->packs_out ? (uint32_t)((is->records_out + is->packs_out / 2) / is->packs_out) : 1;
+    if (verified && repack_sizes(o->db, avg ? avg : 1, o->level, &rows_b, &cols_b) == 0)
+        printf("  both layouts          rows %.1f B/record, columns %.1f B/record (the table re-packed per vehicle,"
+               " up to %u records a pack)\n",
+               (double)rows_b / n, (double)cols_b / n, avg);
+    printf("  throughput            %.0f records/s end to end (%.2f s)\n", (double)expected / r->elapsed, r->elapsed);
+    printf("  sent -> loaded        p50 %.1f ms, p99 %.1f ms (%zu records sampled)\n", p50, p99, d->n_latencies);
+    printf("  rows in the table     %" PRIu64 " (%" PRIu64 " distinct identities), DLQ %" PRIu64 "\n", rows, distinct,
+           ss->packs_dlq);
+    int exact = verified && rows == expected && distinct == expected && sum_table == sum_sent;
+    if (!verified)
+        printf("  verification          FAILED: %s\n", verr);
+    else
+        printf("  verification          %s\n", exact ? "every record exactly once, field by field"
+                                                     : "FAILED: the table differs from the records sent");
+    printf("\nTry it:\n"
+           "  sqlite3 %s \"SELECT meter_status, COUNT(*) FROM vehicle_positions GROUP BY 1\"\n"
+           "  sqlite3 %s \"SELECT vehicle_id, COUNT(*), ROUND(MAX(speed_kmh),1) AS max_kmh FROM vehicle_positions"
+           " GROUP BY 1 ORDER BY 3 DESC LIMIT 5\"\n"
+           "  sqlite3 %s \"SELECT vehicle_id, seq, sampled_at_ms, latitude, longitude FROM vehicle_positions"
+           " WHERE vehicle_id = %" PRIu64 " ORDER BY seq LIMIT 5\"\n",
+           o->db, o->db, o->db, d->first_vehicle_id);
+    return exact;
+}
+
+static void demo_teardown(demo_run *r)
+{
+    r->d->stop = 1;
+    for (int i = 0; i < r->gateways_started; i++)
+        if (!r->gws[i].joined)
+            pthread_join(r->gws[i].thread, NULL);
+    if (r->sink_started) {
+        tp_sink_stop(r->sink);
+        pthread_join(r->st.thread, NULL);
+    }
+    tp_ingest_free(r->ing);
+    tp_sink_free(r->sink);
+    if (r->mc)
+        rd_kafka_mock_cluster_destroy(r->mc);
+    if (r->holder)
+        rd_kafka_destroy(r->holder);
+    free(r->gws);
+    free(r->d->sent_at_us);
+    free(r->d->latencies_us);
+}
+
 int tp_cmd_demo(int argc, char **argv)
 {
     demo *d = calloc(1, sizeof *d);
@@ -520,294 +821,39 @@ int tp_cmd_demo(int argc, char **argv)
     o->level = 3;
     o->layout = TP_LAYOUT_COLUMNS;
     tp_batcher_opts_init(&o->batch);
-    int usage_status = parse_args(argc, argv, o);
-    if (usage_status) {
+    int status = parse_args(argc, argv, o);
+    if (status) {
         free(d);
-        return usage_status;
+        return status;
     }
-
-    int status = 1;
-    char err[512] = "";
-    rd_kafka_t *holder = NULL;
-    rd_kafka_mock_cluster_t *mc = NULL;
-    tp_sink *sink = NULL;
-    tp_ingest *ing = NULL;
-    gateway *gws = calloc((size_t)o->gateways, sizeof *gws);
-    sink_thread st = {0};
-    int sink_started = 0, gateways_started = 0;
-
-    /* Latency bookkeeping: a send timestamp for every seq_stride-th record of each vehicle. */
-    uint64_t per_vehicle = (uint64_t)o->seconds * 1000 / o->interval_ms + 1;
-    d->seq_stride = 1;
-    while ((uint64_t)o->vehicles * (per_vehicle / d->seq_stride + 1) > LATENCY_SLOTS)
-        d->seq_stride *= 2;
-    d->slots_per_vehicle = (uint32_t)(per_vehicle / d->seq_stride + 2);
-    d->sent_at_us = calloc((size_t)o->vehicles * d->slots_per_vehicle, sizeof *d->sent_at_us);
-    d->cap_latencies = (size_t)o->vehicles * d->slots_per_vehicle;
-    d->latencies_us = malloc(d->cap_latencies * sizeof *d->latencies_us);
-    d->start_ms = now_us() / 1000;
-    d->first_vehicle_id = 10001;
-    if (!gws || !d->sent_at_us || !d->latencies_us) {
-        snprintf(err, sizeof err, "out of memory");
-        goto done;
-    }
-
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    /* 1. The broker: librdkafka's mock cluster, living in this process. */
-    char errstr[256];
-    rd_kafka_conf_t *hconf = rd_kafka_conf_new();
-    rd_kafka_conf_set(hconf, "log_level", "3", errstr, sizeof errstr);
-    holder = rd_kafka_new(RD_KAFKA_PRODUCER, hconf, errstr, sizeof errstr);
-    if (!holder) {
-        snprintf(err, sizeof err, "cannot create the mock cluster's handle: %s", errstr);
-        goto done;
-    }
-    mc = rd_kafka_mock_cluster_new(holder, 1);
-    if (!mc || rd_kafka_mock_topic_create(mc, DEMO_TOPIC, o->partitions, 1) ||
-        rd_kafka_mock_topic_create(mc, DEMO_TOPIC ".dlq", 1, 1)) {
-        snprintf(err, sizeof err, "cannot start librdkafka's mock cluster");
-        goto done;
-    }
-    const char *brokers = rd_kafka_mock_cluster_bootstraps(mc);
-
-    /* 2. The sink first, so it is in the group before the first pack arrives. */
-    remove_db(o->db);
-    char url[4200];
-    snprintf(url, sizeof url, "sqlite:%s", o->db);
-    tp_sink_config sc;
-    tp_sink_config_init(&sc);
-    sc.brokers = brokers;
-    sc.topic = DEMO_TOPIC;
-    sc.group = DEMO_GROUP;
-    sc.warehouse_url = url;
-    sc.warehouse_opts.create_table = 1;
-    sc.flush_ms = 200;
-    sc.on_loaded = on_loaded;
-    sc.on_loaded_ctx = d;
-    static const char *const sink_props[] = {"log_level=3"};
-    sc.kafka_props = sink_props;
-    sc.n_kafka_props = 1;
-    if (tp_sink_new(&sc, &sink, err, sizeof err))
-        goto done;
-    st.sink = sink;
-    if (pthread_create(&st.thread, NULL, sink_main, &st)) {
-        snprintf(err, sizeof err, "cannot start the sink thread");
-        goto done;
-    }
-    sink_started = 1;
-
-    /* 3. The ingest worker, listening on an ephemeral loopback port. */
-    tp_ingest_opts io;
-    tp_ingest_opts_init(&io);
-    io.brokers = brokers;
-    io.topic = DEMO_TOPIC;
-    io.listen = "127.0.0.1:0";
-    tp_ingest_opts_pack_by(&io, o->layout == TP_LAYOUT_ROWS ? TP_PACK_BY_VEHICLE : TP_PACK_BY_PARTITION);
-    io.batch = o->batch;
-    io.level = o->level;
-    io.layout = o->layout;
-    if (o->threads)
-        io.threads = o->threads;
-    /* The mock cluster serves uncompressed message sets very slowly to consumers (measured: ~130 msg/s); a
-     * Kafka-level codec fixes that. lz4 costs little on top of packs that are already zstd. */
-    static const char *const ingest_props[] = {"compression.codec=lz4", "log_level=3"};
-    io.kafka_conf = ingest_props;
-    io.nkafka_conf = 2;
-    if (tp_ingest_new(&io, &ing, err, sizeof err) || tp_ingest_start(ing)) {
-        if (!err[0])
-            snprintf(err, sizeof err, "cannot start the ingest worker");
-        goto done;
-    }
-
-    /* Wait (briefly) for the sink's first partition assignment. */
-    for (int i = 0; i < 100 && !interrupted; i++) {
-        tp_sink_stats ss;
-        tp_sink_stats_get(sink, &ss);
-        if (ss.rebalances > 0)
-            break;
-        usleep(100000);
-    }
-
-    fprintf(stderr,
-            "telepack demo: %u vehicles x %u s (every %u ms) -> %d gateways -> ingest (packs per %s of <= %u "
-            "records, zstd-%d) -> mock Kafka (%d partitions) -> sink -> %s\n",
-            o->vehicles, o->seconds, o->interval_ms, o->gateways, o->layout == TP_LAYOUT_ROWS ? "vehicle" : "partition",
-            o->batch.max_records, o->level, o->partitions, o->db);
-
-    /* 4. The gateways: each simulates its slice of the fleet. */
-    double t0 = tp_cli_now_s();
-    uint32_t base = o->vehicles / (uint32_t)o->gateways, extra = o->vehicles % (uint32_t)o->gateways;
-    uint64_t next_id = d->first_vehicle_id;
-    for (int i = 0; i < o->gateways; i++) {
-        gateway *g = &gws[i];
-        g->opts = o;
-        g->demo = d;
-        g->vehicles = base + ((uint32_t)i < extra);
-        g->first_vehicle_id = next_id;
-        next_id += g->vehicles;
-        g->seed = o->seed * 1000003u + (uint64_t)i;
-        g->port = tp_ingest_port(ing);
-        if (pthread_create(&g->thread, NULL, gateway_main, g)) {
-            snprintf(err, sizeof err, "cannot start gateway thread %d", i);
-            d->stop = 1;
-            break;
+    demo_run r = {.d = d, .gws = calloc((size_t)o->gateways, sizeof *r.gws)};
+    status = 1;
+    if (!r.gws || alloc_latency(d)) {
+        snprintf(r.err, sizeof r.err, "out of memory");
+    } else {
+        tp_cli_signals_install(on_signal, 1);
+        if (!start_mock_cluster(&r) && !start_sink(&r) && !start_ingest(&r)) {
+            fprintf(stderr,
+                    "telepack demo: %u vehicles x %u s (every %u ms) -> %d gateways -> ingest (packs per %s of <= %u "
+                    "records, zstd-%d) -> mock Kafka (%d partitions) -> sink -> %s\n",
+                    o->vehicles, o->seconds, o->interval_ms, o->gateways,
+                    o->layout == TP_LAYOUT_ROWS ? "vehicle" : "partition", o->batch.max_records, o->level,
+                    o->partitions, o->db);
+            double t0 = tp_mono_s();
+            start_gateways(&r);
+            watch(&r, t0);
+            tp_ingest_stats is;
+            tp_sink_stats ss;
+            stop_pipeline(&r, &is, &ss);
+            int exact = verify_and_summarise(&r, &is, &ss);
+            if (r.err[0])
+                fprintf(stderr, "telepack demo: %s\n", r.err);
+            status = exact && !r.err[0] ? 0 : 1;
         }
-        gateways_started++;
     }
-
-    /* 5. Progress until the gateways are done (everything acknowledged), then until the table has it all. */
-    int tty = isatty(2);
-    double last = 0;
-    uint64_t expected = 0;
-    int gateways_done = 0;
-    for (;;) {
-        if (interrupted)
-            d->stop = 1;
-        uint64_t sent = 0;
-        for (int i = 0; i < gateways_started; i++)
-            sent += atomic_load(&gws[i].sent);
-        tp_ingest_stats is;
-        tp_sink_stats ss;
-        tp_ingest_stats_get(ing, &is);
-        tp_sink_stats_get(sink, &ss);
-        double now = tp_cli_now_s();
-        if (now - last >= (tty ? 0.5 : 2.0)) {
-            last = now;
-            fprintf(stderr, "%s[%5.1fs] sent %" PRIu64 "  acked %" PRIu64 "  packs %" PRIu64 "  loaded %" PRIu64
-                    "  (%.0f rec/s)%s",
-                    tty ? "\r" : "", now - t0, sent, is.records_acked, is.packs_out, ss.rows_loaded,
-                    (double)ss.rows_loaded / (now - t0 > 0 ? now - t0 : 1), tty ? "   " : "\n");
-        }
-        char why[256];
-        if (tp_ingest_failed(ing, why, sizeof why)) {
-            snprintf(err, sizeof err, "ingest worker failed: %s", why);
-            d->stop = 1;
-        }
-        if (!gateways_done) {
-            /* Gateways finish by themselves once everything they sent is acknowledged. */
-            int all = 1;
-            for (int i = 0; i < gateways_started; i++) {
-                if (!gws[i].joined && pthread_tryjoin_np(gws[i].thread, NULL) == 0)
-                    gws[i].joined = 1;
-                all &= gws[i].joined;
-            }
-            if (all) {
-                gateways_done = 1;
-                for (int i = 0; i < gateways_started; i++)
-                    expected += atomic_load(&gws[i].sent);
-            }
-        }
-        if (d->stop && gateways_done)
-            break;
-        if (gateways_done && ss.rows_loaded >= expected && ss.pending_rows == 0)
-            break;
-        usleep(50000);
-    }
-    double elapsed = tp_cli_now_s() - t0;
-    if (tty)
-        fputc('\n', stderr);
-
-    tp_err ie = tp_ingest_stop(ing, 30000);
-    tp_ingest_stats is;
-    tp_ingest_stats_get(ing, &is);
-    tp_sink_stop(sink);
-    pthread_join(st.thread, NULL);
-    sink_started = 0;
-    tp_sink_stats ss;
-    tp_sink_stats_get(sink, &ss);
-
-    for (int i = 0; i < gateways_started; i++)
-        if (gws[i].result && !err[0])
-            snprintf(err, sizeof err, "%s", gws[i].error);
-    if (!err[0] && ie)
-        snprintf(err, sizeof err, "ingest worker stopped with: %s", tp_strerror(ie));
-    if (!err[0] && st.result)
-        snprintf(err, sizeof err, "sink stopped with: %s", tp_sink_last_error(sink));
-    if (interrupted && !err[0])
-        snprintf(err, sizeof err, "interrupted");
-
-    /* 6. Verify and summarise. */
-    uint64_t json = 0, proto = 0, sum_sent = 0;
-    for (int i = 0; i < gateways_started; i++) {
-        json += gws[i].json_bytes;
-        proto += gws[i].proto_bytes;
-        sum_sent += gws[i].checksum;
-    }
-    uint64_t rows = 0, distinct = 0, sum_table = 0;
-    char verr[512] = "";
-    int verified = verify_table(o->db, &rows, &distinct, &sum_table, verr, sizeof verr) == 0;
-
-    qsort(d->latencies_us, d->n_latencies, sizeof *d->latencies_us, cmp_i64);
-    double p50 = d->n_latencies ? (double)d->latencies_us[d->n_latencies / 2] / 1000.0 : 0;
-    double p99 = d->n_latencies ? (double)d->latencies_us[(size_t)((double)(d->n_latencies - 1) * 0.99)] / 1000.0 : 0;
-    char jb[32], pbb[32], kb[32];
-    tp_cli_bytes(json, jb, sizeof jb);
-    tp_cli_bytes(proto, pbb, sizeof pbb);
-    tp_cli_bytes(is.pack_bytes_out, kb, sizeof kb);
-    double n = expected ? (double)expected : 1;
-    printf("\ntelepack demo summary\n");
-    printf("  records sent          %" PRIu64 " from %u vehicles over %d gateway connections\n", expected, o->vehicles,
-           o->gateways);
-    printf("  packs                 %" PRIu64 " (%.1f records/pack)\n", is.packs_out,
-           is.packs_out ? (double)is.records_out / (double)is.packs_out : 0.0);
-    printf("  bytes as JSON         %s (%.1f B/record)\n", jb, (double)json / n);
-    printf("  bytes as protobuf     %s (%.1f B/record, %.1fx smaller than JSON)\n", pbb, (double)proto / n,
-           proto ? (double)json / (double)proto : 0.0);
-    printf("  bytes as packs        %s (%.1f B/record, %.1fx smaller than JSON; %s layout, on the wire)\n", kb,
-           (double)is.pack_bytes_out / n, is.pack_bytes_out ? (double)json / (double)is.pack_bytes_out : 0.0,
-           o->layout == TP_LAYOUT_ROWS ? "rows" : "columns");
-    uint64_t rows_b = 0, cols_b = 0;
-    uint32_t avg = is.packs_out ? (uint32_t)((is.records_out + is.packs_out / 2) / is.packs_out) : 1;
-    if (verified && repack_sizes(o->db, avg ? avg : 1, o->level, &rows_b, &cols_b) == 0)
-        printf("  both layouts          rows %.1f B/record, columns %.1f B/record (the table re-packed per vehicle,"
-               " up to %u records a pack)\n",
-               (double)rows_b / n, (double)cols_b / n, avg);
-    printf("  throughput            %.0f records/s end to end (%.2f s)\n", (double)expected / elapsed, elapsed);
-    printf("  sent -> loaded        p50 %.1f ms, p99 %.1f ms (%zu records sampled)\n", p50, p99, d->n_latencies);
-    printf("  rows in the table     %" PRIu64 " (%" PRIu64 " distinct identities), DLQ %" PRIu64 "\n", rows, distinct,
-           ss.packs_dlq);
-    int exact = verified && rows == expected && distinct == expected && sum_table == sum_sent;
-    if (!verified)
-        printf("  verification          FAILED: %s\n", verr);
-    else
-        printf("  verification          %s\n", exact ? "every record exactly once, field by field"
-                                                     : "FAILED: the table differs from the records sent");
-    printf("\nTry it:\n"
-           "  sqlite3 %s \"SELECT meter_status, COUNT(*) FROM vehicle_positions GROUP BY 1\"\n"
-           "  sqlite3 %s \"SELECT vehicle_id, COUNT(*), ROUND(MAX(speed_kmh),1) AS max_kmh FROM vehicle_positions"
-           " GROUP BY 1 ORDER BY 3 DESC LIMIT 5\"\n"
-           "  sqlite3 %s \"SELECT vehicle_id, seq, sampled_at_ms, latitude, longitude FROM vehicle_positions"
-           " WHERE vehicle_id = %" PRIu64 " ORDER BY seq LIMIT 5\"\n",
-           o->db, o->db, o->db, d->first_vehicle_id);
-    if (err[0])
-        fprintf(stderr, "telepack demo: %s\n", err);
-    status = exact && !err[0] ? 0 : 1;
-
-done:
-    if (err[0] && status && !gateways_started)
-        fprintf(stderr, "telepack demo: %s\n", err);
-    d->stop = 1;
-    for (int i = 0; i < gateways_started; i++)
-        if (!gws[i].joined)
-            pthread_join(gws[i].thread, NULL);
-    if (sink_started) {
-        tp_sink_stop(sink);
-        pthread_join(st.thread, NULL);
-    }
-    tp_ingest_free(ing);
-    tp_sink_free(sink);
-    if (mc)
-        rd_kafka_mock_cluster_destroy(mc);
-    if (holder)
-        rd_kafka_destroy(holder);
-    free(gws);
-    free(d->sent_at_us);
-    free(d->latencies_us);
+    if (r.err[0] && status && !r.gateways_started)
+        fprintf(stderr, "telepack demo: %s\n", r.err);
+    demo_teardown(&r);
     free(d);
     return status;
 }

@@ -15,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "common/clock.h"
 #include "ingest/gateway_client.h"
 #include "sim/fleet.h"
 #include "telepack/record.h"
@@ -126,6 +127,7 @@ typedef struct gateway_output {
     gen_output base;
     volatile sig_atomic_t *stop;
     uint32_t n;
+    char (*ids)[24];
     tp_gateway_client *c[];
 } gateway_output;
 
@@ -163,26 +165,52 @@ static tp_err gateway_close(gen_output *o)
 {
     gateway_output *g = (gateway_output *)o;
     tp_err e = TP_OK;
-    uint64_t unacked = 0;
+    uint64_t unacked = 0, rejected = 0;
+    char reason[128] = "", refusal[128] = "";
     for (uint32_t i = 0; i < g->n; i++) {
         tp_err de = tp_gateway_client_drain(g->c[i], -1);
         tp_gateway_client_stats st;
         tp_gateway_client_stats_get(g->c[i], &st);
         unacked += st.unacked_records;
+        rejected += st.records_rejected;
+        if (st.records_rejected)
+            snprintf(reason, sizeof reason, "%s", st.last_reason);
+        if (st.refused)
+            snprintf(refusal, sizeof refusal, "%s", st.last_reason);
         if (de && !e)
             e = de;
         tp_gateway_client_free(g->c[i]);
     }
+    if (refusal[0])
+        fprintf(stderr, "telepack gen: the ingest worker at %s refused the handshake: %s\n", o->name, refusal);
     if (e)
         fprintf(stderr, "telepack gen: stopped with %" PRIu64 " records not acked by the ingest worker at %s\n",
                 unacked, o->name);
+    if (rejected) {
+        fprintf(stderr, "telepack gen: the ingest worker rejected %" PRIu64 " records (not resent); last: %s\n",
+                rejected, reason);
+        if (!e)
+            e = TP_ERR_REJECTED;
+    }
+    free(g->ids);
     free(g);
     return e;
 }
 
-static gen_output *gateway_output_open(const char *addr, uint32_t n, size_t window, volatile sig_atomic_t *stop)
+typedef struct gateway_v2 {
+    int protocol;             /* 1 or 2 */
+    const char *token;        /* or NULL */
+    uint64_t vehicles;        /* per gateway, for the server's suggested window */
+} gateway_v2;
+
+static gen_output *gateway_output_open(const char *addr, uint32_t n, size_t window, const gateway_v2 *v2,
+                                       volatile sig_atomic_t *stop)
 {
     gateway_output *g = calloc(1, sizeof *g + n * sizeof g->c[0]);
+    if (g && !(g->ids = calloc(n, sizeof *g->ids))) {
+        free(g);
+        g = NULL;
+    }
     if (!g)
         return NULL;
     g->base.write = gateway_write;
@@ -196,10 +224,16 @@ static gen_output *gateway_output_open(const char *addr, uint32_t n, size_t wind
         co.connect = addr;
         co.stop = stop;
         co.max_unacked_bytes = window;
+        co.protocol = v2->protocol;
+        co.token = v2->token;
+        co.vehicles = v2->vehicles;
+        snprintf(g->ids[g->n], sizeof g->ids[g->n], "telepack-gen-%u", g->n + 1);
+        co.gateway_id = g->ids[g->n];
         if (tp_gateway_client_new(&co, &g->c[g->n]) != TP_OK) {
             fprintf(stderr, "telepack gen: --connect '%s' is not HOST:PORT; use e.g. 127.0.0.1:7070\n", addr);
             for (uint32_t i = 0; i < g->n; i++)
                 tp_gateway_client_free(g->c[i]);
+            free(g->ids);
             free(g);
             return NULL;
         }
@@ -240,6 +274,10 @@ static void usage(FILE *out)
             "                       of each of its vehicles, within 4-64 MiB). Records are acked once their pack\n"
             "                       is in Kafka, so a window smaller than a full batch per vehicle stalls the\n"
             "                       gateway until the ingest's linger timer flushes\n"
+            "  --protocol 1|2       gateway protocol with --connect (default 2: handshake, per-record rejects,\n"
+            "                       heartbeats; 1: plain records and acks, docs/GATEWAY.md)\n"
+            "  --token-file FILE    v2: send the token on FILE's first line in the hello (the worker's\n"
+            "                       authentication); never on the command line\n"
             "  -q, --quiet          no progress line and no summary\n"
             "  -h, --help           this text\n"
             "\n"
@@ -282,9 +320,28 @@ enum {
     OPT_CONNECT,
     OPT_GATEWAYS,
     OPT_WINDOW,
+    OPT_PROTOCOL,
+    OPT_TOKEN_FILE,
 };
 
-int tp_cmd_gen(int argc, char **argv)
+/* What the command line asked for. */
+typedef struct gen_cli {
+    tp_fleet_opts fo;
+    const char *out_path;
+    const char *connect;
+    uint64_t gateways;
+    uint64_t window; /* 0: sized for the fleet */
+    uint64_t protocol;   /* gateway protocol with --connect: 1 or 2 */
+    char token[260];     /* from --token-file, or empty */
+    bool out_given;
+    int format;
+    double rate;
+    bool quiet;
+} gen_cli;
+
+/* Parses the options into *a; returns -1 to go on, else the exit status (0 after --help, 2 after a usage error it
+ * printed). */
+static int parse_args(int argc, char **argv, gen_cli *a)
 {
     static const struct option longopts[] = {
         {"vehicles", required_argument, NULL, OPT_VEHICLES},
@@ -298,6 +355,8 @@ int tp_cmd_gen(int argc, char **argv)
         {"format", required_argument, NULL, OPT_FORMAT},
         {"out", required_argument, NULL, OPT_OUT},
         {"rate", required_argument, NULL, OPT_RATE},
+        {"protocol", required_argument, NULL, OPT_PROTOCOL},
+        {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
         {"connect", required_argument, NULL, OPT_CONNECT},
         {"gateways", required_argument, NULL, OPT_GATEWAYS},
         {"window", required_argument, NULL, OPT_WINDOW},
@@ -305,16 +364,19 @@ int tp_cmd_gen(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    tp_fleet_opts fo;
-    tp_fleet_opts_init(&fo);
-    const char *out_path = "-";
-    const char *connect = NULL;
-    uint64_t gateways = 1;
-    uint64_t window = 0; /* 0: sized for the fleet */
-    bool out_given = false;
-    int format = GEN_NDJSON;
-    double rate = 0;
-    bool quiet = false;
+    tp_fleet_opts_init(&a->fo);
+    a->out_path = "-";
+    a->connect = NULL;
+    a->gateways = 1;
+    a->window = 0;
+    a->protocol = 2;
+    a->token[0] = '\0';
+    const char *token_file = NULL;
+    a->out_given = false;
+    a->format = GEN_NDJSON;
+    a->rate = 0;
+    a->quiet = false;
+    tp_fleet_opts *fo = &a->fo;
     char msg[256];
     uint64_t u;
     int c;
@@ -325,49 +387,49 @@ int tp_cmd_gen(int argc, char **argv)
         switch (c) {
         case OPT_VEHICLES:
             e = tp_cli_parse_u64("vehicles", optarg, 1, 10000000, &u, msg, sizeof msg);
-            fo.vehicles = (uint32_t)u;
+            fo->vehicles = (uint32_t)u;
             break;
         case OPT_SECONDS:
             e = tp_cli_parse_u64("seconds", optarg, 0, 100u * 365 * 86400, &u, msg, sizeof msg);
-            fo.seconds = (uint32_t)u;
+            fo->seconds = (uint32_t)u;
             break;
         case OPT_INTERVAL:
             e = tp_cli_parse_u64("interval-ms", optarg, 10, 3600000, &u, msg, sizeof msg);
-            fo.interval_ms = (uint32_t)u;
+            fo->interval_ms = (uint32_t)u;
             break;
-        case OPT_SEED: e = tp_cli_parse_u64("seed", optarg, 0, UINT64_MAX, &fo.seed, msg, sizeof msg); break;
+        case OPT_SEED: e = tp_cli_parse_u64("seed", optarg, 0, UINT64_MAX, &fo->seed, msg, sizeof msg); break;
         case OPT_START:
             if (!strcmp(optarg, "now")) {
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                fo.start_ms = (int64_t)ts.tv_sec * 1000;
+                fo->start_ms = tp_wall_ms() / 1000 * 1000;
             } else {
                 e = tp_cli_parse_u64("start-ms", optarg, 0, (uint64_t)INT64_MAX / 4, &u, msg, sizeof msg);
-                fo.start_ms = (int64_t)u;
+                fo->start_ms = (int64_t)u;
             }
             break;
         case OPT_FIRST_ID:
-            e = tp_cli_parse_u64("first-vehicle-id", optarg, 0, UINT64_MAX - 10000000, &fo.first_vehicle_id, msg,
+            e = tp_cli_parse_u64("first-vehicle-id", optarg, 0, UINT64_MAX - 10000000, &fo->first_vehicle_id, msg,
                                  sizeof msg);
             break;
         case OPT_QUANTIZE:
-            e = tp_cli_parse_double("quantize", optarg, 0, 1, &fo.quantum_deg, msg, sizeof msg);
-            if (!e && fo.quantum_deg > 0) {
-                double inv = 1.0 / fo.quantum_deg, whole = (double)(int64_t)(inv + 0.5);
+            e = tp_cli_parse_double("quantize", optarg, 0, 1, &fo->quantum_deg, msg, sizeof msg);
+            if (!e && fo->quantum_deg > 0) {
+                double inv = 1.0 / fo->quantum_deg, whole = (double)(int64_t)(inv + 0.5);
                 if (whole < 1 || whole > 1e9 || (inv - whole) > 1e-6 * whole || (whole - inv) > 1e-6 * whole)
                     return tp_cli_usage_error("gen", "--quantize '%s' is not a resolution a receiver reports: use 1e-N such as "
                                        "1e-6 or 1e-7 (1/DEG must be a whole number up to 1e9), or 0 for raw",
                                        optarg);
             }
             break;
-        case OPT_DROP: e = tp_cli_parse_double("drop-rate", optarg, 0, 0.5, &fo.drop_rate, msg, sizeof msg); break;
-        case OPT_FORMAT: e = tp_cli_parse_choice("format", optarg, format_words, &format, msg, sizeof msg); break;
-        case OPT_OUT: out_path = optarg; out_given = true; break;
-        case OPT_CONNECT: connect = optarg; break;
-        case OPT_GATEWAYS: e = tp_cli_parse_u64("gateways", optarg, 1, 1024, &gateways, msg, sizeof msg); break;
-        case OPT_WINDOW: e = tp_cli_parse_u64("window", optarg, 65536, 1ull << 30, &window, msg, sizeof msg); break;
-        case OPT_RATE: e = tp_cli_parse_double("rate", optarg, 0, 1e9, &rate, msg, sizeof msg); break;
-        case 'q': quiet = true; break;
+        case OPT_DROP: e = tp_cli_parse_double("drop-rate", optarg, 0, 0.5, &fo->drop_rate, msg, sizeof msg); break;
+        case OPT_FORMAT: e = tp_cli_parse_choice("format", optarg, format_words, &a->format, msg, sizeof msg); break;
+        case OPT_OUT: a->out_path = optarg; a->out_given = true; break;
+        case OPT_CONNECT: a->connect = optarg; break;
+        case OPT_GATEWAYS: e = tp_cli_parse_u64("gateways", optarg, 1, 1024, &a->gateways, msg, sizeof msg); break;
+        case OPT_WINDOW: e = tp_cli_parse_u64("window", optarg, 65536, 1ull << 30, &a->window, msg, sizeof msg); break;
+        case OPT_PROTOCOL: e = tp_cli_parse_u64("protocol", optarg, 1, 2, &a->protocol, msg, sizeof msg); break;
+        case OPT_TOKEN_FILE: token_file = optarg; break;
+        case OPT_RATE: e = tp_cli_parse_double("rate", optarg, 0, 1e9, &a->rate, msg, sizeof msg); break;
+        case 'q': a->quiet = true; break;
         case 'h': usage(stdout); return 0;
         case ':': return tp_cli_usage_error("gen", "option '%s' needs a value", argv[optind - 1]);
         default: return tp_cli_usage_error("gen", "unknown option '%s'", argv[optind - 1]);
@@ -377,70 +439,60 @@ int tp_cmd_gen(int argc, char **argv)
     }
     if (optind < argc)
         return tp_cli_usage_error("gen", "unexpected argument '%s' (gen takes options only)", argv[optind]);
-    if (connect && out_given)
+    if (token_file) {
+        if (a->protocol != 2)
+            return tp_cli_usage_error("gen", "--token-file needs --protocol 2 (v1 has no handshake)");
+        FILE *tf = fopen(token_file, "r");
+        if (!tf)
+            return tp_cli_usage_error("gen", "cannot read --token-file %s: %s", token_file, strerror(errno));
+        if (!fgets(a->token, sizeof a->token, tf))
+            a->token[0] = 0;
+        fclose(tf);
+        a->token[strcspn(a->token, "\r\n")] = 0;
+        if (strlen(a->token) < 16 || strlen(a->token) > 256)
+            return tp_cli_usage_error("gen", "--token-file %s: the first line must be a token of 16..256 characters",
+                                      token_file);
+    }
+    if (a->connect && a->out_given)
         return tp_cli_usage_error("gen", "--connect and --out are exclusive: records go either to an ingest worker or to a file");
-    if (connect)
-        format = GEN_DELIMITED; /* the gateway protocol's framing; only used for the summary */
-    if (!connect && format == GEN_DELIMITED && !strcmp(out_path, "-") && isatty(STDOUT_FILENO))
+    if (a->connect)
+        a->format = GEN_DELIMITED; /* the gateway protocol's framing; only used for the summary */
+    if (!a->connect && a->format == GEN_DELIMITED && !strcmp(a->out_path, "-") && isatty(STDOUT_FILENO))
         return tp_cli_usage_error("gen", "refusing to write binary delimited records to a terminal; use --out FILE or a pipe");
 
-    tp_fleet *fleet;
-    tp_err e = tp_fleet_new(&fo, &fleet);
-    if (e == TP_ERR_INVALID_ARG)
-        return tp_cli_usage_error("gen", "the options do not describe a fleet the simulator can run (vehicles x seconds or the "
-                           "start time out of range)");
-    if (e) {
-        fprintf(stderr, "telepack gen: cannot start the simulation: %s\n", tp_strerror(e));
-        return 1;
-    }
-    stop_requested = 0;
-    if (!window) {
-        /* A full default batch (200 records of ~64 wire bytes) per vehicle of the gateway, within 4..64 MiB. */
-        uint64_t per_gateway = (fo.vehicles + gateways - 1) / gateways;
-        window = per_gateway * 200 * 64;
-        window = window < (4u << 20) ? (4u << 20) : window > (64u << 20) ? (64u << 20) : window;
-    }
-    gen_output *out = connect ? gateway_output_open(connect, (uint32_t)gateways, (size_t)window, &stop_requested)
-                              : stream_output_open(out_path, (gen_format)format);
-    if (!out) {
-        tp_fleet_free(fleet);
-        return 1;
-    }
+    return -1;
+}
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    stop_requested = 0;
-
-    bool progress = !quiet && isatty(STDERR_FILENO);
+/* Writes the fleet's records to out, paced to rate, with a progress line on a terminal; returns the records written
+ * and sets *status (1 after a write failure). */
+static uint64_t generate(const gen_cli *a, tp_fleet *fleet, gen_output *out, int *status)
+{
+    bool progress = !a->quiet && isatty(STDERR_FILENO);
     uint64_t n = 0;
     /* Check the clock about once per millisecond of output when paced, every 4096 records otherwise. */
-    uint64_t check_every = rate > 0 ? (uint64_t)(rate / 1000) + 1 : 4096;
-    double t0 = tp_cli_now_s(), last_progress = t0;
-    int status = 0;
+    uint64_t check_every = a->rate > 0 ? (uint64_t)(a->rate / 1000) + 1 : 4096;
+    double t0 = tp_mono_s(), last_progress = t0;
     tp_record r;
     while (!stop_requested && tp_fleet_next(fleet, &r) == TP_OK) {
         if (out->write(out, &r) != TP_OK) {
             fprintf(stderr, "telepack gen: %s\n", out->errmsg);
-            status = 1;
+            *status = 1;
             break;
         }
         n++;
         if (n % check_every)
             continue;
-        double t = tp_cli_now_s();
-        if (rate > 0) {
-            double due = t0 + (double)n / rate;
+        double t = tp_mono_s();
+        if (a->rate > 0) {
+            double due = t0 + (double)n / a->rate;
             if (due > t) {
                 if (out->flush(out) != TP_OK) {
                     fprintf(stderr, "telepack gen: %s\n", out->errmsg);
-                    status = 1;
+                    *status = 1;
                     break;
                 }
                 sleep_s(due - t);
-                t = tp_cli_now_s();
+                t = tp_mono_s();
             }
         }
         if (progress && t - last_progress >= 2.0) {
@@ -448,29 +500,64 @@ int tp_cmd_gen(int argc, char **argv)
             tp_fleet_get_stats(fleet, &st);
             char b[32];
             fprintf(stderr, "\rgen: %" PRIu64 " records, simulated %.0f of %.0f s, %s, %.0f records/s   ", n,
-                    (double)st.tick * fo.interval_ms / 1000.0, (double)st.ticks * fo.interval_ms / 1000.0,
+                    (double)st.tick * a->fo.interval_ms / 1000.0, (double)st.ticks * a->fo.interval_ms / 1000.0,
                     tp_cli_bytes(out->bytes, b, sizeof b), (double)n / (t - t0));
             last_progress = t;
         }
     }
-    if (connect)
+    if (progress)
+        fputc('\n', stderr);
+    return n;
+}
+
+int tp_cmd_gen(int argc, char **argv)
+{
+    gen_cli a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    tp_fleet *fleet;
+    tp_err e = tp_fleet_new(&a.fo, &fleet);
+    if (e == TP_ERR_INVALID_ARG)
+        return tp_cli_usage_error("gen", "the options do not describe a fleet the simulator can run (vehicles x "
+                                         "seconds or the start time out of range)");
+    if (e) {
+        fprintf(stderr, "telepack gen: cannot start the simulation: %s\n", tp_strerror(e));
+        return 1;
+    }
+    stop_requested = 0;
+    /* By default a full default batch (200 records of ~64 wire bytes) per vehicle of the gateway. */
+    uint64_t per_gateway = (a.fo.vehicles + a.gateways - 1) / a.gateways;
+    size_t window = a.window ? (size_t)a.window : tp_gateway_window(per_gateway * 200 * 64);
+    gateway_v2 v2 = {(int)a.protocol, a.token[0] ? a.token : NULL, per_gateway};
+    gen_output *out = a.connect ? gateway_output_open(a.connect, (uint32_t)a.gateways, window, &v2, &stop_requested)
+                                : stream_output_open(a.out_path, (gen_format)a.format);
+    if (!out) {
+        tp_fleet_free(fleet);
+        return 1;
+    }
+    tp_cli_signals_install(on_signal, 0);
+    stop_requested = 0;
+    int status = 0;
+    double t0 = tp_mono_s();
+    uint64_t n = generate(&a, fleet, out, &status);
+    if (a.connect)
         gateway_bytes((gateway_output *)out);
     uint64_t bytes = out->bytes;
     if (out->close(out) != TP_OK && status == 0)
         status = 1;
-    double elapsed = tp_cli_now_s() - t0;
+    double elapsed = tp_mono_s() - t0;
     tp_fleet_stats st;
     tp_fleet_get_stats(fleet, &st);
     tp_fleet_free(fleet);
-    if (progress)
-        fputc('\n', stderr);
-    if (!quiet) {
+    if (!a.quiet) {
         char b[32];
         fprintf(stderr,
                 "gen: %" PRIu64 " records from %" PRIu32 " vehicles over %.0f s (%" PRIu64
                 " samples dropped as gaps), %s %s to %s in %.2f s (%.0f records/s)%s\n",
-                n, fo.vehicles, (double)st.ticks * fo.interval_ms / 1000.0, st.dropped, tp_cli_bytes(bytes, b, sizeof b),
-                format_words[format], connect ? connect : strcmp(out_path, "-") ? out_path : "stdout", elapsed,
+                n, a.fo.vehicles, (double)st.ticks * a.fo.interval_ms / 1000.0, st.dropped,
+                tp_cli_bytes(bytes, b, sizeof b), format_words[a.format],
+                a.connect ? a.connect : strcmp(a.out_path, "-") ? a.out_path : "stdout", elapsed,
                 elapsed > 0 ? (double)n / elapsed : 0.0, stop_requested ? ", stopped by a signal" : "");
     }
     return status;

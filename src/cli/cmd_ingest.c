@@ -1,5 +1,5 @@
-/* `telepack ingest`: accept gateway records (TCP, or replay a file/stdin), batch per vehicle, compress into packs,
- * publish them to Kafka, ack the gateways once Kafka has them. */
+/* `telepack ingest`: accept gateway records (TCP, or replay a file/stdin), batch per partition or vehicle, compress
+ * into packs, publish them to Kafka, ack the gateways once Kafka has them. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -16,15 +16,27 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "common/clock.h"
 #include "ingest/gateway_client.h"
+#include "ingest/http_ingest.h"
 #include "ops/http_server.h"
 #include "ingest/ingest.h"
 #include "common/log.h"
 #include "telepack/record_json.h"
-#include "telepack/varint.h"
+#include "telepack/delimited.h"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 
 static volatile sig_atomic_t g_signals;
+static volatile sig_atomic_t g_hup; /* SIGHUP: reload --auth-tokens */
 static tp_ingest *volatile g_ing;
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    g_hup = 1;
+}
 
 /* First signal: graceful stop (the main loop sees g_signals). Second: stop waiting for Kafka. */
 static void on_signal(int sig)
@@ -58,6 +70,8 @@ static void usage(FILE *out)
             "                          time (pbpack v3, no key; the partition is librdkafka's for key = vehicle id);\n"
             "                          vehicle: one pack per vehicle, key = vehicle id (pbpack v2, or v1 with\n"
             "                          --layout rows, which implies it). docs/INGEST.md compares them\n"
+            "  --headers compact|full  pack metadata as one Kafka header 'tp' (default, ~8 bytes) or as the eight\n"
+            "                          tp-* headers (~130 bytes) that sinks older than pbpack v3 need\n"
             "  --batch-records N       flush a pack at N records (default 10000 per partition, 200 per vehicle)\n"
             "  --batch-bytes N         flush a pack before it exceeds N wire bytes (default 1M per partition,\n"
             "                          256K per vehicle)\n"
@@ -66,47 +80,32 @@ static void usage(FILE *out)
             "                          the batcher's memory stays below 4.25x it (docs/INGEST.md)\n"
             "  --max-open-vehicles N   vehicles with an open batch; a new one beyond it flushes the oldest open\n"
             "                          batch (default 100000)\n"
+            "  --idle-timeout S        close a gateway connection silent for S seconds (default 60; 0 = never);\n"
+            "                          v2 gateways send heartbeats, v1 ones are closed only once all is acked\n"
+            "  --max-conns-per-ip N    gateway connections from one source address (default 64; 0 = no cap)\n"
             "  --threads N             compression threads (default: number of CPUs)\n"
             "  --level N               zstd level (default 3)\n"
             "  --layout L              columns (default: pbpack v2, ~4x smaller) or rows (pbpack v1: standard\n"
             "                          delimited protobuf, for consumers that only speak protobuf); docs/FORMAT.md\n"
-            "  --headers compact|full  pack metadata as one Kafka header 'tp' (default, ~8 bytes) or as the eight\n"
-            "                          tp-* headers (~130 bytes) that sinks older than pbpack v3 need\n"
-            "  -X key=value            librdkafka property (repeatable), e.g. -X linger.ms=20\n"
-            "  --metrics-listen H:P    serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT\n"
-            "  --log-format text|json  log line format (default text)\n"
-            "  --log-level L           debug, info, warn or error (default info)\n"
+            TP_CLI_WORKER_HELP
+            "HTTP ingest (docs/HTTP_INGEST.md):\n"
+            "  --http-listen H:P       serve POST /v1/records (NDJSON or delimited protobuf; answered once the\n"
+            "                          records are in Kafka) on HOST:PORT; without --listen, no TCP gateway listener\n"
+            "  --http-tls-cert FILE    PEM certificate (chain) for HTTPS on --http-listen, with --http-tls-key\n"
+            "  --http-tls-key FILE     PEM private key for it\n"
+            "  --insecure              allow plain HTTP on --http-listen at an address other than loopback\n"
+            "  --auth-tokens FILE      require 'Authorization: Bearer TOKEN' from this file (one token a line,\n"
+            "                          optionally with the vehicle ids it may send: TOKEN 1000-1999,2500); SIGHUP\n"
+            "                          reloads it\n"
+            "  --http-max-body N       largest request body (default 4M; larger: 413)\n"
+            "  --http-timeout-ms N     longest a request waits for Kafka before 503 (default 30000)\n"
             "  -h, --help              this text\n\n"
             "Sizes take a K, M or G suffix (powers of 1024).\n");
-}
-
-static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max, int sizes, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    uint64_t mul = 1;
-    if (sizes && *end && !end[1]) {
-        switch (*end) {
-        case 'k': case 'K': mul = 1024; end++; break;
-        case 'm': case 'M': mul = 1024 * 1024; end++; break;
-        case 'g': case 'G': mul = 1024ull * 1024 * 1024; end++; break;
-        default: break;
-        }
-    }
-    if (errno || end == s || *end || s[0] == '-' || v > max / mul || v * mul < min || v * mul > max) {
-        fprintf(stderr, "telepack ingest: %s '%s' is not a number in %" PRIu64 "..%" PRIu64 "%s\n", opt, s, min, max,
-                sizes ? " (K/M/G suffixes allowed)" : "");
-        return -1;
-    }
-    *out = v * mul;
-    return 0;
 }
 
 typedef struct feeder {
     const char *path;
     int delimited;
-    unsigned json_flags;     /* TP_RECORD_JSON_* for NDJSON */
     size_t max_record;
     size_t window;           /* unacked bytes the replay may have in flight */
     int fd;
@@ -114,73 +113,42 @@ typedef struct feeder {
     atomic_int done;
     int status;              /* 0 ok, 1 runtime failure, 2 bad input */
     uint64_t records;
+    unsigned json_flags;     /* TP_RECORD_JSON_* for NDJSON */
 } feeder;
 
 static tp_err feed_delimited(feeder *f, FILE *in, tp_gateway_client *c)
 {
-    size_t cap = 1u << 20, len = 0, pos = 0;
-    uint64_t offset = 0;
-    uint8_t *buf = malloc(cap);
-    if (!buf)
-        return TP_ERR_NOMEM;
-    tp_err e = TP_OK;
-    int eof = 0;
-    while (!e) {
-        if (pos > 0 && (len - pos < TP_VARINT_MAX_BYTES + f->max_record)) {
-            memmove(buf, buf + pos, len - pos);
-            len -= pos;
-            offset += pos;
-            pos = 0;
-        }
-        if (!eof && len < cap) {
-            size_t n = fread(buf + len, 1, cap - len, in);
-            len += n;
-            if (n == 0) {
-                if (ferror(in)) {
-                    tp_log(TP_LOG_ERROR, "ingest", "reading %s failed: %s", f->path, strerror(errno));
-                    f->status = 1;
-                    e = TP_ERR_IO;
-                    break;
-                }
-                eof = 1;
-            }
-        }
-        while (!e && pos < len) {
-            uint64_t v;
-            size_t used;
-            tp_err ve = tp_varint_decode(buf + pos, len - pos, &v, &used);
-            if (ve == TP_ERR_TRUNCATED || (!ve && used + v > len - pos && v <= f->max_record)) {
-                if (eof) {
-                    tp_log(TP_LOG_ERROR, "ingest",
-                           "%s: input ends inside record %" PRIu64 " at byte %" PRIu64 " (truncated file?)", f->path,
-                           f->records + 1, offset + pos);
-                    f->status = 2;
-                    e = TP_ERR_TRUNCATED;
-                }
-                break;
-            }
-            if (ve || v > f->max_record) {
-                tp_log(TP_LOG_ERROR, "ingest",
-                       "%s: record %" PRIu64 " at byte %" PRIu64 ": %s; is this really --input-format delimited?",
-                       f->path, f->records + 1, offset + pos,
-                       ve ? "bad length prefix" : "length prefix above the maximum record size");
-                f->status = 2;
-                e = TP_ERR_PARSE;
-                break;
-            }
-            e = tp_gateway_client_send_encoded(c, buf + pos + used, (size_t)v);
-            if (e) {
-                f->status = f->stop ? 0 : 1;
-                break;
-            }
-            f->records++;
-            pos += used + (size_t)v;
-        }
-        if (eof && pos >= len)
+    tp_delimited_reader_opts ro;
+    tp_delimited_reader_opts_init(&ro);
+    ro.file = in;
+    ro.max_message_bytes = f->max_record;
+    tp_delimited_reader *rd;
+    tp_err e = tp_delimited_reader_new(&ro, &rd);
+    if (e)
+        return e;
+    const uint8_t *msg;
+    size_t len;
+    while ((e = tp_delimited_reader_next(rd, &msg, &len)) == TP_OK) {
+        e = tp_gateway_client_send_encoded(c, msg, len);
+        if (e) {
+            f->status = f->stop ? 0 : 1;
             break;
+        }
+        f->records++;
     }
-    free(buf);
-    return e;
+    if (e == TP_ERR_IO) {
+        tp_log(TP_LOG_ERROR, "ingest", "%s: %s", f->path, tp_delimited_reader_error(rd));
+        f->status = 1;
+    } else if (e == TP_ERR_TRUNCATED) {
+        tp_log(TP_LOG_ERROR, "ingest", "%s: %s (truncated file?)", f->path, tp_delimited_reader_error(rd));
+        f->status = 2;
+    } else if (e != TP_ERR_END && f->status == 0 && tp_delimited_reader_error(rd)[0]) {
+        tp_log(TP_LOG_ERROR, "ingest", "%s: %s; is this really --input-format delimited?", f->path,
+               tp_delimited_reader_error(rd));
+        f->status = 2;
+    }
+    tp_delimited_reader_free(rd);
+    return e == TP_ERR_END ? TP_OK : e;
 }
 
 static tp_err feed_ndjson(feeder *f, FILE *in, tp_gateway_client *c)
@@ -218,6 +186,7 @@ static void *feeder_main(void *arg)
     co.fd = f->fd;
     co.stop = &f->stop;
     co.max_unacked_bytes = f->window;
+    co.protocol = 1; /* a local replay: no handshake, and records are taken as they are (no event-time check) */
     tp_gateway_client *c = NULL;
     if (!in) {
         tp_log(TP_LOG_ERROR, "ingest", "cannot open --from %s: %s", f->path, strerror(errno));
@@ -246,21 +215,25 @@ static bool ingest_ready(void *ud, char *reason, size_t cap)
     return tp_ingest_ready(ud, reason, cap) != 0;
 }
 
-static void human(double v, char *buf, size_t n)
-{
-    const char *u[] = {"", "K", "M", "G", "T"};
-    int i = 0;
-    while (v >= 1000 && i < 4) {
-        v /= 1000;
-        i++;
-    }
-    snprintf(buf, n, i ? "%.1f%s" : "%.0f%s", v, u[i]);
-}
+/* What the command line asked for. */
+typedef struct ingest_cli {
+    tp_ingest_opts o;
+    tp_cli_worker w;
+    const char *from;
+    int delimited;
+    unsigned json_flags; /* TP_RECORD_JSON_* for --from NDJSON */
+    tp_http_ingest_opts hio;
+    int pack_by;                         /* --pack-by: a tp_pack_by, or -1 when not given */
+    int64_t batch_records, batch_bytes;  /* --batch-records, --batch-bytes, or -1: the grouping's default */
+} ingest_cli;
 
-int tp_cmd_ingest(int argc, char **argv)
+/* Parses the options into *a (after tp_ingest_opts_init and tp_cli_worker_init); returns -1 to go on, else the exit
+ * status (0 after --help, 2 after a usage error it printed). */
+static int parse_args(int argc, char **argv, ingest_cli *a)
 {
     enum { O_BROKERS = 256, O_TOPIC, O_LISTEN, O_FROM, O_FORMAT, O_BREC, O_BBYTES, O_LINGER, O_MAXBUF, O_THREADS,
-           O_LEVEL, O_LAYOUT, O_LOGFMT, O_LOGLVL, O_METRICS, O_IGNORE_UNKNOWN, O_MAXOPEN, O_PACKBY, O_HEADERS };
+           O_LEVEL, O_LAYOUT, O_IGNORE_UNKNOWN, O_MAXOPEN, O_HTTP, O_HTTP_CERT, O_HTTP_KEY, O_INSECURE, O_TOKENS,
+           O_HTTP_BODY, O_HTTP_TIMEOUT, O_IDLE, O_PERIP, O_PACKBY, O_HEADERS };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS}, {"topic", required_argument, 0, O_TOPIC},
         {"listen", required_argument, 0, O_LISTEN}, {"from", required_argument, 0, O_FROM},
@@ -268,296 +241,336 @@ int tp_cmd_ingest(int argc, char **argv)
         {"batch-bytes", required_argument, 0, O_BBYTES}, {"linger-ms", required_argument, 0, O_LINGER},
         {"max-buffered-bytes", required_argument, 0, O_MAXBUF}, {"threads", required_argument, 0, O_THREADS},
         {"level", required_argument, 0, O_LEVEL}, {"layout", required_argument, 0, O_LAYOUT},
-        {"log-format", required_argument, 0, O_LOGFMT}, {"pack-by", required_argument, 0, O_PACKBY},
-        {"headers", required_argument, 0, O_HEADERS},
-        {"log-level", required_argument, 0, O_LOGLVL}, {"metrics-listen", required_argument, 0, O_METRICS},
         {"ignore-unknown-fields", no_argument, 0, O_IGNORE_UNKNOWN},
         {"max-open-vehicles", required_argument, 0, O_MAXOPEN},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    tp_ingest_opts o;
-    tp_ingest_opts_init(&o);
-    const char *from = NULL;
-    const char *metrics_listen = NULL;
-    tp_metrics *metrics = NULL;
-    tp_ingest_metrics im;
-    tp_http_server *http = NULL;
-    int delimited = 0;
-    unsigned json_flags = 0;
-    tp_log_level lvl = TP_LOG_INFO;
-    tp_log_format lfmt = TP_LOG_TEXT;
-    const char **kconf = calloc((size_t)argc + 1, sizeof *kconf);
-    size_t nk = 0;
-    int rc = 2, c;
+        {"http-listen", required_argument, 0, O_HTTP}, {"http-tls-cert", required_argument, 0, O_HTTP_CERT},
+        {"http-tls-key", required_argument, 0, O_HTTP_KEY}, {"insecure", no_argument, 0, O_INSECURE},
+        {"auth-tokens", required_argument, 0, O_TOKENS}, {"http-max-body", required_argument, 0, O_HTTP_BODY},
+        {"http-timeout-ms", required_argument, 0, O_HTTP_TIMEOUT},
+        {"idle-timeout", required_argument, 0, O_IDLE}, {"max-conns-per-ip", required_argument, 0, O_PERIP},
+        {"pack-by", required_argument, 0, O_PACKBY}, {"headers", required_argument, 0, O_HEADERS},
+        TP_CLI_WORKER_LONGOPTS, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const char *const format_words[] = {"ndjson", "delimited", NULL};
+    static const char *const layout_words[] = {"rows", "columns", NULL}; /* index + 1 == tp_layout */
+    static const char *const pack_by_words[] = {"partition", "vehicle", NULL}; /* index == tp_pack_by */
+    static const char *const headers_words[] = {"full", "compact", NULL};     /* index == compact_headers */
+    tp_ingest_opts *o = &a->o;
+    char msg[512];
     uint64_t v;
-    int pack_by = -1;                           /* -1: not given */
-    int64_t batch_records = -1, batch_bytes = -1; /* -1: the default of the grouping */
-    if (!kconf)
-        return 1;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "hX:", longopts, NULL)) != -1) {
+    int c, i;
+    a->pack_by = -1;
+    a->batch_records = a->batch_bytes = -1;
+    opterr = 0;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":hX:", longopts, NULL)) != -1) {
+        tp_err e = TP_OK;
+        if (tp_cli_worker_option(&a->w, c, optarg, &e, msg, sizeof msg)) {
+            if (e)
+                return tp_cli_usage_error("ingest", "%s", msg);
+            continue;
+        }
         switch (c) {
-        case 'h':
-            usage(stdout);
-            free(kconf);
-            return 0;
-        case 'X':
-            kconf[nk++] = optarg;
-            break;
-        case O_BROKERS: o.brokers = optarg; break;
-        case O_TOPIC: o.topic = optarg; break;
-        case O_LISTEN: o.listen = optarg; break;
-        case O_FROM: from = optarg; break;
-        case O_METRICS: metrics_listen = optarg; break;
-        case O_IGNORE_UNKNOWN: json_flags = TP_RECORD_JSON_IGNORE_UNKNOWN; break;
-        case O_FORMAT:
-            if (!strcmp(optarg, "delimited"))
-                delimited = 1;
-            else if (strcmp(optarg, "ndjson")) {
-                fprintf(stderr, "telepack ingest: --input-format '%s' is not ndjson or delimited\n", optarg);
-                goto out;
-            }
-            break;
+        case 'h': usage(stdout); return 0;
+        case O_BROKERS: o->brokers = optarg; break;
+        case O_TOPIC: o->topic = optarg; break;
+        case O_LISTEN: o->listen = optarg; break;
+        case O_FROM: a->from = optarg; break;
+        case O_FORMAT: e = tp_cli_parse_choice("input-format", optarg, format_words, &a->delimited, msg, sizeof msg); break;
         case O_BREC:
-            if (parse_u64("--batch-records", optarg, 1, 1000000, 0, &v))
-                goto out;
-            batch_records = (int64_t)v;
+            if (!(e = tp_cli_parse_u64("batch-records", optarg, 1, 1000000, &v, msg, sizeof msg)))
+                a->batch_records = (int64_t)v;
             break;
         case O_BBYTES:
-            if (parse_u64("--batch-bytes", optarg, 64, 64ull << 20, 1, &v))
-                goto out;
-            batch_bytes = (int64_t)v;
+            if (!(e = tp_cli_parse_size("batch-bytes", optarg, 64, 64ull << 20, &v, msg, sizeof msg)))
+                a->batch_bytes = (int64_t)v;
             break;
-        case O_PACKBY:
-            if (!strcmp(optarg, "partition")) {
-                pack_by = TP_PACK_BY_PARTITION;
-            } else if (!strcmp(optarg, "vehicle")) {
-                pack_by = TP_PACK_BY_VEHICLE;
-            } else {
-                fprintf(stderr, "telepack ingest: --pack-by '%s' is not partition or vehicle\n", optarg);
-                goto out;
-            }
-            break;
+        case O_PACKBY: e = tp_cli_parse_choice("pack-by", optarg, pack_by_words, &a->pack_by, msg, sizeof msg); break;
         case O_HEADERS:
-            if (!strcmp(optarg, "compact")) {
-                o.compact_headers = 1;
-            } else if (!strcmp(optarg, "full")) {
-                o.compact_headers = 0;
-            } else {
-                fprintf(stderr, "telepack ingest: --headers '%s' is not compact or full\n", optarg);
-                goto out;
-            }
+            e = tp_cli_parse_choice("headers", optarg, headers_words, &o->compact_headers, msg, sizeof msg);
             break;
         case O_LINGER:
-            if (parse_u64("--linger-ms", optarg, 0, 3600000, 0, &v))
-                goto out;
-            o.batch.linger_ms = (int64_t)v;
+            if (!(e = tp_cli_parse_ms("linger-ms", optarg, 0, 3600000, &v, msg, sizeof msg)))
+                o->batch.linger_ms = (int64_t)v;
             break;
         case O_MAXBUF:
-            if (parse_u64("--max-buffered-bytes", optarg, 1024, 1ull << 40, 1, &v))
-                goto out;
-            o.batch.max_buffered_bytes = (size_t)v;
+            if (!(e = tp_cli_parse_size("max-buffered-bytes", optarg, 1024, 1ull << 40, &v, msg, sizeof msg)))
+                o->batch.max_buffered_bytes = (size_t)v;
+            break;
+        case O_IGNORE_UNKNOWN: a->json_flags = TP_RECORD_JSON_IGNORE_UNKNOWN; break;
+        case O_IDLE:
+            if (!(e = tp_cli_parse_u64("idle-timeout", optarg, 0, 86400, &v, msg, sizeof msg)))
+                o->idle_timeout_ms = (int)v * 1000;
+            break;
+        case O_PERIP:
+            if (!(e = tp_cli_parse_u64("max-conns-per-ip", optarg, 0, 1000000, &v, msg, sizeof msg)))
+                o->max_conns_per_ip = (uint32_t)v;
+            break;
+        case O_HTTP: a->hio.listen = optarg; break;
+        case O_HTTP_CERT: a->hio.tls_cert = optarg; break;
+        case O_HTTP_KEY: a->hio.tls_key = optarg; break;
+        case O_INSECURE: a->hio.insecure = 1; break;
+        case O_TOKENS: a->hio.tokens_path = optarg; break;
+        case O_HTTP_BODY:
+            if (!(e = tp_cli_parse_size("http-max-body", optarg, 1024, 1ull << 30, &v, msg, sizeof msg)))
+                a->hio.max_body_bytes = (size_t)v;
+            break;
+        case O_HTTP_TIMEOUT:
+            if (!(e = tp_cli_parse_ms("http-timeout-ms", optarg, 100, 3600000, &v, msg, sizeof msg)))
+                a->hio.timeout_ms = (int)v;
             break;
         case O_MAXOPEN:
-            if (parse_u64("--max-open-vehicles", optarg, 1, 100000000, 0, &v))
-                goto out;
-            o.batch.max_open = (uint32_t)v;
+            if (!(e = tp_cli_parse_u64("max-open-vehicles", optarg, 1, 100000000, &v, msg, sizeof msg)))
+                o->batch.max_open = (uint32_t)v;
             break;
         case O_THREADS:
-            if (parse_u64("--threads", optarg, 1, 256, 0, &v))
-                goto out;
-            o.threads = (int)v;
+            if (!(e = tp_cli_parse_u64("threads", optarg, 1, 256, &v, msg, sizeof msg)))
+                o->threads = (int)v;
             break;
         case O_LEVEL:
-            if (parse_u64("--level", optarg, 1, 22, 0, &v))
-                goto out;
-            o.level = (int)v;
+            if (!(e = tp_cli_parse_u64("level", optarg, 1, 22, &v, msg, sizeof msg)))
+                o->level = (int)v;
             break;
         case O_LAYOUT:
-            if (!strcmp(optarg, "rows")) {
-                o.layout = TP_LAYOUT_ROWS;
-            } else if (!strcmp(optarg, "columns")) {
-                o.layout = TP_LAYOUT_COLUMNS;
-            } else {
-                fprintf(stderr, "telepack ingest: --layout '%s' is not rows or columns\n", optarg);
-                goto out;
-            }
+            if (!(e = tp_cli_parse_choice("layout", optarg, layout_words, &i, msg, sizeof msg)))
+                o->layout = (tp_layout)(i + 1);
             break;
-        case O_LOGFMT:
-            if (tp_log_parse_format(optarg, &lfmt)) {
-                fprintf(stderr, "telepack ingest: --log-format '%s' is not text or json\n", optarg);
-                goto out;
-            }
-            break;
-        case O_LOGLVL:
-            if (tp_log_parse_level(optarg, &lvl)) {
-                fprintf(stderr, "telepack ingest: --log-level '%s' is not debug, info, warn or error\n", optarg);
-                goto out;
-            }
-            break;
-        default:
-            fprintf(stderr, "run 'telepack ingest --help' for the options\n");
-            goto out;
+        case ':': return tp_cli_usage_error("ingest", "option '%s' needs a value", argv[optind - 1]);
+        default: return tp_cli_usage_error("ingest", "unknown option '%s'", argv[optind - 1]);
         }
+        if (e)
+            return tp_cli_usage_error("ingest", "%s", msg);
     }
-    if (optind < argc) {
-        fprintf(stderr, "telepack ingest: unexpected argument '%s'; run 'telepack ingest --help'\n", argv[optind]);
-        goto out;
-    }
-    if (!o.topic) {
-        fprintf(stderr, "telepack ingest: --topic is required; run 'telepack ingest --help'\n");
-        goto out;
-    }
-    if (pack_by == TP_PACK_BY_PARTITION && o.layout == TP_LAYOUT_ROWS) {
-        fprintf(stderr, "telepack ingest: --pack-by partition needs --layout columns (a rows pack holds one "
-                        "vehicle); drop one of them\n");
-        goto out;
-    }
-    if (pack_by < 0) /* rows packs hold one vehicle: --layout rows implies --pack-by vehicle */
-        pack_by = o.layout == TP_LAYOUT_ROWS ? TP_PACK_BY_VEHICLE : TP_PACK_BY_PARTITION;
-    tp_ingest_opts_pack_by(&o, (tp_pack_by)pack_by);
-    if (batch_records >= 0)
-        o.batch.max_records = (uint32_t)batch_records;
-    if (batch_bytes >= 0)
-        o.batch.max_bytes = (size_t)batch_bytes;
+    if (optind < argc)
+        return tp_cli_usage_error("ingest", "unexpected argument '%s'", argv[optind]);
+    if (!o->topic)
+        return tp_cli_usage_error("ingest", "--topic is required");
+    if (a->pack_by == TP_PACK_BY_PARTITION && o->layout == TP_LAYOUT_ROWS)
+        return tp_cli_usage_error("ingest", "--pack-by partition needs --layout columns (a rows pack holds one "
+                                            "vehicle); drop one of them");
+    if (a->pack_by < 0) /* rows packs hold one vehicle: --layout rows implies --pack-by vehicle */
+        a->pack_by = o->layout == TP_LAYOUT_ROWS ? TP_PACK_BY_VEHICLE : TP_PACK_BY_PARTITION;
+    tp_ingest_opts_pack_by(o, (tp_pack_by)a->pack_by);
+    if (a->batch_records >= 0)
+        o->batch.max_records = (uint32_t)a->batch_records;
+    if (a->batch_bytes >= 0)
+        o->batch.max_bytes = (size_t)a->batch_bytes;
     int has_bootstrap = 0;
-    for (size_t i = 0; i < nk; i++)
-        has_bootstrap |= !strncmp(kconf[i], "bootstrap.servers=", 18) || !strncmp(kconf[i], "metadata.broker.list=", 21) ||
-                         !strncmp(kconf[i], "test.mock.num.brokers=", 22);
-    if (!o.brokers && !has_bootstrap) {
-        fprintf(stderr, "telepack ingest: --brokers is required (e.g. --brokers 127.0.0.1:9092)\n");
-        goto out;
+    for (size_t k = 0; k < a->w.n_kafka_props; k++) {
+        const char *kv = a->w.kafka_props[k];
+        has_bootstrap |= !strncmp(kv, "bootstrap.servers=", 18) || !strncmp(kv, "metadata.broker.list=", 21) ||
+                         !strncmp(kv, "test.mock.num.brokers=", 22);
     }
-    if (!o.listen && !from)
-        o.listen = "0.0.0.0:7070";
-    o.kafka_conf = kconf;
-    o.nkafka_conf = nk;
-    tp_log_configure(lvl, lfmt);
+    if (!o->brokers && !has_bootstrap)
+        return tp_cli_usage_error("ingest", "--brokers is required (e.g. --brokers 127.0.0.1:9092)");
+    tp_http_ingest_opts *h = &a->hio;
+    if ((h->tls_cert || h->tls_key || h->insecure || h->tokens_path) && !h->listen)
+        return tp_cli_usage_error("ingest", "--http-tls-cert, --http-tls-key, --insecure and --auth-tokens apply to "
+                                            "--http-listen; give it too");
+    if (h->listen && tp_http_ingest_check_opts(h, msg, sizeof msg))
+        return tp_cli_usage_error("ingest", "%s", msg);
+    if (!o->listen && !a->from && !h->listen)
+        o->listen = "0.0.0.0:7070";
+    o->kafka_conf = a->w.kafka_props;
+    o->nkafka_conf = a->w.n_kafka_props;
+    return -1;
+}
 
+/* The running command: the worker, the operations endpoint and the replay of --from. */
+typedef struct ingest_run {
+    ingest_cli *a;
+    tp_ingest *ing;
+    tp_metrics *metrics;
+    tp_ingest_metrics im;
+    tp_http_server *http;
+    tp_http_ingest *hing; /* POST /v1/records, with --http-listen */
+    feeder f;
+    pthread_t feeder_thread;
+    int replaying; /* f.fd is open, handed to the worker */
+    int feeding;   /* the feeder thread runs */
+} ingest_run;
+
+/* The metrics registry and the worker; the socket pair of the replay. Returns 0, else the exit status. */
+static int create_worker(ingest_run *r)
+{
     char err[512] = "";
-    tp_ingest *ing = NULL;
-    tp_err e;
-    if (metrics_listen) {
-        if (tp_metrics_new(&metrics) || tp_ingest_metrics_register(metrics, &im)) {
+    ingest_cli *a = r->a;
+    if (a->w.metrics_listen) {
+        if (tp_metrics_new(&r->metrics) || tp_ingest_metrics_register(r->metrics, &r->im)) {
             fprintf(stderr, "telepack ingest: cannot set up the metrics registry\n");
-            rc = 1;
-            goto out;
+            return 1;
         }
-        o.metrics = &im;
-        o.kafka_metrics = metrics; /* the producer's librdkafka statistics, and readiness from them */
+        a->o.metrics = &r->im;
+        a->o.kafka_metrics = r->metrics; /* the producer's librdkafka statistics, and readiness from them */
     }
-    e = tp_ingest_new(&o, &ing, err, sizeof err);
+    tp_err e = tp_ingest_new(&a->o, &r->ing, err, sizeof err);
     if (e) {
         fprintf(stderr, "telepack ingest: %s\n", err[0] ? err : tp_strerror(e));
-        rc = (e == TP_ERR_INVALID_ARG) ? 2 : 1;
-        goto out;
+        return e == TP_ERR_INVALID_ARG ? 2 : 1;
     }
-    feeder f = {0};
-    pthread_t ft;
-    int feeding = 0;
-    if (from) {
-        int sv[2];
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-            fprintf(stderr, "telepack ingest: socketpair failed: %s\n", strerror(errno));
-            tp_ingest_free(ing);
-            rc = 1;
-            goto out;
-        }
-        f.path = from;
-        f.delimited = delimited;
-        f.json_flags = json_flags;
-        f.max_record = o.max_record_bytes;
-        /* The replay acts as one gateway holding every vehicle. With a gateway's usual 4 MiB window it would stall
-         * long before batches fill (measured: ~45 records per vehicle for 2,000 vehicles), and packs would leave
-         * only on the linger timer. A quarter of the memory cap, within 4..64 MiB, lets batches fill. */
-        f.window = o.batch.max_buffered_bytes / 4;
-        if (f.window < (4u << 20))
-            f.window = 4u << 20;
-        if (f.window > (64u << 20))
-            f.window = 64u << 20;
-        f.fd = sv[1];
-        tp_ingest_add_fd(ing, sv[0]);
+    if (!a->from)
+        return 0;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        fprintf(stderr, "telepack ingest: socketpair failed: %s\n", strerror(errno));
+        return 1;
     }
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    if (metrics_listen) {
-        tp_http_server_opts ho = {metrics_listen, metrics, ingest_ready, ing};
-        e = tp_http_server_start(&ho, &http, err, sizeof err);
+    r->f.path = a->from;
+    r->f.delimited = a->delimited;
+    r->f.json_flags = a->json_flags;
+    r->f.max_record = a->o.max_record_bytes;
+    /* The replay acts as one gateway holding every vehicle. With a gateway's usual 4 MiB window it would stall
+     * long before batches fill (measured: ~45 records per vehicle for 2,000 vehicles), and packs would leave
+     * only on the linger timer. A quarter of the memory cap, within the window bounds, lets batches fill. */
+    r->f.window = tp_gateway_window(a->o.batch.max_buffered_bytes / 4);
+    r->f.fd = sv[1];
+    r->replaying = 1;
+    tp_ingest_add_fd(r->ing, sv[0]);
+    return 0;
+}
+
+/* POST /v1/records (--http-listen), once the worker runs; SIGHUP reloads its token file. Returns 0, else the exit
+ * status. */
+static int start_http_ingest(ingest_run *r)
+{
+    tp_http_ingest_opts *h = &r->a->hio;
+    if (!h->listen)
+        return 0;
+    char err[512] = "";
+    h->max_buffered_bytes = r->a->o.batch.max_buffered_bytes;
+    h->max_record_bytes = r->a->o.max_record_bytes;
+    h->metrics = r->metrics;
+    tp_err e = tp_http_ingest_start(h, r->ing, &r->hing, err, sizeof err);
+    if (e) {
+        fprintf(stderr, "telepack ingest: %s\n", err);
+        return e == TP_ERR_INVALID_ARG || e == TP_ERR_PARSE ? 2 : 1;
+    }
+    tp_log(TP_LOG_INFO, "ingest", "serving POST /v1/records on %s (port %u, %s%s)", h->listen,
+           tp_http_ingest_port(r->hing), h->tls_cert ? "https" : "http",
+           h->tokens_path ? ", bearer tokens" : ", no authentication");
+    struct sigaction sh = {0};
+    sh.sa_handler = on_hup;
+    sigemptyset(&sh.sa_mask);
+    sigaction(SIGHUP, &sh, NULL);
+    return 0;
+}
+
+/* SIGHUP: reload the token file of the HTTP endpoint, keeping the old tokens when the new file is bad. */
+static void reload_tokens(ingest_run *r)
+{
+    g_hup = 0;
+    if (!r->hing)
+        return;
+    char herr[512];
+    if (tp_http_ingest_reload_tokens(r->hing, herr, sizeof herr) == TP_OK)
+        tp_log(TP_LOG_INFO, "ingest", "SIGHUP: reloaded the token file %s", r->a->hio.tokens_path);
+    else
+        tp_log(TP_LOG_ERROR, "ingest", "SIGHUP: keeping the old tokens: %s", herr);
+}
+
+/* The operations endpoint, the worker's threads and the feeder. Returns 0, else the exit status. */
+static int start(ingest_run *r)
+{
+    char err[512] = "";
+    const char *listen = r->a->w.metrics_listen;
+    if (listen) {
+        tp_http_server_opts ho = {listen, r->metrics, ingest_ready, r->ing};
+        tp_err e = tp_http_server_start(&ho, &r->http, err, sizeof err);
         if (e) {
             fprintf(stderr, "telepack ingest: %s\n", err);
-            if (from)
-                close(f.fd);
-            tp_ingest_free(ing);
-            rc = e == TP_ERR_PARSE ? 2 : 1;
-            goto out;
+            return e == TP_ERR_PARSE ? 2 : 1;
         }
-        tp_log(TP_LOG_INFO, "ingest", "serving /metrics, /healthz, /readyz on %s (port %u)", metrics_listen,
-               tp_http_server_port(http));
+        tp_log(TP_LOG_INFO, "ingest", "serving /metrics, /healthz, /readyz on %s (port %u)", listen,
+               tp_http_server_port(r->http));
     }
-    g_ing = ing;
-    e = tp_ingest_start(ing);
+    g_ing = r->ing;
+    tp_err e = tp_ingest_start(r->ing);
     if (e) {
         g_ing = NULL;
         fprintf(stderr, "telepack ingest: cannot start: %s\n", tp_strerror(e));
-        if (from)
-            close(f.fd);
-        tp_ingest_free(ing);
-        rc = 1;
-        goto out;
+        return 1;
     }
-    if (from) {
-        if (pthread_create(&ft, NULL, feeder_main, &f) == 0)
-            feeding = 1;
+    if (r->replaying) {
+        if (pthread_create(&r->feeder_thread, NULL, feeder_main, &r->f) == 0)
+            r->feeding = 1;
         else
-            close(f.fd);
+            close(r->f.fd);
+        r->replaying = 0; /* the feeder owns the fd now */
     }
-    if (o.listen)
-        tp_log(TP_LOG_INFO, "ingest", "listening for gateways on %s (port %d), publishing to topic %s", o.listen,
-               tp_ingest_port(ing), o.topic);
-    int tty = isatty(2);
-    double t0 = tp_cli_now_s(), last = t0;
+    if (r->a->o.listen)
+        tp_log(TP_LOG_INFO, "ingest", "listening for gateways on %s (port %d), publishing to topic %s",
+               r->a->o.listen, tp_ingest_port(r->ing), r->a->o.topic);
+    for (size_t i = 0; i < r->a->w.n_kafka_props; i++) { /* tests reach librdkafka's in-process cluster so */
+        if (!strncmp(r->a->w.kafka_props[i], "test.mock.num.brokers=", 22)) {
+            rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(tp_ingest_kafka_handle(r->ing));
+            if (mc)
+                tp_log(TP_LOG_INFO, "ingest", "mock cluster bootstrap servers: %s",
+                       rd_kafka_mock_cluster_bootstraps(mc));
+        }
+    }
+    return start_http_ingest(r);
+}
+
+/* One progress line on a terminal: rates since the last line, totals, memory held. */
+static void progress_line(const tp_ingest_stats *st, const tp_ingest_stats *prev, double dt)
+{
+    char a[16], b[16], bi[16], bo[16], bb[16];
+    double ratio = st->pack_bytes_out ? (double)st->records_out / (double)st->records_in * (double)st->bytes_in /
+                                            (double)st->pack_bytes_out
+                                      : 0.0;
+    fprintf(stderr,
+            "\r%s records/s  %s packs/s  in %s  out %s  ratio %.1f  buffered %s  in-flight %" PRIu64
+            "  gateways %" PRIu64 "%s   ",
+            tp_cli_count((double)(st->records_in - prev->records_in) / dt, a, sizeof a),
+            tp_cli_count((double)(st->packs_out - prev->packs_out) / dt, b, sizeof b),
+            tp_cli_bytes(st->bytes_in, bi, sizeof bi), tp_cli_bytes(st->pack_bytes_out, bo, sizeof bo), ratio,
+            tp_cli_bytes(st->buffered_bytes, bb, sizeof bb), st->in_flight, st->connections,
+            st->paused ? "  PAUSED" : "");
+}
+
+/* Waits for a signal, a worker failure or the end of the replay, with a progress line every 2 s on a terminal. */
+static void wait_for_stop(ingest_run *r)
+{
+    int tty = isatty(2), printed = 0;
+    double last = tp_mono_s();
     tp_ingest_stats prev = {0}, st;
-    while (!g_signals && !tp_ingest_failed(ing, NULL, 0) && !(feeding && atomic_load(&f.done))) {
+    while (!g_signals && !tp_ingest_failed(r->ing, NULL, 0) && !(r->feeding && atomic_load(&r->f.done))) {
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
-        double t = tp_cli_now_s();
+        if (g_hup)
+            reload_tokens(r);
+        double t = tp_mono_s();
         if (tty && t - last >= 2.0) {
-            tp_ingest_stats_get(ing, &st);
-            char a[16], b[16], bi[16], bo[16], bb[16];
-            double dt = t - last;
-            human((double)(st.records_in - prev.records_in) / dt, a, sizeof a);
-            human((double)(st.packs_out - prev.packs_out) / dt, b, sizeof b);
-            human((double)st.bytes_in, bi, sizeof bi);
-            human((double)st.pack_bytes_out, bo, sizeof bo);
-            human((double)st.buffered_bytes, bb, sizeof bb);
-            fprintf(stderr,
-                    "\r%s records/s  %s packs/s  in %sB  out %sB  ratio %.1f  buffered %sB  in-flight %" PRIu64
-                    "  gateways %" PRIu64 "%s   ",
-                    a, b, bi, bo, st.pack_bytes_out ? (double)st.records_out / (double)st.records_in *
-                                                             (double)st.bytes_in / (double)st.pack_bytes_out
-                                                       : 0.0,
-                    bb, st.in_flight, st.connections, st.paused ? "  PAUSED" : "");
+            tp_ingest_stats_get(r->ing, &st);
+            progress_line(&st, &prev, t - last);
+            printed = 1;
             prev = st;
             last = t;
         }
     }
-    if (tty && last > t0)
+    if (printed)
         fputc('\n', stderr);
     if (g_signals) {
         tp_log(TP_LOG_INFO, "ingest", "signal received: flushing and waiting for Kafka (again to stop waiting)");
-        f.stop = 1;
+        r->f.stop = 1;
     }
-    /* the feeder (if any) drains on its own; a signal makes it stop waiting */
-    if (feeding)
-        pthread_join(ft, NULL);
-    e = tp_ingest_stop(ing, -1);
-    tp_ingest_stats_get(ing, &st);
-    double el = tp_cli_now_s() - t0;
+}
+
+/* Drains: the feeder (if any) finishes on its own, the worker flushes and waits for Kafka. Prints the summary and
+ * returns the exit status. */
+static int finish(ingest_run *r, double t0)
+{
+    if (r->feeding)
+        pthread_join(r->feeder_thread, NULL);
+    r->feeding = 0;
+    tp_http_ingest_quiesce(r->hing); /* no new HTTP requests: the worker is about to stop taking records */
+    tp_err e = tp_ingest_stop(r->ing, -1); /* HTTP requests waiting for acks get them (or 503) as it drains */
+    tp_http_ingest_stop(r->hing);
+    r->hing = NULL;
+    tp_ingest_stats st;
+    tp_ingest_stats_get(r->ing, &st);
+    double el = tp_mono_s() - t0;
     char why[512] = "";
-    int failed = tp_ingest_failed(ing, why, sizeof why);
+    int failed = tp_ingest_failed(r->ing, why, sizeof why);
     fprintf(stderr,
             "ingest summary: %" PRIu64 " records in (%" PRIu64 " bytes), %" PRIu64 " packs out (%" PRIu64
             " records, %" PRIu64 " bytes, ratio %.2f), %" PRIu64 " acked, %" PRIu64 " delivery retries, %" PRIu64
@@ -567,22 +580,51 @@ int tp_cmd_ingest(int argc, char **argv)
             st.delivery_retries, st.connections_closed_on_error, el, el > 0 ? (double)st.records_in / el : 0.0);
     if (failed) {
         fprintf(stderr, "telepack ingest: %s; records not delivered were not acked (gateways keep them)\n", why);
-        rc = 1;
-    } else if (e) {
-        fprintf(stderr, "telepack ingest: stopped before every pack was delivered; those records were not acked\n");
-        rc = 1;
-    } else if (from && f.status) {
-        rc = f.status;
-    } else {
-        rc = 0;
+        return 1;
     }
+    if (e) {
+        fprintf(stderr, "telepack ingest: stopped before every pack was delivered; those records were not acked\n");
+        return 1;
+    }
+    return r->a->from && r->f.status ? r->f.status : 0;
+}
+
+static void release(ingest_run *r)
+{
+    if (r->replaying)
+        close(r->f.fd);
     g_ing = NULL;
-    tp_http_server_stop(http); /* its readiness callback reads ing */
-    http = NULL;
-    tp_ingest_free(ing);
-out:
-    tp_http_server_stop(http);
-    tp_metrics_free(metrics);
-    free(kconf);
+    tp_http_ingest_stop(r->hing); /* after a failed start: requests must not reach a freed worker */
+    r->hing = NULL;
+    tp_http_server_stop(r->http); /* its readiness callback reads ing */
+    tp_ingest_free(r->ing);
+    tp_metrics_free(r->metrics);
+}
+
+int tp_cmd_ingest(int argc, char **argv)
+{
+    ingest_cli a = {0};
+    tp_ingest_opts_init(&a.o);
+    tp_http_ingest_opts_init(&a.hio);
+    if (tp_cli_worker_init(&a.w, argc))
+        return 1;
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0) {
+        tp_cli_worker_free(&a.w);
+        return rc;
+    }
+    tp_cli_worker_apply_log(&a.w);
+    ingest_run r = {.a = &a};
+    tp_cli_signals_install(on_signal, 1);
+    rc = create_worker(&r);
+    if (!rc)
+        rc = start(&r);
+    if (!rc) {
+        double t0 = tp_mono_s();
+        wait_for_stop(&r);
+        rc = finish(&r, t0);
+    }
+    release(&r);
+    tp_cli_worker_free(&a.w);
     return rc;
 }

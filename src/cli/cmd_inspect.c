@@ -16,7 +16,7 @@
 #include "telepack/pack.h"
 #include "telepack/record.h"
 #include "telepack/record_json.h"
-#include "telepack/varint.h"
+#include "telepack/delimited.h"
 
 /* Input buffer over a stdio stream: buf[start..end) is unread; it grows up to `limit` to hold one whole pack. */
 typedef struct inbuf {
@@ -190,54 +190,56 @@ static int inspect_zstd(inbuf *in, const char *name, tp_pack_reader *rd, printer
     }
 }
 
+/* The delimited reader's input: what the buffer holds already (the sniffed magic), then the file. */
+static long read_inbuf(void *ctx, void *buf, size_t cap)
+{
+    inbuf *in = ctx;
+    if (avail(in) == 0 && !fill(in))
+        return in->error ? -1 : 0;
+    size_t n = avail(in) < cap ? avail(in) : cap;
+    memcpy(buf, in->buf + in->start, n);
+    in->start += n;
+    return (long)n;
+}
+
 /* Codec none: varint-delimited records; a run of one vehicle counts as one pack. */
 static int inspect_raw(inbuf *in, const char *name, size_t max_record, printer *pr, stats *st)
 {
-    uint64_t vehicle = 0, index = 0;
+    tp_delimited_reader_opts ro;
+    tp_delimited_reader_opts_init(&ro);
+    ro.read = read_inbuf;
+    ro.read_ctx = in;
+    ro.max_message_bytes = max_record;
+    tp_delimited_reader *rd;
+    if (tp_delimited_reader_new(&ro, &rd))
+        return 1;
+    uint64_t vehicle = 0;
     bool first = true;
-    for (;;) {
-        need(in, TP_VARINT_MAX_BYTES);
-        if (in->error)
-            return 1;
-        if (avail(in) == 0)
-            return 0;
-        uint64_t at = offset(in), len;
-        size_t used;
-        tp_err e = tp_varint_decode(in->buf + in->start, avail(in), &len, &used);
-        if (e)
-            return bad_input(name, "raw record %" PRIu64 " at byte offset %" PRIu64 ": the length prefix %s", index,
-                             at, e == TP_ERR_TRUNCATED ? "is cut short by the end of the input" : "is not a valid varint");
-        if (len > max_record)
-            return bad_input(name,
-                             "raw record %" PRIu64 " at byte offset %" PRIu64 ": length prefix %" PRIu64
-                             " is above the %zu-byte limit of a record; the input is neither zstd packs nor "
-                             "raw (codec none) packs",
-                             index, at, len, max_record);
-        need(in, used + (size_t)len);
-        if (in->error)
-            return 1;
-        if (avail(in) < used + len)
-            return bad_input(name,
-                             "raw record %" PRIu64 " at byte offset %" PRIu64 ": the input ends after %zu of its %" PRIu64
-                             " bytes; the file is truncated",
-                             index, at, avail(in) - used, len);
-        tp_record r;
-        e = tp_record_decode(in->buf + in->start + used, (size_t)len, &r);
-        if (e)
-            return bad_input(name, "raw record %" PRIu64 " at byte offset %" PRIu64 " is not a valid VehicleRecord (%s)",
-                             index, at, tp_strerror(e));
+    tp_record r;
+    tp_err e;
+    int status = 0;
+    while ((e = tp_delimited_reader_next_record(rd, &r)) == TP_OK) {
         if (first || r.vehicle_id != vehicle)
             st->packs++;
         first = false;
         vehicle = r.vehicle_id;
-        if (print_record(pr, &r) != 0)
-            return 1;
-        in->start += used + (size_t)len;
+        if (print_record(pr, &r) != 0) {
+            status = 1;
+            break;
+        }
         st->records++;
-        st->compressed += used + len;
-        st->content += used + len;
-        index++;
     }
+    st->compressed = st->content = tp_delimited_reader_offset(rd);
+    if (e == TP_ERR_IO || e == TP_ERR_NOMEM)
+        status = 1;
+    else if (!status && e != TP_ERR_END)
+        status = bad_input(name, "raw %s%s", tp_delimited_reader_error(rd),
+                           e == TP_ERR_TRUNCATED ? "; the file is truncated"
+                           : e == TP_ERR_RECORD_TOO_LARGE
+                               ? "; the input is neither zstd packs nor raw (codec none) packs"
+                               : "");
+    tp_delimited_reader_free(rd);
+    return status;
 }
 
 static void usage(FILE *out)

@@ -15,31 +15,21 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "ingest/batcher.h"
+#include "common/clock.h"
 #include "telepack/pack.h"
 #include "telepack/record.h"
 #include "telepack/record_json.h"
-#include "telepack/varint.h"
+#include "telepack/delimited.h"
 
-#define NIL UINT32_MAX
-
-/* One vehicle's open batch. Batches live in a pool and refer to each other by index (the pool may move). */
-typedef struct vbatch {
-    uint64_t vehicle_id;
-    tp_record *recs;
-    uint32_t count, cap;
-    uint32_t prev, next; /* the list of non-empty batches, oldest first */
-} vbatch;
+/* The per-vehicle batches are the ingest worker's batcher (ingest/batcher.h) on a logical clock: "now" is the
+ * number of records read, so a batch's opened_ms is the index of its first record and the batch opened longest ago
+ * is the one whose linger runs out first. Size caps are off (a pack writer splits what would pass its own cap). */
+#define NO_LINGER (INT64_MAX / 4)
 
 typedef struct packer {
-    /* batches */
-    vbatch *pool;
-    uint32_t pool_len, pool_cap;
-    uint32_t *table;     /* open addressing: pool index, NIL = empty */
-    uint32_t table_mask;
-    uint32_t head, tail; /* non-empty batches in order of opening */
-    uint64_t buffered;
-    /* settings */
-    uint32_t batch_records;
+    tp_batcher *batcher;
+    uint64_t buffered; /* records in open batches */
     uint64_t max_buffered;
     /* output */
     tp_pack_writer *w;
@@ -51,53 +41,20 @@ typedef struct packer {
     uint64_t records, packs, bytes_out, content_bytes;
 } packer;
 
-static uint32_t hash_id(uint64_t id, uint32_t mask) { return (uint32_t)((id * 0x9e3779b97f4a7c15ull) >> 32) & mask; }
-
-static int table_grow(packer *p)
+static tp_err packer_init(packer *p, uint32_t batch_records, uint64_t max_buffered, const tp_pack_writer_opts *wo)
 {
-    uint32_t size = p->table ? (p->table_mask + 1) * 2 : 1024;
-    uint32_t *t = malloc((size_t)size * sizeof *t);
-    if (!t)
-        return -1;
-    memset(t, 0xff, (size_t)size * sizeof *t);
-    for (uint32_t i = 0; i < p->pool_len; i++) {
-        uint32_t h = hash_id(p->pool[i].vehicle_id, size - 1);
-        while (t[h] != NIL)
-            h = (h + 1) & (size - 1);
-        t[h] = i;
-    }
-    free(p->table);
-    p->table = t;
-    p->table_mask = size - 1;
-    return 0;
-}
-
-/* The batch of vehicle id, created empty if new; NULL when out of memory. */
-static vbatch *batch_for(packer *p, uint64_t id)
-{
-    if (!p->table || (uint64_t)p->pool_len * 2 >= (uint64_t)p->table_mask + 1)
-        if (table_grow(p))
-            return NULL;
-    uint32_t h = hash_id(id, p->table_mask);
-    while (p->table[h] != NIL) {
-        if (p->pool[p->table[h]].vehicle_id == id)
-            return &p->pool[p->table[h]];
-        h = (h + 1) & p->table_mask;
-    }
-    if (p->pool_len == p->pool_cap) {
-        uint32_t cap = p->pool_cap ? p->pool_cap * 2 : 256;
-        vbatch *pool = realloc(p->pool, (size_t)cap * sizeof *pool);
-        if (!pool)
-            return NULL;
-        p->pool = pool;
-        p->pool_cap = cap;
-    }
-    vbatch *b = &p->pool[p->pool_len];
-    memset(b, 0, sizeof *b);
-    b->vehicle_id = id;
-    b->prev = b->next = NIL;
-    p->table[h] = p->pool_len++;
-    return b;
+    memset(p, 0, sizeof *p);
+    p->max_buffered = max_buffered;
+    tp_batcher_opts bo;
+    tp_batcher_opts_init(&bo);
+    bo.max_records = batch_records;
+    bo.max_bytes = SIZE_MAX;
+    bo.max_buffered_bytes = SIZE_MAX;
+    bo.linger_ms = NO_LINGER;
+    tp_err e = tp_batcher_new(&bo, &p->batcher);
+    if (!e)
+        e = tp_pack_writer_new(wo, &p->w);
+    return e;
 }
 
 static tp_err write_pack(packer *p, char *msg, size_t cap)
@@ -127,17 +84,16 @@ static tp_err write_pack(packer *p, char *msg, size_t cap)
     return TP_OK;
 }
 
-/* Turns batch b into one pack (more if a pack would pass the writer's size cap) and empties it. release frees the
- * batch's records array (for a vehicle that may have gone quiet). */
-static tp_err flush_batch(packer *p, vbatch *b, bool release, char *msg, size_t cap)
+/* Turns batch b into one pack (more if a pack would pass the writer's size cap). */
+static tp_err write_batch(packer *p, const tp_batch *b, char *msg, size_t cap)
 {
     tp_pack_writer_reset(p->w);
     for (uint32_t i = 0; i < b->count; i++) {
-        tp_err e = tp_pack_writer_add(p->w, &b->recs[i]);
+        tp_err e = tp_pack_writer_add(p->w, &b->records[i]);
         if (e == TP_ERR_FULL) {
             if ((e = write_pack(p, msg, cap)) != TP_OK)
                 return e;
-            e = tp_pack_writer_add(p->w, &b->recs[i]);
+            e = tp_pack_writer_add(p->w, &b->records[i]);
         }
         if (e) {
             snprintf(msg, cap, "adding a record of vehicle %" PRIu64 " to a pack failed: %s", b->vehicle_id,
@@ -145,149 +101,52 @@ static tp_err flush_batch(packer *p, vbatch *b, bool release, char *msg, size_t 
             return e;
         }
     }
-    tp_err e = write_pack(p, msg, cap);
-    if (e)
-        return e;
-    /* Unlink from the open list. */
-    if (b->prev != NIL)
-        p->pool[b->prev].next = b->next;
-    else
-        p->head = b->next;
-    if (b->next != NIL)
-        p->pool[b->next].prev = b->prev;
-    else
-        p->tail = b->prev;
-    b->prev = b->next = NIL;
-    p->buffered -= b->count;
-    b->count = 0;
-    if (release) {
-        free(b->recs);
-        b->recs = NULL;
-        b->cap = 0;
-    }
-    return TP_OK;
+    return write_pack(p, msg, cap);
 }
 
-static tp_err add_record(packer *p, const tp_record *r, char *msg, size_t cap)
+/* Writes every batch the batcher has ready, oldest first. */
+static tp_err write_ready(packer *p, char *msg, size_t cap)
 {
-    vbatch *b = batch_for(p, r->vehicle_id);
-    if (!b)
-        return TP_ERR_NOMEM;
-    if (b->count == b->cap) {
-        uint32_t ncap = b->cap ? b->cap * 2 : 16;
-        if (ncap > p->batch_records)
-            ncap = p->batch_records;
-        tp_record *recs = realloc(b->recs, (size_t)ncap * sizeof *recs);
-        if (!recs)
-            return TP_ERR_NOMEM;
-        b->recs = recs;
-        b->cap = ncap;
-    }
-    uint32_t idx = (uint32_t)(b - p->pool);
-    if (b->count == 0) { /* append to the open list */
-        b->prev = p->tail;
-        b->next = NIL;
-        if (p->tail != NIL)
-            p->pool[p->tail].next = idx;
-        else
-            p->head = idx;
-        p->tail = idx;
-    }
-    b->recs[b->count++] = *r;
-    p->buffered++;
-    p->records++;
-    if (b->count == p->batch_records)
-        return flush_batch(p, b, false, msg, cap);
-    if (p->buffered > p->max_buffered)
-        return flush_batch(p, &p->pool[p->head], true, msg, cap);
-    return TP_OK;
-}
-
-static tp_err flush_all(packer *p, char *msg, size_t cap)
-{
-    while (p->head != NIL) {
-        tp_err e = flush_batch(p, &p->pool[p->head], true, msg, cap);
+    tp_batch *b;
+    while (tp_batcher_next_ready(p->batcher, &b) == TP_OK) {
+        tp_err e = write_batch(p, b, msg, cap);
+        p->buffered -= b->count;
+        tp_batcher_release(p->batcher, b);
         if (e)
             return e;
     }
     return TP_OK;
 }
 
-static void packer_free(packer *p)
+static tp_err add_record(packer *p, const tp_record *r, char *msg, size_t cap)
 {
-    for (uint32_t i = 0; i < p->pool_len; i++)
-        free(p->pool[i].recs);
-    free(p->pool);
-    free(p->table);
-    free(p->out);
-    tp_pack_writer_free(p->w);
+    static const tp_batch_tag one_source = {0, 0, 0, 0}; /* one tag per batch: the pack command has one input */
+    int64_t now = (int64_t)p->records;
+    tp_err e = tp_batcher_add(p->batcher, r, 1, &one_source, now);
+    if (e)
+        return e;
+    p->buffered++;
+    p->records++;
+    if (p->buffered > p->max_buffered) {
+        /* Pack the batch opened longest ago: move the clock to exactly when its linger runs out. */
+        int64_t left = tp_batcher_next_deadline(p->batcher, now);
+        if (left >= 0)
+            tp_batcher_expire(p->batcher, now + left);
+    }
+    return write_ready(p, msg, cap);
 }
 
-/* ---- delimited input ---- */
-
-typedef struct delim_reader {
-    FILE *f;
-    uint64_t offset; /* bytes consumed */
-    uint64_t index;  /* records read */
-} delim_reader;
-
-/* Next varint length-prefixed record: TP_OK, TP_ERR_END at a clean end, else an error with msg. */
-static tp_err delim_next(delim_reader *d, tp_record *out, char *msg, size_t cap)
+static tp_err flush_all(packer *p, char *msg, size_t cap)
 {
-    uint8_t pre[TP_VARINT_MAX_BYTES];
-    size_t n = 0;
-    uint64_t start = d->offset;
-    for (;;) {
-        int c = getc_unlocked(d->f);
-        if (c == EOF) {
-            if (ferror(d->f)) {
-                snprintf(msg, cap, "reading record %" PRIu64 " at byte offset %" PRIu64 " failed: %s", d->index,
-                         start, strerror(errno));
-                return TP_ERR_IO;
-            }
-            if (n == 0)
-                return TP_ERR_END;
-            snprintf(msg, cap, "record %" PRIu64 " at byte offset %" PRIu64 ": the input ends inside its length prefix",
-                     d->index, start);
-            return TP_ERR_TRUNCATED;
-        }
-        pre[n++] = (uint8_t)c;
-        if (!(c & 0x80) || n == TP_VARINT_MAX_BYTES)
-            break;
-    }
-    uint64_t len;
-    size_t used;
-    tp_err e = tp_varint_decode(pre, n, &len, &used);
-    if (e) {
-        snprintf(msg, cap, "record %" PRIu64 " at byte offset %" PRIu64 ": the length prefix is not a valid varint",
-                 d->index, start);
-        return e;
-    }
-    d->offset += used;
-    if (len > TP_DEFAULT_MAX_RECORD_BYTES) {
-        snprintf(msg, cap,
-                 "record %" PRIu64 " at byte offset %" PRIu64 ": length prefix %" PRIu64 " is above the %u-byte "
-                 "limit of a record; is this really varint-delimited VehicleRecord input?",
-                 d->index, start, len, TP_DEFAULT_MAX_RECORD_BYTES);
-        return TP_ERR_RECORD_TOO_LARGE;
-    }
-    uint8_t body[TP_DEFAULT_MAX_RECORD_BYTES];
-    size_t got = fread(body, 1, (size_t)len, d->f);
-    d->offset += got;
-    if (got != len) {
-        snprintf(msg, cap,
-                 "record %" PRIu64 " at byte offset %" PRIu64 ": the input ends after %zu of its %" PRIu64 " bytes",
-                 d->index, start, got, len);
-        return ferror(d->f) ? TP_ERR_IO : TP_ERR_TRUNCATED;
-    }
-    e = tp_record_decode(body, (size_t)len, out);
-    if (e) {
-        snprintf(msg, cap, "record %" PRIu64 " at byte offset %" PRIu64 " is not a valid VehicleRecord: %s",
-                 d->index, start, tp_strerror(e));
-        return e;
-    }
-    d->index++;
-    return TP_OK;
+    tp_batcher_flush_all(p->batcher);
+    return write_ready(p, msg, cap);
+}
+
+static void packer_free(packer *p)
+{
+    tp_batcher_free(p->batcher);
+    free(p->out);
+    tp_pack_writer_free(p->w);
 }
 
 /* ---- the command ---- */
@@ -306,9 +165,6 @@ static void usage(FILE *out)
             "  --in FILE|-           input (default - = stdin)\n"
             "  --out FILE|-          output (default - = stdout; not a terminal)\n"
             "  --input-format F      ndjson (default) or delimited\n"
-            "  --ignore-unknown-fields\n"
-            "                        skip NDJSON keys that name no record field (default: such a key is an\n"
-            "                        error naming it and its line, so a misspelt \"lat\" is not packed as 0)\n"
             "  --codec C             zstd (default) or none (raw frames, for debugging and baselines)\n"
             "  --level N             zstd level 1..22 (default 3)\n"
             "  --layout L            columns (default with zstd: pbpack v2, docs/FORMAT_V2.md, 3-5x smaller)\n"
@@ -318,6 +174,9 @@ static void usage(FILE *out)
             "                        (default 200), and every open batch at the end of the input\n"
             "  --max-buffered N      records held across all open batches before the oldest batch is packed\n"
             "                        early (default 1000000, about 56 MB)\n"
+            "  --ignore-unknown-fields\n"
+            "                        skip NDJSON keys that name no record field (default: such a key is an\n"
+            "                        error naming it and its line, so a misspelt \"lat\" is not packed as 0)\n"
             "  -q, --quiet           no summary\n"
             "  -h, --help            this text\n"
             "\n"
@@ -329,10 +188,24 @@ static void usage(FILE *out)
             "  telepack gen --vehicles 100 --seconds 600 | telepack pack --out fleet.packs\n");
 }
 
+typedef struct pack_cli {
+    const char *in_path, *out_path;
+    int input_format, codec, layout; /* indexes into the word lists below; layout + 1 == tp_layout */
+    uint64_t level, batch_records, max_buffered;
+    bool quiet;
+    unsigned json_flags; /* TP_RECORD_JSON_* */
+} pack_cli;
+
+static const char *const input_words[] = {"ndjson", "delimited", NULL};
+static const char *const codec_words[] = {"none", "zstd", NULL}; /* index == tp_codec */
+static const char *const layout_words[] = {"rows", "columns", NULL};
+
 enum { OPT_IN = 256, OPT_OUT, OPT_INPUT_FORMAT, OPT_CODEC, OPT_LEVEL, OPT_BATCH, OPT_MAX_BUFFERED, OPT_LAYOUT,
        OPT_IGNORE_UNKNOWN };
 
-int tp_cmd_pack(int argc, char **argv)
+/* Parses the options into *a; returns -1 to go on, else the exit status (0 after --help, 2 after a usage error it
+ * printed). */
+static int parse_args(int argc, char **argv, pack_cli *a)
 {
     static const struct option longopts[] = {
         {"in", required_argument, NULL, OPT_IN},
@@ -343,19 +216,13 @@ int tp_cmd_pack(int argc, char **argv)
         {"batch-records", required_argument, NULL, OPT_BATCH},
         {"max-buffered", required_argument, NULL, OPT_MAX_BUFFERED},
         {"layout", required_argument, NULL, OPT_LAYOUT},
-        {"ignore-unknown-fields", no_argument, NULL, OPT_IGNORE_UNKNOWN},
         {"quiet", no_argument, NULL, 'q'},
+        {"ignore-unknown-fields", no_argument, NULL, OPT_IGNORE_UNKNOWN},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static const char *const input_words[] = {"ndjson", "delimited", NULL};
-    static const char *const codec_words[] = {"none", "zstd", NULL}; /* index == tp_codec */
-    const char *in_path = "-", *out_path = "-";
-    static const char *const layout_words[] = {"rows", "columns", NULL}; /* index + 1 == tp_layout */
-    int input_format = 0, codec = TP_CODEC_ZSTD, layout = -1; /* -1: columns, or rows with --codec none */
-    uint64_t level = 3, batch_records = 200, max_buffered = 1000000;
-    bool quiet = false;
-    unsigned json_flags = 0;
+    *a = (pack_cli){.in_path = "-", .out_path = "-", .codec = TP_CODEC_ZSTD, .layout = -1, .level = 3,
+                    .batch_records = 200, .max_buffered = 1000000}; /* layout -1: columns, rows with --codec none */
     char msg[512];
     int c;
     opterr = 0;
@@ -363,20 +230,22 @@ int tp_cmd_pack(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
         tp_err e = TP_OK;
         switch (c) {
-        case OPT_IN: in_path = optarg; break;
-        case OPT_OUT: out_path = optarg; break;
+        case OPT_IN: a->in_path = optarg; break;
+        case OPT_OUT: a->out_path = optarg; break;
         case OPT_INPUT_FORMAT:
-            e = tp_cli_parse_choice("input-format", optarg, input_words, &input_format, msg, sizeof msg);
+            e = tp_cli_parse_choice("input-format", optarg, input_words, &a->input_format, msg, sizeof msg);
             break;
-        case OPT_CODEC: e = tp_cli_parse_choice("codec", optarg, codec_words, &codec, msg, sizeof msg); break;
-        case OPT_LAYOUT: e = tp_cli_parse_choice("layout", optarg, layout_words, &layout, msg, sizeof msg); break;
-        case OPT_LEVEL: e = tp_cli_parse_u64("level", optarg, 1, 22, &level, msg, sizeof msg); break;
-        case OPT_BATCH: e = tp_cli_parse_u64("batch-records", optarg, 1, 1000000, &batch_records, msg, sizeof msg); break;
+        case OPT_CODEC: e = tp_cli_parse_choice("codec", optarg, codec_words, &a->codec, msg, sizeof msg); break;
+        case OPT_LAYOUT: e = tp_cli_parse_choice("layout", optarg, layout_words, &a->layout, msg, sizeof msg); break;
+        case OPT_LEVEL: e = tp_cli_parse_u64("level", optarg, 1, 22, &a->level, msg, sizeof msg); break;
+        case OPT_BATCH:
+            e = tp_cli_parse_u64("batch-records", optarg, 1, 1000000, &a->batch_records, msg, sizeof msg);
+            break;
         case OPT_MAX_BUFFERED:
-            e = tp_cli_parse_u64("max-buffered", optarg, 1, 1000000000, &max_buffered, msg, sizeof msg);
+            e = tp_cli_parse_u64("max-buffered", optarg, 1, 1000000000, &a->max_buffered, msg, sizeof msg);
             break;
-        case OPT_IGNORE_UNKNOWN: json_flags = TP_RECORD_JSON_IGNORE_UNKNOWN; break;
-        case 'q': quiet = true; break;
+        case 'q': a->quiet = true; break;
+        case OPT_IGNORE_UNKNOWN: a->json_flags = TP_RECORD_JSON_IGNORE_UNKNOWN; break;
         case 'h': usage(stdout); return 0;
         case ':': return tp_cli_usage_error("pack", "option '%s' needs a value", argv[optind - 1]);
         default: return tp_cli_usage_error("pack", "unknown option '%s'", argv[optind - 1]);
@@ -386,98 +255,128 @@ int tp_cmd_pack(int argc, char **argv)
     }
     if (optind < argc)
         return tp_cli_usage_error("pack", "unexpected argument '%s' (use --in FILE for the input)", argv[optind]);
-    if (layout < 0)
-        layout = codec == TP_CODEC_NONE ? TP_LAYOUT_ROWS - 1 : TP_LAYOUT_COLUMNS - 1;
-    if (layout + 1 == TP_LAYOUT_COLUMNS && codec == TP_CODEC_NONE)
-        return tp_cli_usage_error("pack", "--layout columns needs --codec zstd: raw column packs back to back cannot be told "
-                           "apart");
-    if (!strcmp(out_path, "-") && isatty(STDOUT_FILENO))
+    if (a->layout < 0)
+        a->layout = a->codec == TP_CODEC_NONE ? TP_LAYOUT_ROWS - 1 : TP_LAYOUT_COLUMNS - 1;
+    if (a->layout + 1 == TP_LAYOUT_COLUMNS && a->codec == TP_CODEC_NONE)
+        return tp_cli_usage_error("pack", "--layout columns needs --codec zstd: raw column packs back to back cannot "
+                                          "be told apart");
+    if (!strcmp(a->out_path, "-") && isatty(STDOUT_FILENO))
         return tp_cli_usage_error("pack", "refusing to write binary packs to a terminal; use --out FILE or a pipe");
+    return -1;
+}
 
-    packer p;
-    memset(&p, 0, sizeof p);
-    p.head = p.tail = NIL;
-    p.batch_records = (uint32_t)batch_records;
-    p.max_buffered = max_buffered;
-    tp_pack_writer_opts wo;
-    tp_pack_writer_opts_init(&wo);
-    wo.codec = (tp_codec)codec;
-    wo.level = (int)level;
-    wo.layout = (tp_layout)(layout + 1);
-    tp_err e = tp_pack_writer_new(&wo, &p.w);
-    if (e) {
-        fprintf(stderr, "telepack pack: cannot create a pack writer (codec %s, level %" PRIu64 "): %s\n",
-                codec_words[codec], level, tp_strerror(e));
-        return e == TP_ERR_INVALID_ARG ? 2 : 1;
-    }
+/* The input: NDJSON lines or varint-delimited records. */
+typedef struct pack_input {
+    FILE *f;
+    const char *name;
+    tp_ndjson_reader *ndjson;
+    tp_delimited_reader *delimited;
+} pack_input;
 
-    FILE *in = tp_cli_open_in(in_path);
-    if (!in) {
-        fprintf(stderr, "telepack pack: cannot open %s: %s\n", in_path, strerror(errno));
-        packer_free(&p);
-        return 1;
-    }
-    p.f = tp_cli_open_out(out_path);
-    if (!p.f) {
-        fprintf(stderr, "telepack pack: cannot create %s: %s\n", out_path, strerror(errno));
-        tp_cli_close(in);
-        packer_free(&p);
-        return 1;
-    }
-    p.out_name = strcmp(out_path, "-") ? out_path : "stdout";
-    const char *in_name = strcmp(in_path, "-") ? in_path : "stdin";
+static tp_err input_next(pack_input *in, tp_record *r, char *msg, size_t cap)
+{
+    if (in->ndjson)
+        return tp_ndjson_reader_next(in->ndjson, r, msg, cap);
+    tp_err e = tp_delimited_reader_next_record(in->delimited, r);
+    if (e && e != TP_ERR_END)
+        snprintf(msg, cap, "%s%s", tp_delimited_reader_error(in->delimited),
+                 e == TP_ERR_RECORD_TOO_LARGE ? "; is this really varint-delimited VehicleRecord input?" : "");
+    return e;
+}
 
-    tp_ndjson_reader *nr = NULL;
-    delim_reader dr = {in, 0, 0};
-    if (input_format == 0 && (e = tp_ndjson_reader_new(in, 0, &nr)) != TP_OK) {
-        fprintf(stderr, "telepack pack: %s\n", tp_strerror(e));
-        tp_cli_close(in);
-        tp_cli_close(p.f);
-        packer_free(&p);
-        return 1;
-    }
-    tp_ndjson_reader_set_flags(nr, json_flags);
-
-    double t0 = tp_cli_now_s();
-    int status = 0;
+/* Reads every record into the batches and writes the packs; returns the exit status. */
+static int pack_all(packer *p, pack_input *in)
+{
+    char msg[512];
     tp_record r;
-    for (;;) {
-        e = nr ? tp_ndjson_reader_next(nr, &r, msg, sizeof msg) : delim_next(&dr, &r, msg, sizeof msg);
-        if (e == TP_ERR_END)
-            break;
+    tp_err e;
+    int status = 0;
+    while ((e = input_next(in, &r, msg, sizeof msg)) != TP_ERR_END) {
         if (e) {
             fprintf(stderr, "telepack pack: %s: %s; fix or remove it (the %" PRIu64 " records before it are packed)\n",
-                    in_name, msg, p.records);
-            status = e == TP_ERR_IO ? 1 : 2;
+                    in->name, msg, p->records);
+            if (e == TP_ERR_IO)
+                return 1;
+            status = 2; /* the packs of the records before the bad one are written */
             break;
         }
-        if ((e = add_record(&p, &r, msg, sizeof msg)) != TP_OK) {
+        if ((e = add_record(p, &r, msg, sizeof msg)) != TP_OK) {
             fprintf(stderr, "telepack pack: %s\n", e == TP_ERR_NOMEM ? "out of memory" : msg);
-            status = 1;
-            break;
+            return 1;
         }
     }
-    if (status != 1 && (e = flush_all(&p, msg, sizeof msg)) != TP_OK) {
+    if ((e = flush_all(p, msg, sizeof msg)) != TP_OK) {
         fprintf(stderr, "telepack pack: %s\n", e == TP_ERR_NOMEM ? "out of memory" : msg);
-        status = 1;
+        return 1;
     }
-    uint64_t bytes_in = nr ? tp_ndjson_reader_bytes(nr) : dr.offset;
-    tp_ndjson_reader_free(nr);
-    tp_cli_close(in);
+    return status;
+}
+
+int tp_cmd_pack(int argc, char **argv)
+{
+    pack_cli a;
+    int status = parse_args(argc, argv, &a);
+    if (status >= 0)
+        return status;
+    packer p;
+    tp_pack_writer_opts wo;
+    tp_pack_writer_opts_init(&wo);
+    wo.codec = (tp_codec)a.codec;
+    wo.level = (int)a.level;
+    wo.layout = (tp_layout)(a.layout + 1);
+    tp_err e = packer_init(&p, (uint32_t)a.batch_records, a.max_buffered, &wo);
+    if (e) {
+        fprintf(stderr, "telepack pack: cannot create a pack writer (codec %s, level %" PRIu64 "): %s\n",
+                codec_words[a.codec], a.level, tp_strerror(e));
+        packer_free(&p);
+        return e == TP_ERR_INVALID_ARG ? 2 : 1;
+    }
+    pack_input in = {tp_cli_open_in(a.in_path), strcmp(a.in_path, "-") ? a.in_path : "stdin", NULL, NULL};
+    if (!in.f) {
+        fprintf(stderr, "telepack pack: cannot open %s: %s\n", a.in_path, strerror(errno));
+        packer_free(&p);
+        return 1;
+    }
+    p.f = tp_cli_open_out(a.out_path);
+    p.out_name = strcmp(a.out_path, "-") ? a.out_path : "stdout";
+    if (!p.f) {
+        fprintf(stderr, "telepack pack: cannot create %s: %s\n", a.out_path, strerror(errno));
+        tp_cli_close(in.f);
+        packer_free(&p);
+        return 1;
+    }
+    tp_delimited_reader_opts ro;
+    tp_delimited_reader_opts_init(&ro);
+    ro.file = in.f;
+    e = a.input_format == 0 ? tp_ndjson_reader_new(in.f, 0, &in.ndjson) : tp_delimited_reader_new(&ro, &in.delimited);
+    if (!e && in.ndjson)
+        tp_ndjson_reader_set_flags(in.ndjson, a.json_flags);
+    double t0 = tp_mono_s();
+    if (e) {
+        fprintf(stderr, "telepack pack: %s\n", tp_strerror(e));
+        status = 1;
+    } else {
+        status = pack_all(&p, &in);
+    }
+    uint64_t bytes_in = in.ndjson ? tp_ndjson_reader_bytes(in.ndjson) : tp_delimited_reader_offset(in.delimited);
+    tp_ndjson_reader_free(in.ndjson);
+    tp_delimited_reader_free(in.delimited);
+    tp_cli_close(in.f);
     if (tp_cli_close(p.f) != 0 && status != 1) {
         fprintf(stderr, "telepack pack: writing to %s failed: %s\n", p.out_name, strerror(errno));
         status = 1;
     }
-    double elapsed = tp_cli_now_s() - t0;
-    if (!quiet) {
+    double elapsed = tp_mono_s() - t0;
+    if (!a.quiet) {
         char bi[32], bo[32], bc[32];
         fprintf(stderr,
                 "pack: %" PRIu64 " records -> %" PRIu64 " packs (codec %s), %s %s in -> %s out, ratio %.2fx, "
                 "%.1f B/record (content %s) in %.2f s\n",
-                p.records, p.packs, codec_words[codec], tp_cli_bytes(bytes_in, bi, sizeof bi), input_words[input_format],
-                tp_cli_bytes(p.bytes_out, bo, sizeof bo), p.bytes_out ? (double)bytes_in / (double)p.bytes_out : 0.0,
-                p.records ? (double)p.bytes_out / (double)p.records : 0.0, tp_cli_bytes(p.content_bytes, bc, sizeof bc),
-                elapsed);
+                p.records, p.packs, codec_words[a.codec], tp_cli_bytes(bytes_in, bi, sizeof bi),
+                input_words[a.input_format], tp_cli_bytes(p.bytes_out, bo, sizeof bo),
+                p.bytes_out ? (double)bytes_in / (double)p.bytes_out : 0.0,
+                p.records ? (double)p.bytes_out / (double)p.records : 0.0,
+                tp_cli_bytes(p.content_bytes, bc, sizeof bc), elapsed);
     }
     packer_free(&p);
     return status;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_args.h"
 #include "kafka/pack_headers.h"
 #include "sim/fleet.h"
 #include "telepack/pack.h"
@@ -100,7 +101,6 @@ typedef struct point {
 
 typedef struct options {
     const char *from;
-    unsigned json_flags;     /* TP_RECORD_JSON_* for --from */
     uint32_t vehicles, seconds, interval_ms;
     uint64_t seed;
     uint64_t max_records;
@@ -115,6 +115,7 @@ typedef struct options {
     double target_cost;       /* < 0: not given */
     bool json;
     const char *plot;
+    unsigned json_flags;     /* TP_RECORD_JSON_* for --from */
 } options;
 
 /* ---- option parsing ---- */
@@ -144,43 +145,6 @@ static int parse_layouts(const char *s, tp_layout *out, int *n)
     }
 }
 
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    if (!s || !*s || *s == '-' || *s == '+')
-        return -1;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_list(const char *s, int64_t min, int64_t max, int64_t *out, int *n)
-{
-    *n = 0;
-    const char *p = s;
-    while (*p) {
-        if (*n == MAX_LIST)
-            return -1;
-        char item[32];
-        size_t len = strcspn(p, ",");
-        if (len == 0 || len >= sizeof item)
-            return -1;
-        memcpy(item, p, len);
-        item[len] = '\0';
-        uint64_t v;
-        if (parse_u64(item, (uint64_t)min, (uint64_t)max, &v))
-            return -1;
-        out[(*n)++] = (int64_t)v;
-        p += len;
-        if (*p == ',' && !*++p)
-            return -1;
-    }
-    return *n ? 0 : -1;
-}
-
 static int bad_value(const char *opt, const char *value, const char *want)
 {
     fprintf(stderr, "telepack tune: %s '%s' is not valid; %s\n", opt, value, want);
@@ -200,94 +164,70 @@ static int parse_options(int argc, char **argv, options *o)
         {"linger-ms", required_argument, NULL, O_LINGER}, {"measure-ms", required_argument, NULL, O_MEASURE},
         {"target-latency-ms", required_argument, NULL, O_TLAT},
         {"target-cost", required_argument, NULL, O_TCOST}, {"json", no_argument, NULL, O_JSON},
-        {"plot", required_argument, NULL, O_PLOT},       {"help", no_argument, NULL, 'h'},
-        {"ignore-unknown-fields", no_argument, NULL, O_IGNORE_UNKNOWN},
+        {"plot", required_argument, NULL, O_PLOT},       {"ignore-unknown-fields", no_argument, NULL, O_IGNORE_UNKNOWN},       {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     *o = (options){.vehicles = 20, .seconds = 2400, .interval_ms = 1000, .seed = 1, .max_records = 1000000,
                    .batches = {10, 50, 200, 1000, 2000}, .n_batches = 5, .levels = {1, 3, 6, 9}, .n_levels = 4,
                    .layouts = {TP_LAYOUT_ROWS, TP_LAYOUT_COLUMNS}, .n_layouts = 2,
                    .measure_ms = 100, .target_latency_ms = -1, .target_cost = -1};
-    int64_t tmp[MAX_LIST];
-    uint64_t v;
+    uint64_t v, tmp[MAX_LIST];
+    size_t n;
+    char msg[256];
     int c;
     optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        tp_err e = TP_OK;
         switch (c) {
         case 'h':
             fputs(usage_text, stdout);
             return -1;
-        case O_FROM:
-            o->from = optarg;
-            break;
-        case O_IGNORE_UNKNOWN:
-            o->json_flags = TP_RECORD_JSON_IGNORE_UNKNOWN;
-            break;
+        case O_FROM: o->from = optarg; break;
+        case O_IGNORE_UNKNOWN: o->json_flags = TP_RECORD_JSON_IGNORE_UNKNOWN; break;
         case O_VEH:
-            if (parse_u64(optarg, 1, 1000000, &v))
-                return bad_value("--vehicles", optarg, "give a whole number from 1 to 1000000");
-            o->vehicles = (uint32_t)v;
+            if (!(e = tp_cli_parse_u64("vehicles", optarg, 1, 1000000, &v, msg, sizeof msg)))
+                o->vehicles = (uint32_t)v;
             break;
         case O_SEC:
-            if (parse_u64(optarg, 1, 30 * 86400, &v))
-                return bad_value("--seconds", optarg, "give a whole number of seconds from 1 to 2592000");
-            o->seconds = (uint32_t)v;
+            if (!(e = tp_cli_parse_u64("seconds", optarg, 1, 30 * 86400, &v, msg, sizeof msg)))
+                o->seconds = (uint32_t)v;
             break;
         case O_INT:
-            if (parse_u64(optarg, 10, 3600000, &v))
-                return bad_value("--interval-ms", optarg, "give milliseconds from 10 to 3600000");
-            o->interval_ms = (uint32_t)v;
+            if (!(e = tp_cli_parse_ms("interval-ms", optarg, 10, 3600000, &v, msg, sizeof msg)))
+                o->interval_ms = (uint32_t)v;
             break;
-        case O_SEED:
-            if (parse_u64(optarg, 0, UINT64_MAX, &v))
-                return bad_value("--seed", optarg, "give a whole number");
-            o->seed = v;
-            break;
-        case O_MAXREC:
-            if (parse_u64(optarg, 1, 100000000, &v))
-                return bad_value("--max-records", optarg, "give a whole number from 1 to 100000000");
-            o->max_records = v;
-            break;
+        case O_SEED: e = tp_cli_parse_u64("seed", optarg, 0, UINT64_MAX, &o->seed, msg, sizeof msg); break;
+        case O_MAXREC: e = tp_cli_parse_u64("max-records", optarg, 1, 100000000, &o->max_records, msg, sizeof msg); break;
         case O_BATCH:
-            if (parse_list(optarg, 1, 1000000, tmp, &o->n_batches))
-                return bad_value("--batch", optarg, "give up to 32 comma-separated record counts from 1 to 1000000");
-            for (int i = 0; i < o->n_batches; i++)
-                o->batches[i] = (int)tmp[i];
+            if (!(e = tp_cli_parse_list("batch", optarg, 1, 1000000, tmp, MAX_LIST, &n, msg, sizeof msg)))
+                for (o->n_batches = 0; (size_t)o->n_batches < n; o->n_batches++)
+                    o->batches[o->n_batches] = (int)tmp[o->n_batches];
             break;
         case O_LEVEL:
-            if (parse_list(optarg, 1, 19, tmp, &o->n_levels))
-                return bad_value("--level", optarg, "give up to 32 comma-separated zstd levels from 1 to 19");
-            for (int i = 0; i < o->n_levels; i++)
-                o->levels[i] = (int)tmp[i];
+            if (!(e = tp_cli_parse_list("level", optarg, 1, 19, tmp, MAX_LIST, &n, msg, sizeof msg)))
+                for (o->n_levels = 0; (size_t)o->n_levels < n; o->n_levels++)
+                    o->levels[o->n_levels] = (int)tmp[o->n_levels];
             break;
         case O_LAYOUTS:
             if (parse_layouts(optarg, o->layouts, &o->n_layouts))
                 return bad_value("--layouts", optarg, "give rows, columns or rows,columns");
             break;
         case O_LINGER:
-            if (parse_list(optarg, 1, 86400000, o->lingers, &o->n_lingers))
-                return bad_value("--linger-ms", optarg,
-                                 "give up to 32 comma-separated milliseconds from 1 to 86400000");
+            if (!(e = tp_cli_parse_list("linger-ms", optarg, 1, 86400000, tmp, MAX_LIST, &n, msg, sizeof msg)))
+                for (o->n_lingers = 0; (size_t)o->n_lingers < n; o->n_lingers++)
+                    o->lingers[o->n_lingers] = (int64_t)tmp[o->n_lingers];
             break;
         case O_MEASURE:
-            if (parse_u64(optarg, 1, 60000, &v))
-                return bad_value("--measure-ms", optarg, "give milliseconds from 1 to 60000");
-            o->measure_ms = (int)v;
+            if (!(e = tp_cli_parse_ms("measure-ms", optarg, 1, 60000, &v, msg, sizeof msg)))
+                o->measure_ms = (int)v;
             break;
         case O_TLAT:
-            if (parse_u64(optarg, 1, 86400000ull * 30, &v))
-                return bad_value("--target-latency-ms", optarg, "give milliseconds, at least 1");
-            o->target_latency_ms = (double)v;
+            if (!(e = tp_cli_parse_ms("target-latency-ms", optarg, 1, 86400000ull * 30, &v, msg, sizeof msg)))
+                o->target_latency_ms = (double)v;
             break;
-        case O_TCOST: {
-            char *end;
-            errno = 0;
-            double d = strtod(optarg, &end);
-            if (errno || *end || !(d > 0) || !isfinite(d))
-                return bad_value("--target-cost", optarg, "give bytes per record as a positive number, e.g. 4.5");
-            o->target_cost = d;
+        case O_TCOST:
+            e = tp_cli_parse_double("target-cost", optarg, 1e-9, 1e9, &o->target_cost, msg, sizeof msg);
             break;
-        }
         case O_JSON:
             o->json = true;
             break;
@@ -303,6 +243,8 @@ static int parse_options(int argc, char **argv, options *o)
                     argv[optind - 1]);
             return 2;
         }
+        if (e)
+            return tp_cli_usage_error("tune", "%s", msg);
     }
     if (optind < argc) {
         fprintf(stderr, "telepack tune: unexpected argument '%s'; run 'telepack tune --help'\n", argv[optind]);
@@ -367,12 +309,13 @@ static int load_ndjson(const options *o, sample *s)
     tp_ndjson_reader *rd = NULL;
     tp_err e = tp_ndjson_reader_new(in, 0, &rd);
     int rc = 0;
+    if (!e)
+        tp_ndjson_reader_set_flags(rd, o->json_flags);
     if (e) {
         fprintf(stderr, "telepack tune: %s\n", tp_strerror(e));
         rc = 1;
         goto out;
     }
-    tp_ndjson_reader_set_flags(rd, o->json_flags);
     tp_record r;
     char msg[512];
     while (s->n < o->max_records) {

@@ -1,5 +1,6 @@
-/* NDJSON <-> tp_record: a hand-written writer (no allocation, exact round trip of doubles and floats) and a
- * jansson-based parser with field-level error messages, plus a bounded line reader. */
+/* NDJSON <-> tp_record: a hand-written writer (no allocation, exact round trip of doubles and floats); a parser
+ * with a fast path for the plain lines `telepack gen` writes and a jansson path that decides everything else (and
+ * gives the field-level error messages), so both behave the same; plus a bounded line reader. */
 #include "telepack/record_json.h"
 #include "codec/record_json_full.h"
 

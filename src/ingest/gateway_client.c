@@ -3,7 +3,10 @@
  *     buf: [ acked, dropped | unacked, written | unacked, not yet written | free ]
  *          0               start              sent                      end      cap
  *
- * An ack A (records of this connection durable) drops records from `start`; a reconnect rewinds `sent` to `start`. */
+ * An ack A (records of this connection durable) drops records from `start`; a reconnect rewinds `sent` to `start`.
+ * v2 frames are `01 len record`; a rejected record's type byte is overwritten with 00 (a tombstone), and a reconnect
+ * removes tombstones before resending, so a rejected record is never sent twice. Server frames are parsed from a
+ * small receive buffer. */
 #include "ingest/gateway_client.h"
 
 #include <errno.h>
@@ -11,6 +14,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -22,6 +26,8 @@
 #include "telepack/varint.h"
 
 #define WRITE_CHUNK (16u * 1024u)
+#define RX_CAP 2048u
+#define TOMBSTONE 0x00u
 
 struct tp_gateway_client {
     tp_gateway_client_opts o;
@@ -40,6 +46,16 @@ struct tp_gateway_client {
     int64_t next_attempt_ms;
     int64_t last_write_ms;
     uint64_t sent_records, sent_bytes, acked_records, resent, connects;
+    /* v2 */
+    uint8_t rx[RX_CAP];
+    size_t rx_len;
+    int hello_done;           /* the server's hello arrived on this connection */
+    int refused;              /* refusal status needing an operator */
+    int heartbeat_ms, idle_ms;
+    int64_t last_rx_ms, last_tx_ms;
+    uint64_t rejected;
+    size_t window;            /* current bound of unacked bytes */
+    char reason[128];
 };
 
 static int64_t now_ms(void)
@@ -49,6 +65,8 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int send_hello(tp_gateway_client *c);
+
 void tp_gateway_client_opts_init(tp_gateway_client_opts *o)
 {
     o->connect = NULL;
@@ -57,6 +75,11 @@ void tp_gateway_client_opts_init(tp_gateway_client_opts *o)
     o->backoff_min_ms = 100;
     o->backoff_max_ms = 5000;
     o->stop = NULL;
+    o->protocol = 2;
+    o->token = NULL;
+    o->gateway_id = NULL;
+    o->vehicles = 0;
+    o->max_window_bytes = 64u << 20;
 }
 
 tp_err tp_gateway_client_new(const tp_gateway_client_opts *opts, tp_gateway_client **out)
@@ -86,11 +109,31 @@ tp_err tp_gateway_client_new(const tp_gateway_client_opts *opts, tp_gateway_clie
     if (c->o.backoff_max_ms < c->o.backoff_min_ms)
         c->o.backoff_max_ms = c->o.backoff_min_ms;
     c->backoff_ms = c->o.backoff_min_ms;
-    c->cap = c->o.max_unacked_bytes + TP_RECORD_MAX_ENCODED + 10 + 64 * 1024;
+    if (c->o.protocol != 1)
+        c->o.protocol = 2;
+    if (c->o.max_window_bytes < c->o.max_unacked_bytes)
+        c->o.max_window_bytes = c->o.max_unacked_bytes;
+    if (c->o.token && (strlen(c->o.token) == 0 || strlen(c->o.token) > 256)) {
+        free(c);
+        return TP_ERR_INVALID_ARG;
+    }
+    if (c->o.gateway_id && (strlen(c->o.gateway_id) == 0 || strlen(c->o.gateway_id) > 64)) {
+        free(c);
+        return TP_ERR_INVALID_ARG;
+    }
+    c->window = c->o.max_unacked_bytes;
+    c->heartbeat_ms = 20000;
+    c->idle_ms = 60000;
+    c->cap = c->o.max_unacked_bytes + TP_RECORD_MAX_ENCODED + 11 + 64 * 1024;
     c->buf = malloc(c->cap);
     if (!c->buf) {
         free(c);
         return TP_ERR_NOMEM;
+    }
+    if (c->fixed_fd && c->o.protocol == 2 && send_hello(c) != 0) {
+        free(c->buf);
+        free(c);
+        return TP_ERR_IO;
     }
     *out = c;
     return TP_OK;
@@ -118,6 +161,8 @@ static void drop_conn(tp_gateway_client *c, const char *why)
                c->host, c->port, why, (unsigned long long)c->unacked);
     close(c->fd);
     c->fd = -1;
+    c->rx_len = 0;
+    c->hello_done = 0;
     if (c->fixed_fd)
         c->broken = 1;
     c->next_attempt_ms = now_ms() + c->backoff_ms;
@@ -129,6 +174,80 @@ void tp_gateway_client_disconnect(tp_gateway_client *c)
     drop_conn(c, "closed by the caller");
     if (!c->fixed_fd)
         c->next_attempt_ms = 0;
+}
+
+/* v2: the gateway hello (docs/GATEWAY.md): magic, version, length, GatewayHello. */
+static size_t build_hello(const tp_gateway_client *c, uint8_t *out)
+{
+    uint8_t body[600];
+    size_t n = 0;
+    if (c->o.token) {
+        size_t l = strlen(c->o.token);
+        body[n++] = (1 << 3) | 2;
+        n += tp_varint_encode(l, body + n);
+        memcpy(body + n, c->o.token, l);
+        n += l;
+    }
+    if (c->o.gateway_id) {
+        size_t l = strlen(c->o.gateway_id);
+        body[n++] = (2 << 3) | 2;
+        n += tp_varint_encode(l, body + n);
+        memcpy(body + n, c->o.gateway_id, l);
+        n += l;
+    }
+    if (c->o.vehicles) {
+        body[n++] = 3 << 3;
+        n += tp_varint_encode(c->o.vehicles, body + n);
+    }
+    size_t k = 0;
+    out[k++] = TP_GW_MAGIC0;
+    out[k++] = TP_GW_MAGIC1;
+    out[k++] = TP_GW_MAGIC2;
+    out[k++] = TP_GW_MAGIC3;
+    out[k++] = TP_GW_VERSION;
+    k += tp_varint_encode(n, out + k);
+    memcpy(out + k, body, n);
+    return k + n;
+}
+
+/* Removes tombstoned (rejected) frames from the unacked part before it is resent. */
+static void drop_tombstones(tp_gateway_client *c)
+{
+    size_t r = c->start, w = c->start;
+    while (r < c->end) {
+        uint64_t v = 0;
+        size_t used = 0;
+        tp_varint_decode(c->buf + r + 1, c->end - r - 1, &v, &used);
+        size_t fl = 1 + used + (size_t)v;
+        if (c->buf[r] == TOMBSTONE) {
+            c->unacked--;
+        } else {
+            if (w != r)
+                memmove(c->buf + w, c->buf + r, fl);
+            w += fl;
+        }
+        r += fl;
+    }
+    c->end = w;
+    c->sent = c->start;
+}
+
+/* Sends the hello on a fresh connection (blocking: it is small and the socket buffer is empty). */
+static int send_hello(tp_gateway_client *c)
+{
+    uint8_t h[700];
+    size_t n = build_hello(c, h), off = 0;
+    while (off < n) {
+        ssize_t w = send(c->fd, h + off, n - off, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    c->last_tx_ms = c->last_rx_ms = now_ms();
+    return 0;
 }
 
 static void try_connect(tp_gateway_client *c)
@@ -158,6 +277,13 @@ static void try_connect(tp_gateway_client *c)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->fd = fd;
     c->connects++;
+    if (c->o.protocol == 2) {
+        drop_tombstones(c);
+        if (send_hello(c) != 0) {
+            drop_conn(c, "sending the hello failed");
+            return;
+        }
+    }
     if (c->connects > 1)
         c->resent += c->unacked;
     c->sent = c->start;
@@ -169,12 +295,13 @@ static void try_connect(tp_gateway_client *c)
 }
 
 /* Length of the frame at buf[off] (the buffer only holds frames we built). */
-static size_t frame_len(const uint8_t *p, size_t avail)
+static size_t frame_len(const tp_gateway_client *c, const uint8_t *p, size_t avail)
 {
     uint64_t v = 0;
     size_t used = 0;
-    tp_varint_decode(p, avail, &v, &used); /* cannot fail: we wrote it */
-    return used + (size_t)v;
+    size_t t = c->o.protocol == 2;
+    tp_varint_decode(p + t, avail - t, &v, &used); /* cannot fail: we wrote it */
+    return t + used + (size_t)v;
 }
 
 static int apply_ack(tp_gateway_client *c, uint64_t a)
@@ -182,12 +309,12 @@ static int apply_ack(tp_gateway_client *c, uint64_t a)
     if (a < c->conn_acked || a > c->written_here)
         return -1;
     for (uint64_t n = a - c->conn_acked; n > 0; n--) {
-        size_t fl = frame_len(c->buf + c->start, c->end - c->start);
+        size_t fl = frame_len(c, c->buf + c->start, c->end - c->start);
         if (c->start + fl > c->sent)
             return -1; /* an ack for bytes not written yet */
+        c->acked_records += c->o.protocol == 1 || c->buf[c->start] != TOMBSTONE; /* rejects are not "acked" */
         c->start += fl;
         c->unacked--;
-        c->acked_records++;
     }
     c->conn_acked = a;
     if (c->start == c->end) {
@@ -196,8 +323,219 @@ static int apply_ack(tp_gateway_client *c, uint64_t a)
     return 0;
 }
 
+/* v2: marks record n of this connection rejected (a tombstone: never resent). */
+static int apply_reject(tp_gateway_client *c, uint64_t n)
+{
+    if (n <= c->conn_acked || n > c->written_here)
+        return -1;
+    size_t pos = c->start;
+    for (uint64_t k = c->conn_acked + 1; k < n; k++) {
+        if (pos >= c->sent)
+            return -1;
+        pos += frame_len(c, c->buf + pos, c->end - pos);
+    }
+    if (pos >= c->sent)
+        return -1;
+    if (c->buf[pos] != TOMBSTONE) {
+        c->buf[pos] = TOMBSTONE;
+        c->rejected++;
+    }
+    return 0;
+}
+
+static uint64_t pb_get(const uint8_t *b, const uint8_t *end, unsigned want, uint64_t dflt, const uint8_t **str,
+                       size_t *slen)
+{
+    uint64_t out = dflt;
+    while (b < end) {
+        uint64_t key, v = 0;
+        size_t u;
+        if (tp_varint_decode(b, (size_t)(end - b), &key, &u) != TP_OK)
+            break;
+        b += u;
+        unsigned wt = (unsigned)(key & 7);
+        if (wt == 0 || wt == 2) {
+            if (tp_varint_decode(b, (size_t)(end - b), &v, &u) != TP_OK)
+                break;
+            b += u;
+            if (wt == 2) {
+                if (v > (uint64_t)(end - b))
+                    break;
+                if ((key >> 3) == want && str) {
+                    *str = b;
+                    *slen = (size_t)v;
+                }
+                b += v;
+                continue;
+            }
+        } else if (wt == 1 || wt == 5) {
+            b += wt == 1 ? 8 : 4;
+            continue;
+        } else {
+            break;
+        }
+        if ((key >> 3) == want)
+            out = v;
+    }
+    return out;
+}
+
+/* v2: the server's hello in rx[0..len). Returns bytes used, 0 if incomplete, -1 if the connection was dropped. */
+static long take_server_hello(tp_gateway_client *c, const uint8_t *p, size_t len)
+{
+    static const uint8_t magic[4] = {TP_GW_MAGIC0, TP_GW_MAGIC1, TP_GW_MAGIC2, TP_GW_MAGIC3};
+    for (size_t i = 0; i < 4 && i < len; i++)
+        if (p[i] != magic[i]) {
+            drop_conn(c, "the server does not speak protocol v2 (no v2 hello); use protocol 1");
+            return -1;
+        }
+    if (len < 6)
+        return 0;
+    uint64_t blen;
+    size_t h;
+    tp_err ve = tp_varint_decode(p + 5, len - 5, &blen, &h);
+    if (ve == TP_ERR_TRUNCATED)
+        return 0;
+    if (ve || blen > TP_GW_HELLO_MAX) {
+        drop_conn(c, "malformed server hello");
+        return -1;
+    }
+    if (5 + h + blen > len)
+        return 0;
+    const uint8_t *b = p + 5 + h, *end = b + blen, *rs = NULL;
+    size_t rl = 0;
+    uint64_t status = pb_get(b, end, 1, 0, NULL, NULL);
+    pb_get(b, end, 2, 0, &rs, &rl);
+    if (status != 0) {
+        snprintf(c->reason, sizeof c->reason, "%.*s", (int)(rl < 120 ? rl : 120), rs ? (const char *)rs : "");
+        tp_log(TP_LOG_ERROR, "gateway-client", "the server refused the handshake (status %llu): %s",
+               (unsigned long long)status, c->reason);
+        if (status >= 1 && status <= 4) {
+            c->refused = (int)status;
+            c->broken = 1;
+        }
+        drop_conn(c, "handshake refused");
+        if (status == 5 && !c->fixed_fd) /* shutting down: come back later */
+            c->next_attempt_ms = now_ms() + c->o.backoff_max_ms;
+        return -1;
+    }
+    uint64_t hb = pb_get(b, end, 8, 20000, NULL, NULL), idle = pb_get(b, end, 9, 60000, NULL, NULL);
+    c->heartbeat_ms = hb >= 10 && hb < 3600000 ? (int)hb : 20000;
+    c->idle_ms = idle < 86400000 ? (int)idle : 0;
+    uint64_t wb = pb_get(b, end, 5, 0, NULL, NULL);
+    if (wb > c->window) { /* grow the resend buffer to the suggested window, within our own bound */
+        size_t want = wb > c->o.max_window_bytes ? c->o.max_window_bytes : (size_t)wb;
+        size_t cap = want + TP_RECORD_MAX_ENCODED + 11 + 64 * 1024;
+        if (cap > c->cap) {
+            uint8_t *nb = realloc(c->buf, cap);
+            if (nb) {
+                c->buf = nb;
+                c->cap = cap;
+                c->window = want;
+            }
+        } else {
+            c->window = want;
+        }
+    }
+    c->hello_done = 1;
+    return (long)(5 + h + blen);
+}
+
+/* v2: parses server frames from rx. Returns -1 if the connection was dropped. */
+static int take_frames(tp_gateway_client *c)
+{
+    size_t pos = 0;
+    int rc = 0;
+    while (pos < c->rx_len) {
+        const uint8_t *p = c->rx + pos;
+        size_t len = c->rx_len - pos;
+        if (!c->hello_done) {
+            long u = take_server_hello(c, p, len);
+            if (u < 0)
+                return -1;
+            if (u == 0)
+                break;
+            pos += (size_t)u;
+            continue;
+        }
+        if (len < 2)
+            break;
+        uint64_t v;
+        size_t h;
+        tp_err ve = tp_varint_decode(p + 1, len - 1, &v, &h);
+        if (ve == TP_ERR_TRUNCATED)
+            break;
+        if (ve || v > 512) {
+            drop_conn(c, "malformed frame from the server");
+            return -1;
+        }
+        if (1 + h + v > len)
+            break;
+        const uint8_t *pl = p + 1 + h, *pend = pl + v;
+        uint64_t a = 0, code = 0;
+        size_t u1 = 0, u2 = 0;
+        switch (p[0]) {
+        case TP_GW_FRAME_ACK:
+            if (tp_varint_decode(pl, v, &a, &u1) != TP_OK || apply_ack(c, a) != 0) {
+                drop_conn(c, "ack out of range from the server");
+                return -1;
+            }
+            break;
+        case TP_GW_FRAME_REJECT:
+            if (tp_varint_decode(pl, v, &a, &u1) != TP_OK ||
+                tp_varint_decode(pl + u1, v - u1, &code, &u2) != TP_OK || apply_reject(c, a) != 0) {
+                drop_conn(c, "reject out of range from the server");
+                return -1;
+            }
+            snprintf(c->reason, sizeof c->reason, "%.*s", (int)(pend - pl - u1 - u2), (const char *)pl + u1 + u2);
+            if (c->rejected <= 10)
+                tp_log(TP_LOG_WARN, "gateway-client", "the server rejected record %llu (code %llu): %s; not resent",
+                       (unsigned long long)a, (unsigned long long)code, c->reason);
+            break;
+        case TP_GW_FRAME_SERVER_HEARTBEAT:
+            break;
+        case TP_GW_FRAME_GOODBYE: {
+            size_t tl = 0;
+            if (tp_varint_decode(pl, v, &code, &u1) == TP_OK)
+                tl = (size_t)(pend - pl - u1);
+            snprintf(c->reason, sizeof c->reason, "%.*s", (int)tl, (const char *)pl + u1);
+            char why[200];
+            snprintf(why, sizeof why, "goodbye from the server (code %llu): %s", (unsigned long long)code,
+                     c->reason);
+            drop_conn(c, why);
+            return -1;
+        }
+        default:
+            drop_conn(c, "unknown frame type from the server");
+            return -1;
+        }
+        pos += 1 + h + (size_t)v;
+    }
+    memmove(c->rx, c->rx + pos, c->rx_len - pos);
+    c->rx_len -= pos;
+    return rc;
+}
+
 static void do_read(tp_gateway_client *c)
 {
+    if (c->o.protocol == 2) {
+        ssize_t n = recv(c->fd, c->rx + c->rx_len, RX_CAP - c->rx_len, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                drop_conn(c, strerror(errno));
+            return;
+        }
+        if (n == 0) {
+            drop_conn(c, c->hello_done ? "closed by the server"
+                                       : "closed by the server before its hello (a v1-only server, or over its "
+                                         "connection limits)");
+            return;
+        }
+        c->last_rx_ms = now_ms();
+        c->rx_len += (size_t)n;
+        take_frames(c);
+        return;
+    }
     uint8_t tmp[256];
     ssize_t n = recv(c->fd, tmp, sizeof tmp, MSG_DONTWAIT);
     if (n < 0) {
@@ -237,6 +575,25 @@ static void do_write(tp_gateway_client *c)
         return;
     }
     c->sent += (size_t)n;
+    c->last_tx_ms = now_ms();
+}
+
+/* v2 liveness: a heartbeat when we sent nothing for heartbeat_ms; drop a server silent for its idle timeout. */
+static void liveness(tp_gateway_client *c)
+{
+    if (c->o.protocol != 2 || c->fd < 0)
+        return;
+    int64_t t = now_ms();
+    int64_t dead = c->hello_done ? c->idle_ms : 10000 + c->idle_ms;
+    if (dead > 0 && t - c->last_rx_ms > dead) {
+        drop_conn(c, "nothing from the server for its idle timeout");
+        return;
+    }
+    if (c->hello_done && c->sent == c->end && t - c->last_tx_ms >= c->heartbeat_ms) {
+        static const uint8_t hb[2] = {TP_GW_FRAME_HEARTBEAT, 0};
+        if (send(c->fd, hb, 2, MSG_NOSIGNAL | MSG_DONTWAIT) == 2)
+            c->last_tx_ms = t;
+    }
 }
 
 tp_err tp_gateway_client_pump(tp_gateway_client *c, int timeout_ms)
@@ -254,6 +611,9 @@ tp_err tp_gateway_client_pump(tp_gateway_client *c, int timeout_ms)
         }
         return TP_OK;
     }
+    liveness(c);
+    if (c->fd < 0)
+        return c->broken ? TP_ERR_UNAVAILABLE : TP_OK;
     struct pollfd p = {.fd = c->fd, .events = POLLIN | (c->sent < c->end ? POLLOUT : 0)};
     int r = poll(&p, 1, timeout_ms);
     if (r <= 0)
@@ -274,9 +634,14 @@ tp_err tp_gateway_client_send_encoded(tp_gateway_client *c, const uint8_t *msg, 
 {
     if (!c || (!msg && len) || len > c->o.max_unacked_bytes)
         return TP_ERR_INVALID_ARG;
-    uint8_t hdr[TP_VARINT_MAX_BYTES];
-    size_t hl = tp_varint_encode(len, hdr);
-    while (c->unacked > 0 && c->end - c->start + hl + len > c->o.max_unacked_bytes) {
+    if (c->broken)
+        return TP_ERR_UNAVAILABLE;
+    uint8_t hdr[TP_VARINT_MAX_BYTES + 1];
+    size_t hl = 0;
+    if (c->o.protocol == 2)
+        hdr[hl++] = TP_GW_FRAME_RECORD;
+    hl += tp_varint_encode(len, hdr + hl);
+    while (c->unacked > 0 && c->end - c->start + hl + len > c->window) {
         if (stopped(c))
             return TP_ERR_AGAIN;
         tp_err e = tp_gateway_client_pump(c, 100);
@@ -346,4 +711,8 @@ void tp_gateway_client_stats_get(const tp_gateway_client *c, tp_gateway_client_s
     st->connects = c->connects;
     st->unacked_records = c->unacked;
     st->unacked_bytes = c->end - c->start;
+    st->records_rejected = c->rejected;
+    st->window_bytes = c->window;
+    st->refused = c->refused;
+    snprintf(st->last_reason, sizeof st->last_reason, "%s", c->reason);
 }

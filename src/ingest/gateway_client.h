@@ -1,6 +1,7 @@
-/* The gateway side of the gateway protocol (docs/GATEWAY.md): sends varint length-prefixed VehicleRecord messages
- * over TCP, reads cumulative acks, keeps every unacked record in a bounded buffer (send blocks when it is full),
- * and after a disconnect reconnects with backoff and resends what was not acked. */
+/* The gateway side of the gateway protocol (docs/GATEWAY.md): sends VehicleRecord messages over TCP (v2: after a
+ * hello with a token and the gateway id, as typed frames; v1: varint length-prefixed), reads cumulative acks (and in
+ * v2 rejects, heartbeats, a goodbye), keeps every unacked record in a bounded buffer (send blocks when it is full),
+ * and after a disconnect reconnects with backoff and resends what was not acked and not rejected. */
 #ifndef TELEPACK_GATEWAY_CLIENT_H
 #define TELEPACK_GATEWAY_CLIENT_H
 
@@ -19,6 +20,12 @@ typedef struct tp_gateway_client_opts {
     int backoff_min_ms;           /* first reconnect delay (default 100), doubled up to backoff_max_ms */
     int backoff_max_ms;           /* default 5000 */
     volatile sig_atomic_t *stop;  /* optional: when *stop becomes non-zero, blocking calls return TP_ERR_AGAIN */
+    int protocol;                 /* 2 (default) or 1 */
+    const char *token;            /* v2: authentication token sent in the hello, or NULL */
+    const char *gateway_id;       /* v2: name in the server's logs (1..64 of A-Z a-z 0-9 . _ : / -), or NULL */
+    uint64_t vehicles;            /* v2: vehicles this connection carries (sizes the server's suggested window) */
+    size_t max_window_bytes;      /* v2: the resend buffer grows to the server's suggested window up to this
+                                     (default 64 MiB; never below max_unacked_bytes) */
 } tp_gateway_client_opts;
 
 void tp_gateway_client_opts_init(tp_gateway_client_opts *o);
@@ -28,11 +35,15 @@ typedef struct tp_gateway_client tp_gateway_client;
 typedef struct tp_gateway_client_stats {
     uint64_t records_sent;        /* records handed to send (each counted once, resends not counted) */
     uint64_t bytes_sent;          /* their framed bytes (length prefix included) */
-    uint64_t records_acked;       /* records the server acknowledged */
+    uint64_t records_acked;       /* records the server acknowledged as durable (rejected ones not counted) */
     uint64_t resent;              /* records written again after a reconnect */
     uint64_t connects;            /* successful connections */
     uint64_t unacked_records;     /* in the resend buffer now */
     size_t unacked_bytes;
+    uint64_t records_rejected;    /* v2: records the server rejected (dropped, never resent) */
+    size_t window_bytes;          /* the resend buffer's bound now (grown to the server's suggestion) */
+    int refused;                  /* v2: the last handshake refusal status (0 = none) */
+    char last_reason[128];        /* v2: the last reject, goodbye or refusal reason */
 } tp_gateway_client_stats;
 
 /* Does not connect yet (the first send or pump does). TP_ERR_INVALID_ARG for a bad address; not thread-safe. */
@@ -53,9 +64,24 @@ tp_err tp_gateway_client_pump(tp_gateway_client *c, int timeout_ms);
 /* Blocks until every queued record is acked (TP_OK) or timeout_ms passed (TP_ERR_AGAIN; -1 = no timeout). */
 tp_err tp_gateway_client_drain(tp_gateway_client *c, int timeout_ms);
 
+/* After a refusal that needs an operator (v2 status 1-4: version, bad hello, authentication), every call returns
+ * TP_ERR_UNAVAILABLE; stats.refused and stats.last_reason say why. */
+
 /* Drops the connection now (unacked records stay queued and are resent on the next connection). For tests. */
 void tp_gateway_client_disconnect(tp_gateway_client *c);
 
 void tp_gateway_client_stats_get(const tp_gateway_client *c, tp_gateway_client_stats *st);
+
+/* A gateway's window (max_unacked_bytes) sized for what it carries: want clamped to 4..64 MiB. Records are acked
+ * once their pack is in Kafka, so a window smaller than a full batch of each of the gateway's vehicles stalls it
+ * until the ingest's linger timer flushes; the cap bounds the gateway's resend buffer. */
+#define TP_GATEWAY_WINDOW_MIN ((size_t)4 << 20)
+#define TP_GATEWAY_WINDOW_MAX ((size_t)64 << 20)
+static inline size_t tp_gateway_window(uint64_t want)
+{
+    return want < TP_GATEWAY_WINDOW_MIN ? TP_GATEWAY_WINDOW_MIN
+           : want > TP_GATEWAY_WINDOW_MAX ? TP_GATEWAY_WINDOW_MAX
+                                          : (size_t)want;
+}
 
 #endif

@@ -10,7 +10,13 @@
  *
  * Every record's tag names its block; a delivered pack reports (block, n) for each run of its records, which
  * subtracts n from that block's pending count. The ack is the number of records in the sealed blocks popped from the
- * head once their pending count is zero: exact, and O(1) amortized per record whatever order packs complete in. */
+ * head once their pending count is zero: exact, and O(1) amortized per record whatever order packs complete in.
+ * A rejected record (v2) joins its block without a pending count: it is settled at once and acked in order.
+ *
+ * Protocol: a connection starts undecided; the first bytes choose v1 (a varint length prefix) or v2 (the magic,
+ * then a hello). Server frames (acks, rejects, heartbeats, a goodbye) go through a small per-connection output
+ * buffer; a reject needs room in it before its record is parsed, so a gateway that does not read its rejects stops
+ * being read instead of growing memory. A sweep every 250 ms applies the idle timeout and sends heartbeats. */
 #include "ingest/gateway_server.h"
 
 #include <errno.h>
@@ -24,8 +30,10 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "common/hostport.h"
 #include "common/log.h"
 #include "telepack/pack.h"
 #include "telepack/varint.h"
@@ -37,6 +45,14 @@
  * queued for a connection closed earlier in the same round never reaches a new one in the same slot. */
 #define EV_TAG(s, c) (((uint64_t)(s)->slots[(c)->slot].generation << 32) | (EV_CONN0 + (c)->slot))
 #define MAX_EVENTS 64
+#define OUT_CAP 2048u          /* server frames not yet written, per connection */
+#define OUT_RESERVE 160u       /* kept free for a goodbye; rejects need OUT_RESERVE + REJECT_MAX of room */
+#define REJECT_MAX 140u        /* type + length + record number + code + reason (<= 120) */
+#define REASON_MAX 120u
+#define SWEEP_MS 250
+#define CLOSE_GRACE_MS 2000    /* a closing connection's goodbye may take this long to leave */
+
+enum { ST_NEW, ST_HELLO, ST_V1, ST_V2 };
 
 typedef struct block {
     uint32_t count;
@@ -57,11 +73,21 @@ typedef struct conn {
     uint32_t nblocks;
     int block_open;         /* the newest block still takes records */
     uint64_t received, acked, ack_sent;
-    uint8_t out[10];
-    uint8_t out_len, out_off;
+    int state;              /* ST_* */
+    int closing;            /* goodbye or refusal queued: close once written (or after CLOSE_GRACE_MS) */
+    int out_blocked;        /* parsing stopped until the gateway reads our frames */
+    int identity;           /* auth identity (-1: none) */
+    uint32_t nrejected;     /* rejects of this connection (the first 10 are logged at warn) */
+    uint64_t skip;          /* v2: bytes of a too large record still to skip */
+    int64_t last_rx, last_tx, opened, closing_since;
+    uint8_t family;         /* AF_INET / AF_INET6 / 0 for the per-address cap */
+    uint8_t addr[16];
+    uint8_t out[OUT_CAP];
+    uint32_t out_len, out_off;
     int dirty;
     struct conn *dirty_next;
-    char peer[64];
+    char peer[160];         /* address, and the gateway id once known */
+    char gw_id[65];
 } conn;
 
 typedef struct slot {
@@ -83,7 +109,47 @@ struct tp_gateway_server {
     conn *dirty;
     int paused, stopped;
     uint64_t accepted, closed_err, records_in, bytes_in, acked, pending, pauses;
+    uint64_t rejected[TP_GW_REJECT__COUNT], refused[TP_GW_REFUSE__COUNT], closed[TP_GW_CLOSE__COUNT];
+    uint64_t heartbeats_in;
+    uint32_t nv2;               /* connections past a v2 handshake */
+    int64_t last_cap_log;
+    int64_t now, last_sweep;    /* monotonic ms */
+    int64_t wall_now;           /* wall clock ms, for the event-time check */
 };
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *tp_gw_reject_name(tp_gw_reject r)
+{
+    static const char *const n[] = {"none", "malformed", "too_large", "vehicle_not_allowed", "event_time"};
+    return (unsigned)r < TP_GW_REJECT__COUNT ? n[r] : "unknown";
+}
+
+const char *tp_gw_refusal_name(tp_gw_refusal r)
+{
+    static const char *const n[] = {"ok", "unsupported_version", "bad_hello", "auth_required", "auth_failed",
+                                    "shutting_down", "v1_not_allowed"};
+    return (unsigned)r < TP_GW_REFUSE__COUNT ? n[r] : "unknown";
+}
+
+const char *tp_gw_close_name(tp_gw_close r)
+{
+    static const char *const n[] = {"idle_timeout", "per_ip_limit", "max_connections", "protocol_error",
+                                    "refused", "io_error"};
+    return (unsigned)r < TP_GW_CLOSE__COUNT ? n[r] : "unknown";
+}
 
 void tp_gateway_server_opts_init(tp_gateway_server_opts *o)
 {
@@ -92,6 +158,14 @@ void tp_gateway_server_opts_init(tp_gateway_server_opts *o)
     o->conn_buffer_bytes = 64u * 1024u;
     o->max_connections = 4096;
     o->block_records = 1024;
+    o->max_conns_per_ip = 64;
+    o->idle_timeout_ms = 60000;
+    o->heartbeat_ms = 0;
+    o->max_event_skew_ms = 3653ll * 86400 * 1000;
+    o->batch_records = 200;
+    o->linger_ms = 1000;
+    o->max_window_bytes = 64u << 20;
+    o->auth = NULL;
 }
 
 static void seterr(char *errbuf, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -107,30 +181,14 @@ static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
 
 tp_err tp_gateway_parse_hostport(const char *s, char *host, size_t hostlen, char *port, size_t portlen)
 {
-    if (!s || !host || !port || !hostlen || !portlen)
+    uint16_t p;
+    if (!port || !portlen)
         return TP_ERR_INVALID_ARG;
-    const char *colon, *hs = s;
-    size_t hl;
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (!close || close[1] != ':')
-            return TP_ERR_PARSE;
-        hs = s + 1;
-        hl = (size_t)(close - hs);
-        colon = close + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon)
-            return TP_ERR_PARSE;
-        hl = (size_t)(colon - s);
-    }
-    const char *p = colon + 1;
-    size_t pl = strlen(p);
-    if (pl == 0 || pl >= portlen || hl >= hostlen || strspn(p, "0123456789") != pl || atol(p) > 65535)
+    tp_err e = tp_hostport_parse(s, host, hostlen, &p, NULL, 0);
+    if (e)
+        return e == TP_ERR_FULL ? TP_ERR_PARSE : e;
+    if ((size_t)snprintf(port, portlen, "%u", (unsigned)p) >= portlen)
         return TP_ERR_PARSE;
-    memcpy(host, hs, hl);
-    host[hl] = 0;
-    memcpy(port, p, pl + 1);
     return TP_OK;
 }
 
@@ -198,12 +256,28 @@ tp_err tp_gateway_server_new(const tp_gateway_server_opts *opts, tp_gateway_reco
         tp_gateway_server_opts_init(&s->o);
     if (s->o.max_record_bytes == 0)
         s->o.max_record_bytes = TP_DEFAULT_MAX_RECORD_BYTES;
-    if (s->o.conn_buffer_bytes < s->o.max_record_bytes + 10)
-        s->o.conn_buffer_bytes = s->o.max_record_bytes + 10;
+    if (s->o.max_record_bytes > (1u << 20))
+        s->o.max_record_bytes = 1u << 20; /* the v2 magic relies on it (docs/GATEWAY.md) */
+    if (s->o.conn_buffer_bytes < s->o.max_record_bytes + 16)
+        s->o.conn_buffer_bytes = s->o.max_record_bytes + 16;
+    if (s->o.conn_buffer_bytes < TP_GW_HELLO_MAX + 16)
+        s->o.conn_buffer_bytes = TP_GW_HELLO_MAX + 16;
     if (s->o.max_connections == 0)
         s->o.max_connections = 4096;
     if (s->o.block_records == 0)
         s->o.block_records = 1024;
+    if (s->o.idle_timeout_ms < 0)
+        s->o.idle_timeout_ms = 0;
+    if (s->o.heartbeat_ms <= 0)
+        s->o.heartbeat_ms = s->o.idle_timeout_ms ? s->o.idle_timeout_ms / 3 : 20000;
+    if (s->o.heartbeat_ms < 10)
+        s->o.heartbeat_ms = 10;
+    if (s->o.batch_records == 0)
+        s->o.batch_records = 200;
+    if (s->o.max_window_bytes < 64u * 1024u)
+        s->o.max_window_bytes = 64u * 1024u;
+    s->now = s->last_sweep = mono_ms();
+    s->wall_now = wall_ms();
     s->on_record = on_record;
     s->ctx = ctx;
     s->lfd = s->wfd = -1;
@@ -239,6 +313,8 @@ static void conn_free(tp_gateway_server *s, conn *c)
     s->slots[c->slot].generation++;
     s->free_slots[s->nfree++] = c->slot;
     s->nconns--;
+    if (c->state == ST_V2)
+        s->nv2--;
     if (c->dirty) { /* unlink from the dirty list */
         for (conn **pp = &s->dirty; *pp; pp = &(*pp)->dirty_next)
             if (*pp == c) {
@@ -287,9 +363,16 @@ static void conn_close(tp_gateway_server *s, conn *c, int error, const char *why
     conn_free(s, c);
 }
 
+/* Closes c at once for `reason` (counted), logging why. */
+static void conn_fail(tp_gateway_server *s, conn *c, tp_gw_close reason, const char *why)
+{
+    s->closed[reason]++;
+    conn_close(s, c, 1, why);
+}
+
 static int conn_reading(const tp_gateway_server *s, const conn *c)
 {
-    return !s->paused && !s->stopped && !c->eof;
+    return !s->paused && !s->stopped && !c->eof && !c->closing && !c->out_blocked;
 }
 
 static void conn_update_events(tp_gateway_server *s, conn *c)
@@ -302,15 +385,259 @@ static void conn_update_events(tp_gateway_server *s, conn *c)
     c->events = want;
 }
 
+static void update_all_events(tp_gateway_server *s)
+{
+    for (uint32_t i = 0; i < s->nslots; i++)
+        if (s->slots[i].c)
+            conn_update_events(s, s->slots[i].c);
+}
+
+/* ---- the output buffer: server frames ---- */
+
+static size_t out_free(conn *c)
+{
+    if (c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (c->out_off && c->out_len + 64 > OUT_CAP) {
+        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+    }
+    return OUT_CAP - (c->out_len - c->out_off) - c->out_off;
+}
+
+/* Appends a frame: type, varint length, a[0..an), text[0..tn). The caller made sure it fits. */
+static void out_frame(conn *c, uint8_t type, const uint8_t *a, size_t an, const char *text, size_t tn)
+{
+    if (out_free(c) < 1 + TP_VARINT_MAX_BYTES + an + tn) {
+        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+    }
+    uint8_t *p = c->out + c->out_len;
+    *p++ = type;
+    p += tp_varint_encode(an + tn, p);
+    if (an)
+        memcpy(p, a, an);
+    p += an;
+    if (tn)
+        memcpy(p, text, tn);
+    p += tn;
+    c->out_len = (uint32_t)(p - c->out);
+}
+
+static size_t out_used(const conn *c)
+{
+    return c->out_len - c->out_off;
+}
+
+/* Queues the ack if it advanced and fits. */
+static void out_ack(conn *c)
+{
+    if (c->acked <= c->ack_sent || c->closing)
+        return;
+    if (OUT_CAP - out_used(c) < 1 + 1 + TP_VARINT_MAX_BYTES)
+        return;
+    uint8_t v[TP_VARINT_MAX_BYTES];
+    size_t n = tp_varint_encode(c->acked, v);
+    if (c->state == ST_V2) {
+        out_frame(c, TP_GW_FRAME_ACK, v, n, NULL, 0);
+    } else {
+        out_free(c);
+        if (OUT_CAP - c->out_len < n) {
+            memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+            c->out_len -= c->out_off;
+            c->out_off = 0;
+        }
+        memcpy(c->out + c->out_len, v, n);
+        c->out_len += (uint32_t)n;
+    }
+    c->ack_sent = c->acked;
+}
+
+static int conn_parse(tp_gateway_server *s, conn *c);
+static void seal(tp_gateway_server *s, conn *c);
+
+/* Parses what c has buffered and seals the block; -1 if c was closed. */
+static int conn_parse_seal(tp_gateway_server *s, conn *c)
+{
+    if (conn_parse(s, c) != 0)
+        return -1;
+    seal(s, c);
+    if (s->paused) /* backpressure: stop reading every connection */
+        update_all_events(s);
+    return 0;
+}
+
+/* Writes c's queued frames (and its latest ack); returns -1 if c was closed. */
+static int conn_flush_out(tp_gateway_server *s, conn *c)
+{
+    for (;;) {
+        out_ack(c);
+        if (c->out_off == c->out_len)
+            break;
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            if (errno == EINTR)
+                continue;
+            char why[128];
+            snprintf(why, sizeof why, "sending to the gateway failed: %s", strerror(errno));
+            if (c->eof || c->closing)
+                conn_close(s, c, 0, why);
+            else
+                conn_fail(s, c, TP_GW_CLOSE_IO, why);
+            return -1;
+        }
+        c->out_off += (uint32_t)n;
+        c->last_tx = s->now;
+    }
+    if (c->out_off == c->out_len) {
+        if (c->closing) {
+            conn_close(s, c, 0, "goodbye sent");
+            return -1;
+        }
+        if (c->eof && c->acked == c->received) {
+            conn_close(s, c, 0, "end of stream, everything acked");
+            return -1;
+        }
+    }
+    if (c->out_blocked && OUT_CAP - out_used(c) >= OUT_RESERVE + REJECT_MAX) {
+        c->out_blocked = 0;
+        c->last_rx = s->now; /* we did not read it meanwhile: its silence was ours */
+        if (c->len && conn_reading(s, c) && conn_parse_seal(s, c) != 0)
+            return -1;
+    }
+    conn_update_events(s, c);
+    return 0;
+}
+
+/* v2: queues a GOODBYE (after the latest ack), stops reading and closes once it is written. Counted and logged.
+ * Returns -1 if c was closed already. */
+static int conn_goodbye(tp_gateway_server *s, conn *c, tp_gw_goodbye code, tp_gw_close reason, const char *why)
+{
+    s->closed[reason]++;
+    s->closed_err++;
+    tp_log(TP_LOG_WARN, "gateway", "closing connection from %s: %s (%llu records received, %llu acked)", c->peer,
+           why, (unsigned long long)c->received, (unsigned long long)c->acked);
+    if (c->state == ST_V2 && !c->closing) {
+        out_ack(c);
+        uint8_t v[TP_VARINT_MAX_BYTES];
+        size_t n = tp_varint_encode((uint64_t)code, v);
+        size_t tl = strlen(why);
+        size_t room = OUT_CAP - out_used(c);
+        if (room >= 1 + 2 + n) {
+            if (tl > REASON_MAX)
+                tl = REASON_MAX;
+            if (tl > room - (1 + 2 + n))
+                tl = room - (1 + 2 + n);
+            out_frame(c, TP_GW_FRAME_GOODBYE, v, n, why, tl);
+        }
+    }
+    c->closing = 1;
+    c->closing_since = s->now;
+    c->len = 0;
+    return conn_flush_out(s, c);
+}
+
+static size_t pb_varint(uint8_t *p, unsigned field, uint64_t v)
+{
+    size_t n = tp_varint_encode((uint64_t)field << 3, p);
+    return n + tp_varint_encode(v, p + n);
+}
+
+/* Queues a ServerHello: magic, version, length, body. */
+static void out_hello(conn *c, const uint8_t *body, size_t blen)
+{
+    out_free(c);
+    memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+    c->out_len -= c->out_off;
+    c->out_off = 0;
+    uint8_t *p = c->out + c->out_len;
+    *p++ = TP_GW_MAGIC0;
+    *p++ = TP_GW_MAGIC1;
+    *p++ = TP_GW_MAGIC2;
+    *p++ = TP_GW_MAGIC3;
+    *p++ = TP_GW_VERSION;
+    p += tp_varint_encode(blen, p);
+    memcpy(p, body, blen);
+    p += blen;
+    c->out_len = (uint32_t)(p - c->out);
+}
+
+/* Refuses a handshake: a ServerHello with the status and reason, then close. -1 if c was closed. */
+static int conn_refuse(tp_gateway_server *s, conn *c, tp_gw_refusal code, const char *why)
+{
+    s->refused[code]++;
+    s->closed[TP_GW_CLOSE_REFUSED]++;
+    s->closed_err++;
+    tp_log(TP_LOG_WARN, "gateway", "refusing the handshake of %s: %s (%s)", c->peer, why, tp_gw_refusal_name(code));
+    uint8_t body[8 + REASON_MAX + 8];
+    size_t n = pb_varint(body, 1, (uint64_t)code);
+    size_t tl = strlen(why);
+    if (tl > REASON_MAX)
+        tl = REASON_MAX;
+    body[n++] = (2 << 3) | 2;
+    n += tp_varint_encode(tl, body + n);
+    memcpy(body + n, why, tl);
+    n += tl;
+    out_hello(c, body, n);
+    c->closing = 1;
+    c->closing_since = s->now;
+    c->len = 0;
+    return conn_flush_out(s, c);
+}
+
+/* ---- connections ---- */
+
 tp_err tp_gateway_server_add_fd(tp_gateway_server *s, int fd)
 {
     if (!s || fd < 0)
         return TP_ERR_INVALID_ARG;
     if (s->nconns >= s->o.max_connections) {
-        tp_log(TP_LOG_WARN, "gateway", "refusing a connection: %u connections already open (the maximum)",
-               s->nconns);
+        s->closed[TP_GW_CLOSE_MAX_CONNS]++;
+        if (s->now - s->last_cap_log >= 1000) {
+            s->last_cap_log = s->now;
+            tp_log(TP_LOG_WARN, "gateway", "refusing a connection: %u connections already open (the maximum)",
+                   s->nconns);
+        }
         close(fd);
         return TP_ERR_FULL;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    uint8_t family = 0, addr[16] = {0};
+    char peer[64];
+    snprintf(peer, sizeof peer, "fd %d", fd);
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
+        char h[48], p[8];
+        if (getnameinfo((struct sockaddr *)&ss, sl, h, sizeof h, p, sizeof p, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+            snprintf(peer, sizeof peer, "%s:%s", h, p);
+        family = (uint8_t)ss.ss_family;
+        if (family == AF_INET)
+            memcpy(addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        else
+            memcpy(addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+    }
+    if (family && s->o.max_conns_per_ip) {
+        uint32_t same = 0;
+        for (uint32_t i = 0; i < s->nslots; i++) {
+            const conn *o = s->slots[i].c;
+            same += o && o->family == family && !memcmp(o->addr, addr, sizeof addr);
+        }
+        if (same >= s->o.max_conns_per_ip) {
+            s->closed[TP_GW_CLOSE_PER_IP]++;
+            if (s->now - s->last_cap_log >= 1000) {
+                s->last_cap_log = s->now;
+                tp_log(TP_LOG_WARN, "gateway",
+                       "refusing a connection from %s: %u connections from that address already open "
+                       "(--max-conns-per-ip)",
+                       peer, same);
+            }
+            close(fd);
+            return TP_ERR_FULL;
+        }
     }
     if (s->nfree == 0) { /* grow the slot table */
         uint32_t n = s->nslots ? s->nslots * 2 : 64;
@@ -349,14 +676,11 @@ tp_err tp_gateway_server_add_fd(tp_gateway_server *s, int fd)
     }
     int fl = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &fl, sizeof fl); /* acks are tiny: send them now (fails on AF_UNIX) */
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    snprintf(c->peer, sizeof c->peer, "fd %d", fd);
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
-        char h[48], p[8];
-        if (getnameinfo((struct sockaddr *)&ss, sl, h, sizeof h, p, sizeof p, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-            snprintf(c->peer, sizeof c->peer, "%s:%s", h, p);
-    }
+    memcpy(c->peer, peer, sizeof peer);
+    c->family = family;
+    memcpy(c->addr, addr, sizeof addr);
+    c->identity = -1;
+    c->opened = c->last_rx = c->last_tx = s->now;
     c->fd = fd;
     c->slot = s->free_slots[--s->nfree];
     s->slots[c->slot].c = c;
@@ -453,69 +777,381 @@ static void seal(tp_gateway_server *s, conn *c)
     }
 }
 
+/* The block the next record joins; opens one if needed. NULL (c closed) when out of memory. */
+static int next_block(tp_gateway_server *s, conn *c, int *fresh, uint32_t *no)
+{
+    uint32_t next_no = c->head_no + c->nblocks;
+    *fresh = !(c->block_open && ring_at(c, c->nblocks - 1)->count < s->o.block_records);
+    *no = *fresh ? next_no : next_no - 1;
+    if (*fresh && ring_reserve(c) != 0) { /* the push must not fail once the record is taken */
+        conn_fail(s, c, TP_GW_CLOSE_IO, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Offers r to the callback. 0 taken, 1 refused for now (backpressure: paused), -1 c closed. */
+static int conn_take(tp_gateway_server *s, conn *c, const tp_record *r, size_t wire_len)
+{
+    int fresh;
+    uint32_t no;
+    if (next_block(s, c, &fresh, &no) != 0)
+        return -1;
+    tp_batch_tag tag = {c->slot, s->slots[c->slot].generation, no, 1};
+    tp_err e = s->on_record(s->ctx, r, wire_len, &tag);
+    if (e == TP_ERR_AGAIN) {
+        s->paused = 1;
+        s->pauses++;
+        return 1;
+    }
+    if (e) {
+        char why[160];
+        snprintf(why, sizeof why, "record %llu could not be taken: %s", (unsigned long long)c->received + 1,
+                 tp_strerror(e));
+        conn_fail(s, c, TP_GW_CLOSE_IO, why);
+        return -1;
+    }
+    if (fresh)
+        ring_push(c);
+    block *b = ring_at(c, c->nblocks - 1);
+    b->count++;
+    b->pending++;
+    c->received++;
+    s->pending++;
+    s->records_in++;
+    s->bytes_in += wire_len;
+    return 0;
+}
+
+/* v2: sets record c->received + 1 aside and tells the gateway (the caller made room). -1 if c was closed. */
+static int conn_reject(tp_gateway_server *s, conn *c, tp_gw_reject code, const char *why)
+{
+    int fresh;
+    uint32_t no;
+    if (next_block(s, c, &fresh, &no) != 0)
+        return -1;
+    if (fresh)
+        ring_push(c);
+    ring_at(c, c->nblocks - 1)->count++; /* settled at once: nothing pending */
+    c->received++;
+    s->pending++;
+    s->rejected[code]++;
+    uint8_t p[2 * TP_VARINT_MAX_BYTES];
+    size_t n = tp_varint_encode(c->received, p);
+    n += tp_varint_encode((uint64_t)code, p + n);
+    size_t tl = strlen(why);
+    if (tl > REASON_MAX)
+        tl = REASON_MAX;
+    out_frame(c, TP_GW_FRAME_REJECT, p, n, why, tl);
+    c->nrejected++;
+    tp_log(c->nrejected <= 10 ? TP_LOG_WARN : TP_LOG_DEBUG, "gateway",
+           "rejected record %llu from %s: %s (%s)%s", (unsigned long long)c->received, c->peer, why,
+           tp_gw_reject_name(code), c->nrejected == 10 ? "; further rejects of this connection are logged at debug" : "");
+    return 0;
+}
+
+static int hello_id_ok(const uint8_t *p, size_t n)
+{
+    if (n < 1 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t ch = p[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+              ch == '_' || ch == ':' || ch == '/' || ch == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Parses a gateway hello after the magic: version byte, varint length, GatewayHello. 0: incomplete; 1: accepted
+ * (*used bytes consumed); -1: refused (c closing or closed; *closed set when closed). */
+static int conn_hello(tp_gateway_server *s, conn *c, const uint8_t *p, size_t avail, size_t *used, int *closed)
+{
+    *closed = 0;
+    if (avail < 1)
+        return 0;
+    uint64_t blen;
+    size_t h;
+    tp_err ve = tp_varint_decode(p + 1, avail - 1, &blen, &h);
+    if (ve == TP_ERR_TRUNCATED)
+        return 0;
+    char why[200];
+    if (ve || blen > TP_GW_HELLO_MAX) {
+        snprintf(why, sizeof why, "the hello's length is not a varint of at most %u", TP_GW_HELLO_MAX);
+        *closed = conn_refuse(s, c, TP_GW_REFUSE_BAD_HELLO, why) != 0;
+        return -1;
+    }
+    if (1 + h + blen > avail)
+        return 0;
+    *used = 1 + h + (size_t)blen;
+    if (p[0] < TP_GW_VERSION) {
+        snprintf(why, sizeof why, "protocol version %u is not supported; this server speaks version %u", p[0],
+                 TP_GW_VERSION);
+        *closed = conn_refuse(s, c, TP_GW_REFUSE_VERSION, why) != 0;
+        return -1;
+    }
+    const uint8_t *b = p + 1 + h, *end = b + blen, *tok = NULL, *id = NULL;
+    size_t toklen = 0, idlen = 0;
+    uint64_t vehicles = 0;
+    const char *bad = NULL;
+    while (b < end && !bad) {
+        uint64_t key, v;
+        size_t u;
+        if (tp_varint_decode(b, (size_t)(end - b), &key, &u) != TP_OK) {
+            bad = "a field key is not a varint";
+            break;
+        }
+        b += u;
+        unsigned wt = (unsigned)(key & 7);
+        uint64_t field = key >> 3;
+        const uint8_t *val = b;
+        if (wt == 0 || wt == 2) {
+            if (tp_varint_decode(b, (size_t)(end - b), &v, &u) != TP_OK) {
+                bad = "a field value is not a varint";
+                break;
+            }
+            b += u;
+            if (wt == 2) {
+                if (v > (uint64_t)(end - b)) {
+                    bad = "a field is longer than the hello";
+                    break;
+                }
+                val = b;
+                b += v;
+            }
+        } else if (wt == 1 || wt == 5) {
+            size_t k = wt == 1 ? 8 : 4;
+            if ((size_t)(end - b) < k) {
+                bad = "a fixed-size field is cut off";
+                break;
+            }
+            b += k;
+            v = 0;
+        } else {
+            bad = "a field has wire type 3, 4, 6 or 7";
+            break;
+        }
+        if (field == 1 || field == 2) {
+            if (wt != 2) {
+                bad = "token or gateway_id is not length-delimited";
+            } else if (field == 1) {
+                tok = val;
+                toklen = (size_t)v;
+            } else {
+                id = val;
+                idlen = (size_t)v;
+            }
+        } else if (field == 3) {
+            if (wt != 0)
+                bad = "vehicles is not a varint";
+            else
+                vehicles = v;
+        }
+    }
+    if (!bad && id && !hello_id_ok(id, idlen))
+        bad = "gateway_id must be 1..64 characters of A-Z a-z 0-9 . _ : / -";
+    if (bad) {
+        snprintf(why, sizeof why, "malformed hello: %s", bad);
+        *closed = conn_refuse(s, c, TP_GW_REFUSE_BAD_HELLO, why) != 0;
+        return -1;
+    }
+    if (id) {
+        memcpy(c->gw_id, id, idlen);
+        c->gw_id[idlen] = 0;
+        size_t pl = strlen(c->peer);
+        snprintf(c->peer + pl, sizeof c->peer - pl, " (gateway %s)", c->gw_id);
+    }
+    if (s->o.auth) {
+        if (!tok || !toklen) {
+            *closed = conn_refuse(s, c, TP_GW_REFUSE_AUTH_REQUIRED,
+                                  "this server requires authentication: send a token in the hello") != 0;
+            return -1;
+        }
+        c->identity = s->o.auth->find(s->o.auth->ctx, (const char *)tok, toklen);
+        if (c->identity < 0) {
+            *closed = conn_refuse(s, c, TP_GW_REFUSE_AUTH_FAILED, "unknown token") != 0;
+            return -1;
+        }
+    }
+    /* the suggested window: a batch per vehicle in flight, within 64 KiB .. max_window_bytes */
+    if (vehicles == 0)
+        vehicles = 64;
+    if (vehicles > 1000000000u)
+        vehicles = 1000000000u;
+    uint64_t wb = vehicles * s->o.batch_records * 100u;
+    if (wb < 64u * 1024u)
+        wb = 64u * 1024u;
+    if (wb > s->o.max_window_bytes)
+        wb = s->o.max_window_bytes;
+    uint8_t body[128];
+    size_t n = 0;
+    n += pb_varint(body + n, 1, 0);
+    n += pb_varint(body + n, 3, s->o.max_record_bytes);
+    n += pb_varint(body + n, 4, wb / 100u);
+    n += pb_varint(body + n, 5, wb);
+    n += pb_varint(body + n, 6, s->o.batch_records);
+    n += pb_varint(body + n, 7, s->o.linger_ms);
+    n += pb_varint(body + n, 8, (uint64_t)s->o.heartbeat_ms);
+    n += pb_varint(body + n, 9, (uint64_t)s->o.idle_timeout_ms);
+    out_hello(c, body, n);
+    c->state = ST_V2;
+    s->nv2++;
+    tp_log(TP_LOG_DEBUG, "gateway", "protocol v2 session with %s", c->peer);
+    return 1;
+}
+
 /* Offers every complete frame in c's buffer. Returns 0, or -1 if c was closed. */
 static int conn_parse(tp_gateway_server *s, conn *c)
 {
+    static const uint8_t magic[4] = {TP_GW_MAGIC0, TP_GW_MAGIC1, TP_GW_MAGIC2, TP_GW_MAGIC3};
     size_t pos = 0;
-    char why[160];
-    while (!s->paused && pos < c->len) {
+    char why[200];
+    while (!s->paused && !c->closing && !c->out_blocked && pos < c->len) {
+        const uint8_t *p = c->buf + pos;
+        size_t avail = c->len - pos;
+        if (c->skip) { /* the rest of a too large record */
+            size_t n = avail < c->skip ? avail : (size_t)c->skip;
+            c->skip -= n;
+            pos += n;
+            continue;
+        }
+        if (c->state == ST_NEW) {
+            size_t k = 0;
+            while (k < avail && k < 4 && p[k] == magic[k])
+                k++;
+            if (k == 4) {
+                c->state = ST_HELLO;
+                pos += 4;
+                continue;
+            }
+            if (k == avail)
+                break; /* a prefix of the magic so far */
+            if (s->o.auth) {
+                s->refused[TP_GW_REFUSE_V1]++;
+                conn_fail(s, c, TP_GW_CLOSE_REFUSED,
+                          "protocol v1 (no handshake) is refused because authentication is required; the gateway "
+                          "must speak protocol v2 with a token");
+                return -1;
+            }
+            c->state = ST_V1;
+            continue;
+        }
+        if (c->state == ST_HELLO) {
+            size_t used = 0;
+            int closed;
+            int r = conn_hello(s, c, p, avail, &used, &closed);
+            if (r == 0)
+                break;
+            if (r < 0)
+                return closed ? -1 : 0;
+            pos += used;
+            continue;
+        }
+        if (c->state == ST_V1) {
+            uint64_t v;
+            size_t h;
+            tp_err ve = tp_varint_decode(p, avail, &v, &h);
+            if (ve == TP_ERR_TRUNCATED)
+                break;
+            if (ve) {
+                snprintf(why, sizeof why, "length prefix of record %llu is not a varint of at most 10 bytes",
+                         (unsigned long long)c->received + 1);
+                conn_fail(s, c, TP_GW_CLOSE_PROTOCOL, why);
+                return -1;
+            }
+            if (v > s->o.max_record_bytes) {
+                snprintf(why, sizeof why, "record %llu has length prefix %llu, above the maximum record size %zu",
+                         (unsigned long long)c->received + 1, (unsigned long long)v, s->o.max_record_bytes);
+                s->rejected[TP_GW_REJECT_TOO_LARGE]++;
+                conn_fail(s, c, TP_GW_CLOSE_PROTOCOL, why);
+                return -1;
+            }
+            if (h + v > avail)
+                break;
+            tp_record r;
+            tp_err e = tp_record_decode(p + h, (size_t)v, &r);
+            if (e) {
+                snprintf(why, sizeof why, "record %llu (%llu bytes) is not a VehicleRecord: %s",
+                         (unsigned long long)c->received + 1, (unsigned long long)v, tp_strerror(e));
+                s->rejected[TP_GW_REJECT_MALFORMED]++;
+                conn_fail(s, c, TP_GW_CLOSE_PROTOCOL, why);
+                return -1;
+            }
+            int t = conn_take(s, c, &r, h + (size_t)v);
+            if (t < 0)
+                return -1;
+            if (t > 0)
+                break;
+            pos += h + (size_t)v;
+            continue;
+        }
+        /* ST_V2: [type][varint length][payload] */
         uint64_t v;
         size_t h;
-        tp_err ve = tp_varint_decode(c->buf + pos, c->len - pos, &v, &h);
+        tp_err ve = tp_varint_decode(p + 1, avail - 1, &v, &h);
         if (ve == TP_ERR_TRUNCATED)
             break;
         if (ve) {
-            snprintf(why, sizeof why, "length prefix of record %llu is not a varint of at most 10 bytes",
+            snprintf(why, sizeof why, "protocol error: the length of frame %llu+ is not a varint of at most 10 bytes",
                      (unsigned long long)c->received + 1);
-            conn_close(s, c, 1, why);
-            return -1;
+            return conn_goodbye(s, c, TP_GW_BYE_PROTOCOL, TP_GW_CLOSE_PROTOCOL, why) ? -1 : 0;
+        }
+        if (p[0] == TP_GW_FRAME_HEARTBEAT) {
+            if (v != 0)
+                return conn_goodbye(s, c, TP_GW_BYE_PROTOCOL, TP_GW_CLOSE_PROTOCOL,
+                                    "protocol error: a heartbeat frame with a payload") ? -1 : 0;
+            s->heartbeats_in++;
+            pos += 1 + h;
+            continue;
+        }
+        if (p[0] != TP_GW_FRAME_RECORD) {
+            snprintf(why, sizeof why, "protocol error: unknown frame type 0x%02x after record %llu", p[0],
+                     (unsigned long long)c->received);
+            return conn_goodbye(s, c, TP_GW_BYE_PROTOCOL, TP_GW_CLOSE_PROTOCOL, why) ? -1 : 0;
+        }
+        if (OUT_CAP - out_used(c) < OUT_RESERVE + REJECT_MAX) {
+            c->out_blocked = 1; /* a reject might not fit: wait until the gateway reads */
+            break;
         }
         if (v > s->o.max_record_bytes) {
-            snprintf(why, sizeof why, "record %llu has length prefix %llu, above the maximum record size %zu",
-                     (unsigned long long)c->received + 1, (unsigned long long)v, s->o.max_record_bytes);
-            conn_close(s, c, 1, why);
-            return -1;
+            snprintf(why, sizeof why, "record of %llu bytes, above the maximum record size %zu",
+                     (unsigned long long)v, s->o.max_record_bytes);
+            if (conn_reject(s, c, TP_GW_REJECT_TOO_LARGE, why) != 0)
+                return -1;
+            pos += 1 + h;
+            c->skip = v;
+            continue;
         }
-        if (h + v > c->len - pos)
+        if (1 + h + v > avail)
             break;
         tp_record r;
-        tp_err e = tp_record_decode(c->buf + pos + h, (size_t)v, &r);
+        tp_err e = tp_record_decode(p + 1 + h, (size_t)v, &r);
+        int rj = 0;
         if (e) {
-            snprintf(why, sizeof why, "record %llu (%llu bytes) is not a VehicleRecord: %s",
-                     (unsigned long long)c->received + 1, (unsigned long long)v, tp_strerror(e));
-            conn_close(s, c, 1, why);
+            rj = conn_reject(s, c, TP_GW_REJECT_MALFORMED, "not a VehicleRecord");
+        } else if (s->o.max_event_skew_ms >= 0 && (r.sampled_at_ms < s->wall_now - s->o.max_event_skew_ms ||
+                                                   r.sampled_at_ms > s->wall_now + s->o.max_event_skew_ms)) {
+            snprintf(why, sizeof why, "sampled_at_ms %lld is more than %lld days from now",
+                     (long long)r.sampled_at_ms, (long long)(s->o.max_event_skew_ms / 86400000));
+            rj = conn_reject(s, c, TP_GW_REJECT_EVENT_TIME, why);
+        } else if (s->o.auth && s->o.auth->allows && c->identity >= 0 &&
+                   !s->o.auth->allows(s->o.auth->ctx, c->identity, r.vehicle_id)) {
+            snprintf(why, sizeof why, "vehicle %llu is not allowed for this gateway's credentials",
+                     (unsigned long long)r.vehicle_id);
+            rj = conn_reject(s, c, TP_GW_REJECT_VEHICLE, why);
+        } else {
+            int t = conn_take(s, c, &r, tp_varint_size(v) + (size_t)v);
+            if (t < 0)
+                return -1;
+            if (t > 0)
+                break;
+        }
+        if (rj)
             return -1;
-        }
-        uint32_t next_no = c->head_no + c->nblocks;
-        int fresh = !(c->block_open && ring_at(c, c->nblocks - 1)->count < s->o.block_records);
-        tp_batch_tag tag = {c->slot, s->slots[c->slot].generation, fresh ? next_no : next_no - 1, 1};
-        if (fresh && ring_reserve(c) != 0) { /* the push below must not fail once the record is taken */
-            conn_close(s, c, 1, "out of memory");
-            return -1;
-        }
-        e = s->on_record(s->ctx, &r, (size_t)h + (size_t)v, &tag);
-        if (e == TP_ERR_AGAIN) {
-            s->paused = 1;
-            s->pauses++;
-            break;
-        }
-        if (e) {
-            snprintf(why, sizeof why, "record %llu could not be taken: %s", (unsigned long long)c->received + 1,
-                     tp_strerror(e));
-            conn_close(s, c, 1, why);
-            return -1;
-        }
-        if (fresh)
-            ring_push(c);
-        block *b = ring_at(c, c->nblocks - 1);
-        b->count++;
-        b->pending++;
-        c->received++;
-        s->pending++;
-        s->records_in++;
-        s->bytes_in += (size_t)h + (size_t)v;
-        pos += (size_t)h + (size_t)v;
+        pos += 1 + h + (size_t)v;
     }
+    if (c->closing)
+        return 0;
     if (pos) {
         memmove(c->buf, c->buf + pos, c->len - pos);
         c->len -= pos;
@@ -526,19 +1162,20 @@ static int conn_parse(tp_gateway_server *s, conn *c)
 static void conn_eof(tp_gateway_server *s, conn *c)
 {
     char why[160];
-    if (c->len > 0) {
-        snprintf(why, sizeof why, "peer closed in the middle of record %llu (%zu bytes of it received)",
+    if (c->len > 0 || c->skip) {
+        snprintf(why, sizeof why, "peer closed in the middle of %s %llu (%zu bytes of it received)",
+                 c->state == ST_NEW || c->state == ST_HELLO ? "the hello, before record" : "record",
                  (unsigned long long)c->received + 1, c->len);
-        conn_close(s, c, 1, why);
+        conn_fail(s, c, TP_GW_CLOSE_IO, why);
         return;
     }
     c->eof = 1;
     seal(s, c);
-    if (c->acked == c->received) {
+    if (c->acked == c->received && c->out_off == c->out_len && c->acked <= c->ack_sent) {
         conn_close(s, c, 0, "end of stream, everything acked");
         return;
     }
-    conn_update_events(s, c);
+    conn_flush_out(s, c);
 }
 
 static void conn_read(tp_gateway_server *s, conn *c)
@@ -552,54 +1189,21 @@ static void conn_read(tp_gateway_server *s, conn *c)
             return;
         char why[128];
         snprintf(why, sizeof why, "read failed: %s", strerror(errno));
-        conn_close(s, c, 1, why);
+        conn_fail(s, c, TP_GW_CLOSE_IO, why);
         return;
     }
     if (n == 0) {
         conn_eof(s, c);
         return;
     }
+    c->last_rx = s->now;
     c->len += (size_t)n;
-    if (conn_parse(s, c) != 0)
+    if (conn_parse_seal(s, c) != 0)
         return;
-    seal(s, c);
-    if (s->paused) { /* backpressure: stop reading every connection */
-        for (uint32_t i = 0; i < s->nslots; i++)
-            if (s->slots[i].c)
-                conn_update_events(s, s->slots[i].c);
-    }
-}
-
-/* Writes c's pending ack; returns -1 if c was closed. */
-static int conn_write_ack(tp_gateway_server *s, conn *c)
-{
-    for (;;) {
-        if (c->out_off == c->out_len) {
-            if (c->acked <= c->ack_sent)
-                break;
-            c->out_len = (uint8_t)tp_varint_encode(c->acked, c->out);
-            c->out_off = 0;
-            c->ack_sent = c->acked;
-        }
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            if (errno == EINTR)
-                continue;
-            char why[128];
-            snprintf(why, sizeof why, "sending an ack failed: %s", strerror(errno));
-            conn_close(s, c, !c->eof, why);
-            return -1;
-        }
-        c->out_off += (uint8_t)n;
-    }
-    if (c->eof && c->acked == c->received && c->out_off == c->out_len) {
-        conn_close(s, c, 0, "end of stream, everything acked");
-        return -1;
-    }
-    conn_update_events(s, c);
-    return 0;
+    if (c->out_off < c->out_len) /* a hello or rejects to send */
+        conn_flush_out(s, c);
+    else
+        conn_update_events(s, c);
 }
 
 void tp_gateway_server_flush_acks(tp_gateway_server *s)
@@ -608,7 +1212,7 @@ void tp_gateway_server_flush_acks(tp_gateway_server *s)
         conn *c = s->dirty;
         s->dirty = c->dirty_next;
         c->dirty = 0;
-        conn_write_ack(s, c);
+        conn_flush_out(s, c);
     }
 }
 
@@ -626,12 +1230,62 @@ void tp_gateway_server_complete(tp_gateway_server *s, const tp_batch_tag *t)
         advance(s, c);
 }
 
+/* Idle timeout, hello timeout, heartbeats, closing connections that do not read their goodbye. */
+static void sweep(tp_gateway_server *s)
+{
+    int64_t idle = s->o.idle_timeout_ms;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        conn *c = s->slots[i].c;
+        if (!c)
+            continue;
+        if (c->closing) {
+            if (s->now - c->closing_since > CLOSE_GRACE_MS)
+                conn_close(s, c, 0, "the gateway did not read our last frame in time");
+            continue;
+        }
+        if (!c->family)
+            continue; /* adopted local sockets (--from replay) have no timeouts */
+        char why[160];
+        if (c->state == ST_NEW || c->state == ST_HELLO) {
+            int64_t lim = TP_GW_HELLO_TIMEOUT_MS;
+            if (idle && idle < lim)
+                lim = idle;
+            if (s->now - c->opened > lim && !s->paused && !s->stopped) {
+                snprintf(why, sizeof why, "no hello and no record within %lld ms", (long long)lim);
+                conn_fail(s, c, TP_GW_CLOSE_IDLE, why);
+            }
+            continue;
+        }
+        if (idle && !s->paused && !s->stopped && !c->out_blocked && !c->eof && s->now - c->last_rx > idle) {
+            if (c->state == ST_V2) {
+                snprintf(why, sizeof why, "idle timeout: nothing received for %lld ms (send heartbeats)",
+                         (long long)idle);
+                conn_goodbye(s, c, TP_GW_BYE_IDLE, TP_GW_CLOSE_IDLE, why);
+                continue;
+            }
+            if (c->acked == c->received && c->len == 0) {
+                snprintf(why, sizeof why, "idle timeout: nothing received for %lld ms", (long long)idle);
+                conn_fail(s, c, TP_GW_CLOSE_IDLE, why);
+                continue;
+            }
+        }
+        if (c->state == ST_V2 && s->now - c->last_tx >= s->o.heartbeat_ms && out_used(c) == 0) {
+            out_frame(c, TP_GW_FRAME_SERVER_HEARTBEAT, NULL, 0, NULL, 0);
+            conn_flush_out(s, c);
+        }
+    }
+}
+
 tp_err tp_gateway_server_poll(tp_gateway_server *s, int timeout_ms)
 {
     struct epoll_event evs[MAX_EVENTS];
+    if (timeout_ms < 0 || timeout_ms > SWEEP_MS)
+        timeout_ms = SWEEP_MS;
     int n = epoll_wait(s->ep, evs, MAX_EVENTS, timeout_ms);
-    if (n < 0)
-        return errno == EINTR ? TP_OK : TP_ERR_IO;
+    if (n < 0 && errno != EINTR)
+        return TP_ERR_IO;
+    s->now = mono_ms();
+    s->wall_now = wall_ms();
     for (int i = 0; i < n; i++) {
         uint64_t id = evs[i].data.u64;
         if (id == EV_WAKE) {
@@ -650,7 +1304,7 @@ tp_err tp_gateway_server_poll(tp_gateway_server *s, int timeout_ms)
         if (!c)
             continue; /* closed earlier in this round */
         uint32_t e = evs[i].events;
-        if ((e & EPOLLOUT) && conn_write_ack(s, c) != 0)
+        if ((e & EPOLLOUT) && conn_flush_out(s, c) != 0)
             continue;
         if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
             if (conn_reading(s, c)) {
@@ -659,6 +1313,10 @@ tp_err tp_gateway_server_poll(tp_gateway_server *s, int timeout_ms)
                 conn_close(s, c, 0, "peer went away before all acks were sent; it resends what was not acked");
             }
         }
+    }
+    if (s->now - s->last_sweep >= SWEEP_MS) {
+        s->last_sweep = s->now;
+        sweep(s);
     }
     return TP_OK;
 }
@@ -675,16 +1333,21 @@ void tp_gateway_server_resume(tp_gateway_server *s)
     if (!s->paused)
         return;
     s->paused = 0;
-    for (uint32_t i = 0; i < s->nslots && !s->paused; i++) {
-        conn *c = s->slots[i].c;
-        if (c && c->len && !c->eof && !s->stopped) {
-            if (conn_parse(s, c) == 0)
-                seal(s, c);
-        }
-    }
+    s->now = mono_ms();
     for (uint32_t i = 0; i < s->nslots; i++)
         if (s->slots[i].c)
-            conn_update_events(s, s->slots[i].c);
+            s->slots[i].c->last_rx = s->now; /* silence while we did not read is ours */
+    for (uint32_t i = 0; i < s->nslots && !s->paused; i++) {
+        conn *c = s->slots[i].c;
+        if (c && c->len && conn_reading(s, c)) {
+            if (conn_parse(s, c) == 0) {
+                seal(s, c);
+                if (c->out_off < c->out_len)
+                    conn_flush_out(s, c);
+            }
+        }
+    }
+    update_all_events(s);
 }
 
 int tp_gateway_server_paused(const tp_gateway_server *s)
@@ -704,16 +1367,25 @@ void tp_gateway_server_stop_accepting(tp_gateway_server *s)
 void tp_gateway_server_stop_reading(tp_gateway_server *s)
 {
     s->stopped = 1;
-    for (uint32_t i = 0; i < s->nslots; i++)
-        if (s->slots[i].c)
-            conn_update_events(s, s->slots[i].c);
+    update_all_events(s);
 }
 
 void tp_gateway_server_close_all(tp_gateway_server *s)
 {
-    for (uint32_t i = 0; i < s->nslots; i++)
-        if (s->slots[i].c)
-            conn_close(s, s->slots[i].c, 0, "server shutting down");
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        conn *c = s->slots[i].c;
+        if (!c)
+            continue;
+        if (c->state == ST_V2 && !c->closing && OUT_CAP - out_used(c) >= 64) { /* best effort, never blocks */
+            out_ack(c);
+            uint8_t v = TP_GW_BYE_SHUTTING_DOWN;
+            static const char why[] = "server shutting down";
+            out_frame(c, TP_GW_FRAME_GOODBYE, &v, 1, why, sizeof why - 1);
+            ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)n;
+        }
+        conn_close(s, c, 0, "server shutting down");
+    }
 }
 
 void tp_gateway_server_stats_get(const tp_gateway_server *s, tp_gateway_server_stats *st)
@@ -728,4 +1400,9 @@ void tp_gateway_server_stats_get(const tp_gateway_server *s, tp_gateway_server_s
     st->records_pending = s->pending;
     st->paused = s->paused;
     st->pauses = s->pauses;
+    st->connections_v2 = s->nv2;
+    memcpy(st->rejected, s->rejected, sizeof st->rejected);
+    memcpy(st->refused, s->refused, sizeof st->refused);
+    memcpy(st->closed, s->closed, sizeof st->closed);
+    st->heartbeats_in = s->heartbeats_in;
 }

@@ -1,6 +1,8 @@
 /* The ingest side of the gateway protocol (docs/GATEWAY.md): one epoll loop over non-blocking TCP connections that
- * reads varint length-prefixed VehicleRecord messages, hands each decoded record to a callback with a tag, and
- * sends each connection a cumulative ack once every record up to it has been reported durable. */
+ * reads VehicleRecord messages (v1: varint length-prefixed; v2: a handshake, then typed frames), hands each decoded
+ * record to a callback with a tag, and sends each connection a cumulative ack once every record up to it has been
+ * reported durable. v2 connections also get per-record rejects, heartbeats and a goodbye with a reason; every
+ * connection is subject to the idle timeout and the per-address cap. */
 #ifndef TELEPACK_GATEWAY_SERVER_H
 #define TELEPACK_GATEWAY_SERVER_H
 
@@ -11,12 +13,85 @@
 #include "telepack/error.h"
 #include "telepack/record.h"
 
+/* Protocol v2 codes (docs/GATEWAY.md). */
+#define TP_GW_MAGIC0 0xD4u
+#define TP_GW_MAGIC1 0xD0u
+#define TP_GW_MAGIC2 0xC7u
+#define TP_GW_MAGIC3 0x57u
+#define TP_GW_VERSION 2u
+#define TP_GW_HELLO_MAX 1024u        /* largest hello body, both directions */
+#define TP_GW_HELLO_TIMEOUT_MS 10000 /* a gateway's hello must arrive within this (or the idle timeout) */
+
+#define TP_GW_FRAME_RECORD 0x01u
+#define TP_GW_FRAME_HEARTBEAT 0x02u
+#define TP_GW_FRAME_ACK 0x81u
+#define TP_GW_FRAME_REJECT 0x82u
+#define TP_GW_FRAME_SERVER_HEARTBEAT 0x83u
+#define TP_GW_FRAME_GOODBYE 0x84u
+
+typedef enum tp_gw_reject { /* REJECT codes */
+    TP_GW_REJECT_MALFORMED = 1,
+    TP_GW_REJECT_TOO_LARGE = 2,
+    TP_GW_REJECT_VEHICLE = 3,
+    TP_GW_REJECT_EVENT_TIME = 4,
+    TP_GW_REJECT__COUNT
+} tp_gw_reject;
+
+typedef enum tp_gw_refusal { /* ServerHello status */
+    TP_GW_HELLO_OK = 0,
+    TP_GW_REFUSE_VERSION = 1,
+    TP_GW_REFUSE_BAD_HELLO = 2,
+    TP_GW_REFUSE_AUTH_REQUIRED = 3,
+    TP_GW_REFUSE_AUTH_FAILED = 4,
+    TP_GW_REFUSE_SHUTTING_DOWN = 5,
+    TP_GW_REFUSE_V1 = 6,        /* not a wire code: a v1 connection while authentication is required */
+    TP_GW_REFUSE__COUNT
+} tp_gw_refusal;
+
+typedef enum tp_gw_goodbye { /* GOODBYE codes */
+    TP_GW_BYE_PROTOCOL = 1,
+    TP_GW_BYE_IDLE = 2,
+    TP_GW_BYE_SHUTTING_DOWN = 3
+} tp_gw_goodbye;
+
+/* Why connections were closed by the server (telepack_ingest_connections_closed_total{reason}). */
+typedef enum tp_gw_close {
+    TP_GW_CLOSE_IDLE = 0,        /* idle timeout, or no hello in time */
+    TP_GW_CLOSE_PER_IP,          /* --max-conns-per-ip */
+    TP_GW_CLOSE_MAX_CONNS,       /* the connection limit */
+    TP_GW_CLOSE_PROTOCOL,        /* a framing error (v2) or a bad record (v1) */
+    TP_GW_CLOSE_REFUSED,         /* handshake refused */
+    TP_GW_CLOSE_IO,              /* read/write failure, or the peer went away mid-frame */
+    TP_GW_CLOSE__COUNT
+} tp_gw_close;
+
+const char *tp_gw_reject_name(tp_gw_reject r);   /* "malformed", "too_large", ... */
+const char *tp_gw_refusal_name(tp_gw_refusal r); /* "unsupported_version", ..., "v1_not_allowed" */
+const char *tp_gw_close_name(tp_gw_close r);     /* "idle_timeout", "per_ip_limit", ... */
+
+/* Authentication of v2 gateways (a token file: find = token -> identity index or -1; allows = may that identity
+ * send records of this vehicle). With an auth set, v1 connections and hellos without a known token are refused. */
+typedef struct tp_gateway_auth {
+    void *ctx;
+    int (*find)(void *ctx, const char *token, size_t len);
+    int (*allows)(void *ctx, int identity, uint64_t vehicle_id);
+} tp_gateway_auth;
+
 typedef struct tp_gateway_server_opts {
     const char *listen;         /* "HOST:PORT" (port 0: any free port); NULL: no listening socket */
     size_t max_record_bytes;    /* largest record accepted (default TP_DEFAULT_MAX_RECORD_BYTES) */
     size_t conn_buffer_bytes;   /* read buffer per connection (default 64 KiB, at least max_record_bytes + 10) */
     uint32_t max_connections;   /* connections beyond this are refused with a log line (default 4096) */
     uint32_t block_records;     /* records per arrival block of the ack watermark (default 1024) */
+    uint32_t max_conns_per_ip;  /* connections from one source address (default 64; AF_UNIX fds are exempt) */
+    int idle_timeout_ms;        /* close connections silent this long (default 60000; v1 only when all acked) */
+    int heartbeat_ms;           /* v2: send a heartbeat after this long without sending (default idle / 3) */
+    int64_t max_event_skew_ms;  /* v2: reject records sampled further than this from now (default 3653 days;
+                                   negative: no bound) */
+    uint32_t batch_records;     /* advertised in the ServerHello and used for the suggested window (default 200) */
+    uint32_t linger_ms;         /* advertised (default 1000) */
+    size_t max_window_bytes;    /* cap of the suggested window (default 64 MiB) */
+    const tp_gateway_auth *auth; /* NULL: no authentication; must outlive the server */
 } tp_gateway_server_opts;
 
 void tp_gateway_server_opts_init(tp_gateway_server_opts *o);
@@ -38,6 +113,11 @@ typedef struct tp_gateway_server_stats {
     uint64_t records_pending;   /* records of open connections taken but not yet acknowledged */
     int paused;                 /* reading paused for backpressure */
     uint64_t pauses;            /* times reading was paused for backpressure */
+    uint32_t connections_v2;    /* open connections past a v2 handshake */
+    uint64_t rejected[TP_GW_REJECT__COUNT];     /* records set aside (v2) or closing their connection (v1), by code */
+    uint64_t refused[TP_GW_REFUSE__COUNT];      /* handshakes refused, by status */
+    uint64_t closed[TP_GW_CLOSE__COUNT];        /* connections closed by the server, by reason */
+    uint64_t heartbeats_in;     /* v2 heartbeat frames received */
 } tp_gateway_server_stats;
 
 /* Binds and listens (when opts->listen is set). Errors: TP_ERR_INVALID_ARG (bad HOST:PORT), TP_ERR_IO (bind/listen
@@ -82,7 +162,8 @@ void tp_gateway_server_close_all(tp_gateway_server *s);
 
 void tp_gateway_server_stats_get(const tp_gateway_server *s, tp_gateway_server_stats *st);
 
-/* Splits "HOST:PORT" or "[V6]:PORT" (also ":PORT" = all interfaces) into host (NULL for any) and port. */
+/* Splits "HOST:PORT" or "[V6]:PORT" (also ":PORT" = all interfaces; host "") into host and port, by
+ * tp_hostport_parse (common/hostport.h): a bare IPv6 address such as "::1:7070" is refused. */
 tp_err tp_gateway_parse_hostport(const char *s, char *host, size_t hostlen, char *port, size_t portlen);
 
 #endif

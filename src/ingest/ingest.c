@@ -75,6 +75,8 @@ void tp_ingest_opts_init(tp_ingest_opts *o)
     o->layout = TP_LAYOUT_COLUMNS;
     o->max_record_bytes = TP_DEFAULT_MAX_RECORD_BYTES;
     o->max_connections = 4096;
+    o->max_conns_per_ip = 64;
+    o->idle_timeout_ms = 60000;
     o->compact_headers = 1;
     tp_ingest_opts_pack_by(o, TP_PACK_BY_PARTITION);
 }
@@ -83,7 +85,7 @@ void tp_ingest_opts_pack_by(tp_ingest_opts *o, tp_pack_by by)
 {
     o->pack_by = by;
     /* Per partition: 10000 records of 250 vehicles keep ~40-record runs per vehicle in a replay (4.2 B/record,
-     * fewer than per-vehicle packs of 200), and a pack's column content is at most 160 + 63 x 10000 bytes, so its
+     * fewer than per-vehicle packs of 200), and a pack's column content is at most 260 + 63 x 10000 bytes, so its
      * message stays below Kafka's 1 MB limit whatever the records hold. */
     o->batch.max_records = by == TP_PACK_BY_PARTITION ? 10000 : 200;
     o->batch.max_bytes = by == TP_PACK_BY_PARTITION ? 1024u * 1024u : 256u * 1024u;
@@ -239,7 +241,7 @@ tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, 
         errlen = sizeof scratch;
     }
     if (!opts->topic || !opts->topic[0]) {
-        snprintf(errbuf, errlen, "no Kafka topic given; pass --topic NAME");
+        snprintf(errbuf, errlen, "no Kafka topic given: tp_ingest_opts.topic is empty");
         return TP_ERR_INVALID_ARG;
     }
     if (opts->pack_by != TP_PACK_BY_PARTITION && opts->pack_by != TP_PACK_BY_VEHICLE) {
@@ -272,6 +274,12 @@ tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, 
     so.listen = ing->o.listen;
     so.max_record_bytes = ing->o.max_record_bytes;
     so.max_connections = ing->o.max_connections;
+    so.max_conns_per_ip = ing->o.max_conns_per_ip;
+    so.idle_timeout_ms = ing->o.idle_timeout_ms;
+    so.batch_records = ing->o.batch.max_records ? ing->o.batch.max_records : so.batch_records;
+    so.linger_ms = ing->o.batch.linger_ms >= 0 ? (uint32_t)ing->o.batch.linger_ms : so.linger_ms;
+    so.max_window_bytes = ing->o.batch.max_buffered_bytes ? ing->o.batch.max_buffered_bytes / 4 : so.max_window_bytes;
+    so.auth = ing->o.auth;
     e = tp_gateway_server_new(&so, on_record, ing, &ing->srv, errbuf, errlen);
     if (e) {
         tp_ingest_free(ing);
@@ -341,7 +349,13 @@ static void publish_stats(tp_ingest *ing)
     if (m) { /* totals kept here are mirrored into the counters */
         tp_counter_set(m->records, gs.records_in);
         tp_counter_set(m->bytes_in, gs.bytes_in);
-        tp_counter_set(m->records_rejected, gs.closed_on_error);
+        for (int i = 1; i < TP_GW_REJECT__COUNT; i++)
+            tp_counter_set(m->records_rejected[i], gs.rejected[i]);
+        for (int i = 0; i < TP_GW_CLOSE__COUNT; i++)
+            tp_counter_set(m->gateway_closes[i], gs.closed[i]);
+        for (int i = 1; i < TP_GW_REFUSE__COUNT; i++)
+            tp_counter_set(m->gateway_refusals[i], gs.refused[i]);
+        tp_gauge_set(m->gateways_v2, (double)gs.connections_v2);
         tp_counter_set(m->backpressure, gs.pauses);
         tp_counter_set(m->flush_records, bs.flushed_records);
         tp_counter_set(m->flush_bytes, bs.flushed_bytes);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "ingest/batcher.h"
+#include "ingest/gateway_server.h"
 #include "ops/worker_metrics.h"
 #include "telepack/error.h"
 #include "telepack/pack.h"
@@ -34,6 +35,9 @@ typedef struct tp_ingest_opts {
     tp_layout layout;               /* default TP_LAYOUT_COLUMNS (pbpack v2); TP_LAYOUT_ROWS = standard protobuf */
     size_t max_record_bytes;        /* default TP_DEFAULT_MAX_RECORD_BYTES */
     uint32_t max_connections;       /* default 4096 */
+    uint32_t max_conns_per_ip;      /* connections from one source address (default 64) */
+    int idle_timeout_ms;            /* close silent gateway connections (default 60000; 0 = never) */
+    const tp_gateway_auth *auth;    /* gateway authentication, or NULL (gateway_server.h); must outlive the worker */
     const tp_ingest_metrics *metrics; /* Prometheus handles to update (worker_metrics.h), or NULL; must outlive
                                          the worker */
     tp_metrics *kafka_metrics;      /* registry for the producer's librdkafka statistics (kafka_stats.h,

@@ -1,6 +1,9 @@
 /* Kafka producer glue: configuration, zero-copy produce with pack headers, a poll thread for delivery reports,
- * and librdkafka's fatal-error state (see DESIGN.md on 2.0.2's idempotent-producer pitfalls). */
+ * and librdkafka's fatal-error state (docs/E2E.md: the idempotent producer of librdkafka 2.0.2 after a broker
+ * restart). */
 #include "kafka/producer.h"
+
+#include "kafka/kafka_conf.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -93,6 +96,19 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
             p->on_fatal(p->ctx);
         return;
     }
+    if (tp_kafka_err_is_config(err)) {
+        /* Not let in (credentials, TLS, ACLs): retrying with the same settings cannot deliver anything. */
+        pthread_mutex_lock(&p->mu);
+        snprintf(p->fatal_msg, sizeof p->fatal_msg,
+                 "Kafka did not let the producer in: %s (%s); check security.protocol and the sasl.* and ssl.* "
+                 "settings", reason, rd_kafka_err2name((rd_kafka_resp_err_t)err));
+        pthread_mutex_unlock(&p->mu);
+        atomic_store(&p->fatal, 1);
+        tp_log(TP_LOG_ERROR, "kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+        if (p->on_fatal)
+            p->on_fatal(p->ctx);
+        return;
+    }
     tp_log(TP_LOG_WARN, "kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
@@ -102,12 +118,6 @@ static int on_stats_json(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     tp_producer *p = opaque;
     p->on_stats(p->ctx, json, len);
     return 0; /* librdkafka frees json */
-}
-
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)rk;
-    tp_log(level <= 4 ? TP_LOG_WARN : TP_LOG_DEBUG, "kafka", "%s: %s", fac, buf);
 }
 
 static void *poll_thread(void *arg)
@@ -120,13 +130,7 @@ static void *poll_thread(void *arg)
 
 static tp_err conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errbuf, size_t errlen)
 {
-    char err[256];
-    if (rd_kafka_conf_set(conf, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
-        if (errbuf && errlen)
-            snprintf(errbuf, errlen, "Kafka property %s=%s refused: %s", k, v, err);
-        return TP_ERR_INVALID_ARG;
-    }
-    return TP_OK;
+    return tp_kafka_conf_set(conf, k, v, errbuf, errlen);
 }
 
 tp_err tp_producer_new(const tp_producer_opts *opts, tp_producer_dr_fn dr, void *ctx, tp_producer **out,
@@ -134,7 +138,7 @@ tp_err tp_producer_new(const tp_producer_opts *opts, tp_producer_dr_fn dr, void 
 {
     if (!opts || !dr || !out || !opts->topic || !opts->topic[0]) {
         if (errbuf && errlen)
-            snprintf(errbuf, errlen, "no Kafka topic given; pass --topic NAME");
+            snprintf(errbuf, errlen, "no Kafka topic given: tp_producer_opts.topic is empty");
         return TP_ERR_INVALID_ARG;
     }
     *out = NULL;
@@ -162,27 +166,13 @@ tp_err tp_producer_new(const tp_producer_opts *opts, tp_producer_dr_fn dr, void 
         snprintf(iv, sizeof iv, "%d", opts->stats_interval_ms > 0 ? opts->stats_interval_ms : 5000);
         e = conf_set(conf, "statistics.interval.ms", iv, errbuf, errlen);
     }
-    for (size_t i = 0; !e && i < opts->nkafka_conf; i++) {
-        const char *kv = opts->kafka_conf[i], *eq = strchr(kv, '=');
-        if (!eq || eq == kv) {
-            if (errbuf && errlen)
-                snprintf(errbuf, errlen, "Kafka property '%s' is not key=value; e.g. -X linger.ms=20", kv);
-            e = TP_ERR_INVALID_ARG;
-            break;
-        }
-        char key[256];
-        size_t kl = (size_t)(eq - kv);
-        if (kl >= sizeof key) {
-            if (errbuf && errlen)
-                snprintf(errbuf, errlen, "Kafka property name in '%s' is too long", kv);
-            e = TP_ERR_INVALID_ARG;
-            break;
-        }
-        memcpy(key, kv, kl);
-        key[kl] = 0;
-        e = conf_set(conf, key, eq + 1, errbuf, errlen);
-        if (!e && !strcmp(key, "partitioner"))
-            p->hash = !strncmp(eq + 1, "murmur2", 7) ? 1 : !strncmp(eq + 1, "fnv1a", 5) ? 2 : 0;
+    if (!e)
+        e = tp_kafka_conf_apply(conf, opts->kafka_conf, opts->nkafka_conf, errbuf, errlen);
+    if (!e) { /* the partitioner a one-vehicle pack's key goes through, for tp_producer_vehicle_partition */
+        char part[64] = "";
+        size_t plen = sizeof part;
+        if (rd_kafka_conf_get(conf, "partitioner", part, &plen) == RD_KAFKA_CONF_OK)
+            p->hash = !strncmp(part, "murmur2", 7) ? 1 : !strncmp(part, "fnv1a", 5) ? 2 : 0;
     }
     if (e) {
         rd_kafka_conf_destroy(conf);
@@ -193,7 +183,7 @@ tp_err tp_producer_new(const tp_producer_opts *opts, tp_producer_dr_fn dr, void 
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
     rd_kafka_conf_set_error_cb(conf, on_error);
-    rd_kafka_conf_set_log_cb(conf, on_log);
+    tp_kafka_conf_log(conf); /* librdkafka errors as ERROR, warnings as WARN, notices as INFO */
     if (opts->on_stats)
         rd_kafka_conf_set_stats_cb(conf, on_stats_json);
     char err[512];

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/hostport.h"
 #include "common/log.h"
 
 struct tp_http_server {
@@ -37,41 +38,7 @@ static void set_detail(char *detail, size_t cap, const char *fmt, ...)
 
 tp_err tp_http_parse_listen(const char *listen, char *host, size_t host_cap, uint16_t *port)
 {
-    if (!listen || !host || !host_cap || !port)
-        return TP_ERR_INVALID_ARG;
-    host[0] = '\0';
-    const char *hs = listen, *he, *ps;
-    if (*listen == '[') {
-        hs = listen + 1;
-        he = strchr(hs, ']');
-        if (!he || he[1] != ':')
-            return TP_ERR_PARSE;
-        ps = he + 2;
-    } else {
-        he = strrchr(listen, ':');
-        if (!he)
-            return TP_ERR_PARSE;
-        if (memchr(listen, ':', (size_t)(he - listen))) /* a bare IPv6 address needs brackets */
-            return TP_ERR_PARSE;
-        ps = he + 1;
-    }
-    if (!*ps || strlen(ps) > 5)
-        return TP_ERR_PARSE;
-    unsigned long p = 0;
-    for (const char *c = ps; *c; c++) {
-        if (*c < '0' || *c > '9')
-            return TP_ERR_PARSE;
-        p = p * 10 + (unsigned long)(*c - '0');
-    }
-    if (p > 65535)
-        return TP_ERR_PARSE;
-    size_t hl = (size_t)(he - hs);
-    if (hl >= host_cap)
-        return TP_ERR_FULL;
-    memcpy(host, hs, hl);
-    host[hl] = '\0';
-    *port = (uint16_t)p;
-    return TP_OK;
+    return tp_hostport_parse(listen, host, host_cap, port, NULL, 0);
 }
 
 /* ---- requests ---- */

@@ -25,8 +25,9 @@ typedef struct tp_http_server_opts {
 
 typedef struct tp_http_server tp_http_server;
 
-/* Parses "HOST:PORT" into host[0..host_cap) (empty for ":PORT") and *port. TP_ERR_PARSE for a missing or
- * out-of-range port or an unbalanced IPv6 bracket; TP_ERR_FULL if the host does not fit. */
+/* Parses "HOST:PORT" into host[0..host_cap) (empty for ":PORT") and *port, by tp_hostport_parse
+ * (common/hostport.h): TP_ERR_PARSE for a missing or out-of-range port, an unbalanced IPv6 bracket or a bare IPv6
+ * address; TP_ERR_FULL if the host does not fit. */
 tp_err tp_http_parse_listen(const char *listen, char *host, size_t host_cap, uint16_t *port);
 
 /* Binds and starts serving on a thread of its own. On failure returns TP_ERR_PARSE (bad address), TP_ERR_IO

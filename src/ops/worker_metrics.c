@@ -2,6 +2,7 @@
  * (docs/OPERATIONS.md is the operator's view of the same list). */
 #include "ops/worker_metrics.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -39,8 +40,30 @@ tp_err tp_ingest_metrics_register(tp_metrics *m, tp_ingest_metrics *o)
     memset(o, 0, sizeof *o);
     register_process(m, "ingest");
     o->records = tp_metrics_counter(m, TP_M_INGEST_RECORDS, "Records accepted from gateways or replay.", NULL);
-    o->records_rejected = tp_metrics_counter(m, TP_M_INGEST_RECORDS_REJECTED,
-                                             "Records refused: malformed, too large, or otherwise invalid.", NULL);
+    static const char *const rej[] = {"", "malformed", "too_large", "vehicle_not_allowed", "event_time"};
+    static const char *const clo[] = {"idle_timeout", "per_ip_limit", "max_connections", "protocol_error",
+                                      "refused", "io_error"};
+    static const char *const ref[] = {"", "unsupported_version", "bad_hello", "auth_required", "auth_failed",
+                                      "shutting_down", "v1_not_allowed"};
+    char lb[64];
+    for (int i = 1; i < 5; i++) {
+        snprintf(lb, sizeof lb, "reason=\"%s\"", rej[i]);
+        o->records_rejected[i] = tp_metrics_counter(
+            m, TP_M_INGEST_RECORDS_REJECTED,
+            "Gateway records refused, by reason (v2: set aside and acked past; v1: the connection is closed).", lb);
+    }
+    for (int i = 0; i < 6; i++) {
+        snprintf(lb, sizeof lb, "reason=\"%s\"", clo[i]);
+        o->gateway_closes[i] = tp_metrics_counter(m, TP_M_INGEST_GATEWAY_CLOSES,
+                                                  "Gateway connections closed by the server, by reason.", lb);
+    }
+    for (int i = 1; i < 7; i++) {
+        snprintf(lb, sizeof lb, "reason=\"%s\"", ref[i]);
+        o->gateway_refusals[i] = tp_metrics_counter(m, TP_M_INGEST_GATEWAY_REFUSALS,
+                                                    "Gateway handshakes refused, by reason.", lb);
+    }
+    o->gateways_v2 = tp_metrics_gauge(m, TP_M_INGEST_GATEWAYS_V2, "Connected gateways past a protocol v2 handshake.",
+                                      NULL);
     o->packs = tp_metrics_counter(m, TP_M_INGEST_PACKS, "Packs handed to the Kafka producer.", NULL);
     o->bytes_in = tp_metrics_counter(m, TP_M_INGEST_BYTES_IN,
                                      "Encoded record bytes (varint-delimited protobuf) before compression.", NULL);

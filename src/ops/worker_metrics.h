@@ -11,7 +11,10 @@
 
 /* ---- ingest ---- */
 #define TP_M_INGEST_RECORDS "telepack_ingest_records_total"
-#define TP_M_INGEST_RECORDS_REJECTED "telepack_ingest_records_rejected_total"
+#define TP_M_INGEST_RECORDS_REJECTED "telepack_ingest_records_rejected_total" /* {reason} */
+#define TP_M_INGEST_GATEWAY_CLOSES "telepack_ingest_gateway_closes_total"       /* {reason} */
+#define TP_M_INGEST_GATEWAY_REFUSALS "telepack_ingest_gateway_refusals_total"   /* {reason} */
+#define TP_M_INGEST_GATEWAYS_V2 "telepack_ingest_gateways_v2"
 #define TP_M_INGEST_PACKS "telepack_ingest_packs_total"
 #define TP_M_INGEST_BYTES_IN "telepack_ingest_bytes_in_total"
 #define TP_M_INGEST_BYTES_OUT "telepack_ingest_bytes_out_total"
@@ -53,7 +56,11 @@
 /* Handles of the ingest worker. Every field may be NULL (metrics disabled): the update functions ignore NULL. */
 typedef struct tp_ingest_metrics {
     tp_counter *records;          /* records accepted from gateways (and replay) */
-    tp_counter *records_rejected; /* records refused: malformed, too large, wrong vehicle */
+    tp_counter *records_rejected[5]; /* records refused, by tp_gw_reject code 1..4: malformed, too_large,
+                                        vehicle_not_allowed, event_time ([0] unused) */
+    tp_counter *gateway_closes[6];   /* connections closed by the server, by tp_gw_close reason */
+    tp_counter *gateway_refusals[7]; /* handshakes refused, by tp_gw_refusal status 1..6 ([0] unused) */
+    tp_gauge *gateways_v2;           /* connected gateways past a v2 handshake */
     tp_counter *packs;            /* packs handed to the producer */
     tp_counter *bytes_in;         /* encoded record bytes (varint-delimited protobuf) before compression */
     tp_counter *bytes_out;        /* pack bytes after compression (the Kafka message values) */

@@ -19,6 +19,7 @@
 
 #include "kafka/kafka_stats.h"
 #include "common/log.h"
+#include "kafka/kafka_conf.h"
 #include "kafka/log_rdkafka.h"
 #include "kafka/pack_headers.h"
 #include "ops/worker_metrics.h"
@@ -227,32 +228,13 @@ static tp_err hold_pack(tp_sink *s, rd_kafka_message_t *m, size_t row_start, siz
 
 static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err, size_t cap)
 {
-    char errstr[512];
-    if (rd_kafka_conf_set(conf, key, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
-        snprintf(err, cap, "librdkafka property %s=%s: %s", key, value, errstr);
-        return -1;
-    }
-    return 0;
+    return tp_kafka_conf_set(conf, key, value, err, cap) ? -1 : 0;
 }
 
-/* Applies the user's -X properties ("key=value"). */
+/* Applies the user's pass-through properties ("key=value"). */
 static int conf_apply_props(const tp_sink *s, rd_kafka_conf_t *conf, char *err, size_t cap)
 {
-    for (size_t i = 0; i < s->n_props; i++) {
-        char key[256];
-        const char *eq = strchr(s->props[i], '=');
-        size_t klen = eq ? (size_t)(eq - s->props[i]) : 0;
-        if (!eq || klen == 0 || klen >= sizeof key) {
-            snprintf(err, cap, "librdkafka property '%s' is not key=value; write e.g. -X fetch.wait.max.ms=50",
-                     s->props[i]);
-            return -1;
-        }
-        memcpy(key, s->props[i], klen);
-        key[klen] = 0;
-        if (conf_set(conf, key, eq + 1, err, cap))
-            return -1;
-    }
-    return 0;
+    return tp_kafka_conf_apply(conf, (const char *const *)s->props, s->n_props, err, cap) ? -1 : 0;
 }
 
 /* librdkafka statistics (statistics.interval.ms) into the metrics registry; the opaque is the sink. */
@@ -296,6 +278,33 @@ static void dlq_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opa
     }
 }
 
+/* librdkafka's error callback for the consumer and the dead-letter producer. Both are served on the sink's thread
+ * (rd_kafka_consumer_poll, rd_kafka_poll of the DLQ producer), so setting fatal here is safe. Being refused entry
+ * (credentials, TLS, ACLs) stops the sink: retrying with the same settings cannot help. */
+static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    tp_sink *s = opaque;
+    if (tp_kafka_err_is_config(err)) {
+        if (!s->fatal) {
+            s->fatal = TP_ERR_KAFKA;
+            set_error(s, "Kafka did not let the %s in: %s (%s); check security.protocol and the sasl.* and ssl.* "
+                      "settings", rd_kafka_type(rk) == RD_KAFKA_CONSUMER ? "consumer" : "dead-letter producer",
+                      reason, rd_kafka_err2name((rd_kafka_resp_err_t)err));
+        }
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[256];
+        rd_kafka_fatal_error(rk, buf, sizeof buf);
+        if (!s->fatal) {
+            s->fatal = TP_ERR_KAFKA;
+            set_error(s, "librdkafka raised a fatal error: %s", buf);
+        }
+        return;
+    }
+    tp_log(TP_LOG_WARN, "kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
 static rd_kafka_t *make_producer(tp_sink *s, char *err, size_t cap, tp_err *code)
 {
     *code = TP_ERR_INVALID_ARG;
@@ -308,7 +317,8 @@ static rd_kafka_t *make_producer(tp_sink *s, char *err, size_t cap, tp_err *code
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    rd_kafka_conf_set_log_cb(conf, tp_log_rdkafka_cb);
+    tp_kafka_conf_log(conf);
+    rd_kafka_conf_set_error_cb(conf, on_kafka_error);
     rd_kafka_conf_set_dr_msg_cb(conf, dlq_delivered);
     rd_kafka_conf_set_opaque(conf, s);
     *code = TP_ERR_KAFKA;
@@ -338,7 +348,8 @@ static rd_kafka_t *make_consumer(tp_sink *s, char *err, size_t cap, tp_err *code
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    rd_kafka_conf_set_log_cb(conf, tp_log_rdkafka_cb);
+    tp_kafka_conf_log(conf);
+    rd_kafka_conf_set_error_cb(conf, on_kafka_error);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, s);
     *code = TP_ERR_KAFKA;
@@ -1019,6 +1030,11 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
         if (rd_kafka_fatal_error(s->rk, buf, sizeof buf)) {
             s->fatal = TP_ERR_KAFKA;
             set_error(s, "Kafka consumer fatal error: %s", buf);
+        } else if (tp_kafka_err_is_config(m->err)) {
+            /* Not let in (credentials, TLS, ACLs): retrying with the same settings cannot help. */
+            s->fatal = TP_ERR_KAFKA;
+            set_error(s, "Kafka did not let the consumer in: %s (%s); check security.protocol and the sasl.* and "
+                      "ssl.* settings", rd_kafka_message_errstr(m), rd_kafka_err2name(m->err));
         } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             tp_log(TP_LOG_WARN, "kafka", "consumer: %s", rd_kafka_message_errstr(m));
         }
@@ -1170,7 +1186,7 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
         return TP_ERR_INVALID_ARG;
     *out = NULL;
     if (!c->brokers || !*c->brokers || !c->topic || !*c->topic || !c->group || !*c->group) {
-        snprintf(err, cap, "sink: --brokers, --topic and --group are required");
+        snprintf(err, cap, "sink: tp_sink_config needs brokers, topic and group");
         return TP_ERR_INVALID_ARG;
     }
     if (c->dlq_topic && !strcmp(c->dlq_topic, c->topic)) {

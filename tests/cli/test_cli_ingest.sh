@@ -96,7 +96,7 @@ check "delimited: 500 acked" grep -q "500 acked" "$work/err"
 rc=0
 "$tp" ingest "${mock[@]}" --from "$work/garbage.bin" --input-format delimited 2>"$work/err" || rc=$?
 check "delimited garbage exits 2 (got $rc)" test "$rc" = 2
-check "delimited garbage: message names the record" grep -q "record 2 at byte 5" "$work/err"
+check "delimited garbage: message names the record" grep -q "record 1 at byte offset 5" "$work/err"
 check "delimited garbage: the good record before it is acked" grep -q "1 acked" "$work/err"
 
 # truncated delimited file: the last record cut short
@@ -189,7 +189,7 @@ usage "unknown -X property" "${mock[@]}" -X no.such.property=1
 usage "bad --listen" "${mock[@]}" --listen nowhere
 usage "stray argument" "${mock[@]}" extra
 usage "bad --pack-by" "${mock[@]}" --pack-by fleet
-check "bad --pack-by: the message names it" grep -q -- "--pack-by 'fleet' is not partition or vehicle" "$work/err"
+check "bad --pack-by: the message names it" grep -q -- "--pack-by 'fleet' is not one of partition or vehicle" "$work/err"
 usage "bad --headers" "${mock[@]}" --headers none
 usage "--pack-by partition with --layout rows" "${mock[@]}" --pack-by partition --layout rows
 check "partition with rows: the message says why" grep -q "needs --layout columns" "$work/err"

@@ -79,7 +79,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         tp_gateway_server_stats_get(s, &st);
         if (st.connections == 0) {
             /* closed: cleanly (then everything taken was acked) or for a violation */
-            if (st.closed_on_error == 0 && st.records_acked != taken)
+            uint64_t rejected = 0;
+            for (int k = 0; k < TP_GW_REJECT__COUNT; k++)
+                rejected += st.rejected[k];
+            if (st.closed_on_error == 0 && st.records_acked != taken + rejected)
                 abort();
             if (st.records_in != taken)
                 abort();

@@ -277,6 +277,7 @@ static void test_parse_hostport(void)
     CHECK_ERR(tp_gateway_parse_hostport("localhost", h, sizeof h, p, sizeof p), TP_ERR_PARSE);
     CHECK_ERR(tp_gateway_parse_hostport("host:99999", h, sizeof h, p, sizeof p), TP_ERR_PARSE);
     CHECK_ERR(tp_gateway_parse_hostport("host:x1", h, sizeof h, p, sizeof p), TP_ERR_PARSE);
+    CHECK_ERR(tp_gateway_parse_hostport("::1:7070", h, sizeof h, p, sizeof p), TP_ERR_PARSE); /* brackets needed */
     tp_gateway_server_opts o;
     tp_gateway_server_opts_init(&o);
     o.listen = "nonsense";
@@ -292,7 +293,7 @@ static void test_parse_hostport(void)
 }
 
 /* Client and server over loopback TCP; the client drops its connection mid-way and resends the unacked rest. */
-static void test_client_loopback(void)
+static void test_client_loopback(int protocol)
 {
     static sink k;
     memset(&k, 0, sizeof k);
@@ -306,6 +307,7 @@ static void test_client_loopback(void)
     co.connect = addr;
     co.backoff_min_ms = 1;
     co.max_unacked_bytes = 64 * 1024;
+    co.protocol = protocol;
     tp_gateway_client *c;
     CHECK_ERR(tp_gateway_client_new(&co, &c), TP_OK);
     enum { N = 3000 };
@@ -314,7 +316,7 @@ static void test_client_loopback(void)
         tp_record r = {0};
         r.vehicle_id = 1 + i % 10;
         r.seq = i;
-        r.sampled_at_ms = 1;
+        r.sampled_at_ms = 1700000000000 + (int64_t)i;
         CHECK_ERR(tp_gateway_client_send(c, &r), TP_OK);
         if (i == N / 2) {
             /* take what arrived, ack none of it, then break the connection: it must all come again */
@@ -404,6 +406,7 @@ static void test_client_bad_acks(void)
         tp_gateway_client_opts co;
         tp_gateway_client_opts_init(&co);
         co.fd = sv[0];
+        co.protocol = 1; /* a hand-driven v1 peer */
         tp_gateway_client *c;
         CHECK_ERR(tp_gateway_client_new(&co, &c), TP_OK);
         tp_record r = {0};
@@ -451,7 +454,8 @@ int main(void)
     test_hostile();
     test_backpressure();
     test_parse_hostport();
-    test_client_loopback();
+    test_client_loopback(1);
+    test_client_loopback(2);
     test_max_connections();
     test_client_bad_acks();
     return check_exit();

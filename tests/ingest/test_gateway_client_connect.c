@@ -63,6 +63,7 @@ int main(void)
         tp_gateway_client_opts o;
         tp_gateway_client_opts_init(&o);
         o.connect = addr;
+        o.protocol = 1; /* the peer below reads v1 frames */
         CHECK_ERR(tp_gateway_client_new(&o, &c[i]), TP_OK);
         r.vehicle_id = 100 + (uint64_t)i;
         CHECK_ERR(tp_gateway_client_send(c[i], &r), TP_OK); /* no pump, no drain */

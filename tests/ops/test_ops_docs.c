@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "ingest/http_ingest.h"
 #include "kafka/kafka_stats.h"
 #include "ops/metrics.h"
 #include "ops/worker_metrics.h"
@@ -99,6 +100,7 @@ static void collect_families(const char *data_dir)
     tp_sink_metrics sm;
     CHECK_ERR(tp_ingest_metrics_register(m, &im), TP_OK);
     CHECK_ERR(tp_sink_metrics_register(m, "sqlite", &sm), TP_OK);
+    CHECK_ERR(tp_http_ingest_metrics_register(m), TP_OK);
     tp_kafka_stats_exporter *e = NULL;
     CHECK_ERR(tp_kafka_stats_exporter_new(m, &e), TP_OK);
     const char *samples[] = {"rdkafka_stats_producer.json", "rdkafka_stats_consumer.json"};

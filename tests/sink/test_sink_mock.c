@@ -1056,7 +1056,7 @@ static void test_config_errors(void)
     c.brokers = NULL;
     CHECK_ERR(tp_sink_new(&c, &s, err, sizeof err), TP_ERR_INVALID_ARG);
     CHECK(s == NULL);
-    CHECK(strstr(err, "--brokers") != NULL);
+    CHECK(strstr(err, "brokers") != NULL && strstr(err, "--") == NULL); /* the library names its own argument */
     base_config(&c, "x", "g", "cfg.db");
     c.warehouse_url = NULL;
     CHECK_ERR(tp_sink_new(&c, &s, err, sizeof err), TP_ERR_INVALID_ARG);
