@@ -17,6 +17,7 @@
 
 #include "telepack/delimited.h"
 #include "telepack/record_json.h"
+#include "common/clock.h"
 
 #define MAX_X 32
 
@@ -26,13 +27,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     g_stop = 1;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 __attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...);
@@ -223,7 +217,7 @@ static int produce(const bl_codec *c, const opts *o)
         die("cannot read %s", o->input);
 
     uint64_t n = 0, value_bytes = 0, key_bytes = 0;
-    double t0 = now_s();
+    double t0 = tp_mono_s();
     uint8_t out[1024];
     for (;;) {
         tp_record r;
@@ -261,7 +255,7 @@ static int produce(const bl_codec *c, const opts *o)
     }
     while (rd_kafka_outq_len(rk) > 0)
         rd_kafka_poll(rk, 50);
-    double el = now_s() - t0;
+    double el = tp_mono_s() - t0;
     printf("{\"mode\":\"produce\",\"codec\":\"%s\",\"records\":%" PRIu64 ",\"value_bytes\":%" PRIu64
            ",\"key_bytes\":%" PRIu64 ",\"delivery_failures\":%" PRIu64 ",\"seconds\":%.3f}\n",
            c->name, n, value_bytes, key_bytes, g_delivery_failures, el);
@@ -378,7 +372,7 @@ static int consume(const bl_codec *c, opts *o)
             if (!m->err) {
                 if (c->append(m->payload, m->len, &body) == 0) {
                     if (!batch)
-                        first = now_s();
+                        first = tp_mono_s();
                     batch++;
                 } else {
                     bad++;
@@ -388,7 +382,7 @@ static int consume(const bl_codec *c, opts *o)
             }
             rd_kafka_message_destroy(m);
         }
-        if (batch && (g_stop || batch >= (uint64_t)o->batch_rows || now_s() - first >= (double)o->flush_ms / 1e3)) {
+        if (batch && (g_stop || batch >= (uint64_t)o->batch_rows || tp_mono_s() - first >= (double)o->flush_ms / 1e3)) {
             ch_post(curl, o, insert, body.p, body.len);
             rd_kafka_commit(rk, NULL, 1); /* the positions: every message before them is in ClickHouse */
             rows += batch;

@@ -291,7 +291,8 @@ static void try_connect(tp_gateway_client *c)
     c->written_here = c->unacked;
     c->ack_acc = 0;
     c->ack_shift = 0;
-    c->backoff_ms = c->o.backoff_min_ms;
+    /* The backoff is reset only once the connection proved useful (the server's hello, or a first ack): a server
+     * that accepts and closes at once (a v1-only server, a full one) must not be hammered every backoff_min_ms. */
 }
 
 /* Length of the frame at buf[off] (the buffer only holds frames we built). */
@@ -316,6 +317,8 @@ static int apply_ack(tp_gateway_client *c, uint64_t a)
         c->start += fl;
         c->unacked--;
     }
+    if (a > c->conn_acked)
+        c->backoff_ms = c->o.backoff_min_ms;
     c->conn_acked = a;
     if (c->start == c->end) {
         c->start = c->sent = c->end = 0;
@@ -438,6 +441,7 @@ static long take_server_hello(tp_gateway_client *c, const uint8_t *p, size_t len
         }
     }
     c->hello_done = 1;
+    c->backoff_ms = c->o.backoff_min_ms;
     return (long)(5 + h + blen);
 }
 
@@ -521,7 +525,11 @@ static void do_read(tp_gateway_client *c)
     if (c->o.protocol == 2) {
         ssize_t n = recv(c->fd, c->rx + c->rx_len, RX_CAP - c->rx_len, MSG_DONTWAIT);
         if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            /* A reset before the hello is what a v1-only server's close looks like when the hello was unread. */
+            if (errno == ECONNRESET && !c->hello_done)
+                drop_conn(c, "reset by the server before its hello (a v1-only server, or over its connection "
+                             "limits)");
+            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 drop_conn(c, strerror(errno));
             return;
         }
