@@ -1,5 +1,5 @@
-/* `telepack ingest`: accept gateway records (TCP, or replay a file/stdin), batch per vehicle, compress into packs,
- * publish them to Kafka, ack the gateways once Kafka has them. */
+/* `telepack ingest`: accept gateway records (TCP, or replay a file/stdin), batch per partition or vehicle, compress
+ * into packs, publish them to Kafka, ack the gateways once Kafka has them. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -54,9 +54,9 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: telepack ingest --brokers HOST:PORT[,...] --topic TOPIC [OPTIONS]\n\n"
             "Accepts vehicle records from gateways (TCP, varint length-prefixed telepack.v1.VehicleRecord, see\n"
-            "docs/GATEWAY.md) or from a file, batches them per vehicle, compresses each batch into one pack (zstd)\n"
-            "and publishes it to Kafka (key = vehicle id, idempotent, acks=all). A gateway's records are acked only\n"
-            "once Kafka holds them. SIGINT/SIGTERM: stop accepting, flush, wait for delivery, exit 0 (twice: stop\n"
+            "docs/GATEWAY.md) or from a file, batches them per Kafka partition (or per vehicle), compresses each\n"
+            "batch into one pack (zstd) and publishes it to Kafka (idempotent, acks=all). A gateway's records are\n"
+            "acked only once Kafka holds them. SIGINT/SIGTERM: stop accepting, flush, wait for delivery, exit 0 (twice: stop\n"
             "waiting; what was not delivered is not acked).\n\n"
             "Options:\n"
             "  --brokers LIST          Kafka bootstrap servers (or -X bootstrap.servers=...)\n"
@@ -67,8 +67,17 @@ static void usage(FILE *out)
             "  --input-format F        ndjson (default) or delimited (varint length-prefixed protobuf)\n"
             "  --ignore-unknown-fields with --from NDJSON: skip keys that name no record field (default: such a\n"
             "                          key is an error naming it and its line, exit 2)\n"
-            "  --batch-records N       flush a vehicle's batch at N records (default 200)\n"
-            "  --batch-bytes N         flush a batch before it exceeds N wire bytes (default 256K)\n"
+            "  --pack-by partition|vehicle\n"
+            "                          partition (default): one pack holds the records of every vehicle of a\n"
+            "                          Kafka partition that arrived within the linger time, sorted by vehicle and\n"
+            "                          time (pbpack v3, no key; the partition is librdkafka's for key = vehicle id);\n"
+            "                          vehicle: one pack per vehicle, key = vehicle id (pbpack v2, or v1 with\n"
+            "                          --layout rows, which implies it). docs/INGEST.md compares them\n"
+            "  --headers compact|full  pack metadata as one Kafka header 'tp' (default, ~8 bytes) or as the eight\n"
+            "                          tp-* headers (~130 bytes) that sinks older than pbpack v3 need\n"
+            "  --batch-records N       flush a pack at N records (default 10000 per partition, 200 per vehicle)\n"
+            "  --batch-bytes N         flush a pack before it exceeds N wire bytes (default 1M per partition,\n"
+            "                          256K per vehicle)\n"
             "  --linger-ms N           flush a batch N ms after its first record (default 1000)\n"
             "  --max-buffered-bytes N  cap on record bytes not yet in Kafka; above it reading pauses (default 256M);\n"
             "                          the batcher's memory stays below 4.25x it (docs/INGEST.md)\n"
@@ -228,6 +237,8 @@ typedef struct ingest_cli {
     tp_http_ingest_opts hio;
     const char *tls_cert, *tls_key, *tls_client_ca; /* the gateway listener's TLS */
     int insecure;        /* plaintext off loopback allowed, both listeners */
+    int pack_by;                         /* --pack-by: a tp_pack_by, or -1 when not given */
+    int64_t batch_records, batch_bytes;  /* --batch-records, --batch-bytes, or -1: the grouping's default */
 } ingest_cli;
 
 /* Parses the options into *a (after tp_ingest_opts_init and tp_cli_worker_init); returns -1 to go on, else the exit
@@ -236,7 +247,7 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
 {
     enum { O_BROKERS = 256, O_TOPIC, O_LISTEN, O_FROM, O_FORMAT, O_BREC, O_BBYTES, O_LINGER, O_MAXBUF, O_THREADS,
            O_LEVEL, O_LAYOUT, O_IGNORE_UNKNOWN, O_MAXOPEN, O_HTTP, O_HTTP_CERT, O_HTTP_KEY, O_INSECURE, O_TOKENS,
-           O_HTTP_BODY, O_HTTP_TIMEOUT, O_IDLE, O_PERIP, O_TLS_CERT, O_TLS_KEY, O_TLS_CA };
+           O_HTTP_BODY, O_HTTP_TIMEOUT, O_IDLE, O_PERIP, O_TLS_CERT, O_TLS_KEY, O_TLS_CA, O_PACKBY, O_HEADERS };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS}, {"topic", required_argument, 0, O_TOPIC},
         {"listen", required_argument, 0, O_LISTEN}, {"from", required_argument, 0, O_FROM},
@@ -252,13 +263,19 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
         {"http-timeout-ms", required_argument, 0, O_HTTP_TIMEOUT},
         {"idle-timeout", required_argument, 0, O_IDLE}, {"max-conns-per-ip", required_argument, 0, O_PERIP},
         {"tls-cert", required_argument, 0, O_TLS_CERT}, {"tls-key", required_argument, 0, O_TLS_KEY},
-        {"tls-client-ca", required_argument, 0, O_TLS_CA}, TP_CLI_WORKER_LONGOPTS, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"tls-client-ca", required_argument, 0, O_TLS_CA},
+        {"pack-by", required_argument, 0, O_PACKBY}, {"headers", required_argument, 0, O_HEADERS},
+        TP_CLI_WORKER_LONGOPTS, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     static const char *const format_words[] = {"ndjson", "delimited", NULL};
     static const char *const layout_words[] = {"rows", "columns", NULL}; /* index + 1 == tp_layout */
+    static const char *const pack_by_words[] = {"partition", "vehicle", NULL}; /* index == tp_pack_by */
+    static const char *const headers_words[] = {"full", "compact", NULL};     /* index == compact_headers */
     tp_ingest_opts *o = &a->o;
     char msg[512];
     uint64_t v;
     int c, i;
+    a->pack_by = -1;
+    a->batch_records = a->batch_bytes = -1;
     opterr = 0;
     optind = 0;
     while ((c = getopt_long(argc, argv, ":hX:", longopts, NULL)) != -1) {
@@ -277,11 +294,15 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
         case O_FORMAT: e = tp_cli_parse_choice("input-format", optarg, format_words, &a->delimited, msg, sizeof msg); break;
         case O_BREC:
             if (!(e = tp_cli_parse_u64("batch-records", optarg, 1, 1000000, &v, msg, sizeof msg)))
-                o->batch.max_records = (uint32_t)v;
+                a->batch_records = (int64_t)v;
             break;
         case O_BBYTES:
             if (!(e = tp_cli_parse_size("batch-bytes", optarg, 64, 64ull << 20, &v, msg, sizeof msg)))
-                o->batch.max_bytes = (size_t)v;
+                a->batch_bytes = (int64_t)v;
+            break;
+        case O_PACKBY: e = tp_cli_parse_choice("pack-by", optarg, pack_by_words, &a->pack_by, msg, sizeof msg); break;
+        case O_HEADERS:
+            e = tp_cli_parse_choice("headers", optarg, headers_words, &o->compact_headers, msg, sizeof msg);
             break;
         case O_LINGER:
             if (!(e = tp_cli_parse_ms("linger-ms", optarg, 0, 3600000, &v, msg, sizeof msg)))
@@ -342,6 +363,16 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
         return tp_cli_usage_error("ingest", "unexpected argument '%s'", argv[optind]);
     if (!o->topic)
         return tp_cli_usage_error("ingest", "--topic is required");
+    if (a->pack_by == TP_PACK_BY_PARTITION && o->layout == TP_LAYOUT_ROWS)
+        return tp_cli_usage_error("ingest", "--pack-by partition needs --layout columns (a rows pack holds one "
+                                            "vehicle); drop one of them");
+    if (a->pack_by < 0) /* rows packs hold one vehicle: --layout rows implies --pack-by vehicle */
+        a->pack_by = o->layout == TP_LAYOUT_ROWS ? TP_PACK_BY_VEHICLE : TP_PACK_BY_PARTITION;
+    tp_ingest_opts_pack_by(o, (tp_pack_by)a->pack_by);
+    if (a->batch_records >= 0)
+        o->batch.max_records = (uint32_t)a->batch_records;
+    if (a->batch_bytes >= 0)
+        o->batch.max_bytes = (size_t)a->batch_bytes;
     int has_bootstrap = 0;
     for (size_t k = 0; k < a->w.n_kafka_props; k++) {
         const char *kv = a->w.kafka_props[k];

@@ -55,6 +55,19 @@ tp_err tp_pack_meta_to_headers(const tp_pack_meta *meta, rd_kafka_headers_t *hdr
     return TP_OK;
 }
 
+tp_err tp_pack_meta_to_compact_header(const tp_pack_meta *meta, rd_kafka_headers_t *hdrs)
+{
+    if (!meta || !hdrs)
+        return TP_ERR_INVALID_ARG;
+    tp_layout want = meta->format_version == 1 ? TP_LAYOUT_ROWS : TP_LAYOUT_COLUMNS;
+    if (meta->codec != TP_CODEC_ZSTD || meta->dict_id != 0 || meta->schema_version != TP_SCHEMA_VERSION ||
+        meta->format_version < 1 || meta->format_version > 3 || meta->layout != want)
+        return TP_ERR_INVALID_ARG;
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" PRIu32 ",%" PRIu32, meta->format_version, meta->record_count);
+    return add(hdrs, TP_HEADER_COMPACT, buf);
+}
+
 #if defined(__GNUC__)
 __attribute__((format(printf, 4, 5)))
 #endif
@@ -110,6 +123,45 @@ static int equals(const void *v, size_t n, const char *s)
     return n == strlen(s) && (n == 0 || memcmp(v, s, n) == 0);
 }
 
+/* A plain decimal number p[0..n) (digits only, no leading zeros, within 32 bits) into *out; 0 if malformed. */
+static int parse_u32(const unsigned char *p, size_t n, uint32_t *out)
+{
+    uint64_t x = 0;
+    int ok = n > 0 && n <= 10 && !(n > 1 && p[0] == '0');
+    for (size_t i = 0; ok && i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            ok = 0;
+        else
+            x = x * 10 + (uint64_t)(p[i] - '0');
+    }
+    if (!ok || x > UINT32_MAX)
+        return 0;
+    *out = (uint32_t)x;
+    return 1;
+}
+
+/* The compact header's value "<version>,<records>" into *m. */
+static tp_err parse_compact(const void *v, size_t n, tp_pack_meta *m, char *err, size_t cap)
+{
+    const unsigned char *p = v;
+    size_t comma = 0;
+    while (comma < n && p[comma] != ',')
+        comma++;
+    char shown[48];
+    if (comma == n || !parse_u32(p, comma, &m->format_version) ||
+        !parse_u32(p + comma + 1, n - comma - 1, &m->record_count)) {
+        show(v, n, shown);
+        return fail(TP_ERR_PARSE, err, cap,
+                    "pack header %s has value \"%s\", expected \"<format version>,<record count>\" in decimal, "
+                    "e.g. \"3,250\"", TP_HEADER_COMPACT, shown);
+    }
+    m->layout = m->format_version == 1 ? TP_LAYOUT_ROWS : TP_LAYOUT_COLUMNS;
+    m->codec = TP_CODEC_ZSTD;
+    m->schema_version = TP_SCHEMA_VERSION;
+    m->dict_id = 0;
+    return TP_OK; /* an unknown version number is tp_pack_reader_open's to reject, as with the full headers */
+}
+
 static tp_err get_u32(const rd_kafka_headers_t *hdrs, const char *name, int required, uint32_t *out, char *err,
                       size_t cap)
 {
@@ -153,6 +205,19 @@ tp_err tp_pack_meta_from_headers(const rd_kafka_headers_t *hdrs, tp_pack_meta *m
     char shown[48];
     tp_err e;
 
+    const void *cv, *fv;
+    size_t cn, fn;
+    if (rd_kafka_header_get(hdrs, 0, TP_HEADER_COMPACT, &cv, &cn) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if ((e = get_one(hdrs, TP_HEADER_COMPACT, 1, &v, &n, err, cap)))
+            return e;
+        if (rd_kafka_header_get(hdrs, 0, TP_HEADER_FORMAT, &fv, &fn) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            return fail(TP_ERR_PARSE, err, cap, "pack headers %s and %s are both present: a pack carries the "
+                        "compact header or the full set, not both", TP_HEADER_COMPACT, TP_HEADER_FORMAT);
+        if ((e = parse_compact(v, n, &m, err, cap)))
+            return e;
+        *meta = m;
+        return TP_OK;
+    }
     if ((e = get_one(hdrs, TP_HEADER_FORMAT, 1, &v, &n, err, cap)))
         return e;
     if (!equals(v, n, TP_PACK_FORMAT_NAME)) {

@@ -17,6 +17,11 @@
 #define TP_HEADER_RECORDS "tp-records"             /* record count, e.g. "200" */
 #define TP_HEADER_DICT_ID "tp-dict-id"             /* zstd dictionary id, "0" = none; optional when reading */
 
+/* The compact form: one header instead of the eight above, value "<format version>,<record count>" in decimal
+ * (e.g. "3,250"). It implies format pbpack, the layout of that version (1 rows, 2 and 3 columns), codec zstd,
+ * schema telepack.v1.VehicleRecord version 1 and no dictionary. Packs with codec none use the full headers. */
+#define TP_HEADER_COMPACT "tp"
+
 /* Dead-letter topic: the sink copies a pack it cannot read there, with this header added holding the reader's
  * error sentence (UTF-8 text), next to the original headers. */
 #define TP_HEADER_ERROR "tp-error"
@@ -25,7 +30,13 @@
  * a layout or codec without a name; TP_ERR_KAFKA if librdkafka refuses a header. */
 tp_err tp_pack_meta_to_headers(const tp_pack_meta *meta, rd_kafka_headers_t *hdrs);
 
-/* Fills *meta from hdrs (vehicle_id and content_size are not headers: they are left 0; the vehicle is the message
+/* Adds the one compact header describing *meta (see TP_HEADER_COMPACT). TP_ERR_INVALID_ARG when *meta is not
+ * expressible in it (codec none, a dictionary, another schema version, a layout that does not match the version);
+ * then use tp_pack_meta_to_headers. TP_ERR_KAFKA if librdkafka refuses the header. */
+tp_err tp_pack_meta_to_compact_header(const tp_pack_meta *meta, rd_kafka_headers_t *hdrs);
+
+/* Fills *meta from hdrs: the compact header when present (then tp-format may not be: a repeated or mixed form is
+ * TP_ERR_PARSE), else the full set below. Full set: fills *meta from hdrs (vehicle_id and content_size are not headers: they are left 0; the vehicle is the message
  * key). Strict: every header above but tp-dict-id must be present exactly once, numbers are plain decimal
  * (digits only, no sign or spaces, no leading zeros, within 32 bits), names are exact. Errors, each with a
  * sentence in err[0..cap) naming the header and the value: TP_ERR_PARSE (missing, repeated, malformed),
