@@ -265,7 +265,9 @@ static void usage(FILE *out)
             "  --seconds S          simulated duration in seconds (default 60)\n"
             "  --interval-ms MS     sampling interval per vehicle (default 1000)\n"
             "  --seed N             simulation seed (default 1)\n"
-            "  --start-ms T|now     sampled_at_ms of the first tick (default 1767225600000 = 2026-01-01T00:00Z)\n"
+            "  --start-ms T|now     sampled_at_ms of the first tick (default 1767225600000 = 2026-01-01T00:00Z);\n"
+            "                       now = the wall clock in ms, and --rate then paces by it, so a record is sent\n"
+            "                       when it was sampled (live fleets, latency measurements)\n"
             "  --first-vehicle-id N first vehicle id (default 10001)\n"
             "  --quantize DEG       coordinate resolution of the receivers, e.g. 1e-6 (default) or 1e-7;\n"
             "                       0 = raw doubles\n"
@@ -274,6 +276,11 @@ static void usage(FILE *out)
             "  --format F           ndjson (default) or delimited (varint length-prefixed protobuf)\n"
             "  --out FILE|-         where to write (default - = stdout)\n"
             "  --rate R             pace output to R records per second (default 0 = as fast as possible)\n"
+            "  --upload-every S     each vehicle keeps its samples and sends the last S seconds of them together\n"
+            "                       every S seconds (S a whole multiple of --interval-ms; default 0 = every\n"
+            "                       sample when taken), as vehicles that upload every few seconds do; the\n"
+            "                       vehicles' uploads are staggered evenly over S. With --rate, uploads keep the\n"
+            "                       fleet's clock (scaled by R over the fleet's own rate)\n"
             "  --connect HOST:PORT  act as gateways: send the records to `telepack ingest --listen HOST:PORT` and\n"
             "                       wait until it acked them all (reconnects and resends what was not acked)\n"
             "  --gateways N         concurrent gateway connections with --connect (default 1); a vehicle always\n"
@@ -337,6 +344,7 @@ enum {
     OPT_TLS_CA,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
+    OPT_UPLOAD_EVERY,
 };
 
 /* What the command line asked for. */
@@ -353,6 +361,7 @@ typedef struct gen_cli {
     int format;
     double rate;
     bool quiet;
+    bool start_now;    /* --start-ms now: pace by the wall clock from fo.start_ms */
 } gen_cli;
 
 /* Parses the options into *a; returns -1 to go on, else the exit status (0 after --help, 2 after a usage error it
@@ -379,6 +388,7 @@ static int parse_args(int argc, char **argv, gen_cli *a)
         {"connect", required_argument, NULL, OPT_CONNECT},
         {"gateways", required_argument, NULL, OPT_GATEWAYS},
         {"window", required_argument, NULL, OPT_WINDOW},
+        {"upload-every", required_argument, NULL, OPT_UPLOAD_EVERY},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -395,6 +405,8 @@ static int parse_args(int argc, char **argv, gen_cli *a)
     a->format = GEN_NDJSON;
     a->rate = 0;
     a->quiet = false;
+    a->start_now = false;
+    double upload_every = 0;
     tp_fleet_opts *fo = &a->fo;
     char msg[256];
     uint64_t u;
@@ -419,7 +431,8 @@ static int parse_args(int argc, char **argv, gen_cli *a)
         case OPT_SEED: e = tp_cli_parse_u64("seed", optarg, 0, UINT64_MAX, &fo->seed, msg, sizeof msg); break;
         case OPT_START:
             if (!strcmp(optarg, "now")) {
-                fo->start_ms = tp_wall_ms() / 1000 * 1000;
+                fo->start_ms = tp_wall_ms(); /* exactly now: a record's sampled_at_ms is when it is sent */
+                a->start_now = true;
             } else {
                 e = tp_cli_parse_u64("start-ms", optarg, 0, (uint64_t)INT64_MAX / 4, &u, msg, sizeof msg);
                 fo->start_ms = (int64_t)u;
@@ -451,6 +464,9 @@ static int parse_args(int argc, char **argv, gen_cli *a)
         case OPT_TLS_CERT: a->tls_cert = optarg; break;
         case OPT_TLS_KEY: a->tls_key = optarg; break;
         case OPT_RATE: e = tp_cli_parse_double("rate", optarg, 0, 1e9, &a->rate, msg, sizeof msg); break;
+        case OPT_UPLOAD_EVERY:
+            e = tp_cli_parse_double("upload-every", optarg, 0, 3600, &upload_every, msg, sizeof msg);
+            break;
         case 'q': a->quiet = true; break;
         case 'h': usage(stdout); return 0;
         case ':': return tp_cli_usage_error("gen", "option '%s' needs a value", argv[optind - 1]);
@@ -461,6 +477,19 @@ static int parse_args(int argc, char **argv, gen_cli *a)
     }
     if (optind < argc)
         return tp_cli_usage_error("gen", "unexpected argument '%s' (gen takes options only)", argv[optind]);
+    if (upload_every > 0) {
+        double ms = upload_every * 1000.0;
+        uint64_t k = (uint64_t)(ms / fo->interval_ms + 0.5);
+        if (k < 1 || (double)(k * fo->interval_ms) - ms > 0.5 || ms - (double)(k * fo->interval_ms) > 0.5)
+            return tp_cli_usage_error("gen", "--upload-every %g is not a whole multiple of --interval-ms %" PRIu32
+                                      " ms; give e.g. %.3g", upload_every, fo->interval_ms,
+                                      (double)(k ? k : 1) * fo->interval_ms / 1000.0);
+        if (k > 3600 || (uint64_t)fo->vehicles * k > (uint64_t)1 << 27)
+            return tp_cli_usage_error("gen", "--upload-every %g s holds %" PRIu64 " samples per vehicle of %" PRIu32
+                                      " vehicles; keep it to 3600 samples and 134 M samples in all", upload_every, k,
+                                      fo->vehicles);
+        fo->upload_every_ms = (uint32_t)(k * fo->interval_ms);
+    }
     if ((a->tls_ca || a->tls_cert || a->tls_key) && !a->connect)
         return tp_cli_usage_error("gen", "--tls-ca, --tls-cert and --tls-key apply to --connect; give it too");
     if ((a->tls_cert || a->tls_key) && !a->tls_ca)
@@ -500,6 +529,10 @@ static uint64_t generate(const gen_cli *a, tp_fleet *fleet, gen_output *out, int
     /* Check the clock about once per millisecond of output when paced, every 4096 records otherwise. */
     uint64_t check_every = a->rate > 0 ? (uint64_t)(a->rate / 1000) + 1 : 4096;
     double t0 = tp_mono_s(), last_progress = t0;
+    if (a->start_now) /* the fleet's clock is the wall clock: tick 0 was sampled at fo.start_ms */
+        t0 -= (double)(tp_wall_ms() - a->fo.start_ms) / 1000.0;
+    /* the fleet's own rate: with uploads, pace by the fleet's clock scaled to --rate */
+    double own_rate = (double)a->fo.vehicles * 1000.0 / a->fo.interval_ms;
     tp_record r;
     while (!stop_requested && tp_fleet_next(fleet, &r) == TP_OK) {
         if (out->write(out, &r) != TP_OK) {
@@ -512,7 +545,9 @@ static uint64_t generate(const gen_cli *a, tp_fleet *fleet, gen_output *out, int
             continue;
         double t = tp_mono_s();
         if (a->rate > 0) {
-            double due = t0 + (double)n / a->rate;
+            double due = a->fo.upload_every_ms
+                             ? t0 + (double)tp_fleet_send_offset_ms(fleet) / 1000.0 * own_rate / a->rate
+                             : t0 + (double)n / a->rate;
             if (due > t) {
                 if (out->flush(out) != TP_OK) {
                     fprintf(stderr, "telepack gen: %s\n", out->errmsg);

@@ -106,6 +106,16 @@ struct tp_fleet {
     float dir_heading[4];              /* their compass headings */
     uint32_t jitter_max_ms;
     vehicle *v;
+    /* upload_every_ms: k samples per vehicle kept in buf[i * k ..], nbuf[i] of them; the uploads of tick up_tick
+     * come out vehicle by vehicle (up_v, up_r); up_count records in that tick's uploads, up_done of them out */
+    uint32_t k;
+    tp_record *buf;
+    uint32_t *nbuf;
+    uint64_t up_tick;
+    uint32_t up_v, up_r;
+    uint64_t up_count, up_done;
+    int up_state; /* 0: fill the next tick, 1: emitting up_tick's uploads, 2: emitting the last partial ones */
+    int64_t send_ms;
 };
 
 void tp_fleet_opts_init(tp_fleet_opts *o)
@@ -423,6 +433,14 @@ tp_err tp_fleet_new(const tp_fleet_opts *o, tp_fleet **out)
         !(fabs(o->center_lat) <= 80) || !(fabs(o->center_lon) <= 180) ||
         o->first_vehicle_id > UINT64_MAX - o->vehicles)
         return TP_ERR_INVALID_ARG;
+    uint32_t k = 0;
+    if (o->upload_every_ms) {
+        if (o->upload_every_ms % o->interval_ms || o->upload_every_ms > 3600000 ||
+            o->upload_every_ms / o->interval_ms > 3600 ||
+            (uint64_t)o->vehicles * (o->upload_every_ms / o->interval_ms) > (uint64_t)1 << 27)
+            return TP_ERR_INVALID_ARG;
+        k = o->upload_every_ms / o->interval_ms;
+    }
     double scale = 0;
     if (o->quantum_deg > 0) {
         scale = nearbyint(1.0 / o->quantum_deg);
@@ -446,6 +464,15 @@ tp_err tp_fleet_new(const tp_fleet_opts *o, tp_fleet **out)
     }
     f->o = *o;
     f->ticks = ticks;
+    f->k = k;
+    if (k) {
+        f->buf = malloc((size_t)o->vehicles * k * sizeof *f->buf);
+        f->nbuf = calloc(o->vehicles, sizeof *f->nbuf);
+        if (!f->buf || !f->nbuf) {
+            tp_fleet_free(f);
+            return TP_ERR_NOMEM;
+        }
+    }
     f->scale = scale;
     f->dt = o->interval_ms / 1000.0;
     f->noise_rho = pow(0.96, f->dt);
@@ -494,13 +521,78 @@ void tp_fleet_free(tp_fleet *f)
     if (!f)
         return;
     free(f->v);
+    free(f->buf);
+    free(f->nbuf);
     free(f);
+}
+
+/* Upload order: samples tick t of every vehicle into its buffer. */
+static void fill_tick(tp_fleet *f)
+{
+    for (uint32_t i = 0; i < f->o.vehicles; i++) {
+        vehicle *v = &f->v[i];
+        if (f->tick > 0)
+            step(f, v);
+        if (drop_sample(f, v)) {
+            f->dropped++;
+            continue;
+        }
+        sample(f, v, i, &f->buf[(size_t)i * f->k + f->nbuf[i]++]);
+    }
+}
+
+static int upload_due(const tp_fleet *f, uint32_t i)
+{
+    return f->up_state == 2 || (f->up_tick + i) % f->k == f->k - 1;
+}
+
+static tp_err upload_next(tp_fleet *f, tp_record *out)
+{
+    for (;;) {
+        if (f->up_state) {
+            while (f->up_v < f->o.vehicles) {
+                uint32_t i = f->up_v;
+                if (upload_due(f, i) && f->up_r < f->nbuf[i]) {
+                    *out = f->buf[(size_t)i * f->k + f->up_r++];
+                    f->send_ms = (int64_t)f->up_tick * f->o.interval_ms +
+                                 (int64_t)(f->up_done++ * f->o.interval_ms / f->up_count);
+                    f->emitted++;
+                    return TP_OK;
+                }
+                if (upload_due(f, i))
+                    f->nbuf[i] = 0;
+                f->up_v++;
+                f->up_r = 0;
+            }
+            if (f->up_state == 2)
+                return TP_ERR_END;
+            f->up_state = 0;
+        }
+        /* the next tick, or the last partial uploads */
+        if (f->tick < f->ticks) {
+            fill_tick(f);
+            f->up_tick = f->tick++;
+            f->up_state = 1;
+        } else {
+            f->up_state = 2;
+            f->up_tick = f->ticks;
+        }
+        f->up_v = f->up_r = 0;
+        f->up_done = f->up_count = 0;
+        for (uint32_t i = 0; i < f->o.vehicles; i++)
+            if (upload_due(f, i))
+                f->up_count += f->nbuf[i];
+        if (!f->up_count)
+            f->up_count = 1;
+    }
 }
 
 tp_err tp_fleet_next(tp_fleet *f, tp_record *out)
 {
     if (!f || !out)
         return TP_ERR_INVALID_ARG;
+    if (f->k)
+        return upload_next(f, out);
     while (f->tick < f->ticks) {
         if (f->next_vehicle == f->o.vehicles) {
             f->next_vehicle = 0;
@@ -517,9 +609,15 @@ tp_err tp_fleet_next(tp_fleet *f, tp_record *out)
         }
         sample(f, v, i, out);
         f->emitted++;
+        f->send_ms = (int64_t)f->tick * f->o.interval_ms + (int64_t)i * f->o.interval_ms / f->o.vehicles;
         return TP_OK;
     }
     return TP_ERR_END;
+}
+
+int64_t tp_fleet_send_offset_ms(const tp_fleet *f)
+{
+    return f ? f->send_ms : 0;
 }
 
 void tp_fleet_get_stats(const tp_fleet *f, tp_fleet_stats *out)

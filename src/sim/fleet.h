@@ -34,6 +34,12 @@ typedef struct tp_fleet_opts {
                                 * a tunnel), 0..0.5; default 0.001 (about 0.4% of samples missing) */
     double center_lat;         /* default 35.681 (Tokyo station) */
     double center_lon;         /* default 139.767 */
+    uint32_t upload_every_ms;  /* 0 (default): records come out as sampled, time-major. Else a whole multiple of
+                                * interval_ms, up to 3,600,000 and 3600 samples: each vehicle keeps its samples and
+                                * uploads them together every upload_every_ms, as real vehicles do; the vehicles'
+                                * upload times are staggered evenly (vehicle i uploads at the end of ticks t with
+                                * (t + i) % k == k - 1, k = upload_every_ms / interval_ms), and the last partial
+                                * uploads come out after the last tick. Memory: 56 B x vehicles x k more */
 } tp_fleet_opts;
 
 /* Fills *o with the defaults above. */
@@ -49,8 +55,15 @@ tp_err tp_fleet_new(const tp_fleet_opts *o, tp_fleet **out);
 void tp_fleet_free(tp_fleet *f);
 
 /* The next record, in time-major order: every vehicle's sample of tick t (ascending vehicle id, dropped ones
- * left out), then tick t+1. TP_ERR_END after the last tick (vehicles x ticks sample slots, minus the drops). */
+ * left out), then tick t+1. TP_ERR_END after the last tick (vehicles x ticks sample slots, minus the drops).
+ * With upload_every_ms: in upload order instead: after tick t is sampled, the uploads due at tick t (ascending
+ * vehicle id, each vehicle's samples in time order), then those of tick t+1; the same records in total. */
 tp_err tp_fleet_next(tp_fleet *f, tp_record *out);
+
+/* When the record tp_fleet_next returned last is sent, in ms after start_ms: with upload_every_ms, the time of its
+ * upload tick plus its position in that tick's uploads (spread evenly over the interval), so a paced sender keeps
+ * uploads in real time; without it, its tick's time plus its vehicle's position in the tick. */
+int64_t tp_fleet_send_offset_ms(const tp_fleet *f);
 
 typedef struct tp_fleet_stats {
     uint64_t ticks;    /* total ticks of the run */

@@ -94,6 +94,22 @@ head -1 "$tmp/d" | grep -q '"sampled_at_ms":100000000000[0-7],' || fail "--start
 ok
 [ "$(cat "$tmp/n")" -eq 15 ] || fail "paced gen wrote $(cat "$tmp/n") records, want 15"
 expect 0 "^gen: 15 records from 3 vehicles over 5 s" "$T" gen --vehicles 3 --seconds 5 --drop-rate 0
+# --start-ms now is the wall clock in ms (it used to be rounded down to the second, so a paced record's sampled_at
+# preceded its send by up to a second), plus the sample's 0-7 ms jitter.
+before=$(date +%s%3N)
+"$T" gen --vehicles 1 --seconds 1 --start-ms now --drop-rate 0 -q >"$tmp/now"
+after=$(date +%s%3N)
+ok
+first=$(sed 's/.*"sampled_at_ms":\([0-9]*\).*/\1/' "$tmp/now")
+[ "$first" -ge "$before" ] && [ "$first" -le $((after + 7)) ] ||
+    fail "--start-ms now gave sampled_at_ms $first, not between $before and $after + 7"
+# --upload-every: the same records in upload order
+"$T" gen --vehicles 4 --seconds 7 --drop-rate 0.05 -q | sort >"$tmp/plain"
+"$T" gen --vehicles 4 --seconds 7 --drop-rate 0.05 --upload-every 3 -q >"$tmp/up"
+ok
+sort "$tmp/up" | cmp -s - "$tmp/plain" || fail "--upload-every changed the records"
+cmp -s "$tmp/up" "$tmp/plain" && fail "--upload-every did not change the order"
+expect 2 "is not a whole multiple of --interval-ms 1000 ms" "$T" gen --upload-every 2.5
 
 # ---- help and usage errors ----
 for cmd in gen pack inspect; do

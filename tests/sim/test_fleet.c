@@ -328,8 +328,74 @@ static void test_invalid_options(void)
     tp_fleet_free(f);
 }
 
+static int rec_cmp(const void *x, const void *y)
+{
+    const tp_record *a = x, *b = y;
+    if (a->vehicle_id != b->vehicle_id)
+        return a->vehicle_id < b->vehicle_id ? -1 : 1;
+    return a->sampled_at_ms < b->sampled_at_ms ? -1 : a->sampled_at_ms > b->sampled_at_ms;
+}
+
+/* upload_every_ms: the same records (gaps included) in upload order: each vehicle's samples come out together
+ * every k ticks, staggered, at most k at once, in time order, and never before they were sampled. */
+static void test_uploads(void)
+{
+    tp_fleet_opts o;
+    tp_fleet_opts_init(&o);
+    o.vehicles = 7;
+    o.seconds = 23;
+    o.drop_rate = 0.05;
+    tp_record *plain, *up;
+    size_t np = collect(&o, &plain);
+    o.upload_every_ms = 5000;
+    tp_fleet *f;
+    CHECK_ERR(tp_fleet_new(&o, &f), TP_OK);
+    up = malloc((np + 1) * sizeof *up);
+    size_t nu = 0;
+    int64_t last_send = -1;
+    int send_ok = 1, group_ok = 1, stagger_ok = 1;
+    uint64_t cur = 0;
+    size_t run = 0;
+    while (nu <= np && tp_fleet_next(f, &up[nu]) == TP_OK) {
+        int64_t send = tp_fleet_send_offset_ms(f);
+        /* sent no earlier than sampled (less the jitter), sends in order */
+        if (send < last_send || send + 8 < up[nu].sampled_at_ms - o.start_ms)
+            send_ok = 0;
+        last_send = send;
+        if (nu == 0 || up[nu].vehicle_id != cur) {
+            cur = up[nu].vehicle_id;
+            run = 0;
+            /* vehicle i uploads at ticks t with (t + i) % 5 == 4 (or after the last tick) */
+            int64_t t = send / 1000;
+            if (t < 23 && (t + (int64_t)(cur - o.first_vehicle_id)) % 5 != 4)
+                stagger_ok = 0;
+        } else if (up[nu].sampled_at_ms <= up[nu - 1].sampled_at_ms) {
+            group_ok = 0;
+        }
+        if (++run > 5)
+            group_ok = 0;
+        nu++;
+    }
+    tp_fleet_free(f);
+    CHECK_INT(nu, np);
+    CHECK(send_ok);
+    CHECK(group_ok);
+    CHECK(stagger_ok);
+    qsort(plain, np, sizeof *plain, rec_cmp);
+    qsort(up, nu, sizeof *up, rec_cmp);
+    CHECK(np == nu && memcmp(plain, up, np * sizeof *up) == 0);
+    free(plain);
+    free(up);
+    /* not a whole multiple of the interval, or too many samples to keep */
+    o.upload_every_ms = 1500;
+    CHECK_ERR(tp_fleet_new(&o, &f), TP_ERR_INVALID_ARG);
+    o.upload_every_ms = 3601000;
+    CHECK_ERR(tp_fleet_new(&o, &f), TP_ERR_INVALID_ARG);
+}
+
 int main(void)
 {
+    test_uploads();
     test_determinism();
     test_counts_order_seq();
     check_quantum(1e-6, 6);
