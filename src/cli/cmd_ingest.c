@@ -79,6 +79,11 @@ static void usage(FILE *out)
             "  --batch-bytes N         flush a pack before it exceeds N wire bytes (default 1M per partition,\n"
             "                          256K per vehicle)\n"
             "  --linger-ms N           flush a batch N ms after its first record (default 1000)\n"
+            "  --gateway-flush-ms N    pack a gateway's records now instead of at linger once it has sent nothing\n"
+            "                          for N ms with records unacked (the end of an upload or a replay: batches\n"
+            "                          holding only its records), or at once when its unacked bytes pass half its\n"
+            "                          window (every batch holding its records: it waits for acks); default 20,\n"
+            "                          0 = off (linger and size only). docs/INGEST.md\n"
             "  --max-buffered-bytes N  cap on record bytes not yet in Kafka; above it reading pauses (default 256M);\n"
             "                          the batcher's memory stays below 4.25x it (docs/INGEST.md)\n"
             "  --max-open-vehicles N   vehicles with an open batch; a new one beyond it flushes the oldest open\n"
@@ -247,7 +252,7 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
 {
     enum { O_BROKERS = 256, O_TOPIC, O_LISTEN, O_FROM, O_FORMAT, O_BREC, O_BBYTES, O_LINGER, O_MAXBUF, O_THREADS,
            O_LEVEL, O_LAYOUT, O_IGNORE_UNKNOWN, O_MAXOPEN, O_HTTP, O_HTTP_CERT, O_HTTP_KEY, O_INSECURE, O_TOKENS,
-           O_HTTP_BODY, O_HTTP_TIMEOUT, O_IDLE, O_PERIP, O_TLS_CERT, O_TLS_KEY, O_TLS_CA, O_PACKBY, O_HEADERS };
+           O_HTTP_BODY, O_HTTP_TIMEOUT, O_IDLE, O_PERIP, O_TLS_CERT, O_TLS_KEY, O_TLS_CA, O_PACKBY, O_HEADERS, O_GWFLUSH };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS}, {"topic", required_argument, 0, O_TOPIC},
         {"listen", required_argument, 0, O_LISTEN}, {"from", required_argument, 0, O_FROM},
@@ -265,6 +270,7 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
         {"tls-cert", required_argument, 0, O_TLS_CERT}, {"tls-key", required_argument, 0, O_TLS_KEY},
         {"tls-client-ca", required_argument, 0, O_TLS_CA},
         {"pack-by", required_argument, 0, O_PACKBY}, {"headers", required_argument, 0, O_HEADERS},
+        {"gateway-flush-ms", required_argument, 0, O_GWFLUSH},
         TP_CLI_WORKER_LONGOPTS, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     static const char *const format_words[] = {"ndjson", "delimited", NULL};
     static const char *const layout_words[] = {"rows", "columns", NULL}; /* index + 1 == tp_layout */
@@ -313,6 +319,10 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
                 o->batch.max_buffered_bytes = (size_t)v;
             break;
         case O_IGNORE_UNKNOWN: a->json_flags = TP_RECORD_JSON_IGNORE_UNKNOWN; break;
+        case O_GWFLUSH:
+            if (!(e = tp_cli_parse_u64("gateway-flush-ms", optarg, 0, 60000, &v, msg, sizeof msg)))
+                o->gateway_flush_ms = (int)v;
+            break;
         case O_IDLE:
             if (!(e = tp_cli_parse_u64("idle-timeout", optarg, 0, 86400, &v, msg, sizeof msg)))
                 o->idle_timeout_ms = (int)v * 1000;

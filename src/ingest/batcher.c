@@ -32,7 +32,7 @@ struct tp_batcher {
     size_t held_mem;        /* footprint of batches not in the pool */
     size_t pool_mem;        /* footprint of pooled batches */
     size_t npool;
-    uint64_t flushed, by_records, by_bytes, by_linger, by_all, by_open;
+    uint64_t flushed, by_records, by_bytes, by_linger, by_all, by_open, by_source;
 };
 
 static size_t footprint(const tp_batch *x)
@@ -380,6 +380,27 @@ void tp_batcher_expire(tp_batcher *b, int64_t now_ms)
     }
 }
 
+size_t tp_batcher_flush_source(tp_batcher *b, uint32_t source, uint32_t generation, int sole)
+{
+    size_t n = 0;
+    for (tp_batch *x = b->open.head, *next; x; x = next) {
+        next = x->next;
+        int mine = 0, other = 0;
+        for (uint32_t i = 0; i < x->ntags && !(mine && (other || !sole)); i++) {
+            if (x->tags[i].source == source && x->tags[i].generation == generation)
+                mine = 1;
+            else
+                other = 1;
+        }
+        if (mine && !(sole && other)) {
+            to_ready(b, x);
+            b->by_source++;
+            n++;
+        }
+    }
+    return n;
+}
+
 void tp_batcher_flush_all(tp_batcher *b)
 {
     while (b->open.head) {
@@ -432,6 +453,7 @@ void tp_batcher_stats_get(const tp_batcher *b, tp_batcher_stats *st)
     st->flushed_linger = b->by_linger;
     st->flushed_all = b->by_all;
     st->flushed_open = b->by_open;
+    st->flushed_source = b->by_source;
     st->held_memory = b->held_mem;
     st->memory = b->held_mem + b->pool_mem + b->nslots * sizeof *b->slots;
     st->pooled_batches = b->npool;

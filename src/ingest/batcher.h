@@ -65,12 +65,13 @@ typedef struct tp_batcher_stats {
     size_t memory;             /* everything the batcher holds: held_memory, the pool, the hash map */
     size_t pooled_batches;     /* released batches kept for reuse */
     size_t pooled_memory;      /* their memory (at most a quarter of max_buffered_bytes) */
-    uint64_t batches_flushed;  /* batches moved to the ready list so far, = the sum of the five below */
+    uint64_t batches_flushed;  /* batches moved to the ready list so far, = the sum of the six below */
     uint64_t flushed_records;  /* ... because they reached max_records */
     uint64_t flushed_bytes;    /* ... because of max_bytes */
     uint64_t flushed_linger;   /* ... because their linger time passed */
     uint64_t flushed_all;      /* ... by tp_batcher_flush_all */
     uint64_t flushed_open;     /* ... to make room for a new vehicle at max_open */
+    uint64_t flushed_source;   /* ... by tp_batcher_flush_source (a gateway went quiet or is near its window) */
 } tp_batcher_stats;
 
 /* Not thread-safe: one thread owns a batcher (in the ingest worker, the network thread). */
@@ -93,6 +94,11 @@ tp_err tp_batcher_add_keyed(tp_batcher *b, uint64_t key, const tp_record *r, siz
 
 /* Moves every open batch whose linger time has passed at now_ms to the ready list. */
 void tp_batcher_expire(tp_batcher *b, int64_t now_ms);
+
+/* Moves the open batches holding records tagged (source, generation) to the ready list now, instead of at linger:
+ * with `sole`, only those holding no other source's records. Returns how many. Costs a walk over the open batches
+ * and their tags: for events (a gateway went quiet, its window is half full), not per record. */
+size_t tp_batcher_flush_source(tp_batcher *b, uint32_t source, uint32_t generation, int sole);
 
 /* Moves every open batch to the ready list (shutdown). */
 void tp_batcher_flush_all(tp_batcher *b);

@@ -67,6 +67,7 @@ enum { ST_NEW, ST_HELLO, ST_V1, ST_V2, ST_TLS };
 typedef struct block {
     uint32_t count;
     uint32_t pending;
+    uint64_t bytes;         /* wire bytes of its taken records */
 } block;
 
 typedef struct conn {
@@ -83,6 +84,10 @@ typedef struct conn {
     uint32_t nblocks;
     int block_open;         /* the newest block still takes records */
     uint64_t received, acked, ack_sent;
+    uint64_t unacked_bytes; /* wire bytes of taken records not yet acked */
+    uint64_t window;        /* the gateway's window (bytes): what the v2 hello suggested, else an assumption */
+    int quiet_armed;        /* took records since the last quiet report: in s->quiet */
+    int stall_reported;     /* reported stalled; re-armed below a quarter of the window */
     int state;              /* ST_* */
     int closing;            /* goodbye or refusal queued: close once written (or after CLOSE_GRACE_MS) */
     int draining;           /* closing, all written, our side shut down: discard what still comes until the peer
@@ -133,6 +138,10 @@ struct tp_gateway_server {
     uint64_t tls_sessions, tls_fail[TP_GW_TLS__COUNT];
     int tls_more;               /* some connection has tls_more set */
     uint32_t nv2;               /* connections past a v2 handshake */
+    tp_gateway_sent_fn on_sent;
+    uint64_t *quiet;            /* (generation << 32 | slot) of connections that took records since their last
+                                   quiet report: checked for quiet_ms of silence after each round */
+    uint32_t nquiet, quiet_cap;
     int64_t last_cap_log;
     int64_t now, last_sweep;    /* monotonic ms */
     int64_t wall_now;           /* wall clock ms, for the event-time check */
@@ -194,6 +203,12 @@ void tp_gateway_server_opts_init(tp_gateway_server_opts *o)
     o->max_window_bytes = 64u << 20;
     o->auth = NULL;
     o->tls = NULL;
+    o->quiet_ms = 20;
+}
+
+void tp_gateway_server_on_sent(tp_gateway_server *s, tp_gateway_sent_fn fn)
+{
+    s->on_sent = fn;
 }
 
 static void seterr(char *errbuf, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -378,6 +393,7 @@ void tp_gateway_server_free(tp_gateway_server *s)
         close(s->ep);
     free(s->slots);
     free(s->free_slots);
+    free(s->quiet);
     free(s);
 }
 
@@ -797,6 +813,7 @@ static tp_err add_conn(tp_gateway_server *s, int fd, int how)
     memcpy(c->addr, addr, sizeof addr);
     c->identity = -1;
     c->local = how == ADD_TRUSTED;
+    c->window = c->local ? s->o.max_window_bytes : 4u << 20; /* the replay's window; v1: the client's default */
     if (how == ADD_ACCEPTED && s->o.tls)
         c->state = ST_TLS;
     c->opened = c->last_rx = c->last_tx = s->now;
@@ -856,7 +873,7 @@ static int ring_reserve(conn *c)
 /* Opens a new block; ring_reserve must have made room. */
 static void ring_push(conn *c)
 {
-    *ring_at(c, c->nblocks) = (block){0, 0};
+    *ring_at(c, c->nblocks) = (block){0, 0, 0};
     c->nblocks++;
     c->block_open = 1;
 }
@@ -878,6 +895,7 @@ static void advance(tp_gateway_server *s, conn *c)
         if (h->pending)
             break;
         c->acked += h->count;
+        c->unacked_bytes -= h->bytes;
         s->acked += h->count;
         s->pending -= h->count;
         c->head_pos = (c->head_pos + 1) & (c->ring_cap - 1);
@@ -886,6 +904,8 @@ static void advance(tp_gateway_server *s, conn *c)
     }
     if (c->acked > c->ack_sent || (c->eof && c->acked == c->received))
         mark_dirty(s, c);
+    if (c->stall_reported && c->unacked_bytes < c->window / 4)
+        c->stall_reported = 0;
 }
 
 static void seal(tp_gateway_server *s, conn *c)
@@ -935,11 +955,53 @@ static int conn_take(tp_gateway_server *s, conn *c, const tp_record *r, size_t w
     block *b = ring_at(c, c->nblocks - 1);
     b->count++;
     b->pending++;
+    b->bytes += wire_len;
+    c->unacked_bytes += wire_len;
     c->received++;
     s->pending++;
     s->records_in++;
     s->bytes_in += wire_len;
+    if (s->on_sent) {
+        if (!c->quiet_armed && s->o.quiet_ms > 0) {
+            if (s->nquiet == s->quiet_cap) {
+                uint32_t n = s->quiet_cap ? s->quiet_cap * 2 : 64;
+                uint64_t *q = realloc(s->quiet, n * sizeof *q);
+                if (q) {
+                    s->quiet = q;
+                    s->quiet_cap = n;
+                }
+            }
+            if (s->nquiet < s->quiet_cap) { /* out of memory: this quiet period goes unreported (linger) */
+                s->quiet[s->nquiet++] = (uint64_t)s->slots[c->slot].generation << 32 | c->slot;
+                c->quiet_armed = 1;
+            }
+        }
+        if (!c->stall_reported && c->unacked_bytes >= c->window / 2) {
+            c->stall_reported = 1;
+            s->on_sent(s->ctx, c->slot, s->slots[c->slot].generation, 1);
+        }
+    }
     return 0;
+}
+
+/* After a round: connections that took records and then sent nothing for quiet_ms (reading not paused by us). */
+static void check_quiet(tp_gateway_server *s)
+{
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < s->nquiet; i++) {
+        uint32_t sl = (uint32_t)s->quiet[i], gen = (uint32_t)(s->quiet[i] >> 32);
+        conn *c = sl < s->nslots && s->slots[sl].generation == gen ? s->slots[sl].c : NULL;
+        if (!c)
+            continue; /* closed */
+        if (s->paused || s->now - c->last_rx < s->o.quiet_ms) {
+            s->quiet[keep++] = s->quiet[i];
+            continue;
+        }
+        c->quiet_armed = 0;
+        if (c->acked < c->received)
+            s->on_sent(s->ctx, sl, gen, 0);
+    }
+    s->nquiet = keep;
 }
 
 /* v2: sets record c->received + 1 aside and tells the gateway (the caller made room). -1 if c was closed. */
@@ -1115,6 +1177,7 @@ static int conn_hello(tp_gateway_server *s, conn *c, const uint8_t *p, size_t av
     n += pb_varint(body + n, 8, (uint64_t)s->o.heartbeat_ms);
     n += pb_varint(body + n, 9, (uint64_t)s->o.idle_timeout_ms);
     out_hello(c, body, n);
+    c->window = wb;
     c->state = ST_V2;
     s->nv2++;
     tp_log(TP_LOG_DEBUG, "gateway", "protocol v2 session with %s", c->peer);
@@ -1587,11 +1650,18 @@ tp_err tp_gateway_server_poll(tp_gateway_server *s, int timeout_ms)
             }
         }
     }
+    if (s->nquiet)
+        check_quiet(s);
     if (s->now - s->last_sweep >= SWEEP_MS) {
         s->last_sweep = s->now;
         sweep(s);
     }
     return TP_OK;
+}
+
+int tp_gateway_server_quiet_pending(const tp_gateway_server *s)
+{
+    return s->nquiet > 0 && s->on_sent && s->o.quiet_ms > 0 ? s->o.quiet_ms : -1;
 }
 
 void tp_gateway_server_wake(tp_gateway_server *s)

@@ -113,6 +113,8 @@ typedef struct tp_gateway_server_opts {
     const tp_gateway_auth *auth; /* NULL: no authentication; must outlive the server */
     struct tp_tls_server *tls;  /* NULL: plain TCP; else every accepted connection starts with a TLS handshake
                                    (within the hello deadline); adopted sockets stay plain. Must outlive the server */
+    int quiet_ms;               /* with on_sent: a connection with unacked records that sent nothing for this long
+                                   is reported once (default 20; 0 = never) */
 } tp_gateway_server_opts;
 
 void tp_gateway_server_opts_init(tp_gateway_server_opts *o);
@@ -121,6 +123,14 @@ void tp_gateway_server_opts_init(tp_gateway_server_opts *o);
  * TP_OK when taken, TP_ERR_AGAIN to refuse it for now: the server then pauses reading every connection (the record
  * stays buffered) until tp_gateway_server_resume. Any other error closes that connection. Runs on the loop thread. */
 typedef tp_err (*tp_gateway_record_fn)(void *ctx, const tp_record *r, size_t wire_len, const tp_batch_tag *tag);
+
+/* A connection (source, generation: as in its tags) has sent what it will send for now: `stalled` = 0 when it went
+ * quiet for quiet_ms with records not yet acked (the end of an upload or of a replay), 1 when its unacked record
+ * bytes passed half its window (the gateway stops sending at its window until acks come). Each is reported once,
+ * again after the connection sent more (quiet) or fell below a quarter of its window (stalled). The window: what
+ * the v2 hello suggested, max_window_bytes for adopted trusted sockets (the replay's window), 4 MiB (the gateway
+ * client's default) for v1 connections. Loop thread. */
+typedef void (*tp_gateway_sent_fn)(void *ctx, uint32_t source, uint32_t generation, int stalled);
 
 typedef struct tp_gateway_server tp_gateway_server;
 
@@ -148,6 +158,10 @@ typedef struct tp_gateway_server_stats {
 tp_err tp_gateway_server_new(const tp_gateway_server_opts *opts, tp_gateway_record_fn on_record, void *ctx,
                              tp_gateway_server **out, char *errbuf, size_t errlen);
 void tp_gateway_server_free(tp_gateway_server *s);
+/* Sets the callback of quiet and stalled connections (NULL: none). Before the loop runs. */
+void tp_gateway_server_on_sent(tp_gateway_server *s, tp_gateway_sent_fn fn);
+/* quiet_ms while some connection may go quiet (the longest the caller's poll timeout should be), else -1. */
+int tp_gateway_server_quiet_pending(const tp_gateway_server *s);
 
 /* The bound TCP port (useful with port 0), or 0 without a listening socket. */
 int tp_gateway_server_port(const tp_gateway_server *s);

@@ -77,6 +77,7 @@ void tp_ingest_opts_init(tp_ingest_opts *o)
     o->max_connections = 4096;
     o->max_conns_per_ip = 64;
     o->idle_timeout_ms = 60000;
+    o->gateway_flush_ms = 20;
     o->compact_headers = 1;
     tp_ingest_opts_pack_by(o, TP_PACK_BY_PARTITION);
 }
@@ -213,6 +214,16 @@ static void on_fatal(void *ctx)
     tp_gateway_server_wake(ing->srv);
 }
 
+/* Network thread: a gateway sent what it will send for now (quiet) or is near its window (stalled): its records
+ * leave now instead of at linger. Quiet: the batches holding its records and no other connection's (the end of a
+ * replay or of an upload; batches shared with gateways still sending keep their linger, so packs do not shrink).
+ * Stalled: every batch holding its records, since it sends nothing more until they are acked. */
+static void on_sent(void *ctx, uint32_t source, uint32_t generation, int stalled)
+{
+    tp_ingest *ing = ctx;
+    tp_batcher_flush_source(ing->batcher, source, generation, !stalled);
+}
+
 /* Network thread: one record from a gateway. */
 static tp_err on_record(void *ctx, const tp_record *r, size_t wire_len, const tp_batch_tag *tag)
 {
@@ -281,11 +292,14 @@ tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, 
     so.max_window_bytes = ing->o.batch.max_buffered_bytes ? ing->o.batch.max_buffered_bytes / 4 : so.max_window_bytes;
     so.auth = ing->o.auth;
     so.tls = ing->o.tls;
+    so.quiet_ms = ing->o.gateway_flush_ms;
     e = tp_gateway_server_new(&so, on_record, ing, &ing->srv, errbuf, errlen);
     if (e) {
         tp_ingest_free(ing);
         return e;
     }
+    if (ing->o.gateway_flush_ms > 0)
+        tp_gateway_server_on_sent(ing->srv, on_sent);
     tp_producer_opts po = {ing->o.brokers, ing->o.topic, ing->o.kafka_conf, ing->o.nkafka_conf, on_fatal, NULL, 0,
                            ing->o.compact_headers};
     if (ing->o.kafka_metrics) {
@@ -366,6 +380,7 @@ static void publish_stats(tp_ingest *ing)
         tp_counter_set(m->flush_linger, bs.flushed_linger);
         tp_counter_set(m->flush_shutdown, bs.flushed_all);
         tp_counter_set(m->flush_open, bs.flushed_open);
+        tp_counter_set(m->flush_gateway, bs.flushed_source);
         tp_gauge_set(m->buffered_bytes, (double)bs.buffered_bytes);
         tp_gauge_set(m->open_batches, (double)bs.open_batches);
         tp_gauge_set(m->batcher_memory, (double)bs.memory);
@@ -465,6 +480,9 @@ static void *net_thread(void *arg)
         ing->now = mono_ms();
         int64_t dl = tp_batcher_next_deadline(ing->batcher, ing->now);
         int timeout = (dl < 0 || dl > 100) ? 100 : (int)dl;
+        int quiet = tp_gateway_server_quiet_pending(ing->srv);
+        if (quiet >= 0 && quiet < timeout)
+            timeout = quiet;
         if (tp_gateway_server_poll(ing->srv, timeout) != TP_OK) {
             set_failed(ing, "the gateway server's epoll loop failed");
         }

@@ -37,6 +37,9 @@ typedef struct tp_ingest_opts {
     uint32_t max_connections;       /* default 4096 */
     uint32_t max_conns_per_ip;      /* connections from one source address (default 64) */
     int idle_timeout_ms;            /* close silent gateway connections (default 60000; 0 = never) */
+    int gateway_flush_ms;           /* pack a gateway's records now, not at linger, once it sent nothing for this
+                                       long (the batches holding only its records) or passed half its window
+                                       (every batch holding its records); default 20; 0 = linger and size only */
     const tp_gateway_auth *auth;    /* gateway authentication, or NULL (gateway_server.h); must outlive the worker */
     struct tp_tls_server *tls;      /* TLS on the gateway listener, or NULL (gateway_tls.h); must outlive the worker */
     const tp_ingest_metrics *metrics; /* Prometheus handles to update (worker_metrics.h), or NULL; must outlive

@@ -85,6 +85,7 @@ tp_err tp_ingest_metrics_register(tp_metrics *m, tp_ingest_metrics *o)
     o->flush_linger = tp_metrics_counter(m, TP_M_INGEST_FLUSHES, fl, "reason=\"linger\"");
     o->flush_shutdown = tp_metrics_counter(m, TP_M_INGEST_FLUSHES, fl, "reason=\"shutdown\"");
     o->flush_open = tp_metrics_counter(m, TP_M_INGEST_FLUSHES, fl, "reason=\"open_vehicles\"");
+    o->flush_gateway = tp_metrics_counter(m, TP_M_INGEST_FLUSHES, fl, "reason=\"gateway\"");
     o->pack_bytes = tp_metrics_histogram(m, TP_M_INGEST_PACK_BYTES, "Compressed size of each pack, in bytes.", NULL,
                                          pack_bytes_buckets, N(pack_bytes_buckets));
     o->records_per_pack = tp_metrics_histogram(m, TP_M_INGEST_RECORDS_PER_PACK, "Records in each pack.", NULL,

@@ -73,6 +73,7 @@ typedef struct tp_ingest_metrics {
     tp_counter *flush_linger;     /* ... linger time */
     tp_counter *flush_shutdown;   /* ... shutdown / drain */
     tp_counter *flush_open;       /* ... a new vehicle at --max-open-vehicles (the oldest open batch) */
+    tp_counter *flush_gateway;    /* ... a gateway went quiet with unacked records, or passed half its window */
     tp_histogram *pack_bytes;         /* compressed size of each pack */
     tp_histogram *records_per_pack;   /* records in each pack */
     tp_histogram *batch_age;          /* seconds from a batch's first record to its flush */

@@ -432,8 +432,43 @@ static void test_million_vehicles(uint32_t max_open)
     tp_batcher_free(b);
 }
 
+/* flush_source: sole = only the batches holding nothing but that source's records; otherwise every batch holding
+ * one of its records (another generation of the same slot is another source). */
+static void test_flush_source(void)
+{
+    tp_batcher *b;
+    CHECK_ERR(tp_batcher_new(NULL, &b), TP_OK);
+    tp_batch_tag a = {1, 7, 0, 1}, a2 = {1, 7, 1, 1}, c = {2, 3, 0, 1}, old = {1, 6, 0, 1};
+    tp_record r = rec(100, 0);
+    CHECK_ERR(tp_batcher_add_keyed(b, 0, &r, 20, &a, 0), TP_OK);   /* partition 0: a only (two blocks) */
+    CHECK_ERR(tp_batcher_add_keyed(b, 0, &r, 20, &a2, 0), TP_OK);
+    CHECK_ERR(tp_batcher_add_keyed(b, 1, &r, 20, &a, 0), TP_OK);   /* partition 1: a and c */
+    CHECK_ERR(tp_batcher_add_keyed(b, 1, &r, 20, &c, 0), TP_OK);
+    CHECK_ERR(tp_batcher_add_keyed(b, 2, &r, 20, &old, 0), TP_OK); /* partition 2: slot 1 of another generation */
+    CHECK_ERR(tp_batcher_add_keyed(b, 3, &r, 20, &c, 0), TP_OK);   /* partition 3: c only */
+    tp_batch *l[8];
+    CHECK_INT(tp_batcher_flush_source(b, 1, 7, 1), 1);
+    CHECK_INT(count_ready(b, l, 8), 1);
+    CHECK_INT(l[0]->vehicle_id, 0);
+    CHECK_INT(l[0]->count, 2);
+    tp_batcher_release(b, l[0]);
+    CHECK_INT(tp_batcher_flush_source(b, 1, 7, 1), 0); /* partition 1 holds c's records too */
+    CHECK_INT(tp_batcher_flush_source(b, 1, 7, 0), 1);
+    CHECK_INT(count_ready(b, l, 8), 1);
+    CHECK_INT(l[0]->vehicle_id, 1);
+    tp_batcher_release(b, l[0]);
+    tp_batcher_stats st;
+    tp_batcher_stats_get(b, &st);
+    CHECK_INT(st.flushed_source, 2);
+    CHECK_INT(st.batches_flushed, 2);
+    CHECK_INT(st.open_batches, 2);
+    CHECK_INT(tp_batcher_flush_source(b, 9, 9, 0), 0);
+    tp_batcher_free(b);
+}
+
 int main(void)
 {
+    test_flush_source();
     test_open_cap();
     test_memory_cap();
     test_million_vehicles(0);       /* default --max-open-vehicles (100000) binds first */

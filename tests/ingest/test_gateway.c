@@ -19,7 +19,20 @@ typedef struct sink {
     tp_record recs[MAXTAGS];
     size_t n;
     int refuse;               /* answer AGAIN while non-zero */
+    int quiet, stalled;       /* on_sent reports */
+    tp_batch_tag sent_tag;    /* source and generation of the last report */
 } sink;
+
+static void on_sent(void *ctx, uint32_t source, uint32_t generation, int stalled)
+{
+    sink *k = ctx;
+    if (stalled)
+        k->stalled++;
+    else
+        k->quiet++;
+    k->sent_tag.source = source;
+    k->sent_tag.generation = generation;
+}
 
 static tp_err on_rec(void *ctx, const tp_record *r, size_t wire_len, const tp_batch_tag *tag)
 {
@@ -448,8 +461,69 @@ static void test_client_bad_acks(void)
     }
 }
 
+/* A connection that went quiet with records unacked is reported once per quiet period (not while acked, not twice);
+ * one whose unacked bytes pass half its window is reported at once, again after acks took it below a quarter. */
+static void test_quiet_and_stalled(void)
+{
+    static sink k;
+    memset(&k, 0, sizeof k);
+    tp_gateway_server_opts o;
+    tp_gateway_server_opts_init(&o);
+    o.quiet_ms = 300;
+    o.max_window_bytes = 64 * 1024; /* the window of trusted (replay) sockets */
+    tp_gateway_server *s = NULL;
+    CHECK_ERR(tp_gateway_server_new(&o, on_rec, &k, &s, NULL, 0), TP_OK);
+    tp_gateway_server_on_sent(s, on_sent);
+    CHECK_INT(tp_gateway_server_quiet_pending(s), -1);
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    CHECK_ERR(tp_gateway_server_add_trusted_fd(s, sv[0]), TP_OK);
+    send_frames(sv[1], 42, 0, 5);
+    pump(s, 1);
+    CHECK_INT(k.n, 5);
+    CHECK_INT(k.quiet, 0); /* not quiet yet */
+    CHECK_INT(tp_gateway_server_quiet_pending(s), 300);
+    usleep(350 * 1000);
+    pump(s, 1);
+    CHECK_INT(k.quiet, 1);
+    CHECK_INT(k.stalled, 0);
+    CHECK_INT(k.sent_tag.source, k.tags[0].source);
+    CHECK_INT(k.sent_tag.generation, k.tags[0].generation);
+    usleep(350 * 1000);
+    pump(s, 1);
+    CHECK_INT(k.quiet, 1); /* once per quiet period */
+    /* records acked before the connection goes quiet: nothing to report */
+    send_frames(sv[1], 42, 5, 8);
+    pump(s, 1);
+    complete_range(s, &k, 0, 8);
+    usleep(350 * 1000);
+    pump(s, 1);
+    CHECK_INT(k.quiet, 1);
+    /* half the window (32 KiB) unacked: reported at once, once */
+    size_t base = k.n;
+    send_frames(sv[1], 42, 8, 2008);
+    int eof;
+    for (int i = 0; i < 50 && k.n < base + 2000; i++) {
+        pump(s, 1);
+        last_ack(sv[1], &eof);
+    }
+    CHECK_INT(k.n, base + 2000);
+    CHECK_INT(k.stalled, 1);
+    /* acked below a quarter of the window: armed again */
+    complete_range(s, &k, base, base + 2000);
+    send_frames(sv[1], 42, 2008, 4008);
+    for (int i = 0; i < 50 && k.n < base + 4000; i++) {
+        pump(s, 1);
+        last_ack(sv[1], &eof);
+    }
+    CHECK_INT(k.stalled, 2);
+    close(sv[1]);
+    tp_gateway_server_free(s);
+}
+
 int main(void)
 {
+    test_quiet_and_stalled();
     test_ack_watermark();
     test_hostile();
     test_backpressure();

@@ -529,7 +529,8 @@ static void run(rd_kafka_mock_cluster_t *mc, const char *topic, tp_pack_by by, i
     CHECK_INT(tp_counter_value(im.packs), st.packs_out);
     CHECK_INT(tp_counter_value(im.bytes_out), st.pack_bytes_out);
     CHECK_INT(tp_counter_value(im.flush_records) + tp_counter_value(im.flush_bytes) +
-                  tp_counter_value(im.flush_linger) + tp_counter_value(im.flush_shutdown),
+                  tp_counter_value(im.flush_linger) + tp_counter_value(im.flush_shutdown) +
+                  tp_counter_value(im.flush_gateway),
               st.packs_out);
     CHECK_INT(tp_histogram_count(im.records_per_pack), st.packs_out);
     CHECK_INT(tp_counter_value(im.delivery_errors), 0);
