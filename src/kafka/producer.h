@@ -43,6 +43,11 @@ tp_err tp_producer_new(const tp_producer_opts *opts, tp_producer_dr_fn dr, void 
 tp_err tp_producer_send(tp_producer *p, uint64_t vehicle_id, uint8_t *pack, size_t len, const tp_pack_meta *meta,
                         void *opaque, char *errbuf, size_t errlen);
 
+/* Produces one pack with the given key bytes (a string key such as a VIN) and headers (taken over on TP_OK, left
+ * to the caller on error), for packs of a run-time schema (kafka/schema_headers.h). Otherwise as tp_producer_send. */
+tp_err tp_producer_send_keyed(tp_producer *p, const char *key, size_t key_len, uint8_t *pack, size_t len,
+                              rd_kafka_headers_t *hdrs, void *opaque, char *errbuf, size_t errlen);
+
 /* Non-zero once librdkafka raised a fatal error; buf receives the reason. Thread-safe. */
 int tp_producer_fatal(tp_producer *p, char *buf, size_t len);
 
