@@ -42,7 +42,7 @@ def ld(num, payload):
 
 def record(v, i, added):
     """The values of record i of vehicle v (proto field names), and its encoding."""
-    vin = "WVWZZZ1JZ%08d" % (3000 + v)
+    vin = "WVWZZZ1JZ%08d" % ((5000 if added else 3000) + v)
     seconds = 1714564800 + i * 5 + v
     nanos = [0, 250000000, 123456000, 987654321][i % 4]
     soc = 80.0 - i * 0.25
@@ -112,7 +112,7 @@ def record(v, i, added):
         m += ld(15, t.encode())
     m += tag(16, 1) + struct.pack("<d", lat)
     if added:
-        m += tag(17, 0) + varint(5000 + i)
+        m += tag(17, 5) + struct.pack("<f", 200.0 + i)
     return vals, m
 
 
