@@ -12,6 +12,7 @@
 #include "telepack/pack.h"
 #include "telepack/delimited.h"
 #include "vehicle.pb-c.h"
+#include "common/clock.h"
 
 /* Records: the fleet simulator (src/sim/fleet.c), `vehicles` taxis sampled every second, GPS at 1e-6 degrees, cut
  * into packs of `batch` consecutive samples of one vehicle, the way the ingest batcher cuts them. */
@@ -47,13 +48,6 @@ static tp_record *fleet_packs(size_t batch, size_t packs, size_t vehicles)
         exit(1);
     }
     return recs;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts); /* CPU time: the machine is shared, wall time is noise */
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static void die(const char *what, tp_err e)
@@ -107,7 +101,7 @@ static result run(int level, size_t batch, size_t total, size_t vehicles)
     tp_pack_meta *metas = malloc(packs * sizeof *metas);
     size_t content = 0, packed = 0;
 
-    double t0 = now();
+    double t0 = tp_thread_cpu_s();
     for (size_t p = 0; p < packs; p++) {
         for (size_t i = 0; i < batch; i++)
             if ((e = tp_pack_writer_add(w, &recs[p * batch + i])))
@@ -115,7 +109,7 @@ static result run(int level, size_t batch, size_t total, size_t vehicles)
         if ((e = tp_pack_writer_finish(w, out + p * slot, slot, &lens[p], &metas[p])))
             die("tp_pack_writer_finish", e);
     }
-    double t1 = now();
+    double t1 = tp_thread_cpu_s();
     for (size_t p = 0; p < packs; p++) {
         content += metas[p].content_size;
         packed += lens[p];
@@ -135,7 +129,7 @@ static result run(int level, size_t batch, size_t total, size_t vehicles)
     if ((e = tp_row_batch_new(batch, &rows)))
         die("tp_row_batch_new", e);
     size_t bad = 0;
-    t0 = now();
+    t0 = tp_thread_cpu_s();
     for (size_t p = 0; p < packs; p++) {
         tp_row_batch_clear(rows);
         if ((e = tp_pack_reader_open(r, &metas[p], out + p * slot, lens[p])) ||
@@ -143,7 +137,7 @@ static result run(int level, size_t batch, size_t total, size_t vehicles)
             die(tp_pack_reader_error_detail(r), e);
         bad += rows->count != batch;
     }
-    t1 = now();
+    t1 = tp_thread_cpu_s();
     res.decode_rps = (double)n / (t1 - t0);
     /* Spot check: the last pack decoded to what went in. */
     for (size_t i = 0; i < batch; i++)
@@ -167,7 +161,7 @@ static result run(int level, size_t batch, size_t total, size_t vehicles)
             if ((e = tp_pack_writer_finish(nw, raw + p * raw_slot, raw_slot, &raw_lens[p], NULL)))
                 die("tp_pack_writer_finish (none)", e);
         }
-        t0 = now();
+        t0 = tp_thread_cpu_s();
         for (size_t p = 0; p < packs; p++) {
             tp_row_batch_clear(rows);
             tp_pack_meta m = metas[p];
@@ -176,7 +170,7 @@ static result run(int level, size_t batch, size_t total, size_t vehicles)
                 (e = tp_pack_reader_read_all(r, rows, 0, (int64_t)p)))
                 die(tp_pack_reader_error_detail(r), e);
         }
-        t1 = now();
+        t1 = tp_thread_cpu_s();
         res.raw_decode_rps = (double)n / (t1 - t0);
         free(raw_lens);
         free(raw);
@@ -186,14 +180,14 @@ static result run(int level, size_t batch, size_t total, size_t vehicles)
     /* The ceiling: zstd decompression alone, no record decoding. */
     ZSTD_DCtx *dctx = ZSTD_createDCtx();
     uint8_t *buf = malloc(batch * 80 + 64);
-    t0 = now();
+    t0 = tp_thread_cpu_s();
     for (size_t p = 0; p < packs; p++)
         bad += ZSTD_isError(ZSTD_decompressDCtx(dctx, buf, batch * 80 + 64, out + p * slot, lens[p]));
-    t1 = now();
+    t1 = tp_thread_cpu_s();
     res.unzstd_rps = (double)n / (t1 - t0);
 
     /* Baseline: zstd + protobuf-c unpack per record (malloc/free each), copied into the same row batch. */
-    t0 = now();
+    t0 = tp_thread_cpu_s();
     for (size_t p = 0; p < packs; p++) {
         size_t clen = ZSTD_decompressDCtx(dctx, buf, batch * 80 + 64, out + p * slot, lens[p]);
         if (ZSTD_isError(clen))
@@ -218,7 +212,7 @@ static result run(int level, size_t batch, size_t total, size_t vehicles)
         }
         bad += rows->count != batch;
     }
-    t1 = now();
+    t1 = tp_thread_cpu_s();
     res.pbc_decode_rps = (double)n / (t1 - t0);
     if (bad) {
         fprintf(stderr, "bench_codec: decoded records differ from the input (%zu)\n", bad);

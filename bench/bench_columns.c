@@ -15,13 +15,7 @@
 #include "sim/fleet.h"
 #include "telepack/pack.h"
 #include "telepack/record_json.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts); /* CPU time: the machine is shared, wall time is noise */
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "common/clock.h"
 
 static void die(const char *what, tp_err e)
 {
@@ -109,7 +103,7 @@ static double encode_all(const dataset *d, tp_layout layout, size_t B, int level
     if (e)
         die("writer_new", e);
     p->len = p->n = p->content = 0;
-    double t0 = now();
+    double t0 = tp_thread_cpu_s();
     for (size_t v = 0; v < d->ntracks; v++) {
         const track *t = &d->tracks[v];
         for (size_t i = 0; i < t->n; i += B) {
@@ -135,7 +129,7 @@ static double encode_all(const dataset *d, tp_layout layout, size_t B, int level
             p->content += p->meta[p->n - 1].content_size;
         }
     }
-    double dt = now() - t0;
+    double dt = tp_thread_cpu_s() - t0;
     tp_pack_writer_free(w);
     return dt;
 }
@@ -149,7 +143,7 @@ static double decode_all(const packs *p, size_t B, size_t expect)
     if ((e = tp_pack_reader_new(NULL, &r)) || (e = tp_row_batch_new(B, &rows)))
         die("reader_new", e);
     size_t got = 0;
-    double t0 = now();
+    double t0 = tp_thread_cpu_s();
     for (size_t i = 0; i < p->n; i++) {
         size_t end = i + 1 < p->n ? p->off[i + 1] : p->len;
         tp_row_batch_clear(rows);
@@ -160,7 +154,7 @@ static double decode_all(const packs *p, size_t B, size_t expect)
         }
         got += rows->count;
     }
-    double dt = now() - t0;
+    double dt = tp_thread_cpu_s() - t0;
     if (got != expect) {
         fprintf(stderr, "bench_columns: decoded %zu records, wrote %zu\n", got, expect);
         exit(1);

@@ -15,13 +15,7 @@
 #include "ingest/ingest.h"
 #include "sim/fleet.h"
 #include "telepack/pack.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
+#include "common/clock.h"
 
 static double cpu_s(void)
 {
@@ -66,7 +60,7 @@ static double hot_path(const tp_record *recs, size_t n, uint32_t batch, int leve
     size_t cap = 1 << 20;
     uint8_t *out = malloc(cap);
     uint64_t in_bytes = 0, out_bytes = 0;
-    double t0 = now_s();
+    double t0 = tp_mono_s();
     for (size_t i = 0; i <= n; i++) {
         if (i < n) {
             uint8_t tmp[TP_RECORD_MAX_ENCODED];
@@ -88,7 +82,7 @@ static double hot_path(const tp_record *recs, size_t n, uint32_t batch, int leve
             tp_batcher_release(b, x);
         }
     }
-    double dt = now_s() - t0;
+    double dt = tp_mono_s() - t0;
     *ratio = out_bytes ? (double)in_bytes / (double)out_bytes : 0;
     *secs = dt;
     free(out);
@@ -130,12 +124,12 @@ static double full_worker(const tp_record *recs, size_t n, uint32_t batch, int l
             co.connect = addr;
             tp_gateway_client_new(&co, &gw[i]);
         }
-        double c0 = cpu_s(), t0 = now_s();
+        double c0 = cpu_s(), t0 = tp_mono_s();
         for (size_t i = 0; i < n; i++)
             tp_gateway_client_send(gw[recs[i].vehicle_id % (uint64_t)gateways], &recs[i]);
         for (int i = 0; i < gateways; i++)
             tp_gateway_client_drain(gw[i], 60000);
-        wall = now_s() - t0;
+        wall = tp_mono_s() - t0;
         *cpu = cpu_s() - c0;
         for (int i = 0; i < gateways; i++)
             tp_gateway_client_free(gw[i]);

@@ -11,13 +11,7 @@
 #include "schema/schema.h"
 #include "sim/fleet.h"
 #include "telepack/record.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "common/clock.h"
 
 int main(int argc, char **argv)
 {
@@ -64,12 +58,12 @@ int main(int argc, char **argv)
     double best[4] = {1e9, 1e9, 1e9, 1e9};
     volatile uint64_t sink = 0;
     for (int pass = 0; pass < 5; pass++) {
-        double t0 = now();
+        double t0 = tp_mono_s();
         for (size_t i = 0; i < n; i++) {
             tp_record_decode(msgs + off[i], off[i + 1] - off[i], &r);
             sink += r.seq;
         }
-        double t1 = now();
+        double t1 = tp_mono_s();
         tp_dyn_batch_clear(b);
         for (size_t i = 0; i < n; i++) {
             if (b->count == b->capacity)
@@ -77,14 +71,14 @@ int main(int argc, char **argv)
             if (tp_dyn_decode(b, msgs + off[i], off[i + 1] - off[i]))
                 return 1;
         }
-        double t2 = now();
+        double t2 = tp_mono_s();
         size_t len;
         for (size_t i = 0; i < n; i++) {
             tp_record_decode(msgs + off[i], off[i + 1] - off[i], &r);
             tp_record_encode(&r, out, TP_RECORD_MAX_ENCODED, &len);
             sink += len;
         }
-        double t3 = now();
+        double t3 = tp_mono_s();
         tp_dyn_batch_clear(b);
         for (size_t i = 0; i < n; i++) {
             if (b->count == b->capacity)
@@ -93,7 +87,7 @@ int main(int argc, char **argv)
             tp_dyn_encode(b, b->count - 1, out, TP_RECORD_MAX_ENCODED * 2, &len);
             sink += len;
         }
-        double t4 = now();
+        double t4 = tp_mono_s();
         double t[4] = {t1 - t0, t2 - t1, t3 - t2, t4 - t3};
         for (int k = 0; k < 4; k++)
             if (t[k] < best[k])

@@ -28,6 +28,7 @@
 #include "telepack/pack.h"
 #include "telepack/delimited.h"
 #include "vehicle.pb-c.h"
+#include "common/clock.h"
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
@@ -39,20 +40,6 @@ static void die(const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     exit(1);
-}
-
-static double wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double thread_cpu(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static double loadavg1(void)
@@ -244,11 +231,11 @@ static decode_fig measure(int kind, const topic_data *t, double seconds)
         die("out of memory");
     decode_fig f = {0};
     for (int pass = 0;; pass++) {
-        double c0 = thread_cpu();
+        double c0 = tp_thread_cpu_s();
         uint64_t n = kind == K_READER       ? decode_pass(t, r, rows)
                      : kind == K_PROTOBUF_C ? protobuf_c_pass(t, dctx, buf, cap, rows)
                                             : zstd_pass(t, dctx, buf, cap);
-        double c1 = thread_cpu();
+        double c1 = tp_thread_cpu_s();
         if (n != t->records)
             die("%s: decoded %" PRIu64 " records, the headers count %" PRIu64, t->name, n, t->records);
         if (pass == 0)
@@ -354,7 +341,7 @@ static sink_fig run_sink(const char *telepack, const char *brokers, const char *
     char *argv[] = {(char *)telepack, "sink", "--brokers", (char *)brokers, "--topic", (char *)topic, "--group", group,
                     "--warehouse", (char *)warehouse, "--create-table", "--metrics-listen", listen, "--log-level",
                     "warn", "--flush-ms", flush, NULL}; /* a fresh group starts at the earliest offset (the sink's default) */
-    double t_exec = wall();
+    double t_exec = tp_mono_s();
     pid_t pid = fork();
     if (pid < 0)
         die("fork: %s", strerror(errno));
@@ -379,7 +366,7 @@ static sink_fig run_sink(const char *telepack, const char *brokers, const char *
             curl_easy_cleanup(c);
             return f;
         }
-        double now = wall();
+        double now = tp_mono_s();
         if (now - t_exec > timeout_s) {
             fprintf(stderr, "bench_sink: %s: not all %" PRIu64 " rows loaded after %.0f s\n", warehouse, expect,
                     timeout_s);
@@ -392,11 +379,11 @@ static sink_fig run_sink(const char *telepack, const char *brokers, const char *
         double decoded = metric(b.buf, "telepack_sink_records_total");
         double loaded = metric(b.buf, "telepack_sink_rows_loaded_total");
         if (!t_first && decoded > 0) {
-            t_first = wall();
+            t_first = tp_mono_s();
             cpu_first = proc_cpu(pid);
         }
         if (loaded >= (double)expect) {
-            t_last = wall();
+            t_last = tp_mono_s();
             cpu_last = proc_cpu(pid);
             f.rows = (uint64_t)loaded;
             f.ok = 1;

@@ -9,20 +9,7 @@
 #include <unistd.h>
 
 #include "warehouse/warehouse.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "common/clock.h"
 
 /* A fleet of 2000 vehicles sampling every second, rows in arrival order (one vehicle's pack of 100 at a time). */
 static tp_row_batch *fleet_rows(size_t n)
@@ -67,7 +54,7 @@ static int run(const char *name, const char *url, const char *table, tp_row_batc
         return -1;
     }
     /* A view of `all` per load: the columns are arrays, so a window is pointer arithmetic. */
-    double t0 = now_s(), c0 = cpu_s();
+    double t0 = tp_mono_s(), c0 = tp_process_cpu_s();
     for (size_t start = 0; start < all->count; start += per_load) {
         size_t n = all->count - start < per_load ? all->count - start : per_load;
         tp_row_batch v = {
@@ -85,7 +72,7 @@ static int run(const char *name, const char *url, const char *table, tp_row_batc
             return -1;
         }
     }
-    double wall = now_s() - t0, cpu = cpu_s() - c0;
+    double wall = tp_mono_s() - t0, cpu = tp_process_cpu_s() - c0;
     tp_warehouse_close(w);
     double rate = (double)all->count / wall;
     printf("%-32s %9zu rows  %7zu rows/load  %10.0f rows/s  (this process: %.2f s CPU)\n", name, all->count,

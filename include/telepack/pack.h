@@ -35,13 +35,13 @@ typedef enum tp_layout { TP_LAYOUT_ROWS = 1, TP_LAYOUT_COLUMNS = 2 } tp_layout;
 #define TP_PACK_BYTES_PER_RECORD 16u
 
 typedef struct tp_pack_meta {
-    uint32_t format_version;   /* 1 = rows (pbpack v1); 2 = columns (pbpack v2) */
+    uint32_t format_version;   /* 1 = rows (pbpack v1); 2 = columns (pbpack v2); 3 = columns of several vehicles */
     tp_layout layout;
     tp_codec codec;
     uint32_t schema_version;   /* TP_SCHEMA_VERSION */
     uint32_t record_count;
     uint32_t dict_id;          /* zstd dictionary id, 0 = none */
-    uint64_t vehicle_id;       /* the vehicle all records belong to (also the Kafka key) */
+    uint64_t vehicle_id;       /* the vehicle all records belong to (also the Kafka key); 0 for version 3 */
     uint64_t content_size;     /* uncompressed content bytes */
 } tp_pack_meta;
 
@@ -52,6 +52,8 @@ typedef struct tp_pack_writer_opts {
     int level;                 /* zstd level, default 3 */
     tp_layout layout;          /* default TP_LAYOUT_COLUMNS (pbpack v2), as every command */
     size_t max_pack_bytes;     /* content bytes one pack may hold before add says TP_ERR_FULL; default 64 MiB */
+    int multi_vehicle;         /* layout columns only: a pack may hold several vehicles; finish sorts the records by
+                                * (vehicle_id, sampled_at_ms), stable, and writes format version 3. Default 0 */
 } tp_pack_writer_opts;
 
 /* Fills *o with the defaults above. */
@@ -68,7 +70,8 @@ TP_API void tp_pack_writer_free(tp_pack_writer *w);
 /* Discards any records added since the last finish and starts an empty pack. */
 TP_API void tp_pack_writer_reset(tp_pack_writer *w);
 
-/* Appends one record. All records of a pack must have the same vehicle_id (TP_ERR_INVALID_ARG otherwise). Any
+/* Appends one record. All records of a pack must have the same vehicle_id (TP_ERR_INVALID_ARG otherwise), unless
+ * the writer is multi_vehicle. Any
  * record is accepted in any position: a record whose every field is zero (it encodes to zero bytes) opening a
  * layout-rows pack is written as `08 00` (vehicle_id present and zero), since content starting with byte 00 marks
  * format version 2 (docs/FORMAT.md, sections 2 and 8).

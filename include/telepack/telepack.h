@@ -11,5 +11,6 @@
 #include "telepack/record_json.h"
 #include "telepack/rows.h"
 #include "telepack/pack.h"
+#include "telepack/pack_meta.h"
 
 #endif

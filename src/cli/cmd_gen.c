@@ -166,7 +166,7 @@ static tp_err gateway_close(gen_output *o)
     gateway_output *g = (gateway_output *)o;
     tp_err e = TP_OK;
     uint64_t unacked = 0, rejected = 0;
-    char reason[128] = "", refusal[128] = "";
+    char reason[128] = "", refusal[160] = "";
     for (uint32_t i = 0; i < g->n; i++) {
         tp_err de = tp_gateway_client_drain(g->c[i], -1);
         tp_gateway_client_stats st;
@@ -176,13 +176,13 @@ static tp_err gateway_close(gen_output *o)
         if (st.records_rejected)
             snprintf(reason, sizeof reason, "%s", st.last_reason);
         if (st.refused)
-            snprintf(refusal, sizeof refusal, "%s", st.last_reason);
+            snprintf(refusal, sizeof refusal, "%s%s", st.refused < 0 ? "TLS: " : "", st.last_reason);
         if (de && !e)
             e = de;
         tp_gateway_client_free(g->c[i]);
     }
     if (refusal[0])
-        fprintf(stderr, "telepack gen: the ingest worker at %s refused the handshake: %s\n", o->name, refusal);
+        fprintf(stderr, "telepack gen: the handshake with the ingest worker at %s failed: %s\n", o->name, refusal);
     if (e)
         fprintf(stderr, "telepack gen: stopped with %" PRIu64 " records not acked by the ingest worker at %s\n",
                 unacked, o->name);
@@ -201,6 +201,7 @@ typedef struct gateway_v2 {
     int protocol;             /* 1 or 2 */
     const char *token;        /* or NULL */
     uint64_t vehicles;        /* per gateway, for the server's suggested window */
+    const char *tls_ca, *tls_cert, *tls_key; /* TLS (docs/GATEWAY.md), or NULL */
 } gateway_v2;
 
 static gen_output *gateway_output_open(const char *addr, uint32_t n, size_t window, const gateway_v2 *v2,
@@ -229,8 +230,15 @@ static gen_output *gateway_output_open(const char *addr, uint32_t n, size_t wind
         co.vehicles = v2->vehicles;
         snprintf(g->ids[g->n], sizeof g->ids[g->n], "telepack-gen-%u", g->n + 1);
         co.gateway_id = g->ids[g->n];
-        if (tp_gateway_client_new(&co, &g->c[g->n]) != TP_OK) {
-            fprintf(stderr, "telepack gen: --connect '%s' is not HOST:PORT; use e.g. 127.0.0.1:7070\n", addr);
+        co.tls_ca = v2->tls_ca;
+        co.tls_cert = v2->tls_cert;
+        co.tls_key = v2->tls_key;
+        char err[512];
+        if (tp_gateway_client_new_err(&co, &g->c[g->n], err, sizeof err) != TP_OK) {
+            if (err[0])
+                fprintf(stderr, "telepack gen: %s\n", err);
+            else
+                fprintf(stderr, "telepack gen: --connect '%s' is not HOST:PORT; use e.g. 127.0.0.1:7070\n", addr);
             for (uint32_t i = 0; i < g->n; i++)
                 tp_gateway_client_free(g->c[i]);
             free(g->ids);
@@ -278,6 +286,10 @@ static void usage(FILE *out)
             "                       heartbeats; 1: plain records and acks, docs/GATEWAY.md)\n"
             "  --token-file FILE    v2: send the token on FILE's first line in the hello (the worker's\n"
             "                       authentication); never on the command line\n"
+            "  --tls-ca FILE        connect with TLS and verify the worker's certificate against this CA (PEM)\n"
+            "                       and the host name or IP address of --connect\n"
+            "  --tls-cert FILE      client certificate (PEM) for mutual TLS (the worker's --tls-client-ca), with\n"
+            "  --tls-key FILE       its private key\n"
             "  -q, --quiet          no progress line and no summary\n"
             "  -h, --help           this text\n"
             "\n"
@@ -322,6 +334,9 @@ enum {
     OPT_WINDOW,
     OPT_PROTOCOL,
     OPT_TOKEN_FILE,
+    OPT_TLS_CA,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
 };
 
 /* What the command line asked for. */
@@ -333,6 +348,7 @@ typedef struct gen_cli {
     uint64_t window; /* 0: sized for the fleet */
     uint64_t protocol;   /* gateway protocol with --connect: 1 or 2 */
     char token[260];     /* from --token-file, or empty */
+    const char *tls_ca, *tls_cert, *tls_key;
     bool out_given;
     int format;
     double rate;
@@ -357,6 +373,9 @@ static int parse_args(int argc, char **argv, gen_cli *a)
         {"rate", required_argument, NULL, OPT_RATE},
         {"protocol", required_argument, NULL, OPT_PROTOCOL},
         {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+        {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"connect", required_argument, NULL, OPT_CONNECT},
         {"gateways", required_argument, NULL, OPT_GATEWAYS},
         {"window", required_argument, NULL, OPT_WINDOW},
@@ -428,6 +447,9 @@ static int parse_args(int argc, char **argv, gen_cli *a)
         case OPT_WINDOW: e = tp_cli_parse_u64("window", optarg, 65536, 1ull << 30, &a->window, msg, sizeof msg); break;
         case OPT_PROTOCOL: e = tp_cli_parse_u64("protocol", optarg, 1, 2, &a->protocol, msg, sizeof msg); break;
         case OPT_TOKEN_FILE: token_file = optarg; break;
+        case OPT_TLS_CA: a->tls_ca = optarg; break;
+        case OPT_TLS_CERT: a->tls_cert = optarg; break;
+        case OPT_TLS_KEY: a->tls_key = optarg; break;
         case OPT_RATE: e = tp_cli_parse_double("rate", optarg, 0, 1e9, &a->rate, msg, sizeof msg); break;
         case 'q': a->quiet = true; break;
         case 'h': usage(stdout); return 0;
@@ -439,6 +461,12 @@ static int parse_args(int argc, char **argv, gen_cli *a)
     }
     if (optind < argc)
         return tp_cli_usage_error("gen", "unexpected argument '%s' (gen takes options only)", argv[optind]);
+    if ((a->tls_ca || a->tls_cert || a->tls_key) && !a->connect)
+        return tp_cli_usage_error("gen", "--tls-ca, --tls-cert and --tls-key apply to --connect; give it too");
+    if ((a->tls_cert || a->tls_key) && !a->tls_ca)
+        return tp_cli_usage_error("gen", "--tls-cert and --tls-key (a client certificate) need --tls-ca too");
+    if (!a->tls_cert != !a->tls_key)
+        return tp_cli_usage_error("gen", "--tls-cert and --tls-key go together; give both files or neither");
     if (token_file) {
         if (a->protocol != 2)
             return tp_cli_usage_error("gen", "--token-file needs --protocol 2 (v1 has no handshake)");
@@ -529,7 +557,9 @@ int tp_cmd_gen(int argc, char **argv)
     /* By default a full default batch (200 records of ~64 wire bytes) per vehicle of the gateway. */
     uint64_t per_gateway = (a.fo.vehicles + a.gateways - 1) / a.gateways;
     size_t window = a.window ? (size_t)a.window : tp_gateway_window(per_gateway * 200 * 64);
-    gateway_v2 v2 = {(int)a.protocol, a.token[0] ? a.token : NULL, per_gateway};
+    gateway_v2 v2 = {(int)a.protocol, a.token[0] ? a.token : NULL, per_gateway, a.tls_ca, a.tls_cert, a.tls_key};
+    if (a.tls_ca)
+        signal(SIGPIPE, SIG_IGN); /* OpenSSL writes with write(2): a closed connection must be EPIPE, not death */
     gen_output *out = a.connect ? gateway_output_open(a.connect, (uint32_t)a.gateways, window, &v2, &stop_requested)
                                 : stream_output_open(a.out_path, (gen_format)a.format);
     if (!out) {

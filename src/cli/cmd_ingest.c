@@ -1,5 +1,5 @@
-/* `telepack ingest`: accept gateway records (TCP, or replay a file/stdin), batch per vehicle, compress into packs,
- * publish them to Kafka, ack the gateways once Kafka has them. */
+/* `telepack ingest`: accept gateway records (TCP, or replay a file/stdin), batch per partition or vehicle, compress
+ * into packs, publish them to Kafka, ack the gateways once Kafka has them. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -18,7 +18,9 @@
 #include "cli/cli_args.h"
 #include "cli/schema_cli.h"
 #include "common/clock.h"
+#include "ingest/auth_tokens.h"
 #include "ingest/gateway_client.h"
+#include "ingest/gateway_tls.h"
 #include "ingest/http_ingest.h"
 #include "ops/http_server.h"
 #include "ingest/ingest.h"
@@ -30,7 +32,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 static volatile sig_atomic_t g_signals;
-static volatile sig_atomic_t g_hup; /* SIGHUP: reload --auth-tokens */
+static volatile sig_atomic_t g_hup; /* SIGHUP: reload --auth-tokens and the TLS certificates */
 static tp_ingest *volatile g_ing;
 
 static void on_hup(int sig)
@@ -53,20 +55,30 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: telepack ingest --brokers HOST:PORT[,...] --topic TOPIC [OPTIONS]\n\n"
             "Accepts vehicle records from gateways (TCP, varint length-prefixed telepack.v1.VehicleRecord, see\n"
-            "docs/GATEWAY.md) or from a file, batches them per vehicle, compresses each batch into one pack (zstd)\n"
-            "and publishes it to Kafka (key = vehicle id, idempotent, acks=all). A gateway's records are acked only\n"
-            "once Kafka holds them. SIGINT/SIGTERM: stop accepting, flush, wait for delivery, exit 0 (twice: stop\n"
+            "docs/GATEWAY.md) or from a file, batches them per Kafka partition (or per vehicle), compresses each\n"
+            "batch into one pack (zstd) and publishes it to Kafka (idempotent, acks=all). A gateway's records are\n"
+            "acked only once Kafka holds them. SIGINT/SIGTERM: stop accepting, flush, wait for delivery, exit 0 (twice: stop\n"
             "waiting; what was not delivered is not acked).\n\n"
             "Options:\n"
             "  --brokers LIST          Kafka bootstrap servers (or -X bootstrap.servers=...)\n"
             "  --topic NAME            topic for the packs (required)\n"
-            "  --listen HOST:PORT      gateway listen address (default 0.0.0.0:7070 unless --from is given)\n"
+            "  --listen HOST:PORT      gateway listen address (default 127.0.0.1:7070 unless --from or\n"
+            "                          --http-listen is given); off loopback it needs --tls-cert or --insecure\n"
             "  --from FILE|-           replay records from FILE or stdin, then exit once all are delivered\n"
             "  --input-format F        ndjson (default) or delimited (varint length-prefixed protobuf)\n"
             "  --ignore-unknown-fields with --from NDJSON: skip keys that name no record field (default: such a\n"
             "                          key is an error naming it and its line, exit 2)\n"
-            "  --batch-records N       flush a vehicle's batch at N records (default 200)\n"
-            "  --batch-bytes N         flush a batch before it exceeds N wire bytes (default 256K)\n"
+            "  --pack-by partition|vehicle\n"
+            "                          partition (default): one pack holds the records of every vehicle of a\n"
+            "                          Kafka partition that arrived within the linger time, sorted by vehicle and\n"
+            "                          time (pbpack v3, no key; the partition is librdkafka's for key = vehicle id);\n"
+            "                          vehicle: one pack per vehicle, key = vehicle id (pbpack v2, or v1 with\n"
+            "                          --layout rows, which implies it). docs/INGEST.md compares them\n"
+            "  --headers compact|full  pack metadata as one Kafka header 'tp' (default, ~8 bytes) or as the eight\n"
+            "                          tp-* headers (~130 bytes) that sinks older than pbpack v3 need\n"
+            "  --batch-records N       flush a pack at N records (default 10000 per partition, 200 per vehicle)\n"
+            "  --batch-bytes N         flush a pack before it exceeds N wire bytes (default 1M per partition,\n"
+            "                          256K per vehicle)\n"
             "  --linger-ms N           flush a batch N ms after its first record (default 1000)\n"
             "  --max-buffered-bytes N  cap on record bytes not yet in Kafka; above it reading pauses (default 256M);\n"
             "                          the batcher's memory stays below 4.25x it (docs/INGEST.md)\n"
@@ -80,15 +92,24 @@ static void usage(FILE *out)
             "  --layout L              columns (default: pbpack v2, ~4x smaller) or rows (pbpack v1: standard\n"
             "                          delimited protobuf, for consumers that only speak protobuf); docs/FORMAT.md\n"
             TP_CLI_WORKER_HELP
+            "Security (docs/GATEWAY.md, docs/HTTP_INGEST.md):\n"
+            "  --tls-cert FILE         PEM certificate (chain): the gateway listener speaks TLS only (with\n"
+            "                          --tls-key); also the default of --http-tls-cert. SIGHUP reloads it\n"
+            "  --tls-key FILE          PEM private key of --tls-cert (also the default of --http-tls-key)\n"
+            "  --tls-client-ca FILE    mutual TLS on the gateway listener: gateways must present a certificate\n"
+            "                          signed by this CA (PEM); its subject CN names the gateway in logs\n"
+            "  --auth-tokens FILE      tokens for the gateway listener (in the v2 hello; v1 is then refused) and\n"
+            "                          --http-listen ('Authorization: Bearer TOKEN'): one token a line, optionally\n"
+            "                          with the vehicle ids it may send (TOKEN 1000-1999,2500); records of other\n"
+            "                          vehicles are rejected. SIGHUP reloads it\n"
+            "  --insecure              allow plaintext (no TLS) on a --listen or --http-listen address other than\n"
+            "                          loopback, e.g. behind a TLS-terminating proxy or on a private network\n"
             "HTTP ingest (docs/HTTP_INGEST.md):\n"
             "  --http-listen H:P       serve POST /v1/records (NDJSON or delimited protobuf; answered once the\n"
             "                          records are in Kafka) on HOST:PORT; without --listen, no TCP gateway listener\n"
             "  --http-tls-cert FILE    PEM certificate (chain) for HTTPS on --http-listen, with --http-tls-key\n"
+            "                          (default: --tls-cert and --tls-key, when given)\n"
             "  --http-tls-key FILE     PEM private key for it\n"
-            "  --insecure              allow plain HTTP on --http-listen at an address other than loopback\n"
-            "  --auth-tokens FILE      require 'Authorization: Bearer TOKEN' from this file (one token a line,\n"
-            "                          optionally with the vehicle ids it may send: TOKEN 1000-1999,2500); SIGHUP\n"
-            "                          reloads it\n"
             "  --http-max-body N       largest request body (default 4M; larger: 413)\n"
             "  --http-timeout-ms N     longest a request waits for Kafka before 503 (default 30000)\n"
             "  --schema FILE ...       replay records of a message type of your own (ingest --schema x --help)\n"
@@ -216,6 +237,10 @@ typedef struct ingest_cli {
     int delimited;
     unsigned json_flags; /* TP_RECORD_JSON_* for --from NDJSON */
     tp_http_ingest_opts hio;
+    const char *tls_cert, *tls_key, *tls_client_ca; /* the gateway listener's TLS */
+    int insecure;        /* plaintext off loopback allowed, both listeners */
+    int pack_by;                         /* --pack-by: a tp_pack_by, or -1 when not given */
+    int64_t batch_records, batch_bytes;  /* --batch-records, --batch-bytes, or -1: the grouping's default */
 } ingest_cli;
 
 /* Parses the options into *a (after tp_ingest_opts_init and tp_cli_worker_init); returns -1 to go on, else the exit
@@ -224,7 +249,7 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
 {
     enum { O_BROKERS = 256, O_TOPIC, O_LISTEN, O_FROM, O_FORMAT, O_BREC, O_BBYTES, O_LINGER, O_MAXBUF, O_THREADS,
            O_LEVEL, O_LAYOUT, O_IGNORE_UNKNOWN, O_MAXOPEN, O_HTTP, O_HTTP_CERT, O_HTTP_KEY, O_INSECURE, O_TOKENS,
-           O_HTTP_BODY, O_HTTP_TIMEOUT, O_IDLE, O_PERIP };
+           O_HTTP_BODY, O_HTTP_TIMEOUT, O_IDLE, O_PERIP, O_TLS_CERT, O_TLS_KEY, O_TLS_CA, O_PACKBY, O_HEADERS };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS}, {"topic", required_argument, 0, O_TOPIC},
         {"listen", required_argument, 0, O_LISTEN}, {"from", required_argument, 0, O_FROM},
@@ -239,13 +264,20 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
         {"auth-tokens", required_argument, 0, O_TOKENS}, {"http-max-body", required_argument, 0, O_HTTP_BODY},
         {"http-timeout-ms", required_argument, 0, O_HTTP_TIMEOUT},
         {"idle-timeout", required_argument, 0, O_IDLE}, {"max-conns-per-ip", required_argument, 0, O_PERIP},
+        {"tls-cert", required_argument, 0, O_TLS_CERT}, {"tls-key", required_argument, 0, O_TLS_KEY},
+        {"tls-client-ca", required_argument, 0, O_TLS_CA},
+        {"pack-by", required_argument, 0, O_PACKBY}, {"headers", required_argument, 0, O_HEADERS},
         TP_CLI_WORKER_LONGOPTS, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     static const char *const format_words[] = {"ndjson", "delimited", NULL};
     static const char *const layout_words[] = {"rows", "columns", NULL}; /* index + 1 == tp_layout */
+    static const char *const pack_by_words[] = {"partition", "vehicle", NULL}; /* index == tp_pack_by */
+    static const char *const headers_words[] = {"full", "compact", NULL};     /* index == compact_headers */
     tp_ingest_opts *o = &a->o;
     char msg[512];
     uint64_t v;
     int c, i;
+    a->pack_by = -1;
+    a->batch_records = a->batch_bytes = -1;
     opterr = 0;
     optind = 0;
     while ((c = getopt_long(argc, argv, ":hX:", longopts, NULL)) != -1) {
@@ -264,11 +296,15 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
         case O_FORMAT: e = tp_cli_parse_choice("input-format", optarg, format_words, &a->delimited, msg, sizeof msg); break;
         case O_BREC:
             if (!(e = tp_cli_parse_u64("batch-records", optarg, 1, 1000000, &v, msg, sizeof msg)))
-                o->batch.max_records = (uint32_t)v;
+                a->batch_records = (int64_t)v;
             break;
         case O_BBYTES:
             if (!(e = tp_cli_parse_size("batch-bytes", optarg, 64, 64ull << 20, &v, msg, sizeof msg)))
-                o->batch.max_bytes = (size_t)v;
+                a->batch_bytes = (int64_t)v;
+            break;
+        case O_PACKBY: e = tp_cli_parse_choice("pack-by", optarg, pack_by_words, &a->pack_by, msg, sizeof msg); break;
+        case O_HEADERS:
+            e = tp_cli_parse_choice("headers", optarg, headers_words, &o->compact_headers, msg, sizeof msg);
             break;
         case O_LINGER:
             if (!(e = tp_cli_parse_ms("linger-ms", optarg, 0, 3600000, &v, msg, sizeof msg)))
@@ -290,7 +326,10 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
         case O_HTTP: a->hio.listen = optarg; break;
         case O_HTTP_CERT: a->hio.tls_cert = optarg; break;
         case O_HTTP_KEY: a->hio.tls_key = optarg; break;
-        case O_INSECURE: a->hio.insecure = 1; break;
+        case O_INSECURE: a->insecure = 1; break;
+        case O_TLS_CERT: a->tls_cert = optarg; break;
+        case O_TLS_KEY: a->tls_key = optarg; break;
+        case O_TLS_CA: a->tls_client_ca = optarg; break;
         case O_TOKENS: a->hio.tokens_path = optarg; break;
         case O_HTTP_BODY:
             if (!(e = tp_cli_parse_size("http-max-body", optarg, 1024, 1ull << 30, &v, msg, sizeof msg)))
@@ -326,6 +365,16 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
         return tp_cli_usage_error("ingest", "unexpected argument '%s'", argv[optind]);
     if (!o->topic)
         return tp_cli_usage_error("ingest", "--topic is required");
+    if (a->pack_by == TP_PACK_BY_PARTITION && o->layout == TP_LAYOUT_ROWS)
+        return tp_cli_usage_error("ingest", "--pack-by partition needs --layout columns (a rows pack holds one "
+                                            "vehicle); drop one of them");
+    if (a->pack_by < 0) /* rows packs hold one vehicle: --layout rows implies --pack-by vehicle */
+        a->pack_by = o->layout == TP_LAYOUT_ROWS ? TP_PACK_BY_VEHICLE : TP_PACK_BY_PARTITION;
+    tp_ingest_opts_pack_by(o, (tp_pack_by)a->pack_by);
+    if (a->batch_records >= 0)
+        o->batch.max_records = (uint32_t)a->batch_records;
+    if (a->batch_bytes >= 0)
+        o->batch.max_bytes = (size_t)a->batch_bytes;
     int has_bootstrap = 0;
     for (size_t k = 0; k < a->w.n_kafka_props; k++) {
         const char *kv = a->w.kafka_props[k];
@@ -335,13 +384,38 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
     if (!o->brokers && !has_bootstrap)
         return tp_cli_usage_error("ingest", "--brokers is required (e.g. --brokers 127.0.0.1:9092)");
     tp_http_ingest_opts *h = &a->hio;
-    if ((h->tls_cert || h->tls_key || h->insecure || h->tokens_path) && !h->listen)
-        return tp_cli_usage_error("ingest", "--http-tls-cert, --http-tls-key, --insecure and --auth-tokens apply to "
-                                            "--http-listen; give it too");
+    if ((h->tls_cert || h->tls_key) && !h->listen)
+        return tp_cli_usage_error("ingest", "--http-tls-cert and --http-tls-key apply to --http-listen; give it too");
+    if (!o->listen && !a->from && !h->listen)
+        o->listen = "127.0.0.1:7070";
+    if ((a->tls_cert || a->tls_key || a->tls_client_ca || h->tokens_path || a->insecure) && !o->listen && !h->listen)
+        return tp_cli_usage_error("ingest", "--tls-cert, --tls-key, --tls-client-ca, --auth-tokens and --insecure "
+                                            "apply to --listen and --http-listen; give one of them");
+    if (!a->tls_cert != !a->tls_key)
+        return tp_cli_usage_error("ingest", "--tls-cert and --tls-key go together; give both files or neither");
+    if (a->tls_client_ca && !a->tls_cert)
+        return tp_cli_usage_error("ingest", "--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key too");
+    if (a->tls_client_ca && !o->listen)
+        return tp_cli_usage_error("ingest", "--tls-client-ca applies to the gateway listener (--listen); give it too");
+    if (o->listen) {
+        char host[256], port[16];
+        if (tp_gateway_parse_hostport(o->listen, host, sizeof host, port, sizeof port) != TP_OK)
+            return tp_cli_usage_error("ingest", "--listen '%s' is not HOST:PORT (IPv6 as [ADDR]:PORT, ':PORT' for "
+                                                "all interfaces)", o->listen);
+        if (!a->tls_cert && !a->insecure && !tp_http_ingest_is_loopback(host))
+            return tp_cli_usage_error(
+                "ingest",
+                "refusing plaintext gateways on %s, which is not a loopback address: tokens and records would cross "
+                "the network in clear; give --tls-cert FILE --tls-key FILE, or --insecure (a TLS proxy in front, a "
+                "private network)", o->listen);
+    }
+    if (h->listen && !h->tls_cert && !h->tls_key && a->tls_cert) { /* one certificate for both listeners */
+        h->tls_cert = a->tls_cert;
+        h->tls_key = a->tls_key;
+    }
+    h->insecure = a->insecure;
     if (h->listen && tp_http_ingest_check_opts(h, msg, sizeof msg))
         return tp_cli_usage_error("ingest", "%s", msg);
-    if (!o->listen && !a->from && !h->listen)
-        o->listen = "0.0.0.0:7070";
     o->kafka_conf = a->w.kafka_props;
     o->nkafka_conf = a->w.n_kafka_props;
     return -1;
@@ -355,6 +429,9 @@ typedef struct ingest_run {
     tp_ingest_metrics im;
     tp_http_server *http;
     tp_http_ingest *hing; /* POST /v1/records, with --http-listen */
+    tp_auth_store *tokens; /* --auth-tokens, one for both listeners */
+    tp_gateway_auth gw_auth;
+    tp_tls_server *tls;    /* --tls-cert on the gateway listener */
     feeder f;
     pthread_t feeder_thread;
     int replaying; /* f.fd is open, handed to the worker */
@@ -374,7 +451,32 @@ static int create_worker(ingest_run *r)
         a->o.metrics = &r->im;
         a->o.kafka_metrics = r->metrics; /* the producer's librdkafka statistics, and readiness from them */
     }
-    tp_err e = tp_ingest_new(&a->o, &r->ing, err, sizeof err);
+    tp_err e;
+    if (a->hio.tokens_path) {
+        if ((e = tp_auth_store_load(a->hio.tokens_path, &r->tokens, err, sizeof err))) {
+            fprintf(stderr, "telepack ingest: %s\n", err);
+            return e == TP_ERR_PARSE ? 2 : 1;
+        }
+        a->hio.tokens = r->tokens;
+        if (a->o.listen) {
+            tp_auth_store_gateway_auth(r->tokens, &r->gw_auth);
+            a->o.auth = &r->gw_auth;
+        }
+    }
+    if (a->tls_cert && a->o.listen) {
+        if ((e = tp_tls_server_new(a->tls_cert, a->tls_key, a->tls_client_ca, &r->tls, err, sizeof err))) {
+            fprintf(stderr, "telepack ingest: %s\n", err);
+            return e == TP_ERR_NOMEM ? 1 : 2;
+        }
+        a->o.tls = r->tls;
+    }
+    if (r->tokens || r->tls) { /* SIGHUP reloads them */
+        struct sigaction sh = {0};
+        sh.sa_handler = on_hup;
+        sigemptyset(&sh.sa_mask);
+        sigaction(SIGHUP, &sh, NULL);
+    }
+    e = tp_ingest_new(&a->o, &r->ing, err, sizeof err);
     if (e) {
         fprintf(stderr, "telepack ingest: %s\n", err[0] ? err : tp_strerror(e));
         return e == TP_ERR_INVALID_ARG ? 2 : 1;
@@ -419,24 +521,28 @@ static int start_http_ingest(ingest_run *r)
     tp_log(TP_LOG_INFO, "ingest", "serving POST /v1/records on %s (port %u, %s%s)", h->listen,
            tp_http_ingest_port(r->hing), h->tls_cert ? "https" : "http",
            h->tokens_path ? ", bearer tokens" : ", no authentication");
-    struct sigaction sh = {0};
-    sh.sa_handler = on_hup;
-    sigemptyset(&sh.sa_mask);
-    sigaction(SIGHUP, &sh, NULL);
     return 0;
 }
 
-/* SIGHUP: reload the token file of the HTTP endpoint, keeping the old tokens when the new file is bad. */
+/* SIGHUP: reload the token file (both listeners) and the gateway listener's certificates, keeping the old ones
+ * when a new file is bad. Connections and requests already authenticated carry on with what they had. */
 static void reload_tokens(ingest_run *r)
 {
     g_hup = 0;
-    if (!r->hing)
-        return;
     char herr[512];
-    if (tp_http_ingest_reload_tokens(r->hing, herr, sizeof herr) == TP_OK)
-        tp_log(TP_LOG_INFO, "ingest", "SIGHUP: reloaded the token file %s", r->a->hio.tokens_path);
-    else
-        tp_log(TP_LOG_ERROR, "ingest", "SIGHUP: keeping the old tokens: %s", herr);
+    if (r->tokens) {
+        if (tp_auth_store_reload(r->tokens, herr, sizeof herr) == TP_OK)
+            tp_log(TP_LOG_INFO, "ingest", "SIGHUP: reloaded the token file %s", r->a->hio.tokens_path);
+        else
+            tp_log(TP_LOG_ERROR, "ingest", "SIGHUP: keeping the old tokens: %s", herr);
+    }
+    if (r->tls) {
+        if (tp_tls_server_reload(r->tls, herr, sizeof herr) == TP_OK)
+            tp_log(TP_LOG_INFO, "ingest", "SIGHUP: reloaded the TLS certificate %s (new connections use it)",
+                   r->a->tls_cert);
+        else
+            tp_log(TP_LOG_ERROR, "ingest", "SIGHUP: keeping the old TLS certificate: %s", herr);
+    }
 }
 
 /* The operations endpoint, the worker's threads and the feeder. Returns 0, else the exit status. */
@@ -469,8 +575,10 @@ static int start(ingest_run *r)
         r->replaying = 0; /* the feeder owns the fd now */
     }
     if (r->a->o.listen)
-        tp_log(TP_LOG_INFO, "ingest", "listening for gateways on %s (port %d), publishing to topic %s",
-               r->a->o.listen, tp_ingest_port(r->ing), r->a->o.topic);
+        tp_log(TP_LOG_INFO, "ingest", "listening for gateways on %s (port %d), %s%s, publishing to topic %s",
+               r->a->o.listen, tp_ingest_port(r->ing),
+               r->tls ? (r->a->tls_client_ca ? "TLS with client certificates" : "TLS") : "plaintext",
+               r->tokens ? ", tokens required" : "", r->a->o.topic);
     for (size_t i = 0; i < r->a->w.n_kafka_props; i++) { /* tests reach librdkafka's in-process cluster so */
         if (!strncmp(r->a->w.kafka_props[i], "test.mock.num.brokers=", 22)) {
             rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(tp_ingest_kafka_handle(r->ing));
@@ -570,6 +678,8 @@ static void release(ingest_run *r)
     r->hing = NULL;
     tp_http_server_stop(r->http); /* its readiness callback reads ing */
     tp_ingest_free(r->ing);
+    tp_tls_server_free(r->tls);
+    tp_auth_store_free(r->tokens);
     tp_metrics_free(r->metrics);
 }
 

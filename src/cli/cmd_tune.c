@@ -21,6 +21,7 @@
 #include "telepack/pack.h"
 #include "telepack/record.h"
 #include "telepack/record_json.h"
+#include "common/clock.h"
 
 #define MAX_LIST 32
 
@@ -410,13 +411,6 @@ static size_t message_overhead(const tp_pack_meta *meta)
     return n;
 }
 
-static double cpu_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 typedef struct workspace {
     tp_pack_writer *w;
     uint8_t *dst;
@@ -499,11 +493,11 @@ static int measure_point(const sample *s, const options *o, point *p)
     /* Encode speed: whole passes (record encoding, framing, zstd) until measure_ms of CPU time have gone by. */
     /* The fastest pass counts: other processes on the machine only ever make a pass slower. */
     uint64_t passes = 0;
-    double start = cpu_seconds(), spent = 0, best = INFINITY;
+    double start = tp_thread_cpu_s(), spent = 0, best = INFINITY;
     while (!rc && (passes == 0 || spent * 1000 < o->measure_ms)) {
-        double t0 = cpu_seconds();
+        double t0 = tp_thread_cpu_s();
         rc = pack_pass(s, &ws, p->batch, linger, NULL);
-        double t1 = cpu_seconds();
+        double t1 = tp_thread_cpu_s();
         if (t1 - t0 < best)
             best = t1 - t0;
         passes++;

@@ -138,6 +138,15 @@ bool tp_colpack_sniff(const uint8_t *content, size_t len)
     return content && len >= TP_COLPACK_MAGIC_LEN && memcmp(content, TP_COLPACK_MAGIC, TP_COLPACK_MAGIC_LEN) == 0;
 }
 
+int tp_colpack_version(const uint8_t *content, size_t len)
+{
+    if (tp_colpack_sniff(content, len))
+        return 2;
+    if (content && len >= TP_COLPACK_MAGIC_LEN && memcmp(content, TP_COLPACK_MAGIC_V3, TP_COLPACK_MAGIC_LEN) == 0)
+        return 3;
+    return 0;
+}
+
 /* ---- encoder ---- */
 
 struct tp_colpack_encoder {
@@ -146,6 +155,8 @@ struct tp_colpack_encoder {
     size_t units_cap;
     uint8_t *out;
     size_t out_cap;
+    uint8_t *scratch;   /* version 3: a varint body written to estimate its compressed size */
+    size_t scratch_cap;
 };
 
 tp_err tp_colpack_encoder_new(tp_colpack_encoder **out)
@@ -164,6 +175,7 @@ void tp_colpack_encoder_free(tp_colpack_encoder *e)
         free(e->units[i]);
     free(e->scaled);
     free(e->out);
+    free(e->scratch);
     free(e);
 }
 
@@ -172,15 +184,45 @@ size_t tp_colpack_bound(size_t n)
     /* Every column's chosen body is at most its raw form (the chooser takes the smallest, raw included) or its
      * planes: per record 10 (vehicle_id) + 10 (sampled_at) + 10 (seq) + 8 + 8 (decimal k below 2^53, or 8-byte
      * planes) + 3 x 4 (float k below 2^24, or 4-byte planes) + 5 (int32 zigzag) = 63 bytes. A constant column
-     * can exceed its per-record share by at most 2 bytes; magic, count, column count and nine descriptors take
-     * at most 4 + 5 + 1 + 9 x 12. */
-    return 160 + 63 * n;
+     * can exceed its per-record share by at most 2 bytes, a for-planes column (version 3) by 11 (its base and
+     * width; its planes are never wider than the per-record share); magic, count, column count and nine
+     * descriptors take at most 4 + 5 + 1 + 9 x 12. */
+    return 260 + 63 * n;
 }
 
 typedef struct col_plan {
     uint8_t transform, scale;
     size_t body_len;
 } col_plan;
+
+/* Frame of reference of a column: the smallest unit (as int64 when signed) and the bytes W (1..8) that hold every
+ * u[i] - base. */
+static void for_frame(const uint64_t *u, size_t n, bool sgn, uint64_t *base, int *width)
+{
+    uint64_t lo = u[0], hi = u[0];
+    for (size_t i = 1; i < n; i++) {
+        if (sgn ? (int64_t)u[i] < (int64_t)lo : u[i] < lo)
+            lo = u[i];
+        if (sgn ? (int64_t)u[i] > (int64_t)hi : u[i] > hi)
+            hi = u[i];
+    }
+    uint64_t range = hi - lo;
+    int w = 1;
+    while (w < 8 && (range >> (8 * w)))
+        w++;
+    *base = lo;
+    *width = w;
+}
+
+/* Order-0 entropy of a byte histogram, in bytes: what a Huffman coder such as zstd's literals coder needs at best. */
+static double entropy_bytes(const uint32_t hist[256], size_t n)
+{
+    double bits = 0;
+    for (int b = 0; b < 256; b++)
+        if (hist[b])
+            bits += (double)hist[b] * log2((double)n / (double)hist[b]);
+    return bits / 8;
+}
 
 /* Decimal scaling of floating columns. Scale byte s: 0..9 means value = (double)k / 10^s, the correctly rounded
  * quotient, which is what parsing the decimal text "k e-s" gives (strtod, NMEA receivers); 0x10+d means
@@ -364,6 +406,17 @@ static uint8_t *write_body(uint8_t *p, const uint64_t *u, size_t n, bool sgn, in
         }
         return p;
     }
+    case TP_COLX_FOR_PLANES: {
+        uint64_t base;
+        int fw;
+        for_frame(u, n, sgn, &base, &fw);
+        p = varint_put(p, sgn ? zz_enc(base) : base);
+        *p++ = (uint8_t)fw;
+        for (size_t i = 0; i < n; i++)
+            for (int b = 0; b < fw; b++)
+                p[(size_t)b * n + i] = (uint8_t)((u[i] - base) >> (8 * b));
+        return p + (size_t)fw * n;
+    }
     case TP_COLX_XOR_PLANES:
     case TP_COLX_DELTA_PLANES:
         for (size_t i = 0; i < n; i++) {
@@ -383,6 +436,40 @@ static uint8_t *write_body(uint8_t *p, const uint64_t *u, size_t n, bool sgn, in
         return p + (size_t)w * n;
     default:
         return p;
+    }
+}
+
+/* Version 3: replaces the varint plan of a column by for-planes when the planes' estimated compressed size is
+ * smaller. Different vehicles' values side by side (a live fleet's pack: one sample per vehicle) differ by as much
+ * as the values themselves: their deltas are as wide as the values and signed, and their varints mix high and low
+ * bits in every byte, while planes of the offsets from the smallest value keep the few significant high bits in a
+ * plane of their own that zstd squeezes. The estimate is each candidate's order-0 entropy (per plane for planes),
+ * the varint body written into scratch; nothing changes for short columns or constant and run columns. */
+static void plan_for(tp_colpack_encoder *e, const uint64_t *u, size_t n, bool sgn, col_plan *p)
+{
+    if (n < 16 || p->transform == TP_COLX_CONST || p->transform == TP_COLX_RUNS)
+        return;
+    uint64_t base;
+    int w;
+    for_frame(u, n, sgn, &base, &w);
+    size_t for_len = varint_len(sgn ? zz_enc(base) : base) + 1 + (size_t)w * n;
+    double est_for = (double)(for_len - (size_t)w * n);
+    uint32_t hist[256];
+    for (int b = 0; b < w; b++) {
+        memset(hist, 0, sizeof hist);
+        for (size_t i = 0; i < n; i++)
+            hist[(uint8_t)((u[i] - base) >> (8 * b))]++;
+        est_for += entropy_bytes(hist, n);
+    }
+    uint8_t *end = write_body(e->scratch, u, n, sgn, 8, p->transform);
+    size_t vlen = (size_t)(end - e->scratch);
+    memset(hist, 0, sizeof hist);
+    for (size_t i = 0; i < vlen; i++)
+        hist[e->scratch[i]]++;
+    double est_var = entropy_bytes(hist, vlen);
+    if (est_for < est_var * 0.95) { /* a margin: the estimate is rough, and the known transforms are the default */
+        p->transform = TP_COLX_FOR_PLANES;
+        p->body_len = for_len;
     }
 }
 
@@ -409,14 +496,33 @@ static tp_err ensure_cap(tp_colpack_encoder *e, size_t n)
         e->out = g;
         e->out_cap = need;
     }
+    if (10 * n > e->scratch_cap) { /* one varint body: at most 10 bytes a unit */
+        uint8_t *g = realloc(e->scratch, 10 * n);
+        if (!g)
+            return TP_ERR_NOMEM;
+        e->scratch = g;
+        e->scratch_cap = 10 * n;
+    }
     return TP_OK;
 }
 
 tp_err tp_colpack_encode(tp_colpack_encoder *e, const tp_record *recs, size_t n, const uint8_t **out,
                          size_t *out_len)
 {
-    if (!e || !recs || !out || !out_len || n == 0 || n > UINT32_MAX || n > (SIZE_MAX - 400) / 200)
+    return tp_colpack_encode_version(e, recs, n, 2, out, out_len);
+}
+
+tp_err tp_colpack_encode_version(tp_colpack_encoder *e, const tp_record *recs, size_t n, int version,
+                                 const uint8_t **out, size_t *out_len)
+{
+    if (!e || !recs || !out || !out_len || n == 0 || n > UINT32_MAX || n > (SIZE_MAX - 400) / 200 ||
+        (version != 2 && version != 3))
         return TP_ERR_INVALID_ARG;
+    if (version == 3)
+        for (size_t i = 1; i < n; i++)
+            if (recs[i].vehicle_id < recs[i - 1].vehicle_id ||
+                (recs[i].vehicle_id == recs[i - 1].vehicle_id && recs[i].sampled_at_ms < recs[i - 1].sampled_at_ms))
+                return TP_ERR_INVALID_ARG;
     tp_err err = ensure_cap(e, n);
     if (err)
         return err;
@@ -461,10 +567,12 @@ tp_err tp_colpack_encode(tp_colpack_encoder *e, const tp_record *recs, size_t n,
             e->scaled = bits;
         }
         plan_varints(u[c], n, type_is_signed(type, plan[c].scale), &plan[c]);
+        if (version == 3)
+            plan_for(e, u[c], n, type_is_signed(type, plan[c].scale), &plan[c]);
     }
 
     uint8_t *p = e->out;
-    memcpy(p, TP_COLPACK_MAGIC, TP_COLPACK_MAGIC_LEN);
+    memcpy(p, version == 3 ? TP_COLPACK_MAGIC_V3 : TP_COLPACK_MAGIC, TP_COLPACK_MAGIC_LEN);
     p += TP_COLPACK_MAGIC_LEN;
     p = varint_put(p, n);
     p = varint_put(p, (uint64_t)ncols);
@@ -532,7 +640,7 @@ static tp_err fail(tp_colpack_reader *r, tp_err err, const char *fmt, ...)
 static const char *transform_name(uint8_t t)
 {
     static const char *const names[TP_COLX__COUNT] = {"const", "raw", "delta", "delta2", "runs", "xor-planes",
-                                                      "delta-planes"};
+                                                      "delta-planes", "for-planes"};
     return t < TP_COLX__COUNT ? names[t] : "unknown";
 }
 
@@ -545,11 +653,13 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
         r->cols[c].transform = COL_ABSENT;
     if (!content && len)
         return fail(r, TP_ERR_INVALID_ARG, "no content buffer given");
-    if (!tp_colpack_sniff(content, len))
+    int version = tp_colpack_version(content, len);
+    if (!version)
         return fail(r, TP_ERR_UNKNOWN_VERSION,
-                    "content of %zu bytes does not start with the pbpack v2 magic 00 54 43 32; it is not "
-                    "column-layout content",
+                    "content of %zu bytes does not start with the pbpack v2 or v3 magic 00 54 43 32 / 33; it is "
+                    "not column-layout content this reader knows",
                     len);
+    r->version = (uint8_t)version;
     size_t pos = TP_COLPACK_MAGIC_LEN;
     uint64_t count, ncols;
     tp_err err;
@@ -608,11 +718,11 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
             return fail(r, TP_ERR_CORRUPT, "column %" PRIu64 ": field %" PRIu64 " appears twice", i, f);
         uint8_t type = field_type[f - 1], tr = desc[i].code & 7;
         int sci = scale_from_code((uint8_t)(desc[i].code >> 3));
-        if (tr >= TP_COLX__COUNT)
+        if (tr == TP_COLX_FOR_PLANES && r->version < 3)
             return fail(r, TP_ERR_UNKNOWN_VERSION,
-                        "column %" PRIu64 " (field %" PRIu64 "): transform %u is not one this reader knows (0..%d); "
-                        "upgrade the reader",
-                        i, f, tr, TP_COLX__COUNT - 1);
+                        "column %" PRIu64 " (field %" PRIu64 "): transform %u is reserved in version 2 (0..6); "
+                        "for-planes exists from version 3 on",
+                        i, f, tr);
         bool floating = type == TP_COLT_DOUBLE || type == TP_COLT_FLOAT;
         if (sci < 0 || (sci != TP_COLPACK_SCALE_NONE && !floating))
             return fail(r, TP_ERR_CORRUPT,
@@ -633,6 +743,8 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
             bad = blen < 1 || blen > 10;
         else if (tr == TP_COLX_RUNS)
             bad = blen < 2 || blen > 20 * count;
+        else if (tr == TP_COLX_FOR_PLANES) /* base varint, width byte, 1..8 planes */
+            bad = blen < 2 + count || blen > 11 + 8 * count;
         else
             bad = blen < count || blen > 10 * count;
         if (bad)
@@ -654,6 +766,23 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
                 return fail(r, err ? err : TP_ERR_CORRUPT,
                             "column %" PRIu64 " (field %" PRIu64 "): constant is not exactly one varint", i, f);
             c->run_val = c->signed_units ? zz_dec(v) : v;
+        }
+        if (tr == TP_COLX_FOR_PLANES) {
+            size_t p = 0;
+            uint64_t v;
+            if ((err = varint_get(body, c->len, &p, &v)) || p >= c->len)
+                return fail(r, err ? err : TP_ERR_CORRUPT,
+                            "column %" PRIu64 " (field %" PRIu64 "): for-planes base is not a varint followed by a "
+                            "width", i, f);
+            uint8_t fw = body[p++];
+            if (fw < 1 || fw > 8 || c->len - p != (size_t)fw * count)
+                return fail(r, TP_ERR_CORRUPT,
+                            "column %" PRIu64 " (field %" PRIu64 "): for-planes width %u with %zu plane bytes "
+                            "for %" PRIu64 " records (the width must be 1..8 and the planes width x records)",
+                            i, f, fw, c->len - p, count);
+            c->run_val = c->signed_units ? zz_dec(v) : v;
+            c->width = fw;
+            c->planes = body + p;
         }
     }
     if (body_at != len)
@@ -776,6 +905,16 @@ static tp_err col_units(tp_colpack_reader *r, tp_colpack_col *c, uint64_t *u, si
             c->run_left -= take;
         }
         break;
+    case TP_COLX_FOR_PLANES: {
+        size_t n = r->count, at = r->done;
+        for (size_t i = 0; i < k; i++) {
+            uint64_t x = 0;
+            for (int j = 0; j < c->width; j++)
+                x |= (uint64_t)c->planes[(size_t)j * n + at + i] << (8 * j);
+            u[i] = c->run_val + x;
+        }
+        break;
+    }
     case TP_COLX_XOR_PLANES:
     case TP_COLX_DELTA_PLANES: {
         int w = plane_width(c->type);
@@ -874,13 +1013,36 @@ static void units_to_f32(const uint64_t *u, size_t m, uint8_t scale, float *dst)
 
 #define CHUNK 256
 
+/* Version 3: records ascend by (vehicle_id, sampled_at_ms); ids/times are the next m records decoded. */
+static tp_err check_order(tp_colpack_reader *r, const uint64_t *ids, const int64_t *times, size_t stride, size_t m)
+{
+    if (r->version != 3)
+        return TP_OK;
+    uint64_t lv = r->last_vehicle;
+    int64_t lt = r->last_sampled;
+    for (size_t j = 0; j < m; j++) {
+        uint64_t v = *(const uint64_t *)((const char *)ids + j * stride);
+        int64_t t = *(const int64_t *)((const char *)times + j * stride);
+        if ((r->done > 0 || j > 0) && (v < lv || (v == lv && t < lt)))
+            return fail(r, TP_ERR_CORRUPT,
+                        "record %zu (vehicle_id %" PRIu64 ", sampled_at_ms %" PRId64 ") comes after (%" PRIu64
+                        ", %" PRId64 "): a version-3 pack is sorted by vehicle_id, then sampled_at_ms",
+                        (size_t)r->done + j, v, t, lv, lt);
+        lv = v;
+        lt = t;
+    }
+    r->last_vehicle = lv;
+    r->last_sampled = lt;
+    return TP_OK;
+}
+
 /* After the last record: every variable-length column must have been consumed exactly. */
 static tp_err check_consumed(tp_colpack_reader *r)
 {
     for (int f = 0; f < 9; f++) {
         tp_colpack_col *c = &r->cols[f];
         if (c->transform == COL_ABSENT || c->transform == TP_COLX_CONST || c->transform == TP_COLX_XOR_PLANES ||
-            c->transform == TP_COLX_DELTA_PLANES)
+            c->transform == TP_COLX_DELTA_PLANES || c->transform == TP_COLX_FOR_PLANES)
             continue;
         if (c->pos != c->len || c->run_left)
             return fail(r, TP_ERR_CORRUPT, "field %u: %zu bytes of its %zu-byte body left after the last record",
@@ -921,6 +1083,11 @@ tp_err tp_colpack_read_records(tp_colpack_reader *r, tp_record *out, size_t k)
             case 7: for (size_t j = 0; j < m; j++) o[j].accuracy_m = unit_f32(u[j], c->scale); break;
             default: for (size_t j = 0; j < m; j++) o[j].meter_status = (int32_t)(uint32_t)u[j]; break;
             }
+        }
+        tp_err err = check_order(r, &o[0].vehicle_id, &o[0].sampled_at_ms, sizeof o[0], m);
+        if (err) {
+            r->ncols = 0;
+            return err;
         }
         r->done += (uint32_t)m;
     }
@@ -1004,8 +1171,11 @@ tp_err tp_colpack_read_rows(tp_colpack_reader *r, tp_row_batch *b, int32_t parti
             r->done += (uint32_t)m;
         }
     }
+    r->done = done0;
+    tp_err err = check_order(r, b->vehicle_id + at, b->sampled_at_ms + at, sizeof(uint64_t), k);
     r->done = done0 + (uint32_t)k;
-    tp_err err = check_consumed(r);
+    if (!err)
+        err = check_consumed(r);
     if (err) {
         r->ncols = 0;
         return err;

@@ -16,6 +16,9 @@
  * empty record followed by a record whose first tag (0x43) has the group wire type, which no VehicleRecord holds. */
 #define TP_COLPACK_MAGIC "\0TC2"
 #define TP_COLPACK_MAGIC_LEN 4
+/* Format version 3 (docs/FORMAT_V2.md, "Version 3"): the same columns, records of several vehicles sorted by
+ * (vehicle_id, sampled_at_ms). Only the magic's last byte differs, so a version-2 reader rejects it as unknown. */
+#define TP_COLPACK_MAGIC_V3 "\0TC3"
 
 /* Limits a reader enforces on the header. */
 #define TP_COLPACK_MAX_COLUMNS 64
@@ -30,7 +33,7 @@ enum tp_colpack_type {
     TP_COLT_INT32 = 5,
 };
 
-/* Column transforms (low 3 bits of the descriptor's code byte; 7 is reserved). See docs/FORMAT_V2.md. */
+/* Column transforms (low 3 bits of the descriptor's code byte; 7 only in version 3). See docs/FORMAT_V2.md. */
 enum tp_colpack_transform {
     TP_COLX_CONST = 0,        /* one unit for every record */
     TP_COLX_RAW = 1,          /* one varint per record */
@@ -39,6 +42,7 @@ enum tp_colpack_transform {
     TP_COLX_RUNS = 4,         /* (unit, run length) varint pairs */
     TP_COLX_XOR_PLANES = 5,   /* u[i] ^ u[i-1], fixed width, byte planes */
     TP_COLX_DELTA_PLANES = 6, /* zigzag(u[i] - u[i-1]), fixed width, byte planes */
+    TP_COLX_FOR_PLANES = 7,   /* version 3 only: base, width W, then W byte planes of u[i] - base */
     TP_COLX__COUNT
 };
 
@@ -64,7 +68,12 @@ void tp_colpack_encoder_free(tp_colpack_encoder *e);
 tp_err tp_colpack_encode(tp_colpack_encoder *e, const tp_record *recs, size_t n, const uint8_t **out,
                          size_t *out_len);
 
-/* Upper bound of tp_colpack_encode's output for n records: 160 + 63 n bytes, whatever the values. Thread-safe. */
+/* The same for format version 2 or 3. Version 3 requires recs sorted by (vehicle_id, sampled_at_ms) ascending
+ * (TP_ERR_INVALID_ARG otherwise): the pack writer sorts them. */
+tp_err tp_colpack_encode_version(tp_colpack_encoder *e, const tp_record *recs, size_t n, int version,
+                                 const uint8_t **out, size_t *out_len);
+
+/* Upper bound of tp_colpack_encode's output for n records: 260 + 63 n bytes, whatever the values. Thread-safe. */
 size_t tp_colpack_bound(size_t n);
 
 /* Whether one protobuf VehicleRecord message (the raw bytes a gateway sent) can be carried by the column layout
@@ -76,6 +85,9 @@ bool tp_colpack_can_represent(const uint8_t *msg, size_t len);
 /* True when content[0..len) starts with the v2 magic. */
 bool tp_colpack_sniff(const uint8_t *content, size_t len);
 
+/* 2 or 3 when content[0..len) starts with the magic of that format version, else 0. */
+int tp_colpack_version(const uint8_t *content, size_t len);
+
 /* ---- decoder ---- */
 
 /* One column's decoding state (internal to tp_colpack_reader). */
@@ -86,6 +98,8 @@ typedef struct tp_colpack_col {
     uint64_t run_val, run_left;
     uint32_t field;
     uint8_t type, transform, scale, signed_units;
+    uint8_t width;           /* for-planes: bytes per unit offset (1..8) */
+    const uint8_t *planes;   /* for-planes: the first plane (run_val holds the base) */
 } tp_colpack_col;
 
 /* Decoder state for one content buffer. Plain struct (no allocation): declare it on the stack or embed it. It
@@ -93,12 +107,15 @@ typedef struct tp_colpack_col {
 typedef struct tp_colpack_reader {
     uint32_t count;          /* records in the pack */
     uint32_t done;           /* records decoded so far */
+    uint8_t version;         /* 2, or 3: several vehicles, sorted by (vehicle_id, sampled_at_ms), checked */
+    uint64_t last_vehicle;   /* version 3: the last record decoded, for the order check */
+    int64_t last_sampled;
     int ncols;
     tp_colpack_col cols[9];  /* known fields 1..9 in field order; transform 0xFF = column absent (all zero) */
     char detail[200];
 } tp_colpack_reader;
 
-/* Parses and checks the header of content[0..len) (the decompressed pack content). max_records bounds the record
+/* Parses and checks the header of content[0..len) (format version 2 or 3) (the decompressed pack content). max_records bounds the record
  * count the header may claim (callers derive it from their memory budget: a pack claiming more is refused before
  * anything is decoded). Columns of unknown field numbers are skipped, as protobuf skips unknown fields.
  * Errors (r->detail says what and where): TP_ERR_UNKNOWN_VERSION (no magic, unknown transform), TP_ERR_TRUNCATED,

@@ -221,14 +221,17 @@ static tp_err open_columns(tp_pack_reader *r, tp_codec codec)
 {
     tp_err e = tp_colpack_open(&r->col, r->content, r->len, r->opts.max_pack_records);
     if (e == TP_ERR_PACK_TOO_LARGE)
-        return fail(r, e, "layout columns (format version 2): %s (max_pack_records %zu = max_pack_bytes / %u)",
+        return fail(r, e, "layout columns (format version 2 or 3): %s (max_pack_records %zu = max_pack_bytes / %u)",
                     r->col.detail, r->opts.max_pack_records, TP_PACK_BYTES_PER_RECORD);
     if (e)
-        return fail(r, e, "layout columns (format version 2): %s", r->col.detail);
+        return fail(r, e, "layout columns (format version 2 or 3): %s", r->col.detail);
+    if (r->have_expect && r->expect.format_version != r->col.version)
+        return fail(r, TP_ERR_UNKNOWN_VERSION, "pack content is format version %u but its metadata says %" PRIu32,
+                    r->col.version, r->expect.format_version);
     if (r->have_expect && r->expect.record_count != r->col.count)
         return fail(r, TP_ERR_COUNT_MISMATCH, "pack holds %" PRIu32 " records but its metadata says %" PRIu32,
                     r->col.count, r->expect.record_count);
-    r->meta.format_version = 2;
+    r->meta.format_version = r->col.version;
     r->meta.layout = TP_LAYOUT_COLUMNS;
     r->meta.codec = codec;
     r->meta.schema_version = TP_SCHEMA_VERSION;
@@ -276,10 +279,11 @@ static tp_err count_rows(tp_pack_reader *r)
     return TP_OK;
 }
 
-/* Every decoded row of a v2 pack must carry the pack's vehicle (the first record's, and the key's if given). */
+/* Every decoded row of a v2 pack must carry the pack's vehicle (the first record's, and the key's if given). A v3
+ * pack holds several vehicles (their order is checked by colpack), and its meta.vehicle_id stays 0. */
 static tp_err check_vehicles(tp_pack_reader *r, const uint64_t *ids, size_t n)
 {
-    if (n == 0)
+    if (n == 0 || r->col.version == 3)
         return TP_OK;
     if (r->index == 0) {
         if (r->have_expect && r->expect.vehicle_id != 0 && ids[0] != r->expect.vehicle_id)
@@ -375,13 +379,14 @@ tp_err tp_pack_reader_open(tp_pack_reader *r, const tp_pack_meta *meta, const ui
     r->have_expect = meta != NULL;
     if (meta) {
         r->expect = *meta;
-        if (meta->format_version != 1 && meta->format_version != 2)
+        if (meta->format_version < 1 || meta->format_version > 3)
             return fail(r, TP_ERR_UNKNOWN_VERSION,
-                        "pack format version %" PRIu32 " is unknown; this reader knows version 1 (rows)",
+                        "pack format version %" PRIu32 " is unknown; this reader knows versions 1 (rows), 2 and 3 "
+                        "(columns)",
                         meta->format_version);
-        if (meta->format_version == 2 && meta->layout != TP_LAYOUT_COLUMNS)
-            return fail(r, TP_ERR_UNKNOWN_VERSION, "pack layout %d is unknown for format version 2 (columns)",
-                        (int)meta->layout);
+        if (meta->format_version >= 2 && meta->layout != TP_LAYOUT_COLUMNS)
+            return fail(r, TP_ERR_UNKNOWN_VERSION, "pack layout %d is unknown for format version %" PRIu32
+                        " (columns)", (int)meta->layout, meta->format_version);
         if (meta->format_version == 1 && meta->layout != TP_LAYOUT_ROWS)
             return fail(r, TP_ERR_UNKNOWN_VERSION, "pack layout %d is unknown for format version 1 (rows)",
                         (int)meta->layout);
@@ -412,7 +417,7 @@ tp_err tp_pack_reader_open(tp_pack_reader *r, const tp_pack_meta *meta, const ui
         r->content = data;
         r->len = len;
     }
-    r->columns = meta ? meta->format_version == 2 : r->len > 0 && r->content[0] == 0x00;
+    r->columns = meta ? meta->format_version >= 2 : r->len > 0 && r->content[0] == 0x00;
     if (r->columns)
         return open_columns(r, codec);
 

@@ -9,6 +9,12 @@
 #include "codec/record_codec.h"
 #include "telepack/pack.h"
 
+struct sort_key {
+    uint64_t vehicle_id;
+    int64_t sampled_at_ms;
+    uint32_t index; /* arrival order: the tie-break that makes the sort stable */
+};
+
 struct tp_pack_writer {
     tp_pack_writer_opts opts;
     ZSTD_CCtx *cctx;       /* NULL for codec none */
@@ -19,6 +25,9 @@ struct tp_pack_writer {
     tp_record *records;    /* the records themselves, kept only for layouts that transpose them (columns) */
     size_t records_cap;
     tp_colpack_encoder *colenc; /* layout columns: transposes records into v2 content */
+    tp_record *sorted;          /* multi_vehicle: the records in (vehicle_id, sampled_at_ms) order, reused */
+    struct sort_key *keys;      /* multi_vehicle: sort keys, reused */
+    size_t sorted_cap;
     const uint8_t *col;         /* v2 content of the open pack, valid while col_valid */
     size_t col_len;
     int col_valid;
@@ -30,6 +39,7 @@ void tp_pack_writer_opts_init(tp_pack_writer_opts *o)
     o->level = 3;
     o->layout = TP_LAYOUT_COLUMNS;
     o->max_pack_bytes = TP_DEFAULT_MAX_PACK_BYTES;
+    o->multi_vehicle = 0;
 }
 
 tp_err tp_pack_writer_new(const tp_pack_writer_opts *opts, tp_pack_writer **out)
@@ -46,7 +56,7 @@ tp_err tp_pack_writer_new(const tp_pack_writer_opts *opts, tp_pack_writer **out)
         return TP_ERR_UNKNOWN_CODEC;
     if (o.layout != TP_LAYOUT_ROWS && o.layout != TP_LAYOUT_COLUMNS)
         return TP_ERR_UNKNOWN_VERSION;
-    if (o.max_pack_bytes == 0)
+    if (o.max_pack_bytes == 0 || (o.multi_vehicle && o.layout != TP_LAYOUT_COLUMNS))
         return TP_ERR_INVALID_ARG;
     if (o.codec == TP_CODEC_ZSTD && (o.level < ZSTD_minCLevel() || o.level > ZSTD_maxCLevel()))
         return TP_ERR_INVALID_ARG;
@@ -85,6 +95,8 @@ void tp_pack_writer_free(tp_pack_writer *w)
     ZSTD_freeCCtx(w->cctx);
     free(w->content);
     free(w->records);
+    free(w->sorted);
+    free(w->keys);
     tp_colpack_encoder_free(w->colenc);
     free(w);
 }
@@ -118,7 +130,7 @@ tp_err tp_pack_writer_add(tp_pack_writer *w, const tp_record *r)
 {
     if (!w || !r)
         return TP_ERR_INVALID_ARG;
-    if (w->count > 0 && r->vehicle_id != w->vehicle_id)
+    if (w->count > 0 && r->vehicle_id != w->vehicle_id && !w->opts.multi_vehicle)
         return TP_ERR_INVALID_ARG;
     if (w->count == UINT32_MAX)
         return TP_ERR_FULL;
@@ -177,6 +189,51 @@ size_t tp_pack_writer_bound(const tp_pack_writer *w)
     return w->opts.codec == TP_CODEC_ZSTD ? ZSTD_compressBound(len) : len;
 }
 
+static int key_cmp(const void *a, const void *b)
+{
+    const struct sort_key *x = a, *y = b;
+    if (x->vehicle_id != y->vehicle_id)
+        return x->vehicle_id < y->vehicle_id ? -1 : 1;
+    if (x->sampled_at_ms != y->sampled_at_ms)
+        return x->sampled_at_ms < y->sampled_at_ms ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* multi_vehicle: the open pack's records in (vehicle_id, sampled_at_ms, arrival) order, in reused buffers. */
+static tp_err sort_records(tp_pack_writer *w, const tp_record **out)
+{
+    const tp_record *r = w->records;
+    uint32_t n = w->count, i = 1;
+    while (i < n && (r[i].vehicle_id > r[i - 1].vehicle_id ||
+                     (r[i].vehicle_id == r[i - 1].vehicle_id && r[i].sampled_at_ms >= r[i - 1].sampled_at_ms)))
+        i++;
+    if (i >= n) { /* already in order (one vehicle sending in time order): nothing to move */
+        *out = r;
+        return TP_OK;
+    }
+    if (n > w->sorted_cap) {
+        size_t cap = w->sorted_cap ? w->sorted_cap : 256;
+        while (cap < n)
+            cap *= 2;
+        tp_record *s = realloc(w->sorted, cap * sizeof *s);
+        if (!s)
+            return TP_ERR_NOMEM;
+        w->sorted = s;
+        struct sort_key *k = realloc(w->keys, cap * sizeof *k);
+        if (!k)
+            return TP_ERR_NOMEM;
+        w->keys = k;
+        w->sorted_cap = cap;
+    }
+    for (i = 0; i < n; i++)
+        w->keys[i] = (struct sort_key){r[i].vehicle_id, r[i].sampled_at_ms, i};
+    qsort(w->keys, n, sizeof *w->keys, key_cmp);
+    for (i = 0; i < n; i++)
+        w->sorted[i] = r[w->keys[i].index];
+    *out = w->sorted;
+    return TP_OK;
+}
+
 /* The bytes to compress for the open pack. Layout rows: the length-prefixed frames as buffered. Layout columns
  * (format version 2, src/codec/colpack.c) transposes w->records here into its own buffer instead. */
 static tp_err build_content(tp_pack_writer *w, const uint8_t **content, size_t *len)
@@ -188,7 +245,11 @@ static tp_err build_content(tp_pack_writer *w, const uint8_t **content, size_t *
         return TP_OK;
     case TP_LAYOUT_COLUMNS:
         if (!w->col_valid) { /* built once per pack: a finish that failed for lack of room keeps it */
-            tp_err e = tp_colpack_encode(w->colenc, w->records, w->count, &w->col, &w->col_len);
+            const tp_record *recs = w->records;
+            tp_err e = w->opts.multi_vehicle ? sort_records(w, &recs) : TP_OK;
+            if (!e)
+                e = tp_colpack_encode_version(w->colenc, recs, w->count, w->opts.multi_vehicle ? 3 : 2, &w->col,
+                                              &w->col_len);
             if (e)
                 return e;
             w->col_valid = 1;
@@ -224,13 +285,13 @@ tp_err tp_pack_writer_finish(tp_pack_writer *w, uint8_t *dst, size_t cap, size_t
     *out_len = n;
     if (meta) {
         memset(meta, 0, sizeof *meta);
-        meta->format_version = w->opts.layout == TP_LAYOUT_COLUMNS ? 2 : 1;
+        meta->format_version = w->opts.layout == TP_LAYOUT_ROWS ? 1 : w->opts.multi_vehicle ? 3 : 2;
         meta->layout = w->opts.layout;
         meta->codec = w->opts.codec;
         meta->schema_version = TP_SCHEMA_VERSION;
         meta->record_count = w->count;
         meta->dict_id = 0;
-        meta->vehicle_id = w->vehicle_id;
+        meta->vehicle_id = w->opts.multi_vehicle ? 0 : w->vehicle_id;
         meta->content_size = content_len;
     }
     tp_pack_writer_reset(w);

@@ -25,4 +25,7 @@ static inline int64_t tp_wall_us(void) { return tp_clock_ns_(CLOCK_REALTIME) / 1
 /* CPU time of the calling thread in seconds (benchmarks: the machine is shared, wall time is noise). */
 static inline double tp_thread_cpu_s(void) { return (double)tp_clock_ns_(CLOCK_THREAD_CPUTIME_ID) / 1e9; }
 
+/* CPU time of the whole process in seconds, all threads. */
+static inline double tp_process_cpu_s(void) { return (double)tp_clock_ns_(CLOCK_PROCESS_CPUTIME_ID) / 1e9; }
+
 #endif

@@ -3,7 +3,9 @@
 #include "ingest/auth_tokens.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@ typedef struct entry {
 } entry;
 
 struct tp_auth_tokens {
+    atomic_int refs;      /* references taken through a store (1 = the store's own, or none: a plain parse) */
     entry *e;
     size_t n, cap;
     range *r;
@@ -383,4 +386,112 @@ int tp_auth_tokens_allows(const tp_auth_tokens *t, int index, uint64_t vehicle_i
             return 1;
     }
     return 0;
+}
+
+/* ---- the store: the tokens in force, swapped whole on reload ---- */
+
+struct tp_auth_store {
+    pthread_mutex_t mu;
+    tp_auth_tokens *cur; /* holds one reference */
+    char *path;
+};
+
+tp_err tp_auth_store_load(const char *path, tp_auth_store **out, char *msg, size_t msg_cap)
+{
+    if (!path || !out)
+        return TP_ERR_INVALID_ARG;
+    *out = NULL;
+    tp_auth_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->path = strdup(path))) {
+        free(s);
+        return TP_ERR_NOMEM;
+    }
+    tp_err e = tp_auth_tokens_load(path, &s->cur, msg, msg_cap);
+    if (e) {
+        free(s->path);
+        free(s);
+        return e;
+    }
+    atomic_store(&s->cur->refs, 1);
+    pthread_mutex_init(&s->mu, NULL);
+    *out = s;
+    return TP_OK;
+}
+
+tp_err tp_auth_store_reload(tp_auth_store *s, char *msg, size_t msg_cap)
+{
+    if (!s)
+        return TP_ERR_INVALID_ARG;
+    tp_auth_tokens *t;
+    tp_err e = tp_auth_tokens_load(s->path, &t, msg, msg_cap);
+    if (e)
+        return e;
+    atomic_store(&t->refs, 1);
+    pthread_mutex_lock(&s->mu);
+    tp_auth_tokens *old = s->cur;
+    s->cur = t;
+    pthread_mutex_unlock(&s->mu);
+    tp_auth_store_release(old);
+    return TP_OK;
+}
+
+const tp_auth_tokens *tp_auth_store_acquire(tp_auth_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    tp_auth_tokens *t = s->cur;
+    atomic_fetch_add(&t->refs, 1);
+    pthread_mutex_unlock(&s->mu);
+    return t;
+}
+
+void tp_auth_store_release(const tp_auth_tokens *t)
+{
+    tp_auth_tokens *m = (tp_auth_tokens *)t;
+    if (m && atomic_fetch_sub(&m->refs, 1) == 1)
+        tp_auth_tokens_free(m);
+}
+
+const char *tp_auth_store_path(const tp_auth_store *s)
+{
+    return s ? s->path : NULL;
+}
+
+void tp_auth_store_free(tp_auth_store *s)
+{
+    if (!s)
+        return;
+    tp_auth_store_release(s->cur);
+    pthread_mutex_destroy(&s->mu);
+    free(s->path);
+    free(s);
+}
+
+static void *gw_acquire(void *ctx)
+{
+    return (void *)tp_auth_store_acquire(ctx);
+}
+
+static void gw_release(void *ctx, void *ref)
+{
+    (void)ctx;
+    tp_auth_store_release(ref);
+}
+
+static int gw_find(void *ref, const char *tok, size_t len)
+{
+    return tp_auth_tokens_find(ref, tok, len);
+}
+
+static int gw_allows(void *ref, int identity, uint64_t vehicle_id)
+{
+    return tp_auth_tokens_allows(ref, identity, vehicle_id);
+}
+
+void tp_auth_store_gateway_auth(tp_auth_store *s, tp_gateway_auth *out)
+{
+    out->ctx = s;
+    out->find = gw_find;
+    out->allows = gw_allows;
+    out->acquire = gw_acquire;
+    out->release = gw_release;
 }

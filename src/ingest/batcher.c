@@ -288,11 +288,17 @@ static tp_err batch_reserve(tp_batcher *b, tp_batch *x)
 
 tp_err tp_batcher_add(tp_batcher *b, const tp_record *r, size_t wire_len, const tp_batch_tag *tag, int64_t now_ms)
 {
+    return r ? tp_batcher_add_keyed(b, r->vehicle_id, r, wire_len, tag, now_ms) : TP_ERR_INVALID_ARG;
+}
+
+tp_err tp_batcher_add_keyed(tp_batcher *b, uint64_t key, const tp_record *r, size_t wire_len,
+                            const tp_batch_tag *tag, int64_t now_ms)
+{
     if (!b || !r)
         return TP_ERR_INVALID_ARG;
     if (b->buffered_bytes > 0 && b->buffered_bytes + wire_len > b->o.max_buffered_bytes)
         return TP_ERR_AGAIN;
-    size_t i = map_find(b, r->vehicle_id);
+    size_t i = map_find(b, key);
     tp_batch *x = b->slots[i];
     int split = x && x->count > 0 && x->bytes + wire_len > b->o.max_bytes;
     /* The memory this record adds to the held batches: a batch to open, or arrays to grow. */
@@ -312,12 +318,12 @@ tp_err tp_batcher_add(tp_batcher *b, const tp_record *r, size_t wire_len, const 
     if (!x && (b->nopen + 1) * 2 > b->nslots && map_grow(b) != TP_OK)
         return TP_ERR_NOMEM;
     if (!x)
-        i = map_find(b, r->vehicle_id);
+        i = map_find(b, key);
     if (!x) {
         x = batch_get(b);
         if (!x)
             return TP_ERR_NOMEM;
-        x->vehicle_id = r->vehicle_id;
+        x->vehicle_id = key;
         x->count = 0;
         x->bytes = 0;
         x->ntags = 0;

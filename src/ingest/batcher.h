@@ -22,7 +22,7 @@ typedef struct tp_batch_tag {
 /* One vehicle's batch. The batcher owns it; a batch returned by tp_batcher_next_ready belongs to the caller (the
  * compression pool, then the producer) until it gives it back with tp_batcher_release. Its arrays are reused. */
 typedef struct tp_batch {
-    uint64_t vehicle_id;
+    uint64_t vehicle_id;     /* the batch's key: its vehicle, or what tp_batcher_add_keyed was given */
     uint32_t count;          /* records[0..count) */
     uint32_t cap;
     tp_record *records;
@@ -85,6 +85,11 @@ void tp_batcher_free(tp_batcher *b);
  * grow past TP_BATCHER_MEMORY_FACTOR times it (nothing added; release batches and retry); a record is always
  * accepted when nothing is buffered. TP_ERR_NOMEM. */
 tp_err tp_batcher_add(tp_batcher *b, const tp_record *r, size_t wire_len, const tp_batch_tag *tag, int64_t now_ms);
+
+/* The same, into the open batch of `key` instead of the record's vehicle: records of several vehicles with one key
+ * share a batch (the ingest worker keys by Kafka partition with --pack-by partition). */
+tp_err tp_batcher_add_keyed(tp_batcher *b, uint64_t key, const tp_record *r, size_t wire_len,
+                            const tp_batch_tag *tag, int64_t now_ms);
 
 /* Moves every open batch whose linger time has passed at now_ms to the ready list. */
 void tp_batcher_expire(tp_batcher *b, int64_t now_ms);

@@ -6,10 +6,12 @@
  * An ack A (records of this connection durable) drops records from `start`; a reconnect rewinds `sent` to `start`.
  * v2 frames are `01 len record`; a rejected record's type byte is overwritten with 00 (a tombstone), and a reconnect
  * removes tombstones before resending, so a rejected record is never sent twice. Server frames are parsed from a
- * small receive buffer. */
+ * small receive buffer. With TLS the handshake and the hello run blocking (with a 10 s socket timeout) right after
+ * connect; then the socket turns non-blocking and reads and writes go through SSL_read/SSL_write. */
 #include "ingest/gateway_client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -21,7 +23,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "ingest/gateway_server.h"
+#include "ingest/gateway_tls.h"
 #include "common/log.h"
 #include "telepack/varint.h"
 
@@ -56,6 +62,8 @@ struct tp_gateway_client {
     uint64_t rejected;
     size_t window;            /* current bound of unacked bytes */
     char reason[128];
+    SSL_CTX *tls;             /* with opts.tls_ca */
+    SSL *ssl;                 /* the connection's TLS session */
 };
 
 static int64_t now_ms(void)
@@ -80,10 +88,19 @@ void tp_gateway_client_opts_init(tp_gateway_client_opts *o)
     o->gateway_id = NULL;
     o->vehicles = 0;
     o->max_window_bytes = 64u << 20;
+    o->tls_ca = o->tls_cert = o->tls_key = o->tls_server_name = NULL;
 }
 
 tp_err tp_gateway_client_new(const tp_gateway_client_opts *opts, tp_gateway_client **out)
 {
+    return tp_gateway_client_new_err(opts, out, NULL, 0);
+}
+
+tp_err tp_gateway_client_new_err(const tp_gateway_client_opts *opts, tp_gateway_client **out, char *err,
+                                 size_t errlen)
+{
+    if (err && errlen)
+        err[0] = 0;
     if (!opts || !out)
         return TP_ERR_INVALID_ARG;
     *out = NULL;
@@ -130,6 +147,18 @@ tp_err tp_gateway_client_new(const tp_gateway_client_opts *opts, tp_gateway_clie
         free(c);
         return TP_ERR_NOMEM;
     }
+    if (c->o.tls_ca || c->o.tls_cert || c->o.tls_key) {
+        char e2[512];
+        tp_err te = c->fixed_fd ? TP_ERR_INVALID_ARG
+                                : tp_tls_client_ctx(c->o.tls_ca, c->o.tls_cert, c->o.tls_key, &c->tls, e2, sizeof e2);
+        if (te) {
+            if (err && errlen)
+                snprintf(err, errlen, "%s", c->fixed_fd ? "TLS needs an address to connect to, not a socket" : e2);
+            free(c->buf);
+            free(c);
+            return te == TP_ERR_NOMEM ? te : TP_ERR_INVALID_ARG;
+        }
+    }
     if (c->fixed_fd && c->o.protocol == 2 && send_hello(c) != 0) {
         free(c->buf);
         free(c);
@@ -143,8 +172,11 @@ void tp_gateway_client_free(tp_gateway_client *c)
 {
     if (!c)
         return;
+    if (c->ssl)
+        SSL_free(c->ssl);
     if (c->fd >= 0)
         close(c->fd);
+    SSL_CTX_free(c->tls);
     free(c->buf);
     free(c);
 }
@@ -159,6 +191,10 @@ static void drop_conn(tp_gateway_client *c, const char *why)
     else
         tp_log(TP_LOG_INFO, "gateway-client", "connection to %s:%s lost (%s); %llu unacked records will be resent",
                c->host, c->port, why, (unsigned long long)c->unacked);
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     close(c->fd);
     c->fd = -1;
     c->rx_len = 0;
@@ -167,6 +203,105 @@ static void drop_conn(tp_gateway_client *c, const char *why)
         c->broken = 1;
     c->next_attempt_ms = now_ms() + c->backoff_ms;
     c->backoff_ms = c->backoff_ms * 2 > c->o.backoff_max_ms ? c->o.backoff_max_ms : c->backoff_ms * 2;
+}
+
+/* A TLS call failed. Certificate problems and alerts from the server need an operator: the client stops (every
+ * call then returns TP_ERR_UNAVAILABLE) instead of reconnecting forever. Anything else is a lost connection. */
+static void tls_failed(tp_gateway_client *c, int ret, const char *when)
+{
+    char t[256], why[700];
+    unsigned long e = ERR_peek_error();
+    int reason = e ? ERR_GET_REASON(e) : 0;
+    int alert = reason >= SSL_AD_REASON_OFFSET;
+    int cert = tp_tls_error_text(c->ssl, ret, t, sizeof t);
+    snprintf(why, sizeof why, "TLS %s with %s:%s failed: %s%s", when, c->host, c->port, t,
+             reason == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE
+                 ? " (does the server speak TLS on this port? its log says why)"
+                 : "");
+    if (cert || alert) {
+        snprintf(c->reason, sizeof c->reason, "%.127s", t);
+        tp_log(TP_LOG_ERROR, "gateway-client", "%s; not retrying: check the CA file, the certificates and the address",
+               why);
+        c->refused = -1;
+        c->broken = 1;
+    }
+    drop_conn(c, why);
+}
+
+/* Writes up to n (> 0) bytes: >= 0 written, -1 nothing now, -2 the connection was dropped. */
+static ssize_t io_send(tp_gateway_client *c, const void *b, size_t n)
+{
+    if (!c->ssl) {
+        ssize_t w = send(c->fd, b, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w >= 0)
+            return w;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return -1;
+        /* A reset before the hello is what a v1-only server's close looks like when our hello was unread. */
+        if ((errno == ECONNRESET || errno == EPIPE) && c->o.protocol == 2 && !c->hello_done)
+            drop_conn(c, "reset by the server before its hello (a v1-only server, or over its connection limits)");
+        else
+            drop_conn(c, strerror(errno));
+        return -2;
+    }
+    ERR_clear_error();
+    int r = SSL_write(c->ssl, b, (int)n);
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+        return -1;
+    tls_failed(c, r, "write");
+    return -2;
+}
+
+/* Reads up to n bytes: > 0 read, 0 end of stream, -1 nothing now, -2 the connection was dropped. */
+static ssize_t io_recv(tp_gateway_client *c, void *b, size_t n)
+{
+    if (!c->ssl) {
+        ssize_t r = recv(c->fd, b, n, MSG_DONTWAIT);
+        if (r >= 0)
+            return r;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return -1;
+        if (errno == ECONNRESET && c->o.protocol == 2 && !c->hello_done)
+            drop_conn(c, "reset by the server before its hello (a v1-only server, or over its connection limits)");
+        else
+            drop_conn(c, strerror(errno));
+        return -2;
+    }
+    ERR_clear_error();
+    int r = SSL_read(c->ssl, b, (int)n);
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+        return -1;
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    tls_failed(c, r, "read");
+    return -2;
+}
+
+/* The TLS handshake on the fresh blocking socket c->fd, bounded by a 10 s socket timeout. -1: dropped. */
+static int tls_start(tp_gateway_client *c)
+{
+    struct timeval tv = {10, 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    c->ssl = SSL_new(c->tls);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 ||
+        tp_tls_client_expect_host(c->ssl, c->o.tls_server_name ? c->o.tls_server_name : c->host) != 0) {
+        drop_conn(c, "out of memory for a TLS session");
+        return -1;
+    }
+    ERR_clear_error();
+    int r = SSL_connect(c->ssl);
+    if (r != 1) {
+        tls_failed(c, r, "handshake");
+        return -1;
+    }
+    return 0;
 }
 
 void tp_gateway_client_disconnect(tp_gateway_client *c)
@@ -238,7 +373,18 @@ static int send_hello(tp_gateway_client *c)
     uint8_t h[700];
     size_t n = build_hello(c, h), off = 0;
     while (off < n) {
-        ssize_t w = send(c->fd, h + off, n - off, MSG_NOSIGNAL);
+        ssize_t w;
+        if (c->ssl) { /* still blocking here */
+            ERR_clear_error();
+            int r = SSL_write(c->ssl, h + off, (int)(n - off));
+            if (r <= 0) {
+                tls_failed(c, r, "write of the hello");
+                return -1;
+            }
+            w = r;
+        } else {
+            w = send(c->fd, h + off, n - off, MSG_NOSIGNAL);
+        }
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -276,6 +422,8 @@ static void try_connect(tp_gateway_client *c)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->fd = fd;
+    if (c->tls && tls_start(c) != 0)
+        return;
     c->connects++;
     if (c->o.protocol == 2) {
         drop_tombstones(c);
@@ -284,6 +432,10 @@ static void try_connect(tp_gateway_client *c)
             return;
         }
     }
+    if (c->ssl) { /* from now on SSL_read/SSL_write must not block: the loop polls */
+        int fl = fcntl(fd, F_GETFL);
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    }
     if (c->connects > 1)
         c->resent += c->unacked;
     c->sent = c->start;
@@ -291,7 +443,8 @@ static void try_connect(tp_gateway_client *c)
     c->written_here = c->unacked;
     c->ack_acc = 0;
     c->ack_shift = 0;
-    c->backoff_ms = c->o.backoff_min_ms;
+    /* The backoff is reset only once the connection proved useful (the server's hello, or a first ack): a server
+     * that accepts and closes at once (a v1-only server, a full one) must not be hammered every backoff_min_ms. */
 }
 
 /* Length of the frame at buf[off] (the buffer only holds frames we built). */
@@ -316,6 +469,8 @@ static int apply_ack(tp_gateway_client *c, uint64_t a)
         c->start += fl;
         c->unacked--;
     }
+    if (a > c->conn_acked)
+        c->backoff_ms = c->o.backoff_min_ms;
     c->conn_acked = a;
     if (c->start == c->end) {
         c->start = c->sent = c->end = 0;
@@ -438,6 +593,7 @@ static long take_server_hello(tp_gateway_client *c, const uint8_t *p, size_t len
         }
     }
     c->hello_done = 1;
+    c->backoff_ms = c->o.backoff_min_ms;
     return (long)(5 + h + blen);
 }
 
@@ -519,61 +675,58 @@ static int take_frames(tp_gateway_client *c)
 static void do_read(tp_gateway_client *c)
 {
     if (c->o.protocol == 2) {
-        ssize_t n = recv(c->fd, c->rx + c->rx_len, RX_CAP - c->rx_len, MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                drop_conn(c, strerror(errno));
-            return;
-        }
-        if (n == 0) {
-            drop_conn(c, c->hello_done ? "closed by the server"
-                                       : "closed by the server before its hello (a v1-only server, or over its "
-                                         "connection limits)");
-            return;
-        }
-        c->last_rx_ms = now_ms();
-        c->rx_len += (size_t)n;
-        take_frames(c);
-        return;
-    }
-    uint8_t tmp[256];
-    ssize_t n = recv(c->fd, tmp, sizeof tmp, MSG_DONTWAIT);
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            drop_conn(c, strerror(errno));
-        return;
-    }
-    if (n == 0) {
-        drop_conn(c, "closed by the server");
-        return;
-    }
-    for (ssize_t i = 0; i < n; i++) {
-        if (c->ack_shift >= 63 && tmp[i] > 1) {
-            drop_conn(c, "malformed ack from the server");
-            return;
-        }
-        c->ack_acc |= (uint64_t)(tmp[i] & 0x7f) << c->ack_shift;
-        c->ack_shift += 7;
-        if (!(tmp[i] & 0x80)) {
-            uint64_t a = c->ack_acc;
-            c->ack_acc = 0;
-            c->ack_shift = 0;
-            if (apply_ack(c, a) != 0) {
-                drop_conn(c, "ack out of range from the server");
+        for (;;) {
+            ssize_t n = io_recv(c, c->rx + c->rx_len, RX_CAP - c->rx_len);
+            if (n < 0)
+                return;
+            if (n == 0) {
+                drop_conn(c, c->hello_done ? "closed by the server"
+                                           : "closed by the server before its hello (a v1-only server, or over its "
+                                             "connection limits)");
                 return;
             }
+            c->last_rx_ms = now_ms();
+            c->rx_len += (size_t)n;
+            if (take_frames(c) != 0 || c->fd < 0 || !c->ssl || !SSL_has_pending(c->ssl))
+                return; /* TLS: OpenSSL may hold more than rx took; poll would not see it */
         }
+    }
+    for (;;) {
+        uint8_t tmp[256];
+        ssize_t n = io_recv(c, tmp, sizeof tmp);
+        if (n < 0)
+            return;
+        if (n == 0) {
+            drop_conn(c, "closed by the server");
+            return;
+        }
+        for (ssize_t i = 0; i < n; i++) {
+            if (c->ack_shift >= 63 && tmp[i] > 1) {
+                drop_conn(c, "malformed ack from the server");
+                return;
+            }
+            c->ack_acc |= (uint64_t)(tmp[i] & 0x7f) << c->ack_shift;
+            c->ack_shift += 7;
+            if (!(tmp[i] & 0x80)) {
+                uint64_t a = c->ack_acc;
+                c->ack_acc = 0;
+                c->ack_shift = 0;
+                if (apply_ack(c, a) != 0) {
+                    drop_conn(c, "ack out of range from the server");
+                    return;
+                }
+            }
+        }
+        if (!c->ssl || !SSL_has_pending(c->ssl))
+            return;
     }
 }
 
 static void do_write(tp_gateway_client *c)
 {
-    ssize_t n = send(c->fd, c->buf + c->sent, c->end - c->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            drop_conn(c, strerror(errno));
+    ssize_t n = io_send(c, c->buf + c->sent, c->end - c->sent);
+    if (n < 0)
         return;
-    }
     c->sent += (size_t)n;
     c->last_tx_ms = now_ms();
 }
@@ -591,7 +744,7 @@ static void liveness(tp_gateway_client *c)
     }
     if (c->hello_done && c->sent == c->end && t - c->last_tx_ms >= c->heartbeat_ms) {
         static const uint8_t hb[2] = {TP_GW_FRAME_HEARTBEAT, 0};
-        if (send(c->fd, hb, 2, MSG_NOSIGNAL | MSG_DONTWAIT) == 2)
+        if (io_send(c, hb, 2) == 2)
             c->last_tx_ms = t;
     }
 }
@@ -614,13 +767,14 @@ tp_err tp_gateway_client_pump(tp_gateway_client *c, int timeout_ms)
     liveness(c);
     if (c->fd < 0)
         return c->broken ? TP_ERR_UNAVAILABLE : TP_OK;
+    int held = c->ssl && SSL_has_pending(c->ssl); /* decrypted bytes poll cannot see */
     struct pollfd p = {.fd = c->fd, .events = POLLIN | (c->sent < c->end ? POLLOUT : 0)};
-    int r = poll(&p, 1, timeout_ms);
-    if (r <= 0)
+    int r = poll(&p, 1, held ? 0 : timeout_ms);
+    if (r < 0 || (r == 0 && !held))
         return TP_OK;
     if (p.revents & POLLOUT)
         do_write(c);
-    if (c->fd >= 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
+    if (c->fd >= 0 && (held || (p.revents & (POLLIN | POLLHUP | POLLERR))))
         do_read(c);
     return c->broken ? TP_ERR_UNAVAILABLE : TP_OK;
 }

@@ -1,4 +1,4 @@
-/* The gateway side of the gateway protocol (docs/GATEWAY.md): sends VehicleRecord messages over TCP (v2: after a
+/* The gateway side of the gateway protocol (docs/GATEWAY.md): sends VehicleRecord messages over TCP or TLS (v2: after a
  * hello with a token and the gateway id, as typed frames; v1: varint length-prefixed), reads cumulative acks (and in
  * v2 rejects, heartbeats, a goodbye), keeps every unacked record in a bounded buffer (send blocks when it is full),
  * and after a disconnect reconnects with backoff and resends what was not acked and not rejected. */
@@ -26,6 +26,12 @@ typedef struct tp_gateway_client_opts {
     uint64_t vehicles;            /* v2: vehicles this connection carries (sizes the server's suggested window) */
     size_t max_window_bytes;      /* v2: the resend buffer grows to the server's suggested window up to this
                                      (default 64 MiB; never below max_unacked_bytes) */
+    const char *tls_ca;           /* PEM CA file: connect with TLS and verify the server's certificate against it,
+                                     and that it names the host of `connect` (DNS name or IP address); NULL: plain
+                                     TCP. Not with fd. The process must ignore SIGPIPE (gateway_tls.h) */
+    const char *tls_cert;         /* client certificate (PEM) for mutual TLS, with tls_key; NULL: none */
+    const char *tls_key;
+    const char *tls_server_name;  /* the name to expect in the server's certificate instead of connect's host */
 } tp_gateway_client_opts;
 
 void tp_gateway_client_opts_init(tp_gateway_client_opts *o);
@@ -46,8 +52,11 @@ typedef struct tp_gateway_client_stats {
     char last_reason[128];        /* v2: the last reject, goodbye or refusal reason */
 } tp_gateway_client_stats;
 
-/* Does not connect yet (the first send or pump does). TP_ERR_INVALID_ARG for a bad address; not thread-safe. */
+/* Does not connect yet (the first send or pump does). TP_ERR_INVALID_ARG for a bad address or TLS options (a CA,
+ * certificate or key that cannot be used); not thread-safe. tp_gateway_client_new_err also says why in err. */
 tp_err tp_gateway_client_new(const tp_gateway_client_opts *opts, tp_gateway_client **out);
+tp_err tp_gateway_client_new_err(const tp_gateway_client_opts *opts, tp_gateway_client **out, char *err,
+                                 size_t errlen);
 void tp_gateway_client_free(tp_gateway_client *c);
 
 /* Encodes *r and queues it (it is written at once when 16 KiB are pending or 2 ms passed since the last write;
@@ -64,8 +73,9 @@ tp_err tp_gateway_client_pump(tp_gateway_client *c, int timeout_ms);
 /* Blocks until every queued record is acked (TP_OK) or timeout_ms passed (TP_ERR_AGAIN; -1 = no timeout). */
 tp_err tp_gateway_client_drain(tp_gateway_client *c, int timeout_ms);
 
-/* After a refusal that needs an operator (v2 status 1-4: version, bad hello, authentication), every call returns
- * TP_ERR_UNAVAILABLE; stats.refused and stats.last_reason say why. */
+/* After a refusal that needs an operator (v2 status 1-4: version, bad hello, authentication; or a TLS failure about
+ * certificates or a TLS alert from the server: wrong CA, host name mismatch, client certificate refused, no TLS on
+ * that port), every call returns TP_ERR_UNAVAILABLE; stats.refused (-1 for TLS) and stats.last_reason say why. */
 
 /* Drops the connection now (unacked records stay queued and are resent on the next connection). For tests. */
 void tp_gateway_client_disconnect(tp_gateway_client *c);

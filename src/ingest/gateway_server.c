@@ -16,7 +16,13 @@
  * Protocol: a connection starts undecided; the first bytes choose v1 (a varint length prefix) or v2 (the magic,
  * then a hello). Server frames (acks, rejects, heartbeats, a goodbye) go through a small per-connection output
  * buffer; a reject needs room in it before its record is parsed, so a gateway that does not read its rejects stops
- * being read instead of growing memory. A sweep every 250 ms applies the idle timeout and sends heartbeats. */
+ * being read instead of growing memory. A sweep every 250 ms applies the idle timeout and sends heartbeats.
+ *
+ * TLS (opts.tls): an accepted connection starts in ST_TLS. Its first byte is peeked: anything but a TLS handshake
+ * record (0x16) is plaintext and is refused; then SSL_do_handshake runs non-blocking on the socket's events. From
+ * then on every read and write goes through conn_recv/conn_send (SSL_read/SSL_write), whose WANT_WRITE/WANT_READ
+ * turn the other epoll direction on. Decrypted bytes OpenSSL holds beyond the read buffer raise no epoll event, so
+ * a connection that stopped reading with such bytes is marked and read again at the end of the next poll. */
 #include "ingest/gateway_server.h"
 
 #include <errno.h>
@@ -33,8 +39,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "common/hostport.h"
 #include "common/log.h"
+#include "ingest/gateway_tls.h"
 #include "telepack/pack.h"
 #include "telepack/varint.h"
 
@@ -52,7 +62,7 @@
 #define SWEEP_MS 250
 #define CLOSE_GRACE_MS 2000    /* a closing connection's goodbye may take this long to leave */
 
-enum { ST_NEW, ST_HELLO, ST_V1, ST_V2 };
+enum { ST_NEW, ST_HELLO, ST_V1, ST_V2, ST_TLS };
 
 typedef struct block {
     uint32_t count;
@@ -75,8 +85,17 @@ typedef struct conn {
     uint64_t received, acked, ack_sent;
     int state;              /* ST_* */
     int closing;            /* goodbye or refusal queued: close once written (or after CLOSE_GRACE_MS) */
+    int draining;           /* closing, all written, our side shut down: discard what still comes until the peer
+                               closes (or CLOSE_GRACE_MS), so close() does not reset the connection before the
+                               gateway has read our last frame */
     int out_blocked;        /* parsing stopped until the gateway reads our frames */
     int identity;           /* auth identity (-1: none) */
+    void *auth_ctx;         /* ctx of find/allows for this connection (a reference when auth->acquire is set) */
+    int local;              /* adopted with tp_gateway_server_add_trusted_fd: no authentication */
+    SSL *ssl;               /* TLS session, or NULL */
+    int tls_want_out;       /* the last SSL call needs the socket writable */
+    int tls_want_in;        /* an SSL_write needs the socket readable */
+    int tls_more;           /* OpenSSL holds decrypted bytes we did not read yet */
     uint32_t nrejected;     /* rejects of this connection (the first 10 are logged at warn) */
     uint64_t skip;          /* v2: bytes of a too large record still to skip */
     int64_t last_rx, last_tx, opened, closing_since;
@@ -86,7 +105,7 @@ typedef struct conn {
     uint32_t out_len, out_off;
     int dirty;
     struct conn *dirty_next;
-    char peer[160];         /* address, and the gateway id once known */
+    char peer[256];         /* address, the certificate CN and the gateway id once known */
     char gw_id[65];
 } conn;
 
@@ -111,6 +130,8 @@ struct tp_gateway_server {
     uint64_t accepted, closed_err, records_in, bytes_in, acked, pending, pauses;
     uint64_t rejected[TP_GW_REJECT__COUNT], refused[TP_GW_REFUSE__COUNT], closed[TP_GW_CLOSE__COUNT];
     uint64_t heartbeats_in;
+    uint64_t tls_sessions, tls_fail[TP_GW_TLS__COUNT];
+    int tls_more;               /* some connection has tls_more set */
     uint32_t nv2;               /* connections past a v2 handshake */
     int64_t last_cap_log;
     int64_t now, last_sweep;    /* monotonic ms */
@@ -144,10 +165,16 @@ const char *tp_gw_refusal_name(tp_gw_refusal r)
     return (unsigned)r < TP_GW_REFUSE__COUNT ? n[r] : "unknown";
 }
 
+const char *tp_gw_tls_fail_name(tp_gw_tls_fail r)
+{
+    static const char *const n[] = {"plaintext", "tls_to_plain_port", "handshake", "client_certificate"};
+    return (unsigned)r < TP_GW_TLS__COUNT ? n[r] : "unknown";
+}
+
 const char *tp_gw_close_name(tp_gw_close r)
 {
     static const char *const n[] = {"idle_timeout", "per_ip_limit", "max_connections", "protocol_error",
-                                    "refused", "io_error"};
+                                    "refused", "io_error", "tls_error"};
     return (unsigned)r < TP_GW_CLOSE__COUNT ? n[r] : "unknown";
 }
 
@@ -166,6 +193,7 @@ void tp_gateway_server_opts_init(tp_gateway_server_opts *o)
     o->linger_ms = 1000;
     o->max_window_bytes = 64u << 20;
     o->auth = NULL;
+    o->tls = NULL;
 }
 
 static void seterr(char *errbuf, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -307,6 +335,16 @@ tp_err tp_gateway_server_new(const tp_gateway_server_opts *opts, tp_gateway_reco
 
 static void conn_free(tp_gateway_server *s, conn *c)
 {
+    if (c->ssl) {
+        if (c->state != ST_TLS && !c->draining) { /* best effort close_notify; never blocks */
+            ERR_clear_error();
+            SSL_shutdown(c->ssl);
+        }
+        ERR_clear_error();
+        SSL_free(c->ssl);
+    }
+    if (c->auth_ctx && s->o.auth && s->o.auth->release)
+        s->o.auth->release(s->o.auth->ctx, c->auth_ctx);
     epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     s->slots[c->slot].c = NULL;
@@ -377,7 +415,8 @@ static int conn_reading(const tp_gateway_server *s, const conn *c)
 
 static void conn_update_events(tp_gateway_server *s, conn *c)
 {
-    uint32_t want = (conn_reading(s, c) ? EPOLLIN | EPOLLRDHUP : 0) | (c->out_off < c->out_len ? EPOLLOUT : 0);
+    uint32_t want = (conn_reading(s, c) || c->tls_want_in || c->draining ? EPOLLIN | EPOLLRDHUP : 0) |
+                    (c->out_off < c->out_len || c->tls_want_out ? EPOLLOUT : 0);
     if (want == c->events)
         return;
     struct epoll_event ev = {.events = want, .data.u64 = EV_TAG(s, c)};
@@ -390,6 +429,66 @@ static void update_all_events(tp_gateway_server *s)
     for (uint32_t i = 0; i < s->nslots; i++)
         if (s->slots[i].c)
             conn_update_events(s, s->slots[i].c);
+}
+
+/* ---- socket I/O, plain or TLS ---- */
+
+/* Reads up to n bytes: > 0 bytes read, 0 end of stream, -1 nothing now, -2 failed (why says why). */
+static ssize_t conn_recv(conn *c, void *buf, size_t n, char *why, size_t wl)
+{
+    if (!c->ssl) {
+        ssize_t r = read(c->fd, buf, n);
+        if (r >= 0)
+            return r;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return -1;
+        snprintf(why, wl, "read failed: %s", strerror(errno));
+        return -2;
+    }
+    c->tls_want_out = 0;
+    ERR_clear_error();
+    int r = SSL_read(c->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (r > 0)
+        return r;
+    switch (SSL_get_error(c->ssl, r)) {
+    case SSL_ERROR_WANT_READ: return -1;
+    case SSL_ERROR_WANT_WRITE: c->tls_want_out = 1; return -1;
+    case SSL_ERROR_ZERO_RETURN: return 0;
+    default: break;
+    }
+    char t[200];
+    tp_tls_error_text(c->ssl, r, t, sizeof t);
+    snprintf(why, wl, "TLS read failed: %s", t);
+    return -2;
+}
+
+/* Writes up to n (> 0) bytes: >= 0 bytes written, -1 nothing now, -2 failed (why says why). */
+static ssize_t conn_send(conn *c, const void *buf, size_t n, char *why, size_t wl)
+{
+    if (!c->ssl) {
+        ssize_t r = send(c->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (r >= 0)
+            return r;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return -1;
+        snprintf(why, wl, "sending to the gateway failed: %s", strerror(errno));
+        return -2;
+    }
+    c->tls_want_in = 0;
+    c->tls_want_out = 0;
+    ERR_clear_error();
+    int r = SSL_write(c->ssl, buf, (int)n);
+    if (r > 0)
+        return r;
+    switch (SSL_get_error(c->ssl, r)) {
+    case SSL_ERROR_WANT_WRITE: return -1;
+    case SSL_ERROR_WANT_READ: c->tls_want_in = 1; return -1;
+    default: break;
+    }
+    char t[200];
+    tp_tls_error_text(c->ssl, r, t, sizeof t);
+    snprintf(why, wl, "sending to the gateway over TLS failed: %s", t);
+    return -2;
 }
 
 /* ---- the output buffer: server frames ---- */
@@ -476,14 +575,11 @@ static int conn_flush_out(tp_gateway_server *s, conn *c)
         out_ack(c);
         if (c->out_off == c->out_len)
             break;
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        char why[256];
+        ssize_t n = conn_send(c, c->out + c->out_off, c->out_len - c->out_off, why, sizeof why);
+        if (n == -1)
+            break;
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            if (errno == EINTR)
-                continue;
-            char why[128];
-            snprintf(why, sizeof why, "sending to the gateway failed: %s", strerror(errno));
             if (c->eof || c->closing)
                 conn_close(s, c, 0, why);
             else
@@ -494,9 +590,13 @@ static int conn_flush_out(tp_gateway_server *s, conn *c)
         c->last_tx = s->now;
     }
     if (c->out_off == c->out_len) {
-        if (c->closing) {
-            conn_close(s, c, 0, "goodbye sent");
-            return -1;
+        if (c->closing && !c->draining) {
+            c->draining = 1;
+            if (c->ssl && c->state != ST_TLS) { /* close_notify first; conn_free does not repeat it */
+                ERR_clear_error();
+                SSL_shutdown(c->ssl);
+            }
+            shutdown(c->fd, SHUT_WR);
         }
         if (c->eof && c->acked == c->received) {
             conn_close(s, c, 0, "end of stream, everything acked");
@@ -591,10 +691,26 @@ static int conn_refuse(tp_gateway_server *s, conn *c, tp_gw_refusal code, const 
 
 /* ---- connections ---- */
 
+enum { ADD_ADOPTED, ADD_ACCEPTED, ADD_TRUSTED };
+static tp_err add_conn(tp_gateway_server *s, int fd, int how);
+
 tp_err tp_gateway_server_add_fd(tp_gateway_server *s, int fd)
 {
     if (!s || fd < 0)
         return TP_ERR_INVALID_ARG;
+    return add_conn(s, fd, ADD_ADOPTED);
+}
+
+tp_err tp_gateway_server_add_trusted_fd(tp_gateway_server *s, int fd)
+{
+    if (!s || fd < 0)
+        return TP_ERR_INVALID_ARG;
+    return add_conn(s, fd, ADD_TRUSTED);
+}
+
+/* Sockets we accepted may start with TLS; adopted ones are plain. */
+static tp_err add_conn(tp_gateway_server *s, int fd, int how)
+{
     if (s->nconns >= s->o.max_connections) {
         s->closed[TP_GW_CLOSE_MAX_CONNS]++;
         if (s->now - s->last_cap_log >= 1000) {
@@ -680,6 +796,9 @@ tp_err tp_gateway_server_add_fd(tp_gateway_server *s, int fd)
     c->family = family;
     memcpy(c->addr, addr, sizeof addr);
     c->identity = -1;
+    c->local = how == ADD_TRUSTED;
+    if (how == ADD_ACCEPTED && s->o.tls)
+        c->state = ST_TLS;
     c->opened = c->last_rx = c->last_tx = s->now;
     c->fd = fd;
     c->slot = s->free_slots[--s->nfree];
@@ -708,7 +827,7 @@ static void do_accept(tp_gateway_server *s)
                 tp_log(TP_LOG_WARN, "gateway", "accept failed: %s", strerror(errno));
             return;
         }
-        tp_gateway_server_add_fd(s, fd);
+        add_conn(s, fd, ADD_ACCEPTED);
     }
 }
 
@@ -961,13 +1080,15 @@ static int conn_hello(tp_gateway_server *s, conn *c, const uint8_t *p, size_t av
         size_t pl = strlen(c->peer);
         snprintf(c->peer + pl, sizeof c->peer - pl, " (gateway %s)", c->gw_id);
     }
-    if (s->o.auth) {
+    if (s->o.auth && !c->local) {
         if (!tok || !toklen) {
             *closed = conn_refuse(s, c, TP_GW_REFUSE_AUTH_REQUIRED,
                                   "this server requires authentication: send a token in the hello") != 0;
             return -1;
         }
-        c->identity = s->o.auth->find(s->o.auth->ctx, (const char *)tok, toklen);
+        if (!c->auth_ctx)
+            c->auth_ctx = s->o.auth->acquire ? s->o.auth->acquire(s->o.auth->ctx) : s->o.auth->ctx;
+        c->identity = s->o.auth->find(c->auth_ctx, (const char *)tok, toklen);
         if (c->identity < 0) {
             *closed = conn_refuse(s, c, TP_GW_REFUSE_AUTH_FAILED, "unknown token") != 0;
             return -1;
@@ -1000,6 +1121,26 @@ static int conn_hello(tp_gateway_server *s, conn *c, const uint8_t *p, size_t av
     return 1;
 }
 
+/* A TLS ClientHello on a port without TLS: answer with a plaintext TLS alert (fatal, handshake_failure), so the
+ * client's TLS library reports a failure at once instead of waiting, then close. -1 if c was closed. */
+static int conn_tls_to_plain(tp_gateway_server *s, conn *c)
+{
+    static const uint8_t alert[7] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28};
+    s->tls_fail[TP_GW_TLS_TO_PLAIN]++;
+    s->closed[TP_GW_CLOSE_TLS]++;
+    s->closed_err++;
+    tp_log(TP_LOG_WARN, "gateway",
+           "closing connection from %s: it started a TLS handshake on a port without TLS; give the ingest "
+           "--tls-cert/--tls-key, or connect without TLS", c->peer);
+    out_free(c);
+    memcpy(c->out + c->out_len, alert, sizeof alert);
+    c->out_len += sizeof alert;
+    c->closing = 1;
+    c->closing_since = s->now;
+    c->len = 0;
+    return conn_flush_out(s, c);
+}
+
 /* Offers every complete frame in c's buffer. Returns 0, or -1 if c was closed. */
 static int conn_parse(tp_gateway_server *s, conn *c)
 {
@@ -1026,7 +1167,13 @@ static int conn_parse(tp_gateway_server *s, conn *c)
             }
             if (k == avail)
                 break; /* a prefix of the magic so far */
-            if (s->o.auth) {
+            if (p[0] == 0x16 && !c->ssl) { /* a TLS record header (handshake, version 3.x)? */
+                if (avail < 2)
+                    break;
+                if (p[1] == 0x03) /* never a v1 record: its first byte would be protobuf field 0 */
+                    return conn_tls_to_plain(s, c) ? -1 : 0;
+            }
+            if (s->o.auth && !c->local) {
                 s->refused[TP_GW_REFUSE_V1]++;
                 conn_fail(s, c, TP_GW_CLOSE_REFUSED,
                           "protocol v1 (no handshake) is refused because authentication is required; the gateway "
@@ -1135,7 +1282,7 @@ static int conn_parse(tp_gateway_server *s, conn *c)
                      (long long)r.sampled_at_ms, (long long)(s->o.max_event_skew_ms / 86400000));
             rj = conn_reject(s, c, TP_GW_REJECT_EVENT_TIME, why);
         } else if (s->o.auth && s->o.auth->allows && c->identity >= 0 &&
-                   !s->o.auth->allows(s->o.auth->ctx, c->identity, r.vehicle_id)) {
+                   !s->o.auth->allows(c->auth_ctx, c->identity, r.vehicle_id)) {
             snprintf(why, sizeof why, "vehicle %llu is not allowed for this gateway's credentials",
                      (unsigned long long)r.vehicle_id);
             rj = conn_reject(s, c, TP_GW_REJECT_VEHICLE, why);
@@ -1178,32 +1325,119 @@ static void conn_eof(tp_gateway_server *s, conn *c)
     conn_flush_out(s, c);
 }
 
+static void conn_tls_step(tp_gateway_server *s, conn *c);
+
 static void conn_read(tp_gateway_server *s, conn *c)
 {
-    if (!conn_reading(s, c))
+    if (c->state == ST_TLS) {
+        conn_tls_step(s, c);
         return;
-    size_t room = s->o.conn_buffer_bytes - c->len;
-    ssize_t n = room ? read(c->fd, c->buf + c->len, room) : 0;
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+    }
+    c->tls_more = 0;
+    for (;;) {
+        if (!conn_reading(s, c))
+            break;
+        size_t room = s->o.conn_buffer_bytes - c->len;
+        char why[256];
+        ssize_t n = room ? conn_recv(c, c->buf + c->len, room, why, sizeof why) : 0;
+        if (n == -1)
+            break;
+        if (n == -2) {
+            conn_fail(s, c, TP_GW_CLOSE_IO, why);
             return;
-        char why[128];
-        snprintf(why, sizeof why, "read failed: %s", strerror(errno));
-        conn_fail(s, c, TP_GW_CLOSE_IO, why);
-        return;
+        }
+        if (n == 0) {
+            conn_eof(s, c);
+            return;
+        }
+        c->last_rx = s->now;
+        c->len += (size_t)n;
+        if (conn_parse_seal(s, c) != 0)
+            return;
+        if (!c->ssl || !SSL_has_pending(c->ssl))
+            break; /* plain sockets: epoll says when there is more */
     }
-    if (n == 0) {
-        conn_eof(s, c);
-        return;
+    if (c->ssl && SSL_has_pending(c->ssl) && !c->closing) {
+        c->tls_more = 1; /* read again once reading resumes: no epoll event will say so */
+        s->tls_more = 1;
     }
-    c->last_rx = s->now;
-    c->len += (size_t)n;
-    if (conn_parse_seal(s, c) != 0)
-        return;
     if (c->out_off < c->out_len) /* a hello or rejects to send */
         conn_flush_out(s, c);
     else
         conn_update_events(s, c);
+}
+
+/* ST_TLS: the first byte decides plaintext or TLS, then the handshake advances as the socket allows. */
+static void conn_tls_step(tp_gateway_server *s, conn *c)
+{
+    char why[400];
+    if (!c->ssl) {
+        uint8_t b;
+        ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return;
+            snprintf(why, sizeof why, "read failed before the TLS handshake: %s", strerror(errno));
+            conn_fail(s, c, TP_GW_CLOSE_IO, why);
+            return;
+        }
+        if (n == 0) {
+            conn_close(s, c, 0, "closed before the TLS handshake");
+            return;
+        }
+        if (b != 0x16) {
+            s->tls_fail[TP_GW_TLS_PLAINTEXT]++;
+            if (b == TP_GW_MAGIC0) { /* a plaintext v2 hello: a refusal it can read says why */
+                uint8_t junk[4096];
+                for (int i = 0; i < 16 && recv(c->fd, junk, sizeof junk, MSG_DONTWAIT) > 0; i++) {
+                }
+                conn_refuse(s, c, TP_GW_REFUSE_AUTH_REQUIRED,
+                            "this port requires TLS: connect with TLS (telepack gen --tls-ca FILE)");
+                return;
+            }
+            conn_fail(s, c, TP_GW_CLOSE_TLS,
+                      "plaintext (not a TLS handshake) sent to the TLS gateway port; the gateway must connect with "
+                      "TLS");
+            return;
+        }
+        c->ssl = tp_tls_server_ssl(s->o.tls, c->fd);
+        if (!c->ssl) {
+            conn_fail(s, c, TP_GW_CLOSE_IO, "out of memory for a TLS session");
+            return;
+        }
+    }
+    c->tls_want_out = 0;
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r != 1) {
+        int e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            c->tls_want_out = e == SSL_ERROR_WANT_WRITE;
+            conn_update_events(s, c);
+            return;
+        }
+        char t[256];
+        int cert = tp_tls_error_text(c->ssl, r, t, sizeof t);
+        s->tls_fail[cert == 1 ? TP_GW_TLS_CLIENT_CERT : TP_GW_TLS_HANDSHAKE]++;
+        snprintf(why, sizeof why, "TLS handshake failed: %s%s", t,
+                 cert == 1   ? " (the gateway needs a certificate signed by --tls-client-ca)"
+                 : cert == 2 ? " (the gateway does not accept this server's certificate: check its CA file and the "
+                               "address it connects to)"
+                             : "");
+        conn_fail(s, c, TP_GW_CLOSE_TLS, why);
+        return;
+    }
+    s->tls_sessions++;
+    c->state = ST_NEW;
+    char cn[128];
+    tp_tls_peer_cn(c->ssl, cn, sizeof cn);
+    if (cn[0]) {
+        size_t pl = strlen(c->peer);
+        snprintf(c->peer + pl, sizeof c->peer - pl, " [CN=%.64s]", cn);
+    }
+    tp_log(cn[0] ? TP_LOG_INFO : TP_LOG_DEBUG, "gateway", "TLS session with %s (%s%s)", c->peer,
+           SSL_get_version(c->ssl), cn[0] ? ", client certificate verified" : "");
+    conn_read(s, c); /* the gateway's first bytes may have come with the handshake */
 }
 
 void tp_gateway_server_flush_acks(tp_gateway_server *s)
@@ -1246,12 +1480,13 @@ static void sweep(tp_gateway_server *s)
         if (!c->family)
             continue; /* adopted local sockets (--from replay) have no timeouts */
         char why[160];
-        if (c->state == ST_NEW || c->state == ST_HELLO) {
+        if (c->state == ST_NEW || c->state == ST_HELLO || c->state == ST_TLS) {
             int64_t lim = TP_GW_HELLO_TIMEOUT_MS;
             if (idle && idle < lim)
                 lim = idle;
             if (s->now - c->opened > lim && !s->paused && !s->stopped) {
-                snprintf(why, sizeof why, "no hello and no record within %lld ms", (long long)lim);
+                snprintf(why, sizeof why, "%s within %lld ms",
+                         c->state == ST_TLS ? "no TLS handshake" : "no hello and no record", (long long)lim);
                 conn_fail(s, c, TP_GW_CLOSE_IDLE, why);
             }
             continue;
@@ -1304,6 +1539,32 @@ tp_err tp_gateway_server_poll(tp_gateway_server *s, int timeout_ms)
         if (!c)
             continue; /* closed earlier in this round */
         uint32_t e = evs[i].events;
+        if (c->closing) { /* our last frame leaves, then what the peer still sends is discarded */
+            if ((e & EPOLLOUT) && !c->draining && conn_flush_out(s, c) != 0)
+                continue;
+            if (c->draining && (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+                uint8_t junk[4096];
+                ssize_t r;
+                int k = 0;
+                while ((r = recv(c->fd, junk, sizeof junk, MSG_DONTWAIT)) > 0 && ++k < 16) {
+                }
+                if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+                    conn_close(s, c, 0, "goodbye sent");
+            }
+            continue;
+        }
+        if (c->state == ST_TLS) {
+            conn_tls_step(s, c);
+            continue;
+        }
+        if (c->ssl && (c->tls_want_in || c->tls_want_out)) { /* OpenSSL wanted the other direction: retry both */
+            if (c->out_off < c->out_len && conn_flush_out(s, c) != 0)
+                continue;
+            if (conn_reading(s, c)) {
+                conn_read(s, c);
+                continue;
+            }
+        }
         if ((e & EPOLLOUT) && conn_flush_out(s, c) != 0)
             continue;
         if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
@@ -1311,6 +1572,18 @@ tp_err tp_gateway_server_poll(tp_gateway_server *s, int timeout_ms)
                 conn_read(s, c);
             } else if (e & (EPOLLHUP | EPOLLERR)) {
                 conn_close(s, c, 0, "peer went away before all acks were sent; it resends what was not acked");
+            }
+        }
+    }
+    if (s->tls_more) { /* decrypted bytes waiting inside OpenSSL, where epoll cannot see them */
+        s->tls_more = 0;
+        for (uint32_t i = 0; i < s->nslots; i++) {
+            conn *c = s->slots[i].c;
+            if (c && c->tls_more) {
+                if (conn_reading(s, c))
+                    conn_read(s, c);
+                else
+                    s->tls_more = 1;
             }
         }
     }
@@ -1381,7 +1654,8 @@ void tp_gateway_server_close_all(tp_gateway_server *s)
             uint8_t v = TP_GW_BYE_SHUTTING_DOWN;
             static const char why[] = "server shutting down";
             out_frame(c, TP_GW_FRAME_GOODBYE, &v, 1, why, sizeof why - 1);
-            ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            char err[256];
+            ssize_t n = conn_send(c, c->out + c->out_off, c->out_len - c->out_off, err, sizeof err);
             (void)n;
         }
         conn_close(s, c, 0, "server shutting down");
@@ -1405,4 +1679,6 @@ void tp_gateway_server_stats_get(const tp_gateway_server *s, tp_gateway_server_s
     memcpy(st->refused, s->refused, sizeof st->refused);
     memcpy(st->closed, s->closed, sizeof st->closed);
     st->heartbeats_in = s->heartbeats_in;
+    st->tls_sessions = s->tls_sessions;
+    memcpy(st->tls_failures, s->tls_fail, sizeof st->tls_failures);
 }

@@ -62,20 +62,39 @@ typedef enum tp_gw_close {
     TP_GW_CLOSE_PROTOCOL,        /* a framing error (v2) or a bad record (v1) */
     TP_GW_CLOSE_REFUSED,         /* handshake refused */
     TP_GW_CLOSE_IO,              /* read/write failure, or the peer went away mid-frame */
+    TP_GW_CLOSE_TLS,             /* TLS: a failed handshake, plaintext on a TLS port, TLS on a plain port */
     TP_GW_CLOSE__COUNT
 } tp_gw_close;
 
+/* Why TLS did not start (telepack_ingest_gateway_tls_failures_total{reason}). */
+typedef enum tp_gw_tls_fail {
+    TP_GW_TLS_PLAINTEXT = 0,     /* plaintext (v1 or a v2 hello) sent to the TLS port */
+    TP_GW_TLS_TO_PLAIN,          /* a TLS handshake sent to a port without TLS */
+    TP_GW_TLS_HANDSHAKE,         /* the handshake failed (protocol versions, ciphers, the peer went away) */
+    TP_GW_TLS_CLIENT_CERT,       /* mutual TLS: no client certificate, or one the client CA did not sign */
+    TP_GW_TLS__COUNT
+} tp_gw_tls_fail;
+
+const char *tp_gw_tls_fail_name(tp_gw_tls_fail r); /* "plaintext", "tls_to_plain_port", ... */
 const char *tp_gw_reject_name(tp_gw_reject r);   /* "malformed", "too_large", ... */
 const char *tp_gw_refusal_name(tp_gw_refusal r); /* "unsupported_version", ..., "v1_not_allowed" */
 const char *tp_gw_close_name(tp_gw_close r);     /* "idle_timeout", "per_ip_limit", ... */
 
 /* Authentication of v2 gateways (a token file: find = token -> identity index or -1; allows = may that identity
- * send records of this vehicle). With an auth set, v1 connections and hellos without a known token are refused. */
+ * send records of this vehicle). With an auth set, v1 connections and hellos without a known token are refused
+ * (sockets adopted with tp_gateway_server_add_trusted_fd are exempt: the HTTP endpoint checked its requests).
+ * acquire (optional) returns a reference to the credentials in force, which a connection keeps from its hello to
+ * its close and passes to find and allows as their ctx (so a reload never changes what its identity means); release
+ * gives it back. Without acquire, find and allows get ctx. */
 typedef struct tp_gateway_auth {
     void *ctx;
     int (*find)(void *ctx, const char *token, size_t len);
     int (*allows)(void *ctx, int identity, uint64_t vehicle_id);
+    void *(*acquire)(void *ctx);
+    void (*release)(void *ctx, void *ref);
 } tp_gateway_auth;
+
+struct tp_tls_server; /* gateway_tls.h */
 
 typedef struct tp_gateway_server_opts {
     const char *listen;         /* "HOST:PORT" (port 0: any free port); NULL: no listening socket */
@@ -92,6 +111,8 @@ typedef struct tp_gateway_server_opts {
     uint32_t linger_ms;         /* advertised (default 1000) */
     size_t max_window_bytes;    /* cap of the suggested window (default 64 MiB) */
     const tp_gateway_auth *auth; /* NULL: no authentication; must outlive the server */
+    struct tp_tls_server *tls;  /* NULL: plain TCP; else every accepted connection starts with a TLS handshake
+                                   (within the hello deadline); adopted sockets stay plain. Must outlive the server */
 } tp_gateway_server_opts;
 
 void tp_gateway_server_opts_init(tp_gateway_server_opts *o);
@@ -118,6 +139,8 @@ typedef struct tp_gateway_server_stats {
     uint64_t refused[TP_GW_REFUSE__COUNT];      /* handshakes refused, by status */
     uint64_t closed[TP_GW_CLOSE__COUNT];        /* connections closed by the server, by reason */
     uint64_t heartbeats_in;     /* v2 heartbeat frames received */
+    uint64_t tls_sessions;      /* TLS handshakes completed */
+    uint64_t tls_failures[TP_GW_TLS__COUNT]; /* connections that did not get through TLS, by reason */
 } tp_gateway_server_stats;
 
 /* Binds and listens (when opts->listen is set). Errors: TP_ERR_INVALID_ARG (bad HOST:PORT), TP_ERR_IO (bind/listen
@@ -132,6 +155,10 @@ int tp_gateway_server_port(const tp_gateway_server *s);
 /* Adopts an already connected stream socket (e.g. one end of a socketpair) as a gateway connection; the server
  * owns fd from then on, also on error. Loop thread only (or before the loop runs). */
 tp_err tp_gateway_server_add_fd(tp_gateway_server *s, int fd);
+
+/* The same for a socket whose records were authenticated already (the HTTP endpoint's requests, a local replay):
+ * no authentication applies to it, whatever opts.auth says. */
+tp_err tp_gateway_server_add_trusted_fd(tp_gateway_server *s, int fd);
 
 /* One round of the loop: waits up to timeout_ms (-1 = forever) for sockets or a wake-up, then accepts, reads,
  * decodes and writes acks. TP_ERR_IO only if epoll itself fails. */

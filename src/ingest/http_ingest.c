@@ -36,19 +36,14 @@ static const unsigned k_codes[] = {200, 400, 401, 403, 404, 405, 413, 415, 500, 
 enum { AUTH_MISSING, AUTH_MALFORMED, AUTH_UNKNOWN, AUTH_VEHICLE, NAUTH };
 static const char *const k_auth_reasons[NAUTH] = {"missing", "malformed", "unknown", "vehicle"};
 
-typedef struct tokref {
-    tp_auth_tokens *t;
-    atomic_int refs;
-} tokref;
-
 struct tp_http_ingest {
     tp_http_ingest_opts o;
     tp_ingest *ing;
     struct MHD_Daemon *daemon;
     uint16_t port;
     char *cert, *key;           /* PEM text, for MHD */
-    pthread_mutex_t mu;         /* guards tokens */
-    tokref *tokens;             /* NULL without a token file */
+    tp_auth_store *tokens;      /* NULL without a token file */
+    int own_tokens;             /* loaded here from o.tokens_path (else o.tokens, shared) */
     atomic_size_t reserved;     /* body and encoded bytes held by requests in progress */
     atomic_int closing;         /* tp_http_ingest_quiesce: new requests get 503 */
     tp_counter *requests[NCODES];
@@ -59,7 +54,7 @@ struct tp_http_ingest {
 enum { FMT_NDJSON = 1, FMT_PROTO = 2 };
 
 typedef struct req {
-    tokref *tok;         /* a reference, with the token's index */
+    const tp_auth_tokens *tok; /* a reference (tp_auth_store_acquire), with the token's index */
     int token;
     int fmt;
     uint8_t *body;
@@ -147,55 +142,23 @@ tp_err tp_http_ingest_check_opts(const tp_http_ingest_opts *o, char *err, size_t
 
 /* ---- tokens ---- */
 
-static tokref *tok_get(tp_http_ingest *h)
+static const tp_auth_tokens *tok_get(tp_http_ingest *h)
 {
-    pthread_mutex_lock(&h->mu);
-    tokref *r = h->tokens;
-    if (r)
-        atomic_fetch_add(&r->refs, 1);
-    pthread_mutex_unlock(&h->mu);
-    return r;
+    return h->tokens ? tp_auth_store_acquire(h->tokens) : NULL;
 }
 
-static void tok_put(tokref *r)
+static void tok_put(const tp_auth_tokens *t)
 {
-    if (r && atomic_fetch_sub(&r->refs, 1) == 1) {
-        tp_auth_tokens_free(r->t);
-        free(r);
-    }
-}
-
-static tp_err tok_load(const char *path, tokref **out, char *err, size_t errlen)
-{
-    tokref *r = calloc(1, sizeof *r);
-    if (!r)
-        return TP_ERR_NOMEM;
-    tp_err e = tp_auth_tokens_load(path, &r->t, err, errlen);
-    if (e) {
-        free(r);
-        return e;
-    }
-    atomic_store(&r->refs, 1);
-    *out = r;
-    return TP_OK;
+    tp_auth_store_release(t);
 }
 
 tp_err tp_http_ingest_reload_tokens(tp_http_ingest *h, char *err, size_t errlen)
 {
-    if (!h || !h->o.tokens_path) {
+    if (!h || !h->tokens) {
         say(err, errlen, "no token file to reload (start with --auth-tokens FILE)");
         return TP_ERR_INVALID_ARG;
     }
-    tokref *r;
-    tp_err e = tok_load(h->o.tokens_path, &r, err, errlen);
-    if (e)
-        return e;
-    pthread_mutex_lock(&h->mu);
-    tokref *old = h->tokens;
-    h->tokens = r;
-    pthread_mutex_unlock(&h->mu);
-    tok_put(old);
-    return TP_OK;
+    return tp_auth_store_reload(h->tokens, err, errlen);
 }
 
 /* ---- memory ---- */
@@ -317,7 +280,7 @@ typedef struct verdict {
 static void check_vehicle(tp_http_ingest *h, req *q, const tp_record *r, const char *where, const char *key,
                           uint64_t num, verdict *v)
 {
-    if (!q->tok || tp_auth_tokens_allows(q->tok->t, q->token, r->vehicle_id))
+    if (!q->tok || tp_auth_tokens_allows(q->tok, q->token, r->vehicle_id))
         return;
     v->status = MHD_HTTP_FORBIDDEN;
     say(v->msg, sizeof v->msg, "%s: vehicle %llu is not among the vehicles this token may send for; nothing taken",
@@ -547,7 +510,7 @@ static int check_headers(tp_http_ingest *h, struct MHD_Connection *c, const char
             size_t n = strlen(a);
             while (n && (a[n - 1] == ' ' || a[n - 1] == '\t'))
                 n--;
-            q->token = tp_auth_tokens_find(q->tok->t, a, n);
+            q->token = tp_auth_tokens_find(q->tok, a, n);
             if (q->token < 0)
                 why = AUTH_UNKNOWN;
         }
@@ -871,10 +834,14 @@ tp_err tp_http_ingest_start(const tp_http_ingest_opts *o, tp_ingest *ing, tp_htt
         return TP_ERR_NOMEM;
     h->o = *o;
     h->ing = ing;
-    pthread_mutex_init(&h->mu, NULL);
-    if (o->tokens_path && (e = tok_load(o->tokens_path, &h->tokens, err, errlen))) {
-        tp_http_ingest_stop(h);
-        return e;
+    if (o->tokens) {
+        h->tokens = o->tokens;
+    } else if (o->tokens_path) {
+        if ((e = tp_auth_store_load(o->tokens_path, &h->tokens, err, errlen))) {
+            tp_http_ingest_stop(h);
+            return e;
+        }
+        h->own_tokens = 1;
     }
     if (o->tls_cert) {
         h->cert = slurp_text(o->tls_cert, "TLS certificate", err, errlen);
@@ -938,11 +905,11 @@ void tp_http_ingest_stop(tp_http_ingest *h)
         return;
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
-    tok_put(h->tokens);
+    if (h->own_tokens)
+        tp_auth_store_free(h->tokens);
     if (h->key)
         memset(h->key, 0, strlen(h->key));
     free(h->key);
     free(h->cert);
-    pthread_mutex_destroy(&h->mu);
     free(h);
 }

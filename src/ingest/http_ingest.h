@@ -28,7 +28,9 @@ typedef struct tp_http_ingest_opts {
     const char *tls_cert;       /* PEM certificate (chain) file, with tls_key; NULL = plain HTTP */
     const char *tls_key;        /* PEM private key file */
     int insecure;               /* allow plain HTTP on an address other than loopback */
-    const char *tokens_path;    /* token file (auth_tokens.h); NULL = no authentication */
+    const char *tokens_path;    /* token file (auth_tokens.h); NULL = no authentication (unless tokens) */
+    struct tp_auth_store *tokens; /* tokens shared with the gateway listener (auth_tokens.h), or NULL: then
+                                     tokens_path is loaded here; must outlive the endpoint */
     size_t max_body_bytes;      /* largest request body (default TP_HTTP_INGEST_DEFAULT_MAX_BODY); larger: 413 */
     size_t max_buffered_bytes;  /* the worker's --max-buffered-bytes: request bodies held count against it too */
     int timeout_ms;             /* longest a request waits for Kafka before 503 (default 30000) */
@@ -61,7 +63,7 @@ tp_err tp_http_ingest_start(const tp_http_ingest_opts *o, tp_ingest *ing, tp_htt
 
 uint16_t tp_http_ingest_port(const tp_http_ingest *h);
 
-/* Reads the token file again and uses it for the requests that start from now on; on error the old tokens stay
+/* Reads the token file again (the shared store's, with opts.tokens) and uses it for the requests that start from now on; on error the old tokens stay
  * and err says why. TP_ERR_INVALID_ARG without a token file. Thread-safe. */
 tp_err tp_http_ingest_reload_tokens(tp_http_ingest *h, char *err, size_t errlen);
 

@@ -26,6 +26,9 @@ struct tp_ingest {
     tp_gateway_server *srv;
     tp_compress_pool *pool;
     tp_producer *prod;
+    atomic_int partitions;    /* the topic's partition count with pack_by partition; 0 until the network thread
+                                 read it from the cluster's metadata (records wait meanwhile: backpressure) */
+    int64_t partitions_logged; /* when the last "cannot read the partition count" warning was logged */
     pthread_t thread;
     int started;
     int64_t now;
@@ -74,6 +77,26 @@ void tp_ingest_opts_init(tp_ingest_opts *o)
     o->max_connections = 4096;
     o->max_conns_per_ip = 64;
     o->idle_timeout_ms = 60000;
+    o->compact_headers = 1;
+    tp_ingest_opts_pack_by(o, TP_PACK_BY_PARTITION);
+}
+
+void tp_ingest_opts_pack_by(tp_ingest_opts *o, tp_pack_by by)
+{
+    o->pack_by = by;
+    /* Per partition: 10000 records of 250 vehicles keep ~40-record runs per vehicle in a replay (4.2 B/record,
+     * fewer than per-vehicle packs of 200), and a pack's column content is at most 260 + 63 x 10000 bytes, so its
+     * message stays below Kafka's 1 MB limit whatever the records hold. */
+    o->batch.max_records = by == TP_PACK_BY_PARTITION ? 10000 : 200;
+    o->batch.max_bytes = by == TP_PACK_BY_PARTITION ? 1024u * 1024u : 256u * 1024u;
+}
+
+/* "vehicle 4711" or "partition 3": what a batch's key is, for log lines. */
+static const char *batch_name(const tp_ingest *ing, const tp_batch *b, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s %llu", ing->o.pack_by == TP_PACK_BY_PARTITION ? "partition" : "vehicle",
+             (unsigned long long)b->vehicle_id);
+    return buf;
 }
 
 static void set_failed(tp_ingest *ing, const char *msg)
@@ -127,13 +150,14 @@ static void on_delivery(void *ctx, void *opaque, tp_err err, int retriable, cons
     }
     if (m)
         tp_counter_inc(m->delivery_errors);
+    char name[48];
     if (retriable) {
-        tp_log(TP_LOG_WARN, "ingest", "%s; vehicle %llu, %u records: sending the pack again", detail,
-               (unsigned long long)b->vehicle_id, b->count);
+        tp_log(TP_LOG_WARN, "ingest", "%s; %s, %u records: sending the pack again", detail,
+               batch_name(ing, b, name, sizeof name), b->count);
         push_done(ing, b, RES_RETRY);
         return;
     }
-    tp_log(TP_LOG_ERROR, "ingest", "%s; vehicle %llu, %u records not acked", detail, (unsigned long long)b->vehicle_id,
+    tp_log(TP_LOG_ERROR, "ingest", "%s; %s, %u records not acked", detail, batch_name(ing, b, name, sizeof name),
            b->count);
     push_done(ing, b, RES_FAIL);
 }
@@ -142,10 +166,10 @@ static void on_delivery(void *ctx, void *opaque, tp_err err, int retriable, cons
 static void on_packed(void *ctx, tp_batch *b, uint8_t *pack, size_t len, const tp_pack_meta *meta, tp_err err)
 {
     tp_ingest *ing = ctx;
-    char why[512];
+    char why[512], name[48];
     if (err) {
-        snprintf(why, sizeof why, "compressing a pack of %u records for vehicle %llu failed: %s", b->count,
-                 (unsigned long long)b->vehicle_id, tp_strerror(err));
+        snprintf(why, sizeof why, "compressing a pack of %u records for %s failed: %s", b->count,
+                 batch_name(ing, b, name, sizeof name), tp_strerror(err));
         tp_log(TP_LOG_ERROR, "ingest", "%s", why);
         set_failed(ing, why);
         push_done(ing, b, RES_FAIL);
@@ -155,7 +179,8 @@ static void on_packed(void *ctx, tp_batch *b, uint8_t *pack, size_t len, const t
     b->attempts++;
     b->sent_us = mono_us();
     atomic_fetch_add(&ing->in_flight, 1);
-    tp_err e = tp_producer_send(ing->prod, b->vehicle_id, pack, len, meta, b, why, sizeof why);
+    int32_t partition = ing->o.pack_by == TP_PACK_BY_PARTITION ? (int32_t)b->vehicle_id : -1;
+    tp_err e = tp_producer_send(ing->prod, b->vehicle_id, partition, pack, len, meta, b, why, sizeof why);
     if (e) {
         atomic_fetch_sub(&ing->in_flight, 1);
         free(pack);
@@ -194,7 +219,15 @@ static tp_err on_record(void *ctx, const tp_record *r, size_t wire_len, const tp
     tp_ingest *ing = ctx;
     struct timespec ts; /* the coarse clock is a few ns: good enough for linger, fresh for every record */
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return tp_batcher_add(ing->batcher, r, wire_len, tag, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (ing->o.pack_by == TP_PACK_BY_PARTITION) {
+        int32_t n = atomic_load_explicit(&ing->partitions, memory_order_relaxed);
+        if (n <= 0)
+            return TP_ERR_AGAIN; /* partition count not known yet: hold the gateways back */
+        return tp_batcher_add_keyed(ing->batcher, (uint64_t)tp_producer_vehicle_partition(ing->prod, r->vehicle_id, n),
+                                    r, wire_len, tag, now);
+    }
+    return tp_batcher_add(ing->batcher, r, wire_len, tag, now);
 }
 
 tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, size_t errlen)
@@ -211,10 +244,17 @@ tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, 
         snprintf(errbuf, errlen, "no Kafka topic given: tp_ingest_opts.topic is empty");
         return TP_ERR_INVALID_ARG;
     }
+    if (opts->pack_by != TP_PACK_BY_PARTITION && opts->pack_by != TP_PACK_BY_VEHICLE) {
+        snprintf(errbuf, errlen, "pack grouping %d is unknown; use partition or vehicle", (int)opts->pack_by);
+        return TP_ERR_INVALID_ARG;
+    }
+
     tp_ingest *ing = calloc(1, sizeof *ing);
     if (!ing)
         return TP_ERR_NOMEM;
     ing->o = *opts;
+    if (ing->o.layout == TP_LAYOUT_ROWS)
+        ing->o.pack_by = TP_PACK_BY_VEHICLE; /* a rows pack (pbpack v1) holds one vehicle */
     if (ing->o.threads <= 0)
         ing->o.threads = 1;
     pthread_mutex_init(&ing->mu, NULL);
@@ -240,12 +280,14 @@ tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, 
     so.linger_ms = ing->o.batch.linger_ms >= 0 ? (uint32_t)ing->o.batch.linger_ms : so.linger_ms;
     so.max_window_bytes = ing->o.batch.max_buffered_bytes ? ing->o.batch.max_buffered_bytes / 4 : so.max_window_bytes;
     so.auth = ing->o.auth;
+    so.tls = ing->o.tls;
     e = tp_gateway_server_new(&so, on_record, ing, &ing->srv, errbuf, errlen);
     if (e) {
         tp_ingest_free(ing);
         return e;
     }
-    tp_producer_opts po = {ing->o.brokers, ing->o.topic, ing->o.kafka_conf, ing->o.nkafka_conf, on_fatal, NULL, 0};
+    tp_producer_opts po = {ing->o.brokers, ing->o.topic, ing->o.kafka_conf, ing->o.nkafka_conf, on_fatal, NULL, 0,
+                           ing->o.compact_headers};
     if (ing->o.kafka_metrics) {
         if ((e = tp_kafka_stats_exporter_new(ing->o.kafka_metrics, &ing->kstats))) {
             snprintf(errbuf, errlen, "cannot set up the Kafka statistics exporter: %s", tp_strerror(e));
@@ -314,6 +356,9 @@ static void publish_stats(tp_ingest *ing)
             tp_counter_set(m->gateway_closes[i], gs.closed[i]);
         for (int i = 1; i < TP_GW_REFUSE__COUNT; i++)
             tp_counter_set(m->gateway_refusals[i], gs.refused[i]);
+        for (int i = 0; i < TP_GW_TLS__COUNT; i++)
+            tp_counter_set(m->gateway_tls_failures[i], gs.tls_failures[i]);
+        tp_counter_set(m->gateway_tls_sessions, gs.tls_sessions);
         tp_gauge_set(m->gateways_v2, (double)gs.connections_v2);
         tp_counter_set(m->backpressure, gs.pauses);
         tp_counter_set(m->flush_records, bs.flushed_records);
@@ -350,10 +395,10 @@ static void take_done(tp_ingest *ing, int stopping_hard)
             if (b->result != RES_OK)
                 atomic_fetch_add(&ing->failures, 1);
             if (b->result == RES_FAIL && !stopping_hard) {
-                char why[512];
+                char why[512], name[48];
                 if (!tp_producer_fatal(ing->prod, why, sizeof why)) /* a fatal error is the reason to report */
-                    snprintf(why, sizeof why, "a pack of %u records for vehicle %llu could not be delivered",
-                             b->count, (unsigned long long)b->vehicle_id);
+                    snprintf(why, sizeof why, "a pack of %u records for %s could not be delivered", b->count,
+                             batch_name(ing, b, name, sizeof name));
                 set_failed(ing, why);
             }
             if (stopping_hard)
@@ -374,6 +419,28 @@ static void submit_ready(tp_ingest *ing)
     }
 }
 
+/* Network thread, pack_by partition: reads the topic's partition count until it is known (at most ~100 ms per
+ * call, so the loop keeps serving acks and stop requests; a warning every 10 s while it cannot). */
+static void learn_partitions(tp_ingest *ing)
+{
+    if (ing->o.pack_by != TP_PACK_BY_PARTITION || atomic_load(&ing->partitions) > 0)
+        return;
+    int32_t n = 0;
+    char why[512];
+    if (tp_producer_partition_count(ing->prod, 100, &n, why, sizeof why) == TP_OK) {
+        atomic_store(&ing->partitions, n);
+        tp_log(TP_LOG_INFO, "ingest", "topic %s has %d partitions: packs group records by partition", ing->o.topic,
+               (int)n);
+        tp_gateway_server_resume(ing->srv);
+        return;
+    }
+    int64_t now = mono_ms();
+    if (now - ing->partitions_logged >= 10000) {
+        ing->partitions_logged = now;
+        tp_log(TP_LOG_WARN, "ingest", "%s; gateways wait until it is known", why);
+    }
+}
+
 static void *net_thread(void *arg)
 {
     tp_ingest *ing = arg;
@@ -390,10 +457,11 @@ static void *net_thread(void *arg)
             if (stopping || failing)
                 close(fds[i]);
             else
-                tp_gateway_server_add_fd(ing->srv, fds[i]);
+                tp_gateway_server_add_trusted_fd(ing->srv, fds[i]); /* HTTP requests, replay: checked already */
         }
         free(fds);
 
+        learn_partitions(ing);
         ing->now = mono_ms();
         int64_t dl = tp_batcher_next_deadline(ing->batcher, ing->now);
         int timeout = (dl < 0 || dl > 100) ? 100 : (int)dl;
@@ -471,11 +539,13 @@ tp_err tp_ingest_start(tp_ingest *ing)
     co.writer.level = ing->o.level;
     co.writer.codec = ing->o.codec;
     co.writer.layout = ing->o.layout;
+    co.writer.multi_vehicle = ing->o.pack_by == TP_PACK_BY_PARTITION;
     if (co.writer.max_pack_bytes < ing->o.batch.max_bytes + ing->o.max_record_bytes + 16)
         co.writer.max_pack_bytes = ing->o.batch.max_bytes + ing->o.max_record_bytes + 16;
     tp_err e = tp_compress_pool_new(&co, on_packed, ing, &ing->pool);
     if (e)
         return e;
+    ing->partitions_logged = mono_ms(); /* the first warning after 10 s without the partition count */
     if (pthread_create(&ing->thread, NULL, net_thread, ing) != 0) {
         tp_compress_pool_free(ing->pool);
         ing->pool = NULL;
@@ -556,6 +626,11 @@ int tp_ingest_ready(tp_ingest *ing, char *reason, size_t cap)
             snprintf(reason, cap, "kafka: no broker connection yet (the producer's statistics report it)");
         else
             snprintf(reason, cap, "kafka: no broker connected");
+        return 0;
+    }
+    if (ing->o.pack_by == TP_PACK_BY_PARTITION && atomic_load(&ing->partitions) <= 0) {
+        snprintf(reason, cap, "kafka: the partition count of topic %s is not known yet (needed by --pack-by "
+                 "partition)", ing->o.topic);
         return 0;
     }
     if (atomic_load(&ing->paused)) {

@@ -12,13 +12,23 @@
 #include "telepack/error.h"
 #include "telepack/pack.h"
 
+/* How records are grouped into packs (docs/INGEST.md, "Packing by partition"). */
+typedef enum tp_pack_by {
+    TP_PACK_BY_PARTITION = 0, /* one open batch per Kafka partition: packs of many vehicles (format version 3), sent
+                               * to that partition with no key; layout columns only: with layout rows the worker
+                               * packs per vehicle whatever pack_by says (a rows pack holds one vehicle) */
+    TP_PACK_BY_VEHICLE = 1,   /* one open batch per vehicle: one-vehicle packs keyed by the vehicle id */
+} tp_pack_by;
+
 typedef struct tp_ingest_opts {
     const char *brokers;            /* bootstrap.servers (may be NULL if kafka_conf configures a mock cluster) */
     const char *topic;              /* required */
     const char *listen;             /* "HOST:PORT" for gateways, or NULL (then feed it with tp_ingest_add_fd) */
     const char *const *kafka_conf;  /* "key=value" librdkafka properties (-X), applied last */
     size_t nkafka_conf;
-    tp_batcher_opts batch;          /* flush rules and the buffered-bytes cap */
+    tp_pack_by pack_by;             /* default TP_PACK_BY_PARTITION; set it with tp_ingest_opts_pack_by */
+    tp_batcher_opts batch;          /* flush rules (per pack) and the buffered-bytes cap */
+    int compact_headers;            /* default 1: the one header "tp" (docs/FORMAT.md section 5); 0: the full set */
     int threads;                    /* compression threads (default: online CPUs) */
     int level;                      /* zstd level (default 3) */
     tp_codec codec;                 /* default TP_CODEC_ZSTD */
@@ -28,6 +38,7 @@ typedef struct tp_ingest_opts {
     uint32_t max_conns_per_ip;      /* connections from one source address (default 64) */
     int idle_timeout_ms;            /* close silent gateway connections (default 60000; 0 = never) */
     const tp_gateway_auth *auth;    /* gateway authentication, or NULL (gateway_server.h); must outlive the worker */
+    struct tp_tls_server *tls;      /* TLS on the gateway listener, or NULL (gateway_tls.h); must outlive the worker */
     const tp_ingest_metrics *metrics; /* Prometheus handles to update (worker_metrics.h), or NULL; must outlive
                                          the worker */
     tp_metrics *kafka_metrics;      /* registry for the producer's librdkafka statistics (kafka_stats.h,
@@ -37,6 +48,11 @@ typedef struct tp_ingest_opts {
 } tp_ingest_opts;
 
 void tp_ingest_opts_init(tp_ingest_opts *o);
+
+/* Sets o->pack_by and the flush rules that suit it: per partition 10000 records or 1 MiB of wire bytes a pack, per
+ * vehicle 200 records or 256 KiB (each pack stays well below Kafka's 1 MB message limit whatever the values). Call
+ * it before setting batch.max_records / batch.max_bytes explicitly. */
+void tp_ingest_opts_pack_by(tp_ingest_opts *o, tp_pack_by by);
 
 /* Counters, readable from any thread at any time (each one atomic; together a near-consistent snapshot). */
 typedef struct tp_ingest_stats {
@@ -65,8 +81,9 @@ tp_err tp_ingest_new(const tp_ingest_opts *opts, tp_ingest **out, char *errbuf, 
 /* The bound gateway port (with listen port 0), or 0. */
 int tp_ingest_port(const tp_ingest *ing);
 
-/* Hands an already connected stream socket to the worker as one more gateway connection (the worker owns fd).
- * Thread-safe; works before and after start. */
+/* Hands an already connected stream socket to the worker as one more gateway connection (the worker owns fd). It
+ * is trusted: gateway authentication (opts.auth) does not apply (the HTTP endpoint and replay use it, having
+ * checked their records already). Thread-safe; works before and after start. */
 tp_err tp_ingest_add_fd(tp_ingest *ing, int fd);
 
 /* Starts the network thread and the compression threads. */

@@ -1,203 +1,57 @@
-/* Pack metadata <-> Kafka headers (src/kafka/pack_headers.h). */
-#include <inttypes.h>
-#include <stdarg.h>
-#include <stdio.h>
+/* Pack metadata <-> Kafka headers (src/kafka/pack_headers.h): librdkafka's header lists on one side, the codec's
+ * name/value pairs (include/telepack/pack_meta.h, where the names, forms and strict parsing live) on the other. */
 #include <string.h>
 
 #include "kafka/pack_headers.h"
 
-const char *tp_layout_name(tp_layout layout)
-{
-    switch (layout) {
-    case TP_LAYOUT_ROWS: return "rows";
-    case TP_LAYOUT_COLUMNS: return "columns";
-    }
-    return NULL;
-}
+/* The pack headers a message may carry: a few more than the full form, so repeated ones are seen and refused. */
+#define MAX_TP_HEADERS 64
 
-const char *tp_codec_name(tp_codec codec)
+static tp_err add_list(const tp_pack_meta *meta, tp_header_form form, rd_kafka_headers_t *hdrs)
 {
-    switch (codec) {
-    case TP_CODEC_NONE: return "none";
-    case TP_CODEC_ZSTD: return "zstd";
-    }
-    return NULL;
-}
-
-static tp_err add(rd_kafka_headers_t *hdrs, const char *name, const char *value)
-{
-    return rd_kafka_header_add(hdrs, name, -1, value, (ssize_t)strlen(value)) ? TP_ERR_KAFKA : TP_OK;
-}
-
-static tp_err add_u32(rd_kafka_headers_t *hdrs, const char *name, uint32_t v)
-{
-    char buf[16];
-    snprintf(buf, sizeof buf, "%" PRIu32, v);
-    return add(hdrs, name, buf);
+    if (!meta || !hdrs)
+        return TP_ERR_INVALID_ARG;
+    tp_header h[TP_PACK_META_MAX_HEADERS];
+    char text[TP_PACK_META_TEXT_BYTES];
+    size_t n = 0;
+    tp_err e = tp_pack_meta_to_header_list(meta, form, h, &n, text);
+    for (size_t i = 0; !e && i < n; i++)
+        if (rd_kafka_header_add(hdrs, h[i].name, -1, h[i].value, (ssize_t)h[i].len))
+            e = TP_ERR_KAFKA;
+    return e;
 }
 
 tp_err tp_pack_meta_to_headers(const tp_pack_meta *meta, rd_kafka_headers_t *hdrs)
 {
-    if (!meta || !hdrs)
-        return TP_ERR_INVALID_ARG;
-    const char *layout = tp_layout_name(meta->layout), *codec = tp_codec_name(meta->codec);
-    if (!layout || !codec)
-        return TP_ERR_INVALID_ARG;
-    tp_err e;
-    if ((e = add(hdrs, TP_HEADER_FORMAT, TP_PACK_FORMAT_NAME)) ||
-        (e = add_u32(hdrs, TP_HEADER_VERSION, meta->format_version)) ||
-        (e = add(hdrs, TP_HEADER_LAYOUT, layout)) || (e = add(hdrs, TP_HEADER_CODEC, codec)) ||
-        (e = add(hdrs, TP_HEADER_SCHEMA, TP_SCHEMA_NAME)) ||
-        (e = add_u32(hdrs, TP_HEADER_SCHEMA_VERSION, meta->schema_version)) ||
-        (e = add_u32(hdrs, TP_HEADER_RECORDS, meta->record_count)) ||
-        (e = add_u32(hdrs, TP_HEADER_DICT_ID, meta->dict_id)))
-        return e;
-    return TP_OK;
+    return add_list(meta, TP_HEADERS_FULL, hdrs);
 }
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static tp_err fail(tp_err e, char *err, size_t cap, const char *fmt, ...)
+tp_err tp_pack_meta_to_compact_header(const tp_pack_meta *meta, rd_kafka_headers_t *hdrs)
 {
-    if (err && cap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, cap, fmt, ap);
-        va_end(ap);
-    }
-    return e;
-}
-
-/* A printable rendering of a header value for error sentences: at most 40 bytes, other bytes as '?'. */
-static void show(const void *v, size_t n, char out[48])
-{
-    const unsigned char *p = v;
-    size_t k = 0;
-    for (size_t i = 0; i < n && k < 40; i++)
-        out[k++] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
-    if (n > 40) {
-        memcpy(out + k, "...", 3);
-        k += 3;
-    }
-    out[k] = 0;
-}
-
-/* The one value of header `name` into *v, *n (NULL, 0 when absent and optional); absent-and-required and repeated
- * headers are TP_ERR_PARSE. */
-static tp_err get_one(const rd_kafka_headers_t *hdrs, const char *name, int required, const void **v, size_t *n,
-                      char *err, size_t cap)
-{
-    const void *second;
-    size_t second_n;
-    if (rd_kafka_header_get(hdrs, 0, name, v, n) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        *v = NULL;
-        *n = 0;
-        if (!required)
-            return TP_OK;
-        return fail(TP_ERR_PARSE, err, cap,
-                    "pack header %s is missing: the message was not written by a telepack producer", name);
-    }
-    if (rd_kafka_header_get(hdrs, 1, name, &second, &second_n) == RD_KAFKA_RESP_ERR_NO_ERROR)
-        return fail(TP_ERR_PARSE, err, cap, "pack header %s appears more than once", name);
-    if (!*v)
-        *n = 0; /* a NULL value is an empty one */
-    return TP_OK;
-}
-
-static int equals(const void *v, size_t n, const char *s)
-{
-    return n == strlen(s) && (n == 0 || memcmp(v, s, n) == 0);
-}
-
-static tp_err get_u32(const rd_kafka_headers_t *hdrs, const char *name, int required, uint32_t *out, char *err,
-                      size_t cap)
-{
-    const void *v;
-    size_t n;
-    tp_err e = get_one(hdrs, name, required, &v, &n, err, cap);
-    if (e)
-        return e;
-    if (!v && !required) {
-        *out = 0;
-        return TP_OK;
-    }
-    const unsigned char *p = v;
-    uint64_t x = 0;
-    int ok = n > 0 && n <= 10 && !(n > 1 && p[0] == '0');
-    for (size_t i = 0; ok && i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            ok = 0;
-        else
-            x = x * 10 + (uint64_t)(p[i] - '0');
-    }
-    if (!ok || x > UINT32_MAX) {
-        char shown[48];
-        show(v, n, shown);
-        return fail(TP_ERR_PARSE, err, cap,
-                    "pack header %s has value \"%s\", expected a decimal number from 0 to 4294967295", name, shown);
-    }
-    *out = (uint32_t)x;
-    return TP_OK;
+    return add_list(meta, TP_HEADERS_COMPACT, hdrs);
 }
 
 tp_err tp_pack_meta_from_headers(const rd_kafka_headers_t *hdrs, tp_pack_meta *meta, char *err, size_t cap)
 {
-    if (!hdrs || !meta)
-        return fail(TP_ERR_INVALID_ARG, err, cap, "no headers or no metadata to fill");
-    if (err && cap)
-        err[0] = 0;
-    tp_pack_meta m = {0};
-    const void *v;
-    size_t n;
-    char shown[48];
-    tp_err e;
-
-    if ((e = get_one(hdrs, TP_HEADER_FORMAT, 1, &v, &n, err, cap)))
-        return e;
-    if (!equals(v, n, TP_PACK_FORMAT_NAME)) {
-        show(v, n, shown);
-        return fail(TP_ERR_UNKNOWN_VERSION, err, cap, "pack header %s is \"%s\"; this reader reads \"%s\"",
-                    TP_HEADER_FORMAT, shown, TP_PACK_FORMAT_NAME);
+    if (!hdrs || !meta) {
+        if (err && cap)
+            snprintf(err, cap, "no headers or no metadata to fill");
+        return TP_ERR_INVALID_ARG;
     }
-    if ((e = get_u32(hdrs, TP_HEADER_VERSION, 1, &m.format_version, err, cap)))
-        return e;
-
-    if ((e = get_one(hdrs, TP_HEADER_LAYOUT, 1, &v, &n, err, cap)))
-        return e;
-    if (equals(v, n, "rows"))
-        m.layout = TP_LAYOUT_ROWS;
-    else if (equals(v, n, "columns"))
-        m.layout = TP_LAYOUT_COLUMNS;
-    else {
-        show(v, n, shown);
-        return fail(TP_ERR_UNKNOWN_VERSION, err, cap,
-                    "pack header %s is \"%s\"; known layouts are \"rows\" and \"columns\"", TP_HEADER_LAYOUT, shown);
+    tp_header h[MAX_TP_HEADERS];
+    size_t n = 0;
+    const char *name;
+    const void *value;
+    size_t len;
+    for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &name, &value, &len); i++) {
+        if (strncmp(name, "tp", 2) != 0)
+            continue; /* other applications' headers */
+        if (n == MAX_TP_HEADERS) {
+            if (err && cap)
+                snprintf(err, cap, "more than %d pack headers (tp*) on one message", MAX_TP_HEADERS);
+            return TP_ERR_PARSE;
+        }
+        h[n++] = (tp_header){name, value, len};
     }
-
-    if ((e = get_one(hdrs, TP_HEADER_CODEC, 1, &v, &n, err, cap)))
-        return e;
-    if (equals(v, n, "zstd"))
-        m.codec = TP_CODEC_ZSTD;
-    else if (equals(v, n, "none"))
-        m.codec = TP_CODEC_NONE;
-    else {
-        show(v, n, shown);
-        return fail(TP_ERR_UNKNOWN_CODEC, err, cap,
-                    "pack header %s is \"%s\"; known codecs are \"zstd\" and \"none\"", TP_HEADER_CODEC, shown);
-    }
-
-    if ((e = get_one(hdrs, TP_HEADER_SCHEMA, 1, &v, &n, err, cap)))
-        return e;
-    if (!equals(v, n, TP_SCHEMA_NAME)) {
-        show(v, n, shown);
-        return fail(TP_ERR_UNKNOWN_VERSION, err, cap, "pack header %s is \"%s\"; this reader reads \"%s\"",
-                    TP_HEADER_SCHEMA, shown, TP_SCHEMA_NAME);
-    }
-    if ((e = get_u32(hdrs, TP_HEADER_SCHEMA_VERSION, 1, &m.schema_version, err, cap)) ||
-        (e = get_u32(hdrs, TP_HEADER_RECORDS, 1, &m.record_count, err, cap)) ||
-        (e = get_u32(hdrs, TP_HEADER_DICT_ID, 0, &m.dict_id, err, cap)))
-        return e;
-    *meta = m;
-    return TP_OK;
+    return tp_pack_meta_from_header_list(h, n, meta, err, cap);
 }

@@ -20,6 +20,8 @@ struct tp_producer {
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt;
     tp_producer_dr_fn dr;
+    int compact_headers;
+    int hash;                     /* 0 crc32 (consistent), 1 murmur2, 2 fnv1a: see tp_producer_vehicle_partition */
     void (*on_fatal)(void *ctx);
     void (*on_stats)(void *ctx, const char *json, size_t len);
     void *ctx;
@@ -144,6 +146,7 @@ tp_err tp_producer_new(const tp_producer_opts *opts, tp_producer_dr_fn dr, void 
     if (!p)
         return TP_ERR_NOMEM;
     p->dr = dr;
+    p->compact_headers = opts->compact_headers;
     p->on_fatal = opts->on_fatal;
     p->on_stats = opts->on_stats;
     p->ctx = ctx;
@@ -165,6 +168,12 @@ tp_err tp_producer_new(const tp_producer_opts *opts, tp_producer_dr_fn dr, void 
     }
     if (!e)
         e = tp_kafka_conf_apply(conf, opts->kafka_conf, opts->nkafka_conf, errbuf, errlen);
+    if (!e) { /* the partitioner a one-vehicle pack's key goes through, for tp_producer_vehicle_partition */
+        char part[64] = "";
+        size_t plen = sizeof part;
+        if (rd_kafka_conf_get(conf, "partitioner", part, &plen) == RD_KAFKA_CONF_OK)
+            p->hash = !strncmp(part, "murmur2", 7) ? 1 : !strncmp(part, "fnv1a", 5) ? 2 : 0;
+    }
     if (e) {
         rd_kafka_conf_destroy(conf);
         pthread_mutex_destroy(&p->mu);
@@ -200,8 +209,8 @@ tp_err tp_producer_new(const tp_producer_opts *opts, tp_producer_dr_fn dr, void 
     return TP_OK;
 }
 
-tp_err tp_producer_send(tp_producer *p, uint64_t vehicle_id, uint8_t *pack, size_t len, const tp_pack_meta *meta,
-                        void *opaque, char *errbuf, size_t errlen)
+tp_err tp_producer_send(tp_producer *p, uint64_t vehicle_id, int32_t partition, uint8_t *pack, size_t len,
+                        const tp_pack_meta *meta, void *opaque, char *errbuf, size_t errlen)
 {
     char key[24];
     int kl = snprintf(key, sizeof key, "%" PRIu64, vehicle_id);
@@ -209,26 +218,37 @@ tp_err tp_producer_send(tp_producer *p, uint64_t vehicle_id, uint8_t *pack, size
         if (tp_producer_fatal(p, errbuf, errlen))
             return TP_ERR_KAFKA;
         rd_kafka_headers_t *h = rd_kafka_headers_new(8);
-        tp_err he = meta ? tp_pack_meta_to_headers(meta, h) : TP_OK;
+        tp_err he = TP_OK;
+        if (meta && (!p->compact_headers || tp_pack_meta_to_compact_header(meta, h) != TP_OK))
+            he = tp_pack_meta_to_headers(meta, h);
         if (he) {
             rd_kafka_headers_destroy(h);
             if (errbuf && errlen)
                 snprintf(errbuf, errlen, "cannot build the pack headers: %s", tp_strerror(he));
             return he;
         }
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_RKT(p->rkt), RD_KAFKA_V_KEY(key, (size_t)kl), RD_KAFKA_V_VALUE(pack, len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(opaque),
-            RD_KAFKA_V_END);
+        rd_kafka_resp_err_t err =
+            partition >= 0
+                ? rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(p->rkt), RD_KAFKA_V_PARTITION(partition),
+                                    RD_KAFKA_V_VALUE(pack, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                                    RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END)
+                : rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(p->rkt), RD_KAFKA_V_KEY(key, (size_t)kl),
+                                    RD_KAFKA_V_VALUE(pack, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                                    RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
         if (!err)
             return TP_OK;
         rd_kafka_headers_destroy(h);
         if (err == RD_KAFKA_RESP_ERR__FATAL && tp_producer_fatal(p, errbuf, errlen))
             return TP_ERR_KAFKA;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            if (errbuf && errlen)
-                snprintf(errbuf, errlen, "librdkafka refused a %zu-byte pack for vehicle %" PRIu64 ": %s", len,
-                         vehicle_id, rd_kafka_err2str(err));
+            if (errbuf && errlen) {
+                if (partition >= 0)
+                    snprintf(errbuf, errlen, "librdkafka refused a %zu-byte pack for partition %" PRId32 ": %s",
+                             len, partition, rd_kafka_err2str(err));
+                else
+                    snprintf(errbuf, errlen, "librdkafka refused a %zu-byte pack for vehicle %" PRIu64 ": %s",
+                             len, vehicle_id, rd_kafka_err2str(err));
+            }
             return TP_ERR_KAFKA;
         }
         struct timespec ts = {0, 2 * 1000 * 1000}; /* queue full: the poll thread drains it */
@@ -258,6 +278,50 @@ tp_err tp_producer_send_keyed(tp_producer *p, const char *key, size_t key_len, u
         }
         struct timespec ts = {0, 2 * 1000 * 1000}; /* queue full: the poll thread drains it */
         nanosleep(&ts, NULL);
+    }
+}
+
+tp_err tp_producer_partition_count(tp_producer *p, int timeout_ms, int32_t *count, char *errbuf, size_t errlen)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(p->rk, 0, p->rkt, &md, timeout_ms);
+    if (err) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "cannot read the partition count of topic '%s' from the cluster within %d ms: "
+                     "%s", rd_kafka_topic_name(p->rkt), timeout_ms, rd_kafka_err2str(err));
+        return TP_ERR_KAFKA;
+    }
+    int32_t n = 0;
+    rd_kafka_resp_err_t terr = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    if (md->topic_cnt == 1) {
+        n = md->topics[0].partition_cnt;
+        terr = md->topics[0].err;
+    }
+    rd_kafka_metadata_destroy(md);
+    if (terr || n <= 0) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "topic '%s' has no partitions the cluster knows of (%s); create it first "
+                     "(e.g. tools/kafka create-topic NAME PARTITIONS), or use --pack-by vehicle",
+                     rd_kafka_topic_name(p->rkt), rd_kafka_err2str(terr));
+        return TP_ERR_KAFKA;
+    }
+    *count = n;
+    return TP_OK;
+}
+
+int32_t tp_producer_vehicle_partition(const tp_producer *p, uint64_t vehicle_id, int32_t partition_count)
+{
+    char key[24];
+    size_t kl = 0;
+    do { /* the decimal key, as tp_producer_send writes it, without snprintf's cost per record */
+        key[sizeof key - 1 - kl++] = (char)('0' + vehicle_id % 10);
+        vehicle_id /= 10;
+    } while (vehicle_id);
+    const char *k = key + sizeof key - kl;
+    switch (p->hash) {
+    case 1: return rd_kafka_msg_partitioner_murmur2(NULL, k, kl, partition_count, NULL, NULL);
+    case 2: return rd_kafka_msg_partitioner_fnv1a(NULL, k, kl, partition_count, NULL, NULL);
+    default: return rd_kafka_msg_partitioner_consistent(NULL, k, kl, partition_count, NULL, NULL);
     }
 }
 

@@ -27,6 +27,8 @@ typedef struct tp_producer_opts {
      * thread, with the dr ctx. With it, statistics.interval.ms defaults to stats_interval_ms (a -X value wins). */
     void (*on_stats)(void *ctx, const char *json, size_t len);
     int stats_interval_ms;        /* > 0; 5000 when 0 */
+    int compact_headers;          /* 1: the one compact header "tp" (docs/FORMAT.md section 5) where it can say the
+                                   * metadata (codec zstd), else the full set; 0: always the full set */
 } tp_producer_opts;
 
 typedef struct tp_producer tp_producer;
@@ -37,11 +39,23 @@ typedef struct tp_producer tp_producer;
 tp_err tp_producer_new(const tp_producer_opts *opts, tp_producer_dr_fn dr, void *ctx, tp_producer **out,
                        char *errbuf, size_t errlen);
 
-/* Produces one pack. On TP_OK librdkafka owns `pack` (malloc'd, freed by librdkafka after delivery) and `dr` is
- * called exactly once with `opaque`. Blocks while librdkafka's queue is full. On error the caller still owns pack:
- * TP_ERR_KAFKA (fatal error raised or the message was refused; errbuf says why). Thread-safe. */
-tp_err tp_producer_send(tp_producer *p, uint64_t vehicle_id, uint8_t *pack, size_t len, const tp_pack_meta *meta,
-                        void *opaque, char *errbuf, size_t errlen);
+/* Produces one pack. partition < 0: key = vehicle_id in decimal, partition chosen by librdkafka's partitioner (a
+ * one-vehicle pack). partition >= 0: to that partition, with no key (a pack of several vehicles, format version 3).
+ * On TP_OK librdkafka owns `pack` (malloc'd, freed by librdkafka after delivery) and `dr` is called exactly once
+ * with `opaque`. Blocks while librdkafka's queue is full. On error the caller still owns pack: TP_ERR_KAFKA (fatal
+ * error raised or the message was refused; errbuf says why). Thread-safe. */
+tp_err tp_producer_send(tp_producer *p, uint64_t vehicle_id, int32_t partition, uint8_t *pack, size_t len,
+                        const tp_pack_meta *meta, void *opaque, char *errbuf, size_t errlen);
+
+/* The topic's partition count from the cluster's metadata (waits up to timeout_ms). TP_ERR_KAFKA with a sentence
+ * when the metadata cannot be had or the topic does not exist (or has no partitions). */
+tp_err tp_producer_partition_count(tp_producer *p, int timeout_ms, int32_t *count, char *errbuf, size_t errlen);
+
+/* The partition a one-vehicle pack of vehicle_id would go to (key = the id in decimal) with librdkafka's partitioner
+ * as configured (-X partitioner): murmur2 for murmur2 / murmur2_random (Java's default), FNV-1a for fnv1a /
+ * fnv1a_random, else CRC32 (librdkafka's default consistent_random; also for random, which has no fixed answer).
+ * So a vehicle stays on one partition whichever way its records are packed. Thread-safe. */
+int32_t tp_producer_vehicle_partition(const tp_producer *p, uint64_t vehicle_id, int32_t partition_count);
 
 /* Produces one pack with the given key bytes (a string key such as a VIN) and headers (taken over on TP_OK, left
  * to the caller on error), for packs of a run-time schema (kafka/schema_headers.h). Otherwise as tp_producer_send. */

@@ -42,7 +42,8 @@ tp_err tp_ingest_metrics_register(tp_metrics *m, tp_ingest_metrics *o)
     o->records = tp_metrics_counter(m, TP_M_INGEST_RECORDS, "Records accepted from gateways or replay.", NULL);
     static const char *const rej[] = {"", "malformed", "too_large", "vehicle_not_allowed", "event_time"};
     static const char *const clo[] = {"idle_timeout", "per_ip_limit", "max_connections", "protocol_error",
-                                      "refused", "io_error"};
+                                      "refused", "io_error", "tls_error"};
+    static const char *const tlsf[] = {"plaintext", "tls_to_plain_port", "handshake", "client_certificate"};
     static const char *const ref[] = {"", "unsupported_version", "bad_hello", "auth_required", "auth_failed",
                                       "shutting_down", "v1_not_allowed"};
     char lb[64];
@@ -52,11 +53,20 @@ tp_err tp_ingest_metrics_register(tp_metrics *m, tp_ingest_metrics *o)
             m, TP_M_INGEST_RECORDS_REJECTED,
             "Gateway records refused, by reason (v2: set aside and acked past; v1: the connection is closed).", lb);
     }
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 7; i++) {
         snprintf(lb, sizeof lb, "reason=\"%s\"", clo[i]);
         o->gateway_closes[i] = tp_metrics_counter(m, TP_M_INGEST_GATEWAY_CLOSES,
                                                   "Gateway connections closed by the server, by reason.", lb);
     }
+    for (int i = 0; i < 4; i++) {
+        snprintf(lb, sizeof lb, "reason=\"%s\"", tlsf[i]);
+        o->gateway_tls_failures[i] = tp_metrics_counter(
+            m, TP_M_INGEST_GATEWAY_TLS_FAILURES,
+            "Gateway connections closed because TLS did not start (plaintext on the TLS port, TLS on a plain port, "
+            "a failed handshake, a missing or unknown client certificate), by reason.", lb);
+    }
+    o->gateway_tls_sessions = tp_metrics_counter(m, TP_M_INGEST_GATEWAY_TLS_SESSIONS,
+                                                 "TLS handshakes completed on the gateway listener.", NULL);
     for (int i = 1; i < 7; i++) {
         snprintf(lb, sizeof lb, "reason=\"%s\"", ref[i]);
         o->gateway_refusals[i] = tp_metrics_counter(m, TP_M_INGEST_GATEWAY_REFUSALS,

@@ -12,6 +12,8 @@
 /* ---- ingest ---- */
 #define TP_M_INGEST_RECORDS "telepack_ingest_records_total"
 #define TP_M_INGEST_RECORDS_REJECTED "telepack_ingest_records_rejected_total" /* {reason} */
+#define TP_M_INGEST_GATEWAY_TLS_FAILURES "telepack_ingest_gateway_tls_failures_total" /* {reason} */
+#define TP_M_INGEST_GATEWAY_TLS_SESSIONS "telepack_ingest_gateway_tls_sessions_total"
 #define TP_M_INGEST_GATEWAY_CLOSES "telepack_ingest_gateway_closes_total"       /* {reason} */
 #define TP_M_INGEST_GATEWAY_REFUSALS "telepack_ingest_gateway_refusals_total"   /* {reason} */
 #define TP_M_INGEST_GATEWAYS_V2 "telepack_ingest_gateways_v2"
@@ -58,7 +60,9 @@ typedef struct tp_ingest_metrics {
     tp_counter *records;          /* records accepted from gateways (and replay) */
     tp_counter *records_rejected[5]; /* records refused, by tp_gw_reject code 1..4: malformed, too_large,
                                         vehicle_not_allowed, event_time ([0] unused) */
-    tp_counter *gateway_closes[6];   /* connections closed by the server, by tp_gw_close reason */
+    tp_counter *gateway_closes[7];   /* connections closed by the server, by tp_gw_close reason */
+    tp_counter *gateway_tls_failures[4]; /* connections that did not get through TLS, by tp_gw_tls_fail reason */
+    tp_counter *gateway_tls_sessions;    /* TLS handshakes completed on the gateway listener */
     tp_counter *gateway_refusals[7]; /* handshakes refused, by tp_gw_refusal status 1..6 ([0] unused) */
     tp_gauge *gateways_v2;           /* connected gateways past a v2 handshake */
     tp_counter *packs;            /* packs handed to the producer */

@@ -51,5 +51,26 @@ st=$?
 check
 [ $st -eq 0 ] || fail "pack --help does not mention --layout"
 
+# pbpack v3 (several vehicles, sorted): inspect reads it from the file form; an unsorted one is refused, exit 2.
+# The packs are the fuzz corpus's v3 contents (their first byte is the fuzz target's mode) in a zstd frame.
+corpus=${TP_SOURCE_ROOT:-.}/tests/fuzz/corpus/colpack
+if command -v zstd >/dev/null 2>&1 && [ -f "$corpus/fleet-multi.v3" ]; then
+    tail -c +2 "$corpus/fleet-multi.v3" | zstd -q --check >"$tmp/v3.zst"
+    "$T" inspect "$tmp/v3.zst" >"$tmp/v3.ndjson" 2>"$tmp/err"
+    st=$?
+    check
+    [ $st -eq 0 ] && grep -q "1 packs, 120 records" "$tmp/err" || fail "inspect of a v3 pack: $(cat "$tmp/err")"
+    check
+    sed 's/.*"vehicle_id":\([0-9]*\),"sampled_at_ms":\([0-9]*\).*/\1 \2/' "$tmp/v3.ndjson" >"$tmp/keys"
+    sort -n -k1,1 -k2,2 -s "$tmp/keys" | cmp -s - "$tmp/keys" || fail "inspect of a v3 pack: not sorted by vehicle, time"
+    check
+    [ "$(cut -d' ' -f1 "$tmp/keys" | sort -u | wc -l)" -eq 40 ] || fail "inspect of a v3 pack: not 40 vehicles"
+    tail -c +2 "$corpus/unsorted.v3" | zstd -q --check >"$tmp/bad.zst"
+    "$T" inspect "$tmp/bad.zst" >/dev/null 2>"$tmp/err"
+    st=$?
+    check
+    [ $st -eq 2 ] && grep -q "sorted by vehicle_id" "$tmp/err" || fail "inspect of an unsorted v3 pack: $st $(cat "$tmp/err")"
+fi
+
 echo "$checks checks, $failures failed" >&2
 [ "$checks" -gt 0 ] && [ "$failures" -eq 0 ]

@@ -45,6 +45,22 @@ check "ndjson: 1800 records in" grep -q "1800 records in" "$work/err"
 check "ndjson: 1800 records acked" grep -q "1800 acked" "$work/err"
 check "ndjson: 1800 records in packs" grep -Eq "packs out \(1800 records" "$work/err"
 
+# grouping: per partition (default) one pack per partition of the mock's 4 when nothing fills; per vehicle one
+# pack per vehicle; --layout rows implies per vehicle
+rc=0
+"$tp" ingest "${mock[@]}" --from "$work/recs.ndjson" --linger-ms 5000 2>"$work/err" || rc=$?
+check "per partition exits 0 (got $rc)" test "$rc" = 0
+check "per partition: 4 packs of the 1800 records" grep -Eq "4 packs out \(1800 records" "$work/err"
+rc=0
+"$tp" ingest "${mock[@]}" --from "$work/recs.ndjson" --pack-by vehicle --linger-ms 5000 --headers full \
+    2>"$work/err" || rc=$?
+check "per vehicle exits 0 (got $rc)" test "$rc" = 0
+check "per vehicle: 60 packs of the 1800 records" grep -Eq "60 packs out \(1800 records" "$work/err"
+rc=0
+"$tp" ingest "${mock[@]}" --from "$work/recs.ndjson" --layout rows --linger-ms 5000 2>"$work/err" || rc=$?
+check "rows exits 0 (got $rc)" test "$rc" = 0
+check "rows: per vehicle, 60 packs" grep -Eq "60 packs out \(1800 records" "$work/err"
+
 # the same from stdin
 rc=0
 "$tp" ingest "${mock[@]}" --from - <"$work/recs.ndjson" 2>"$work/err" || rc=$?
@@ -172,6 +188,11 @@ usage "malformed -X" "${mock[@]}" -X nonsense
 usage "unknown -X property" "${mock[@]}" -X no.such.property=1
 usage "bad --listen" "${mock[@]}" --listen nowhere
 usage "stray argument" "${mock[@]}" extra
+usage "bad --pack-by" "${mock[@]}" --pack-by fleet
+check "bad --pack-by: the message names it" grep -q -- "--pack-by 'fleet' is not one of partition or vehicle" "$work/err"
+usage "bad --headers" "${mock[@]}" --headers none
+usage "--pack-by partition with --layout rows" "${mock[@]}" --pack-by partition --layout rows
+check "partition with rows: the message says why" grep -q "needs --layout columns" "$work/err"
 
 echo "$checks checks, $fails failed"
 [ "$fails" = 0 ]

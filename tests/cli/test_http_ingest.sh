@@ -67,8 +67,8 @@ rc=0
 "$tp" ingest "${mock[@]}" --http-listen 127.0.0.1:0 --http-tls-cert "$work/x" 2>"$work/err" || rc=$?
 check "--http-tls-cert without --http-tls-key exits 2 (got $rc)" test "$rc" = 2
 rc=0
-"$tp" ingest "${mock[@]}" --auth-tokens "$work/tokens" 2>"$work/err" || rc=$?
-check "--auth-tokens without --http-listen exits 2 (got $rc)" test "$rc" = 2
+"$tp" ingest "${mock[@]}" --from /dev/null --auth-tokens "$work/tokens" 2>"$work/err" || rc=$?
+check "--auth-tokens without a listener (--from only) exits 2 (got $rc)" test "$rc" = 2
 printf '# ok\n%s\nshort\n' "$good" >"$work/bad-tokens"
 rc=0
 "$tp" ingest "${mock[@]}" --http-listen 127.0.0.1:0 --auth-tokens "$work/bad-tokens" 2>"$work/err" || rc=$?

@@ -519,9 +519,9 @@ static void test_malformed(void)
     put_u8(&b, 5), put_u8(&b, 6), put_u8(&b, 5), put_u8(&b, 6);
     CHECK_ERR(decode_all(&b, 10), TP_ERR_CORRUPT); /* duplicate field */
     head(&b, 2, 1);
-    desc(&b, 3, TP_COLT_UINT64, TP_COLX__COUNT, 0xFF, 2);
+    desc(&b, 3, TP_COLT_UINT64, TP_COLX_FOR_PLANES, 0xFF, 2);
     put_u8(&b, 5), put_u8(&b, 6);
-    CHECK_ERR(decode_all(&b, 10), TP_ERR_UNKNOWN_VERSION); /* unknown transform */
+    CHECK_ERR(decode_all(&b, 10), TP_ERR_UNKNOWN_VERSION); /* transform 7 is reserved in version 2 */
     head(&b, 2, 1);
     desc(&b, 3, TP_COLT_UINT64, TP_COLX_RAW, 2, 2);
     put_u8(&b, 5), put_u8(&b, 6);
@@ -882,7 +882,7 @@ static void test_pack_layer(void)
     const uint8_t liar[] = {0x00, 'T', 'C', '2', 0xE9, 0x07, 0x00}; /* 1001 records, no columns */
     CHECK_ERR(tp_pack_reader_open(rd, NULL, liar, sizeof liar), TP_ERR_PACK_TOO_LARGE);
     CHECK(strstr(tp_pack_reader_error_detail(rd), "1001") != NULL);
-    const uint8_t nomagic[] = {0x00, 'T', 'C', '3', 0x01, 0x00};
+    const uint8_t nomagic[] = {0x00, 'T', 'C', '4', 0x01, 0x00};
     CHECK_ERR(tp_pack_reader_open(rd, NULL, nomagic, sizeof nomagic), TP_ERR_UNKNOWN_VERSION);
     CHECK(strstr(tp_pack_reader_error_detail(rd), "version 2") != NULL);
     tp_pack_reader_free(rd);

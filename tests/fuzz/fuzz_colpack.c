@@ -1,7 +1,8 @@
-/* Fuzz target for the column layout (pbpack v2 content). Input byte 0 picks the mode:
- *   even: bytes 1.. are v2 content. Decoding must fail cleanly or succeed; on success both decode paths agree, and
+/* Fuzz target for the column layout (pbpack v2 and v3 content). Input byte 0 picks the mode:
+ *   even: bytes 1.. are v2 or v3 content. Decoding must fail cleanly or succeed; on success both decode paths agree, and
  *         re-encoding the records and decoding again gives the same bits.
- *   odd:  bytes 1.. are raw tp_record structs. Encoding then decoding must give them back bit for bit.
+ *   odd:  bytes 1.. are raw tp_record structs. Encoding then decoding must give them back bit for bit; with bit 1
+ *         of byte 0 set they are first sorted by (vehicle_id, sampled_at_ms) and encoded as v3.
  * Also feeds the content to the pack reader (codec none, no metadata) and the raw-message representability check. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,11 +28,20 @@ static tp_row_batch *batch_new(size_t cap)
     return b;
 }
 
-static void roundtrip(tp_colpack_encoder *enc, const tp_record *recs, size_t n)
+static int by_vehicle_time(const void *a, const void *b)
+{
+    const tp_record *x = a, *y = b;
+    if (x->vehicle_id != y->vehicle_id)
+        return x->vehicle_id < y->vehicle_id ? -1 : 1;
+    return x->sampled_at_ms < y->sampled_at_ms ? -1 : x->sampled_at_ms > y->sampled_at_ms;
+}
+
+static void roundtrip(tp_colpack_encoder *enc, const tp_record *recs, size_t n, int version)
 {
     const uint8_t *c;
     size_t len;
-    must(tp_colpack_encode(enc, recs, n, &c, &len) == TP_OK);
+    must(tp_colpack_encode_version(enc, recs, n, version, &c, &len) == TP_OK);
+    must(tp_colpack_version(c, len) == version);
     must(len <= tp_colpack_bound(n));
     tp_colpack_reader rd;
     must(tp_colpack_open(&rd, c, len, n) == TP_OK);
@@ -57,7 +67,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             tp_record *recs = malloc(n * sizeof *recs);
             must(recs != NULL);
             memcpy(recs, in, n * sizeof *recs);
-            roundtrip(enc, recs, n);
+            if (data[0] & 2)
+                qsort(recs, n, sizeof *recs, by_vehicle_time);
+            roundtrip(enc, recs, n, data[0] & 2 ? 3 : 2);
             free(recs);
         }
         tp_colpack_encoder_free(enc);
@@ -91,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 tp_row_batch_get(rows, i + 1, &x);
                 must(memcmp(&x, &recs[i], sizeof x) == 0);
             }
-            roundtrip(enc, recs, n);
+            roundtrip(enc, recs, n, rd.version);
         } else {
             must(rows->count == 1);
         }

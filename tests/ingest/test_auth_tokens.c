@@ -1,7 +1,9 @@
 /* The HTTP ingest's token file and option checks: the documented syntax (comments, ranges, '*', CRLF), every
  * refusal with its line number, constant-width lookup (prefixes, longer strings and the empty string never match),
  * vehicle ranges (merged, bisected, boundaries), loading from a file; loopback detection and the rule that plain
- * HTTP off loopback needs --insecure. */
+ * HTTP off loopback needs --insecure; the shared store: a reload swaps the tokens for new users while a reference
+ * taken before it (a gateway connection's, through the gateway hook) keeps the old ones, and a bad file keeps the old
+ * tokens. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,9 +166,57 @@ static void test_listen_rules(void)
     CHECK(strstr(err, "'nowhere' is not HOST:PORT") != NULL);
 }
 
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void test_store(void)
+{
+    char path[] = "/tmp/test_auth_store_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    write_file(path, T1 " 1-3\n");
+    tp_auth_store *s = NULL;
+    char msg[300];
+    CHECK_ERR(tp_auth_store_load(path, &s, msg, sizeof msg), TP_OK);
+    tp_gateway_auth ga;
+    tp_auth_store_gateway_auth(s, &ga);
+    void *old = ga.acquire(ga.ctx); /* a connection authenticated before the reload */
+    int id = ga.find(old, T1, strlen(T1));
+    CHECK(id >= 0);
+    CHECK(ga.allows(old, id, 2));
+    CHECK(!ga.allows(old, id, 4));
+    write_file(path, T3 " 4\n");
+    CHECK_ERR(tp_auth_store_reload(s, msg, sizeof msg), TP_OK);
+    void *cur = ga.acquire(ga.ctx);
+    CHECK_INT(ga.find(cur, T1, strlen(T1)), -1); /* new connections: the old token is gone */
+    int nid = ga.find(cur, T3, strlen(T3));
+    CHECK(nid >= 0 && ga.allows(cur, nid, 4) && !ga.allows(cur, nid, 2));
+    CHECK(ga.allows(old, id, 2)); /* the old connection keeps what it authenticated against */
+    ga.release(ga.ctx, old);
+    write_file(path, "short\n");
+    CHECK_ERR(tp_auth_store_reload(s, msg, sizeof msg), TP_ERR_PARSE);
+    CHECK(strstr(msg, "line 1:") != NULL);
+    const tp_auth_tokens *t = tp_auth_store_acquire(s); /* a bad file keeps the tokens in force */
+    CHECK(tp_auth_tokens_find(t, T3, strlen(T3)) >= 0);
+    tp_auth_store_release(t);
+    tp_auth_store_free(s);
+    CHECK(ga.find(cur, T3, strlen(T3)) >= 0); /* a reference outlives the store */
+    ga.release(ga.ctx, cur);
+    unlink(path);
+}
+
 int main(void)
 {
     test_good();
+    test_store();
     test_refused();
     test_load();
     test_listen_rules();

@@ -92,6 +92,12 @@ static tp_ingest *start_ingest(rd_kafka_mock_cluster_t *mc, const char *topic, s
     char err[512];
     CHECK_ERR(tp_ingest_new(&o, &ing, err, sizeof err), TP_OK);
     CHECK_ERR(tp_ingest_start(ing), TP_OK);
+    /* Packing per partition (the default), the worker takes records once it has read the topic's partition count:
+     * wait for it, so that the tests below that take the brokers down meet a worker that was running. */
+    char reason[256] = "";
+    for (int i = 0; i < 500 && !tp_ingest_ready(ing, reason, sizeof reason); i++)
+        usleep(10000);
+    CHECK(tp_ingest_ready(ing, reason, sizeof reason));
     return ing;
 }
 

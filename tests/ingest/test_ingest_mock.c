@@ -7,6 +7,8 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <stdlib.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include "check.h"
 #include "ingest/gateway_client.h"
@@ -39,8 +41,19 @@ static rd_kafka_mock_cluster_t *make_cluster(rd_kafka_t **holder)
     return mc;
 }
 
-/* Reads the whole topic back and checks it against what was sent. */
-static void verify(const char *bootstraps, const sent_log *sent, uint64_t total)
+/* The partition librdkafka's default partitioner (consistent_random: CRC32 of the key) picks for a vehicle's
+ * decimal key, computed here with zlib, independently of the worker's code. */
+static int32_t crc_partition(uint64_t vehicle_id)
+{
+    char key[32];
+    int n = snprintf(key, sizeof key, "%" PRIu64, vehicle_id);
+    return (int32_t)(crc32(0, (const unsigned char *)key, (unsigned)n) % PARTITIONS);
+}
+
+/* Reads the whole topic back and checks it against what was sent. Per vehicle: key = vehicle id, full headers
+ * when compact is 0. Per partition: no key, format version 3, every record on its vehicle's CRC32 partition. */
+static void verify(const char *bootstraps, const char *topic, tp_pack_by by, int compact, const sent_log *sent,
+                   uint64_t total)
 {
     char err[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -55,11 +68,12 @@ static void verify(const char *bootstraps, const sent_log *sent, uint64_t total)
     rd_kafka_poll_set_consumer(rk);
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(PARTITIONS);
     for (int p = 0; p < PARTITIONS; p++)
-        rd_kafka_topic_partition_list_add(parts, TOPIC, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
     CHECK(rd_kafka_assign(rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR);
     rd_kafka_topic_partition_list_destroy(parts);
 
     tp_pack_reader *rd;
+    uint64_t bad_form = 0, bad_partition = 0;
     CHECK_ERR(tp_pack_reader_new(NULL, &rd), TP_OK);
     static uint64_t got[VEHICLES], next_seq[VEHICLES];
     memset(got, 0, sizeof got);
@@ -91,6 +105,12 @@ static void verify(const char *bootstraps, const sent_log *sent, uint64_t total)
             rd_kafka_message_destroy(m);
             continue;
         }
+        const void *hv;
+        size_t hn;
+        int has_compact = rd_kafka_header_get_last(h, TP_HEADER_COMPACT, &hv, &hn) == RD_KAFKA_RESP_ERR_NO_ERROR;
+        bad_form += has_compact != compact || rd_kafka_header_cnt(h) != (compact ? 1u : 8u) ||
+                    meta.format_version != (by == TP_PACK_BY_PARTITION ? 3u : 2u) ||
+                    (by == TP_PACK_BY_PARTITION && m->key_len != 0);
         char key[32] = "";
         if (m->key_len < sizeof key)
             memcpy(key, m->key, m->key_len);
@@ -100,8 +120,10 @@ static void verify(const char *bootstraps, const sent_log *sent, uint64_t total)
             records++;
             char want[32];
             snprintf(want, sizeof want, "%" PRIu64, r.vehicle_id);
-            if (strcmp(key, want))
+            if (by == TP_PACK_BY_VEHICLE && strcmp(key, want))
                 bad_key++;
+            if (m->partition != crc_partition(r.vehicle_id))
+                bad_partition++;
             uint64_t v = r.vehicle_id - FIRST_ID;
             if (v >= VEHICLES) {
                 unknown++;
@@ -123,7 +145,7 @@ static void verify(const char *bootstraps, const sent_log *sent, uint64_t total)
     }
     for (int p = 0; p < PARTITIONS; p++) {
         int64_t lo = -1, hi = -1;
-        rd_kafka_query_watermark_offsets(rk, TOPIC, p, &lo, &hi, 5000);
+        rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 5000);
         if (hi - lo != seen[p])
             fprintf(stderr, "partition %d: log holds offsets %" PRId64 "..%" PRId64 ", consumer saw %" PRId64 "\n",
                     p, lo, hi, seen[p]);
@@ -134,6 +156,8 @@ static void verify(const char *bootstraps, const sent_log *sent, uint64_t total)
     CHECK_INT(records, total);
     CHECK_INT(bad_pack, 0);
     CHECK_INT(bad_key, 0);
+    CHECK_INT(bad_form, 0);
+    CHECK_INT(bad_partition, 0);
     CHECK_INT(unknown, 0);
     CHECK_INT(out_of_order, 0);
     CHECK_INT(mismatched, 0);
@@ -273,6 +297,12 @@ static void test_timeout_retry(rd_kafka_mock_cluster_t *mc)
     co.connect = addr;
     tp_gateway_client *gw;
     CHECK_ERR(tp_gateway_client_new(&co, &gw), TP_OK);
+    /* A worker that was running when Kafka went away: packing per partition, it has read the topic's partition
+     * count by then (before it, records wait at the gateways and nothing is produced to time out). */
+    char reason[256] = "";
+    for (int i = 0; i < 500 && !tp_ingest_ready(ing, reason, sizeof reason); i++)
+        usleep(10000);
+    CHECK(tp_ingest_ready(ing, reason, sizeof reason));
     for (int b = 1; b <= 3; b++)
         rd_kafka_mock_broker_set_down(mc, b);
     tp_record r = {0};
@@ -373,6 +403,8 @@ static void test_zero_record_rows(rd_kafka_mock_cluster_t *mc)
 }
 
 /* No argument: fleet end to end with injected produce errors. "faults": fatal error, then a broker outage. */
+static void run(rd_kafka_mock_cluster_t *mc, const char *topic, tp_pack_by by, int compact, int errors);
+
 int main(int argc, char **argv)
 {
     rd_kafka_t *holder;
@@ -385,12 +417,26 @@ int main(int argc, char **argv)
         rd_kafka_destroy(holder);
         return check_exit();
     }
+    run(mc, TOPIC, TP_PACK_BY_VEHICLE, 0, 1);
+    CHECK(rd_kafka_mock_topic_create(mc, "tp-packs-partition", PARTITIONS, 3) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    run(mc, "tp-packs-partition", TP_PACK_BY_PARTITION, 1, 0);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(holder);
+    return check_exit();
+}
+
+/* One run of the fleet through the worker (pack_by, full or compact headers), then verify() and, with errors,
+ * the refused configurations. */
+static void run(rd_kafka_mock_cluster_t *mc, const char *topic, tp_pack_by by, int compact, int errors)
+{
     const char *boot = rd_kafka_mock_cluster_bootstraps(mc);
 
     tp_ingest_opts o;
     tp_ingest_opts_init(&o);
+    tp_ingest_opts_pack_by(&o, by);
+    o.compact_headers = compact;
     o.brokers = boot;
-    o.topic = TOPIC;
+    o.topic = topic;
     o.listen = "127.0.0.1:0";
     o.threads = 2;
     o.batch.max_records = 8;
@@ -412,7 +458,7 @@ int main(int argc, char **argv)
     CHECK_ERR(tp_ingest_new(&o, &ing, err, sizeof err), TP_OK);
     if (!ing) {
         fprintf(stderr, "%s\n", err);
-        return check_exit();
+        return;
     }
     CHECK_ERR(tp_ingest_start(ing), TP_OK);
     char addr[32];
@@ -489,7 +535,9 @@ int main(int argc, char **argv)
     CHECK_INT(tp_counter_value(im.delivery_errors), 0);
     tp_metrics_free(metrics);
 
-    verify(boot, &sent, total);
+    verify(boot, topic, by, compact, &sent, total);
+    if (!errors)
+        return;
 
     /* errors: no topic; a malformed -X property; a listen address in use */
     tp_ingest_opts bad = o;
@@ -505,8 +553,4 @@ int main(int argc, char **argv)
     bad.kafka_conf = unknownconf;
     CHECK_ERR(tp_ingest_new(&bad, &ing, err, sizeof err), TP_ERR_INVALID_ARG);
     CHECK(strstr(err, "no.such.property") != NULL);
-
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(holder);
-    return check_exit();
 }

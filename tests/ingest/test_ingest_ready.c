@@ -81,18 +81,27 @@ static void test_no_broker(void)
     tp_metrics_free(m);
 }
 
-/* Without a registry there are no statistics: readiness does not look at brokers. */
+/* Without a registry there are no statistics: readiness does not look at brokers (packing per vehicle). Packing
+ * per partition needs the topic's partition count from the cluster: not ready until it is known. */
 static void test_no_metrics(void)
 {
     const char *kconf[] = {"log_level=0"};
     tp_ingest_opts o;
     base_opts(&o, kconf, 1);
+    tp_ingest_opts_pack_by(&o, TP_PACK_BY_VEHICLE);
     o.brokers = "127.0.0.1:1";
     tp_ingest *ing;
     char err[512], reason[256] = "";
     CHECK_ERR(tp_ingest_new(&o, &ing, err, sizeof err), TP_OK);
     CHECK_ERR(tp_ingest_start(ing), TP_OK);
     CHECK(tp_ingest_ready(ing, reason, sizeof reason));
+    tp_ingest_free(ing);
+
+    tp_ingest_opts_pack_by(&o, TP_PACK_BY_PARTITION);
+    CHECK_ERR(tp_ingest_new(&o, &ing, err, sizeof err), TP_OK);
+    CHECK_ERR(tp_ingest_start(ing), TP_OK);
+    CHECK(!tp_ingest_ready(ing, reason, sizeof reason));
+    CHECK(strstr(reason, "partition count of topic") != NULL);
     tp_ingest_free(ing);
 }
 

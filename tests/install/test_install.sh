@@ -13,7 +13,7 @@ meson install -C "$build" --destdir "$work/root" --no-rebuild --quiet >"$work/in
     { cat "$work/install.log" >&2; fail "meson install --destdir failed"; }
 pc=$(find "$work/root" -name telepack.pc | head -n 1)
 [ -n "$pc" ] || fail "no telepack.pc installed"
-for h in telepack.h version.h api.h error.h varint.h record.h record_json.h rows.h pack.h; do
+for h in telepack.h version.h api.h error.h varint.h delimited.h record.h record_json.h rows.h pack.h pack_meta.h; do
     [ -n "$(find "$work/root" -path "*/include/telepack/$h")" ] || fail "header telepack/$h not installed"
 done
 

@@ -35,6 +35,77 @@ static rd_kafka_headers_t *with(const char *name, const char *value, int dup)
     return h;
 }
 
+/* The compact header with `value` (twice with dup) and, with full, the full set beside it. */
+static void expect_compact(const char *value, int dup, int full, tp_err want, const char *needle)
+{
+    rd_kafka_headers_t *h = full ? with(NULL, NULL, 0) : rd_kafka_headers_new(2);
+    rd_kafka_header_add(h, "tp", -1, value, (ssize_t)strlen(value));
+    if (dup)
+        rd_kafka_header_add(h, "tp", -1, value, (ssize_t)strlen(value));
+    tp_pack_meta got;
+    char err[256] = "";
+    CHECK_ERR(tp_pack_meta_from_headers(h, &got, err, sizeof err), want);
+    if (needle && !strstr(err, needle)) {
+        check_failures++;
+        fprintf(stderr, "compact header \"%s\": error \"%s\" lacks \"%s\"\n", value, err, needle);
+    }
+    rd_kafka_headers_destroy(h);
+}
+
+/* The compact form: one header "tp: <version>,<records>" for codec zstd, read back to the same metadata. */
+static void test_compact(void)
+{
+    tp_pack_meta m = sample(), got;
+    for (uint32_t v = 1; v <= 3; v++) {
+        m.format_version = v;
+        m.layout = v == 1 ? TP_LAYOUT_ROWS : TP_LAYOUT_COLUMNS;
+        m.record_count = 250 * v;
+        rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+        CHECK_ERR(tp_pack_meta_to_compact_header(&m, h), TP_OK);
+        CHECK_INT(rd_kafka_header_cnt(h), 1);
+        const void *val;
+        size_t n;
+        CHECK(rd_kafka_header_get_last(h, "tp", &val, &n) == RD_KAFKA_RESP_ERR_NO_ERROR);
+        char want[16];
+        snprintf(want, sizeof want, "%u,%u", v, 250 * v);
+        CHECK(n == strlen(want) && !memcmp(val, want, n));
+        CHECK_ERR(tp_pack_meta_from_headers(h, &got, NULL, 0), TP_OK);
+        CHECK_INT(got.format_version, v);
+        CHECK_INT(got.layout, m.layout);
+        CHECK_INT(got.codec, TP_CODEC_ZSTD);
+        CHECK_INT(got.schema_version, TP_SCHEMA_VERSION);
+        CHECK_INT(got.record_count, 250 * v);
+        CHECK_INT(got.dict_id, 0);
+        rd_kafka_headers_destroy(h);
+    }
+    /* what the compact form cannot say is refused, so the writer falls back to the full set */
+    rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+    m = sample();
+    m.codec = TP_CODEC_NONE;
+    CHECK_ERR(tp_pack_meta_to_compact_header(&m, h), TP_ERR_INVALID_ARG);
+    m = sample();
+    m.dict_id = 7;
+    CHECK_ERR(tp_pack_meta_to_compact_header(&m, h), TP_ERR_INVALID_ARG);
+    m = sample();
+    m.layout = TP_LAYOUT_COLUMNS; /* version 1 is rows */
+    CHECK_ERR(tp_pack_meta_to_compact_header(&m, h), TP_ERR_INVALID_ARG);
+    CHECK_INT(rd_kafka_header_cnt(h), 0);
+    rd_kafka_headers_destroy(h);
+
+    expect_compact("3,250", 0, 0, TP_OK, NULL);
+    expect_compact("9,1", 0, 0, TP_OK, NULL); /* a number: the pack reader decides whether it knows it */
+    expect_compact("3,250", 1, 0, TP_ERR_PARSE, "more than once");
+    expect_compact("3,250", 0, 1, TP_ERR_PARSE, "both present");
+    expect_compact("3", 0, 0, TP_ERR_PARSE, "\"3\"");
+    expect_compact("3,", 0, 0, TP_ERR_PARSE, NULL);
+    expect_compact(",250", 0, 0, TP_ERR_PARSE, NULL);
+    expect_compact("03,250", 0, 0, TP_ERR_PARSE, NULL);
+    expect_compact("3,250,1", 0, 0, TP_ERR_PARSE, NULL);
+    expect_compact("3,4294967296", 0, 0, TP_ERR_PARSE, NULL);
+    expect_compact("3;250", 0, 0, TP_ERR_PARSE, NULL);
+    expect_compact("", 0, 0, TP_ERR_PARSE, NULL);
+}
+
 static void expect(const char *name, const char *value, int dup, tp_err want, const char *needle)
 {
     rd_kafka_headers_t *h = with(name, value, dup);
@@ -135,6 +206,8 @@ int main(void)
     rd_kafka_header_add(h, "tp-records", -1, NULL, 0);
     CHECK_ERR(tp_pack_meta_from_headers(h, &got, err, sizeof err), TP_ERR_PARSE);
     rd_kafka_headers_destroy(h);
+
+    test_compact();
 
     CHECK_STR(tp_layout_name(TP_LAYOUT_COLUMNS), "columns");
     CHECK_STR(tp_codec_name(TP_CODEC_NONE), "none");

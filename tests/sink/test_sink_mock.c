@@ -424,6 +424,66 @@ static void fleet_check(void)
     check_offsets_at_end("fleet.db", "fleet", PARTS);
 }
 
+/* Packs of several vehicles (format version 3), as `telepack ingest --pack-by partition` writes them: one pack
+ * per partition and round holds every vehicle of the partition, added time-major; no key; the compact header. The
+ * sink loads every record once, each with its own vehicle. */
+static runner multi_r;
+static uint64_t multi_n, multi_packs;
+
+static void multi_start(void)
+{
+    rd_kafka_mock_topic_create(mock, "multi", PARTS, 1);
+    rd_kafka_t *p = new_producer();
+    tp_pack_writer_opts wo;
+    tp_pack_writer_opts_init(&wo);
+    wo.layout = TP_LAYOUT_COLUMNS;
+    wo.multi_vehicle = 1;
+    tp_pack_writer *w = NULL;
+    CHECK_ERR(tp_pack_writer_new(&wo, &w), TP_OK);
+    for (uint64_t i = 0; i < RECORDS_PER_VEHICLE; i += RECORDS_PER_PACK)
+        for (int32_t part = 0; part < PARTS; part++) {
+            for (uint64_t k = i; k < i + RECORDS_PER_PACK; k++)
+                for (uint64_t v = (uint64_t)part; v < VEHICLES; v += PARTS) {
+                    tp_record r;
+                    make_record(v, k, 0, &r);
+                    CHECK_ERR(tp_pack_writer_add(w, &r), TP_OK);
+                    multi_n++;
+                }
+            size_t cap = tp_pack_writer_bound(w), len = 0;
+            uint8_t *buf = malloc(cap);
+            tp_pack_meta meta;
+            CHECK_ERR(tp_pack_writer_finish(w, buf, cap, &len, &meta), TP_OK);
+            CHECK_INT(meta.format_version, 3);
+            rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+            CHECK_ERR(tp_pack_meta_to_compact_header(&meta, h), TP_OK);
+            CHECK_INT(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("multi"), RD_KAFKA_V_PARTITION(part),
+                                        RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
+                      0);
+            multi_packs++;
+            free(buf);
+        }
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    tp_pack_writer_free(w);
+    rd_kafka_destroy(p);
+    tp_sink_config c;
+    base_config(&c, "multi", "gm", "multi.db");
+    start(&multi_r, &c);
+}
+
+static void multi_check(void)
+{
+    CHECK_INT(wait_for(&multi_r, multi_n, 0), 0);
+    tp_sink_stats st;
+    CHECK_ERR(finish(&multi_r, &st), TP_OK);
+    CHECK_INT(multi_n, (uint64_t)VEHICLES * RECORDS_PER_VEHICLE);
+    CHECK_INT(st.rows_loaded, multi_n);
+    CHECK_INT(st.packs_loaded, multi_packs);
+    CHECK_INT(st.packs_dlq, 0);
+    CHECK_INT(query_int("multi.db", "SELECT count(DISTINCT vehicle_id) FROM vehicle_positions"), VEHICLES);
+    check_fleet("multi.db", 0, VEHICLES, RECORDS_PER_VEHICLE, PARTS);
+}
+
 /* A second instance in a new group (no committed offsets): it starts where the warehouse says, so it loads only
  * what was produced since, and nothing twice. */
 static runner second_r;
@@ -1057,6 +1117,7 @@ int main(void)
     oom_start();
     rej_start();
     dlqfail_start();
+    multi_start();
     perm_check();
     rebalance_join();
     fleet_check();
@@ -1067,6 +1128,7 @@ int main(void)
     oom_check();
     rej_check();
     dlqfail_check();
+    multi_check();
     rebalance_check();
     fleet_second_check();
 

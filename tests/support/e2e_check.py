@@ -12,7 +12,7 @@
       EXPECTED and ACTUAL are sorted canonical files; prints how many records are missing, extra, duplicated or
       differ, with examples, and exits 1 unless they are equal line for line.
   e2e_check.py headers-sum KCAT_OUT
-      Sums tp-records=N over lines of `kcat -f '%h\\n'` output; prints the sum and the message count.
+      Sums tp-records=N (or the compact tp=V,N) over lines of `kcat -f '%h\\n'` output; prints the sum and the message count.
 """
 import json
 from array import array
@@ -195,9 +195,10 @@ def headers_sum(path):
         line = line.strip()
         if not line:
             continue
-        m = re.search(r"(?:^|,)tp-records=(\d+)", line)
+        # the full headers (tp-records=N) or the compact one (tp=VERSION,N), docs/FORMAT.md section 5
+        m = re.search(r"(?:^|,)tp-records=(\d+)", line) or re.fullmatch(r"tp=\d+,(\d+)", line)
         if not m:
-            sys.exit(f"a message without a tp-records header: {line}")
+            sys.exit(f"a message without a tp-records or tp header: {line}")
         total += int(m.group(1))
         msgs += 1
     print(total, msgs)
