@@ -100,5 +100,37 @@ timeout 20 "$tp" sink --schema "$data/ev_added.pb" --message $msg --table ev_tel
 [ $rc = 1 ] && grep -q "has no column tire_pressure_kpa of schema $msg ($added_fp)" "$tmp/err" ||
     fail "mismatched table: $rc $(cat "$tmp/err")"
 
+# Refused at start: a custom schema is served only by the --from replay, and loaded only into SQLite so far.
+"$tp" ingest "${ev[@]}" --brokers "$boot" --topic ev --listen 127.0.0.1:0 2>"$tmp/err"; rc=$?
+[ $rc = 2 ] && grep -q "with --schema only --from replay is served" "$tmp/err" || fail "ingest --schema --listen: $rc $(cat "$tmp/err")"
+"$tp" sink "${ev[@]}" --brokers "$boot" --topic ev --group g4 --warehouse clickhouse://127.0.0.1:1/db 2>"$tmp/err"; rc=$?
+[ $rc = 2 ] && grep -q "loaded into SQLite only so far" "$tmp/err" || fail "sink --schema clickhouse: $rc $(cat "$tmp/err")"
+
+# A pack larger than --batch-rows, and a pack whose frame does not decode (or belongs to another key): to the DLQ
+# whole, the rest loaded.
+kcat -P -b "$boot" -t evbad -k VINBAD0000000001 -H tp-format=pbpack -H tp-version=1 -H tp-layout=rows \
+    -H tp-codec=zstd -H "tp-schema=$msg" -H tp-schema-version=1 -H tp-records=1 -H tp-dict-id=0 \
+    -H tp-schema-fp=99b3bbc325167eac "$tmp/badpack.zst" 2>/dev/null ||
+    { printf '\x03\x02\x08\x01' | zstd -q -c >"$tmp/badpack.zst" &&
+      kcat -P -b "$boot" -t evbad -k VINBAD0000000001 -H tp-format=pbpack -H tp-version=1 -H tp-layout=rows \
+        -H tp-codec=zstd -H "tp-schema=$msg" -H tp-schema-version=1 -H tp-records=1 -H tp-dict-id=0 \
+        -H tp-schema-fp=99b3bbc325167eac "$tmp/badpack.zst" 2>"$tmp/kcat.err" || fail "kcat: $(cat "$tmp/kcat.err")"; }
+"$tp" ingest "${ev[@]}" --brokers "$boot" --topic evbad --from "$tmp/ev.bin" --batch-records 16 2>/dev/null ||
+    fail "ingest into evbad"
+"$tp" sink "${ev[@]}" --brokers "$boot" --topic evbad --group g5 --batch-rows 12 --table ev_small \
+    --warehouse "sqlite:$tmp/ev.db" --create-table --flush-ms 100 -X log_level=3 2>"$tmp/sink5.err" &
+spid=$!
+pids+=($spid)
+for _ in $(seq 150); do
+    grep -q "more than --batch-rows" "$tmp/sink5.err" && grep -q "does not decode as $msg" "$tmp/sink5.err" && break
+    sleep 0.1
+done
+sleep 1
+kill -TERM $spid; wait $spid
+grep -q "more than --batch-rows 12" "$tmp/sink5.err" || fail "no DLQ for a pack above --batch-rows: $(grep -i dlq "$tmp/sink5.err" | head -2)"
+grep -q "does not decode as $msg" "$tmp/sink5.err" || fail "no DLQ for an undecodable frame: $(grep -i dlq "$tmp/sink5.err" | head -2)"
+small=$(sqlite3 "$tmp/ev.db" 'SELECT count(*) FROM ev_small')
+[ "$small" -gt 0 ] && [ "$small" -lt 240 ] || fail "ev_small holds $small rows: want the packs of at most 12 records, not none or all"
+
 [ $fails = 0 ] && echo "all schema sink checks passed"
 exit $((fails > 0))
