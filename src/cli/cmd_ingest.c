@@ -16,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "cli/schema_cli.h"
 #include "common/clock.h"
 #include "ingest/auth_tokens.h"
 #include "ingest/gateway_client.h"
@@ -116,6 +117,7 @@ static void usage(FILE *out)
             "  --http-tls-key FILE     PEM private key for it\n"
             "  --http-max-body N       largest request body (default 4M; larger: 413)\n"
             "  --http-timeout-ms N     longest a request waits for Kafka before 503 (default 30000)\n"
+            "  --schema FILE ...       replay records of a message type of your own (ingest --schema x --help)\n"
             "  -h, --help              this text\n\n"
             "Sizes take a K, M or G suffix (powers of 1024).\n");
 }
@@ -693,6 +695,8 @@ static void release(ingest_run *r)
 
 int tp_cmd_ingest(int argc, char **argv)
 {
+    if (tp_cli_has_schema(argc, argv))
+        return tp_cmd_ingest_schema(argc, argv); /* a message type of your own: cmd_ingest_schema.c */
     ingest_cli a = {0};
     tp_ingest_opts_init(&a.o);
     tp_http_ingest_opts_init(&a.hio);

@@ -13,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "cli/schema_cli.h"
 #include "telepack/pack.h"
 #include "telepack/record.h"
 #include "telepack/record_json.h"
@@ -254,6 +255,7 @@ static void usage(FILE *out)
             "\n"
             "Options:\n"
             "  --summary-only        print no records, only the summary\n"
+            "  --schema FILE ...     packs of a message type of your own (inspect --schema x --help)\n"
             "  --max-pack-bytes N    largest decompressed pack accepted (default %u); a bigger one is an error\n"
             "  -h, --help            this text\n"
             "\n"
@@ -275,6 +277,8 @@ int tp_cmd_inspect(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    if (tp_cli_has_schema(argc, argv))
+        return tp_cmd_inspect_schema(argc, argv); /* a message type of your own: cmd_pack_schema.c */
     printer pr = {0};
     uint64_t max_pack = TP_DEFAULT_MAX_PACK_BYTES;
     char msg[256];

@@ -15,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "cli/schema_cli.h"
 #include "ingest/batcher.h"
 #include "common/clock.h"
 #include "telepack/pack.h"
@@ -177,6 +178,7 @@ static void usage(FILE *out)
             "  --ignore-unknown-fields\n"
             "                        skip NDJSON keys that name no record field (default: such a key is an\n"
             "                        error naming it and its line, so a misspelt \"lat\" is not packed as 0)\n"
+            "  --schema FILE ...     records of a message type of your own (pack --schema x --help)\n"
             "  -q, --quiet           no summary\n"
             "  -h, --help            this text\n"
             "\n"
@@ -314,6 +316,8 @@ static int pack_all(packer *p, pack_input *in)
 
 int tp_cmd_pack(int argc, char **argv)
 {
+    if (tp_cli_has_schema(argc, argv))
+        return tp_cmd_pack_schema(argc, argv); /* a message type of your own: cmd_pack_schema.c */
     pack_cli a;
     int status = parse_args(argc, argv, &a);
     if (status >= 0)

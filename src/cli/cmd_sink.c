@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "cli/schema_cli.h"
 #include "common/clock.h"
 #include "ops/http_server.h"
 #include "common/log.h"
@@ -63,6 +64,12 @@ static void usage(FILE *out)
             "                         default: the system's CA store\n"
             "  --token-file F         BigQuery OAuth bearer token file (default $TP_BIGQUERY_TOKEN)\n"
             "  --bigquery-endpoint U  BigQuery API base URL (tests)\n"
+            TP_CLI_SCHEMA_HELP
+            "  --writer-schema FILE    (with --schema) a descriptor set of another version of the message whose\n"
+            "                          packs are accepted when compatible (it only lacks columns the table has);\n"
+            "                          repeatable, up to 16. Packs of an unknown or incompatible fingerprint go to\n"
+            "                          the DLQ naming both fingerprints. The table defaults to the message's name\n"
+            "                          in snake case (ev_telemetry); SQLite only so far\n"
             TP_CLI_WORKER_HELP
             "  -h, --help              this text\n\n"
             "-X properties apply to the consumer and the dead-letter producer. Sizes take a K, M or G suffix (powers\n"
@@ -102,6 +109,11 @@ typedef struct sink_cli {
     tp_cli_worker w;
     char password[512];           /* from --password-file */
     int password_on_command_line; /* --password: works, with a warning */
+    tp_cli_schema schema_opts;    /* --schema and its role options */
+    const char *writer_paths[16]; /* --writer-schema */
+    size_t n_writers;
+    tp_schema *schema, *writers[16];
+    char table[80];               /* the default table of a schema */
 } sink_cli;
 
 /* Reads a secret (a password) from the first line of a file into buf, without its line break. The file must hold
@@ -132,7 +144,7 @@ static int parse_args(int argc, char **argv, sink_cli *a)
 {
     enum {
         O_BROKERS = 256, O_TOPIC, O_GROUP, O_WAREHOUSE, O_CREATE, O_TABLE, O_BATCH, O_FLUSH, O_DLQ, O_MAXPACK,
-        O_USER, O_PASSWORD, O_TOKEN, O_BQ, O_AGE, O_AHEAD, O_PASSWORD_FILE, O_CA_FILE
+        O_USER, O_PASSWORD, O_TOKEN, O_BQ, O_AGE, O_AHEAD, O_PASSWORD_FILE, O_CA_FILE, O_WRITER_SCHEMA
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS},   {"topic", required_argument, 0, O_TOPIC},
@@ -144,13 +156,14 @@ static int parse_args(int argc, char **argv, sink_cli *a)
         {"token-file", required_argument, 0, O_TOKEN},  {"bigquery-endpoint", required_argument, 0, O_BQ},
         {"max-event-age", required_argument, 0, O_AGE}, {"max-event-ahead", required_argument, 0, O_AHEAD},
         {"password-file", required_argument, 0, O_PASSWORD_FILE}, {"ca-file", required_argument, 0, O_CA_FILE},
+        TP_CLI_SCHEMA_LONGOPTS, {"writer-schema", required_argument, 0, O_WRITER_SCHEMA},
         TP_CLI_WORKER_LONGOPTS,                         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     tp_sink_config *cfg = &a->cfg;
     char msg[512];
     uint64_t v;
-    int c;
+    int c, table_given = 0;
     opterr = 0;
     optind = 0;
     while ((c = getopt_long(argc, argv, ":hX:", longopts, NULL)) != -1) {
@@ -160,13 +173,20 @@ static int parse_args(int argc, char **argv, sink_cli *a)
                 return tp_cli_usage_error("sink", "%s", msg);
             continue;
         }
+        if (tp_cli_schema_option(&a->schema_opts, c, optarg))
+            continue;
         switch (c) {
+        case O_WRITER_SCHEMA:
+            if (a->n_writers == sizeof a->writer_paths / sizeof a->writer_paths[0])
+                return tp_cli_usage_error("sink", "more than 16 --writer-schema files");
+            a->writer_paths[a->n_writers++] = optarg;
+            break;
         case O_BROKERS: cfg->brokers = optarg; break;
         case O_TOPIC: cfg->topic = optarg; break;
         case O_GROUP: cfg->group = optarg; break;
         case O_WAREHOUSE: cfg->warehouse_url = optarg; break;
         case O_CREATE: cfg->warehouse_opts.create_table = 1; break;
-        case O_TABLE: cfg->warehouse_opts.table = optarg; break;
+        case O_TABLE: cfg->warehouse_opts.table = optarg; table_given = 1; break;
         case O_DLQ: cfg->dlq_topic = optarg; break;
         case O_USER: cfg->warehouse_opts.user = optarg; break;
         case O_PASSWORD:
@@ -217,6 +237,39 @@ static int parse_args(int argc, char **argv, sink_cli *a)
         return tp_cli_usage_error("sink", "--brokers, --topic, --group and --warehouse are required");
     cfg->kafka_props = a->w.kafka_props;
     cfg->n_kafka_props = a->w.n_kafka_props;
+    if (a->n_writers && !a->schema_opts.path)
+        return tp_cli_usage_error("sink", "--writer-schema needs --schema");
+    if (a->schema_opts.path || a->schema_opts.message) {
+        int rc = tp_cli_schema_load("sink", &a->schema_opts, &a->schema);
+        if (rc)
+            return rc;
+        for (size_t i = 0; i < a->n_writers; i++) {
+            tp_cli_schema wo = {.path = a->writer_paths[i], .message = a->schema_opts.message};
+            if ((rc = tp_cli_schema_load("sink", &wo, &a->writers[i])))
+                return rc;
+        }
+        cfg->schema = a->schema;
+        cfg->writer_schemas = (const tp_schema *const *)a->writers;
+        cfg->n_writer_schemas = a->n_writers;
+        cfg->warehouse_opts.schema = a->schema;
+        if (!table_given) {
+            /* fleet.ev.v1.EvTelemetry -> ev_telemetry */
+            const char *m = strrchr(a->schema_opts.message, '.');
+            m = m ? m + 1 : a->schema_opts.message;
+            size_t n = 0;
+            for (size_t i = 0; m[i] && n + 2 < sizeof a->table; i++) {
+                char ch = m[i];
+                if (ch >= 'A' && ch <= 'Z') {
+                    if (i > 0)
+                        a->table[n++] = '_';
+                    ch = (char)(ch - 'A' + 'a');
+                }
+                a->table[n++] = ch;
+            }
+            a->table[n] = 0;
+            cfg->warehouse_opts.table = a->table;
+        }
+    }
     return -1;
 }
 
@@ -289,6 +342,9 @@ int tp_cmd_sink(int argc, char **argv)
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0) {
         tp_cli_worker_free(&a.w);
+        tp_schema_free(a.schema);
+        for (size_t i = 0; i < a.n_writers; i++)
+            tp_schema_free(a.writers[i]);
         return rc;
     }
     tp_cli_worker_apply_log(&a.w);
@@ -310,5 +366,8 @@ int tp_cmd_sink(int argc, char **argv)
     tp_sink_free(s);
     tp_metrics_free(metrics);
     tp_cli_worker_free(&a.w);
+    tp_schema_free(a.schema);
+    for (size_t i = 0; i < a.n_writers; i++)
+        tp_schema_free(a.writers[i]);
     return rc;
 }

@@ -143,8 +143,9 @@ static int parse_ranges(tp_auth_tokens *t, entry *en, const char *s, size_t n, u
     }
     en->n = t->nr - en->first;
     /* sort and merge this token's ranges */
-    range *rs = t->r + en->first;
-    qsort(rs, en->n, sizeof *rs, cmp_range);
+    range *rs = en->n ? t->r + en->first : NULL;
+    if (en->n)
+        qsort(rs, en->n, sizeof *rs, cmp_range);
     size_t m = 0;
     for (size_t q = 0; q < en->n; q++) {
         if (m && (rs[q].lo <= rs[m - 1].hi || rs[q].lo - 1 == rs[m - 1].hi)) {

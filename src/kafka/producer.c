@@ -256,6 +256,31 @@ tp_err tp_producer_send(tp_producer *p, uint64_t vehicle_id, int32_t partition, 
     }
 }
 
+tp_err tp_producer_send_keyed(tp_producer *p, const char *key, size_t key_len, uint8_t *pack, size_t len,
+                              rd_kafka_headers_t *hdrs, void *opaque, char *errbuf, size_t errlen)
+{
+    for (;;) {
+        if (tp_producer_fatal(p, errbuf, errlen))
+            return TP_ERR_KAFKA;
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_RKT(p->rkt), RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(pack, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque),
+            RD_KAFKA_V_END);
+        if (!err)
+            return TP_OK;
+        if (err == RD_KAFKA_RESP_ERR__FATAL && tp_producer_fatal(p, errbuf, errlen))
+            return TP_ERR_KAFKA;
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            if (errbuf && errlen)
+                snprintf(errbuf, errlen, "librdkafka refused a %zu-byte pack for key %.*s: %s", len, (int)key_len,
+                         key, rd_kafka_err2str(err));
+            return TP_ERR_KAFKA;
+        }
+        struct timespec ts = {0, 2 * 1000 * 1000}; /* queue full: the poll thread drains it */
+        nanosleep(&ts, NULL);
+    }
+}
+
 tp_err tp_producer_partition_count(tp_producer *p, int timeout_ms, int32_t *count, char *errbuf, size_t errlen)
 {
     const struct rd_kafka_metadata *md = NULL;

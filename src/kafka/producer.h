@@ -57,6 +57,11 @@ tp_err tp_producer_partition_count(tp_producer *p, int timeout_ms, int32_t *coun
  * So a vehicle stays on one partition whichever way its records are packed. Thread-safe. */
 int32_t tp_producer_vehicle_partition(const tp_producer *p, uint64_t vehicle_id, int32_t partition_count);
 
+/* Produces one pack with the given key bytes (a string key such as a VIN) and headers (taken over on TP_OK, left
+ * to the caller on error), for packs of a run-time schema (kafka/schema_headers.h). Otherwise as tp_producer_send. */
+tp_err tp_producer_send_keyed(tp_producer *p, const char *key, size_t key_len, uint8_t *pack, size_t len,
+                              rd_kafka_headers_t *hdrs, void *opaque, char *errbuf, size_t errlen);
+
 /* Non-zero once librdkafka raised a fatal error; buf receives the reason. Thread-safe. */
 int tp_producer_fatal(tp_producer *p, char *buf, size_t len);
 

@@ -346,7 +346,8 @@ static int flatten(fctx *c, const pd_message *m, size_t depth, tp_schema_node *n
     for (size_t i = 0; i < m->nfields; i++)
         if (flatten_field(c, m, &m->fields[i], depth, &node->members[i]))
             return -1;
-    qsort(node->members, node->count, sizeof *node->members, by_number);
+    if (node->count)
+        qsort(node->members, node->count, sizeof *node->members, by_number);
     for (size_t i = 1; i < node->count; i++)
         if (node->members[i].number == node->members[i - 1].number)
             return refuse(c, TP_ERR_INVALID_ARG, "message %s has two fields numbered %u (%s and %s)", m->full_name,
@@ -379,8 +380,10 @@ tp_err tp_schema_load(const uint8_t *src, size_t len, const char *message, tp_sc
     tp_err rc = tp_pd_parse(src, len, &set, err, err_cap);
     if (rc)
         goto done;
-    qsort(set.msgs, set.nmsgs, sizeof *set.msgs, by_msg_name);
-    qsort(set.enums, set.nenums, sizeof *set.enums, by_enum_name);
+    if (set.nmsgs) /* qsort's base may not be NULL, even for zero elements */
+        qsort(set.msgs, set.nmsgs, sizeof *set.msgs, by_msg_name);
+    if (set.nenums)
+        qsort(set.enums, set.nenums, sizeof *set.enums, by_enum_name);
     for (size_t i = 1; i < set.nmsgs; i++)
         if (!strcmp(set.msgs[i]->full_name, set.msgs[i - 1]->full_name)) {
             refuse(&c, TP_ERR_INVALID_ARG, "message type %s is defined twice (in %s and %s)", set.msgs[i]->full_name,
@@ -748,7 +751,8 @@ static void put_column_line(sbuf *b, const tp_schema_column *c)
         }
         for (size_t i = 0; i < e->count; i++)
             v[i] = (enum_value){e->numbers[i], e->names[i]};
-        qsort(v, e->count, sizeof *v, by_enum_value);
+        if (e->count)
+            qsort(v, e->count, sizeof *v, by_enum_value);
         sb_printf(b, "\t");
         for (size_t i = 0; i < e->count; i++)
             sb_printf(b, "%s%s=%d", i ? "," : "", v[i].name, (int)v[i].number);
@@ -764,7 +768,8 @@ static tp_err build_normal_form(tp_schema *s)
         return TP_ERR_NOMEM;
     for (size_t i = 0; i < s->ncolumns; i++)
         order[i] = &s->columns[i];
-    qsort(order, s->ncolumns, sizeof *order, by_column_numbers);
+    if (s->ncolumns)
+        qsort(order, s->ncolumns, sizeof *order, by_column_numbers);
     sbuf b = {0};
     sb_printf(&b, "tp-schema-normal-form 1\n");
     for (size_t i = 0; i < s->ncolumns; i++)

@@ -22,8 +22,11 @@
 #include "kafka/kafka_conf.h"
 #include "kafka/log_rdkafka.h"
 #include "kafka/pack_headers.h"
+#include "kafka/schema_headers.h"
 #include "ops/worker_metrics.h"
 #include "telepack/pack.h"
+#include "schema/dynpack.h"
+#include "schema/dynrow.h"
 #include "telepack/rows.h"
 
 #define MAX_PARTITIONS 100000 /* bound of the per-partition table (partition ids come from the broker) */
@@ -76,6 +79,17 @@ struct tp_sink {
     size_t n_packs, cap_packs;
     int settling;           /* inside settle_rejected: a revoke drops instead of loading */
     int64_t max_event_age_ms, max_event_ahead_ms;
+    /* A run-time schema (config.schema): packs decode into `dyn` (row i from Kafka dyn_part[i] @ dyn_off[i]) instead
+     * of `batch`; writers are the other versions whose packs it accepts (compatible ones). */
+    const tp_schema *schema;
+    const tp_schema **writers;
+    size_t n_writers;
+    tp_dyn_batch *dyn;
+    int32_t *dyn_part;
+    int64_t *dyn_off;
+    size_t *dyn_mark_elems; /* per column: elems_len before the pack being decoded */
+    size_t dyn_mark_count, dyn_mark_bytes, dyn_mark_used;
+    tp_dyn_pack_reader *dynreader;
     part_state *parts;
     size_t n_parts;
     tp_partition_offset *offs;
@@ -124,10 +138,41 @@ static double wall_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Rows decoded and not loaded: of the row batch, or of the dynamic batch with a run-time schema. */
+static size_t nrows(const tp_sink *s)
+{
+    return s->dyn ? s->dyn->count : s->batch->count;
+}
+
+/* Remembers where the dynamic batch stands before a pack is decoded, and goes back there (the pack's rows gone). */
+static void dyn_mark(tp_sink *s)
+{
+    if (!s->dyn)
+        return;
+    s->dyn_mark_count = s->dyn->count;
+    s->dyn_mark_bytes = s->dyn->bytes_len;
+    s->dyn_mark_used = s->dyn->used;
+    for (size_t i = 0; i < s->dyn->ncolumns; i++)
+        s->dyn_mark_elems[i] = s->dyn->columns[i].elems_len;
+}
+
+static void rows_rollback(tp_sink *s, size_t rows_before)
+{
+    if (!s->dyn) {
+        s->batch->count = rows_before;
+        return;
+    }
+    s->dyn->count = s->dyn_mark_count;
+    s->dyn->bytes_len = s->dyn_mark_bytes;
+    s->dyn->used = s->dyn_mark_used;
+    for (size_t i = 0; i < s->dyn->ncolumns; i++)
+        s->dyn->columns[i].elems_len = s->dyn_mark_elems[i];
+}
+
 static void set_pending_rows(tp_sink *s)
 {
-    atomic_store(&s->pending_rows, s->batch->count);
-    tp_gauge_set(s->m.pending_rows, (double)s->batch->count);
+    atomic_store(&s->pending_rows, nrows(s));
+    tp_gauge_set(s->m.pending_rows, (double)nrows(s));
 }
 
 static void set_assigned_gauge(tp_sink *s)
@@ -186,7 +231,7 @@ static part_state *part_get(tp_sink *s, int32_t partition)
 
 static int anything_pending(const tp_sink *s)
 {
-    if (s->batch->count)
+    if (nrows(s))
         return 1;
     for (size_t i = 0; i < s->n_parts; i++)
         if (s->parts[i].assigned && s->parts[i].pending_next >= 0)
@@ -412,13 +457,15 @@ static tp_err load_pending(tp_sink *s)
     for (size_t i = 0; i < s->n_parts; i++)
         if (s->parts[i].assigned && s->parts[i].pending_next >= 0)
             s->offs[n++] = (tp_partition_offset){(int32_t)i, s->parts[i].pending_next};
-    if (s->batch->count == 0 && n == 0)
+    size_t loaded = nrows(s);
+    if (loaded == 0 && n == 0)
         return TP_OK;
     int64_t t0 = now_ms();
-    tp_err err = s->load_hook ? s->load_hook(s->load_hook_ctx, s->batch->count) : TP_OK;
+    tp_err err = s->load_hook ? s->load_hook(s->load_hook_ctx, loaded) : TP_OK;
     s->hook_failed = err != TP_OK;
     if (!err)
-        err = tp_warehouse_load(s->wh, s->batch, s->topic, s->offs, n);
+        err = s->dyn ? tp_warehouse_load_dyn(s->wh, s->dyn, s->dyn_part, s->dyn_off, s->topic, s->offs, n)
+                     : tp_warehouse_load(s->wh, s->batch, s->topic, s->offs, n);
     atomic_store(&s->warehouse_ok, err == TP_OK);
     tp_gauge_set(s->m.warehouse_up, err == TP_OK);
     if (err) {
@@ -426,9 +473,16 @@ static tp_err load_pending(tp_sink *s)
         return err;
     }
     tp_counter_inc(s->m.loads);
-    tp_counter_add(s->m.rows_loaded, s->batch->count);
+    tp_counter_add(s->m.rows_loaded, loaded);
     tp_histogram_observe(s->m.load_latency, (double)(now_ms() - t0) / 1000.0);
-    if (s->batch->count) {
+    if (s->dyn && loaded) {
+        tp_histogram_observe(s->m.batch_rows, (double)loaded);
+        double now = wall_seconds();
+        int64_t ns;
+        for (size_t i = 0; i < loaded; i += loaded / 16 + 1)
+            if (tp_dyn_time_ns(s->dyn, i, &ns))
+                tp_histogram_observe(s->m.event_time_lag, now - (double)ns / 1e9);
+    } else if (s->batch->count) {
         tp_histogram_observe(s->m.batch_rows, (double)s->batch->count);
         /* Event-time lag, sampled: up to 16 rows spread over the batch. */
         double now = wall_seconds();
@@ -449,10 +503,12 @@ static tp_err load_pending(tp_sink *s)
     if (s->on_loaded && s->batch->count)
         s->on_loaded(s->on_loaded_ctx, s->batch);
     release_packs(s);
-    atomic_fetch_add(&s->rows_loaded, s->batch->count);
+    atomic_fetch_add(&s->rows_loaded, loaded);
     atomic_fetch_add(&s->packs_loaded, s->pending_packs);
     atomic_fetch_add(&s->loads, 1);
     tp_row_batch_clear(s->batch);
+    if (s->dyn)
+        tp_dyn_batch_clear(s->dyn);
     set_pending_rows(s);
     s->pending_packs = 0;
     for (size_t i = 0; i < s->n_parts; i++) {
@@ -482,6 +538,8 @@ static void dlq_unblock(tp_sink *s);
 static tp_err load_part(tp_sink *s, size_t lo, size_t hi)
 {
     size_t from = s->packs[lo].row_start, n = s->packs[hi - 1].row_start + s->packs[hi - 1].rows - from;
+    if (s->dyn)
+        return TP_ERR_WAREHOUSE; /* backends of run-time schemas never refuse rows one by one (TP_ERR_REJECTED) */
     if (s->sub->capacity < n && tp_row_batch_reserve(s->sub, n))
         return TP_ERR_NOMEM;
     const tp_row_batch *b = s->batch;
@@ -624,6 +682,8 @@ static tp_err settle_rejected(tp_sink *s)
     atomic_fetch_add(&s->packs_loaded, packs);
     tp_counter_add(s->m.rows_loaded, loaded);
     tp_row_batch_clear(s->batch);
+    if (s->dyn)
+        tp_dyn_batch_clear(s->dyn);
     release_packs(s);
     s->pending_packs = 0;
     set_pending_rows(s);
@@ -666,7 +726,7 @@ static tp_err flush(tp_sink *s)
         atomic_fetch_add(&s->load_retries, 1);
         tp_counter_inc(s->m.retries);
         tp_log(TP_LOG_WARN, "sink", "%s; %zu rows kept, partitions paused, retry %d in %ld ms",
-               load_error(s, err), s->batch->count, s->attempt, s->backoff_ms);
+               load_error(s, err), nrows(s), s->attempt, s->backoff_ms);
         s->retry_at_ms = now_ms() + s->backoff_ms;
         s->backoff_ms = s->backoff_ms * 2 > s->backoff_max_ms ? s->backoff_max_ms : s->backoff_ms * 2;
         return err;
@@ -674,7 +734,7 @@ static tp_err flush(tp_sink *s)
     s->fatal = err;
     set_error(s, "warehouse %s failed permanently: %s; stopping without storing the offsets of the %zu rows not "
                  "loaded (they will be read again after the problem is fixed)",
-              tp_warehouse_kind(s->wh), load_error(s, err), s->batch->count);
+              tp_warehouse_kind(s->wh), load_error(s, err), nrows(s));
     tp_log(TP_LOG_ERROR, "sink", "%s", s->last_error);
     return err;
 }
@@ -738,10 +798,35 @@ static void on_assign(tp_sink *s, rd_kafka_topic_partition_list_t *parts)
 }
 
 /* Removes from the batch every row whose partition is no longer assigned (order of the others is kept). */
+static void drop_unassigned_rows_dyn(tp_sink *s)
+{
+    tp_dyn_batch *b = s->dyn;
+    size_t j = 0;
+    for (size_t i = 0; i < b->count; i++) {
+        int32_t p = s->dyn_part[i];
+        if (p >= 0 && (size_t)p < s->n_parts && s->parts[p].assigned) {
+            if (i != j) {
+                /* cells point into the arena and element arrays, which stay where they are */
+                for (size_t c = 0; c < b->ncolumns; c++) {
+                    b->columns[c].cells[j] = b->columns[c].cells[i];
+                    b->columns[c].present[j] = b->columns[c].present[i];
+                }
+                s->dyn_part[j] = s->dyn_part[i];
+                s->dyn_off[j] = s->dyn_off[i];
+            }
+            j++;
+        }
+    }
+    atomic_fetch_add(&s->rows_dropped, b->count - j);
+    b->count = j;
+}
+
 static void drop_unassigned_rows(tp_sink *s)
 {
     tp_row_batch *b = s->batch;
     size_t j = 0;
+    if (s->dyn)
+        drop_unassigned_rows_dyn(s);
     for (size_t i = 0; i < b->count; i++) {
         int32_t p = b->kafka_partition[i];
         if (p >= 0 && (size_t)p < s->n_parts && s->parts[p].assigned) {
@@ -944,6 +1029,95 @@ static void dlq_unblock(tp_sink *s)
 
 /* ---- decoding ---- */
 
+/* Whether packs written with fingerprint fp load under the sink's schema: its own, or a writer version it was given
+ * (--writer-schema) that tp_schema_compare found compatible. Otherwise writes the sentence (both fingerprints). */
+static int schema_accepts(const tp_sink *s, const char *fp, char *reason, size_t cap)
+{
+    const char *own = tp_schema_fingerprint_hex(s->schema);
+    if (!strcmp(fp, own))
+        return 1;
+    for (size_t i = 0; i < s->n_writers; i++) {
+        if (strcmp(fp, tp_schema_fingerprint_hex(s->writers[i])))
+            continue;
+        char why[512] = "";
+        tp_schema_compat k = tp_schema_compare(s->writers[i], s->schema, why, sizeof why);
+        if (k != TP_SCHEMA_INCOMPATIBLE)
+            return 1;
+        snprintf(reason, cap, "written with schema %s fingerprint %s, incompatible with this sink's %s: %s", tp_schema_message_name(s->schema), fp,
+                 own, why);
+        return 0;
+    }
+    snprintf(reason, cap, "written with schema %s fingerprint %s, but this sink loads fingerprint %s and knows no "
+             "writer schema with that fingerprint (give its descriptor set with --writer-schema to accept a "
+             "compatible version)", tp_schema_message_name(s->schema), fp, own);
+    return 0;
+}
+
+/* decode_pack for a run-time schema: headers with tp-schema and tp-schema-fp, a v1 pack, each frame through the
+ * dynamic decoder into s->dyn. Same results as decode_pack. */
+static tp_err decode_pack_schema(tp_sink *s, const rd_kafka_message_t *m, rd_kafka_headers_t *h, char *reason,
+                                 size_t cap)
+{
+    char detail[512] = "", name[256], fp[TP_SCHEMA_FP_HEX_LEN + 1];
+    tp_pack_meta meta;
+    tp_err err = tp_schema_pack_meta_from_headers(h, &meta, name, sizeof name, fp, detail, sizeof detail);
+    if (err) {
+        snprintf(reason, cap, "bad pack headers: %s", detail);
+        return err;
+    }
+    if (strcmp(name, tp_schema_message_name(s->schema))) {
+        snprintf(reason, cap, "a pack of %s, but this sink loads %s (fingerprint %s)", name,
+                 tp_schema_message_name(s->schema), tp_schema_fingerprint_hex(s->schema));
+        return TP_ERR_UNKNOWN_VERSION;
+    }
+    if (!fp[0]) {
+        snprintf(reason, cap, "pack header %s is missing: the writer's schema is unknown", TP_HEADER_SCHEMA_FP);
+        return TP_ERR_PARSE;
+    }
+    if (!schema_accepts(s, fp, reason, cap))
+        return TP_ERR_UNKNOWN_VERSION;
+    if ((err = tp_dyn_pack_reader_open(s->dynreader, &meta, m->payload, m->len))) {
+        snprintf(reason, cap, "%s: %s", tp_strerror(err), tp_dyn_pack_reader_error(s->dynreader));
+        return err;
+    }
+    size_t want = tp_dyn_pack_reader_count(s->dynreader);
+    if (s->dyn->capacity - s->dyn->count < want) {
+        if (s->dyn->count > 0)
+            return TP_ERR_FULL;
+        snprintf(reason, cap, "the pack holds %zu records, more than --batch-rows %zu", want, s->dyn->capacity);
+        return TP_ERR_PACK_TOO_LARGE;
+    }
+    dyn_mark(s);
+    const uint8_t *msg;
+    size_t len;
+    for (uint32_t i = 0; tp_dyn_pack_reader_next(s->dynreader, &msg, &len) == TP_OK; i++) {
+        size_t row = s->dyn->count;
+        err = tp_dyn_decode(s->dyn, msg, len);
+        char key[TP_DYN_KEY_MAX + 1];
+        size_t klen;
+        if (!err && (tp_dyn_key_text(s->dyn, row, key, &klen, detail, sizeof detail) ||
+                     klen != m->key_len || memcmp(key, m->key, klen))) {
+            if (!detail[0])
+                snprintf(detail, sizeof detail, "its key is %s, the message's key %.*s", key,
+                         (int)(m->key_len > 64 ? 64 : m->key_len), m->key ? (const char *)m->key : "");
+            rows_rollback(s, 0);
+            snprintf(reason, cap, "record %" PRIu32 " does not belong to the pack: %s", i, detail);
+            return TP_ERR_CORRUPT;
+        }
+        if (err) {
+            rows_rollback(s, 0);
+            if (err == TP_ERR_FULL && s->dyn_mark_count > 0)
+                return TP_ERR_FULL; /* the rows' bytes budget: load first */
+            snprintf(reason, cap, "record %" PRIu32 " does not decode as %s: %s (%s)", i,
+                     tp_schema_message_name(s->schema), s->dyn->error, tp_strerror(err));
+            return err == TP_ERR_FULL ? TP_ERR_PACK_TOO_LARGE : TP_ERR_DECODE;
+        }
+        s->dyn_part[row] = m->partition;
+        s->dyn_off[row] = m->offset;
+    }
+    return TP_OK;
+}
+
 /* Decodes m's pack into the batch. TP_OK: rows appended. TP_ERR_FULL: the batch holds rows and lacks room (load
  * first). TP_ERR_NOMEM. Any other error: the pack is bad, `reason` says why. */
 static tp_err decode_pack(tp_sink *s, const rd_kafka_message_t *m, char *reason, size_t cap)
@@ -963,6 +1137,8 @@ static tp_err decode_pack(tp_sink *s, const rd_kafka_message_t *m, char *reason,
                  "docs/FORMAT.md", TP_HEADER_FORMAT, TP_HEADER_VERSION, TP_HEADER_CODEC);
         return TP_ERR_PARSE;
     }
+    if (s->schema)
+        return decode_pack_schema(s, m, h, reason, cap);
     tp_pack_meta meta;
     tp_err err = tp_pack_meta_from_headers(h, &meta, detail, sizeof detail);
     if (err) {
@@ -1006,6 +1182,23 @@ static int event_time_check(tp_sink *s, size_t first, char *reason, size_t cap)
     int64_t now = (int64_t)(wall_seconds() * 1000.0);
     int64_t lo = s->max_event_age_ms < 0 ? INT64_MIN : now - s->max_event_age_ms;
     int64_t hi = s->max_event_ahead_ms < 0 ? INT64_MAX : now + s->max_event_ahead_ms;
+    if (s->dyn) {
+        for (size_t i = first; i < s->dyn->count; i++) {
+            int64_t ns, ms;
+            if (!tp_dyn_time_ns(s->dyn, i, &ns))
+                continue; /* no time: nothing to check */
+            ms = ns / 1000000;
+            if (ms >= lo && ms <= hi)
+                continue;
+            snprintf(reason, cap, "record %zu has event time %" PRId64 " ms since the epoch (%s), %.0f days %s now, "
+                     "beyond the accepted %s", i - first, ms,
+                     tp_schema_column_at(s->schema, (size_t)tp_schema_get_roles(s->schema)->time)->name,
+                     ((double)ms - (double)now) / 86400000.0 * (ms > hi ? 1 : -1), ms > hi ? "after" : "before",
+                     ms > hi ? "--max-event-ahead" : "--max-event-age");
+            return 1;
+        }
+        return 0;
+    }
     const int64_t *t = s->batch->sampled_at_ms;
     for (size_t i = first; i < s->batch->count; i++) {
         if (t[i] >= lo && t[i] <= hi)
@@ -1062,14 +1255,14 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
                    "retention.ms or add sinks)", s->topic, m->partition, ps->assigned_at, m->offset - 1);
     }
     char reason[768] = "";
-    size_t rows_before = s->batch->count;
+    size_t rows_before = nrows(s);
     tp_err err = decode_pack(s, m, reason, sizeof reason);
     if (err == TP_ERR_FULL) {
         if (flush(s)) {
             defer_message(s, m);
             return;
         }
-        rows_before = s->batch->count;
+        rows_before = nrows(s);
         err = decode_pack(s, m, reason, sizeof reason);
     }
     if (err == TP_ERR_FULL) {
@@ -1103,7 +1296,7 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
         s->nomem_attempts = 0;
     }
     if (!err && event_time_check(s, rows_before, reason, sizeof reason)) {
-        s->batch->count = rows_before; /* the pack goes to the DLQ whole */
+        rows_rollback(s, rows_before); /* the pack goes to the DLQ whole */
         set_pending_rows(s);
         err = TP_ERR_REJECTED;
     }
@@ -1139,8 +1332,8 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
         tp_counter_inc(err == TP_ERR_NOMEM ? s->m.dlq_memory : err == TP_ERR_REJECTED ? s->m.dlq_event_time
                                                                                       : s->m.dlq_decode);
     } else {
-        if (hold_pack(s, m, rows_before, s->batch->count - rows_before)) {
-            s->batch->count = rows_before; /* cannot keep the message: take it again later */
+        if (hold_pack(s, m, rows_before, nrows(s) - rows_before)) {
+            rows_rollback(s, rows_before); /* cannot keep the message: take it again later */
             set_pending_rows(s);
             defer_message(s, m);
             return;
@@ -1149,13 +1342,13 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
         m = NULL; /* held until its rows are loaded */
         ps->pending_packs++;
         s->pending_packs++;
-        tp_counter_add(s->m.records, s->batch->count - rows_before);
+        tp_counter_add(s->m.records, nrows(s) - rows_before);
         set_pending_rows(s);
         ps->pending_next = off + 1;
         ps->taken_next = off + 1;
         if (!s->first_pending_ms)
             s->first_pending_ms = now_ms();
-        if (s->batch->count >= s->batch_rows)
+        if (nrows(s) >= s->batch_rows)
             flush(s);
         return;
     }
@@ -1164,7 +1357,7 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
     if (!s->first_pending_ms)
         s->first_pending_ms = now_ms();
     rd_kafka_message_destroy(m);
-    if (s->batch->count >= s->batch_rows)
+    if (nrows(s) >= s->batch_rows)
         flush(s);
 }
 
@@ -1240,6 +1433,7 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
     s->reserve_hook_ctx = c->reserve_hook_ctx;
     s->max_event_age_ms = c->max_event_age_ms;
     s->max_event_ahead_ms = c->max_event_ahead_ms;
+    s->schema = c->schema;
     s->nomem_partition = -1;
     s->on_loaded = c->on_loaded;
     s->on_loaded_ctx = c->on_loaded_ctx;
@@ -1289,6 +1483,30 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
     size_t initial = c->batch_rows < 1000000 ? c->batch_rows : 1000000; /* grows to batch_rows when needed */
     if ((e = tp_pack_reader_new(&ro, &s->reader)) || (e = tp_row_batch_new(initial, &s->batch)) ||
         (e = tp_row_batch_new(1, &s->sub))) {
+        snprintf(err, cap, "sink: cannot allocate the pack reader or a batch of %zu rows: %s", initial,
+                 tp_strerror(e));
+        tp_sink_free(s);
+        return e;
+    }
+    if (s->schema) {
+        /* The dynamic batch: batch_rows rows of cells allocated now (9 bytes a column), strings and arrays up to
+         * 4 x max_pack_bytes (a pack's frames hold at most max_pack_bytes string bytes and elements). */
+        size_t budget = c->max_pack_bytes > UINT32_MAX / 4 ? UINT32_MAX : c->max_pack_bytes * 4;
+        if (c->n_writer_schemas && !(s->writers = calloc(c->n_writer_schemas, sizeof *s->writers)))
+            e = TP_ERR_NOMEM;
+        for (size_t i = 0; !e && i < c->n_writer_schemas; i++)
+            s->writers[i] = c->writer_schemas[i];
+        s->n_writers = c->n_writer_schemas;
+        if (!e)
+            e = tp_dyn_batch_new(s->schema, c->batch_rows, budget, &s->dyn);
+        if (!e)
+            e = tp_dyn_pack_reader_new(c->max_pack_bytes, c->max_pack_bytes, &s->dynreader);
+        if (!e && (!(s->dyn_part = calloc(c->batch_rows, sizeof *s->dyn_part)) ||
+                   !(s->dyn_off = calloc(c->batch_rows, sizeof *s->dyn_off)) ||
+                   !(s->dyn_mark_elems = calloc(s->dyn->ncolumns + 1, sizeof *s->dyn_mark_elems))))
+            e = TP_ERR_NOMEM;
+    }
+    if (e) {
         snprintf(err, cap, "sink: cannot allocate the pack reader or a batch of %zu rows: %s", initial,
                  tp_strerror(e));
         tp_sink_free(s);
@@ -1410,7 +1628,7 @@ tp_err tp_sink_run(tp_sink *s)
             s->outage = 0; /* one last attempt even during an outage */
         if (flush(s) != TP_OK && !s->fatal)
             tp_log(TP_LOG_WARN, "sink", "%zu decoded rows could not be loaded before exit; they were not "
-                   "acknowledged and will be read again on restart", s->batch->count);
+                   "acknowledged and will be read again on restart", nrows(s));
     }
     s->closing = 1;
     release_packs(s); /* what was not loaded is not acknowledged: read again on restart */
@@ -1484,6 +1702,12 @@ void tp_sink_free(tp_sink *s)
     tp_pack_reader_free(s->reader);
     tp_row_batch_free(s->batch);
     tp_row_batch_free(s->sub);
+    tp_dyn_batch_free(s->dyn);
+    tp_dyn_pack_reader_free(s->dynreader);
+    free(s->dyn_part);
+    free(s->dyn_off);
+    free(s->dyn_mark_elems);
+    free(s->writers);
     for (size_t i = 0; i < s->n_props; i++)
         free(s->props[i]);
     free(s->props);

@@ -75,6 +75,14 @@ typedef struct tp_sink_config {
      * during the call), e.g. for end-to-end latency figures. NULL in most uses. */
     void (*on_loaded)(void *ctx, const tp_row_batch *rows);
     void *on_loaded_ctx;
+    /* A run-time schema (schema/schema.h; borrowed, must outlive the sink): packs must carry tp-schema = its message
+     * name and tp-schema-fp = its fingerprint or one of writer_schemas' that tp_schema_compare finds compatible
+     * (others go to the DLQ with both fingerprints and the reason); they decode with the dynamic decoder into a
+     * batch of batch_rows rows loaded with tp_warehouse_load_dyn (set warehouse_opts.schema too). on_loaded is not
+     * called. NULL = the built-in record. */
+    const struct tp_schema *schema;
+    const struct tp_schema *const *writer_schemas;
+    size_t n_writer_schemas;
 } tp_sink_config;
 
 /* Fills *c with the defaults above (everything else zero/NULL). */

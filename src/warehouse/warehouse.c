@@ -143,6 +143,14 @@ tp_err tp_warehouse_open(const char *url, const tp_warehouse_opts *opts, tp_ware
                      url);
         return TP_ERR_PARSE;
     }
+    if (opts->schema && ops != &tp_wh_sqlite_ops) {
+        if (err_msg && err_cap)
+            snprintf(err_msg, err_cap, "warehouse URL \"%s\": tables of a schema of your own (--schema) are loaded "
+                     "into SQLite only so far (sqlite:PATH); see docs/WAREHOUSES.md", url);
+        return TP_ERR_INVALID_ARG;
+    }
+    if (opts->schema)
+        ops = &tp_wh_sqlite_schema_ops;
     const char *table = opts->table && opts->table[0] ? opts->table : TP_WH_DEFAULT_TABLE;
     if (!tp_wh_valid_name(table, strlen(table))) {
         if (err_msg && err_cap)
@@ -159,6 +167,7 @@ tp_err tp_warehouse_open(const char *url, const tp_warehouse_opts *opts, tp_ware
     w->tls = tls;
     memcpy(w->table, table, strlen(table) + 1);
     w->create_table = opts->create_table;
+    w->schema = opts->schema;
     w->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : TP_WH_DEFAULT_TIMEOUT_MS;
     w->user = dup_or_null(opts->user);
     w->password = dup_or_null(opts->password);
@@ -180,6 +189,23 @@ tp_err tp_warehouse_open(const char *url, const tp_warehouse_opts *opts, tp_ware
     }
     *out = w;
     return TP_OK;
+}
+
+tp_err tp_warehouse_load_dyn(tp_warehouse *w, const struct tp_dyn_batch *rows, const int32_t *partition,
+                             const int64_t *offset, const char *topic, const tp_partition_offset *offsets,
+                             size_t n_offsets)
+{
+    if (!w)
+        return TP_ERR_INVALID_ARG;
+    w->err[0] = '\0';
+    w->n_rejected = 0;
+    if (!w->ops->load_dyn || !w->schema)
+        return tp_wh_fail(w, TP_ERR_INVALID_ARG, "%s: this warehouse was opened for the built-in record, not for "
+                          "rows of a schema of your own", w->ops->kind);
+    if (!rows || !partition || !offset || (n_offsets && (!offsets || !topic)))
+        return tp_wh_fail(w, TP_ERR_INVALID_ARG, "%s: load_dyn needs rows, their Kafka positions, and a topic when "
+                          "offsets are given", w->ops->kind);
+    return w->ops->load_dyn(w, rows, partition, offset, topic, offsets, n_offsets);
 }
 
 tp_err tp_warehouse_ensure_table(tp_warehouse *w)

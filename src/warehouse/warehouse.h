@@ -29,6 +29,10 @@ typedef struct tp_warehouse_opts {
     const char *token_file;       /* BigQuery: file holding an OAuth bearer token; NULL = $TP_BIGQUERY_TOKEN */
     const char *endpoint;         /* BigQuery: API base URL override (tests); NULL = the real service */
     long timeout_ms;              /* per request; default 30000 */
+    const struct tp_schema *schema; /* a run-time schema (schema/schema.h): the table is generated from its
+                                     * flattened columns and loads take tp_warehouse_load_dyn; NULL = the built-in
+                                     * vehicle_positions layout. Borrowed: must outlive the warehouse. SQLite only
+                                     * so far (docs/WAREHOUSES.md, "Tables of your own schema") */
 } tp_warehouse_opts;
 
 void tp_warehouse_opts_init(tp_warehouse_opts *o);
@@ -69,6 +73,15 @@ tp_err tp_warehouse_ensure_table(tp_warehouse *w);
  * Other errors are permanent (missing table, schema mismatch, credentials). */
 tp_err tp_warehouse_load(tp_warehouse *w, const tp_row_batch *rows, const char *topic,
                          const tp_partition_offset *offsets, size_t n_offsets);
+
+/* Loads rows of the run-time schema the warehouse was opened with (opts.schema): rows [0, rows->count) of a
+ * tp_dyn_batch (schema/dynrow.h), row i coming from Kafka (partition[i], offset[i]); otherwise as
+ * tp_warehouse_load (same transaction with the offsets, idempotent on the identity columns).
+ * TP_ERR_INVALID_ARG when the warehouse was opened without a schema. */
+struct tp_dyn_batch;
+tp_err tp_warehouse_load_dyn(tp_warehouse *w, const struct tp_dyn_batch *rows, const int32_t *partition,
+                             const int64_t *offset, const char *topic, const tp_partition_offset *offsets,
+                             size_t n_offsets);
 
 /* After a load that returned TP_ERR_REJECTED: how many rows the warehouse named as invalid, and the i-th of them
  * (its index in the loaded batch, and the warehouse's reason as a sentence, valid until the next load).

@@ -27,6 +27,10 @@ typedef struct tp_wh_ops {
     tp_err (*stored_offset)(tp_warehouse *w, const char *topic, int32_t partition, int64_t *next_offset);
     tp_err (*ping)(tp_warehouse *w);
     void (*close)(tp_warehouse *w); /* frees w->impl (which may be half built when open failed) */
+    /* Backends of run-time schemas (opts.schema) only: */
+    tp_err (*load_dyn)(tp_warehouse *w, const struct tp_dyn_batch *rows, const int32_t *partition,
+                       const int64_t *offset, const char *topic, const tp_partition_offset *offsets,
+                       size_t n_offsets);
 } tp_wh_ops;
 
 struct tp_warehouse {
@@ -42,6 +46,7 @@ struct tp_warehouse {
     char *ca_file;
     int tls;        /* the URL's scheme asked for TLS (clickhouses://) */
     long timeout_ms;
+    const struct tp_schema *schema; /* opts.schema: a backend of run-time schemas serves it */
     char err[TP_WH_ERR_CAP];
     /* Rows the last load refused as invalid (TP_ERR_REJECTED); reused across loads. */
     struct tp_wh_rejection *rejected;
@@ -62,6 +67,7 @@ extern const tp_wh_ops tp_wh_sqlite_ops;
 extern const tp_wh_ops tp_wh_clickhouse_ops;
 extern const tp_wh_ops tp_wh_bigquery_ops;
 extern const tp_wh_ops tp_wh_null_ops;
+extern const tp_wh_ops tp_wh_sqlite_schema_ops; /* wh_sqlite_schema.c: sqlite: with opts.schema */
 
 /* Writes a sentence into w->err (printf-style) and returns e, so backends can `return tp_wh_fail(w, e, ...)`. */
 tp_err tp_wh_fail(tp_warehouse *w, tp_err e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -112,7 +112,7 @@ static void verify(const char *bootstraps, const char *topic, tp_pack_by by, int
                     meta.format_version != (by == TP_PACK_BY_PARTITION ? 3u : 2u) ||
                     (by == TP_PACK_BY_PARTITION && m->key_len != 0);
         char key[32] = "";
-        if (m->key_len < sizeof key)
+        if (m->key && m->key_len < sizeof key)
             memcpy(key, m->key, m->key_len);
         tp_record r;
         tp_err e;

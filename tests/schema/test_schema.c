@@ -263,7 +263,8 @@ static tp_err load_bytes(const pb *set, const char *message, char *err, size_t c
 {
     /* Exact-size copy so ASan sees any read past the end. */
     uint8_t *copy = malloc(set->len ? set->len : 1);
-    memcpy(copy, set->p, set->len);
+    if (set->len)
+        memcpy(copy, set->p, set->len);
     tp_schema *s = NULL;
     tp_err rc = tp_schema_load(copy, set->len, message, &s, err, cap);
     free(copy);

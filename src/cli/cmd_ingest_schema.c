@@ -1,0 +1,249 @@
+/* `telepack ingest --schema ... --from FILE`: replays varint-delimited messages of a run-time schema into Kafka as
+ * pbpack v1 packs, one key per pack (the exact key text, a VIN or a decimal id, as the Kafka key), with the pack
+ * headers plus tp-schema (the message name) and tp-schema-fp (the fingerprint). A record that does not decode under
+ * the schema is refused by number and byte offset before anything of it is sent. The gateway listeners
+ * (--listen, --http-listen) do not take a custom schema yet: docs/SCHEMA.md, "The pipeline". */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "cli/cli.h"
+#include "cli/cli_args.h"
+#include "cli/schema_cli.h"
+#include "common/clock.h"
+#include "kafka/producer.h"
+#include "kafka/schema_headers.h"
+#include "schema/dynpack.h"
+#include "telepack/delimited.h"
+
+static void usage(void)
+{
+    printf("Usage: telepack ingest --schema FILE --message NAME --brokers HOST:PORT --topic T --from FILE|- [OPTIONS]\n"
+           "\n"
+           "Replays varint-delimited protobuf messages of NAME into Kafka: grouped per key (the vehicle), each\n"
+           "group a pbpack v1 (rows) pack of the original messages, keyed by the exact key text, with the pack\n"
+           "headers, tp-schema: NAME and tp-schema-fp: the schema's fingerprint (docs/SCHEMA.md). Every message\n"
+           "is decoded under the schema first; one that does not decode stops the replay (exit 2) before it is\n"
+           "sent. With --schema only --from is served: the gateway listeners carry the built-in record.\n"
+           "\n"
+           "Options:\n" TP_CLI_SCHEMA_HELP
+           "  --brokers HOST:PORT     bootstrap servers (or -X test.mock.num.brokers=1)\n"
+           "  --topic T               topic to produce to (required)\n"
+           "  --from FILE|-           the messages, varint-delimited\n"
+           "  --batch-records N       records per pack (default 200)\n"
+           "  --max-buffered N        records held in open packs before the oldest is sent (default 1000000)\n"
+           "  --max-record-bytes N    largest message accepted (default 65536)\n"
+           "  --level N               zstd level 1..22 (default 3)\n" TP_CLI_WORKER_HELP
+           "  -h, --help              this text\n"
+           "\n"
+           "Exit status: 0 every pack delivered (acks=all), 1 Kafka failure, 2 bad options or a bad record.\n");
+}
+
+enum { O_BROKERS = 256, O_TOPIC, O_FROM, O_BATCH, O_MAX_BUFFERED, O_MAX_RECORD, O_LEVEL };
+
+typedef struct delivery {
+    _Atomic uint64_t ok, failed;
+    char detail[512];
+} delivery;
+
+static void on_dr(void *ctx, void *opaque, tp_err err, int retriable, const char *detail)
+{
+    (void)opaque;
+    (void)retriable;
+    delivery *d = ctx;
+    if (err) {
+        if (atomic_fetch_add(&d->failed, 1) == 0)
+            snprintf(d->detail, sizeof d->detail, "%s", detail ? detail : tp_strerror(err));
+    } else {
+        atomic_fetch_add(&d->ok, 1);
+    }
+}
+
+typedef struct sender {
+    tp_producer *p;
+    tp_dyn_grouper *g;
+    const tp_schema *s;
+    ZSTD_CCtx *cctx;
+    int level;
+    uint64_t packs, records, bytes;
+} sender;
+
+static int send_group(sender *x, tp_dyn_group *grp)
+{
+    uint8_t *pack = NULL;
+    size_t len = 0;
+    char err[512];
+    tp_err e = tp_dyn_pack_compress(x->cctx, x->level, TP_CODEC_ZSTD, grp->content, grp->len, &pack, &len);
+    tp_pack_meta meta = {.format_version = 1, .layout = TP_LAYOUT_ROWS, .codec = TP_CODEC_ZSTD,
+                         .schema_version = TP_SCHEMA_VERSION, .record_count = grp->count};
+    rd_kafka_headers_t *h = rd_kafka_headers_new(10);
+    if (!e)
+        e = tp_schema_pack_headers(&meta, tp_schema_message_name(x->s), tp_schema_fingerprint_hex(x->s), h);
+    if (!e)
+        e = tp_producer_send_keyed(x->p, grp->key, grp->key_len, pack, len, h, NULL, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "building the pack failed: %s", tp_strerror(e));
+    if (e) {
+        rd_kafka_headers_destroy(h);
+        free(pack);
+        fprintf(stderr, "telepack ingest: the pack of key %s: %s\n", grp->key, err);
+        return 1;
+    }
+    x->packs++;
+    x->records += grp->count;
+    x->bytes += len;
+    tp_dyn_grouper_release(x->g, grp);
+    return 0;
+}
+
+int tp_cmd_ingest_schema(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        TP_CLI_SCHEMA_LONGOPTS,
+        {"brokers", required_argument, NULL, O_BROKERS},
+        {"topic", required_argument, NULL, O_TOPIC},
+        {"from", required_argument, NULL, O_FROM},
+        {"batch-records", required_argument, NULL, O_BATCH},
+        {"max-buffered", required_argument, NULL, O_MAX_BUFFERED},
+        {"max-record-bytes", required_argument, NULL, O_MAX_RECORD},
+        {"level", required_argument, NULL, O_LEVEL},
+        TP_CLI_WORKER_LONGOPTS,
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    tp_cli_schema so = {0};
+    tp_cli_worker w;
+    if (tp_cli_worker_init(&w, argc))
+        return 1;
+    const char *brokers = NULL, *topic = NULL, *from = NULL;
+    uint64_t batch = 200, max_buffered = 1000000, max_record = 65536, level = 3;
+    char msg[512];
+    int c, status = -1;
+    opterr = 0;
+    optind = 0;
+    while (status < 0 && (c = getopt_long(argc, argv, ":hX:", longopts, NULL)) != -1) {
+        tp_err e = TP_OK;
+        if (tp_cli_schema_option(&so, c, optarg))
+            continue;
+        if (tp_cli_worker_option(&w, c, optarg, &e, msg, sizeof msg)) {
+            if (e)
+                status = tp_cli_usage_error("ingest", "%s", msg);
+            continue;
+        }
+        switch (c) {
+        case O_BROKERS: brokers = optarg; break;
+        case O_TOPIC: topic = optarg; break;
+        case O_FROM: from = optarg; break;
+        case O_BATCH: e = tp_cli_parse_u64("batch-records", optarg, 1, 1000000, &batch, msg, sizeof msg); break;
+        case O_MAX_BUFFERED:
+            e = tp_cli_parse_u64("max-buffered", optarg, 1, 1000000000, &max_buffered, msg, sizeof msg);
+            break;
+        case O_MAX_RECORD:
+            e = tp_cli_parse_u64("max-record-bytes", optarg, 16, 64u << 20, &max_record, msg, sizeof msg);
+            break;
+        case O_LEVEL: e = tp_cli_parse_u64("level", optarg, 1, 22, &level, msg, sizeof msg); break;
+        case 'h': usage(); status = 0; break;
+        case ':': status = tp_cli_usage_error("ingest", "option '%s' needs a value", argv[optind - 1]); break;
+        default:
+            status = tp_cli_usage_error("ingest", "unknown option '%s' (with --schema only --from replay is served: "
+                                                  "see telepack ingest --schema x --help)", argv[optind - 1]);
+        }
+        if (e)
+            status = tp_cli_usage_error("ingest", "%s", msg);
+    }
+    if (status < 0 && optind < argc)
+        status = tp_cli_usage_error("ingest", "unexpected argument '%s'", argv[optind]);
+    if (status < 0 && (!topic || !from))
+        status = tp_cli_usage_error("ingest", "--topic and --from are required with --schema");
+    tp_schema *s = NULL;
+    if (status < 0 && (status = tp_cli_schema_load("ingest", &so, &s)) == 0)
+        status = -1;
+    if (status >= 0) {
+        tp_cli_worker_free(&w);
+        tp_schema_free(s);
+        return status;
+    }
+    tp_cli_worker_apply_log(&w);
+    delivery d = {0};
+    sender x = {.s = s, .level = (int)level};
+    tp_producer_opts po = {.brokers = brokers, .topic = topic, .kafka_conf = w.kafka_props,
+                           .nkafka_conf = w.n_kafka_props};
+    FILE *in = tp_cli_open_in(from);
+    tp_delimited_reader *rd = NULL;
+    tp_delimited_reader_opts ro;
+    tp_delimited_reader_opts_init(&ro);
+    ro.file = in;
+    ro.max_message_bytes = (size_t)max_record;
+    status = 0;
+    if (!in) {
+        fprintf(stderr, "telepack ingest: cannot open %s: %s\n", from, strerror(errno));
+        status = 1;
+    } else if (tp_producer_new(&po, on_dr, &d, &x.p, msg, sizeof msg)) {
+        fprintf(stderr, "telepack ingest: %s\n", msg);
+        status = 2;
+    } else if (tp_delimited_reader_new(&ro, &rd) || tp_dyn_grouper_new(s, (uint32_t)batch, (size_t)max_record, &x.g) ||
+               !(x.cctx = ZSTD_createCCtx())) {
+        fprintf(stderr, "telepack ingest: out of memory\n");
+        status = 1;
+    }
+    double t0 = tp_mono_s();
+    uint64_t n_in = 0;
+    while (!status) {
+        const uint8_t *m;
+        size_t n;
+        tp_err e = tp_delimited_reader_next(rd, &m, &n);
+        if (e == TP_ERR_END)
+            break;
+        if (e) {
+            fprintf(stderr, "telepack ingest: %s: %s (the %" PRIu64 " records before it are sent)\n", from,
+                    tp_delimited_reader_error(rd), n_in);
+            status = e == TP_ERR_IO ? 1 : 2;
+            break;
+        }
+        tp_dyn_group *full;
+        if ((e = tp_dyn_grouper_add(x.g, m, n, &full))) {
+            fprintf(stderr, "telepack ingest: %s: record %" PRIu64 " (ending at input byte %" PRIu64 ") is refused: %s "
+                    "(the %" PRIu64 " records before it are sent)\n", from, n_in, tp_delimited_reader_offset(rd),
+                    tp_dyn_grouper_error(x.g), n_in);
+            status = e == TP_ERR_NOMEM ? 1 : 2;
+            break;
+        }
+        n_in++;
+        if (full && send_group(&x, full))
+            status = 1;
+        while (!status && tp_dyn_grouper_buffered(x.g) > max_buffered)
+            status = send_group(&x, tp_dyn_grouper_oldest(x.g));
+    }
+    for (tp_dyn_group *grp; status != 1 && x.g && (grp = tp_dyn_grouper_oldest(x.g));)
+        if (send_group(&x, grp))
+            status = 1;
+    if (x.p) {
+        if (tp_producer_flush(x.p, 30000)) {
+            fprintf(stderr, "telepack ingest: packs still undelivered after 30 s; giving up on them\n");
+            tp_producer_purge(x.p);
+            status = 1;
+        }
+        tp_producer_free(x.p);
+    }
+    if (atomic_load(&d.failed)) {
+        fprintf(stderr, "telepack ingest: %" PRIu64 " packs were not delivered: %s\n", atomic_load(&d.failed),
+                d.detail);
+        status = 1;
+    }
+    fprintf(stderr, "ingest: %" PRIu64 " records of %s (schema %s) -> %" PRIu64 " packs delivered to %s, %" PRIu64
+            " bytes, in %.2f s\n", x.records, tp_schema_message_name(s), tp_schema_fingerprint_hex(s),
+            (uint64_t)atomic_load(&d.ok), topic, x.bytes, tp_mono_s() - t0);
+    ZSTD_freeCCtx(x.cctx);
+    tp_dyn_grouper_free(x.g);
+    tp_delimited_reader_free(rd);
+    if (in)
+        tp_cli_close(in);
+    tp_schema_free(s);
+    tp_cli_worker_free(&w);
+    return status;
+}

@@ -1,0 +1,553 @@
+/* `telepack pack --schema` and `telepack inspect --schema`: records of a message type of the user's own, as pbpack v1
+ * (rows) packs. pack reads varint-delimited messages, checks each decodes under the schema, groups them per key
+ * (an integer or a string such as a VIN) and writes each group's original bytes as one pack; inspect decodes the
+ * frames of each pack with the dynamic decoder and prints protobuf's JSON mapping. Also the shared --schema option
+ * handling (schema_cli.h). */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "cli/cli.h"
+#include "cli/cli_args.h"
+#include "cli/schema_cli.h"
+#include "common/clock.h"
+#include "schema/dynpack.h"
+#include "schema/dynrow.h"
+#include "telepack/delimited.h"
+#include "telepack/pack.h"
+
+#define MAX_DESCRIPTOR_FILE TP_SCHEMA_MAX_INPUT
+
+/* ---- shared option handling ---- */
+
+int tp_cli_schema_option(tp_cli_schema *o, int c, const char *arg)
+{
+    switch (c) {
+    case TP_CLI_O_SCHEMA: o->path = arg; return 1;
+    case TP_CLI_O_MESSAGE: o->message = arg; return 1;
+    case TP_CLI_O_KEY_FIELD: o->key = arg; return 1;
+    case TP_CLI_O_TIME_FIELD: o->time = arg; return 1;
+    case TP_CLI_O_TIME_UNIT: o->unit = arg; return 1;
+    case TP_CLI_O_IDENTITY_FIELDS: o->identity = arg; return 1;
+    default: return 0;
+    }
+}
+
+bool tp_cli_has_schema(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--"))
+            return false;
+        if (!strcmp(argv[i], "--schema") || !strncmp(argv[i], "--schema=", 9))
+            return true;
+    }
+    return false;
+}
+
+int tp_cli_schema_load(const char *cmd, const tp_cli_schema *o, tp_schema **out)
+{
+    *out = NULL;
+    if (!o->path || !o->message)
+        return tp_cli_usage_error(cmd, "--schema FILE and --message NAME go together");
+    FILE *f = fopen(o->path, "rb");
+    uint8_t *src = f ? malloc(MAX_DESCRIPTOR_FILE + 1) : NULL;
+    size_t len = src ? fread(src, 1, MAX_DESCRIPTOR_FILE + 1, f) : 0;
+    int bad = !f || !src || ferror(f);
+    int saved = errno;
+    if (f)
+        fclose(f);
+    if (bad) {
+        fprintf(stderr, "telepack %s: cannot read the descriptor set %s: %s\n", cmd, o->path,
+                src || !f ? strerror(saved) : "out of memory");
+        free(src);
+        return 2;
+    }
+    char err[512] = "";
+    tp_schema *s = NULL;
+    tp_err e = tp_schema_load(src, len, o->message, &s, err, sizeof err);
+    free(src);
+    if (e) {
+        fprintf(stderr, "telepack %s: %s: %s\n", cmd, o->path, err[0] ? err : tp_strerror(e));
+        return 2;
+    }
+    if (o->key || o->time || o->unit || o->identity) {
+        const tp_schema_roles *r = tp_schema_get_roles(s);
+        const char *ids[TP_SCHEMA_MAX_IDENTITY + 1];
+        size_t nids = 0;
+        char list[1024];
+        if (o->identity) {
+            snprintf(list, sizeof list, "%s", o->identity);
+            for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+                if (nids <= TP_SCHEMA_MAX_IDENTITY)
+                    ids[nids++] = tok;
+        }
+        const char *key = o->key, *time = o->time;
+        if (!key && r->key >= 0)
+            key = tp_schema_column_at(s, (size_t)r->key)->name;
+        if (!time && r->time >= 0)
+            time = tp_schema_column_at(s, (size_t)r->time)->name;
+        if (tp_schema_set_roles(s, key, time, o->unit, o->identity ? ids : NULL, nids, err, sizeof err)) {
+            tp_schema_free(s);
+            return tp_cli_usage_error(cmd, "%s", err);
+        }
+    }
+    const tp_schema_roles *r = tp_schema_get_roles(s);
+    if (r->key < 0 || r->identity_count == 0) {
+        tp_schema_free(s);
+        return tp_cli_usage_error(cmd, "message %s has no %s column the defaults recognize; give --key-field and "
+                                       "--time-field", o->message, r->key < 0 ? "key" : "time");
+    }
+    *out = s;
+    return 0;
+}
+
+/* ---- pack --schema ---- */
+
+static void pack_usage(void)
+{
+    printf("Usage: telepack pack --schema FILE --message NAME [OPTIONS]\n"
+           "\n"
+           "Reads varint-delimited protobuf messages of NAME, checks that each decodes under the schema, groups\n"
+           "them per key (the vehicle) and writes pbpack v1 (layout rows) packs: one key's records per pack, each\n"
+           "a zstd frame of the records' original bytes, varint length-prefixed. `telepack inspect --schema`\n"
+           "decodes them, `zstd -d` and any protobuf library read them.\n"
+           "\n"
+           "Options:\n" TP_CLI_SCHEMA_HELP
+           "  --in FILE|-             input (default - = stdin): varint-delimited messages. NDJSON is not read under\n"
+           "                          --schema yet (no JSON reader for the generic row): convert with protoc\n"
+           "  --out FILE|-            output (default - = stdout; not a terminal)\n"
+           "  --codec C               zstd (default) or none\n"
+           "  --level N               zstd level 1..22 (default 3)\n"
+           "  --batch-records N       records per pack (default 200)\n"
+           "  --max-buffered N        records held across all open packs before the oldest is written\n"
+           "                          (default 1000000)\n"
+           "  --max-record-bytes N    largest message accepted (default 65536)\n"
+           "  -q, --quiet             no summary\n"
+           "  -h, --help              this text\n"
+           "\n"
+           "Exit status: 0 done, 1 I/O failure, 2 bad options, a refused schema or a record that does not decode\n"
+           "(named with its number and byte offset; the packs of the records before it are written).\n");
+}
+
+enum { P_IN = 256, P_OUT, P_CODEC, P_LEVEL, P_BATCH, P_MAX_BUFFERED, P_MAX_RECORD, P_INPUT_FORMAT, P_LAYOUT };
+
+typedef struct spack {
+    tp_dyn_grouper *g;
+    ZSTD_CCtx *cctx;
+    int level;
+    tp_codec codec;
+    FILE *f;
+    const char *out_name;
+    uint64_t packs, bytes_out, content;
+} spack;
+
+static int write_group(spack *p, tp_dyn_group *grp)
+{
+    uint8_t *out = NULL;
+    size_t n = 0;
+    tp_err e = tp_dyn_pack_compress(p->cctx, p->level, p->codec, grp->content, grp->len, &out, &n);
+    if (e) {
+        fprintf(stderr, "telepack pack: compressing the pack of key %s failed: %s\n", grp->key, tp_strerror(e));
+        return 1;
+    }
+    size_t w = fwrite(out, 1, n, p->f);
+    free(out);
+    if (w != n) {
+        fprintf(stderr, "telepack pack: writing to %s failed: %s\n", p->out_name, strerror(errno));
+        return 1;
+    }
+    p->packs++;
+    p->bytes_out += n;
+    p->content += grp->len;
+    tp_dyn_grouper_release(p->g, grp);
+    return 0;
+}
+
+static int pack_schema(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        TP_CLI_SCHEMA_LONGOPTS,
+        {"in", required_argument, NULL, P_IN},
+        {"out", required_argument, NULL, P_OUT},
+        {"codec", required_argument, NULL, P_CODEC},
+        {"level", required_argument, NULL, P_LEVEL},
+        {"batch-records", required_argument, NULL, P_BATCH},
+        {"max-buffered", required_argument, NULL, P_MAX_BUFFERED},
+        {"max-record-bytes", required_argument, NULL, P_MAX_RECORD},
+        {"input-format", required_argument, NULL, P_INPUT_FORMAT},
+        {"layout", required_argument, NULL, P_LAYOUT},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char *const codec_words[] = {"none", "zstd", NULL};
+    static const char *const input_words[] = {"ndjson", "delimited", NULL};
+    static const char *const layout_words[] = {"rows", "columns", NULL};
+    tp_cli_schema so = {0};
+    const char *in_path = "-", *out_path = "-";
+    int codec = TP_CODEC_ZSTD, input = 1, layout = 0, c;
+    uint64_t level = 3, batch = 200, max_buffered = 1000000, max_record = 65536;
+    bool quiet = false;
+    char msg[512];
+    opterr = 0;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
+        tp_err e = TP_OK;
+        if (tp_cli_schema_option(&so, c, optarg))
+            continue;
+        switch (c) {
+        case P_IN: in_path = optarg; break;
+        case P_OUT: out_path = optarg; break;
+        case P_CODEC: e = tp_cli_parse_choice("codec", optarg, codec_words, &codec, msg, sizeof msg); break;
+        case P_INPUT_FORMAT: e = tp_cli_parse_choice("input-format", optarg, input_words, &input, msg, sizeof msg); break;
+        case P_LAYOUT: e = tp_cli_parse_choice("layout", optarg, layout_words, &layout, msg, sizeof msg); break;
+        case P_LEVEL: e = tp_cli_parse_u64("level", optarg, 1, 22, &level, msg, sizeof msg); break;
+        case P_BATCH: e = tp_cli_parse_u64("batch-records", optarg, 1, 1000000, &batch, msg, sizeof msg); break;
+        case P_MAX_BUFFERED:
+            e = tp_cli_parse_u64("max-buffered", optarg, 1, 1000000000, &max_buffered, msg, sizeof msg);
+            break;
+        case P_MAX_RECORD:
+            e = tp_cli_parse_u64("max-record-bytes", optarg, 16, 64u << 20, &max_record, msg, sizeof msg);
+            break;
+        case 'q': quiet = true; break;
+        case 'h': pack_usage(); return 0;
+        case ':': return tp_cli_usage_error("pack", "option '%s' needs a value", argv[optind - 1]);
+        default: return tp_cli_usage_error("pack", "unknown option '%s' (with --schema)", argv[optind - 1]);
+        }
+        if (e)
+            return tp_cli_usage_error("pack", "%s", msg);
+    }
+    if (optind < argc)
+        return tp_cli_usage_error("pack", "unexpected argument '%s' (use --in FILE for the input)", argv[optind]);
+    if (input == 0)
+        return tp_cli_usage_error("pack", "--schema reads varint-delimited protobuf only (--input-format delimited): "
+                                          "there is no NDJSON reader for a custom schema yet");
+    if (layout == 1)
+        return tp_cli_usage_error("pack", "--layout columns is for the built-in record only; a custom schema "
+                                          "travels as rows (pbpack v1)");
+    if (!strcmp(out_path, "-") && isatty(STDOUT_FILENO))
+        return tp_cli_usage_error("pack", "refusing to write binary packs to a terminal; use --out FILE or a pipe");
+    tp_schema *s = NULL;
+    int status = tp_cli_schema_load("pack", &so, &s);
+    if (status)
+        return status;
+    spack p = {.level = (int)level, .codec = (tp_codec)codec};
+    FILE *in = tp_cli_open_in(in_path);
+    const char *in_name = strcmp(in_path, "-") ? in_path : "stdin";
+    p.out_name = strcmp(out_path, "-") ? out_path : "stdout";
+    tp_delimited_reader *rd = NULL;
+    if (!in) {
+        fprintf(stderr, "telepack pack: cannot open %s: %s\n", in_path, strerror(errno));
+        tp_schema_free(s);
+        return 1;
+    }
+    if (!(p.f = tp_cli_open_out(out_path))) {
+        fprintf(stderr, "telepack pack: cannot create %s: %s\n", out_path, strerror(errno));
+        tp_cli_close(in);
+        tp_schema_free(s);
+        return 1;
+    }
+    tp_delimited_reader_opts ro;
+    tp_delimited_reader_opts_init(&ro);
+    ro.file = in;
+    ro.max_message_bytes = (size_t)max_record;
+    double t0 = tp_mono_s();
+    if (tp_delimited_reader_new(&ro, &rd) || tp_dyn_grouper_new(s, (uint32_t)batch, (size_t)max_record, &p.g) ||
+        (codec == TP_CODEC_ZSTD && !(p.cctx = ZSTD_createCCtx()))) {
+        fprintf(stderr, "telepack pack: out of memory\n");
+        status = 1;
+    }
+    uint64_t records = 0;
+    while (!status) {
+        const uint8_t *m;
+        size_t n;
+        tp_err e = tp_delimited_reader_next(rd, &m, &n);
+        if (e == TP_ERR_END)
+            break;
+        if (e) {
+            fprintf(stderr, "telepack pack: %s: %s; fix or remove it (the %" PRIu64 " records before it are packed)\n",
+                    in_name, tp_delimited_reader_error(rd), records);
+            status = e == TP_ERR_IO ? 1 : 2;
+            break;
+        }
+        tp_dyn_group *full;
+        e = tp_dyn_grouper_add(p.g, m, n, &full);
+        if (e == TP_ERR_NOMEM) {
+            fprintf(stderr, "telepack pack: out of memory\n");
+            status = 1;
+            break;
+        }
+        if (e) {
+            fprintf(stderr, "telepack pack: %s: record %" PRIu64 " (ending at input byte %" PRIu64 "): %s; fix or "
+                    "remove it (the %" PRIu64 " records before it are packed)\n", in_name, records,
+                    tp_delimited_reader_offset(rd), tp_dyn_grouper_error(p.g), records);
+            status = 2;
+            break;
+        }
+        records++;
+        if (full && write_group(&p, full))
+            status = 1;
+        while (!status && tp_dyn_grouper_buffered(p.g) > max_buffered)
+            status = write_group(&p, tp_dyn_grouper_oldest(p.g));
+    }
+    for (tp_dyn_group *grp; status != 1 && p.g && (grp = tp_dyn_grouper_oldest(p.g));)
+        if (write_group(&p, grp))
+            status = 1;
+    uint64_t bytes_in = rd ? tp_delimited_reader_offset(rd) : 0;
+    tp_delimited_reader_free(rd);
+    tp_cli_close(in);
+    if (tp_cli_close(p.f) && status != 1) {
+        fprintf(stderr, "telepack pack: writing to %s failed: %s\n", p.out_name, strerror(errno));
+        status = 1;
+    }
+    if (!quiet) {
+        char bi[32], bo[32], bc[32];
+        fprintf(stderr, "pack: %" PRIu64 " records -> %" PRIu64 " packs (%s, pbpack v1, codec %s), %s delimited in "
+                "-> %s out, ratio %.2fx, %.1f B/record (content %s) in %.2f s\n", records, p.packs,
+                tp_schema_message_name(s), codec_words[codec], tp_cli_bytes(bytes_in, bi, sizeof bi),
+                tp_cli_bytes(p.bytes_out, bo, sizeof bo), p.bytes_out ? (double)bytes_in / (double)p.bytes_out : 0.0,
+                records ? (double)p.bytes_out / (double)records : 0.0, tp_cli_bytes(p.content, bc, sizeof bc),
+                tp_mono_s() - t0);
+    }
+    ZSTD_freeCCtx(p.cctx);
+    tp_dyn_grouper_free(p.g);
+    tp_schema_free(s);
+    return status;
+}
+
+/* ---- inspect --schema ---- */
+
+static void inspect_usage(void)
+{
+    printf("Usage: telepack inspect --schema FILE --message NAME [OPTIONS] [FILE|-]\n"
+           "\n"
+           "Decodes a stream of pbpack v1 packs of NAME (as `telepack pack --schema` writes: zstd frames back to\n"
+           "back) with the dynamic decoder and prints every record as one NDJSON line per protobuf's JSON mapping\n"
+           "(lowerCamelCase keys, 64-bit integers as strings, Timestamps in RFC 3339, enums by name), then a\n"
+           "summary on stderr. Input that does not start with the zstd magic is one codec-none pack.\n"
+           "\n"
+           "Options:\n" TP_CLI_SCHEMA_HELP
+           "  --proto-names           keys as the .proto field names instead of lowerCamelCase\n"
+           "  --summary-only          print no records, only the summary\n"
+           "  --max-pack-bytes N      largest decompressed pack accepted (default %u)\n"
+           "  --max-record-bytes N    largest record accepted (default 65536)\n"
+           "  -h, --help              this text\n"
+           "\n"
+           "Exit status: 0 done, 1 I/O failure, 2 bad options or bad input (named with the pack and byte offset).\n",
+           TP_DEFAULT_MAX_PACK_BYTES);
+}
+
+enum { I_PROTO_NAMES = 256, I_SUMMARY, I_MAX_PACK, I_MAX_RECORD };
+
+/* Reads the whole input up to `limit` bytes more than one pack needs, pack by pack. */
+typedef struct sbuf {
+    FILE *f;
+    uint8_t *p;
+    size_t start, end, cap, limit;
+    uint64_t base;
+    bool eof, error;
+} sbuf;
+
+static bool sfill(sbuf *b)
+{
+    if (b->eof)
+        return false;
+    if (b->start) {
+        memmove(b->p, b->p + b->start, b->end - b->start);
+        b->end -= b->start;
+        b->base += b->start;
+        b->start = 0;
+    }
+    if (b->end == b->cap) {
+        if (b->cap >= b->limit)
+            return false;
+        size_t cap = b->cap ? b->cap * 2 : 1 << 20;
+        if (cap > b->limit)
+            cap = b->limit;
+        uint8_t *q = realloc(b->p, cap);
+        if (!q)
+            return false;
+        b->p = q;
+        b->cap = cap;
+    }
+    size_t n = fread(b->p + b->end, 1, b->cap - b->end, b->f);
+    b->end += n;
+    if (n == 0) {
+        b->eof = true;
+        b->error = ferror(b->f) != 0;
+    }
+    return n > 0;
+}
+
+static int inspect_schema(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        TP_CLI_SCHEMA_LONGOPTS,
+        {"proto-names", no_argument, NULL, I_PROTO_NAMES},
+        {"summary-only", no_argument, NULL, I_SUMMARY},
+        {"max-pack-bytes", required_argument, NULL, I_MAX_PACK},
+        {"max-record-bytes", required_argument, NULL, I_MAX_RECORD},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    tp_cli_schema so = {0};
+    int flags = 0, c;
+    bool quiet = false;
+    uint64_t max_pack = TP_DEFAULT_MAX_PACK_BYTES, max_record = 65536;
+    char msg[256];
+    opterr = 0;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        tp_err e = TP_OK;
+        if (tp_cli_schema_option(&so, c, optarg))
+            continue;
+        switch (c) {
+        case I_PROTO_NAMES: flags |= TP_DYN_JSON_PROTO_NAMES; break;
+        case I_SUMMARY: quiet = true; break;
+        case I_MAX_PACK: e = tp_cli_parse_u64("max-pack-bytes", optarg, 1024, (uint64_t)1 << 31, &max_pack, msg, sizeof msg); break;
+        case I_MAX_RECORD: e = tp_cli_parse_u64("max-record-bytes", optarg, 16, 64u << 20, &max_record, msg, sizeof msg); break;
+        case 'h': inspect_usage(); return 0;
+        case ':': return tp_cli_usage_error("inspect", "option '%s' needs a value", argv[optind - 1]);
+        default: return tp_cli_usage_error("inspect", "unknown option '%s' (with --schema)", argv[optind - 1]);
+        }
+        if (e)
+            return tp_cli_usage_error("inspect", "%s", msg);
+    }
+    if (argc - optind > 1)
+        return tp_cli_usage_error("inspect", "give one input file, not %d", argc - optind);
+    const char *path = optind < argc ? argv[optind] : "-";
+    const char *name = strcmp(path, "-") ? path : "stdin";
+    tp_schema *s = NULL;
+    int status = tp_cli_schema_load("inspect", &so, &s);
+    if (status)
+        return status;
+    sbuf in = {.f = tp_cli_open_in(path), .limit = ZSTD_compressBound((size_t)max_pack) + 4096};
+    tp_dyn_pack_reader *rd = NULL;
+    tp_dyn_batch *b = NULL;
+    tp_dyn_text text = {0};
+    if (!in.f) {
+        fprintf(stderr, "telepack inspect: cannot open %s: %s\n", path, strerror(errno));
+        tp_schema_free(s);
+        return 1;
+    }
+    if (tp_dyn_pack_reader_new((size_t)max_pack, (size_t)max_record, &rd) ||
+        tp_dyn_batch_new(s, 1, 9 * (size_t)max_record + 64, &b)) {
+        fprintf(stderr, "telepack inspect: out of memory\n");
+        status = 1;
+    }
+    uint64_t packs = 0, records = 0, compressed = 0, content = 0, unknown = 0;
+    bool zstd = true;
+    while (!status) {
+        while (in.end - in.start < 4 && sfill(&in)) {
+        }
+        if (in.error) {
+            status = 1;
+            break;
+        }
+        size_t have = in.end - in.start;
+        if (have == 0)
+            break;
+        const uint8_t *p = in.p + in.start;
+        uint64_t at = in.base + in.start;
+        size_t fs = 0;
+        zstd = have >= 4 && p[0] == 0x28 && p[1] == 0xb5 && p[2] == 0x2f && p[3] == 0xfd;
+        if (zstd) {
+            tp_err e;
+            while ((e = tp_pack_frame_size(in.p + in.start, in.end - in.start, &fs)) == TP_ERR_TRUNCATED && sfill(&in)) {
+            }
+            if (in.error) {
+                status = 1;
+                break;
+            }
+            if (e) {
+                fprintf(stderr, "telepack inspect: %s: pack %" PRIu64 " at byte offset %" PRIu64 ": %s\n", name, packs,
+                        at, e == TP_ERR_TRUNCATED ? "the input ends inside the pack; the file is truncated"
+                                                  : "the zstd frame is malformed");
+                status = 2;
+                break;
+            }
+        } else {
+            if (packs) {
+                fprintf(stderr, "telepack inspect: %s: pack %" PRIu64 " at byte offset %" PRIu64 " does not start with "
+                        "the zstd magic (28 b5 2f fd); the input is not a stream of packs or is damaged here\n",
+                        name, packs, at);
+                status = 2;
+                break;
+            }
+            while (sfill(&in)) { /* codec none: the whole input is one pack */
+            }
+            if (!in.eof || in.error) {
+                fprintf(stderr, "telepack inspect: %s: a codec-none pack larger than %zu bytes\n", name, in.limit);
+                status = in.error ? 1 : 2;
+                break;
+            }
+            fs = in.end - in.start;
+        }
+        tp_err e = tp_dyn_pack_reader_open(rd, NULL, in.p + in.start, fs);
+        if (e) {
+            fprintf(stderr, "telepack inspect: %s: pack %" PRIu64 " at byte offset %" PRIu64 ": %s (%s)\n", name, packs,
+                    at, tp_dyn_pack_reader_error(rd), tp_strerror(e));
+            status = 2;
+            break;
+        }
+        const uint8_t *m;
+        size_t n;
+        for (uint32_t i = 0; !status && tp_dyn_pack_reader_next(rd, &m, &n) == TP_OK; i++) {
+            tp_dyn_batch_clear(b);
+            if ((e = tp_dyn_decode(b, m, n))) {
+                fprintf(stderr, "telepack inspect: %s: pack %" PRIu64 " at byte offset %" PRIu64 ": record %" PRIu32
+                        " does not decode as %s: %s (%s)\n", name, packs, at, i, tp_schema_message_name(s), b->error,
+                        tp_strerror(e));
+                status = 2;
+                break;
+            }
+            unknown += b->unknown_fields;
+            records++;
+            if (quiet)
+                continue;
+            text.len = 0;
+            if (tp_dyn_row_json(b, 0, flags, &text) || fwrite(text.p, 1, text.len, stdout) != text.len)
+                status = 1;
+        }
+        if (status)
+            break;
+        packs++;
+        compressed += fs;
+        content += tp_dyn_pack_reader_content_size(rd);
+        in.start += fs;
+    }
+    if (in.error)
+        fprintf(stderr, "telepack inspect: reading %s failed: %s\n", name, strerror(errno));
+    if (fflush(stdout) || ferror(stdout)) {
+        fprintf(stderr, "telepack inspect: writing records to stdout failed: %s\n", strerror(errno));
+        status = 1;
+    }
+    char bc[32], bt[32];
+    fprintf(stderr, "inspect: %" PRIu64 " packs, %" PRIu64 " records of %s, %s compressed, %s content, ratio %.2fx "
+            "(%s)%s%s\n", packs, records, tp_schema_message_name(s), tp_cli_bytes(compressed, bc, sizeof bc),
+            tp_cli_bytes(content, bt, sizeof bt), compressed ? (double)content / (double)compressed : 0.0,
+            zstd ? "codec zstd" : "codec none", unknown ? ", unknown fields skipped" : "",
+            status == 2 ? ", stopped at the bad input" : "");
+    tp_dyn_text_free(&text);
+    tp_dyn_batch_free(b);
+    tp_dyn_pack_reader_free(rd);
+    free(in.p);
+    tp_cli_close(in.f);
+    tp_schema_free(s);
+    return status;
+}
+
+int tp_cmd_pack_schema(int argc, char **argv)
+{
+    return pack_schema(argc, argv);
+}
+
+int tp_cmd_inspect_schema(int argc, char **argv)
+{
+    return inspect_schema(argc, argv);
+}
