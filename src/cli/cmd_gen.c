@@ -266,8 +266,9 @@ static void usage(FILE *out)
             "  --interval-ms MS     sampling interval per vehicle (default 1000)\n"
             "  --seed N             simulation seed (default 1)\n"
             "  --start-ms T|now     sampled_at_ms of the first tick (default 1767225600000 = 2026-01-01T00:00Z);\n"
-            "                       now = the wall clock in ms, and --rate then paces by it, so a record is sent\n"
-            "                       when it was sampled (live fleets, latency measurements)\n"
+            "                       now = the wall clock in ms, and --rate then paces by the records' own clock:\n"
+            "                       each is sent when it was sampled (a live fleet: every vehicle's sample of a\n"
+            "                       second within its few ms of jitter; latency measurements)\n"
             "  --first-vehicle-id N first vehicle id (default 10001)\n"
             "  --quantize DEG       coordinate resolution of the receivers, e.g. 1e-6 (default) or 1e-7;\n"
             "                       0 = raw doubles\n"
@@ -276,11 +277,14 @@ static void usage(FILE *out)
             "  --format F           ndjson (default) or delimited (varint length-prefixed protobuf)\n"
             "  --out FILE|-         where to write (default - = stdout)\n"
             "  --rate R             pace output to R records per second (default 0 = as fast as possible)\n"
+            "  --stagger            vehicles sample at phases spread evenly over the interval (vehicle i at\n"
+            "                       i/N of it) instead of all at the top of each interval (within 0-7 ms), so a\n"
+            "                       paced live fleet's records arrive evenly instead of in a burst per interval\n"
             "  --upload-every S     each vehicle keeps its samples and sends the last S seconds of them together\n"
             "                       every S seconds (S a whole multiple of --interval-ms; default 0 = every\n"
             "                       sample when taken), as vehicles that upload every few seconds do; the\n"
-            "                       vehicles' uploads are staggered evenly over S. With --rate, uploads keep the\n"
-            "                       fleet's clock (scaled by R over the fleet's own rate)\n"
+            "                       vehicles' uploads are staggered evenly over S. With --rate, an upload leaves\n"
+            "                       with its newest sample, on the fleet's clock (scaled by R over its own rate)\n"
             "  --connect HOST:PORT  act as gateways: send the records to `telepack ingest --listen HOST:PORT` and\n"
             "                       wait until it acked them all (reconnects and resends what was not acked)\n"
             "  --gateways N         concurrent gateway connections with --connect (default 1); a vehicle always\n"
@@ -345,6 +349,7 @@ enum {
     OPT_TLS_CERT,
     OPT_TLS_KEY,
     OPT_UPLOAD_EVERY,
+    OPT_STAGGER,
 };
 
 /* What the command line asked for. */
@@ -389,6 +394,7 @@ static int parse_args(int argc, char **argv, gen_cli *a)
         {"gateways", required_argument, NULL, OPT_GATEWAYS},
         {"window", required_argument, NULL, OPT_WINDOW},
         {"upload-every", required_argument, NULL, OPT_UPLOAD_EVERY},
+        {"stagger", no_argument, NULL, OPT_STAGGER},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -464,6 +470,7 @@ static int parse_args(int argc, char **argv, gen_cli *a)
         case OPT_TLS_CERT: a->tls_cert = optarg; break;
         case OPT_TLS_KEY: a->tls_key = optarg; break;
         case OPT_RATE: e = tp_cli_parse_double("rate", optarg, 0, 1e9, &a->rate, msg, sizeof msg); break;
+        case OPT_STAGGER: fo->stagger = 1; break;
         case OPT_UPLOAD_EVERY:
             e = tp_cli_parse_double("upload-every", optarg, 0, 3600, &upload_every, msg, sizeof msg);
             break;
@@ -533,8 +540,23 @@ static uint64_t generate(const gen_cli *a, tp_fleet *fleet, gen_output *out, int
         t0 -= (double)(tp_wall_ms() - a->fo.start_ms) / 1000.0;
     /* the fleet's own rate: with uploads, pace by the fleet's clock scaled to --rate */
     double own_rate = (double)a->fo.vehicles * 1000.0 / a->fo.interval_ms;
+    /* on the fleet's clock (--start-ms now, uploads): each record waits for its own send time before it goes */
+    bool timed = a->rate > 0 && (a->fo.upload_every_ms || a->start_now);
+    double clock = t0;
     tp_record r;
     while (!stop_requested && tp_fleet_next(fleet, &r) == TP_OK) {
+        if (timed) {
+            double due = t0 + (double)tp_fleet_send_offset_ms(fleet) / 1000.0 * own_rate / a->rate;
+            if (due > clock && (clock = tp_mono_s()) < due) {
+                if (out->flush(out) != TP_OK) {
+                    fprintf(stderr, "telepack gen: %s\n", out->errmsg);
+                    *status = 1;
+                    break;
+                }
+                sleep_s(due - clock);
+                clock = tp_mono_s();
+            }
+        }
         if (out->write(out, &r) != TP_OK) {
             fprintf(stderr, "telepack gen: %s\n", out->errmsg);
             *status = 1;
@@ -544,10 +566,8 @@ static uint64_t generate(const gen_cli *a, tp_fleet *fleet, gen_output *out, int
         if (n % check_every)
             continue;
         double t = tp_mono_s();
-        if (a->rate > 0) {
-            double due = a->fo.upload_every_ms
-                             ? t0 + (double)tp_fleet_send_offset_ms(fleet) / 1000.0 * own_rate / a->rate
-                             : t0 + (double)n / a->rate;
+        if (a->rate > 0 && !timed) {
+            double due = t0 + (double)n / a->rate;
             if (due > t) {
                 if (out->flush(out) != TP_OK) {
                     fprintf(stderr, "telepack gen: %s\n", out->errmsg);

@@ -380,19 +380,22 @@ void tp_batcher_expire(tp_batcher *b, int64_t now_ms)
     }
 }
 
-size_t tp_batcher_flush_source(tp_batcher *b, uint32_t source, uint32_t generation, int sole)
+size_t tp_batcher_flush_source(tp_batcher *b, uint32_t source, uint32_t generation, tp_batcher_source_done_fn done,
+                               void *ctx)
 {
     size_t n = 0;
     for (tp_batch *x = b->open.head, *next; x; x = next) {
         next = x->next;
-        int mine = 0, other = 0;
-        for (uint32_t i = 0; i < x->ntags && !(mine && (other || !sole)); i++) {
-            if (x->tags[i].source == source && x->tags[i].generation == generation)
-                mine = 1;
-            else
-                other = 1;
+        int mine = 0, busy = 0; /* busy: another source still sending */
+        for (uint32_t i = 0; i < x->ntags && !mine; i++)
+            mine = x->tags[i].source == source && x->tags[i].generation == generation;
+        for (uint32_t i = 0; mine && done && i < x->ntags && !busy; i++) {
+            const tp_batch_tag *t = &x->tags[i];
+            if ((t->source != source || t->generation != generation) &&
+                (i == 0 || t->source != t[-1].source || t->generation != t[-1].generation))
+                busy = !done(ctx, t->source, t->generation);
         }
-        if (mine && !(sole && other)) {
+        if (mine && !busy) {
             to_ready(b, x);
             b->by_source++;
             n++;

@@ -95,10 +95,15 @@ tp_err tp_batcher_add_keyed(tp_batcher *b, uint64_t key, const tp_record *r, siz
 /* Moves every open batch whose linger time has passed at now_ms to the ready list. */
 void tp_batcher_expire(tp_batcher *b, int64_t now_ms);
 
+/* Says whether another source of a batch is done sending for now (tp_batcher_flush_source). */
+typedef int (*tp_batcher_source_done_fn)(void *ctx, uint32_t source, uint32_t generation);
+
 /* Moves the open batches holding records tagged (source, generation) to the ready list now, instead of at linger:
- * with `sole`, only those holding no other source's records. Returns how many. Costs a walk over the open batches
- * and their tags: for events (a gateway went quiet, its window is half full), not per record. */
-size_t tp_batcher_flush_source(tp_batcher *b, uint32_t source, uint32_t generation, int sole);
+ * with `done` set, only those whose every other source is done too (done(ctx, source, generation) != 0); with
+ * NULL, all of them. Returns how many. Costs a walk over the open batches and their tags: for events (a gateway
+ * went quiet, its window is half full), not per record. */
+size_t tp_batcher_flush_source(tp_batcher *b, uint32_t source, uint32_t generation, tp_batcher_source_done_fn done,
+                               void *ctx);
 
 /* Moves every open batch to the ready list (shutdown). */
 void tp_batcher_flush_all(tp_batcher *b);

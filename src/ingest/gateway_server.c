@@ -1659,6 +1659,12 @@ tp_err tp_gateway_server_poll(tp_gateway_server *s, int timeout_ms)
     return TP_OK;
 }
 
+int tp_gateway_server_quiet(const tp_gateway_server *s, uint32_t source, uint32_t generation)
+{
+    const conn *c = source < s->nslots && s->slots[source].generation == generation ? s->slots[source].c : NULL;
+    return !c || (!s->paused && s->now - c->last_rx >= s->o.quiet_ms);
+}
+
 int tp_gateway_server_quiet_pending(const tp_gateway_server *s)
 {
     return s->nquiet > 0 && s->on_sent && s->o.quiet_ms > 0 ? s->o.quiet_ms : -1;

@@ -160,6 +160,8 @@ tp_err tp_gateway_server_new(const tp_gateway_server_opts *opts, tp_gateway_reco
 void tp_gateway_server_free(tp_gateway_server *s);
 /* Sets the callback of quiet and stalled connections (NULL: none). Before the loop runs. */
 void tp_gateway_server_on_sent(tp_gateway_server *s, tp_gateway_sent_fn fn);
+/* 1 when the connection (source, generation as in its tags) has sent nothing for quiet_ms (or is gone), else 0. */
+int tp_gateway_server_quiet(const tp_gateway_server *s, uint32_t source, uint32_t generation);
 /* quiet_ms while some connection may go quiet (the longest the caller's poll timeout should be), else -1. */
 int tp_gateway_server_quiet_pending(const tp_gateway_server *s);
 

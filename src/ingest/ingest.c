@@ -225,14 +225,21 @@ static void on_fatal(void *ctx)
     tp_gateway_server_wake(ing->srv);
 }
 
+static int source_quiet(void *ctx, uint32_t source, uint32_t generation)
+{
+    tp_ingest *ing = ctx;
+    return tp_gateway_server_quiet(ing->srv, source, generation);
+}
+
 /* Network thread: a gateway sent what it will send for now (quiet) or is near its window (stalled): its records
- * leave now instead of at linger. Quiet: the batches holding its records and no other connection's (the end of a
- * replay or of an upload; batches shared with gateways still sending keep their linger, so packs do not shrink).
- * Stalled: every batch holding its records, since it sends nothing more until they are acked. */
+ * leave now instead of at linger. Quiet: the batches holding its records whose other gateways are quiet too (the
+ * end of a replay, of an upload, of a burst of samples taken at the same second; batches shared with gateways still
+ * sending keep their linger, so packs do not shrink). Stalled: every batch holding its records, since it sends
+ * nothing more until they are acked. */
 static void on_sent(void *ctx, uint32_t source, uint32_t generation, int stalled)
 {
     tp_ingest *ing = ctx;
-    tp_batcher_flush_source(ing->batcher, source, generation, !stalled);
+    tp_batcher_flush_source(ing->batcher, source, generation, stalled ? NULL : source_quiet, ing);
 }
 
 /* Network thread: one record from a gateway. */

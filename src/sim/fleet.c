@@ -107,13 +107,12 @@ struct tp_fleet {
     uint32_t jitter_max_ms;
     vehicle *v;
     /* upload_every_ms: k samples per vehicle kept in buf[i * k ..], nbuf[i] of them; the uploads of tick up_tick
-     * come out vehicle by vehicle (up_v, up_r); up_count records in that tick's uploads, up_done of them out */
+     * come out vehicle by vehicle (up_v, up_r) */
     uint32_t k;
     tp_record *buf;
     uint32_t *nbuf;
     uint64_t up_tick;
     uint32_t up_v, up_r;
-    uint64_t up_count, up_done;
     int up_state; /* 0: fill the next tick, 1: emitting up_tick's uploads, 2: emitting the last partial ones */
     int64_t send_ms;
 };
@@ -350,6 +349,8 @@ static void sample(tp_fleet *f, vehicle *v, uint32_t index, tp_record *out)
     out->vehicle_id = f->o.first_vehicle_id + index;
     out->sampled_at_ms = f->o.start_ms + (int64_t)(f->tick * f->o.interval_ms) +
                          (int64_t)(rng_next(&v->r) % (f->jitter_max_ms + 1));
+    if (f->o.stagger) /* vehicle i samples i/N of an interval after the tick */
+        out->sampled_at_ms += (int64_t)((uint64_t)index * f->o.interval_ms / f->o.vehicles);
     out->seq = ++v->seq;
     out->latitude = quantize(f, f->o.center_lat + n / f->m_per_deg_lat);
     out->longitude = quantize(f, f->o.center_lon + e / f->m_per_deg_lon);
@@ -554,8 +555,8 @@ static tp_err upload_next(tp_fleet *f, tp_record *out)
                 uint32_t i = f->up_v;
                 if (upload_due(f, i) && f->up_r < f->nbuf[i]) {
                     *out = f->buf[(size_t)i * f->k + f->up_r++];
-                    f->send_ms = (int64_t)f->up_tick * f->o.interval_ms +
-                                 (int64_t)(f->up_done++ * f->o.interval_ms / f->up_count);
+                    /* sent with the newest sample of the upload: at its tick, after its jitter */
+                    f->send_ms = (int64_t)f->up_tick * f->o.interval_ms + f->jitter_max_ms;
                     f->emitted++;
                     return TP_OK;
                 }
@@ -578,12 +579,6 @@ static tp_err upload_next(tp_fleet *f, tp_record *out)
             f->up_tick = f->ticks;
         }
         f->up_v = f->up_r = 0;
-        f->up_done = f->up_count = 0;
-        for (uint32_t i = 0; i < f->o.vehicles; i++)
-            if (upload_due(f, i))
-                f->up_count += f->nbuf[i];
-        if (!f->up_count)
-            f->up_count = 1;
     }
 }
 
@@ -609,7 +604,7 @@ tp_err tp_fleet_next(tp_fleet *f, tp_record *out)
         }
         sample(f, v, i, out);
         f->emitted++;
-        f->send_ms = (int64_t)f->tick * f->o.interval_ms + (int64_t)i * f->o.interval_ms / f->o.vehicles;
+        f->send_ms = out->sampled_at_ms - f->o.start_ms; /* sent when sampled */
         return TP_OK;
     }
     return TP_ERR_END;

@@ -34,6 +34,9 @@ typedef struct tp_fleet_opts {
                                 * a tunnel), 0..0.5; default 0.001 (about 0.4% of samples missing) */
     double center_lat;         /* default 35.681 (Tokyo station) */
     double center_lon;         /* default 139.767 */
+    int stagger;               /* 0 (default): every vehicle samples at its tick (plus 0-7 ms of jitter), like GPS
+                                * receivers on the second; 1: vehicle i samples i/vehicles of an interval later, so
+                                * a live fleet's records arrive evenly spread, not in a burst per tick */
     uint32_t upload_every_ms;  /* 0 (default): records come out as sampled, time-major. Else a whole multiple of
                                 * interval_ms, up to 3,600,000 and 3600 samples: each vehicle keeps its samples and
                                 * uploads them together every upload_every_ms, as real vehicles do; the vehicles'
@@ -60,9 +63,9 @@ void tp_fleet_free(tp_fleet *f);
  * vehicle id, each vehicle's samples in time order), then those of tick t+1; the same records in total. */
 tp_err tp_fleet_next(tp_fleet *f, tp_record *out);
 
-/* When the record tp_fleet_next returned last is sent, in ms after start_ms: with upload_every_ms, the time of its
- * upload tick plus its position in that tick's uploads (spread evenly over the interval), so a paced sender keeps
- * uploads in real time; without it, its tick's time plus its vehicle's position in the tick. */
+/* When the record tp_fleet_next returned last is sent, in ms after start_ms, for a sender keeping the fleet's clock:
+ * when it was sampled (its sampled_at_ms - start_ms); with upload_every_ms, with the newest sample of its upload
+ * (the upload tick's time plus the largest jitter), so a vehicle's upload leaves at once. */
 int64_t tp_fleet_send_offset_ms(const tp_fleet *f);
 
 typedef struct tp_fleet_stats {

@@ -432,8 +432,15 @@ static void test_million_vehicles(uint32_t max_open)
     tp_batcher_free(b);
 }
 
-/* flush_source: sole = only the batches holding nothing but that source's records; otherwise every batch holding
- * one of its records (another generation of the same slot is another source). */
+static int source2_done;
+static int done_fn(void *ctx, uint32_t source, uint32_t generation)
+{
+    (void)ctx;
+    return source == 2 && generation == 3 ? source2_done : 0;
+}
+
+/* flush_source with `done`: only the batches whose other sources are done too; with NULL every batch holding one of
+ * its records (another generation of the same slot is another source). */
 static void test_flush_source(void)
 {
     tp_batcher *b;
@@ -447,22 +454,28 @@ static void test_flush_source(void)
     CHECK_ERR(tp_batcher_add_keyed(b, 2, &r, 20, &old, 0), TP_OK); /* partition 2: slot 1 of another generation */
     CHECK_ERR(tp_batcher_add_keyed(b, 3, &r, 20, &c, 0), TP_OK);   /* partition 3: c only */
     tp_batch *l[8];
-    CHECK_INT(tp_batcher_flush_source(b, 1, 7, 1), 1);
+    source2_done = 0;
+    CHECK_INT(tp_batcher_flush_source(b, 1, 7, done_fn, NULL), 1);
     CHECK_INT(count_ready(b, l, 8), 1);
     CHECK_INT(l[0]->vehicle_id, 0);
     CHECK_INT(l[0]->count, 2);
     tp_batcher_release(b, l[0]);
-    CHECK_INT(tp_batcher_flush_source(b, 1, 7, 1), 0); /* partition 1 holds c's records too */
-    CHECK_INT(tp_batcher_flush_source(b, 1, 7, 0), 1);
+    CHECK_INT(tp_batcher_flush_source(b, 1, 7, done_fn, NULL), 0); /* partition 1 holds c's records, c sends */
+    source2_done = 1;
+    CHECK_INT(tp_batcher_flush_source(b, 1, 7, done_fn, NULL), 1); /* c is done too */
     CHECK_INT(count_ready(b, l, 8), 1);
     CHECK_INT(l[0]->vehicle_id, 1);
     tp_batcher_release(b, l[0]);
+    CHECK_INT(tp_batcher_flush_source(b, 2, 3, NULL, NULL), 1); /* partition 3 */
+    CHECK_INT(count_ready(b, l, 8), 1);
+    CHECK_INT(l[0]->vehicle_id, 3);
+    tp_batcher_release(b, l[0]);
     tp_batcher_stats st;
     tp_batcher_stats_get(b, &st);
-    CHECK_INT(st.flushed_source, 2);
-    CHECK_INT(st.batches_flushed, 2);
-    CHECK_INT(st.open_batches, 2);
-    CHECK_INT(tp_batcher_flush_source(b, 9, 9, 0), 0);
+    CHECK_INT(st.flushed_source, 3);
+    CHECK_INT(st.batches_flushed, 3);
+    CHECK_INT(st.open_batches, 1);
+    CHECK_INT(tp_batcher_flush_source(b, 9, 9, NULL, NULL), 0);
     tp_batcher_free(b);
 }
 

@@ -482,11 +482,14 @@ static void test_quiet_and_stalled(void)
     pump(s, 1);
     CHECK_INT(k.n, 5);
     CHECK_INT(k.quiet, 0); /* not quiet yet */
+    CHECK_INT(tp_gateway_server_quiet(s, k.tags[0].source, k.tags[0].generation), 0);
+    CHECK_INT(tp_gateway_server_quiet(s, k.tags[0].source + 1, k.tags[0].generation), 1); /* no such connection */
     CHECK_INT(tp_gateway_server_quiet_pending(s), 300);
     usleep(350 * 1000);
     pump(s, 1);
     CHECK_INT(k.quiet, 1);
     CHECK_INT(k.stalled, 0);
+    CHECK_INT(tp_gateway_server_quiet(s, k.tags[0].source, k.tags[0].generation), 1);
     CHECK_INT(k.sent_tag.source, k.tags[0].source);
     CHECK_INT(k.sent_tag.generation, k.tags[0].generation);
     usleep(350 * 1000);

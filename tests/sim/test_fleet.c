@@ -393,8 +393,33 @@ static void test_uploads(void)
     CHECK_ERR(tp_fleet_new(&o, &f), TP_ERR_INVALID_ARG);
 }
 
+/* stagger: vehicle i samples i/N of an interval after the tick (plus its jitter); the rest is unchanged */
+static void test_stagger(void)
+{
+    tp_fleet_opts o;
+    tp_fleet_opts_init(&o);
+    o.vehicles = 10;
+    o.seconds = 5;
+    tp_record *plain, *st;
+    size_t np = collect(&o, &plain);
+    o.stagger = 1;
+    size_t ns = collect(&o, &st);
+    CHECK_INT(np, ns);
+    int ok = 1;
+    for (size_t j = 0; j < np && j < ns; j++) {
+        int64_t want = (int64_t)(plain[j].vehicle_id - o.first_vehicle_id) * 100;
+        if (st[j].sampled_at_ms - plain[j].sampled_at_ms != want || st[j].vehicle_id != plain[j].vehicle_id ||
+            st[j].latitude != plain[j].latitude)
+            ok = 0;
+    }
+    CHECK(ok);
+    free(plain);
+    free(st);
+}
+
 int main(void)
 {
+    test_stagger();
     test_uploads();
     test_determinism();
     test_counts_order_seq();
