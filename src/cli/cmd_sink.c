@@ -42,6 +42,8 @@ static void usage(FILE *out)
             "  --group G              consumer group id\n"
             "  --warehouse URL        sqlite:PATH | clickhouse://HOST:PORT/DB | clickhouses://HOST:PORT/DB (HTTPS)\n"
             "                         | bigquery://PROJECT/DATASET/TABLE\n"
+            "                         ClickHouse loads Native blocks in key order; ?format=rowbinary sends RowBinary\n"
+            "                         rows as they came, ?gzip=1 compresses (options joined with &)\n"
             "                         | null: (discards the rows: decode-only benchmarks and dry runs)\n\n"
             "Options:\n"
             "  --create-table         create the table when it does not exist\n"
