@@ -549,15 +549,13 @@ static tp_err ch_ensure_table(tp_warehouse *w)
             return e;
         /* ReplacingMergeTree on the identity: re-delivered records collapse at merge time (FINAL at query time).
          * The partition key is a function of sampled_at_ms, part of the identity, so duplicates always meet in
-         * the same partition. 18.16 has no DateTime64: sampled_at (seconds) is computed for readability, as an
-         * ALIAS (at query time): a MATERIALIZED column cost every insert its expression and a column more to write
-         * and merge (docs/WAREHOUSES.md). */
+         * the same partition. 18.16 has no DateTime64: sampled_at (seconds) is computed for readability. */
         if ((e = ch_sql(w, "CREATE TABLE",
                         "CREATE TABLE IF NOT EXISTS %s.%s ("
                         "vehicle_id UInt64, sampled_at_ms Int64, seq UInt64, latitude Float64, longitude Float64, "
                         "speed_kmh Float32, heading_deg Float32, accuracy_m Float32, meter_status Int32, "
                         "kafka_partition Int32, kafka_offset Int64, "
-                        "sampled_at DateTime ALIAS toDateTime(intDiv(sampled_at_ms, 1000))"
+                        "sampled_at DateTime MATERIALIZED toDateTime(intDiv(sampled_at_ms, 1000))"
                         ") ENGINE = ReplacingMergeTree "
                         "PARTITION BY toYYYYMMDD(toDateTime(intDiv(sampled_at_ms, 1000))) "
                         "ORDER BY (vehicle_id, sampled_at_ms, seq)",

@@ -269,27 +269,7 @@ static void test_formats(void)
     CHECK_ERR(tp_warehouse_stored_offset(w, "positions", 1, &off), TP_OK);
     CHECK_INT(off, 40);
     tp_warehouse_close(w);
-    /* A table created before sampled_at became an ALIAS (MATERIALIZED) loads the same, before and after the
-     * documented ALTER; new tables get the ALIAS; the offsets carry the sink's load time. */
-    snprintf(q, sizeof q, "CREATE TABLE %s.old_layout (" OUR_COLUMNS ") ENGINE = ReplacingMergeTree PARTITION BY "
-             "toYYYYMMDD(toDateTime(intDiv(sampled_at_ms, 1000))) ORDER BY (vehicle_id, sampled_at_ms, seq)", db);
-    answer a;
-    CHECK_INT(sql(q, &a), 200);
-    free(a.data);
-    w = open_wh(url, 0, "old_layout");
-    CHECK_ERR(tp_warehouse_ensure_table(w), TP_OK);
-    CHECK_ERR(tp_warehouse_load(w, b, "positions", &po, 1), TP_OK);
-    check_read_back(b, "old_layout", 5);
-    snprintf(q, sizeof q, "ALTER TABLE %s.old_layout MODIFY COLUMN sampled_at DateTime ALIAS "
-             "toDateTime(intDiv(sampled_at_ms, 1000))", db);
-    CHECK_INT(sql(q, &a), 200);
-    free(a.data);
-    CHECK_ERR(tp_warehouse_load(w, b, "positions", &po, 1), TP_OK);
-    check_read_back(b, "old_layout", 5);
-    tp_warehouse_close(w);
-    snprintf(q, sizeof q, "SELECT countIf(default_kind = 'ALIAS') FROM system.columns WHERE database = '%s' AND "
-             "name = 'sampled_at' AND table IN ('native_packs', 'old_layout')", db);
-    CHECK_INT(sql_int(q), 2);
+    /* The offsets carry the sink's load time. */
     snprintf(q, sizeof q, "SELECT countIf(abs(toInt64(loaded_at) - toInt64(now())) < 600) = count() AND count() > 0 "
              "FROM %s.kafka_offsets", db);
     CHECK_INT(sql_int(q), 1);
