@@ -764,7 +764,10 @@ static tp_err order_rows(wh_clickhouse *c, const tp_row_batch *b, const uint32_t
         while (m > 1) {
             size_t out = 0;
             for (size_t r = 0; r < m; r += 2) {
-                size_t lo = c->runs[r], mid = c->runs[r + 1 < m ? r + 1 : m], hi = r + 2 <= m ? c->runs[r + 2 < m ? r + 2 : m] : mid;
+                /* runs[m] == n: a last run without a partner is copied (mid == hi == n) */
+                size_t lo = c->runs[r], mid = c->runs[r + 1], hi = c->runs[r + 2 < m ? r + 2 : m];
+                if (r + 1 == m)
+                    hi = mid;
                 size_t i = lo, j = mid, d = lo;
                 while (i < mid && j < hi)
                     dst[d++] = key_less(b, src[j], src[i]) ? src[j++] : src[i++];
