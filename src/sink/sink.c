@@ -57,7 +57,7 @@ struct tp_sink {
     char **props;
     size_t n_props;
     size_t batch_rows;
-    long flush_ms, backoff_min_ms, backoff_max_ms, progress_ms;
+    long flush_ms, min_insert_ms, backoff_min_ms, backoff_max_ms, progress_ms;
     size_t max_pack_bytes;
     void (*progress)(void *, const tp_sink_stats *);
     void *progress_ctx;
@@ -95,6 +95,7 @@ struct tp_sink {
     tp_partition_offset *offs;
     uint64_t pending_packs;
     int64_t first_pending_ms; /* when the oldest unstored settled message was taken; 0 = none */
+    int64_t last_load_ms;     /* when the last load (successful or not) returned; 0 = none yet */
     int32_t nomem_partition;  /* the message whose decoding last ran out of memory, and how often in a row */
     int64_t nomem_offset;
     int nomem_attempts;
@@ -118,7 +119,7 @@ struct tp_sink {
     atomic_int joined, warehouse_ok;
 
     atomic_int stop;
-    _Atomic uint64_t rows_loaded, packs_loaded, packs_dlq, packs_rejected, load_splits, dlq_retries, bytes_consumed, loads, load_retries, rows_dropped,
+    _Atomic uint64_t rows_loaded, packs_loaded, packs_dlq, packs_rejected, load_splits, dlq_retries, bytes_consumed, loads, loads_caught_up, load_retries, rows_dropped,
         rebalances, pending_rows;
     _Atomic int64_t lag;
     atomic_int paused;
@@ -197,6 +198,7 @@ void tp_sink_config_init(tp_sink_config *c)
     tp_warehouse_opts_init(&c->warehouse_opts);
     c->batch_rows = 100000;
     c->flush_ms = 1000;
+    c->min_insert_interval_ms = 200;
     c->max_pack_bytes = TP_DEFAULT_MAX_PACK_BYTES;
     c->backoff_min_ms = 100;
     c->backoff_max_ms = 10000;
@@ -466,6 +468,7 @@ static tp_err load_pending(tp_sink *s)
     if (!err)
         err = s->dyn ? tp_warehouse_load_dyn(s->wh, s->dyn, s->dyn_part, s->dyn_off, s->topic, s->offs, n)
                      : tp_warehouse_load(s->wh, s->batch, s->topic, s->offs, n);
+    s->last_load_ms = now_ms();
     atomic_store(&s->warehouse_ok, err == TP_OK);
     tp_gauge_set(s->m.warehouse_up, err == TP_OK);
     if (err) {
@@ -1392,11 +1395,13 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
         return TP_ERR_INVALID_ARG;
     }
     if (c->batch_rows == 0 || c->batch_rows > 100000000 || c->flush_ms <= 0 || c->max_pack_bytes == 0 ||
-        c->backoff_min_ms <= 0 || c->backoff_max_ms < c->backoff_min_ms) {
+        c->backoff_min_ms <= 0 || c->backoff_max_ms < c->backoff_min_ms || c->min_insert_interval_ms < 0) {
         snprintf(err, cap,
-                 "sink: batch rows %zu, flush %ld ms, max pack bytes %zu or backoff %ld..%ld ms out of range; "
-                 "use batch rows 1..100000000, flush > 0 ms, max pack bytes > 0",
-                 c->batch_rows, c->flush_ms, c->max_pack_bytes, c->backoff_min_ms, c->backoff_max_ms);
+                 "sink: batch rows %zu, flush %ld ms, min insert interval %ld ms, max pack bytes %zu or backoff "
+                 "%ld..%ld ms out of range; use batch rows 1..100000000, flush > 0 ms, min insert interval >= 0 ms, "
+                 "max pack bytes > 0",
+                 c->batch_rows, c->flush_ms, c->min_insert_interval_ms, c->max_pack_bytes, c->backoff_min_ms,
+                 c->backoff_max_ms);
         return TP_ERR_INVALID_ARG;
     }
     tp_sink *s = calloc(1, sizeof *s);
@@ -1421,6 +1426,7 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
             oom = 1;
     s->batch_rows = c->batch_rows;
     s->flush_ms = c->flush_ms;
+    s->min_insert_ms = c->min_insert_interval_ms;
     s->max_pack_bytes = c->max_pack_bytes;
     s->backoff_min_ms = c->backoff_min_ms;
     s->backoff_max_ms = c->backoff_max_ms;
@@ -1536,6 +1542,30 @@ static void publish_lag(tp_sink *s)
     atomic_store(&s->lag, known ? lag : -1);
 }
 
+/* Whether the sink has taken every message the broker had for its assigned partitions when librdkafka last
+ * fetched them (taken_next at the high watermark of the last fetch response; no network round trip): waiting longer
+ * would only add latency, as the rows are not there. A partition nothing was taken from yet counts as caught up
+ * unless the warehouse's offset is known to be below its watermark; an unknown watermark (no fetch answered yet)
+ * counts as caught up. Stops at the first partition behind, so during a backlog it costs one lookup. */
+static int caught_up(tp_sink *s)
+{
+    for (size_t i = 0; i < s->n_parts; i++) {
+        const part_state *ps = &s->parts[i];
+        if (!ps->assigned)
+            continue;
+        int64_t next = ps->taken_next >= 0 ? ps->taken_next : ps->assigned_at;
+        if (next < 0)
+            continue;
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(s->rk, s->topic, (int32_t)i, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0)
+            continue;
+        if (next < hi)
+            return 0;
+    }
+    return 1;
+}
+
 /* The warehouse was down when the sink was created: retry ensuring the table with the load backoff before joining
  * the group (not a member yet, so nothing needs polling). TP_OK when ready or stopped, else the permanent error. */
 static tp_err wait_for_table(tp_sink *s)
@@ -1599,15 +1629,25 @@ tp_err tp_sink_run(tp_sink *s)
         } else {
             int timeout = POLL_MS;
             if (s->first_pending_ms) {
-                int64_t left = s->first_pending_ms + s->flush_ms - now;
+                /* Wake at the age limit, or when a caught-up load may start (the minimum interval is over). */
+                int64_t due = s->first_pending_ms + s->flush_ms;
+                if (s->last_load_ms + s->min_insert_ms < due && caught_up(s))
+                    due = s->last_load_ms + s->min_insert_ms;
+                int64_t left = due - now;
                 timeout = left <= 0 ? 0 : left < POLL_MS ? (int)left : POLL_MS;
             }
             rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, timeout);
             if (m)
                 handle_message(s, m);
-            if (!s->outage && !s->fatal && s->first_pending_ms &&
-                now_ms() - s->first_pending_ms >= s->flush_ms)
-                flush(s);
+            if (!s->outage && !s->fatal && s->first_pending_ms) {
+                int64_t t = now_ms();
+                if (t - s->first_pending_ms >= s->flush_ms) {
+                    flush(s);
+                } else if (t - s->last_load_ms >= s->min_insert_ms && caught_up(s)) {
+                    if (flush(s) == TP_OK)
+                        atomic_fetch_add(&s->loads_caught_up, 1);
+                }
+            }
         }
         rd_kafka_poll(s->dlq, 0);
         if (now_ms() >= next_lag) {
@@ -1657,6 +1697,7 @@ void tp_sink_stats_get(const tp_sink *s, tp_sink_stats *o)
     o->dlq_retries = atomic_load(&m->dlq_retries);
     o->bytes_consumed = atomic_load(&m->bytes_consumed);
     o->loads = atomic_load(&m->loads);
+    o->loads_caught_up = atomic_load(&m->loads_caught_up);
     o->load_retries = atomic_load(&m->load_retries);
     o->rows_dropped = atomic_load(&m->rows_dropped);
     o->rebalances = atomic_load(&m->rebalances);
