@@ -7,6 +7,7 @@
  * delivery is waited for before the next message, so `pending_next` only ever covers settled messages, and it is
  * stored only after the warehouse acknowledged the batch holding every row below it (docs/SINK.md). */
 #include "sink/sink.h"
+#include "common/clock.h"
 
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -124,20 +125,6 @@ struct tp_sink {
     _Atomic int64_t lag;
     atomic_int paused;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double wall_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Rows decoded and not loaded: of the row batch, or of the dynamic batch with a run-time schema. */
 static size_t nrows(const tp_sink *s)
@@ -462,13 +449,13 @@ static tp_err load_pending(tp_sink *s)
     size_t loaded = nrows(s);
     if (loaded == 0 && n == 0)
         return TP_OK;
-    int64_t t0 = now_ms();
+    int64_t t0 = tp_mono_ms();
     tp_err err = s->load_hook ? s->load_hook(s->load_hook_ctx, loaded) : TP_OK;
     s->hook_failed = err != TP_OK;
     if (!err)
         err = s->dyn ? tp_warehouse_load_dyn(s->wh, s->dyn, s->dyn_part, s->dyn_off, s->topic, s->offs, n)
                      : tp_warehouse_load(s->wh, s->batch, s->topic, s->offs, n);
-    s->last_load_ms = now_ms();
+    s->last_load_ms = tp_mono_ms();
     atomic_store(&s->warehouse_ok, err == TP_OK);
     tp_gauge_set(s->m.warehouse_up, err == TP_OK);
     if (err) {
@@ -477,10 +464,10 @@ static tp_err load_pending(tp_sink *s)
     }
     tp_counter_inc(s->m.loads);
     tp_counter_add(s->m.rows_loaded, loaded);
-    tp_histogram_observe(s->m.load_latency, (double)(now_ms() - t0) / 1000.0);
+    tp_histogram_observe(s->m.load_latency, (double)(tp_mono_ms() - t0) / 1000.0);
     if (s->dyn && loaded) {
         tp_histogram_observe(s->m.batch_rows, (double)loaded);
-        double now = wall_seconds();
+        double now = (double)tp_wall_ms() / 1e3;
         int64_t ns;
         for (size_t i = 0; i < loaded; i += loaded / 16 + 1)
             if (tp_dyn_time_ns(s->dyn, i, &ns))
@@ -488,7 +475,7 @@ static tp_err load_pending(tp_sink *s)
     } else if (s->batch->count) {
         tp_histogram_observe(s->m.batch_rows, (double)s->batch->count);
         /* Event-time lag, sampled: up to 16 rows spread over the batch. */
-        double now = wall_seconds();
+        double now = (double)tp_wall_ms() / 1e3;
         size_t step = s->batch->count / 16 + 1;
         for (size_t i = 0; i < s->batch->count; i += step)
             tp_histogram_observe(s->m.event_time_lag, now - (double)s->batch->sampled_at_ms[i] / 1000.0);
@@ -708,7 +695,7 @@ static tp_err flush(tp_sink *s)
     if (!err) {
         if (s->outage) {
             tp_log(TP_LOG_INFO, "sink", "warehouse %s available again after %d retries (%.1f s); resuming",
-                   tp_warehouse_kind(s->wh), s->attempt, (double)(now_ms() - s->outage_since_ms) / 1000.0);
+                   tp_warehouse_kind(s->wh), s->attempt, (double)(tp_mono_ms() - s->outage_since_ms) / 1000.0);
             s->outage = 0;
             if (!s->dlq_paused)
                 pause_all(s, 1);
@@ -721,7 +708,7 @@ static tp_err flush(tp_sink *s)
             s->outage = 1;
             s->attempt = 0;
             s->backoff_ms = s->backoff_min_ms;
-            s->outage_since_ms = now_ms();
+            s->outage_since_ms = tp_mono_ms();
             pause_all(s, 0);
             update_paused(s);
         }
@@ -730,7 +717,7 @@ static tp_err flush(tp_sink *s)
         tp_counter_inc(s->m.retries);
         tp_log(TP_LOG_WARN, "sink", "%s; %zu rows kept, partitions paused, retry %d in %ld ms",
                load_error(s, err), nrows(s), s->attempt, s->backoff_ms);
-        s->retry_at_ms = now_ms() + s->backoff_ms;
+        s->retry_at_ms = tp_mono_ms() + s->backoff_ms;
         s->backoff_ms = s->backoff_ms * 2 > s->backoff_max_ms ? s->backoff_max_ms : s->backoff_ms * 2;
         return err;
     }
@@ -953,7 +940,7 @@ static tp_err dlq_send(tp_sink *s, const rd_kafka_message_t *m, const char *reas
     char source[300];
     snprintf(source, sizeof source, "%s/%" PRId32 "@%" PRId64, s->topic, m->partition, m->offset);
     long backoff = s->backoff_min_ms;
-    int64_t started = now_ms();
+    int64_t started = tp_mono_ms();
     for (int attempt = 1;; attempt++) {
         rd_kafka_headers_t *orig = NULL, *h;
         if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
@@ -974,7 +961,7 @@ static tp_err dlq_send(tp_sink *s, const rd_kafka_message_t *m, const char *reas
         }
         while (!w.done) {
             rd_kafka_poll(s->dlq, 20);
-            if (!w.done && now_ms() - started > 1000) {
+            if (!w.done && tp_mono_ms() - started > 1000) {
                 if (!s->dlq_paused) {
                     s->dlq_paused = 1;
                     if (!s->outage)
@@ -1014,7 +1001,7 @@ static tp_err dlq_send(tp_sink *s, const rd_kafka_message_t *m, const char *reas
                 pause_all(s, 0);
             update_paused(s);
         }
-        for (int64_t until = now_ms() + backoff; now_ms() < until && !atomic_load(&s->stop);)
+        for (int64_t until = tp_mono_ms() + backoff; tp_mono_ms() < until && !atomic_load(&s->stop);)
             poll_blocked(s, 50);
         backoff = backoff * 2 > s->backoff_max_ms ? s->backoff_max_ms : backoff * 2;
     }
@@ -1182,7 +1169,7 @@ static int event_time_check(tp_sink *s, size_t first, char *reason, size_t cap)
 {
     if (s->max_event_age_ms < 0 && s->max_event_ahead_ms < 0)
         return 0;
-    int64_t now = (int64_t)(wall_seconds() * 1000.0);
+    int64_t now = tp_wall_ms();
     int64_t lo = s->max_event_age_ms < 0 ? INT64_MIN : now - s->max_event_age_ms;
     int64_t hi = s->max_event_ahead_ms < 0 ? INT64_MAX : now + s->max_event_ahead_ms;
     if (s->dyn) {
@@ -1350,7 +1337,7 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
         ps->pending_next = off + 1;
         ps->taken_next = off + 1;
         if (!s->first_pending_ms)
-            s->first_pending_ms = now_ms();
+            s->first_pending_ms = tp_mono_ms();
         if (nrows(s) >= s->batch_rows)
             flush(s);
         return;
@@ -1358,7 +1345,7 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
     ps->pending_next = m->offset + 1;
     ps->taken_next = m->offset + 1;
     if (!s->first_pending_ms)
-        s->first_pending_ms = now_ms();
+        s->first_pending_ms = tp_mono_ms();
     rd_kafka_message_destroy(m);
     if (nrows(s) >= s->batch_rows)
         flush(s);
@@ -1576,7 +1563,7 @@ static tp_err wait_for_table(tp_sink *s)
                attempt, backoff);
         atomic_fetch_add(&s->load_retries, 1);
         tp_counter_inc(s->m.retries);
-        for (int64_t until = now_ms() + backoff; now_ms() < until && !atomic_load(&s->stop);) {
+        for (int64_t until = tp_mono_ms() + backoff; tp_mono_ms() < until && !atomic_load(&s->stop);) {
             struct timespec ts = {0, 10 * 1000000L};
             nanosleep(&ts, NULL);
         }
@@ -1618,9 +1605,9 @@ tp_err tp_sink_run(tp_sink *s)
     }
     tp_log(TP_LOG_INFO, "sink", "consuming %s as group %s from %s into %s; dead letters to %s", s->topic, s->group,
            s->brokers, tp_warehouse_kind(s->wh), s->dlq_topic);
-    int64_t next_progress = now_ms() + s->progress_ms, next_lag = now_ms() + 1000;
+    int64_t next_progress = tp_mono_ms() + s->progress_ms, next_lag = tp_mono_ms() + 1000;
     while (!atomic_load(&s->stop) && !s->fatal) {
-        int64_t now = now_ms();
+        int64_t now = tp_mono_ms();
         if (s->outage) {
             if (now >= s->retry_at_ms)
                 flush(s);
@@ -1640,7 +1627,7 @@ tp_err tp_sink_run(tp_sink *s)
             if (m)
                 handle_message(s, m);
             if (!s->outage && !s->fatal && s->first_pending_ms) {
-                int64_t t = now_ms();
+                int64_t t = tp_mono_ms();
                 if (t - s->first_pending_ms >= s->flush_ms) {
                     flush(s);
                 } else if (t - s->last_load_ms >= s->min_insert_ms && caught_up(s)) {
@@ -1650,16 +1637,16 @@ tp_err tp_sink_run(tp_sink *s)
             }
         }
         rd_kafka_poll(s->dlq, 0);
-        if (now_ms() >= next_lag) {
+        if (tp_mono_ms() >= next_lag) {
             publish_lag(s);
-            next_lag = now_ms() + 1000;
+            next_lag = tp_mono_ms() + 1000;
         }
-        if (s->progress && s->progress_ms > 0 && now_ms() >= next_progress) {
+        if (s->progress && s->progress_ms > 0 && tp_mono_ms() >= next_progress) {
             publish_lag(s);
             tp_sink_stats st;
             tp_sink_stats_get(s, &st);
             s->progress(s->progress_ctx, &st);
-            next_progress = now_ms() + s->progress_ms;
+            next_progress = tp_mono_ms() + s->progress_ms;
         }
     }
     /* Stop: load what is decoded (one attempt), store its offsets, close (librdkafka commits what is stored). */
