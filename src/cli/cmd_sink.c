@@ -45,12 +45,18 @@ static void usage(FILE *out)
             "  --group G              consumer group id\n"
             "  --warehouse URL        sqlite:PATH | clickhouse://HOST:PORT/DB | clickhouses://HOST:PORT/DB (HTTPS)\n"
             "                         | bigquery://PROJECT/DATASET/TABLE\n"
+            "                         ClickHouse loads Native blocks in key order; ?format=rowbinary sends RowBinary\n"
+            "                         rows as they came, ?gzip=1 compresses (options joined with &)\n"
             "                         | null: (discards the rows: decode-only benchmarks and dry runs)\n\n"
             "Options:\n"
             "  --create-table         create the table when it does not exist\n"
             "  --table NAME           table name (default vehicle_positions)\n"
             "  --batch-rows N         load when N rows are decoded (default 100000)\n"
             "  --flush-ms N           load decoded rows at most N ms after the first (default 1000)\n"
+            "  --min-insert-interval-ms N\n"
+            "                         load as soon as every partition is read up to its high watermark, but at\n"
+            "                         least N ms after the previous load (default 200; 0 = at once; >= --flush-ms:\n"
+            "                         only by --batch-rows or --flush-ms)\n"
             "  --dlq-topic T          dead-letter topic (default <topic>.dlq)\n"
             "  --max-pack-bytes N     largest message and decompressed pack accepted (default 64M); a pack\n"
             "                         may hold at most N/16 records (their rows take up to 68 B each: 4.25 x N)\n"
@@ -144,13 +150,14 @@ static int parse_args(int argc, char **argv, sink_cli *a)
 {
     enum {
         O_BROKERS = 256, O_TOPIC, O_GROUP, O_WAREHOUSE, O_CREATE, O_TABLE, O_BATCH, O_FLUSH, O_DLQ, O_MAXPACK,
-        O_USER, O_PASSWORD, O_TOKEN, O_BQ, O_AGE, O_AHEAD, O_PASSWORD_FILE, O_CA_FILE, O_WRITER_SCHEMA
+        O_USER, O_PASSWORD, O_TOKEN, O_BQ, O_AGE, O_AHEAD, O_PASSWORD_FILE, O_CA_FILE, O_WRITER_SCHEMA, O_MIN_INSERT
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS},   {"topic", required_argument, 0, O_TOPIC},
         {"group", required_argument, 0, O_GROUP},       {"warehouse", required_argument, 0, O_WAREHOUSE},
         {"create-table", no_argument, 0, O_CREATE},     {"table", required_argument, 0, O_TABLE},
         {"batch-rows", required_argument, 0, O_BATCH},  {"flush-ms", required_argument, 0, O_FLUSH},
+        {"min-insert-interval-ms", required_argument, 0, O_MIN_INSERT},
         {"dlq-topic", required_argument, 0, O_DLQ},     {"max-pack-bytes", required_argument, 0, O_MAXPACK},
         {"user", required_argument, 0, O_USER},         {"password", required_argument, 0, O_PASSWORD},
         {"token-file", required_argument, 0, O_TOKEN},  {"bigquery-endpoint", required_argument, 0, O_BQ},
@@ -203,6 +210,10 @@ static int parse_args(int argc, char **argv, sink_cli *a)
             if (access(optarg, R_OK))
                 return tp_cli_usage_error("sink", "--ca-file '%s' cannot be read (%s)", optarg, strerror(errno));
             cfg->warehouse_opts.ca_file = optarg;
+            break;
+        case O_MIN_INSERT:
+            if (!(e = tp_cli_parse_ms("min-insert-interval-ms", optarg, 0, 86400000, &v, msg, sizeof msg)))
+                cfg->min_insert_interval_ms = (long)v;
             break;
         case O_AGE:
         case O_AHEAD:
@@ -317,10 +328,10 @@ static int run(tp_sink *s, int tty)
     tp_sink_stats st;
     tp_sink_stats_get(s, &st);
     tp_log(TP_LOG_INFO, "sink",
-           "summary: %" PRIu64 " rows in %" PRIu64 " packs loaded in %" PRIu64 " loads over %.1f s (%.0f rows/s), "
-           "%" PRIu64 " packs dead-lettered, %" PRIu64 " load retries, %" PRIu64 " rows left for re-reading, "
+           "summary: %" PRIu64 " rows in %" PRIu64 " packs loaded in %" PRIu64 " loads (%" PRIu64 " on catching "
+           "up) over %.1f s (%.0f rows/s), %" PRIu64 " packs dead-lettered, %" PRIu64 " load retries, %" PRIu64 " rows left for re-reading, "
            "%" PRIu64 " bytes consumed",
-           st.rows_loaded, st.packs_loaded, st.loads, secs, secs > 0 ? (double)st.rows_loaded / secs : 0.0,
+           st.rows_loaded, st.packs_loaded, st.loads, st.loads_caught_up, secs, secs > 0 ? (double)st.rows_loaded / secs : 0.0,
            st.packs_dlq, st.load_retries, st.pending_rows, st.bytes_consumed);
     if (e) {
         fprintf(stderr, "telepack sink: %s\n", tp_sink_last_error(s));

@@ -9,6 +9,7 @@
  * small receive buffer. With TLS the handshake and the hello run blocking (with a 10 s socket timeout) right after
  * connect; then the socket turns non-blocking and reads and writes go through SSL_read/SSL_write. */
 #include "ingest/gateway_client.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -65,13 +66,6 @@ struct tp_gateway_client {
     SSL_CTX *tls;             /* with opts.tls_ca */
     SSL *ssl;                 /* the connection's TLS session */
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int send_hello(tp_gateway_client *c);
 
@@ -201,7 +195,7 @@ static void drop_conn(tp_gateway_client *c, const char *why)
     c->hello_done = 0;
     if (c->fixed_fd)
         c->broken = 1;
-    c->next_attempt_ms = now_ms() + c->backoff_ms;
+    c->next_attempt_ms = tp_mono_ms() + c->backoff_ms;
     c->backoff_ms = c->backoff_ms * 2 > c->o.backoff_max_ms ? c->o.backoff_max_ms : c->backoff_ms * 2;
 }
 
@@ -392,13 +386,13 @@ static int send_hello(tp_gateway_client *c)
         }
         off += (size_t)w;
     }
-    c->last_tx_ms = c->last_rx_ms = now_ms();
+    c->last_tx_ms = c->last_rx_ms = tp_mono_ms();
     return 0;
 }
 
 static void try_connect(tp_gateway_client *c)
 {
-    if (c->fixed_fd || c->fd >= 0 || now_ms() < c->next_attempt_ms)
+    if (c->fixed_fd || c->fd >= 0 || tp_mono_ms() < c->next_attempt_ms)
         return;
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_family = AF_UNSPEC;
@@ -415,7 +409,7 @@ static void try_connect(tp_gateway_client *c)
         freeaddrinfo(res);
     }
     if (fd < 0) {
-        c->next_attempt_ms = now_ms() + c->backoff_ms;
+        c->next_attempt_ms = tp_mono_ms() + c->backoff_ms;
         c->backoff_ms = c->backoff_ms * 2 > c->o.backoff_max_ms ? c->o.backoff_max_ms : c->backoff_ms * 2;
         return;
     }
@@ -571,7 +565,7 @@ static long take_server_hello(tp_gateway_client *c, const uint8_t *p, size_t len
         }
         drop_conn(c, "handshake refused");
         if (status == 5 && !c->fixed_fd) /* shutting down: come back later */
-            c->next_attempt_ms = now_ms() + c->o.backoff_max_ms;
+            c->next_attempt_ms = tp_mono_ms() + c->o.backoff_max_ms;
         return -1;
     }
     uint64_t hb = pb_get(b, end, 8, 20000, NULL, NULL), idle = pb_get(b, end, 9, 60000, NULL, NULL);
@@ -685,7 +679,7 @@ static void do_read(tp_gateway_client *c)
                                              "connection limits)");
                 return;
             }
-            c->last_rx_ms = now_ms();
+            c->last_rx_ms = tp_mono_ms();
             c->rx_len += (size_t)n;
             if (take_frames(c) != 0 || c->fd < 0 || !c->ssl || !SSL_has_pending(c->ssl))
                 return; /* TLS: OpenSSL may hold more than rx took; poll would not see it */
@@ -728,7 +722,7 @@ static void do_write(tp_gateway_client *c)
     if (n < 0)
         return;
     c->sent += (size_t)n;
-    c->last_tx_ms = now_ms();
+    c->last_tx_ms = tp_mono_ms();
 }
 
 /* v2 liveness: a heartbeat when we sent nothing for heartbeat_ms; drop a server silent for its idle timeout. */
@@ -736,7 +730,7 @@ static void liveness(tp_gateway_client *c)
 {
     if (c->o.protocol != 2 || c->fd < 0)
         return;
-    int64_t t = now_ms();
+    int64_t t = tp_mono_ms();
     int64_t dead = c->hello_done ? c->idle_ms : 10000 + c->idle_ms;
     if (dead > 0 && t - c->last_rx_ms > dead) {
         drop_conn(c, "nothing from the server for its idle timeout");
@@ -755,7 +749,7 @@ tp_err tp_gateway_client_pump(tp_gateway_client *c, int timeout_ms)
         return TP_ERR_UNAVAILABLE;
     try_connect(c);
     if (c->fd < 0) {
-        int64_t wait = c->next_attempt_ms - now_ms();
+        int64_t wait = c->next_attempt_ms - tp_mono_ms();
         if (wait > timeout_ms)
             wait = timeout_ms;
         if (wait > 0) {
@@ -824,7 +818,7 @@ tp_err tp_gateway_client_send_encoded(tp_gateway_client *c, const uint8_t *msg, 
         try_connect(c);
     /* Write in chunks (one syscall per record would dominate), but never hold a record back for long. */
     if (c->fd >= 0 && c->sent < c->end) {
-        int64_t t = now_ms();
+        int64_t t = tp_mono_ms();
         if (c->end - c->sent >= WRITE_CHUNK || t - c->last_write_ms >= 2) {
             c->last_write_ms = t;
             do_write(c);
@@ -845,9 +839,9 @@ tp_err tp_gateway_client_send(tp_gateway_client *c, const tp_record *r)
 
 tp_err tp_gateway_client_drain(tp_gateway_client *c, int timeout_ms)
 {
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : now_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : tp_mono_ms() + timeout_ms;
     while (c->unacked > 0) {
-        if (stopped(c) || now_ms() >= deadline)
+        if (stopped(c) || tp_mono_ms() >= deadline)
             return TP_ERR_AGAIN;
         tp_err e = tp_gateway_client_pump(c, 50);
         if (e)

@@ -4,6 +4,7 @@
  * other end the worker adopts as a gateway connection; the handler thread answers 200 once the connection's
  * cumulative ack reaches the request's record count, 503 when the worker closes it first or the timeout passes. */
 #include "ingest/http_ingest.h"
+#include "common/clock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -74,13 +75,6 @@ static void say(char *msg, size_t cap, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, cap, fmt, ap);
     va_end(ap);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void tp_http_ingest_opts_init(tp_http_ingest_opts *o)
@@ -388,14 +382,14 @@ static int deliver(tp_http_ingest *h, const uint8_t *buf, size_t len, uint64_t r
     size_t off = 0;
     uint8_t ab[64];
     size_t alen = 0;
-    int64_t deadline = mono_ms() + h->o.timeout_ms;
+    int64_t deadline = tp_mono_ms() + h->o.timeout_ms;
     int wr_closed = 0;
     for (;;) {
         if (off == len && !wr_closed) {
             shutdown(fd, SHUT_WR); /* the worker answers the last ack, then closes */
             wr_closed = 1;
         }
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - tp_mono_ms();
         if (left <= 0)
             break;
         struct pollfd pfd = {fd, (short)(POLLIN | (off < len ? POLLOUT : 0)), 0};

@@ -7,6 +7,7 @@
  * delivery is waited for before the next message, so `pending_next` only ever covers settled messages, and it is
  * stored only after the warehouse acknowledged the batch holding every row below it (docs/SINK.md). */
 #include "sink/sink.h"
+#include "common/clock.h"
 
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -57,7 +58,7 @@ struct tp_sink {
     char **props;
     size_t n_props;
     size_t batch_rows;
-    long flush_ms, backoff_min_ms, backoff_max_ms, progress_ms;
+    long flush_ms, min_insert_ms, backoff_min_ms, backoff_max_ms, progress_ms;
     size_t max_pack_bytes;
     void (*progress)(void *, const tp_sink_stats *);
     void *progress_ctx;
@@ -95,6 +96,7 @@ struct tp_sink {
     tp_partition_offset *offs;
     uint64_t pending_packs;
     int64_t first_pending_ms; /* when the oldest unstored settled message was taken; 0 = none */
+    int64_t last_load_ms;     /* when the last load (successful or not) returned; 0 = none yet */
     int32_t nomem_partition;  /* the message whose decoding last ran out of memory, and how often in a row */
     int64_t nomem_offset;
     int nomem_attempts;
@@ -118,25 +120,11 @@ struct tp_sink {
     atomic_int joined, warehouse_ok;
 
     atomic_int stop;
-    _Atomic uint64_t rows_loaded, packs_loaded, packs_dlq, packs_rejected, load_splits, dlq_retries, bytes_consumed, loads, load_retries, rows_dropped,
+    _Atomic uint64_t rows_loaded, packs_loaded, packs_dlq, packs_rejected, load_splits, dlq_retries, bytes_consumed, loads, loads_caught_up, load_retries, rows_dropped,
         rebalances, pending_rows;
     _Atomic int64_t lag;
     atomic_int paused;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double wall_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Rows decoded and not loaded: of the row batch, or of the dynamic batch with a run-time schema. */
 static size_t nrows(const tp_sink *s)
@@ -197,6 +185,7 @@ void tp_sink_config_init(tp_sink_config *c)
     tp_warehouse_opts_init(&c->warehouse_opts);
     c->batch_rows = 100000;
     c->flush_ms = 1000;
+    c->min_insert_interval_ms = 200;
     c->max_pack_bytes = TP_DEFAULT_MAX_PACK_BYTES;
     c->backoff_min_ms = 100;
     c->backoff_max_ms = 10000;
@@ -460,12 +449,13 @@ static tp_err load_pending(tp_sink *s)
     size_t loaded = nrows(s);
     if (loaded == 0 && n == 0)
         return TP_OK;
-    int64_t t0 = now_ms();
+    int64_t t0 = tp_mono_ms();
     tp_err err = s->load_hook ? s->load_hook(s->load_hook_ctx, loaded) : TP_OK;
     s->hook_failed = err != TP_OK;
     if (!err)
         err = s->dyn ? tp_warehouse_load_dyn(s->wh, s->dyn, s->dyn_part, s->dyn_off, s->topic, s->offs, n)
                      : tp_warehouse_load(s->wh, s->batch, s->topic, s->offs, n);
+    s->last_load_ms = tp_mono_ms();
     atomic_store(&s->warehouse_ok, err == TP_OK);
     tp_gauge_set(s->m.warehouse_up, err == TP_OK);
     if (err) {
@@ -474,10 +464,10 @@ static tp_err load_pending(tp_sink *s)
     }
     tp_counter_inc(s->m.loads);
     tp_counter_add(s->m.rows_loaded, loaded);
-    tp_histogram_observe(s->m.load_latency, (double)(now_ms() - t0) / 1000.0);
+    tp_histogram_observe(s->m.load_latency, (double)(tp_mono_ms() - t0) / 1000.0);
     if (s->dyn && loaded) {
         tp_histogram_observe(s->m.batch_rows, (double)loaded);
-        double now = wall_seconds();
+        double now = (double)tp_wall_ms() / 1e3;
         int64_t ns;
         for (size_t i = 0; i < loaded; i += loaded / 16 + 1)
             if (tp_dyn_time_ns(s->dyn, i, &ns))
@@ -485,7 +475,7 @@ static tp_err load_pending(tp_sink *s)
     } else if (s->batch->count) {
         tp_histogram_observe(s->m.batch_rows, (double)s->batch->count);
         /* Event-time lag, sampled: up to 16 rows spread over the batch. */
-        double now = wall_seconds();
+        double now = (double)tp_wall_ms() / 1e3;
         size_t step = s->batch->count / 16 + 1;
         for (size_t i = 0; i < s->batch->count; i += step)
             tp_histogram_observe(s->m.event_time_lag, now - (double)s->batch->sampled_at_ms[i] / 1000.0);
@@ -705,7 +695,7 @@ static tp_err flush(tp_sink *s)
     if (!err) {
         if (s->outage) {
             tp_log(TP_LOG_INFO, "sink", "warehouse %s available again after %d retries (%.1f s); resuming",
-                   tp_warehouse_kind(s->wh), s->attempt, (double)(now_ms() - s->outage_since_ms) / 1000.0);
+                   tp_warehouse_kind(s->wh), s->attempt, (double)(tp_mono_ms() - s->outage_since_ms) / 1000.0);
             s->outage = 0;
             if (!s->dlq_paused)
                 pause_all(s, 1);
@@ -718,7 +708,7 @@ static tp_err flush(tp_sink *s)
             s->outage = 1;
             s->attempt = 0;
             s->backoff_ms = s->backoff_min_ms;
-            s->outage_since_ms = now_ms();
+            s->outage_since_ms = tp_mono_ms();
             pause_all(s, 0);
             update_paused(s);
         }
@@ -727,7 +717,7 @@ static tp_err flush(tp_sink *s)
         tp_counter_inc(s->m.retries);
         tp_log(TP_LOG_WARN, "sink", "%s; %zu rows kept, partitions paused, retry %d in %ld ms",
                load_error(s, err), nrows(s), s->attempt, s->backoff_ms);
-        s->retry_at_ms = now_ms() + s->backoff_ms;
+        s->retry_at_ms = tp_mono_ms() + s->backoff_ms;
         s->backoff_ms = s->backoff_ms * 2 > s->backoff_max_ms ? s->backoff_max_ms : s->backoff_ms * 2;
         return err;
     }
@@ -950,7 +940,7 @@ static tp_err dlq_send(tp_sink *s, const rd_kafka_message_t *m, const char *reas
     char source[300];
     snprintf(source, sizeof source, "%s/%" PRId32 "@%" PRId64, s->topic, m->partition, m->offset);
     long backoff = s->backoff_min_ms;
-    int64_t started = now_ms();
+    int64_t started = tp_mono_ms();
     for (int attempt = 1;; attempt++) {
         rd_kafka_headers_t *orig = NULL, *h;
         if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
@@ -971,7 +961,7 @@ static tp_err dlq_send(tp_sink *s, const rd_kafka_message_t *m, const char *reas
         }
         while (!w.done) {
             rd_kafka_poll(s->dlq, 20);
-            if (!w.done && now_ms() - started > 1000) {
+            if (!w.done && tp_mono_ms() - started > 1000) {
                 if (!s->dlq_paused) {
                     s->dlq_paused = 1;
                     if (!s->outage)
@@ -1011,7 +1001,7 @@ static tp_err dlq_send(tp_sink *s, const rd_kafka_message_t *m, const char *reas
                 pause_all(s, 0);
             update_paused(s);
         }
-        for (int64_t until = now_ms() + backoff; now_ms() < until && !atomic_load(&s->stop);)
+        for (int64_t until = tp_mono_ms() + backoff; tp_mono_ms() < until && !atomic_load(&s->stop);)
             poll_blocked(s, 50);
         backoff = backoff * 2 > s->backoff_max_ms ? s->backoff_max_ms : backoff * 2;
     }
@@ -1179,7 +1169,7 @@ static int event_time_check(tp_sink *s, size_t first, char *reason, size_t cap)
 {
     if (s->max_event_age_ms < 0 && s->max_event_ahead_ms < 0)
         return 0;
-    int64_t now = (int64_t)(wall_seconds() * 1000.0);
+    int64_t now = tp_wall_ms();
     int64_t lo = s->max_event_age_ms < 0 ? INT64_MIN : now - s->max_event_age_ms;
     int64_t hi = s->max_event_ahead_ms < 0 ? INT64_MAX : now + s->max_event_ahead_ms;
     if (s->dyn) {
@@ -1347,7 +1337,7 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
         ps->pending_next = off + 1;
         ps->taken_next = off + 1;
         if (!s->first_pending_ms)
-            s->first_pending_ms = now_ms();
+            s->first_pending_ms = tp_mono_ms();
         if (nrows(s) >= s->batch_rows)
             flush(s);
         return;
@@ -1355,7 +1345,7 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
     ps->pending_next = m->offset + 1;
     ps->taken_next = m->offset + 1;
     if (!s->first_pending_ms)
-        s->first_pending_ms = now_ms();
+        s->first_pending_ms = tp_mono_ms();
     rd_kafka_message_destroy(m);
     if (nrows(s) >= s->batch_rows)
         flush(s);
@@ -1392,11 +1382,13 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
         return TP_ERR_INVALID_ARG;
     }
     if (c->batch_rows == 0 || c->batch_rows > 100000000 || c->flush_ms <= 0 || c->max_pack_bytes == 0 ||
-        c->backoff_min_ms <= 0 || c->backoff_max_ms < c->backoff_min_ms) {
+        c->backoff_min_ms <= 0 || c->backoff_max_ms < c->backoff_min_ms || c->min_insert_interval_ms < 0) {
         snprintf(err, cap,
-                 "sink: batch rows %zu, flush %ld ms, max pack bytes %zu or backoff %ld..%ld ms out of range; "
-                 "use batch rows 1..100000000, flush > 0 ms, max pack bytes > 0",
-                 c->batch_rows, c->flush_ms, c->max_pack_bytes, c->backoff_min_ms, c->backoff_max_ms);
+                 "sink: batch rows %zu, flush %ld ms, min insert interval %ld ms, max pack bytes %zu or backoff "
+                 "%ld..%ld ms out of range; use batch rows 1..100000000, flush > 0 ms, min insert interval >= 0 ms, "
+                 "max pack bytes > 0",
+                 c->batch_rows, c->flush_ms, c->min_insert_interval_ms, c->max_pack_bytes, c->backoff_min_ms,
+                 c->backoff_max_ms);
         return TP_ERR_INVALID_ARG;
     }
     tp_sink *s = calloc(1, sizeof *s);
@@ -1421,6 +1413,7 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
             oom = 1;
     s->batch_rows = c->batch_rows;
     s->flush_ms = c->flush_ms;
+    s->min_insert_ms = c->min_insert_interval_ms;
     s->max_pack_bytes = c->max_pack_bytes;
     s->backoff_min_ms = c->backoff_min_ms;
     s->backoff_max_ms = c->backoff_max_ms;
@@ -1536,6 +1529,30 @@ static void publish_lag(tp_sink *s)
     atomic_store(&s->lag, known ? lag : -1);
 }
 
+/* Whether the sink has taken every message the broker had for its assigned partitions when librdkafka last
+ * fetched them (taken_next at the high watermark of the last fetch response; no network round trip): waiting longer
+ * would only add latency, as the rows are not there. A partition nothing was taken from yet counts as caught up
+ * unless the warehouse's offset is known to be below its watermark; an unknown watermark (no fetch answered yet)
+ * counts as caught up. Stops at the first partition behind, so during a backlog it costs one lookup. */
+static int caught_up(tp_sink *s)
+{
+    for (size_t i = 0; i < s->n_parts; i++) {
+        const part_state *ps = &s->parts[i];
+        if (!ps->assigned)
+            continue;
+        int64_t next = ps->taken_next >= 0 ? ps->taken_next : ps->assigned_at;
+        if (next < 0)
+            continue;
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(s->rk, s->topic, (int32_t)i, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0)
+            continue;
+        if (next < hi)
+            return 0;
+    }
+    return 1;
+}
+
 /* The warehouse was down when the sink was created: retry ensuring the table with the load backoff before joining
  * the group (not a member yet, so nothing needs polling). TP_OK when ready or stopped, else the permanent error. */
 static tp_err wait_for_table(tp_sink *s)
@@ -1546,7 +1563,7 @@ static tp_err wait_for_table(tp_sink *s)
                attempt, backoff);
         atomic_fetch_add(&s->load_retries, 1);
         tp_counter_inc(s->m.retries);
-        for (int64_t until = now_ms() + backoff; now_ms() < until && !atomic_load(&s->stop);) {
+        for (int64_t until = tp_mono_ms() + backoff; tp_mono_ms() < until && !atomic_load(&s->stop);) {
             struct timespec ts = {0, 10 * 1000000L};
             nanosleep(&ts, NULL);
         }
@@ -1588,9 +1605,9 @@ tp_err tp_sink_run(tp_sink *s)
     }
     tp_log(TP_LOG_INFO, "sink", "consuming %s as group %s from %s into %s; dead letters to %s", s->topic, s->group,
            s->brokers, tp_warehouse_kind(s->wh), s->dlq_topic);
-    int64_t next_progress = now_ms() + s->progress_ms, next_lag = now_ms() + 1000;
+    int64_t next_progress = tp_mono_ms() + s->progress_ms, next_lag = tp_mono_ms() + 1000;
     while (!atomic_load(&s->stop) && !s->fatal) {
-        int64_t now = now_ms();
+        int64_t now = tp_mono_ms();
         if (s->outage) {
             if (now >= s->retry_at_ms)
                 flush(s);
@@ -1599,27 +1616,37 @@ tp_err tp_sink_run(tp_sink *s)
         } else {
             int timeout = POLL_MS;
             if (s->first_pending_ms) {
-                int64_t left = s->first_pending_ms + s->flush_ms - now;
+                /* Wake at the age limit, or when a caught-up load may start (the minimum interval is over). */
+                int64_t due = s->first_pending_ms + s->flush_ms;
+                if (s->last_load_ms + s->min_insert_ms < due && caught_up(s))
+                    due = s->last_load_ms + s->min_insert_ms;
+                int64_t left = due - now;
                 timeout = left <= 0 ? 0 : left < POLL_MS ? (int)left : POLL_MS;
             }
             rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, timeout);
             if (m)
                 handle_message(s, m);
-            if (!s->outage && !s->fatal && s->first_pending_ms &&
-                now_ms() - s->first_pending_ms >= s->flush_ms)
-                flush(s);
+            if (!s->outage && !s->fatal && s->first_pending_ms) {
+                int64_t t = tp_mono_ms();
+                if (t - s->first_pending_ms >= s->flush_ms) {
+                    flush(s);
+                } else if (t - s->last_load_ms >= s->min_insert_ms && caught_up(s)) {
+                    if (flush(s) == TP_OK)
+                        atomic_fetch_add(&s->loads_caught_up, 1);
+                }
+            }
         }
         rd_kafka_poll(s->dlq, 0);
-        if (now_ms() >= next_lag) {
+        if (tp_mono_ms() >= next_lag) {
             publish_lag(s);
-            next_lag = now_ms() + 1000;
+            next_lag = tp_mono_ms() + 1000;
         }
-        if (s->progress && s->progress_ms > 0 && now_ms() >= next_progress) {
+        if (s->progress && s->progress_ms > 0 && tp_mono_ms() >= next_progress) {
             publish_lag(s);
             tp_sink_stats st;
             tp_sink_stats_get(s, &st);
             s->progress(s->progress_ctx, &st);
-            next_progress = now_ms() + s->progress_ms;
+            next_progress = tp_mono_ms() + s->progress_ms;
         }
     }
     /* Stop: load what is decoded (one attempt), store its offsets, close (librdkafka commits what is stored). */
@@ -1657,6 +1684,7 @@ void tp_sink_stats_get(const tp_sink *s, tp_sink_stats *o)
     o->dlq_retries = atomic_load(&m->dlq_retries);
     o->bytes_consumed = atomic_load(&m->bytes_consumed);
     o->loads = atomic_load(&m->loads);
+    o->loads_caught_up = atomic_load(&m->loads_caught_up);
     o->load_retries = atomic_load(&m->load_retries);
     o->rows_dropped = atomic_load(&m->rows_dropped);
     o->rebalances = atomic_load(&m->rebalances);

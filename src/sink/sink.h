@@ -28,6 +28,8 @@ typedef struct tp_sink_stats {
     uint64_t dlq_retries;      /* dead-letter deliveries that failed and were retried */
     uint64_t bytes_consumed;   /* message payload bytes taken from Kafka */
     uint64_t loads;            /* successful warehouse loads */
+    uint64_t loads_caught_up;  /* of those, loads started because the sink had read every assigned partition up
+                                * to its high watermark (the others: a full batch, --flush-ms, a revoke, stop) */
     uint64_t load_retries;     /* loads that failed with "unavailable" and were retried */
     uint64_t rows_dropped;     /* rows dropped from the batch at a revoke (re-read by the next owner, not lost) */
     uint64_t rebalances;       /* assign + revoke events */
@@ -47,6 +49,11 @@ typedef struct tp_sink_config {
                                      * caller closes it after tp_sink_free */
     size_t batch_rows;              /* load when this many rows are decoded; default 100000 */
     long flush_ms;                  /* load decoded rows at the latest this long after the first; default 1000 */
+    /* Load decoded rows as soon as every assigned partition has been read up to its high watermark (nothing more
+     * to wait for), but not sooner than this long after the previous load (protects the warehouse from many small
+     * inserts: ClickHouse's parts). 0 = as soon as caught up; at or above flush_ms = only by count or age.
+     * Default 200. */
+    long min_insert_interval_ms;
     size_t max_pack_bytes;          /* bound of a message and of its decompressed content; default 64 MiB */
     const char *const *kafka_props; /* "key=value" librdkafka properties for the consumer and the DLQ producer */
     size_t n_kafka_props;

@@ -1088,6 +1088,111 @@ static void test_config_errors(void)
     CHECK(strstr(err, "create-table") != NULL);
 }
 
+/* ---- adaptive flush: load when caught up with the high watermarks, not sooner than the minimum interval ---- */
+
+/* 30 packs wait in two partitions before the sink starts; the batch could hold far more and --flush-ms is a minute:
+ * the sink loads them as soon as it has read both partitions up to their high watermarks (wait_for gives up after
+ * 30 s, so a sink waiting for the age limit fails here). */
+static runner cu_r;
+
+static void caught_up_start(void)
+{
+    rd_kafka_mock_topic_create(mock, "cu", 2, 1);
+    rd_kafka_t *p = new_producer();
+    tp_pack_writer *w = NULL;
+    CHECK_ERR(tp_pack_writer_new(NULL, &w), TP_OK);
+    for (uint64_t v = 0; v < 30; v++)
+        produce_pack(p, w, "cu", (int32_t)(v % 2), v, 0, 10, 13, GOOD);
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    tp_pack_writer_free(w);
+    rd_kafka_destroy(p);
+    tp_sink_config c;
+    base_config(&c, "cu", "g-cu", "cu.db");
+    c.batch_rows = 100000;
+    c.flush_ms = 60000;
+    c.min_insert_interval_ms = 0;
+    start(&cu_r, &c);
+}
+
+static void caught_up_check(void)
+{
+    CHECK_INT(wait_for(&cu_r, 300, 0), 0);
+    tp_sink_stats st;
+    tp_sink_stats_get(cu_r.sink, &st);
+    CHECK_INT(st.rows_loaded, 300);
+    CHECK(st.loads >= 1);
+    CHECK_INT(st.loads_caught_up, st.loads); /* none by age (a minute), none full */
+    CHECK_ERR(finish(&cu_r, NULL), TP_OK);
+    check_fleet("cu.db", 13, 30, 10, 2);
+    CHECK_INT(query_int("cu.db", "SELECT sum(next_offset) FROM kafka_offsets WHERE topic = 'cu'"), 30);
+}
+
+/* Packs arrive one every 50 ms for 2 s into a sink with --min-insert-interval-ms 1000: each pack leaves it caught
+ * up, but it loads at most about once a second (a few loads, not one per pack); a second sink with interval 0 on
+ * the same stream loads far more often. Both load every row, none by age (--flush-ms is a minute). */
+static runner mi_r, mi0_r;
+#define MI_PACKS 40
+/* The mock broker holds a fetch that finds nothing for fetch.wait.max.ms before answering (a real broker answers
+ * as soon as data arrives): 10 ms lets packs reach the sinks one by one. */
+static const char *const mi_props[] = {"session.timeout.ms=6000", "heartbeat.interval.ms=500",
+                                       "topic.metadata.refresh.interval.ms=1000", "fetch.wait.max.ms=10"};
+
+static void min_interval_start(void)
+{
+    rd_kafka_mock_topic_create(mock, "mi", 1, 1);
+    tp_sink_config c;
+    base_config(&c, "mi", "g-mi", "mi.db");
+    c.kafka_props = mi_props;
+    c.n_kafka_props = 4;
+    c.batch_rows = 100000;
+    c.flush_ms = 60000;
+    c.min_insert_interval_ms = 1000;
+    start(&mi_r, &c);
+    base_config(&c, "mi", "g-mi0", "mi0.db");
+    c.kafka_props = mi_props;
+    c.n_kafka_props = 4;
+    c.batch_rows = 100000;
+    c.flush_ms = 60000;
+    c.min_insert_interval_ms = 0;
+    start(&mi0_r, &c);
+}
+
+static void min_interval_check(void)
+{
+    char reason[256];
+    for (int i = 0; i < 3000 && !(tp_sink_ready(mi_r.sink, reason, sizeof reason) &&
+                                  tp_sink_ready(mi0_r.sink, reason, sizeof reason));
+         i++)
+        usleep(10000);
+    CHECK(tp_sink_ready(mi_r.sink, reason, sizeof reason));
+    CHECK(tp_sink_ready(mi0_r.sink, reason, sizeof reason));
+    rd_kafka_t *p = new_producer();
+    tp_pack_writer *w = NULL;
+    CHECK_ERR(tp_pack_writer_new(NULL, &w), TP_OK);
+    for (uint64_t v = 0; v < MI_PACKS; v++) {
+        produce_pack(p, w, "mi", 0, v, 0, 10, 14, GOOD);
+        CHECK_INT(rd_kafka_flush(p, 10000), 0);
+        usleep(50000);
+    }
+    tp_pack_writer_free(w);
+    rd_kafka_destroy(p);
+    CHECK_INT(wait_for(&mi_r, MI_PACKS * 10, 0), 0);
+    CHECK_INT(wait_for(&mi0_r, MI_PACKS * 10, 0), 0);
+    tp_sink_stats st, st0;
+    CHECK_ERR(finish(&mi_r, &st), TP_OK);
+    CHECK_ERR(finish(&mi0_r, &st0), TP_OK);
+    fprintf(stderr, "min interval: %" PRIu64 " loads with 1000 ms, %" PRIu64 " with 0 for %d packs over ~2 s\n",
+            st.loads, st0.loads, MI_PACKS);
+    CHECK_INT(st.rows_loaded, MI_PACKS * 10);
+    CHECK_INT(st0.rows_loaded, MI_PACKS * 10);
+    CHECK(st.loads >= 2);  /* loaded while the stream ran, not all at the end */
+    CHECK(st.loads <= 6);  /* ~2 s of packs at >= 1 s apart (plus the stop); one per pack would be 40 */
+    CHECK(st0.loads >= 8); /* without the interval every caught-up moment loads */
+    CHECK(st.loads_caught_up + 1 >= st.loads); /* all but the load at stop came from catching up */
+    check_fleet("mi.db", 14, MI_PACKS, 10, 1);
+    check_fleet("mi0.db", 14, MI_PACKS, 10, 1);
+}
+
 int main(void)
 {
     tp_log_configure(getenv("TP_TEST_DEBUG") ? TP_LOG_DEBUG : TP_LOG_ERROR, TP_LOG_TEXT);
@@ -1118,6 +1223,8 @@ int main(void)
     rej_start();
     dlqfail_start();
     multi_start();
+    caught_up_start();
+    min_interval_start();
     perm_check();
     rebalance_join();
     fleet_check();
@@ -1131,6 +1238,8 @@ int main(void)
     multi_check();
     rebalance_check();
     fleet_second_check();
+    caught_up_check();
+    min_interval_check();
 
     rd_kafka_mock_cluster_destroy(mock2);
     rd_kafka_mock_cluster_destroy(mock);

@@ -26,9 +26,13 @@ static int free_port(void)
     return port;
 }
 
-/* A one-connection-at-a-time HTTP responder that answers every request with `canned` (then closes). */
+/* A one-connection-at-a-time HTTP responder that answers every request with `canned` (then closes). It keeps the
+ * last request's first line and body (captured_line, captured_body) for the tests that check what was sent. */
 static const char *volatile canned;
 static int canned_fd;
+static char captured_line[4096];
+static unsigned char *captured_body;
+static size_t captured_len;
 
 static void *responder(void *arg)
 {
@@ -46,10 +50,20 @@ static void *responder(void *arg)
             buf[got] = '\0';
             end = strstr(buf, "\r\n\r\n");
         }
+        snprintf(captured_line, sizeof captured_line, "%.*s", (int)strcspn(buf, "\r\n"), buf);
         const char *cl = strcasestr(buf, "Content-Length:");
         size_t body = cl ? strtoul(cl + 15, NULL, 10) : 0, have = end ? got - (size_t)(end + 4 - buf) : 0;
-        while (have < body && (n = read(c, buf, sizeof buf)) > 0)
+        free(captured_body);
+        captured_body = malloc(body + 1);
+        captured_len = 0;
+        if (captured_body && have)
+            memcpy(captured_body, end + 4, have < body ? have : body);
+        while (have < body && (n = read(c, buf, sizeof buf)) > 0) {
+            if (captured_body)
+                memcpy(captured_body + have, buf, (size_t)n < body - have ? (size_t)n : body - have);
             have += (size_t)n;
+        }
+        captured_len = captured_body ? (have < body ? have : body) : 0;
         const char *r = canned;
         if (write(c, r, strlen(r)) < 0)
             perror("write");
@@ -147,6 +161,196 @@ static void test_clickhouse_answers(void)
     wh_fixture_free(b);
 }
 
+/* ---- what a load sends: one Native block, rows in key order; or RowBinary as the rows arrived ---- */
+
+static uint64_t get_varint(const unsigned char **p, const unsigned char *end)
+{
+    uint64_t v = 0;
+    for (int shift = 0; *p < end && shift < 64; shift += 7) {
+        unsigned char b = *(*p)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            break;
+    }
+    return v;
+}
+
+static uint64_t get_le(const unsigned char *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static int key_before(const tp_row_batch *b, size_t i, size_t j) /* row i strictly before row j */
+{
+    if (b->vehicle_id[i] != b->vehicle_id[j])
+        return b->vehicle_id[i] < b->vehicle_id[j];
+    if (b->sampled_at_ms[i] != b->sampled_at_ms[j])
+        return b->sampled_at_ms[i] < b->sampled_at_ms[j];
+    return b->seq[i] < b->seq[j];
+}
+
+/* Decodes the captured Native body and checks it holds exactly the rows of b (seq is unique in b and names the
+ * row), every field bit for bit, in (vehicle_id, sampled_at_ms, seq) order. */
+static void check_native_body(const tp_row_batch *b, const char *what)
+{
+    static const char *const names[] = {"vehicle_id", "sampled_at_ms", "seq", "latitude", "longitude", "speed_kmh",
+                                        "heading_deg", "accuracy_m", "meter_status", "kafka_partition",
+                                        "kafka_offset"};
+    static const char *const types[] = {"UInt64", "Int64", "UInt64", "Float64", "Float64", "Float32", "Float32",
+                                        "Float32", "Int32", "Int32", "Int64"};
+    static const int width[] = {8, 8, 8, 8, 8, 4, 4, 4, 4, 4, 8};
+    int ok = strstr(captured_line, "FORMAT%20Native") != NULL;
+    const unsigned char *p = captured_body, *end = captured_body + captured_len;
+    ok = ok && get_varint(&p, end) == 11 && get_varint(&p, end) == b->count;
+    const unsigned char *col[11] = {0};
+    for (int k = 0; ok && k < 11; k++) {
+        for (int t = 0; t < 2 && ok; t++) {
+            const char *want = t ? types[k] : names[k];
+            uint64_t n = get_varint(&p, end);
+            ok = n == strlen(want) && (size_t)(end - p) >= n && !memcmp(p, want, n);
+            p += ok ? n : 0;
+        }
+        ok = ok && (size_t)(end - p) >= b->count * (size_t)width[k];
+        col[k] = p;
+        p += ok ? b->count * (size_t)width[k] : 0;
+    }
+    ok = ok && p == end;
+    if (!ok) {
+        fprintf(stderr, "%s: not one Native block of our columns (%zu bytes, %s)\n", what, captured_len, captured_line);
+        CHECK(0);
+        return;
+    }
+    size_t bad = 0, unordered = 0, prev = 0;
+    unsigned char *seen = calloc(b->count, 1);
+    for (size_t r = 0; r < b->count; r++) {
+        uint64_t seq = get_le(col[2] + 8 * r, 8);
+        size_t i = (size_t)seq; /* the test batches use seq = row index */
+        if (i >= b->count || seen[i]++) {
+            bad++;
+            continue;
+        }
+        uint64_t u;
+        double lat, lon;
+        uint32_t f[3];
+        float sp, hd, acc;
+        u = get_le(col[3] + 8 * r, 8), memcpy(&lat, &u, 8);
+        u = get_le(col[4] + 8 * r, 8), memcpy(&lon, &u, 8);
+        for (int k = 0; k < 3; k++)
+            f[k] = (uint32_t)get_le(col[5 + k] + 4 * r, 4);
+        memcpy(&sp, &f[0], 4), memcpy(&hd, &f[1], 4), memcpy(&acc, &f[2], 4);
+        int same = get_le(col[0] + 8 * r, 8) == b->vehicle_id[i] &&
+                   (int64_t)get_le(col[1] + 8 * r, 8) == b->sampled_at_ms[i] &&
+                   wh_fixture_same(lat, b->latitude[i], 0) && wh_fixture_same(lon, b->longitude[i], 0) &&
+                   wh_fixture_same(sp, b->speed_kmh[i], 0) && wh_fixture_same(hd, b->heading_deg[i], 0) &&
+                   wh_fixture_same(acc, b->accuracy_m[i], 0) &&
+                   (int32_t)get_le(col[8] + 4 * r, 4) == b->meter_status[i] &&
+                   (int32_t)get_le(col[9] + 4 * r, 4) == b->kafka_partition[i] &&
+                   (int64_t)get_le(col[10] + 8 * r, 8) == b->kafka_offset[i];
+        bad += !same;
+        if (r && key_before(b, i, prev))
+            unordered++;
+        prev = i;
+    }
+    free(seen);
+    if (bad || unordered)
+        fprintf(stderr, "%s: %zu rows differ or repeat, %zu out of key order\n", what, bad, unordered);
+    CHECK_INT(bad, 0);
+    CHECK_INT(unordered, 0);
+}
+
+/* A batch of n rows, seq = row index; vehicle and time per row from the callback. */
+static tp_row_batch *keyed_batch(size_t n, void (*key)(size_t i, uint64_t *vehicle, int64_t *t))
+{
+    tp_row_batch *b = wh_fixture_new(n, 0, 2, 40);
+    for (size_t i = 0; i < n; i++) {
+        key(i, &b->vehicle_id[i], &b->sampled_at_ms[i]);
+        b->seq[i] = i;
+        b->kafka_offset[i] = 40 + (int64_t)(i / 10);
+    }
+    if (n > 7) {
+        b->meter_status[3] = INT32_MIN, b->meter_status[4] = INT32_MAX;
+        b->kafka_offset[5] = INT64_MAX, b->kafka_partition[6] = INT32_MAX;
+    }
+    return b;
+}
+
+/* 30 packs of 10 records, vehicles in falling order, each pack in time order: the runs just need reordering. */
+static void key_packs_reversed(size_t i, uint64_t *v, int64_t *t)
+{
+    *v = 1000 - i / 10, *t = 1700000000000 + (int64_t)(i % 10) * 1000;
+}
+/* One vehicle, three packs whose times interleave (0,3,6.. / 1,4,7.. / 2,5,8..): the runs must be merged. */
+static void key_interleaved(size_t i, uint64_t *v, int64_t *t)
+{
+    *v = 77, *t = 1700000000000 + (int64_t)((i % 100) * 3 + i / 100);
+}
+/* Already in key order. */
+static void key_sorted(size_t i, uint64_t *v, int64_t *t)
+{
+    *v = 5 + i / 50, *t = 1700000000000 + (int64_t)(i % 50);
+}
+/* Pseudo-random keys with many ties of (vehicle, time): seq decides. */
+static void key_random(size_t i, uint64_t *v, int64_t *t)
+{
+    uint64_t x = (i + 1) * 0x9E3779B97F4A7C15u;
+    x ^= x >> 29;
+    *v = i == 7 ? UINT64_MAX : x % 5, *t = i == 9 ? INT64_MIN : 1700000000000 + (int64_t)((x >> 8) % 20);
+}
+
+static void test_load_body(void)
+{
+    int port = listen_port(&canned_fd);
+    pthread_t th;
+    pthread_create(&th, NULL, responder, NULL);
+    canned = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    char url[160];
+    snprintf(url, sizeof url, "clickhouse://127.0.0.1:%d/telemetry", port);
+    tp_warehouse *w = NULL;
+    CHECK_ERR(tp_warehouse_open(url, NULL, &w, NULL, 0), TP_OK);
+    static const struct {
+        const char *what;
+        size_t n;
+        void (*key)(size_t, uint64_t *, int64_t *);
+    } cases[] = {
+        {"packs in falling vehicle order", 300, key_packs_reversed},
+        {"interleaved packs", 300, key_interleaved},
+        {"sorted", 300, key_sorted},
+        {"random keys", 5000, key_random},
+        {"one row", 1, key_random},
+        {"two rows reversed", 2, key_packs_reversed},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        tp_row_batch *b = keyed_batch(cases[k].n, cases[k].key);
+        if (cases[k].n == 2)
+            b->vehicle_id[1] = b->vehicle_id[0] - 1;
+        CHECK_ERR(tp_warehouse_load(w, b, "positions", NULL, 0), TP_OK);
+        check_native_body(b, cases[k].what);
+        wh_fixture_free(b);
+    }
+    tp_warehouse_close(w);
+    /* ?format=rowbinary: the former body, 68 bytes per row in the order they came. */
+    snprintf(url, sizeof url, "clickhouse://127.0.0.1:%d/telemetry?gzip=0&format=rowbinary", port);
+    CHECK_ERR(tp_warehouse_open(url, NULL, &w, NULL, 0), TP_OK);
+    tp_row_batch *b = keyed_batch(300, key_packs_reversed);
+    CHECK_ERR(tp_warehouse_load(w, b, "positions", NULL, 0), TP_OK);
+    CHECK(strstr(captured_line, "FORMAT%20RowBinary") != NULL);
+    CHECK_INT(captured_len, 300 * 68);
+    size_t bad = 0;
+    for (size_t i = 0; captured_len == 300 * 68 && i < 300; i++)
+        bad += get_le(captured_body + 68 * i, 8) != b->vehicle_id[i] || get_le(captured_body + 68 * i + 16, 8) != i;
+    CHECK_INT(bad, 0);
+    wh_fixture_free(b);
+    tp_warehouse_close(w);
+    shutdown(canned_fd, SHUT_RDWR);
+    close(canned_fd);
+    pthread_join(th, NULL);
+    free(captured_body);
+    captured_body = NULL;
+}
+
 static tp_err try_open(const char *url, char *msg, size_t cap)
 {
     tp_warehouse *w = (tp_warehouse *)1;
@@ -180,6 +384,10 @@ int main(void)
     CHECK_ERR(try_open("clickhouse://127.0.0.1:8123/telemetry?gzip=0", msg, sizeof msg), TP_OK);
     CHECK_ERR(try_open("clickhouse://127.0.0.1:8123/telemetry?zstd=1", msg, sizeof msg), TP_ERR_PARSE);
     CHECK(strstr(msg, "\"zstd=1\" is unknown") != NULL);
+    CHECK_ERR(try_open("clickhouse://127.0.0.1:8123/telemetry?format=native", msg, sizeof msg), TP_OK);
+    CHECK_ERR(try_open("clickhouse://127.0.0.1:8123/telemetry?format=rowbinary&gzip=1", msg, sizeof msg), TP_OK);
+    CHECK_ERR(try_open("clickhouse://127.0.0.1:8123/telemetry?gzip=1&format=csv", msg, sizeof msg), TP_ERR_PARSE);
+    CHECK(strstr(msg, "\"format=csv\" is unknown") != NULL && strstr(msg, "format=native|rowbinary") != NULL);
     CHECK_ERR(try_open("clickhouse://", msg, sizeof msg), TP_ERR_PARSE);
     CHECK(strstr(msg, "HOST[:PORT][/DATABASE]") != NULL);
     CHECK_ERR(try_open("clickhouse://host:0/db", msg, sizeof msg), TP_ERR_PARSE);
@@ -236,5 +444,6 @@ int main(void)
     tp_warehouse_close(w);
     wh_fixture_free(b);
     test_clickhouse_answers();
+    test_load_body();
     return check_exit();
 }
