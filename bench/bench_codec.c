@@ -90,6 +90,7 @@ static result run(int level, size_t batch, size_t total, size_t vehicles)
 
     tp_pack_writer_opts wo;
     tp_pack_writer_opts_init(&wo);
+    wo.layout = TP_LAYOUT_ROWS; /* this benchmark is about pbpack v1 against protobuf-c; bench_columns does v2 */
     wo.level = level;
     tp_pack_writer *w;
     tp_err e = tp_pack_writer_new(&wo, &w);
@@ -148,6 +149,7 @@ static result run(int level, size_t batch, size_t total, size_t vehicles)
     {
         tp_pack_writer_opts no;
         tp_pack_writer_opts_init(&no);
+        no.layout = TP_LAYOUT_ROWS;
         no.codec = TP_CODEC_NONE;
         tp_pack_writer *nw;
         if ((e = tp_pack_writer_new(&no, &nw)))

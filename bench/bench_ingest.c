@@ -53,6 +53,7 @@ static double hot_path(const tp_record *recs, size_t n, uint32_t batch, int leve
     tp_batcher *b;
     tp_pack_writer_opts wo;
     tp_pack_writer_opts_init(&wo);
+    wo.layout = TP_LAYOUT_ROWS; /* the hot path as first measured (row packs), comparable across runs */
     wo.level = level;
     tp_pack_writer *w;
     if (tp_batcher_new(&bo, &b) || tp_pack_writer_new(&wo, &w))
