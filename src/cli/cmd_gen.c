@@ -370,7 +370,8 @@ typedef struct gen_cli {
 } gen_cli;
 
 /* Parses the options into *a; returns -1 to go on, else the exit status (0 after --help, 2 after a usage error it
- * printed). */
+ * printed).
+ * Longer than ~120 lines on purpose: a linear option switch and its cross-checks read better whole. */
 static int parse_args(int argc, char **argv, gen_cli *a)
 {
     static const struct option longopts[] = {

@@ -253,7 +253,8 @@ typedef struct ingest_cli {
 } ingest_cli;
 
 /* Parses the options into *a (after tp_ingest_opts_init and tp_cli_worker_init); returns -1 to go on, else the exit
- * status (0 after --help, 2 after a usage error it printed). */
+ * status (0 after --help, 2 after a usage error it printed).
+ * Longer than ~120 lines on purpose: a linear option switch and its cross-checks read better whole. */
 static int parse_args(int argc, char **argv, ingest_cli *a)
 {
     enum { O_BROKERS = 256, O_TOPIC, O_LISTEN, O_FROM, O_FORMAT, O_BREC, O_BBYTES, O_LINGER, O_MAXBUF, O_THREADS,

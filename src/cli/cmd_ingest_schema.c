@@ -101,7 +101,15 @@ static int send_group(sender *x, tp_dyn_group *grp)
     return 0;
 }
 
-int tp_cmd_ingest_schema(int argc, char **argv)
+typedef struct ingest_args {
+    tp_cli_schema so;
+    const char *brokers, *topic, *from;
+    uint64_t batch, max_buffered, max_record, level;
+} ingest_args;
+
+/* Reads the options into a and w; returns -1 to go on, else the exit status. A linear option switch: it reads
+ * better whole. */
+static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
 {
     static const struct option longopts[] = {
         TP_CLI_SCHEMA_LONGOPTS,
@@ -116,37 +124,32 @@ int tp_cmd_ingest_schema(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    tp_cli_schema so = {0};
-    tp_cli_worker w;
-    if (tp_cli_worker_init(&w, argc))
-        return 1;
-    const char *brokers = NULL, *topic = NULL, *from = NULL;
-    uint64_t batch = 200, max_buffered = 1000000, max_record = 65536, level = 3;
+    *a = (ingest_args){.batch = 200, .max_buffered = 1000000, .max_record = 65536, .level = 3};
     char msg[512];
     int c, status = -1;
     opterr = 0;
     optind = 0;
     while (status < 0 && (c = getopt_long(argc, argv, ":hX:", longopts, NULL)) != -1) {
         tp_err e = TP_OK;
-        if (tp_cli_schema_option(&so, c, optarg))
+        if (tp_cli_schema_option(&a->so, c, optarg))
             continue;
-        if (tp_cli_worker_option(&w, c, optarg, &e, msg, sizeof msg)) {
+        if (tp_cli_worker_option(w, c, optarg, &e, msg, sizeof msg)) {
             if (e)
                 status = tp_cli_usage_error("ingest", "%s", msg);
             continue;
         }
         switch (c) {
-        case O_BROKERS: brokers = optarg; break;
-        case O_TOPIC: topic = optarg; break;
-        case O_FROM: from = optarg; break;
-        case O_BATCH: e = tp_cli_parse_u64("batch-records", optarg, 1, 1000000, &batch, msg, sizeof msg); break;
+        case O_BROKERS: a->brokers = optarg; break;
+        case O_TOPIC: a->topic = optarg; break;
+        case O_FROM: a->from = optarg; break;
+        case O_BATCH: e = tp_cli_parse_u64("batch-records", optarg, 1, 1000000, &a->batch, msg, sizeof msg); break;
         case O_MAX_BUFFERED:
-            e = tp_cli_parse_u64("max-buffered", optarg, 1, 1000000000, &max_buffered, msg, sizeof msg);
+            e = tp_cli_parse_u64("max-buffered", optarg, 1, 1000000000, &a->max_buffered, msg, sizeof msg);
             break;
         case O_MAX_RECORD:
-            e = tp_cli_parse_u64("max-record-bytes", optarg, 16, 64u << 20, &max_record, msg, sizeof msg);
+            e = tp_cli_parse_u64("max-record-bytes", optarg, 16, 64u << 20, &a->max_record, msg, sizeof msg);
             break;
-        case O_LEVEL: e = tp_cli_parse_u64("level", optarg, 1, 22, &level, msg, sizeof msg); break;
+        case O_LEVEL: e = tp_cli_parse_u64("level", optarg, 1, 22, &a->level, msg, sizeof msg); break;
         case 'h': usage(); status = 0; break;
         case ':': status = tp_cli_usage_error("ingest", "option '%s' needs a value", argv[optind - 1]); break;
         default:
@@ -158,40 +161,16 @@ int tp_cmd_ingest_schema(int argc, char **argv)
     }
     if (status < 0 && optind < argc)
         status = tp_cli_usage_error("ingest", "unexpected argument '%s'", argv[optind]);
-    if (status < 0 && (!topic || !from))
+    if (status < 0 && (!a->topic || !a->from))
         status = tp_cli_usage_error("ingest", "--topic and --from are required with --schema");
-    tp_schema *s = NULL;
-    if (status < 0 && (status = tp_cli_schema_load("ingest", &so, &s)) == 0)
-        status = -1;
-    if (status >= 0) {
-        tp_cli_worker_free(&w);
-        tp_schema_free(s);
-        return status;
-    }
-    tp_cli_worker_apply_log(&w);
-    delivery d = {0};
-    sender x = {.s = s, .level = (int)level};
-    tp_producer_opts po = {.brokers = brokers, .topic = topic, .kafka_conf = w.kafka_props,
-                           .nkafka_conf = w.n_kafka_props};
-    FILE *in = tp_cli_open_in(from);
-    tp_delimited_reader *rd = NULL;
-    tp_delimited_reader_opts ro;
-    tp_delimited_reader_opts_init(&ro);
-    ro.file = in;
-    ro.max_message_bytes = (size_t)max_record;
-    status = 0;
-    if (!in) {
-        fprintf(stderr, "telepack ingest: cannot open %s: %s\n", from, strerror(errno));
-        status = 1;
-    } else if (tp_producer_new(&po, on_dr, &d, &x.p, msg, sizeof msg)) {
-        fprintf(stderr, "telepack ingest: %s\n", msg);
-        status = 2;
-    } else if (tp_delimited_reader_new(&ro, &rd) || tp_dyn_grouper_new(s, (uint32_t)batch, (size_t)max_record, &x.g) ||
-               !(x.cctx = ZSTD_createCCtx())) {
-        fprintf(stderr, "telepack ingest: out of memory\n");
-        status = 1;
-    }
-    double t0 = tp_mono_s();
+    return status;
+}
+
+/* Reads the messages of rd (from `from`) into x's groups, sending each full group and the oldest while more than
+ * max_buffered records are held, then the rest. Returns the exit status. */
+static int send_records(sender *x, tp_delimited_reader *rd, const char *from, uint64_t max_buffered)
+{
+    int status = 0;
     uint64_t n_in = 0;
     while (!status) {
         const uint8_t *m;
@@ -206,38 +185,91 @@ int tp_cmd_ingest_schema(int argc, char **argv)
             break;
         }
         tp_dyn_group *full;
-        if ((e = tp_dyn_grouper_add(x.g, m, n, &full))) {
+        if ((e = tp_dyn_grouper_add(x->g, m, n, &full))) {
             fprintf(stderr, "telepack ingest: %s: record %" PRIu64 " (ending at input byte %" PRIu64 ") is refused: %s "
                     "(the %" PRIu64 " records before it are sent)\n", from, n_in, tp_delimited_reader_offset(rd),
-                    tp_dyn_grouper_error(x.g), n_in);
+                    tp_dyn_grouper_error(x->g), n_in);
             status = e == TP_ERR_NOMEM ? 1 : 2;
             break;
         }
         n_in++;
-        if (full && send_group(&x, full))
+        if (full && send_group(x, full))
             status = 1;
-        while (!status && tp_dyn_grouper_buffered(x.g) > max_buffered)
-            status = send_group(&x, tp_dyn_grouper_oldest(x.g));
+        while (!status && tp_dyn_grouper_buffered(x->g) > max_buffered)
+            status = send_group(x, tp_dyn_grouper_oldest(x->g));
     }
-    for (tp_dyn_group *grp; status != 1 && x.g && (grp = tp_dyn_grouper_oldest(x.g));)
-        if (send_group(&x, grp))
+    for (tp_dyn_group *grp; status != 1 && (grp = tp_dyn_grouper_oldest(x->g));)
+        if (send_group(x, grp))
             status = 1;
-    if (x.p) {
-        if (tp_producer_flush(x.p, 30000)) {
+    return status;
+}
+
+/* Waits up to 30 s for the deliveries and frees the producer; returns 1 when a pack was not delivered, else status. */
+static int finish_deliveries(sender *x, delivery *d, int status)
+{
+    if (x->p) {
+        if (tp_producer_flush(x->p, 30000)) {
             fprintf(stderr, "telepack ingest: packs still undelivered after 30 s; giving up on them\n");
-            tp_producer_purge(x.p);
+            tp_producer_purge(x->p);
             status = 1;
         }
-        tp_producer_free(x.p);
+        tp_producer_free(x->p);
     }
-    if (atomic_load(&d.failed)) {
-        fprintf(stderr, "telepack ingest: %" PRIu64 " packs were not delivered: %s\n", atomic_load(&d.failed),
-                d.detail);
+    if (atomic_load(&d->failed)) {
+        fprintf(stderr, "telepack ingest: %" PRIu64 " packs were not delivered: %s\n", atomic_load(&d->failed),
+                d->detail);
         status = 1;
     }
+    return status;
+}
+
+int tp_cmd_ingest_schema(int argc, char **argv)
+{
+    tp_cli_worker w;
+    if (tp_cli_worker_init(&w, argc))
+        return 1;
+    ingest_args a;
+    char msg[512];
+    int status = parse_args(argc, argv, &a, &w);
+    tp_schema *s = NULL;
+    if (status < 0 && (status = tp_cli_schema_load("ingest", &a.so, &s)) == 0)
+        status = -1;
+    if (status >= 0) {
+        tp_cli_worker_free(&w);
+        tp_schema_free(s);
+        return status;
+    }
+    tp_cli_worker_apply_log(&w);
+    delivery d = {0};
+    sender x = {.s = s, .level = (int)a.level};
+    tp_producer_opts po = {.brokers = a.brokers, .topic = a.topic, .kafka_conf = w.kafka_props,
+                           .nkafka_conf = w.n_kafka_props};
+    FILE *in = tp_cli_open_in(a.from);
+    tp_delimited_reader *rd = NULL;
+    tp_delimited_reader_opts ro;
+    tp_delimited_reader_opts_init(&ro);
+    ro.file = in;
+    ro.max_message_bytes = (size_t)a.max_record;
+    status = 0;
+    if (!in) {
+        fprintf(stderr, "telepack ingest: cannot open %s: %s\n", a.from, strerror(errno));
+        status = 1;
+    } else if (tp_producer_new(&po, on_dr, &d, &x.p, msg, sizeof msg)) {
+        fprintf(stderr, "telepack ingest: %s\n", msg);
+        status = 2;
+    } else if (tp_delimited_reader_new(&ro, &rd) ||
+               tp_dyn_grouper_new(s, (uint32_t)a.batch, (size_t)a.max_record, &x.g) ||
+               !(x.cctx = ZSTD_createCCtx())) {
+        fprintf(stderr, "telepack ingest: out of memory\n");
+        status = 1;
+    }
+    double t0 = tp_mono_s();
+    if (!status)
+        status = send_records(&x, rd, a.from, a.max_buffered);
+    status = finish_deliveries(&x, &d, status);
     fprintf(stderr, "ingest: %" PRIu64 " records of %s (schema %s) -> %" PRIu64 " packs delivered to %s, %" PRIu64
             " bytes, in %.2f s\n", x.records, tp_schema_message_name(s), tp_schema_fingerprint_hex(s),
-            (uint64_t)atomic_load(&d.ok), topic, x.bytes, tp_mono_s() - t0);
+            (uint64_t)atomic_load(&d.ok), a.topic, x.bytes, tp_mono_s() - t0);
     ZSTD_freeCCtx(x.cctx);
     tp_dyn_grouper_free(x.g);
     tp_delimited_reader_free(rd);

@@ -168,7 +168,19 @@ static int write_group(spack *p, tp_dyn_group *grp)
     return 0;
 }
 
-static int pack_schema(int argc, char **argv)
+typedef struct pack_args {
+    tp_cli_schema so;
+    const char *in_path, *out_path;
+    int codec, input, layout;
+    uint64_t level, batch, max_buffered, max_record;
+    bool quiet;
+} pack_args;
+
+static const char *const codec_words[] = {"none", "zstd", NULL};
+
+/* Reads pack --schema's options into a; returns -1 to go on, else the exit status. A linear option switch: it
+ * reads better whole. */
+static int pack_parse_args(int argc, char **argv, pack_args *a)
 {
     static const struct option longopts[] = {
         TP_CLI_SCHEMA_LONGOPTS,
@@ -185,36 +197,33 @@ static int pack_schema(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static const char *const codec_words[] = {"none", "zstd", NULL};
     static const char *const input_words[] = {"ndjson", "delimited", NULL};
     static const char *const layout_words[] = {"rows", "columns", NULL};
-    tp_cli_schema so = {0};
-    const char *in_path = "-", *out_path = "-";
-    int codec = TP_CODEC_ZSTD, input = 1, layout = 0, c;
-    uint64_t level = 3, batch = 200, max_buffered = 1000000, max_record = 65536;
-    bool quiet = false;
+    *a = (pack_args){.in_path = "-", .out_path = "-", .codec = TP_CODEC_ZSTD, .input = 1, .level = 3, .batch = 200,
+                     .max_buffered = 1000000, .max_record = 65536};
+    int c;
     char msg[512];
     opterr = 0;
     optind = 0;
     while ((c = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
         tp_err e = TP_OK;
-        if (tp_cli_schema_option(&so, c, optarg))
+        if (tp_cli_schema_option(&a->so, c, optarg))
             continue;
         switch (c) {
-        case P_IN: in_path = optarg; break;
-        case P_OUT: out_path = optarg; break;
-        case P_CODEC: e = tp_cli_parse_choice("codec", optarg, codec_words, &codec, msg, sizeof msg); break;
-        case P_INPUT_FORMAT: e = tp_cli_parse_choice("input-format", optarg, input_words, &input, msg, sizeof msg); break;
-        case P_LAYOUT: e = tp_cli_parse_choice("layout", optarg, layout_words, &layout, msg, sizeof msg); break;
-        case P_LEVEL: e = tp_cli_parse_u64("level", optarg, 1, 22, &level, msg, sizeof msg); break;
-        case P_BATCH: e = tp_cli_parse_u64("batch-records", optarg, 1, 1000000, &batch, msg, sizeof msg); break;
+        case P_IN: a->in_path = optarg; break;
+        case P_OUT: a->out_path = optarg; break;
+        case P_CODEC: e = tp_cli_parse_choice("codec", optarg, codec_words, &a->codec, msg, sizeof msg); break;
+        case P_INPUT_FORMAT: e = tp_cli_parse_choice("input-format", optarg, input_words, &a->input, msg, sizeof msg); break;
+        case P_LAYOUT: e = tp_cli_parse_choice("layout", optarg, layout_words, &a->layout, msg, sizeof msg); break;
+        case P_LEVEL: e = tp_cli_parse_u64("level", optarg, 1, 22, &a->level, msg, sizeof msg); break;
+        case P_BATCH: e = tp_cli_parse_u64("batch-records", optarg, 1, 1000000, &a->batch, msg, sizeof msg); break;
         case P_MAX_BUFFERED:
-            e = tp_cli_parse_u64("max-buffered", optarg, 1, 1000000000, &max_buffered, msg, sizeof msg);
+            e = tp_cli_parse_u64("max-buffered", optarg, 1, 1000000000, &a->max_buffered, msg, sizeof msg);
             break;
         case P_MAX_RECORD:
-            e = tp_cli_parse_u64("max-record-bytes", optarg, 16, 64u << 20, &max_record, msg, sizeof msg);
+            e = tp_cli_parse_u64("max-record-bytes", optarg, 16, 64u << 20, &a->max_record, msg, sizeof msg);
             break;
-        case 'q': quiet = true; break;
+        case 'q': a->quiet = true; break;
         case 'h': pack_usage(); return 0;
         case ':': return tp_cli_usage_error("pack", "option '%s' needs a value", argv[optind - 1]);
         default: return tp_cli_usage_error("pack", "unknown option '%s' (with --schema)", argv[optind - 1]);
@@ -224,45 +233,23 @@ static int pack_schema(int argc, char **argv)
     }
     if (optind < argc)
         return tp_cli_usage_error("pack", "unexpected argument '%s' (use --in FILE for the input)", argv[optind]);
-    if (input == 0)
+    if (a->input == 0)
         return tp_cli_usage_error("pack", "--schema reads varint-delimited protobuf only (--input-format delimited): "
                                           "there is no NDJSON reader for a custom schema yet");
-    if (layout == 1)
+    if (a->layout == 1)
         return tp_cli_usage_error("pack", "--layout columns is for the built-in record only; a custom schema "
                                           "travels as rows (pbpack v1)");
-    if (!strcmp(out_path, "-") && isatty(STDOUT_FILENO))
+    if (!strcmp(a->out_path, "-") && isatty(STDOUT_FILENO))
         return tp_cli_usage_error("pack", "refusing to write binary packs to a terminal; use --out FILE or a pipe");
-    tp_schema *s = NULL;
-    int status = tp_cli_schema_load("pack", &so, &s);
-    if (status)
-        return status;
-    spack p = {.level = (int)level, .codec = (tp_codec)codec};
-    FILE *in = tp_cli_open_in(in_path);
-    const char *in_name = strcmp(in_path, "-") ? in_path : "stdin";
-    p.out_name = strcmp(out_path, "-") ? out_path : "stdout";
-    tp_delimited_reader *rd = NULL;
-    if (!in) {
-        fprintf(stderr, "telepack pack: cannot open %s: %s\n", in_path, strerror(errno));
-        tp_schema_free(s);
-        return 1;
-    }
-    if (!(p.f = tp_cli_open_out(out_path))) {
-        fprintf(stderr, "telepack pack: cannot create %s: %s\n", out_path, strerror(errno));
-        tp_cli_close(in);
-        tp_schema_free(s);
-        return 1;
-    }
-    tp_delimited_reader_opts ro;
-    tp_delimited_reader_opts_init(&ro);
-    ro.file = in;
-    ro.max_message_bytes = (size_t)max_record;
-    double t0 = tp_mono_s();
-    if (tp_delimited_reader_new(&ro, &rd) || tp_dyn_grouper_new(s, (uint32_t)batch, (size_t)max_record, &p.g) ||
-        (codec == TP_CODEC_ZSTD && !(p.cctx = ZSTD_createCCtx()))) {
-        fprintf(stderr, "telepack pack: out of memory\n");
-        status = 1;
-    }
-    uint64_t records = 0;
+    return -1;
+}
+
+/* Reads the messages of rd into p's groups, writing each full group and the oldest while more than max_buffered
+ * records are held, then the rest; *records counts the messages taken. Returns the exit status. */
+static int pack_records(spack *p, tp_delimited_reader *rd, const char *in_name, uint64_t max_buffered,
+                        uint64_t *records)
+{
+    int status = 0;
     while (!status) {
         const uint8_t *m;
         size_t n;
@@ -271,12 +258,12 @@ static int pack_schema(int argc, char **argv)
             break;
         if (e) {
             fprintf(stderr, "telepack pack: %s: %s; fix or remove it (the %" PRIu64 " records before it are packed)\n",
-                    in_name, tp_delimited_reader_error(rd), records);
+                    in_name, tp_delimited_reader_error(rd), *records);
             status = e == TP_ERR_IO ? 1 : 2;
             break;
         }
         tp_dyn_group *full;
-        e = tp_dyn_grouper_add(p.g, m, n, &full);
+        e = tp_dyn_grouper_add(p->g, m, n, &full);
         if (e == TP_ERR_NOMEM) {
             fprintf(stderr, "telepack pack: out of memory\n");
             status = 1;
@@ -284,20 +271,62 @@ static int pack_schema(int argc, char **argv)
         }
         if (e) {
             fprintf(stderr, "telepack pack: %s: record %" PRIu64 " (ending at input byte %" PRIu64 "): %s; fix or "
-                    "remove it (the %" PRIu64 " records before it are packed)\n", in_name, records,
-                    tp_delimited_reader_offset(rd), tp_dyn_grouper_error(p.g), records);
+                    "remove it (the %" PRIu64 " records before it are packed)\n", in_name, *records,
+                    tp_delimited_reader_offset(rd), tp_dyn_grouper_error(p->g), *records);
             status = 2;
             break;
         }
-        records++;
-        if (full && write_group(&p, full))
+        (*records)++;
+        if (full && write_group(p, full))
             status = 1;
-        while (!status && tp_dyn_grouper_buffered(p.g) > max_buffered)
-            status = write_group(&p, tp_dyn_grouper_oldest(p.g));
+        while (!status && tp_dyn_grouper_buffered(p->g) > max_buffered)
+            status = write_group(p, tp_dyn_grouper_oldest(p->g));
     }
-    for (tp_dyn_group *grp; status != 1 && p.g && (grp = tp_dyn_grouper_oldest(p.g));)
-        if (write_group(&p, grp))
+    for (tp_dyn_group *grp; status != 1 && (grp = tp_dyn_grouper_oldest(p->g));)
+        if (write_group(p, grp))
             status = 1;
+    return status;
+}
+
+static int pack_schema(int argc, char **argv)
+{
+    pack_args a;
+    int status = pack_parse_args(argc, argv, &a);
+    if (status >= 0)
+        return status;
+    tp_schema *s = NULL;
+    status = tp_cli_schema_load("pack", &a.so, &s);
+    if (status)
+        return status;
+    spack p = {.level = (int)a.level, .codec = (tp_codec)a.codec};
+    FILE *in = tp_cli_open_in(a.in_path);
+    const char *in_name = strcmp(a.in_path, "-") ? a.in_path : "stdin";
+    p.out_name = strcmp(a.out_path, "-") ? a.out_path : "stdout";
+    tp_delimited_reader *rd = NULL;
+    if (!in) {
+        fprintf(stderr, "telepack pack: cannot open %s: %s\n", a.in_path, strerror(errno));
+        tp_schema_free(s);
+        return 1;
+    }
+    if (!(p.f = tp_cli_open_out(a.out_path))) {
+        fprintf(stderr, "telepack pack: cannot create %s: %s\n", a.out_path, strerror(errno));
+        tp_cli_close(in);
+        tp_schema_free(s);
+        return 1;
+    }
+    tp_delimited_reader_opts ro;
+    tp_delimited_reader_opts_init(&ro);
+    ro.file = in;
+    ro.max_message_bytes = (size_t)a.max_record;
+    double t0 = tp_mono_s();
+    uint64_t records = 0;
+    if (tp_delimited_reader_new(&ro, &rd) || tp_dyn_grouper_new(s, (uint32_t)a.batch, (size_t)a.max_record, &p.g) ||
+        (a.codec == TP_CODEC_ZSTD && !(p.cctx = ZSTD_createCCtx()))) {
+        fprintf(stderr, "telepack pack: out of memory\n");
+        status = 1;
+    } else {
+        status = pack_records(&p, rd, in_name, a.max_buffered, &records);
+    }
     uint64_t bytes_in = rd ? tp_delimited_reader_offset(rd) : 0;
     tp_delimited_reader_free(rd);
     tp_cli_close(in);
@@ -305,11 +334,11 @@ static int pack_schema(int argc, char **argv)
         fprintf(stderr, "telepack pack: writing to %s failed: %s\n", p.out_name, strerror(errno));
         status = 1;
     }
-    if (!quiet) {
+    if (!a.quiet) {
         char bi[32], bo[32], bc[32];
         fprintf(stderr, "pack: %" PRIu64 " records -> %" PRIu64 " packs (%s, pbpack v1, codec %s), %s delimited in "
                 "-> %s out, ratio %.2fx, %.1f B/record (content %s) in %.2f s\n", records, p.packs,
-                tp_schema_message_name(s), codec_words[codec], tp_cli_bytes(bytes_in, bi, sizeof bi),
+                tp_schema_message_name(s), codec_words[a.codec], tp_cli_bytes(bytes_in, bi, sizeof bi),
                 tp_cli_bytes(p.bytes_out, bo, sizeof bo), p.bytes_out ? (double)bytes_in / (double)p.bytes_out : 0.0,
                 records ? (double)p.bytes_out / (double)records : 0.0, tp_cli_bytes(p.content, bc, sizeof bc),
                 tp_mono_s() - t0);
@@ -384,7 +413,17 @@ static bool sfill(sbuf *b)
     return n > 0;
 }
 
-static int inspect_schema(int argc, char **argv)
+typedef struct inspect_args {
+    tp_cli_schema so;
+    int flags;
+    bool quiet;
+    uint64_t max_pack, max_record;
+    const char *path;
+} inspect_args;
+
+/* Reads inspect --schema's options into a; returns -1 to go on, else the exit status. A linear option switch: it
+ * reads better whole. */
+static int inspect_parse_args(int argc, char **argv, inspect_args *a)
 {
     static const struct option longopts[] = {
         TP_CLI_SCHEMA_LONGOPTS,
@@ -395,22 +434,20 @@ static int inspect_schema(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    tp_cli_schema so = {0};
-    int flags = 0, c;
-    bool quiet = false;
-    uint64_t max_pack = TP_DEFAULT_MAX_PACK_BYTES, max_record = 65536;
+    *a = (inspect_args){.max_pack = TP_DEFAULT_MAX_PACK_BYTES, .max_record = 65536};
+    int c;
     char msg[256];
     opterr = 0;
     optind = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         tp_err e = TP_OK;
-        if (tp_cli_schema_option(&so, c, optarg))
+        if (tp_cli_schema_option(&a->so, c, optarg))
             continue;
         switch (c) {
-        case I_PROTO_NAMES: flags |= TP_DYN_JSON_PROTO_NAMES; break;
-        case I_SUMMARY: quiet = true; break;
-        case I_MAX_PACK: e = tp_cli_parse_u64("max-pack-bytes", optarg, 1024, (uint64_t)1 << 31, &max_pack, msg, sizeof msg); break;
-        case I_MAX_RECORD: e = tp_cli_parse_u64("max-record-bytes", optarg, 16, 64u << 20, &max_record, msg, sizeof msg); break;
+        case I_PROTO_NAMES: a->flags |= TP_DYN_JSON_PROTO_NAMES; break;
+        case I_SUMMARY: a->quiet = true; break;
+        case I_MAX_PACK: e = tp_cli_parse_u64("max-pack-bytes", optarg, 1024, (uint64_t)1 << 31, &a->max_pack, msg, sizeof msg); break;
+        case I_MAX_RECORD: e = tp_cli_parse_u64("max-record-bytes", optarg, 16, 64u << 20, &a->max_record, msg, sizeof msg); break;
         case 'h': inspect_usage(); return 0;
         case ':': return tp_cli_usage_error("inspect", "option '%s' needs a value", argv[optind - 1]);
         default: return tp_cli_usage_error("inspect", "unknown option '%s' (with --schema)", argv[optind - 1]);
@@ -420,105 +457,133 @@ static int inspect_schema(int argc, char **argv)
     }
     if (argc - optind > 1)
         return tp_cli_usage_error("inspect", "give one input file, not %d", argc - optind);
-    const char *path = optind < argc ? argv[optind] : "-";
+    a->path = optind < argc ? argv[optind] : "-";
+    return -1;
+}
+
+/* Finds the next pack at in->start: a zstd frame, or (first and only) the whole input as one codec-none pack.
+ * Sets *fs to its size and *zstd; returns 0, -1 at the end of the input, or the exit status (reported, except a
+ * read error, which the caller reports). */
+static int next_pack(sbuf *in, const char *name, uint64_t packs, size_t *fs, bool *zstd)
+{
+    while (in->end - in->start < 4 && sfill(in)) {
+    }
+    if (in->error)
+        return 1;
+    size_t have = in->end - in->start;
+    if (have == 0)
+        return -1;
+    const uint8_t *p = in->p + in->start;
+    uint64_t at = in->base + in->start;
+    *zstd = have >= 4 && p[0] == 0x28 && p[1] == 0xb5 && p[2] == 0x2f && p[3] == 0xfd;
+    if (*zstd) {
+        tp_err e;
+        while ((e = tp_pack_frame_size(in->p + in->start, in->end - in->start, fs)) == TP_ERR_TRUNCATED && sfill(in)) {
+        }
+        if (in->error)
+            return 1;
+        if (e) {
+            fprintf(stderr, "telepack inspect: %s: pack %" PRIu64 " at byte offset %" PRIu64 ": %s\n", name, packs,
+                    at, e == TP_ERR_TRUNCATED ? "the input ends inside the pack; the file is truncated"
+                                              : "the zstd frame is malformed");
+            return 2;
+        }
+        return 0;
+    }
+    if (packs) {
+        fprintf(stderr, "telepack inspect: %s: pack %" PRIu64 " at byte offset %" PRIu64 " does not start with "
+                "the zstd magic (28 b5 2f fd); the input is not a stream of packs or is damaged here\n",
+                name, packs, at);
+        return 2;
+    }
+    while (sfill(in)) { /* codec none: the whole input is one pack */
+    }
+    if (!in->eof || in->error) {
+        fprintf(stderr, "telepack inspect: %s: a codec-none pack larger than %zu bytes\n", name, in->limit);
+        return in->error ? 1 : 2;
+    }
+    *fs = in->end - in->start;
+    return 0;
+}
+
+/* What inspect decodes with and what it counted. */
+typedef struct inspect_run {
+    const inspect_args *a;
+    const tp_schema *s;
+    const char *name;
+    tp_dyn_pack_reader *rd;
+    tp_dyn_batch *b;
+    tp_dyn_text text;
+    uint64_t packs, records, compressed, content, unknown;
+} inspect_run;
+
+/* Decodes the pack of fs bytes at p (byte offset at) and prints its records. Returns the exit status. */
+static int print_pack(inspect_run *r, const uint8_t *p, size_t fs, uint64_t at)
+{
+    tp_err e = tp_dyn_pack_reader_open(r->rd, NULL, p, fs);
+    if (e) {
+        fprintf(stderr, "telepack inspect: %s: pack %" PRIu64 " at byte offset %" PRIu64 ": %s (%s)\n", r->name,
+                r->packs, at, tp_dyn_pack_reader_error(r->rd), tp_strerror(e));
+        return 2;
+    }
+    const uint8_t *m;
+    size_t n;
+    for (uint32_t i = 0; tp_dyn_pack_reader_next(r->rd, &m, &n) == TP_OK; i++) {
+        tp_dyn_batch_clear(r->b);
+        if ((e = tp_dyn_decode(r->b, m, n))) {
+            fprintf(stderr, "telepack inspect: %s: pack %" PRIu64 " at byte offset %" PRIu64 ": record %" PRIu32
+                    " does not decode as %s: %s (%s)\n", r->name, r->packs, at, i, tp_schema_message_name(r->s),
+                    r->b->error, tp_strerror(e));
+            return 2;
+        }
+        r->unknown += r->b->unknown_fields;
+        r->records++;
+        if (r->a->quiet)
+            continue;
+        r->text.len = 0;
+        if (tp_dyn_row_json(r->b, 0, r->a->flags, &r->text) || fwrite(r->text.p, 1, r->text.len, stdout) != r->text.len)
+            return 1;
+    }
+    return 0;
+}
+
+static int inspect_schema(int argc, char **argv)
+{
+    inspect_args a;
+    int status = inspect_parse_args(argc, argv, &a);
+    if (status >= 0)
+        return status;
+    const char *path = a.path;
     const char *name = strcmp(path, "-") ? path : "stdin";
     tp_schema *s = NULL;
-    int status = tp_cli_schema_load("inspect", &so, &s);
+    status = tp_cli_schema_load("inspect", &a.so, &s);
     if (status)
         return status;
-    sbuf in = {.f = tp_cli_open_in(path), .limit = ZSTD_compressBound((size_t)max_pack) + 4096};
-    tp_dyn_pack_reader *rd = NULL;
-    tp_dyn_batch *b = NULL;
-    tp_dyn_text text = {0};
+    sbuf in = {.f = tp_cli_open_in(path), .limit = ZSTD_compressBound((size_t)a.max_pack) + 4096};
+    inspect_run r = {.a = &a, .s = s, .name = name};
     if (!in.f) {
         fprintf(stderr, "telepack inspect: cannot open %s: %s\n", path, strerror(errno));
         tp_schema_free(s);
         return 1;
     }
-    if (tp_dyn_pack_reader_new((size_t)max_pack, (size_t)max_record, &rd) ||
-        tp_dyn_batch_new(s, 1, 9 * (size_t)max_record + 64, &b)) {
+    if (tp_dyn_pack_reader_new((size_t)a.max_pack, (size_t)a.max_record, &r.rd) ||
+        tp_dyn_batch_new(s, 1, 9 * (size_t)a.max_record + 64, &r.b)) {
         fprintf(stderr, "telepack inspect: out of memory\n");
         status = 1;
     }
-    uint64_t packs = 0, records = 0, compressed = 0, content = 0, unknown = 0;
     bool zstd = true;
     while (!status) {
-        while (in.end - in.start < 4 && sfill(&in)) {
-        }
-        if (in.error) {
-            status = 1;
-            break;
-        }
-        size_t have = in.end - in.start;
-        if (have == 0)
-            break;
-        const uint8_t *p = in.p + in.start;
-        uint64_t at = in.base + in.start;
         size_t fs = 0;
-        zstd = have >= 4 && p[0] == 0x28 && p[1] == 0xb5 && p[2] == 0x2f && p[3] == 0xfd;
-        if (zstd) {
-            tp_err e;
-            while ((e = tp_pack_frame_size(in.p + in.start, in.end - in.start, &fs)) == TP_ERR_TRUNCATED && sfill(&in)) {
-            }
-            if (in.error) {
-                status = 1;
-                break;
-            }
-            if (e) {
-                fprintf(stderr, "telepack inspect: %s: pack %" PRIu64 " at byte offset %" PRIu64 ": %s\n", name, packs,
-                        at, e == TP_ERR_TRUNCATED ? "the input ends inside the pack; the file is truncated"
-                                                  : "the zstd frame is malformed");
-                status = 2;
-                break;
-            }
-        } else {
-            if (packs) {
-                fprintf(stderr, "telepack inspect: %s: pack %" PRIu64 " at byte offset %" PRIu64 " does not start with "
-                        "the zstd magic (28 b5 2f fd); the input is not a stream of packs or is damaged here\n",
-                        name, packs, at);
-                status = 2;
-                break;
-            }
-            while (sfill(&in)) { /* codec none: the whole input is one pack */
-            }
-            if (!in.eof || in.error) {
-                fprintf(stderr, "telepack inspect: %s: a codec-none pack larger than %zu bytes\n", name, in.limit);
-                status = in.error ? 1 : 2;
-                break;
-            }
-            fs = in.end - in.start;
-        }
-        tp_err e = tp_dyn_pack_reader_open(rd, NULL, in.p + in.start, fs);
-        if (e) {
-            fprintf(stderr, "telepack inspect: %s: pack %" PRIu64 " at byte offset %" PRIu64 ": %s (%s)\n", name, packs,
-                    at, tp_dyn_pack_reader_error(rd), tp_strerror(e));
-            status = 2;
+        int more = next_pack(&in, name, r.packs, &fs, &zstd);
+        if (more) {
+            status = more < 0 ? 0 : more;
             break;
         }
-        const uint8_t *m;
-        size_t n;
-        for (uint32_t i = 0; !status && tp_dyn_pack_reader_next(rd, &m, &n) == TP_OK; i++) {
-            tp_dyn_batch_clear(b);
-            if ((e = tp_dyn_decode(b, m, n))) {
-                fprintf(stderr, "telepack inspect: %s: pack %" PRIu64 " at byte offset %" PRIu64 ": record %" PRIu32
-                        " does not decode as %s: %s (%s)\n", name, packs, at, i, tp_schema_message_name(s), b->error,
-                        tp_strerror(e));
-                status = 2;
-                break;
-            }
-            unknown += b->unknown_fields;
-            records++;
-            if (quiet)
-                continue;
-            text.len = 0;
-            if (tp_dyn_row_json(b, 0, flags, &text) || fwrite(text.p, 1, text.len, stdout) != text.len)
-                status = 1;
-        }
-        if (status)
+        if ((status = print_pack(&r, in.p + in.start, fs, in.base + in.start)))
             break;
-        packs++;
-        compressed += fs;
-        content += tp_dyn_pack_reader_content_size(rd);
+        r.packs++;
+        r.compressed += fs;
+        r.content += tp_dyn_pack_reader_content_size(r.rd);
         in.start += fs;
     }
     if (in.error)
@@ -529,13 +594,13 @@ static int inspect_schema(int argc, char **argv)
     }
     char bc[32], bt[32];
     fprintf(stderr, "inspect: %" PRIu64 " packs, %" PRIu64 " records of %s, %s compressed, %s content, ratio %.2fx "
-            "(%s)%s%s\n", packs, records, tp_schema_message_name(s), tp_cli_bytes(compressed, bc, sizeof bc),
-            tp_cli_bytes(content, bt, sizeof bt), compressed ? (double)content / (double)compressed : 0.0,
-            zstd ? "codec zstd" : "codec none", unknown ? ", unknown fields skipped" : "",
+            "(%s)%s%s\n", r.packs, r.records, tp_schema_message_name(s), tp_cli_bytes(r.compressed, bc, sizeof bc),
+            tp_cli_bytes(r.content, bt, sizeof bt), r.compressed ? (double)r.content / (double)r.compressed : 0.0,
+            zstd ? "codec zstd" : "codec none", r.unknown ? ", unknown fields skipped" : "",
             status == 2 ? ", stopped at the bad input" : "");
-    tp_dyn_text_free(&text);
-    tp_dyn_batch_free(b);
-    tp_dyn_pack_reader_free(rd);
+    tp_dyn_text_free(&r.text);
+    tp_dyn_batch_free(r.b);
+    tp_dyn_pack_reader_free(r.rd);
     free(in.p);
     tp_cli_close(in.f);
     tp_schema_free(s);

@@ -145,7 +145,8 @@ static int read_secret_file(const char *opt, const char *path, char *buf, size_t
 }
 
 /* Parses the options into *a (after tp_sink_config_init and tp_cli_worker_init); returns -1 to go on, else the exit
- * status (0 after --help, 2 after a usage error it printed). */
+ * status (0 after --help, 2 after a usage error it printed).
+ * Longer than ~120 lines on purpose: a linear option switch and its cross-checks read better whole. */
 static int parse_args(int argc, char **argv, sink_cli *a)
 {
     enum {

@@ -644,6 +644,150 @@ static const char *transform_name(uint8_t t)
     return t < TP_COLX__COUNT ? names[t] : "unknown";
 }
 
+/* A column descriptor: its bodies follow the last descriptor, in order. */
+typedef struct {
+    uint64_t field, blen;
+    uint8_t code;
+} col_desc;
+
+/* The header after the magic: the version, the record count (1..max_records, at most 2^32-1) and the column
+ * count (at most TP_COLPACK_MAX_COLUMNS); *pos ends after it. */
+static tp_err read_header(tp_colpack_reader *r, const uint8_t *content, size_t len, uint64_t max_records,
+                          size_t *pos, uint64_t *ncols)
+{
+    int version = tp_colpack_version(content, len);
+    if (!version)
+        return fail(r, TP_ERR_UNKNOWN_VERSION,
+                    "content of %zu bytes does not start with the pbpack v2 or v3 magic 00 54 43 32 / 33; it is "
+                    "not column-layout content this reader knows",
+                    len);
+    r->version = (uint8_t)version;
+    *pos = TP_COLPACK_MAGIC_LEN;
+    uint64_t count;
+    tp_err err;
+    if ((err = varint_get(content, len, pos, &count)))
+        return fail(r, err, "header: record count varint at content offset %zu is %s", *pos,
+                    err == TP_ERR_TRUNCATED ? "cut off" : "longer than 10 bytes");
+    if (count == 0)
+        return fail(r, TP_ERR_CORRUPT, "header: record count 0; a pack holds at least one record");
+    if (count > max_records || count > UINT32_MAX)
+        return fail(r, TP_ERR_PACK_TOO_LARGE,
+                    "header: record count %" PRIu64 " above the reader's limit of %" PRIu64
+                    " records; raise max_pack_bytes if the pack is legitimate",
+                    count, max_records < UINT32_MAX ? max_records : (uint64_t)UINT32_MAX);
+    if ((err = varint_get(content, len, pos, ncols)))
+        return fail(r, err, "header: column count varint at content offset %zu is %s", *pos,
+                    err == TP_ERR_TRUNCATED ? "cut off" : "longer than 10 bytes");
+    if (*ncols > TP_COLPACK_MAX_COLUMNS)
+        return fail(r, TP_ERR_CORRUPT, "header: %" PRIu64 " columns, above the limit of %d", *ncols,
+                    TP_COLPACK_MAX_COLUMNS);
+    r->count = (uint32_t)count;
+    return TP_OK;
+}
+
+/* The ncols column descriptors (field varint, code byte, body length varint) from *pos into desc. */
+static tp_err read_descriptors(tp_colpack_reader *r, const uint8_t *content, size_t len, size_t *pos,
+                               uint64_t ncols, col_desc *desc)
+{
+    tp_err err;
+    for (uint64_t i = 0; i < ncols; i++) {
+        size_t at = *pos;
+        if ((err = varint_get(content, len, pos, &desc[i].field)))
+            return fail(r, err, "column descriptor %" PRIu64 " at content offset %zu: field number %s", i, at,
+                        err == TP_ERR_TRUNCATED ? "cut off" : "varint longer than 10 bytes");
+        if (*pos >= len)
+            return fail(r, TP_ERR_TRUNCATED, "column descriptor %" PRIu64 " at content offset %zu is cut off", i,
+                        at);
+        desc[i].code = content[(*pos)++];
+        if ((err = varint_get(content, len, pos, &desc[i].blen)))
+            return fail(r, err, "column descriptor %" PRIu64 " at content offset %zu: body length %s", i, at,
+                        err == TP_ERR_TRUNCATED ? "cut off" : "varint longer than 10 bytes");
+    }
+    return TP_OK;
+}
+
+/* Column i's transform and scale (from its descriptor d, for a field of this type) exist in the reader's version
+ * and fit the type, and its body length can hold count records with that transform. */
+static tp_err check_transform(tp_colpack_reader *r, uint64_t i, const col_desc *d, uint8_t type, uint64_t count,
+                              uint8_t *tr_out, uint8_t *sc_out)
+{
+    uint64_t f = d->field, blen = d->blen;
+    uint8_t tr = d->code & 7;
+    int sci = scale_from_code((uint8_t)(d->code >> 3));
+    if (tr == TP_COLX_FOR_PLANES && r->version < 3)
+        return fail(r, TP_ERR_UNKNOWN_VERSION,
+                    "column %" PRIu64 " (field %" PRIu64 "): transform %u is reserved in version 2 (0..6); "
+                    "for-planes exists from version 3 on",
+                    i, f, tr);
+    bool floating = type == TP_COLT_DOUBLE || type == TP_COLT_FLOAT;
+    if (sci < 0 || (sci != TP_COLPACK_SCALE_NONE && !floating))
+        return fail(r, TP_ERR_CORRUPT,
+                    "column %" PRIu64 " (field %" PRIu64 "): scale code %u invalid (0, or 1..20 for floating "
+                    "fields only)",
+                    i, f, d->code >> 3);
+    uint8_t sc = (uint8_t)sci;
+    bool planes = tr == TP_COLX_XOR_PLANES || tr == TP_COLX_DELTA_PLANES;
+    if (planes && sc != TP_COLPACK_SCALE_NONE)
+        return fail(r, TP_ERR_CORRUPT, "column %" PRIu64 " (field %" PRIu64 "): %s with a decimal scale", i, f,
+                    transform_name(tr));
+    /* Body size bounds per transform: a lying record count is caught here, before decoding. */
+    uint64_t w = (uint64_t)plane_width(type);
+    bool bad = false;
+    if (planes)
+        bad = blen != w * count;
+    else if (tr == TP_COLX_CONST)
+        bad = blen < 1 || blen > 10;
+    else if (tr == TP_COLX_RUNS)
+        bad = blen < 2 || blen > 20 * count;
+    else if (tr == TP_COLX_FOR_PLANES) /* base varint, width byte, 1..8 planes */
+        bad = blen < 2 + count || blen > 11 + 8 * count;
+    else
+        bad = blen < count || blen > 10 * count;
+    if (bad)
+        return fail(r, TP_ERR_CORRUPT,
+                    "column %" PRIu64 " (field %" PRIu64 "): %s body of %" PRIu64 " bytes cannot hold %" PRIu64
+                    " records",
+                    i, f, transform_name(tr), blen, count);
+    *tr_out = tr;
+    *sc_out = sc;
+    return TP_OK;
+}
+
+/* The head of column i's body for the transforms that have one: const's one varint, for-planes' base varint and
+ * width byte (then exactly width x count plane bytes). */
+static tp_err read_body_head(tp_colpack_reader *r, tp_colpack_col *c, uint64_t i, uint64_t count)
+{
+    uint64_t f = c->field;
+    const uint8_t *body = c->body;
+    tp_err err;
+    if (c->transform == TP_COLX_CONST) {
+        size_t p = 0;
+        uint64_t v;
+        if ((err = varint_get(body, c->len, &p, &v)) || p != c->len)
+            return fail(r, err ? err : TP_ERR_CORRUPT,
+                        "column %" PRIu64 " (field %" PRIu64 "): constant is not exactly one varint", i, f);
+        c->run_val = c->signed_units ? zz_dec(v) : v;
+    }
+    if (c->transform == TP_COLX_FOR_PLANES) {
+        size_t p = 0;
+        uint64_t v;
+        if ((err = varint_get(body, c->len, &p, &v)) || p >= c->len)
+            return fail(r, err ? err : TP_ERR_CORRUPT,
+                        "column %" PRIu64 " (field %" PRIu64 "): for-planes base is not a varint followed by a "
+                        "width", i, f);
+        uint8_t fw = body[p++];
+        if (fw < 1 || fw > 8 || c->len - p != (size_t)fw * count)
+            return fail(r, TP_ERR_CORRUPT,
+                        "column %" PRIu64 " (field %" PRIu64 "): for-planes width %u with %zu plane bytes "
+                        "for %" PRIu64 " records (the width must be 1..8 and the planes width x records)",
+                        i, f, fw, c->len - p, count);
+        c->run_val = c->signed_units ? zz_dec(v) : v;
+        c->width = fw;
+        c->planes = body + p;
+    }
+    return TP_OK;
+}
+
 tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len, uint64_t max_records)
 {
     if (!r)
@@ -653,52 +797,14 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
         r->cols[c].transform = COL_ABSENT;
     if (!content && len)
         return fail(r, TP_ERR_INVALID_ARG, "no content buffer given");
-    int version = tp_colpack_version(content, len);
-    if (!version)
-        return fail(r, TP_ERR_UNKNOWN_VERSION,
-                    "content of %zu bytes does not start with the pbpack v2 or v3 magic 00 54 43 32 / 33; it is "
-                    "not column-layout content this reader knows",
-                    len);
-    r->version = (uint8_t)version;
-    size_t pos = TP_COLPACK_MAGIC_LEN;
-    uint64_t count, ncols;
+    size_t pos = 0;
+    uint64_t ncols = 0;
+    col_desc desc[TP_COLPACK_MAX_COLUMNS];
     tp_err err;
-    if ((err = varint_get(content, len, &pos, &count)))
-        return fail(r, err, "header: record count varint at content offset %zu is %s", pos,
-                    err == TP_ERR_TRUNCATED ? "cut off" : "longer than 10 bytes");
-    if (count == 0)
-        return fail(r, TP_ERR_CORRUPT, "header: record count 0; a pack holds at least one record");
-    if (count > max_records || count > UINT32_MAX)
-        return fail(r, TP_ERR_PACK_TOO_LARGE,
-                    "header: record count %" PRIu64 " above the reader's limit of %" PRIu64
-                    " records; raise max_pack_bytes if the pack is legitimate",
-                    count, max_records < UINT32_MAX ? max_records : (uint64_t)UINT32_MAX);
-    if ((err = varint_get(content, len, &pos, &ncols)))
-        return fail(r, err, "header: column count varint at content offset %zu is %s", pos,
-                    err == TP_ERR_TRUNCATED ? "cut off" : "longer than 10 bytes");
-    if (ncols > TP_COLPACK_MAX_COLUMNS)
-        return fail(r, TP_ERR_CORRUPT, "header: %" PRIu64 " columns, above the limit of %d", ncols,
-                    TP_COLPACK_MAX_COLUMNS);
-    r->count = (uint32_t)count;
-
-    /* First pass over descriptors: their bodies follow the last descriptor, in order. */
-    struct {
-        uint64_t field, blen;
-        uint8_t code;
-    } desc[TP_COLPACK_MAX_COLUMNS];
-    for (uint64_t i = 0; i < ncols; i++) {
-        size_t at = pos;
-        if ((err = varint_get(content, len, &pos, &desc[i].field)))
-            return fail(r, err, "column descriptor %" PRIu64 " at content offset %zu: field number %s", i, at,
-                        err == TP_ERR_TRUNCATED ? "cut off" : "varint longer than 10 bytes");
-        if (pos >= len)
-            return fail(r, TP_ERR_TRUNCATED, "column descriptor %" PRIu64 " at content offset %zu is cut off", i,
-                        at);
-        desc[i].code = content[pos++];
-        if ((err = varint_get(content, len, &pos, &desc[i].blen)))
-            return fail(r, err, "column descriptor %" PRIu64 " at content offset %zu: body length %s", i, at,
-                        err == TP_ERR_TRUNCATED ? "cut off" : "varint longer than 10 bytes");
-    }
+    if ((err = read_header(r, content, len, max_records, &pos, &ncols)) ||
+        (err = read_descriptors(r, content, len, &pos, ncols, desc)))
+        return err;
+    uint64_t count = r->count;
     size_t body_at = pos;
     for (uint64_t i = 0; i < ncols; i++) {
         uint64_t f = desc[i].field, blen = desc[i].blen;
@@ -716,42 +822,9 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
         tp_colpack_col *c = &r->cols[f - 1];
         if (c->transform != COL_ABSENT)
             return fail(r, TP_ERR_CORRUPT, "column %" PRIu64 ": field %" PRIu64 " appears twice", i, f);
-        uint8_t type = field_type[f - 1], tr = desc[i].code & 7;
-        int sci = scale_from_code((uint8_t)(desc[i].code >> 3));
-        if (tr == TP_COLX_FOR_PLANES && r->version < 3)
-            return fail(r, TP_ERR_UNKNOWN_VERSION,
-                        "column %" PRIu64 " (field %" PRIu64 "): transform %u is reserved in version 2 (0..6); "
-                        "for-planes exists from version 3 on",
-                        i, f, tr);
-        bool floating = type == TP_COLT_DOUBLE || type == TP_COLT_FLOAT;
-        if (sci < 0 || (sci != TP_COLPACK_SCALE_NONE && !floating))
-            return fail(r, TP_ERR_CORRUPT,
-                        "column %" PRIu64 " (field %" PRIu64 "): scale code %u invalid (0, or 1..20 for floating "
-                        "fields only)",
-                        i, f, desc[i].code >> 3);
-        uint8_t sc = (uint8_t)sci;
-        bool planes = tr == TP_COLX_XOR_PLANES || tr == TP_COLX_DELTA_PLANES;
-        if (planes && sc != TP_COLPACK_SCALE_NONE)
-            return fail(r, TP_ERR_CORRUPT, "column %" PRIu64 " (field %" PRIu64 "): %s with a decimal scale", i, f,
-                        transform_name(tr));
-        /* Body size bounds per transform: a lying record count is caught here, before decoding. */
-        uint64_t w = (uint64_t)plane_width(type);
-        bool bad = false;
-        if (planes)
-            bad = blen != w * count;
-        else if (tr == TP_COLX_CONST)
-            bad = blen < 1 || blen > 10;
-        else if (tr == TP_COLX_RUNS)
-            bad = blen < 2 || blen > 20 * count;
-        else if (tr == TP_COLX_FOR_PLANES) /* base varint, width byte, 1..8 planes */
-            bad = blen < 2 + count || blen > 11 + 8 * count;
-        else
-            bad = blen < count || blen > 10 * count;
-        if (bad)
-            return fail(r, TP_ERR_CORRUPT,
-                        "column %" PRIu64 " (field %" PRIu64 "): %s body of %" PRIu64 " bytes cannot hold %" PRIu64
-                        " records",
-                        i, f, transform_name(tr), blen, count);
+        uint8_t type = field_type[f - 1], tr = 0, sc = 0;
+        if ((err = check_transform(r, i, &desc[i], type, count, &tr, &sc)))
+            return err;
         c->body = body;
         c->len = (size_t)blen;
         c->field = (uint32_t)f;
@@ -759,31 +832,8 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
         c->transform = tr;
         c->scale = sc;
         c->signed_units = type_is_signed(type, sc);
-        if (tr == TP_COLX_CONST) {
-            size_t p = 0;
-            uint64_t v;
-            if ((err = varint_get(body, c->len, &p, &v)) || p != c->len)
-                return fail(r, err ? err : TP_ERR_CORRUPT,
-                            "column %" PRIu64 " (field %" PRIu64 "): constant is not exactly one varint", i, f);
-            c->run_val = c->signed_units ? zz_dec(v) : v;
-        }
-        if (tr == TP_COLX_FOR_PLANES) {
-            size_t p = 0;
-            uint64_t v;
-            if ((err = varint_get(body, c->len, &p, &v)) || p >= c->len)
-                return fail(r, err ? err : TP_ERR_CORRUPT,
-                            "column %" PRIu64 " (field %" PRIu64 "): for-planes base is not a varint followed by a "
-                            "width", i, f);
-            uint8_t fw = body[p++];
-            if (fw < 1 || fw > 8 || c->len - p != (size_t)fw * count)
-                return fail(r, TP_ERR_CORRUPT,
-                            "column %" PRIu64 " (field %" PRIu64 "): for-planes width %u with %zu plane bytes "
-                            "for %" PRIu64 " records (the width must be 1..8 and the planes width x records)",
-                            i, f, fw, c->len - p, count);
-            c->run_val = c->signed_units ? zz_dec(v) : v;
-            c->width = fw;
-            c->planes = body + p;
-        }
+        if ((err = read_body_head(r, c, i, count)))
+            return err;
     }
     if (body_at != len)
         return fail(r, TP_ERR_TRAILING_GARBAGE, "%zu bytes after the last column body (content offset %zu)",

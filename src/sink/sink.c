@@ -1205,23 +1205,141 @@ static int event_time_check(tp_sink *s, size_t first, char *reason, size_t cap)
     return 0;
 }
 
+/* A consumer event instead of a message: fatal errors and refused credentials stop the sink, others are logged.
+ * Consumes m. */
+static void consumer_error(tp_sink *s, rd_kafka_message_t *m)
+{
+    char buf[256];
+    if (rd_kafka_fatal_error(s->rk, buf, sizeof buf)) {
+        s->fatal = TP_ERR_KAFKA;
+        set_error(s, "Kafka consumer fatal error: %s", buf);
+    } else if (tp_kafka_err_is_config(m->err)) {
+        /* Not let in (credentials, TLS, ACLs): retrying with the same settings cannot help. */
+        s->fatal = TP_ERR_KAFKA;
+        set_error(s, "Kafka did not let the consumer in: %s (%s); check security.protocol and the sasl.* and "
+                  "ssl.* settings", rd_kafka_message_errstr(m), rd_kafka_err2name(m->err));
+    } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        tp_log(TP_LOG_WARN, "kafka", "consumer: %s", rd_kafka_message_errstr(m));
+    }
+    rd_kafka_message_destroy(m);
+}
+
+/* The first message of an assignment is not where the warehouse stopped: librdkafka reset the position
+ * (auto.offset.reset) because the warehouse's offset is out of the log's range. Says which way. */
+static void warn_position_reset(const tp_sink *s, const part_state *ps, const rd_kafka_message_t *m)
+{
+    if (m->offset < ps->assigned_at)
+        tp_log(TP_LOG_WARN, "sink", "%s/%" PRId32 ": the warehouse has loaded up to offset %" PRId64 " but the "
+               "log restarts at %" PRId64 " (topic recreated?); reading from there", s->topic, m->partition,
+               ps->assigned_at, m->offset);
+    else
+        tp_log(TP_LOG_WARN, "sink", "%s/%" PRId32 ": the log has no message at offsets %" PRId64 "..%" PRId64
+               " where the warehouse stopped (deleted by retention before they were loaded? then raise "
+               "retention.ms or add sinks)", s->topic, m->partition, ps->assigned_at, m->offset - 1);
+}
+
+/* The pack could not be decoded for lack of memory. Memory may come back (the batch was just loaded, another
+ * process let go): retries a few times with a growing pause (returns 1: m deferred), then returns 0 with the
+ * dead-letter reason in reason[0..cap) rather than loop on the pack forever. */
+static int nomem_retry(tp_sink *s, rd_kafka_message_t *m, char *reason, size_t cap)
+{
+    if (s->nomem_partition == m->partition && s->nomem_offset == m->offset) {
+        s->nomem_attempts++;
+    } else {
+        s->nomem_partition = m->partition;
+        s->nomem_offset = m->offset;
+        s->nomem_attempts = 1;
+    }
+    if (s->nomem_attempts < NOMEM_ATTEMPTS) {
+        long pause = s->backoff_min_ms << s->nomem_attempts;
+        tp_log(TP_LOG_WARN, "sink", "%s/%" PRId32 "@%" PRId64 ": %s; retry %d of %d in %ld ms", s->topic,
+               m->partition, m->offset, reason, s->nomem_attempts, NOMEM_ATTEMPTS - 1, pause);
+        struct timespec ts = {pause / 1000, (pause % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        defer_message(s, m);
+        return 1;
+    }
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%.600s, %d times in a row; lower --max-pack-bytes (a pack's rows take at most "
+             "68 bytes x max-pack-bytes / %u) or give the sink more memory", reason, NOMEM_ATTEMPTS,
+             TP_PACK_BYTES_PER_RECORD);
+    snprintf(reason, cap, "%.767s", tmp);
+    s->nomem_attempts = 0;
+    return 0;
+}
+
+/* Marks m's partition as read up to m (taken and, once the batch is loaded, stored). */
+static void advance(tp_sink *s, part_state *ps, int64_t offset)
+{
+    ps->pending_next = offset + 1;
+    ps->taken_next = offset + 1;
+    if (!s->first_pending_ms)
+        s->first_pending_ms = tp_mono_ms();
+}
+
+/* Sends a pack that failed with err (reason says why) to the dead-letter topic and moves past it; a failed send
+ * defers it, a revoke meanwhile drops it. Consumes m. */
+static void dead_letter(tp_sink *s, rd_kafka_message_t *m, tp_err err, const char *reason)
+{
+    if (err != TP_ERR_REJECTED)
+        tp_counter_inc(s->m.decode_errors);
+    char full[1024];
+    snprintf(full, sizeof full, "message %s/%" PRId32 "@%" PRId64 " (%zu bytes) %s: %s", s->topic,
+             m->partition, m->offset, m->len,
+             err == TP_ERR_NOMEM      ? "could not be decoded"
+             : err == TP_ERR_REJECTED ? "holds a record outside the accepted event time"
+                                      : "is not a valid pack",
+             reason);
+    tp_log(TP_LOG_WARN, "sink", "%s; sending it to %s", full, s->dlq_topic);
+    uint64_t generation = s->generation;
+    s->settling = 1; /* a revoke meanwhile must not start a load (and its own dead letters) */
+    tp_err derr = dlq_send(s, m, full);
+    s->settling = 0;
+    dlq_unblock(s);
+    part_state *ps = part_get(s, m->partition); /* the table may have grown, the partition may be gone */
+    if (s->generation != generation || !ps || !ps->assigned) {
+        rd_kafka_message_destroy(m); /* revoked meanwhile: its new owner starts from the stored offset */
+        return;
+    }
+    if (derr) {
+        defer_message(s, m);
+        return;
+    }
+    atomic_fetch_add(&s->packs_dlq, 1);
+    tp_counter_inc(s->m.dlq);
+    tp_counter_inc(err == TP_ERR_NOMEM ? s->m.dlq_memory : err == TP_ERR_REJECTED ? s->m.dlq_event_time
+                                                                                  : s->m.dlq_decode);
+    advance(s, ps, m->offset);
+    rd_kafka_message_destroy(m);
+    if (nrows(s) >= s->batch_rows)
+        flush(s);
+}
+
+/* Keeps a decoded pack (its rows from rows_before on) until its rows are loaded; when it cannot be kept, its rows
+ * go and it is taken again later. Consumes m. */
+static void take_pack(tp_sink *s, part_state *ps, rd_kafka_message_t *m, size_t rows_before)
+{
+    if (hold_pack(s, m, rows_before, nrows(s) - rows_before)) {
+        rows_rollback(s, rows_before);
+        set_pending_rows(s);
+        defer_message(s, m);
+        return;
+    }
+    int64_t off = m->offset; /* m is held from here on */
+    ps->pending_packs++;
+    s->pending_packs++;
+    tp_counter_add(s->m.records, nrows(s) - rows_before);
+    set_pending_rows(s);
+    advance(s, ps, off);
+    if (nrows(s) >= s->batch_rows)
+        flush(s);
+}
+
 /* Takes one message: its rows into the batch, or the message into the dead-letter topic. Consumes m. */
 static void handle_message(tp_sink *s, rd_kafka_message_t *m)
 {
     if (m->err) {
-        char buf[256];
-        if (rd_kafka_fatal_error(s->rk, buf, sizeof buf)) {
-            s->fatal = TP_ERR_KAFKA;
-            set_error(s, "Kafka consumer fatal error: %s", buf);
-        } else if (tp_kafka_err_is_config(m->err)) {
-            /* Not let in (credentials, TLS, ACLs): retrying with the same settings cannot help. */
-            s->fatal = TP_ERR_KAFKA;
-            set_error(s, "Kafka did not let the consumer in: %s (%s); check security.protocol and the sasl.* and "
-                      "ssl.* settings", rd_kafka_message_errstr(m), rd_kafka_err2name(m->err));
-        } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            tp_log(TP_LOG_WARN, "kafka", "consumer: %s", rd_kafka_message_errstr(m));
-        }
-        rd_kafka_message_destroy(m);
+        consumer_error(s, m);
         return;
     }
     part_state *ps = part_get(s, m->partition);
@@ -1233,17 +1351,8 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
         defer_message(s, m);
         return;
     }
-    if (ps->taken_next < 0 && ps->assigned_at >= 0 && m->offset != ps->assigned_at) {
-        /* librdkafka reset the position (auto.offset.reset): the warehouse's offset is out of the log's range. */
-        if (m->offset < ps->assigned_at)
-            tp_log(TP_LOG_WARN, "sink", "%s/%" PRId32 ": the warehouse has loaded up to offset %" PRId64 " but the "
-                   "log restarts at %" PRId64 " (topic recreated?); reading from there", s->topic, m->partition,
-                   ps->assigned_at, m->offset);
-        else
-            tp_log(TP_LOG_WARN, "sink", "%s/%" PRId32 ": the log has no message at offsets %" PRId64 "..%" PRId64
-                   " where the warehouse stopped (deleted by retention before they were loaded? then raise "
-                   "retention.ms or add sinks)", s->topic, m->partition, ps->assigned_at, m->offset - 1);
-    }
+    if (ps->taken_next < 0 && ps->assigned_at >= 0 && m->offset != ps->assigned_at)
+        warn_position_reset(s, ps, m);
     char reason[768] = "";
     size_t rows_before = nrows(s);
     tp_err err = decode_pack(s, m, reason, sizeof reason);
@@ -1259,32 +1368,8 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
         defer_message(s, m);
         return;
     }
-    if (err == TP_ERR_NOMEM) {
-        /* Memory may come back (the batch was just loaded, another process let go): retry a few times with a
-         * growing pause, then dead-letter the pack rather than loop on it forever. */
-        if (s->nomem_partition == m->partition && s->nomem_offset == m->offset) {
-            s->nomem_attempts++;
-        } else {
-            s->nomem_partition = m->partition;
-            s->nomem_offset = m->offset;
-            s->nomem_attempts = 1;
-        }
-        if (s->nomem_attempts < NOMEM_ATTEMPTS) {
-            long pause = s->backoff_min_ms << s->nomem_attempts;
-            tp_log(TP_LOG_WARN, "sink", "%s/%" PRId32 "@%" PRId64 ": %s; retry %d of %d in %ld ms", s->topic,
-                   m->partition, m->offset, reason, s->nomem_attempts, NOMEM_ATTEMPTS - 1, pause);
-            struct timespec ts = {pause / 1000, (pause % 1000) * 1000000L};
-            nanosleep(&ts, NULL);
-            defer_message(s, m);
-            return;
-        }
-        char tmp[1024];
-        snprintf(tmp, sizeof tmp, "%.600s, %d times in a row; lower --max-pack-bytes (a pack's rows take at most "
-                 "68 bytes x max-pack-bytes / %u) or give the sink more memory", reason, NOMEM_ATTEMPTS,
-                 TP_PACK_BYTES_PER_RECORD);
-        snprintf(reason, sizeof reason, "%.767s", tmp);
-        s->nomem_attempts = 0;
-    }
+    if (err == TP_ERR_NOMEM && nomem_retry(s, m, reason, sizeof reason))
+        return;
     if (!err && event_time_check(s, rows_before, reason, sizeof reason)) {
         rows_rollback(s, rows_before); /* the pack goes to the DLQ whole */
         set_pending_rows(s);
@@ -1292,63 +1377,10 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
     }
     atomic_fetch_add(&s->bytes_consumed, m->len);
     tp_counter_inc(s->m.packs);
-    if (err) {
-        if (err != TP_ERR_REJECTED)
-            tp_counter_inc(s->m.decode_errors);
-        char full[1024];
-        snprintf(full, sizeof full, "message %s/%" PRId32 "@%" PRId64 " (%zu bytes) %s: %s", s->topic,
-                 m->partition, m->offset, m->len,
-                 err == TP_ERR_NOMEM      ? "could not be decoded"
-                 : err == TP_ERR_REJECTED ? "holds a record outside the accepted event time"
-                                          : "is not a valid pack",
-                 reason);
-        tp_log(TP_LOG_WARN, "sink", "%s; sending it to %s", full, s->dlq_topic);
-        uint64_t generation = s->generation;
-        s->settling = 1; /* a revoke meanwhile must not start a load (and its own dead letters) */
-        tp_err derr = dlq_send(s, m, full);
-        s->settling = 0;
-        dlq_unblock(s);
-        ps = part_get(s, m->partition); /* the table may have grown, the partition may be gone */
-        if (s->generation != generation || !ps || !ps->assigned) {
-            rd_kafka_message_destroy(m); /* revoked meanwhile: its new owner starts from the stored offset */
-            return;
-        }
-        if (derr) {
-            defer_message(s, m);
-            return;
-        }
-        atomic_fetch_add(&s->packs_dlq, 1);
-        tp_counter_inc(s->m.dlq);
-        tp_counter_inc(err == TP_ERR_NOMEM ? s->m.dlq_memory : err == TP_ERR_REJECTED ? s->m.dlq_event_time
-                                                                                      : s->m.dlq_decode);
-    } else {
-        if (hold_pack(s, m, rows_before, nrows(s) - rows_before)) {
-            rows_rollback(s, rows_before); /* cannot keep the message: take it again later */
-            set_pending_rows(s);
-            defer_message(s, m);
-            return;
-        }
-        int64_t off = m->offset;
-        m = NULL; /* held until its rows are loaded */
-        ps->pending_packs++;
-        s->pending_packs++;
-        tp_counter_add(s->m.records, nrows(s) - rows_before);
-        set_pending_rows(s);
-        ps->pending_next = off + 1;
-        ps->taken_next = off + 1;
-        if (!s->first_pending_ms)
-            s->first_pending_ms = tp_mono_ms();
-        if (nrows(s) >= s->batch_rows)
-            flush(s);
-        return;
-    }
-    ps->pending_next = m->offset + 1;
-    ps->taken_next = m->offset + 1;
-    if (!s->first_pending_ms)
-        s->first_pending_ms = tp_mono_ms();
-    rd_kafka_message_destroy(m);
-    if (nrows(s) >= s->batch_rows)
-        flush(s);
+    if (err)
+        dead_letter(s, m, err, reason);
+    else
+        take_pack(s, ps, m, rows_before);
 }
 
 /* ---- lifecycle ---- */
@@ -1358,16 +1390,9 @@ static char *dup_str(const char *p)
     return p ? strdup(p) : NULL;
 }
 
-tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap)
+/* The checks of tp_sink_new that need nothing but the configuration. */
+static tp_err check_config(const tp_sink_config *c, char *err, size_t cap)
 {
-    char dummy[8];
-    if (!err) {
-        err = dummy;
-        cap = sizeof dummy;
-    }
-    if (!out || !c)
-        return TP_ERR_INVALID_ARG;
-    *out = NULL;
     if (!c->brokers || !*c->brokers || !c->topic || !*c->topic || !c->group || !*c->group) {
         snprintf(err, cap, "sink: tp_sink_config needs brokers, topic and group");
         return TP_ERR_INVALID_ARG;
@@ -1391,9 +1416,14 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
                  c->backoff_max_ms);
         return TP_ERR_INVALID_ARG;
     }
-    tp_sink *s = calloc(1, sizeof *s);
-    if (!s)
-        return TP_ERR_NOMEM;
+    return TP_OK;
+}
+
+/* Copies what the sink keeps of c: its own copies of the strings and -X properties, the settings and hooks by
+ * value (the hooks' contexts and the schema stay borrowed, as tp_sink_config says). Returns 0, or -1 when a copy
+ * could not be allocated (the caller frees s). */
+static int copy_config(tp_sink *s, const tp_sink_config *c)
+{
     s->brokers = dup_str(c->brokers);
     s->topic = dup_str(c->topic);
     s->group = dup_str(c->group);
@@ -1427,24 +1457,21 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
     s->max_event_age_ms = c->max_event_age_ms;
     s->max_event_ahead_ms = c->max_event_ahead_ms;
     s->schema = c->schema;
-    s->nomem_partition = -1;
     s->on_loaded = c->on_loaded;
     s->on_loaded_ctx = c->on_loaded_ctx;
-    atomic_store(&s->lag, -1);
-    atomic_store(&s->warehouse_ok, 1);
-    if (oom || part_get(s, 0) == NULL) {
-        tp_sink_free(s);
-        return TP_ERR_NOMEM;
-    }
+    return oom ? -1 : 0;
+}
+
+/* Opens (or adopts) the warehouse and ensures its table; an unavailable warehouse is left for tp_sink_run. */
+static tp_err open_warehouse(tp_sink *s, const tp_sink_config *c, char *err, size_t cap)
+{
     tp_err e;
     if (c->warehouse) {
         s->wh = c->warehouse;
     } else {
         e = tp_warehouse_open(c->warehouse_url, &c->warehouse_opts, &s->wh, err, cap);
-        if (e) {
-            tp_sink_free(s);
+        if (e)
             return e;
-        }
         s->own_wh = 1;
     }
     e = tp_warehouse_ensure_table(s->wh);
@@ -1454,31 +1481,40 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
         atomic_store(&s->warehouse_ok, 0);
         e = TP_OK;
     }
-    if (e) {
+    if (e)
         snprintf(err, cap, "%s", tp_warehouse_last_error(s->wh));
-        tp_sink_free(s);
+    return e;
+}
+
+/* Registers the sink's metrics and librdkafka's statistics exporter when c has a registry. */
+static tp_err register_metrics(tp_sink *s, const tp_sink_config *c, char *err, size_t cap)
+{
+    if (!c->metrics)
+        return TP_OK;
+    const char *detail = NULL;
+    tp_err e;
+    if ((e = tp_sink_metrics_register(c->metrics, tp_warehouse_kind(s->wh), &s->m)) ||
+        (e = tp_kafka_stats_exporter_new(c->metrics, &s->stats))) {
+        tp_metrics_status(c->metrics, &detail);
+        snprintf(err, cap, "sink: cannot register metrics: %s", detail ? detail : tp_strerror(e));
         return e;
     }
-    if (c->metrics) {
-        const char *detail = NULL;
-        if ((e = tp_sink_metrics_register(c->metrics, tp_warehouse_kind(s->wh), &s->m)) ||
-            (e = tp_kafka_stats_exporter_new(c->metrics, &s->stats))) {
-            tp_metrics_status(c->metrics, &detail);
-            snprintf(err, cap, "sink: cannot register metrics: %s", detail ? detail : tp_strerror(e));
-            tp_sink_free(s);
-            return e;
-        }
-        tp_gauge_set(s->m.warehouse_up, !s->table_pending);
-    }
+    tp_gauge_set(s->m.warehouse_up, !s->table_pending);
+    return TP_OK;
+}
+
+/* Allocates the pack reader and the row batches, and with a run-time schema the dynamic batch and reader. */
+static tp_err make_batches(tp_sink *s, const tp_sink_config *c, char *err, size_t cap)
+{
     tp_pack_reader_opts ro;
     tp_pack_reader_opts_init(&ro);
     ro.max_pack_bytes = c->max_pack_bytes;
     size_t initial = c->batch_rows < 1000000 ? c->batch_rows : 1000000; /* grows to batch_rows when needed */
+    tp_err e;
     if ((e = tp_pack_reader_new(&ro, &s->reader)) || (e = tp_row_batch_new(initial, &s->batch)) ||
         (e = tp_row_batch_new(1, &s->sub))) {
         snprintf(err, cap, "sink: cannot allocate the pack reader or a batch of %zu rows: %s", initial,
                  tp_strerror(e));
-        tp_sink_free(s);
         return e;
     }
     if (s->schema) {
@@ -1499,9 +1535,38 @@ tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap
                    !(s->dyn_mark_elems = calloc(s->dyn->ncolumns + 1, sizeof *s->dyn_mark_elems))))
             e = TP_ERR_NOMEM;
     }
-    if (e) {
+    if (e)
         snprintf(err, cap, "sink: cannot allocate the pack reader or a batch of %zu rows: %s", initial,
                  tp_strerror(e));
+    return e;
+}
+
+tp_err tp_sink_new(const tp_sink_config *c, tp_sink **out, char *err, size_t cap)
+{
+    char dummy[8];
+    if (!err) {
+        err = dummy;
+        cap = sizeof dummy;
+    }
+    if (!out || !c)
+        return TP_ERR_INVALID_ARG;
+    *out = NULL;
+    tp_err e = check_config(c, err, cap);
+    if (e)
+        return e;
+    tp_sink *s = calloc(1, sizeof *s);
+    if (!s)
+        return TP_ERR_NOMEM;
+    int oom = copy_config(s, c);
+    s->nomem_partition = -1;
+    atomic_store(&s->lag, -1);
+    atomic_store(&s->warehouse_ok, 1);
+    if (oom || part_get(s, 0) == NULL) {
+        tp_sink_free(s);
+        return TP_ERR_NOMEM;
+    }
+    if ((e = open_warehouse(s, c, err, cap)) || (e = register_metrics(s, c, err, cap)) ||
+        (e = make_batches(s, c, err, cap))) {
         tp_sink_free(s);
         return e;
     }

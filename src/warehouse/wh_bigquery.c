@@ -382,6 +382,117 @@ static void sleep_ms(long ms)
         ;
 }
 
+/* Posts rows pending[0..n) of b as one insertAll request. */
+static tp_err post_chunk(tp_warehouse *w, const tp_row_batch *b, size_t n)
+{
+    wh_bigquery *q = impl(w);
+    json_t *rows = json_array();
+    json_t *req = json_pack("{s:s, s:b, s:b, s:o}", "kind", "bigquery#tableDataInsertAllRequest",
+                            "skipInvalidRows", 0, "ignoreUnknownValues", 0, "rows", rows);
+    if (!req)
+        return TP_ERR_NOMEM;
+    for (size_t k = 0; k < n; k++)
+        if (json_array_append_new(rows, row_json(b, q->pending[k]))) {
+            json_decref(req);
+            return TP_ERR_NOMEM;
+        }
+    tp_err e = dump_into(q, req);
+    json_decref(req);
+    if (e)
+        return e;
+    return bq_request(w, "POST", q->insert_url, q->body.data, q->body.len, "insertAll", 0, 0);
+}
+
+/* Reads insertAll's insertErrors (for a request of n rows) into mark[]: 0 = inserted, 1 = resend, 2 = refused as
+ * invalid; *failed = how many to resend, *retryable = a failure other than "stopped" (back off before resending).
+ * Fails on an answer naming a row that was not sent and on a refusal that says the table's schema differs. */
+static tp_err mark_errors(tp_warehouse *w, const tp_row_batch *b, size_t n, json_t *errs, unsigned char *mark,
+                          size_t *failed, int *retryable)
+{
+    wh_bigquery *q = impl(w);
+    size_t k;
+    json_t *ie;
+    json_array_foreach(errs, k, ie)
+    {
+        json_int_t index = json_integer_value(json_object_get(ie, "index"));
+        if (index < 0 || (size_t)index >= n)
+            return tp_wh_fail(w, TP_ERR_WAREHOUSE, "%s: insertAll gave %s; giving up", q->where,
+                              "an answer naming a row that was not sent");
+        /* A row may carry several errors: any non-retryable one refuses it. */
+        const char *reason = NULL, *msg = NULL;
+        size_t j;
+        json_t *one;
+        json_array_foreach(json_object_get(ie, "errors"), j, one)
+        {
+            const char *r = json_string_value(json_object_get(one, "reason"));
+            if (!reason || (retryable_reason(reason) && !retryable_reason(r))) {
+                reason = r ? r : "no reason";
+                msg = json_string_value(json_object_get(one, "message"));
+            }
+        }
+        if (!reason)
+            reason = "no reason";
+        if (retryable_reason(reason)) {
+            if (!mark[index])
+                (*failed)++;
+            mark[index] = mark[index] ? mark[index] : 1;
+            *retryable |= strcmp(reason, "stopped") != 0;
+            continue;
+        }
+        if (msg && strstr(msg, "no such field")) {
+            char id[80];
+            insert_id(b, q->pending[index], id, sizeof id);
+            return tp_wh_fail(w, TP_ERR_WAREHOUSE, "%s rejected row %s (%s: %s); the table's schema "
+                              "differs from telepack's: recreate it or load into another table (--table)",
+                              q->where, id, reason, msg);
+        }
+        if (mark[index] == 1)
+            (*failed)--;
+        mark[index] = 2;
+    }
+    return TP_OK;
+}
+
+/* Records the rows mark[] says were refused, with BigQuery's words. */
+static tp_err reject_refused(tp_warehouse *w, const tp_row_batch *b, size_t n, json_t *errs,
+                             const unsigned char *mark)
+{
+    wh_bigquery *q = impl(w);
+    for (size_t i = 0; i < n; i++) {
+        if (mark[i] != 2)
+            continue;
+        const char *reason = "invalid", *msg = "no message", *loc = "";
+        size_t k;
+        json_t *ie;
+        json_array_foreach(errs, k, ie)
+        {
+            if (json_integer_value(json_object_get(ie, "index")) != (json_int_t)i)
+                continue;
+            size_t j;
+            json_t *one;
+            json_array_foreach(json_object_get(ie, "errors"), j, one)
+            {
+                const char *r = json_string_value(json_object_get(one, "reason"));
+                if (r && !retryable_reason(r)) {
+                    reason = r;
+                    const char *m = json_string_value(json_object_get(one, "message"));
+                    const char *l = json_string_value(json_object_get(one, "location"));
+                    msg = m && m[0] ? m : "no message";
+                    loc = l ? l : "";
+                    break;
+                }
+            }
+            break;
+        }
+        char id[80];
+        insert_id(b, q->pending[i], id, sizeof id);
+        if (tp_wh_reject(w, q->pending[i], "%s rejected row %s (%s%s%s: %.120s)", q->where, id, reason,
+                         loc[0] ? " in " : "", loc, msg))
+            return TP_ERR_NOMEM;
+    }
+    return TP_OK;
+}
+
 /* Sends rows q->pending[0..n) until BigQuery took every valid one, resending only the failed ones. A row BigQuery
  * names with a non-retryable reason ("invalid": a value out of range, a bad timestamp) is recorded with tp_wh_reject
  * and not sent again; the rows it stopped (skipInvalidRows=false fails the whole request) are resent without it,
@@ -392,112 +503,24 @@ static tp_err insert_chunk(tp_warehouse *w, const tp_row_batch *b, size_t n)
     wh_bigquery *q = impl(w);
     long backoff = BQ_BACKOFF_FIRST_MS;
     for (int attempt = 1;; attempt++) {
-        json_t *rows = json_array();
-        json_t *req = json_pack("{s:s, s:b, s:b, s:o}", "kind", "bigquery#tableDataInsertAllRequest",
-                                "skipInvalidRows", 0, "ignoreUnknownValues", 0, "rows", rows);
-        if (!req)
-            return TP_ERR_NOMEM;
-        for (size_t k = 0; k < n; k++)
-            if (json_array_append_new(rows, row_json(b, q->pending[k]))) {
-                json_decref(req);
-                return TP_ERR_NOMEM;
-            }
-        tp_err e = dump_into(q, req);
-        json_decref(req);
+        tp_err e = post_chunk(w, b, n);
         if (e)
-            return e;
-        if ((e = bq_request(w, "POST", q->insert_url, q->body.data, q->body.len, "insertAll", 0, 0)))
             return e;
         json_t *root = json_loads(tp_wh_buf_cstr(&q->http.resp), 0, NULL);
         if (!root)
             return tp_wh_fail(w, TP_ERR_WAREHOUSE, "%s: insertAll answered HTTP %ld with a body that is not JSON",
                               q->where, q->http.status);
         json_t *errs = json_object_get(root, "insertErrors");
-        size_t failed = 0, k;
-        json_t *ie;
-        const char *bad_answer = NULL;
-        int retryable = 0; /* a failure other than "stopped": back off before resending */
-        /* 0 = inserted, 1 = resend, 2 = refused as invalid (indexes refer to this request's rows). */
+        size_t failed = 0;
+        int retryable = 0;
+        /* Indexes refer to this request's rows. */
         unsigned char mark[BQ_ROWS_PER_REQUEST] = {0};
-        json_array_foreach(errs, k, ie)
-        {
-            json_int_t index = json_integer_value(json_object_get(ie, "index"));
-            if (index < 0 || (size_t)index >= n) {
-                bad_answer = "an answer naming a row that was not sent";
-                break;
-            }
-            /* A row may carry several errors: any non-retryable one refuses it. */
-            const char *reason = NULL, *msg = NULL;
-            size_t j;
-            json_t *one;
-            json_array_foreach(json_object_get(ie, "errors"), j, one)
-            {
-                const char *r = json_string_value(json_object_get(one, "reason"));
-                if (!reason || (retryable_reason(reason) && !retryable_reason(r))) {
-                    reason = r ? r : "no reason";
-                    msg = json_string_value(json_object_get(one, "message"));
-                }
-            }
-            if (!reason)
-                reason = "no reason";
-            if (retryable_reason(reason)) {
-                if (!mark[index])
-                    failed++;
-                mark[index] = mark[index] ? mark[index] : 1;
-                retryable |= strcmp(reason, "stopped") != 0;
-                continue;
-            }
-            if (msg && strstr(msg, "no such field")) {
-                char id[80];
-                insert_id(b, q->pending[index], id, sizeof id);
-                tp_err r = tp_wh_fail(w, TP_ERR_WAREHOUSE, "%s rejected row %s (%s: %s); the table's schema "
-                                      "differs from telepack's: recreate it or load into another table (--table)",
-                                      q->where, id, reason, msg);
-                json_decref(root);
-                return r;
-            }
-            if (mark[index] == 1)
-                failed--;
-            mark[index] = 2;
-        }
-        if (bad_answer) {
-            json_decref(root);
-            return tp_wh_fail(w, TP_ERR_WAREHOUSE, "%s: insertAll gave %s; giving up", q->where, bad_answer);
-        }
-        /* Record the refused rows, with BigQuery's words. */
-        for (size_t i = 0; i < n; i++) {
-            if (mark[i] != 2)
-                continue;
-            const char *reason = "invalid", *msg = "no message", *loc = "";
-            json_array_foreach(errs, k, ie)
-            {
-                if (json_integer_value(json_object_get(ie, "index")) != (json_int_t)i)
-                    continue;
-                size_t j;
-                json_t *one;
-                json_array_foreach(json_object_get(ie, "errors"), j, one)
-                {
-                    const char *r = json_string_value(json_object_get(one, "reason"));
-                    if (r && !retryable_reason(r)) {
-                        reason = r;
-                        const char *m = json_string_value(json_object_get(one, "message"));
-                        const char *l = json_string_value(json_object_get(one, "location"));
-                        msg = m && m[0] ? m : "no message";
-                        loc = l ? l : "";
-                        break;
-                    }
-                }
-                break;
-            }
-            char id[80];
-            insert_id(b, q->pending[i], id, sizeof id);
-            if (tp_wh_reject(w, q->pending[i], "%s rejected row %s (%s%s%s: %.120s)", q->where, id, reason,
-                             loc[0] ? " in " : "", loc, msg)) {
-                json_decref(root);
-                return TP_ERR_NOMEM;
-            }
-        }
+        e = mark_errors(w, b, n, errs, mark, &failed, &retryable);
+        if (!e)
+            e = reject_refused(w, b, n, errs, mark);
         json_decref(root);
+        if (e)
+            return e;
         if (failed && attempt >= BQ_MAX_ATTEMPTS)
             return tp_wh_fail(w, TP_ERR_UNAVAILABLE, "%s failed to insert %zu rows after %d attempts; retry later",
                               q->where, failed, attempt);

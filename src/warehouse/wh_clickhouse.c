@@ -245,92 +245,118 @@ static char *make_insert_url(wh_clickhouse *c, const char *query)
     return url;
 }
 
-/* rest = HOST[:PORT][/DB][?gzip=0|1], HOST may be [IPv6]. */
-static tp_err ch_open(tp_warehouse *w, const char *url_rest)
+static tp_err ch_bad_url(tp_warehouse *w, const char *url_rest)
 {
-    wh_clickhouse *c = calloc(1, sizeof *c);
-    if (!c)
-        return TP_ERR_NOMEM;
-    w->impl = c;
-    char rest[512];
-    if (strlen(url_rest) >= sizeof rest)
-        return tp_wh_fail(w, TP_ERR_PARSE, "ClickHouse URL \"%s%.100s...\" is too long",
-                          w->tls ? "clickhouses://" : "clickhouse://", url_rest);
-    memcpy(rest, url_rest, strlen(url_rest) + 1);
-    char *params = strchr(rest, '?');
-    if (params) {
-        *params++ = '\0';
-        for (char *opt = strtok(params, "&"); opt; opt = strtok(NULL, "&")) {
-            if (!strcmp(opt, "gzip=1") || !strcmp(opt, "gzip=0"))
-                c->gzip = opt[5] == '1';
-            else if (!strcmp(opt, "format=native") || !strcmp(opt, "format=rowbinary"))
-                c->rowbinary = opt[7] == 'r';
-            else
-                return tp_wh_fail(w, TP_ERR_PARSE,
-                                  "ClickHouse URL option \"%s\" is unknown; the options are gzip=1 (compress the "
-                                  "rows) and format=native|rowbinary (default native)",
-                                  opt);
-        }
+    return tp_wh_fail(w, TP_ERR_PARSE,
+                      "ClickHouse URL \"%s%s\" is not HOST[:PORT][/DATABASE][?gzip=1][&format=native|rowbinary]",
+                      w->tls ? "clickhouses://" : "clickhouse://", url_rest);
+}
+
+/* The URL's options, "&"-separated (query is modified). */
+static tp_err ch_options(tp_warehouse *w, wh_clickhouse *c, char *query)
+{
+    for (char *opt = strtok(query, "&"); opt; opt = strtok(NULL, "&")) {
+        if (!strcmp(opt, "gzip=1") || !strcmp(opt, "gzip=0"))
+            c->gzip = opt[5] == '1';
+        else if (!strcmp(opt, "format=native") || !strcmp(opt, "format=rowbinary"))
+            c->rowbinary = opt[7] == 'r';
+        else
+            return tp_wh_fail(w, TP_ERR_PARSE,
+                              "ClickHouse URL option \"%s\" is unknown; the options are gzip=1 (compress the "
+                              "rows) and format=native|rowbinary (default native)",
+                              opt);
     }
-    const char *host = rest, *host_end;
-    if (*host == '[') {
-        host_end = strchr(host, ']');
-        if (!host_end)
-            goto bad;
-        host_end++;
-    } else {
-        host_end = host + strcspn(host, ":/");
-    }
-    if (host_end == host)
-        goto bad;
-    long port = w->tls ? CH_DEFAULT_TLS_PORT : CH_DEFAULT_PORT;
-    const char *p = host_end;
-    if (*p == ':') {
-        char *endp;
-        port = strtol(p + 1, &endp, 10);
-        if (endp == p + 1 || port < 1 || port > 65535)
-            goto bad;
-        p = endp;
-    }
+    return TP_OK;
+}
+
+/* The URL's path: /DB or / or nothing (database "default"), one trailing slash allowed. */
+static tp_err ch_database(tp_warehouse *w, wh_clickhouse *c, const char *path)
+{
     const char *db = "default";
     size_t db_len = 7;
-    if (*p == '/') {
-        p++;
-        db_len = strlen(p);
-        if (db_len && p[db_len - 1] == '/')
-            db_len--;
-        if (db_len)
-            db = p;
-        else
-            db_len = 7;
-        p += strlen(p);
+    if (*path == '/')
+        path++;
+    size_t n = strlen(path);
+    if (n && path[n - 1] == '/')
+        n--;
+    if (n) {
+        db = path;
+        db_len = n;
     }
-    if (*p)
-        goto bad;
     if (!tp_wh_valid_name(db, db_len))
         return tp_wh_fail(w, TP_ERR_INVALID_ARG,
                           "ClickHouse database name \"%.*s\" is not usable; use 1 to %d letters, digits or "
                           "underscores",
                           (int)db_len, db, TP_WH_NAME_MAX);
-    if ((size_t)(host_end - host) > 200)
-        goto bad;
     memcpy(c->db, db, db_len);
     c->db[db_len] = '\0';
-    snprintf(c->where, sizeof c->where, "ClickHouse at %.*s:%ld%s", (int)(host_end - host), host, port,
-             w->tls ? " (HTTPS)" : "");
-    snprintf(c->base_url, sizeof c->base_url, "%s://%.*s:%ld/", w->tls ? "https" : "http", (int)(host_end - host),
-             host, port);
+    return TP_OK;
+}
 
-    for (int i = 0; i < 2; i++) {
-        const char *v = i ? w->password : w->user;
-        if (v && (strlen(v) > 400 || strpbrk(v, "\r\n")))
-            return tp_wh_fail(w, TP_ERR_INVALID_ARG, "%s: the ClickHouse %s is longer than 400 bytes or holds a line "
-                              "break", c->where, i ? "password" : "user name");
+/* Takes rest = HOST[:PORT][/DB][?gzip=0|1&format=native|rowbinary] apart with libcurl's URL parser (HOST may be
+ * [IPv6]); fills c's options, database, where and base_url. */
+static tp_err ch_parse_url(tp_warehouse *w, wh_clickhouse *c, const char *url_rest)
+{
+    if (strlen(url_rest) >= 512)
+        return tp_wh_fail(w, TP_ERR_PARSE, "ClickHouse URL \"%s%.100s...\" is too long",
+                          w->tls ? "clickhouses://" : "clickhouse://", url_rest);
+    char full[520];
+    snprintf(full, sizeof full, "http://%s", url_rest); /* parsed as http, with our scheme's defaults below */
+    size_t authority = strcspn(url_rest, "/?#");
+    CURLU *u = curl_url();
+    if (!u)
+        return TP_ERR_NOMEM;
+    char *host = NULL, *zone = NULL, *port_s = NULL, *path = NULL, *query = NULL, *user = NULL, *frag = NULL;
+    tp_err e = TP_OK;
+    CURLUcode rc = curl_url_set(u, CURLUPART_URL, full, CURLU_PATH_AS_IS);
+    /* "HOST:" (an empty port), user info and fragments are not ours: curl would take them. */
+    if (rc == CURLUE_OUT_OF_MEMORY)
+        e = TP_ERR_NOMEM;
+    else if (rc || authority == 0 || url_rest[authority - 1] == ':' || curl_url_get(u, CURLUPART_HOST, &host, 0) ||
+             curl_url_get(u, CURLUPART_USER, &user, 0) != CURLUE_NO_USER ||
+             curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0) != CURLUE_NO_FRAGMENT ||
+             curl_url_get(u, CURLUPART_PATH, &path, 0))
+        e = ch_bad_url(w, url_rest);
+    long port = w->tls ? CH_DEFAULT_TLS_PORT : CH_DEFAULT_PORT;
+    if (!e && curl_url_get(u, CURLUPART_PORT, &port_s, 0) == CURLUE_OK) {
+        char *endp;
+        port = strtol(port_s, &endp, 10);
+        if (endp == port_s || *endp || port < 1 || port > 65535)
+            e = ch_bad_url(w, url_rest);
     }
-    tp_err e = tp_wh_http_init(&c->http);
-    if (e)
-        return e;
-    /* No "Expect: 100-continue" round trip before large bodies. */
+    char hostbuf[256];
+    if (!e) {
+        /* An IPv6 zone goes back into the brackets, as libcurl wants it in the request URL. */
+        if (curl_url_get(u, CURLUPART_ZONEID, &zone, 0) == CURLUE_OK && host[0] == '[')
+            snprintf(hostbuf, sizeof hostbuf, "%.*s%%25%s]", (int)strlen(host) - 1, host, zone);
+        else
+            snprintf(hostbuf, sizeof hostbuf, "%s", host);
+        if (strlen(hostbuf) > 200)
+            e = ch_bad_url(w, url_rest);
+    }
+    if (!e && curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK)
+        e = ch_options(w, c, query);
+    if (!e)
+        e = ch_database(w, c, path);
+    if (!e) {
+        snprintf(c->where, sizeof c->where, "ClickHouse at %s:%ld%s", hostbuf, port, w->tls ? " (HTTPS)" : "");
+        snprintf(c->base_url, sizeof c->base_url, "%s://%s:%ld/", w->tls ? "https" : "http", hostbuf, port);
+    }
+    curl_free(host);
+    curl_free(zone);
+    curl_free(port_s);
+    curl_free(path);
+    curl_free(query);
+    curl_free(user);
+    curl_free(frag);
+    curl_url_cleanup(u);
+    return e;
+}
+
+/* The request headers: no "Expect: 100-continue" round trip before large bodies, the credentials, and with ?gzip=1
+ * the same plus Content-Encoding for the rows and a deflate stream. */
+static tp_err ch_headers(tp_warehouse *w, wh_clickhouse *c)
+{
     struct curl_slist *h = curl_slist_append(NULL, "Expect:");
     if (h)
         c->headers = h;
@@ -357,7 +383,27 @@ static tp_err ch_open(tp_warehouse *w, const char *url_rest)
             return TP_ERR_NOMEM;
         c->zs_ready = 1;
     }
+    return TP_OK;
+}
 
+/* rest = HOST[:PORT][/DB][?gzip=0|1], HOST may be [IPv6]. */
+static tp_err ch_open(tp_warehouse *w, const char *url_rest)
+{
+    wh_clickhouse *c = calloc(1, sizeof *c);
+    if (!c)
+        return TP_ERR_NOMEM;
+    w->impl = c;
+    tp_err e = ch_parse_url(w, c, url_rest);
+    if (e)
+        return e;
+    for (int i = 0; i < 2; i++) {
+        const char *v = i ? w->password : w->user;
+        if (v && (strlen(v) > 400 || strpbrk(v, "\r\n")))
+            return tp_wh_fail(w, TP_ERR_INVALID_ARG, "%s: the ClickHouse %s is longer than 400 bytes or holds a line "
+                              "break", c->where, i ? "password" : "user name");
+    }
+    if ((e = tp_wh_http_init(&c->http)) || (e = ch_headers(w, c)))
+        return e;
     char q[512];
     snprintf(q, sizeof q, "INSERT INTO %s.%s (" INSERT_COLUMNS ") FORMAT %s", c->db, w->table,
              c->rowbinary ? "RowBinary" : "Native");
@@ -370,10 +416,6 @@ static tp_err ch_open(tp_warehouse *w, const char *url_rest)
     if (!c->insert_url || !c->offsets_url)
         return TP_ERR_NOMEM;
     return TP_OK;
-bad:
-    return tp_wh_fail(w, TP_ERR_PARSE,
-                      "ClickHouse URL \"%s%s\" is not HOST[:PORT][/DATABASE][?gzip=1][&format=native|rowbinary]",
-                      w->tls ? "clickhouses://" : "clickhouse://", url_rest);
 }
 
 /* The record identity: ReplacingMergeTree collapses rows with equal ORDER BY keys, so the key must be exactly it. */

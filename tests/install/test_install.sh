@@ -9,21 +9,21 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-meson install -C "$build" --destdir "$work/root" --no-rebuild --quiet >"$work/install.log" 2>&1 ||
+meson install -C "$build" --destdir "$work/destdir" --no-rebuild --quiet >"$work/install.log" 2>&1 ||
     { cat "$work/install.log" >&2; fail "meson install --destdir failed"; }
-pc=$(find "$work/root" -name telepack.pc | head -n 1)
+pc=$(find "$work/destdir" -name telepack.pc | head -n 1)
 [ -n "$pc" ] || fail "no telepack.pc installed"
 for h in telepack.h version.h api.h error.h varint.h delimited.h record.h record_json.h rows.h pack.h pack_meta.h; do
-    [ -n "$(find "$work/root" -path "*/include/telepack/$h")" ] || fail "header telepack/$h not installed"
+    [ -n "$(find "$work/destdir" -path "*/include/telepack/$h")" ] || fail "header telepack/$h not installed"
 done
 
-export PKG_CONFIG_PATH=${pc%/*} PKG_CONFIG_SYSROOT_DIR=$work/root
+export PKG_CONFIG_PATH=${pc%/*} PKG_CONFIG_SYSROOT_DIR=$work/destdir
 cflags=$(pkg-config --cflags telepack) libs=$(pkg-config --libs telepack)
 extra=()
 [ "$sanitize" = none ] || extra=(-fsanitize="$sanitize")
 cc -std=c11 -Wall -Wextra -Werror "${extra[@]}" $cflags "$src/tests/install/consumer.c" -o "$work/consumer" $libs ||
     fail "the outside program does not build with pkg-config's flags ($cflags $libs)"
-libdir=$(dirname "$(find "$work/root" -name 'libtelepack.so*' | head -n 1)")
+libdir=$(dirname "$(find "$work/destdir" -name 'libtelepack.so*' | head -n 1)")
 out=$(LD_LIBRARY_PATH="$libdir" "$work/consumer") || fail "the outside program failed: $out"
 echo "$out"
 version=$(sed -n "s/^ *version: '\([^']*\)'.*/\1/p" "$src/meson.build" | head -n 1)
@@ -31,7 +31,7 @@ version=$(sed -n "s/^ *version: '\([^']*\)'.*/\1/p" "$src/meson.build" | head -n
     fail "unexpected output (want telepack $version, 5 records, columns): $out"
 
 # Exactly the public API is exported: the TP_API names in the headers, no more, no fewer.
-so=$(find "$work/root" -name 'libtelepack.so.*' -type f | head -n 1)
+so=$(find "$work/destdir" -name 'libtelepack.so.*' -type f | head -n 1)
 if [ -n "$so" ]; then
     nm -D --defined-only "$so" | awk '$2 == "T" {print $3}' | sort -u >"$work/exported"
     grep -hoE '^TP_API [^(]*\(' "$src"/include/telepack/*.h "$src"/include/telepack/*.in |
@@ -42,7 +42,7 @@ if [ -n "$so" ]; then
 fi
 
 # Each public header compiles alone (self-contained), as C and as C++ when a C++ compiler is around.
-for h in "$work"/root/*/*/include/telepack/*.h "$work"/root/*/include/telepack/*.h; do
+for h in "$work"/destdir/*/*/include/telepack/*.h "$work"/destdir/*/include/telepack/*.h; do
     [ -f "$h" ] || continue
     printf '#include <telepack/%s>\n' "${h##*/}" >"$work/one.c"
     cc -std=c11 -Wall -Wextra -Werror $cflags -fsyntax-only "$work/one.c" || fail "telepack/${h##*/} does not compile alone"

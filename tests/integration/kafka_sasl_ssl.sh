@@ -72,7 +72,8 @@ for bad in wrong noca; do
         --kafka-config "$work/$bad.properties" --warehouse "sqlite:$work/bad.db" --create-table \
         2>"$work/sink-$bad.log" || rc=$?
     [ "$rc" = 1 ] || fail "sink with the $bad settings exited $rc, want 1"
-    grep -q "Kafka did not let the consumer in" "$work/sink-$bad.log" || fail "sink ($bad) did not say why it stopped"
+    grep -qE "Kafka did not let the (consumer|dead-letter producer) in" "$work/sink-$bad.log" ||
+        fail "sink ($bad) did not say why it stopped"
 done
 grep -qi "authentication" "$work/ingest-wrong.log" || fail "no authentication error logged for a wrong password"
 grep -qi "certificate verify failed" "$work/ingest-noca.log" || fail "no TLS verification error without the CA"
