@@ -122,7 +122,7 @@ gen() { # gen NAME ARGS...: 10 s at most (a hang fails); stderr in NAME.err, exi
 # accepted: vehicles 2000..2009 (3 s x 10 = 30 records), all within the token's allowance
 rc=$(gen ok "${mtls[@]}" --token-file good.tok --vehicles 10 --first-vehicle-id 2000)
 check "TLS + client certificate + token: gen exits 0 (got $rc)" test "$rc" = 0
-check "... the log names the certificate's CN" grep -q "TLS session with .*CN=depot-3-gw-17.*TLSv1" "$work/ing.err"
+check "... the log names the certificate's CN" wait_for "$work/ing.err" "TLS session with .*CN=depot-3-gw-17.*TLSv1"
 # vehicles 1000..1009: 1005..1009 are outside the allowance, rejected; 1000..1004 (15 records) acked
 rc=$(gen allowance "${mtls[@]}" --token-file good.tok --vehicles 10 --first-vehicle-id 1000)
 check "vehicles outside the allowance: gen exits 1 (got $rc)" test "$rc" = 1
@@ -137,10 +137,10 @@ rc=$(gen rogue --tls-ca ca.pem --tls-cert rogue.pem --tls-key rogue.key --token-
     --first-vehicle-id 3000)
 check "a client certificate of another CA is refused (exit 1, got $rc)" test "$rc" = 1
 check "... the server says the client CA did not sign it" \
-    grep -q "TLS handshake failed: certificate verification failed.*--tls-client-ca" "$work/ing.err"
+    wait_for "$work/ing.err" "TLS handshake failed: certificate verification failed.*--tls-client-ca"
 rc=$(gen nocert --tls-ca ca.pem --token-file good.tok --vehicles 1 --first-vehicle-id 3000)
 check "no client certificate is refused (exit 1, got $rc)" test "$rc" = 1
-check "... the server says none came" grep -q "peer did not return a certificate" "$work/ing.err"
+check "... the server says none came" wait_for "$work/ing.err" "peer did not return a certificate"
 rc=$(gen plain --token-file good.tok --vehicles 1 --first-vehicle-id 3000)
 check "a plaintext v2 hello on the TLS port: gen exits 1 (got $rc)" test "$rc" = 1
 check "... told that the port requires TLS" grep -q "this port requires TLS" "$work/plain.err"
@@ -159,7 +159,7 @@ except socket.timeout:
 print("closed" if closed and time.time() - t < 4 else "open")
 EOF
 check "plaintext v1 bytes on the TLS port are closed at once" grep -q closed "$work/v1plain.out"
-check "... with the reason logged" grep -q "plaintext (not a TLS handshake) sent to the TLS gateway port" "$work/ing.err"
+check "... with the reason logged" wait_for "$work/ing.err" "plaintext (not a TLS handshake) sent to the TLS gateway port"
 # A client that connects and never starts the handshake: closed by the hello deadline (the idle timeout, 5 s here).
 python3 - "$port" >"$work/silent.out" <<'EOF'
 import socket, sys, time
@@ -176,7 +176,7 @@ print("closed after %.1f s" % (time.time() - t) if closed else "open")
 EOF
 check "a silent connection on the TLS port is closed by the deadline ($(cat "$work/silent.out"))" \
     grep -qE "closed after [4-8]\." "$work/silent.out"
-check "... with the reason logged" grep -q "no TLS handshake within 5000 ms" "$work/ing.err"
+check "... with the reason logged" wait_for "$work/ing.err" "no TLS handshake within 5000 ms"
 rc=$(gen notoken "${mtls[@]}" --vehicles 1 --first-vehicle-id 3000)
 check "no token: refused (exit 1, got $rc)" test "$rc" = 1
 check "... requires authentication" grep -q "requires authentication: send a token" "$work/notoken.err"
