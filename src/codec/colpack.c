@@ -20,67 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- shared helpers ---- */
-
-static const double pow10_f64[TP_COLPACK_MAX_SCALE + 1] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
-static const float pow10_f32[TP_COLPACK_MAX_SCALE + 1] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f,
-                                                          1e5f, 1e6f, 1e7f, 1e8f, 1e9f};
-/* The nearest binary64 / binary32 values to 10^-d, for producers that quantise by multiplying (k * 1e-6). */
-static const double pow10neg_f64[TP_COLPACK_MAX_SCALE + 1] = {1e-0, 1e-1, 1e-2, 1e-3, 1e-4,
-                                                              1e-5, 1e-6, 1e-7, 1e-8, 1e-9};
-static const float pow10neg_f32[TP_COLPACK_MAX_SCALE + 1] = {1e-0f, 1e-1f, 1e-2f, 1e-3f, 1e-4f,
-                                                             1e-5f, 1e-6f, 1e-7f, 1e-8f, 1e-9f};
-
 /* The schema: field number -> column type. Index = field number - 1. */
 static const uint8_t field_type[9] = {TP_COLT_UINT64, TP_COLT_INT64,  TP_COLT_UINT64,
                                       TP_COLT_DOUBLE, TP_COLT_DOUBLE, TP_COLT_FLOAT,
                                       TP_COLT_FLOAT,  TP_COLT_FLOAT,  TP_COLT_INT32};
-
-static inline uint64_t zz_enc(uint64_t v) { return (v << 1) ^ (uint64_t)-(int64_t)(v >> 63); }
-static inline uint64_t zz_dec(uint64_t v) { return (v >> 1) ^ (uint64_t)-(int64_t)(v & 1); }
-
-/* Varint length by the number of leading zero bits: (64 - clz + 6) / 7, tabulated (the encoder's chooser calls
- * it five times per value). */
-static const uint8_t varint_len_by_clz[64] = {
-    10, 9, 9, 9, 9, 9, 9, 9, 8, 8, 8, 8, 8, 8, 8, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6, 6, 5, 5, 5,
-    5,  5, 5, 5, 4, 4, 4, 4, 4, 4, 4, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1};
-static inline size_t varint_len(uint64_t v) { return varint_len_by_clz[__builtin_clzll(v | 1)]; }
-
-static inline uint8_t *varint_put(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
-/* Reads one varint from src[*pos..len): at most 10 bytes, the 10th at most 1. */
-static inline tp_err varint_get(const uint8_t *src, size_t len, size_t *pos, uint64_t *out)
-{
-    size_t p = *pos;
-    if (p < len && src[p] < 0x80) { /* fast path: one byte */
-        *out = src[p];
-        *pos = p + 1;
-        return TP_OK;
-    }
-    uint64_t v = 0;
-    for (int i = 0; i < 10; i++) {
-        if (p >= len)
-            return TP_ERR_TRUNCATED;
-        uint8_t b = src[p++];
-        if (i == 9 && b > 1)
-            return TP_ERR_VARINT_OVERFLOW;
-        v |= (uint64_t)(b & 0x7F) << (7 * i);
-        if (b < 0x80) {
-            *out = v;
-            *pos = p;
-            return TP_OK;
-        }
-    }
-    return TP_ERR_VARINT_OVERFLOW;
-}
 
 static int plane_width(uint8_t type) { return (type == TP_COLT_FLOAT || type == TP_COLT_INT32) ? 4 : 8; }
 
@@ -89,49 +32,7 @@ static bool type_is_signed(uint8_t type, uint8_t scale)
     return type == TP_COLT_INT64 || type == TP_COLT_INT32 || scale != TP_COLPACK_SCALE_NONE;
 }
 
-static inline uint64_t bits_f64(double v)
-{
-    uint64_t u;
-    memcpy(&u, &v, 8);
-    return u;
-}
-static inline uint32_t bits_f32(float v)
-{
-    uint32_t u;
-    memcpy(&u, &v, 4);
-    return u;
-}
-static inline double f64_bits(uint64_t u)
-{
-    double v;
-    memcpy(&v, &u, 8);
-    return v;
-}
-static inline float f32_bits(uint32_t u)
-{
-    float v;
-    memcpy(&v, &u, 4);
-    return v;
-}
-
-/* Descriptor scale codes (5 bits): 0 none, 1..10 divide by 10^(c-1), 11..20 multiply by 1e-(c-11). The scale
- * inside this file is TP_COLPACK_SCALE_NONE, d, or TP_COLPACK_SCALE_MUL + d. */
-static uint8_t scale_code(uint8_t scale)
-{
-    if (scale == TP_COLPACK_SCALE_NONE)
-        return 0;
-    return (uint8_t)(scale & TP_COLPACK_SCALE_MUL ? 11 + (scale & 0x0F) : 1 + scale);
-}
-static int scale_from_code(uint8_t code)
-{
-    if (code == 0)
-        return TP_COLPACK_SCALE_NONE;
-    if (code <= 10)
-        return code - 1;
-    if (code <= 20)
-        return TP_COLPACK_SCALE_MUL + (code - 11);
-    return -1;
-}
+/* ---- identification ---- */
 
 bool tp_colpack_sniff(const uint8_t *content, size_t len)
 {
@@ -188,289 +89,6 @@ size_t tp_colpack_bound(size_t n)
      * width; its planes are never wider than the per-record share); magic, count, column count and nine
      * descriptors take at most 4 + 5 + 1 + 9 x 12. */
     return 260 + 63 * n;
-}
-
-typedef struct col_plan {
-    uint8_t transform, scale;
-    size_t body_len;
-} col_plan;
-
-/* Frame of reference of a column: the smallest unit (as int64 when signed) and the bytes W (1..8) that hold every
- * u[i] - base. */
-static void for_frame(const uint64_t *u, size_t n, bool sgn, uint64_t *base, int *width)
-{
-    uint64_t lo = u[0], hi = u[0];
-    for (size_t i = 1; i < n; i++) {
-        if (sgn ? (int64_t)u[i] < (int64_t)lo : u[i] < lo)
-            lo = u[i];
-        if (sgn ? (int64_t)u[i] > (int64_t)hi : u[i] > hi)
-            hi = u[i];
-    }
-    uint64_t range = hi - lo;
-    int w = 1;
-    while (w < 8 && (range >> (8 * w)))
-        w++;
-    *base = lo;
-    *width = w;
-}
-
-/* Order-0 entropy of a byte histogram, in bytes: what a Huffman coder such as zstd's literals coder needs at best. */
-static double entropy_bytes(const uint32_t hist[256], size_t n)
-{
-    double bits = 0;
-    for (int b = 0; b < 256; b++)
-        if (hist[b])
-            bits += (double)hist[b] * log2((double)n / (double)hist[b]);
-    return bits / 8;
-}
-
-/* Decimal scaling of floating columns. Scale byte s: 0..9 means value = (double)k / 10^s, the correctly rounded
- * quotient, which is what parsing the decimal text "k e-s" gives (strtod, NMEA receivers); 0x10+d means
- * value = (double)k * 1e-d, what a producer computing round(x * 1e6) * 1e-6 gets. k is the column's unit as a
- * signed 64-bit integer; float columns use binary32 arithmetic on (float)k. The encoder picks the smallest d at which
- * every value of the column round-trips bit-exactly; non-finite values and -0.0 never do (the column then keeps
- * its bit patterns). */
-static inline double scaled_f64(int64_t k, uint8_t s)
-{
-    return s & TP_COLPACK_SCALE_MUL ? (double)k * pow10neg_f64[s & 0x0F] : (double)k / pow10_f64[s];
-}
-static inline float scaled_f32(int64_t k, uint8_t s)
-{
-    return s & TP_COLPACK_SCALE_MUL ? (float)k * pow10neg_f32[s & 0x0F] : (float)k / pow10_f32[s];
-}
-
-static inline bool dec_try_f64(double v, uint8_t s, int64_t *k)
-{
-    double x = v * pow10_f64[s & 0x0F];
-    if (!(fabs(x) < 9007199254740992.0)) /* |k| < 2^53, so k converts exactly; also false for NaN */
-        return false;
-    int64_t r = (int64_t)(x < 0 ? x - 0.5 : x + 0.5);
-    *k = r;
-    return bits_f64(scaled_f64(r, s)) == bits_f64(v);
-}
-
-static inline bool dec_try_f32(float v, uint8_t s, int64_t *k)
-{
-    double x = (double)v * pow10_f64[s & 0x0F];
-    if (!(fabs(x) < 16777216.0)) /* |k| < 2^24: k converts to float exactly */
-        return false;
-    int64_t r = (int64_t)(x < 0 ? x - 0.5 : x + 0.5);
-    *k = r;
-    return bits_f32(scaled_f32(r, s)) == bits_f32(v);
-}
-
-static inline bool dec_try(uint64_t u, bool is_f32, uint8_t s, int64_t *k)
-{
-    return is_f32 ? dec_try_f32(f32_bits((uint32_t)u), s, k) : dec_try_f64(f64_bits(u), s, k);
-}
-
-/* Finds the scale byte for a floating column (values given as bits in u) with the given mode (0 divide,
- * TP_COLPACK_SCALE_MUL multiply), writing the scaled integers to k; -1 if no scale fits. One pass in the usual
- * case: values are checked at the scale found so far, and only the values before the last increase of the scale
- * are checked again at the final one (round-tripping at a smaller scale almost always implies it at a larger one,
- * but the check is what makes the transform lossless). */
-static int find_scale(const uint64_t *u, size_t n, bool is_f32, uint8_t mode, uint64_t *k)
-{
-    uint8_t d = 0;
-    size_t changed = 0; /* values [0, changed) were checked at a smaller scale */
-    int64_t x;
-    for (size_t i = 0; i < n; i++) {
-        while (!dec_try(u[i], is_f32, (uint8_t)(mode | d), &x)) {
-            if (++d > TP_COLPACK_MAX_SCALE)
-                return -1;
-            changed = i;
-        }
-        k[i] = (uint64_t)x;
-    }
-    uint8_t s = (uint8_t)(mode | d);
-    for (size_t i = 0; i < changed; i++) {
-        if (!dec_try(u[i], is_f32, s, &x))
-            return -1;
-        k[i] = (uint64_t)x;
-    }
-    return s;
-}
-
-/* Chooses among the varint transforms by exact encoded size. */
-static void plan_varints(const uint64_t *u, size_t n, bool sgn, col_plan *p)
-{
-    size_t raw = 0, delta = 0, delta2 = 0, runs = 0;
-    uint64_t prev = 0, prevd = 0;
-    bool all_same = true;
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t v = u[i];
-        raw += varint_len(sgn ? zz_enc(v) : v);
-        uint64_t d = v - prev;
-        delta += varint_len(zz_enc(d));
-        if (i == 0) {
-            delta2 += varint_len(zz_enc(v));
-        } else {
-            delta2 += varint_len(zz_enc(d - prevd));
-            prevd = d;
-        }
-        if (i > 0 && v == prev) {
-            run++;
-        } else {
-            if (i > 0) {
-                runs += varint_len(sgn ? zz_enc(prev) : prev) + varint_len(run);
-                all_same = false;
-            }
-            run = 1;
-        }
-        prev = v;
-    }
-    runs += varint_len(sgn ? zz_enc(prev) : prev) + varint_len(run);
-    if (all_same) {
-        p->transform = TP_COLX_CONST;
-        p->body_len = varint_len(sgn ? zz_enc(u[0]) : u[0]);
-        return;
-    }
-    p->transform = TP_COLX_RAW;
-    p->body_len = raw;
-    if (delta < p->body_len) {
-        p->transform = TP_COLX_DELTA;
-        p->body_len = delta;
-    }
-    if (delta2 < p->body_len) {
-        p->transform = TP_COLX_DELTA2;
-        p->body_len = delta2;
-    }
-    if (runs < p->body_len) {
-        p->transform = TP_COLX_RUNS;
-        p->body_len = runs;
-    }
-}
-
-/* Bit patterns with no decimal scale: constant, or XOR / delta byte planes, whichever leaves fewer significant
- * bytes (zstd then squeezes the all-zero planes). */
-static void plan_bits(const uint64_t *u, size_t n, int w, col_plan *p)
-{
-    bool all_same = true;
-    size_t xor_bytes = 0, delta_bytes = 0;
-    uint64_t prev = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t x = u[i] ^ prev;
-        uint64_t d = w == 8 ? zz_enc(u[i] - prev) : (uint64_t)(((uint32_t)(u[i] - prev) << 1) ^
-                                                                (uint32_t) - (int32_t)((uint32_t)(u[i] - prev) >> 31));
-        xor_bytes += x ? (size_t)(8 - __builtin_clzll(x) / 8) : 0;
-        delta_bytes += d ? (size_t)(8 - __builtin_clzll(d) / 8) : 0;
-        if (i > 0 && u[i] != prev)
-            all_same = false;
-        prev = u[i];
-    }
-    if (all_same) {
-        p->transform = TP_COLX_CONST;
-        p->body_len = varint_len(u[0]);
-        return;
-    }
-    p->transform = delta_bytes < xor_bytes ? TP_COLX_DELTA_PLANES : TP_COLX_XOR_PLANES;
-    p->body_len = (size_t)w * n;
-}
-
-static uint8_t *write_body(uint8_t *p, const uint64_t *u, size_t n, bool sgn, int w, uint8_t transform)
-{
-    uint64_t prev = 0, prevd = 0;
-    switch (transform) {
-    case TP_COLX_CONST:
-        return varint_put(p, sgn ? zz_enc(u[0]) : u[0]);
-    case TP_COLX_RAW:
-        for (size_t i = 0; i < n; i++)
-            p = varint_put(p, sgn ? zz_enc(u[i]) : u[i]);
-        return p;
-    case TP_COLX_DELTA:
-        for (size_t i = 0; i < n; i++) {
-            p = varint_put(p, zz_enc(u[i] - prev));
-            prev = u[i];
-        }
-        return p;
-    case TP_COLX_DELTA2:
-        p = varint_put(p, zz_enc(u[0]));
-        prev = u[0];
-        for (size_t i = 1; i < n; i++) {
-            uint64_t d = u[i] - prev;
-            p = varint_put(p, zz_enc(d - prevd));
-            prevd = d;
-            prev = u[i];
-        }
-        return p;
-    case TP_COLX_RUNS: {
-        size_t i = 0;
-        while (i < n) {
-            size_t j = i + 1;
-            while (j < n && u[j] == u[i])
-                j++;
-            p = varint_put(p, sgn ? zz_enc(u[i]) : u[i]);
-            p = varint_put(p, j - i);
-            i = j;
-        }
-        return p;
-    }
-    case TP_COLX_FOR_PLANES: {
-        uint64_t base;
-        int fw;
-        for_frame(u, n, sgn, &base, &fw);
-        p = varint_put(p, sgn ? zz_enc(base) : base);
-        *p++ = (uint8_t)fw;
-        for (size_t i = 0; i < n; i++)
-            for (int b = 0; b < fw; b++)
-                p[(size_t)b * n + i] = (uint8_t)((u[i] - base) >> (8 * b));
-        return p + (size_t)fw * n;
-    }
-    case TP_COLX_XOR_PLANES:
-    case TP_COLX_DELTA_PLANES:
-        for (size_t i = 0; i < n; i++) {
-            uint64_t x;
-            if (transform == TP_COLX_XOR_PLANES) {
-                x = u[i] ^ prev;
-            } else if (w == 8) {
-                x = zz_enc(u[i] - prev);
-            } else {
-                uint32_t d32 = (uint32_t)(u[i] - prev);
-                x = (uint32_t)((d32 << 1) ^ (uint32_t) - (int32_t)(d32 >> 31));
-            }
-            prev = u[i];
-            for (int b = 0; b < w; b++)
-                p[(size_t)b * n + i] = (uint8_t)(x >> (8 * b));
-        }
-        return p + (size_t)w * n;
-    default:
-        return p;
-    }
-}
-
-/* Version 3: replaces the varint plan of a column by for-planes when the planes' estimated compressed size is
- * smaller. Different vehicles' values side by side (a live fleet's pack: one sample per vehicle) differ by as much
- * as the values themselves: their deltas are as wide as the values and signed, and their varints mix high and low
- * bits in every byte, while planes of the offsets from the smallest value keep the few significant high bits in a
- * plane of their own that zstd squeezes. The estimate is each candidate's order-0 entropy (per plane for planes),
- * the varint body written into scratch; nothing changes for short columns or constant and run columns. */
-static void plan_for(tp_colpack_encoder *e, const uint64_t *u, size_t n, bool sgn, col_plan *p)
-{
-    if (n < 16 || p->transform == TP_COLX_CONST || p->transform == TP_COLX_RUNS)
-        return;
-    uint64_t base;
-    int w;
-    for_frame(u, n, sgn, &base, &w);
-    size_t for_len = varint_len(sgn ? zz_enc(base) : base) + 1 + (size_t)w * n;
-    double est_for = (double)(for_len - (size_t)w * n);
-    uint32_t hist[256];
-    for (int b = 0; b < w; b++) {
-        memset(hist, 0, sizeof hist);
-        for (size_t i = 0; i < n; i++)
-            hist[(uint8_t)((u[i] - base) >> (8 * b))]++;
-        est_for += entropy_bytes(hist, n);
-    }
-    uint8_t *end = write_body(e->scratch, u, n, sgn, 8, p->transform);
-    size_t vlen = (size_t)(end - e->scratch);
-    memset(hist, 0, sizeof hist);
-    for (size_t i = 0; i < vlen; i++)
-        hist[e->scratch[i]]++;
-    double est_var = entropy_bytes(hist, vlen);
-    if (est_for < est_var * 0.95) { /* a margin: the estimate is rough, and the known transforms are the default */
-        p->transform = TP_COLX_FOR_PLANES;
-        p->body_len = for_len;
-    }
 }
 
 static tp_err ensure_cap(tp_colpack_encoder *e, size_t n)
@@ -534,17 +152,17 @@ tp_err tp_colpack_encode_version(tp_colpack_encoder *e, const tp_record *recs, s
         u[0][i] = r->vehicle_id;
         u[1][i] = (uint64_t)r->sampled_at_ms;
         u[2][i] = r->seq;
-        u[3][i] = bits_f64(r->latitude);
-        u[4][i] = bits_f64(r->longitude);
-        u[5][i] = bits_f32(r->speed_kmh);
-        u[6][i] = bits_f32(r->heading_deg);
-        u[7][i] = bits_f32(r->accuracy_m);
+        u[3][i] = tp_bits_f64(r->latitude);
+        u[4][i] = tp_bits_f64(r->longitude);
+        u[5][i] = tp_bits_f32(r->speed_kmh);
+        u[6][i] = tp_bits_f32(r->heading_deg);
+        u[7][i] = tp_bits_f32(r->accuracy_m);
         u[8][i] = (uint64_t)(int64_t)r->meter_status;
         for (int c = 0; c < 9; c++)
             nonzero[c] |= u[c][i];
     }
 
-    col_plan plan[9];
+    tp_units_plan plan[9];
     int ncols = 0;
     for (int c = 0; c < 9; c++) {
         plan[c].transform = 0xFF;
@@ -554,11 +172,11 @@ tp_err tp_colpack_encode_version(tp_colpack_encoder *e, const tp_record *recs, s
         uint8_t type = field_type[c];
         plan[c].scale = TP_COLPACK_SCALE_NONE;
         if (type == TP_COLT_DOUBLE || type == TP_COLT_FLOAT) {
-            int d = find_scale(u[c], n, type == TP_COLT_FLOAT, 0, e->scaled);
+            int d = tp_units_find_scale(u[c], n, type == TP_COLT_FLOAT, 0, e->scaled);
             if (d < 0)
-                d = find_scale(u[c], n, type == TP_COLT_FLOAT, TP_COLPACK_SCALE_MUL, e->scaled);
+                d = tp_units_find_scale(u[c], n, type == TP_COLT_FLOAT, TP_COLPACK_SCALE_MUL, e->scaled);
             if (d < 0) {
-                plan_bits(u[c], n, plane_width(type), &plan[c]);
+                tp_units_plan_bits(u[c], n, plane_width(type), &plan[c]);
                 continue;
             }
             plan[c].scale = (uint8_t)d;
@@ -566,28 +184,28 @@ tp_err tp_colpack_encode_version(tp_colpack_encoder *e, const tp_record *recs, s
             u[c] = e->scaled;
             e->scaled = bits;
         }
-        plan_varints(u[c], n, type_is_signed(type, plan[c].scale), &plan[c]);
+        tp_units_plan_varints(u[c], n, type_is_signed(type, plan[c].scale), &plan[c]);
         if (version == 3)
-            plan_for(e, u[c], n, type_is_signed(type, plan[c].scale), &plan[c]);
+            tp_units_plan_for(u[c], n, type_is_signed(type, plan[c].scale), e->scratch, &plan[c]);
     }
 
     uint8_t *p = e->out;
     memcpy(p, version == 3 ? TP_COLPACK_MAGIC_V3 : TP_COLPACK_MAGIC, TP_COLPACK_MAGIC_LEN);
     p += TP_COLPACK_MAGIC_LEN;
-    p = varint_put(p, n);
-    p = varint_put(p, (uint64_t)ncols);
+    p = tp_units_varint_put(p, n);
+    p = tp_units_varint_put(p, (uint64_t)ncols);
     for (int c = 0; c < 9; c++) {
         if (plan[c].transform == 0xFF)
             continue;
-        p = varint_put(p, (uint64_t)(c + 1));
-        *p++ = (uint8_t)(plan[c].transform | scale_code(plan[c].scale) << 3);
-        p = varint_put(p, plan[c].body_len);
+        p = tp_units_varint_put(p, (uint64_t)(c + 1));
+        *p++ = (uint8_t)(plan[c].transform | tp_units_scale_code(plan[c].scale) << 3);
+        p = tp_units_varint_put(p, plan[c].body_len);
     }
     for (int c = 0; c < 9; c++) {
         if (plan[c].transform == 0xFF)
             continue;
         uint8_t type = field_type[c];
-        p = write_body(p, u[c], n, type_is_signed(type, plan[c].scale), plane_width(type), plan[c].transform);
+        p = tp_units_write(p, u[c], n, type_is_signed(type, plan[c].scale), plane_width(type), plan[c].transform);
     }
     *out = e->out;
     *out_len = (size_t)(p - e->out);
@@ -604,14 +222,14 @@ bool tp_colpack_can_represent(const uint8_t *msg, size_t len)
     size_t pos = 0;
     while (pos < len) {
         uint64_t tag, v;
-        if (varint_get(msg, len, &pos, &tag))
+        if (tp_units_varint_get(msg, len, &pos, &tag))
             return false;
         uint64_t field = tag >> 3;
         unsigned wt = (unsigned)(tag & 7);
         if (field < 1 || field > 9 || want[field] != wt)
             return false;
         if (wt == 0) {
-            if (varint_get(msg, len, &pos, &v))
+            if (tp_units_varint_get(msg, len, &pos, &v))
                 return false;
         } else {
             size_t w = wt == 1 ? 8 : 4;
@@ -637,13 +255,6 @@ static tp_err fail(tp_colpack_reader *r, tp_err err, const char *fmt, ...)
     return err;
 }
 
-static const char *transform_name(uint8_t t)
-{
-    static const char *const names[TP_COLX__COUNT] = {"const", "raw", "delta", "delta2", "runs", "xor-planes",
-                                                      "delta-planes", "for-planes"};
-    return t < TP_COLX__COUNT ? names[t] : "unknown";
-}
-
 /* A column descriptor: its bodies follow the last descriptor, in order. */
 typedef struct {
     uint64_t field, blen;
@@ -665,7 +276,7 @@ static tp_err read_header(tp_colpack_reader *r, const uint8_t *content, size_t l
     *pos = TP_COLPACK_MAGIC_LEN;
     uint64_t count;
     tp_err err;
-    if ((err = varint_get(content, len, pos, &count)))
+    if ((err = tp_units_varint_get(content, len, pos, &count)))
         return fail(r, err, "header: record count varint at content offset %zu is %s", *pos,
                     err == TP_ERR_TRUNCATED ? "cut off" : "longer than 10 bytes");
     if (count == 0)
@@ -675,7 +286,7 @@ static tp_err read_header(tp_colpack_reader *r, const uint8_t *content, size_t l
                     "header: record count %" PRIu64 " above the reader's limit of %" PRIu64
                     " records; raise max_pack_bytes if the pack is legitimate",
                     count, max_records < UINT32_MAX ? max_records : (uint64_t)UINT32_MAX);
-    if ((err = varint_get(content, len, pos, ncols)))
+    if ((err = tp_units_varint_get(content, len, pos, ncols)))
         return fail(r, err, "header: column count varint at content offset %zu is %s", *pos,
                     err == TP_ERR_TRUNCATED ? "cut off" : "longer than 10 bytes");
     if (*ncols > TP_COLPACK_MAX_COLUMNS)
@@ -692,14 +303,14 @@ static tp_err read_descriptors(tp_colpack_reader *r, const uint8_t *content, siz
     tp_err err;
     for (uint64_t i = 0; i < ncols; i++) {
         size_t at = *pos;
-        if ((err = varint_get(content, len, pos, &desc[i].field)))
+        if ((err = tp_units_varint_get(content, len, pos, &desc[i].field)))
             return fail(r, err, "column descriptor %" PRIu64 " at content offset %zu: field number %s", i, at,
                         err == TP_ERR_TRUNCATED ? "cut off" : "varint longer than 10 bytes");
         if (*pos >= len)
             return fail(r, TP_ERR_TRUNCATED, "column descriptor %" PRIu64 " at content offset %zu is cut off", i,
                         at);
         desc[i].code = content[(*pos)++];
-        if ((err = varint_get(content, len, pos, &desc[i].blen)))
+        if ((err = tp_units_varint_get(content, len, pos, &desc[i].blen)))
             return fail(r, err, "column descriptor %" PRIu64 " at content offset %zu: body length %s", i, at,
                         err == TP_ERR_TRUNCATED ? "cut off" : "varint longer than 10 bytes");
     }
@@ -713,7 +324,7 @@ static tp_err check_transform(tp_colpack_reader *r, uint64_t i, const col_desc *
 {
     uint64_t f = d->field, blen = d->blen;
     uint8_t tr = d->code & 7;
-    int sci = scale_from_code((uint8_t)(d->code >> 3));
+    int sci = tp_units_scale_from_code((uint8_t)(d->code >> 3));
     if (tr == TP_COLX_FOR_PLANES && r->version < 3)
         return fail(r, TP_ERR_UNKNOWN_VERSION,
                     "column %" PRIu64 " (field %" PRIu64 "): transform %u is reserved in version 2 (0..6); "
@@ -729,25 +340,14 @@ static tp_err check_transform(tp_colpack_reader *r, uint64_t i, const col_desc *
     bool planes = tr == TP_COLX_XOR_PLANES || tr == TP_COLX_DELTA_PLANES;
     if (planes && sc != TP_COLPACK_SCALE_NONE)
         return fail(r, TP_ERR_CORRUPT, "column %" PRIu64 " (field %" PRIu64 "): %s with a decimal scale", i, f,
-                    transform_name(tr));
+                    tp_units_transform_name(tr));
     /* Body size bounds per transform: a lying record count is caught here, before decoding. */
-    uint64_t w = (uint64_t)plane_width(type);
-    bool bad = false;
-    if (planes)
-        bad = blen != w * count;
-    else if (tr == TP_COLX_CONST)
-        bad = blen < 1 || blen > 10;
-    else if (tr == TP_COLX_RUNS)
-        bad = blen < 2 || blen > 20 * count;
-    else if (tr == TP_COLX_FOR_PLANES) /* base varint, width byte, 1..8 planes */
-        bad = blen < 2 + count || blen > 11 + 8 * count;
-    else
-        bad = blen < count || blen > 10 * count;
+    bool bad = !tp_units_body_fits(tr, plane_width(type), blen, count);
     if (bad)
         return fail(r, TP_ERR_CORRUPT,
                     "column %" PRIu64 " (field %" PRIu64 "): %s body of %" PRIu64 " bytes cannot hold %" PRIu64
                     " records",
-                    i, f, transform_name(tr), blen, count);
+                    i, f, tp_units_transform_name(tr), blen, count);
     *tr_out = tr;
     *sc_out = sc;
     return TP_OK;
@@ -755,37 +355,11 @@ static tp_err check_transform(tp_colpack_reader *r, uint64_t i, const col_desc *
 
 /* The head of column i's body for the transforms that have one: const's one varint, for-planes' base varint and
  * width byte (then exactly width x count plane bytes). */
-static tp_err read_body_head(tp_colpack_reader *r, tp_colpack_col *c, uint64_t i, uint64_t count)
+static tp_err read_body_head(tp_colpack_reader *r, tp_units_col *c, uint64_t i, uint64_t count)
 {
-    uint64_t f = c->field;
-    const uint8_t *body = c->body;
-    tp_err err;
-    if (c->transform == TP_COLX_CONST) {
-        size_t p = 0;
-        uint64_t v;
-        if ((err = varint_get(body, c->len, &p, &v)) || p != c->len)
-            return fail(r, err ? err : TP_ERR_CORRUPT,
-                        "column %" PRIu64 " (field %" PRIu64 "): constant is not exactly one varint", i, f);
-        c->run_val = c->signed_units ? zz_dec(v) : v;
-    }
-    if (c->transform == TP_COLX_FOR_PLANES) {
-        size_t p = 0;
-        uint64_t v;
-        if ((err = varint_get(body, c->len, &p, &v)) || p >= c->len)
-            return fail(r, err ? err : TP_ERR_CORRUPT,
-                        "column %" PRIu64 " (field %" PRIu64 "): for-planes base is not a varint followed by a "
-                        "width", i, f);
-        uint8_t fw = body[p++];
-        if (fw < 1 || fw > 8 || c->len - p != (size_t)fw * count)
-            return fail(r, TP_ERR_CORRUPT,
-                        "column %" PRIu64 " (field %" PRIu64 "): for-planes width %u with %zu plane bytes "
-                        "for %" PRIu64 " records (the width must be 1..8 and the planes width x records)",
-                        i, f, fw, c->len - p, count);
-        c->run_val = c->signed_units ? zz_dec(v) : v;
-        c->width = fw;
-        c->planes = body + p;
-    }
-    return TP_OK;
+    char why[sizeof r->detail - 24];
+    tp_err err = tp_units_open_body(c, count, why, sizeof why);
+    return err ? fail(r, err, "column %" PRIu64 " (%s)", i, why) : TP_OK;
 }
 
 tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len, uint64_t max_records)
@@ -819,7 +393,7 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
             return fail(r, TP_ERR_CORRUPT, "column %" PRIu64 ": field number %" PRIu64 " outside 1..2^29-1", i, f);
         if (f > 9)
             continue; /* a newer schema's field: skipped, as protobuf skips unknown fields */
-        tp_colpack_col *c = &r->cols[f - 1];
+        tp_units_col *c = &r->cols[f - 1];
         if (c->transform != COL_ABSENT)
             return fail(r, TP_ERR_CORRUPT, "column %" PRIu64 ": field %" PRIu64 " appears twice", i, f);
         uint8_t type = field_type[f - 1], tr = 0, sc = 0;
@@ -832,6 +406,8 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
         c->transform = tr;
         c->scale = sc;
         c->signed_units = type_is_signed(type, sc);
+        c->plane_w = (uint8_t)plane_width(type);
+        c->sext32 = type == TP_COLT_INT32;
         if ((err = read_body_head(r, c, i, count)))
             return err;
     }
@@ -842,163 +418,8 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
     return TP_OK;
 }
 
-/* Reads k varints from b[*pos..len) into u. While 10 or more bytes remain no varint can run past the end, so the
- * loop checks bounds only near the end of the body. */
-static tp_err get_varints(const uint8_t *b, size_t len, size_t *pos, uint64_t *u, size_t k)
-{
-    size_t p = *pos, i = 0;
-    while (i < k && len - p >= 10) {
-        if (k - i >= 8) { /* eight one-byte varints at once: the usual case for small deltas */
-            uint64_t w;
-            memcpy(&w, b + p, 8);
-            if (!(w & 0x8080808080808080ull)) {
-                for (int j = 0; j < 8; j++)
-                    u[i + j] = b[p + j];
-                i += 8;
-                p += 8;
-                continue;
-            }
-        }
-        uint64_t v = b[p++];
-        if (v >= 0x80) {
-            v &= 0x7F;
-            for (int shift = 7;; shift += 7) {
-                uint64_t x = b[p++];
-                if (shift == 63 && x > 1) {
-                    *pos = p - 10;
-                    return TP_ERR_VARINT_OVERFLOW;
-                }
-                v |= (x & 0x7F) << shift;
-                if (x < 0x80)
-                    break;
-                if (shift == 63) {
-                    *pos = p - 10;
-                    return TP_ERR_VARINT_OVERFLOW;
-                }
-            }
-        }
-        u[i++] = v;
-    }
-    for (; i < k; i++) {
-        tp_err err = varint_get(b, len, &p, &u[i]);
-        if (err) {
-            *pos = p;
-            return err;
-        }
-    }
-    *pos = p;
-    return TP_OK;
-}
-
-/* Decodes the next k units of column c into u[0..k). */
-static tp_err col_units(tp_colpack_reader *r, tp_colpack_col *c, uint64_t *u, size_t k)
-{
-    tp_err err = TP_OK;
-    uint64_t v, prev = c->prev, prevd = c->prevd;
-    size_t pos = c->pos;
-    const uint8_t *b = c->body;
-    size_t len = c->len;
-    switch (c->transform) {
-    case TP_COLX_CONST:
-        for (size_t i = 0; i < k; i++)
-            u[i] = c->run_val;
-        return TP_OK;
-    case TP_COLX_RAW:
-        if ((err = get_varints(b, len, &pos, u, k)))
-            goto bad_varint;
-        if (c->signed_units)
-            for (size_t i = 0; i < k; i++)
-                u[i] = zz_dec(u[i]);
-        break;
-    case TP_COLX_DELTA:
-        if ((err = get_varints(b, len, &pos, u, k)))
-            goto bad_varint;
-        for (size_t i = 0; i < k; i++) {
-            prev += zz_dec(u[i]);
-            u[i] = prev;
-        }
-        break;
-    case TP_COLX_DELTA2: {
-        if ((err = get_varints(b, len, &pos, u, k)))
-            goto bad_varint;
-        size_t i = 0;
-        if (r->done == 0 && k > 0) {
-            prev = zz_dec(u[0]);
-            u[i++] = prev;
-        }
-        for (; i < k; i++) {
-            prevd += zz_dec(u[i]);
-            prev += prevd;
-            u[i] = prev;
-        }
-        break;
-    }
-    case TP_COLX_RUNS:
-        for (size_t i = 0; i < k;) {
-            if (c->run_left == 0) {
-                uint64_t rl;
-                if ((err = varint_get(b, len, &pos, &v)))
-                    goto bad_varint;
-                if ((err = varint_get(b, len, &pos, &rl)))
-                    goto bad_varint;
-                if (rl == 0 || rl > (uint64_t)(r->count - r->done - i))
-                    return fail(r, TP_ERR_CORRUPT,
-                                "field %u: run of %" PRIu64 " records at record %zu, where %zu records remain",
-                                c->field, rl, (size_t)r->done + i, (size_t)(r->count - r->done - i));
-                c->run_val = c->signed_units ? zz_dec(v) : v;
-                c->run_left = rl;
-            }
-            size_t take = c->run_left < k - i ? (size_t)c->run_left : k - i;
-            for (size_t j = 0; j < take; j++)
-                u[i + j] = c->run_val;
-            i += take;
-            c->run_left -= take;
-        }
-        break;
-    case TP_COLX_FOR_PLANES: {
-        size_t n = r->count, at = r->done;
-        for (size_t i = 0; i < k; i++) {
-            uint64_t x = 0;
-            for (int j = 0; j < c->width; j++)
-                x |= (uint64_t)c->planes[(size_t)j * n + at + i] << (8 * j);
-            u[i] = c->run_val + x;
-        }
-        break;
-    }
-    case TP_COLX_XOR_PLANES:
-    case TP_COLX_DELTA_PLANES: {
-        int w = plane_width(c->type);
-        size_t n = r->count, at = r->done;
-        for (size_t i = 0; i < k; i++) {
-            uint64_t x = 0;
-            for (int j = 0; j < w; j++)
-                x |= (uint64_t)b[(size_t)j * n + at + i] << (8 * j);
-            if (c->transform == TP_COLX_XOR_PLANES)
-                prev ^= x;
-            else if (w == 8)
-                prev += zz_dec(x);
-            else
-                prev = (uint32_t)((uint32_t)prev + (uint32_t)((x >> 1) ^ (uint32_t) - (uint32_t)(x & 1)));
-            /* prev stays within 32 bits for W = 4; an int32 unit is its sign extension */
-            u[i] = c->type == TP_COLT_INT32 ? (uint64_t)(int64_t)(int32_t)(uint32_t)prev : prev;
-        }
-        pos = (at + k) * (size_t)w; /* informational; planes are addressed by record index */
-        break;
-    }
-    default:
-        return fail(r, TP_ERR_CORRUPT, "field %u: transform %u", c->field, c->transform);
-    }
-    c->pos = pos;
-    c->prev = prev;
-    c->prevd = prevd;
-    return TP_OK;
-bad_varint:
-    return fail(r, err, "field %u: %s varint at body offset %zu (records %zu..%zu)", c->field,
-                err == TP_ERR_TRUNCATED ? "cut-off" : "over-long", pos, (size_t)r->done, (size_t)r->done + k - 1);
-}
-
 /* Checks a unit fits its column's type; for int32 and float bit patterns the unit must fit 32 bits. */
-static tp_err check_units32(tp_colpack_reader *r, const tp_colpack_col *c, const uint64_t *u, size_t k)
+static tp_err check_units32(tp_colpack_reader *r, const tp_units_col *c, const uint64_t *u, size_t k)
 {
     uint64_t bad = 0;
     size_t at = 0;
@@ -1019,46 +440,6 @@ static tp_err check_units32(tp_colpack_reader *r, const tp_colpack_col *c, const
         return fail(r, TP_ERR_CORRUPT, "field %u: value 0x%" PRIx64 " of record %zu does not fit 32 bits", c->field,
                     u[at], (size_t)r->done + at);
     return TP_OK;
-}
-
-static inline double unit_f64(uint64_t u, uint8_t scale)
-{
-    return scale == TP_COLPACK_SCALE_NONE ? f64_bits(u) : scaled_f64((int64_t)u, scale);
-}
-static inline float unit_f32(uint64_t u, uint8_t scale)
-{
-    return scale == TP_COLPACK_SCALE_NONE ? f32_bits((uint32_t)u) : scaled_f32((int64_t)u, scale);
-}
-
-/* Units to values into a contiguous array, with the scale decided once per chunk so the loops stay simple. */
-static void units_to_f64(const uint64_t *u, size_t m, uint8_t scale, double *dst)
-{
-    if (scale == TP_COLPACK_SCALE_NONE) {
-        memcpy(dst, u, m * sizeof *dst);
-    } else if (scale & TP_COLPACK_SCALE_MUL) {
-        double q = pow10neg_f64[scale & 0x0F];
-        for (size_t j = 0; j < m; j++)
-            dst[j] = (double)(int64_t)u[j] * q;
-    } else {
-        double q = pow10_f64[scale];
-        for (size_t j = 0; j < m; j++)
-            dst[j] = (double)(int64_t)u[j] / q;
-    }
-}
-static void units_to_f32(const uint64_t *u, size_t m, uint8_t scale, float *dst)
-{
-    if (scale == TP_COLPACK_SCALE_NONE) {
-        for (size_t j = 0; j < m; j++)
-            dst[j] = f32_bits((uint32_t)u[j]);
-    } else if (scale & TP_COLPACK_SCALE_MUL) {
-        float q = pow10neg_f32[scale & 0x0F];
-        for (size_t j = 0; j < m; j++)
-            dst[j] = (float)(int64_t)u[j] * q;
-    } else {
-        float q = pow10_f32[scale];
-        for (size_t j = 0; j < m; j++)
-            dst[j] = (float)(int64_t)u[j] / q;
-    }
 }
 
 #define CHUNK 256
@@ -1090,15 +471,18 @@ static tp_err check_order(tp_colpack_reader *r, const uint64_t *ids, const int64
 static tp_err check_consumed(tp_colpack_reader *r)
 {
     for (int f = 0; f < 9; f++) {
-        tp_colpack_col *c = &r->cols[f];
-        if (c->transform == COL_ABSENT || c->transform == TP_COLX_CONST || c->transform == TP_COLX_XOR_PLANES ||
-            c->transform == TP_COLX_DELTA_PLANES || c->transform == TP_COLX_FOR_PLANES)
-            continue;
-        if (c->pos != c->len || c->run_left)
+        tp_units_col *c = &r->cols[f];
+        if (c->transform != COL_ABSENT && !tp_units_consumed(c))
             return fail(r, TP_ERR_CORRUPT, "field %u: %zu bytes of its %zu-byte body left after the last record",
                         c->field, c->len - c->pos, c->len);
     }
     return TP_OK;
+}
+
+/* The next k units of column c, with the reader's position. */
+static tp_err col_units(tp_colpack_reader *r, tp_units_col *c, uint64_t *u, size_t k)
+{
+    return tp_units_next(c, r->count, r->done, u, k, r->detail, sizeof r->detail);
 }
 
 tp_err tp_colpack_read_records(tp_colpack_reader *r, tp_record *out, size_t k)
@@ -1110,7 +494,7 @@ tp_err tp_colpack_read_records(tp_colpack_reader *r, tp_record *out, size_t k)
         size_t m = k - base < CHUNK ? k - base : CHUNK;
         tp_record *o = out + base;
         for (int f = 0; f < 9; f++) {
-            tp_colpack_col *c = &r->cols[f];
+            tp_units_col *c = &r->cols[f];
             if (c->transform == COL_ABSENT) {
                 memset(u, 0, m * sizeof u[0]);
             } else {
@@ -1126,11 +510,11 @@ tp_err tp_colpack_read_records(tp_colpack_reader *r, tp_record *out, size_t k)
             case 0: for (size_t j = 0; j < m; j++) o[j].vehicle_id = u[j]; break;
             case 1: for (size_t j = 0; j < m; j++) o[j].sampled_at_ms = (int64_t)u[j]; break;
             case 2: for (size_t j = 0; j < m; j++) o[j].seq = u[j]; break;
-            case 3: for (size_t j = 0; j < m; j++) o[j].latitude = unit_f64(u[j], c->scale); break;
-            case 4: for (size_t j = 0; j < m; j++) o[j].longitude = unit_f64(u[j], c->scale); break;
-            case 5: for (size_t j = 0; j < m; j++) o[j].speed_kmh = unit_f32(u[j], c->scale); break;
-            case 6: for (size_t j = 0; j < m; j++) o[j].heading_deg = unit_f32(u[j], c->scale); break;
-            case 7: for (size_t j = 0; j < m; j++) o[j].accuracy_m = unit_f32(u[j], c->scale); break;
+            case 3: for (size_t j = 0; j < m; j++) o[j].latitude = tp_units_f64(u[j], c->scale); break;
+            case 4: for (size_t j = 0; j < m; j++) o[j].longitude = tp_units_f64(u[j], c->scale); break;
+            case 5: for (size_t j = 0; j < m; j++) o[j].speed_kmh = tp_units_f32(u[j], c->scale); break;
+            case 6: for (size_t j = 0; j < m; j++) o[j].heading_deg = tp_units_f32(u[j], c->scale); break;
+            case 7: for (size_t j = 0; j < m; j++) o[j].accuracy_m = tp_units_f32(u[j], c->scale); break;
             default: for (size_t j = 0; j < m; j++) o[j].meter_status = (int32_t)(uint32_t)u[j]; break;
             }
         }
@@ -1163,7 +547,7 @@ tp_err tp_colpack_read_rows(tp_colpack_reader *r, tp_row_batch *b, int32_t parti
     uint32_t done0 = r->done;
     /* Column at a time: each column's chunk loop stays in the cache and the inner loops vectorise. */
     for (int f = 0; f < 9; f++) {
-        tp_colpack_col *c = &r->cols[f];
+        tp_units_col *c = &r->cols[f];
         r->done = done0;
         for (size_t base = 0; base < k; base += CHUNK) {
             size_t m = k - base < CHUNK ? k - base : CHUNK;
@@ -1181,13 +565,13 @@ tp_err tp_colpack_read_rows(tp_colpack_reader *r, tp_row_batch *b, int32_t parti
                 case 1: for (size_t j = 0; j < m; j++) b->sampled_at_ms[d + j] = (int64_t)one; break;
                 case 2: for (size_t j = 0; j < m; j++) b->seq[d + j] = one; break;
                 case 3: case 4: {
-                    double v = unit_f64(one, c->scale), *dst = f == 3 ? b->latitude + d : b->longitude + d;
+                    double v = tp_units_f64(one, c->scale), *dst = f == 3 ? b->latitude + d : b->longitude + d;
                     for (size_t j = 0; j < m; j++)
                         dst[j] = v;
                     break;
                 }
                 case 5: case 6: case 7: {
-                    float v = unit_f32(one, c->scale);
+                    float v = tp_units_f32(one, c->scale);
                     float *dst = f == 5 ? b->speed_kmh + d : f == 6 ? b->heading_deg + d : b->accuracy_m + d;
                     for (size_t j = 0; j < m; j++)
                         dst[j] = v;
@@ -1210,11 +594,11 @@ tp_err tp_colpack_read_rows(tp_colpack_reader *r, tp_row_batch *b, int32_t parti
                 return err;
             }
             switch (f) {
-            case 3: units_to_f64(u, m, c->scale, b->latitude + d); break;
-            case 4: units_to_f64(u, m, c->scale, b->longitude + d); break;
-            case 5: units_to_f32(u, m, c->scale, b->speed_kmh + d); break;
-            case 6: units_to_f32(u, m, c->scale, b->heading_deg + d); break;
-            case 7: units_to_f32(u, m, c->scale, b->accuracy_m + d); break;
+            case 3: tp_units_to_f64(u, m, c->scale, b->latitude + d); break;
+            case 4: tp_units_to_f64(u, m, c->scale, b->longitude + d); break;
+            case 5: tp_units_to_f32(u, m, c->scale, b->speed_kmh + d); break;
+            case 6: tp_units_to_f32(u, m, c->scale, b->heading_deg + d); break;
+            case 7: tp_units_to_f32(u, m, c->scale, b->accuracy_m + d); break;
             case 8: for (size_t j = 0; j < m; j++) b->meter_status[d + j] = (int32_t)(uint32_t)u[j]; break;
             default: break;
             }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec/colunits.h"
 #include "telepack/error.h"
 #include "telepack/record.h"
 #include "telepack/rows.h"
@@ -22,7 +23,6 @@
 
 /* Limits a reader enforces on the header. */
 #define TP_COLPACK_MAX_COLUMNS 64
-#define TP_COLPACK_MAX_SCALE 9
 
 /* Column value types: implied by the field number (the schema), not stored. */
 enum tp_colpack_type {
@@ -32,25 +32,6 @@ enum tp_colpack_type {
     TP_COLT_FLOAT = 4,
     TP_COLT_INT32 = 5,
 };
-
-/* Column transforms (low 3 bits of the descriptor's code byte; 7 only in version 3). See docs/FORMAT_V2.md. */
-enum tp_colpack_transform {
-    TP_COLX_CONST = 0,        /* one unit for every record */
-    TP_COLX_RAW = 1,          /* one varint per record */
-    TP_COLX_DELTA = 2,        /* zigzag varint of u[i] - u[i-1] */
-    TP_COLX_DELTA2 = 3,       /* first unit, first delta, then zigzag varints of delta-of-delta */
-    TP_COLX_RUNS = 4,         /* (unit, run length) varint pairs */
-    TP_COLX_XOR_PLANES = 5,   /* u[i] ^ u[i-1], fixed width, byte planes */
-    TP_COLX_DELTA_PLANES = 6, /* zigzag(u[i] - u[i-1]), fixed width, byte planes */
-    TP_COLX_FOR_PLANES = 7,   /* version 3 only: base, width W, then W byte planes of u[i] - base */
-    TP_COLX__COUNT
-};
-
-/* Decimal scale as the decoder state holds it (the descriptor stores a 5-bit code, FORMAT_V2.md):
- * 0..9 = value is k / 10^s; TP_COLPACK_SCALE_MUL + d = value is k * 1e-d (d 0..9). */
-#define TP_COLPACK_SCALE_MUL 0x10
-/* Scale byte meaning "no decimal scaling": the unit is the value (integers) or its IEEE bit pattern (floating). */
-#define TP_COLPACK_SCALE_NONE 0xFF
 
 /* ---- encoder ---- */
 
@@ -90,18 +71,6 @@ int tp_colpack_version(const uint8_t *content, size_t len);
 
 /* ---- decoder ---- */
 
-/* One column's decoding state (internal to tp_colpack_reader). */
-typedef struct tp_colpack_col {
-    const uint8_t *body;
-    size_t len, pos;  /* body bytes; read position (bytes, or units for plane transforms) */
-    uint64_t prev, prevd;
-    uint64_t run_val, run_left;
-    uint32_t field;
-    uint8_t type, transform, scale, signed_units;
-    uint8_t width;           /* for-planes: bytes per unit offset (1..8) */
-    const uint8_t *planes;   /* for-planes: the first plane (run_val holds the base) */
-} tp_colpack_col;
-
 /* Decoder state for one content buffer. Plain struct (no allocation): declare it on the stack or embed it. It
  * reads `content` in place, which must outlive it. Decoding is resumable: records come out in any chunk sizes. */
 typedef struct tp_colpack_reader {
@@ -111,7 +80,7 @@ typedef struct tp_colpack_reader {
     uint64_t last_vehicle;   /* version 3: the last record decoded, for the order check */
     int64_t last_sampled;
     int ncols;
-    tp_colpack_col cols[9];  /* known fields 1..9 in field order; transform 0xFF = column absent (all zero) */
+    tp_units_col cols[9];     /* known fields 1..9 in field order; transform 0xFF = column absent (all zero) */
     char detail[200];
 } tp_colpack_reader;
 

@@ -1,0 +1,581 @@
+/* Unit columns (codec/colunits.h): planning, writing and reading the transforms of one column of 64-bit units.
+ * The byte forms are specified in docs/FORMAT_V2.md ("Units, scale and transforms", "Version 3"). */
+#include "codec/colunits.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+static const double pow10_f64[TP_COLPACK_MAX_SCALE + 1] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+static const float pow10_f32[TP_COLPACK_MAX_SCALE + 1] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f, 1e6f, 1e7f, 1e8f, 1e9f};
+/* The nearest binary64 / binary32 values to 10^-d, for producers that quantise by multiplying (k * 1e-6). */
+static const double pow10neg_f64[TP_COLPACK_MAX_SCALE + 1] = {1e-0, 1e-1, 1e-2, 1e-3, 1e-4,
+                                                              1e-5, 1e-6, 1e-7, 1e-8, 1e-9};
+static const float pow10neg_f32[TP_COLPACK_MAX_SCALE + 1] = {1e-0f, 1e-1f, 1e-2f, 1e-3f, 1e-4f,
+                                                             1e-5f, 1e-6f, 1e-7f, 1e-8f, 1e-9f};
+
+/* Descriptor scale codes (5 bits): 0 none, 1..10 divide by 10^(c-1), 11..20 multiply by 1e-(c-11). The scale
+ * inside this file is TP_COLPACK_SCALE_NONE, d, or TP_COLPACK_SCALE_MUL + d. */
+uint8_t tp_units_scale_code(uint8_t scale)
+{
+    if (scale == TP_COLPACK_SCALE_NONE)
+        return 0;
+    return (uint8_t)(scale & TP_COLPACK_SCALE_MUL ? 11 + (scale & 0x0F) : 1 + scale);
+}
+int tp_units_scale_from_code(uint8_t code)
+{
+    if (code == 0)
+        return TP_COLPACK_SCALE_NONE;
+    if (code <= 10)
+        return code - 1;
+    if (code <= 20)
+        return TP_COLPACK_SCALE_MUL + (code - 11);
+    return -1;
+}
+
+const char *tp_units_transform_name(uint8_t t)
+{
+    static const char *const names[TP_COLX__COUNT] = {"const", "raw",        "delta",        "delta2",
+                                                      "runs",  "xor-planes", "delta-planes", "for-planes"};
+    return t < TP_COLX__COUNT ? names[t] : "unknown";
+}
+
+/* Frame of reference of a column: the smallest unit (as int64 when signed) and the bytes W (1..8) that hold every
+ * u[i] - base. */
+static void for_frame(const uint64_t *u, size_t n, bool sgn, uint64_t *base, int *width)
+{
+    uint64_t lo = u[0], hi = u[0];
+    for (size_t i = 1; i < n; i++) {
+        if (sgn ? (int64_t)u[i] < (int64_t)lo : u[i] < lo)
+            lo = u[i];
+        if (sgn ? (int64_t)u[i] > (int64_t)hi : u[i] > hi)
+            hi = u[i];
+    }
+    uint64_t range = hi - lo;
+    int w = 1;
+    while (w < 8 && (range >> (8 * w)))
+        w++;
+    *base = lo;
+    *width = w;
+}
+
+/* Order-0 entropy of a byte histogram, in bytes: what a Huffman coder such as zstd's literals coder needs at best. */
+static double entropy_bytes(const uint32_t hist[256], size_t n)
+{
+    double bits = 0;
+    for (int b = 0; b < 256; b++)
+        if (hist[b])
+            bits += (double)hist[b] * log2((double)n / (double)hist[b]);
+    return bits / 8;
+}
+
+/* Decimal scaling of floating columns. Scale byte s: 0..9 means value = (double)k / 10^s, the correctly rounded
+ * quotient, which is what parsing the decimal text "k e-s" gives (strtod, NMEA receivers); 0x10+d means
+ * value = (double)k * 1e-d, what a producer computing round(x * 1e6) * 1e-6 gets. k is the column's unit as a
+ * signed 64-bit integer; float columns use binary32 arithmetic on (float)k. The encoder picks the smallest d at which
+ * every value of the column round-trips bit-exactly; non-finite values and -0.0 never do (the column then keeps
+ * its bit patterns). */
+static inline double scaled_f64(int64_t k, uint8_t s)
+{
+    return s & TP_COLPACK_SCALE_MUL ? (double)k * pow10neg_f64[s & 0x0F] : (double)k / pow10_f64[s];
+}
+static inline float scaled_f32(int64_t k, uint8_t s)
+{
+    return s & TP_COLPACK_SCALE_MUL ? (float)k * pow10neg_f32[s & 0x0F] : (float)k / pow10_f32[s];
+}
+
+static inline bool dec_try_f64(double v, uint8_t s, int64_t *k)
+{
+    double x = v * pow10_f64[s & 0x0F];
+    if (!(fabs(x) < 9007199254740992.0)) /* |k| < 2^53, so k converts exactly; also false for NaN */
+        return false;
+    int64_t r = (int64_t)(x < 0 ? x - 0.5 : x + 0.5);
+    *k = r;
+    return tp_bits_f64(scaled_f64(r, s)) == tp_bits_f64(v);
+}
+
+static inline bool dec_try_f32(float v, uint8_t s, int64_t *k)
+{
+    double x = (double)v * pow10_f64[s & 0x0F];
+    if (!(fabs(x) < 16777216.0)) /* |k| < 2^24: k converts to float exactly */
+        return false;
+    int64_t r = (int64_t)(x < 0 ? x - 0.5 : x + 0.5);
+    *k = r;
+    return tp_bits_f32(scaled_f32(r, s)) == tp_bits_f32(v);
+}
+
+static inline bool dec_try(uint64_t u, bool is_f32, uint8_t s, int64_t *k)
+{
+    return is_f32 ? dec_try_f32(tp_f32_bits((uint32_t)u), s, k) : dec_try_f64(tp_f64_bits(u), s, k);
+}
+
+/* Finds the scale byte for a floating column (values given as bits in u) with the given mode (0 divide,
+ * TP_COLPACK_SCALE_MUL multiply), writing the scaled integers to k; -1 if no scale fits. One pass in the usual
+ * case: values are checked at the scale found so far, and only the values before the last increase of the scale
+ * are checked again at the final one (round-tripping at a smaller scale almost always implies it at a larger one,
+ * but the check is what makes the transform lossless). */
+int tp_units_find_scale(const uint64_t *u, size_t n, bool is_f32, uint8_t mode, uint64_t *k)
+{
+    uint8_t d = 0;
+    size_t changed = 0; /* values [0, changed) were checked at a smaller scale */
+    int64_t x;
+    for (size_t i = 0; i < n; i++) {
+        while (!dec_try(u[i], is_f32, (uint8_t)(mode | d), &x)) {
+            if (++d > TP_COLPACK_MAX_SCALE)
+                return -1;
+            changed = i;
+        }
+        k[i] = (uint64_t)x;
+    }
+    uint8_t s = (uint8_t)(mode | d);
+    for (size_t i = 0; i < changed; i++) {
+        if (!dec_try(u[i], is_f32, s, &x))
+            return -1;
+        k[i] = (uint64_t)x;
+    }
+    return s;
+}
+
+/* Chooses among the varint transforms by exact encoded size. */
+void tp_units_plan_varints(const uint64_t *u, size_t n, bool sgn, tp_units_plan *p)
+{
+    size_t raw = 0, delta = 0, delta2 = 0, runs = 0;
+    uint64_t prev = 0, prevd = 0;
+    bool all_same = true;
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v = u[i];
+        raw += tp_units_varint_len(sgn ? tp_zz_enc(v) : v);
+        uint64_t d = v - prev;
+        delta += tp_units_varint_len(tp_zz_enc(d));
+        if (i == 0) {
+            delta2 += tp_units_varint_len(tp_zz_enc(v));
+        } else {
+            delta2 += tp_units_varint_len(tp_zz_enc(d - prevd));
+            prevd = d;
+        }
+        if (i > 0 && v == prev) {
+            run++;
+        } else {
+            if (i > 0) {
+                runs += tp_units_varint_len(sgn ? tp_zz_enc(prev) : prev) + tp_units_varint_len(run);
+                all_same = false;
+            }
+            run = 1;
+        }
+        prev = v;
+    }
+    runs += tp_units_varint_len(sgn ? tp_zz_enc(prev) : prev) + tp_units_varint_len(run);
+    if (all_same) {
+        p->transform = TP_COLX_CONST;
+        p->body_len = tp_units_varint_len(sgn ? tp_zz_enc(u[0]) : u[0]);
+        return;
+    }
+    p->transform = TP_COLX_RAW;
+    p->body_len = raw;
+    if (delta < p->body_len) {
+        p->transform = TP_COLX_DELTA;
+        p->body_len = delta;
+    }
+    if (delta2 < p->body_len) {
+        p->transform = TP_COLX_DELTA2;
+        p->body_len = delta2;
+    }
+    if (runs < p->body_len) {
+        p->transform = TP_COLX_RUNS;
+        p->body_len = runs;
+    }
+}
+
+/* Bit patterns with no decimal scale: constant, or XOR / delta byte planes, whichever leaves fewer significant
+ * bytes (zstd then squeezes the all-zero planes). */
+void tp_units_plan_bits(const uint64_t *u, size_t n, int w, tp_units_plan *p)
+{
+    bool all_same = true;
+    size_t xor_bytes = 0, delta_bytes = 0;
+    uint64_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = u[i] ^ prev;
+        uint64_t d =
+            w == 8 ? tp_zz_enc(u[i] - prev)
+                   : (uint64_t)(((uint32_t)(u[i] - prev) << 1) ^ (uint32_t) - (int32_t)((uint32_t)(u[i] - prev) >> 31));
+        xor_bytes += x ? (size_t)(8 - __builtin_clzll(x) / 8) : 0;
+        delta_bytes += d ? (size_t)(8 - __builtin_clzll(d) / 8) : 0;
+        if (i > 0 && u[i] != prev)
+            all_same = false;
+        prev = u[i];
+    }
+    if (all_same) {
+        p->transform = TP_COLX_CONST;
+        p->body_len = tp_units_varint_len(u[0]);
+        return;
+    }
+    p->transform = delta_bytes < xor_bytes ? TP_COLX_DELTA_PLANES : TP_COLX_XOR_PLANES;
+    p->body_len = (size_t)w * n;
+}
+
+uint8_t *tp_units_write(uint8_t *p, const uint64_t *u, size_t n, bool sgn, int w, uint8_t transform)
+{
+    uint64_t prev = 0, prevd = 0;
+    switch (transform) {
+    case TP_COLX_CONST: return tp_units_varint_put(p, sgn ? tp_zz_enc(u[0]) : u[0]);
+    case TP_COLX_RAW:
+        for (size_t i = 0; i < n; i++)
+            p = tp_units_varint_put(p, sgn ? tp_zz_enc(u[i]) : u[i]);
+        return p;
+    case TP_COLX_DELTA:
+        for (size_t i = 0; i < n; i++) {
+            p = tp_units_varint_put(p, tp_zz_enc(u[i] - prev));
+            prev = u[i];
+        }
+        return p;
+    case TP_COLX_DELTA2:
+        p = tp_units_varint_put(p, tp_zz_enc(u[0]));
+        prev = u[0];
+        for (size_t i = 1; i < n; i++) {
+            uint64_t d = u[i] - prev;
+            p = tp_units_varint_put(p, tp_zz_enc(d - prevd));
+            prevd = d;
+            prev = u[i];
+        }
+        return p;
+    case TP_COLX_RUNS: {
+        size_t i = 0;
+        while (i < n) {
+            size_t j = i + 1;
+            while (j < n && u[j] == u[i])
+                j++;
+            p = tp_units_varint_put(p, sgn ? tp_zz_enc(u[i]) : u[i]);
+            p = tp_units_varint_put(p, j - i);
+            i = j;
+        }
+        return p;
+    }
+    case TP_COLX_FOR_PLANES: {
+        uint64_t base;
+        int fw;
+        for_frame(u, n, sgn, &base, &fw);
+        p = tp_units_varint_put(p, sgn ? tp_zz_enc(base) : base);
+        *p++ = (uint8_t)fw;
+        for (size_t i = 0; i < n; i++)
+            for (int b = 0; b < fw; b++)
+                p[(size_t)b * n + i] = (uint8_t)((u[i] - base) >> (8 * b));
+        return p + (size_t)fw * n;
+    }
+    case TP_COLX_XOR_PLANES:
+    case TP_COLX_DELTA_PLANES:
+        for (size_t i = 0; i < n; i++) {
+            uint64_t x;
+            if (transform == TP_COLX_XOR_PLANES) {
+                x = u[i] ^ prev;
+            } else if (w == 8) {
+                x = tp_zz_enc(u[i] - prev);
+            } else {
+                uint32_t d32 = (uint32_t)(u[i] - prev);
+                x = (uint32_t)((d32 << 1) ^ (uint32_t) - (int32_t)(d32 >> 31));
+            }
+            prev = u[i];
+            for (int b = 0; b < w; b++)
+                p[(size_t)b * n + i] = (uint8_t)(x >> (8 * b));
+        }
+        return p + (size_t)w * n;
+    default: return p;
+    }
+}
+
+/* Version 3: replaces the varint plan of a column by for-planes when the planes' estimated compressed size is
+ * smaller. Different vehicles' values side by side (a live fleet's pack: one sample per vehicle) differ by as much
+ * as the values themselves: their deltas are as wide as the values and signed, and their varints mix high and low
+ * bits in every byte, while planes of the offsets from the smallest value keep the few significant high bits in a
+ * plane of their own that zstd squeezes. The estimate is each candidate's order-0 entropy (per plane for planes),
+ * the varint body written into scratch; nothing changes for short columns or constant and run columns. */
+void tp_units_plan_for(const uint64_t *u, size_t n, bool sgn, uint8_t *scratch, tp_units_plan *p)
+{
+    if (n < 16 || p->transform == TP_COLX_CONST || p->transform == TP_COLX_RUNS)
+        return;
+    uint64_t base;
+    int w;
+    for_frame(u, n, sgn, &base, &w);
+    size_t for_len = tp_units_varint_len(sgn ? tp_zz_enc(base) : base) + 1 + (size_t)w * n;
+    double est_for = (double)(for_len - (size_t)w * n);
+    uint32_t hist[256];
+    for (int b = 0; b < w; b++) {
+        memset(hist, 0, sizeof hist);
+        for (size_t i = 0; i < n; i++)
+            hist[(uint8_t)((u[i] - base) >> (8 * b))]++;
+        est_for += entropy_bytes(hist, n);
+    }
+    uint8_t *end = tp_units_write(scratch, u, n, sgn, 8, p->transform);
+    size_t vlen = (size_t)(end - scratch);
+    memset(hist, 0, sizeof hist);
+    for (size_t i = 0; i < vlen; i++)
+        hist[scratch[i]]++;
+    double est_var = entropy_bytes(hist, vlen);
+    if (est_for < est_var * 0.95) { /* a margin: the estimate is rough, and the known transforms are the default */
+        p->transform = TP_COLX_FOR_PLANES;
+        p->body_len = for_len;
+    }
+}
+
+/* ---- decoder side ---- */
+
+static tp_err fail(char *why, size_t cap, tp_err err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static tp_err fail(char *why, size_t cap, tp_err err, const char *fmt, ...)
+{
+    if (why && cap) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, cap, fmt, ap);
+        va_end(ap);
+    }
+    return err;
+}
+
+bool tp_units_body_fits(uint8_t tr, int w, uint64_t blen, uint64_t count)
+{
+    bool planes = tr == TP_COLX_XOR_PLANES || tr == TP_COLX_DELTA_PLANES;
+    if (planes)
+        return blen == (uint64_t)w * count;
+    if (tr == TP_COLX_CONST)
+        return blen >= 1 && blen <= 10;
+    if (tr == TP_COLX_RUNS)
+        return blen >= 2 && blen <= 20 * count;
+    if (tr == TP_COLX_FOR_PLANES) /* base varint, width byte, 1..8 planes */
+        return blen >= 2 + count && blen <= 11 + 8 * count;
+    return blen >= count && blen <= 10 * count;
+}
+
+tp_err tp_units_open_body(tp_units_col *c, uint64_t count, char *why, size_t why_cap)
+{
+    const uint8_t *body = c->body;
+    tp_err err;
+    c->pos = 0;
+    c->prev = c->prevd = c->run_left = 0;
+    if (c->transform == TP_COLX_CONST) {
+        size_t p = 0;
+        uint64_t v;
+        if ((err = tp_units_varint_get(body, c->len, &p, &v)) || p != c->len)
+            return fail(why, why_cap, err ? err : TP_ERR_CORRUPT, "field %u: constant is not exactly one varint",
+                        c->field);
+        c->run_val = c->signed_units ? tp_zz_dec(v) : v;
+    }
+    if (c->transform == TP_COLX_FOR_PLANES) {
+        size_t p = 0;
+        uint64_t v;
+        if ((err = tp_units_varint_get(body, c->len, &p, &v)) || p >= c->len)
+            return fail(why, why_cap, err ? err : TP_ERR_CORRUPT,
+                        "field %u: for-planes base is not a varint followed by a width", c->field);
+        uint8_t fw = body[p++];
+        if (fw < 1 || fw > 8 || c->len - p != (size_t)fw * count)
+            return fail(why, why_cap, TP_ERR_CORRUPT,
+                        "field %u: for-planes width %u with %zu plane bytes for %" PRIu64 " records (the width "
+                        "must be 1..8 and the planes width x records)",
+                        c->field, fw, c->len - p, count);
+        c->run_val = c->signed_units ? tp_zz_dec(v) : v;
+        c->width = fw;
+        c->planes = body + p;
+    }
+    return TP_OK;
+}
+
+bool tp_units_consumed(const tp_units_col *c)
+{
+    if (c->transform == TP_COLX_CONST || c->transform == TP_COLX_XOR_PLANES || c->transform == TP_COLX_DELTA_PLANES ||
+        c->transform == TP_COLX_FOR_PLANES)
+        return true;
+    return c->pos == c->len && !c->run_left;
+}
+
+/* Reads k varints from b[*pos..len) into u. While 10 or more bytes remain no varint can run past the end, so the
+ * loop checks bounds only near the end of the body. */
+static tp_err get_varints(const uint8_t *b, size_t len, size_t *pos, uint64_t *u, size_t k)
+{
+    size_t p = *pos, i = 0;
+    while (i < k && len - p >= 10) {
+        if (k - i >= 8) { /* eight one-byte varints at once: the usual case for small deltas */
+            uint64_t w;
+            memcpy(&w, b + p, 8);
+            if (!(w & 0x8080808080808080ull)) {
+                for (int j = 0; j < 8; j++)
+                    u[i + j] = b[p + j];
+                i += 8;
+                p += 8;
+                continue;
+            }
+        }
+        uint64_t v = b[p++];
+        if (v >= 0x80) {
+            v &= 0x7F;
+            for (int shift = 7;; shift += 7) {
+                uint64_t x = b[p++];
+                if (shift == 63 && x > 1) {
+                    *pos = p - 10;
+                    return TP_ERR_VARINT_OVERFLOW;
+                }
+                v |= (x & 0x7F) << shift;
+                if (x < 0x80)
+                    break;
+                if (shift == 63) {
+                    *pos = p - 10;
+                    return TP_ERR_VARINT_OVERFLOW;
+                }
+            }
+        }
+        u[i++] = v;
+    }
+    for (; i < k; i++) {
+        tp_err err = tp_units_varint_get(b, len, &p, &u[i]);
+        if (err) {
+            *pos = p;
+            return err;
+        }
+    }
+    *pos = p;
+    return TP_OK;
+}
+
+tp_err tp_units_next(tp_units_col *c, uint32_t count, uint32_t done, uint64_t *u, size_t k, char *why, size_t why_cap)
+{
+    tp_err err = TP_OK;
+    uint64_t v, prev = c->prev, prevd = c->prevd;
+    size_t pos = c->pos;
+    const uint8_t *b = c->body;
+    size_t len = c->len;
+    switch (c->transform) {
+    case TP_COLX_CONST:
+        for (size_t i = 0; i < k; i++)
+            u[i] = c->run_val;
+        return TP_OK;
+    case TP_COLX_RAW:
+        if ((err = get_varints(b, len, &pos, u, k)))
+            goto bad_varint;
+        if (c->signed_units)
+            for (size_t i = 0; i < k; i++)
+                u[i] = tp_zz_dec(u[i]);
+        break;
+    case TP_COLX_DELTA:
+        if ((err = get_varints(b, len, &pos, u, k)))
+            goto bad_varint;
+        for (size_t i = 0; i < k; i++) {
+            prev += tp_zz_dec(u[i]);
+            u[i] = prev;
+        }
+        break;
+    case TP_COLX_DELTA2: {
+        if ((err = get_varints(b, len, &pos, u, k)))
+            goto bad_varint;
+        size_t i = 0;
+        if (done == 0 && k > 0) {
+            prev = tp_zz_dec(u[0]);
+            u[i++] = prev;
+        }
+        for (; i < k; i++) {
+            prevd += tp_zz_dec(u[i]);
+            prev += prevd;
+            u[i] = prev;
+        }
+        break;
+    }
+    case TP_COLX_RUNS:
+        for (size_t i = 0; i < k;) {
+            if (c->run_left == 0) {
+                uint64_t rl;
+                if ((err = tp_units_varint_get(b, len, &pos, &v)))
+                    goto bad_varint;
+                if ((err = tp_units_varint_get(b, len, &pos, &rl)))
+                    goto bad_varint;
+                if (rl == 0 || rl > (uint64_t)(count - done - i))
+                    return fail(why, why_cap, TP_ERR_CORRUPT,
+                                "field %u: run of %" PRIu64 " records at record %zu, where %zu records remain",
+                                c->field, rl, (size_t)done + i, (size_t)(count - done - i));
+                c->run_val = c->signed_units ? tp_zz_dec(v) : v;
+                c->run_left = rl;
+            }
+            size_t take = c->run_left < k - i ? (size_t)c->run_left : k - i;
+            for (size_t j = 0; j < take; j++)
+                u[i + j] = c->run_val;
+            i += take;
+            c->run_left -= take;
+        }
+        break;
+    case TP_COLX_FOR_PLANES: {
+        size_t n = count, at = done;
+        for (size_t i = 0; i < k; i++) {
+            uint64_t x = 0;
+            for (int j = 0; j < c->width; j++)
+                x |= (uint64_t)c->planes[(size_t)j * n + at + i] << (8 * j);
+            u[i] = c->run_val + x;
+        }
+        break;
+    }
+    case TP_COLX_XOR_PLANES:
+    case TP_COLX_DELTA_PLANES: {
+        int w = c->plane_w;
+        size_t n = count, at = done;
+        for (size_t i = 0; i < k; i++) {
+            uint64_t x = 0;
+            for (int j = 0; j < w; j++)
+                x |= (uint64_t)b[(size_t)j * n + at + i] << (8 * j);
+            if (c->transform == TP_COLX_XOR_PLANES)
+                prev ^= x;
+            else if (w == 8)
+                prev += tp_zz_dec(x);
+            else
+                prev = (uint32_t)((uint32_t)prev + (uint32_t)((x >> 1) ^ (uint32_t) - (uint32_t)(x & 1)));
+            /* prev stays within 32 bits for W = 4; an int32 unit is its sign extension */
+            u[i] = c->sext32 ? (uint64_t)(int64_t)(int32_t)(uint32_t)prev : prev;
+        }
+        pos = (at + k) * (size_t)w; /* informational; planes are addressed by record index */
+        break;
+    }
+    default: return fail(why, why_cap, TP_ERR_CORRUPT, "field %u: transform %u", c->field, c->transform);
+    }
+    c->pos = pos;
+    c->prev = prev;
+    c->prevd = prevd;
+    return TP_OK;
+bad_varint:
+    return fail(why, why_cap, err, "field %u: %s varint at body offset %zu (records %zu..%zu)", c->field,
+                err == TP_ERR_TRUNCATED ? "cut-off" : "over-long", pos, (size_t)done, (size_t)done + k - 1);
+}
+
+double tp_units_f64(uint64_t u, uint8_t scale)
+{
+    return scale == TP_COLPACK_SCALE_NONE ? tp_f64_bits(u) : scaled_f64((int64_t)u, scale);
+}
+float tp_units_f32(uint64_t u, uint8_t scale)
+{
+    return scale == TP_COLPACK_SCALE_NONE ? tp_f32_bits((uint32_t)u) : scaled_f32((int64_t)u, scale);
+}
+
+/* Units to values into a contiguous array, with the scale decided once per chunk so the loops stay simple. */
+void tp_units_to_f64(const uint64_t *u, size_t m, uint8_t scale, double *dst)
+{
+    if (scale == TP_COLPACK_SCALE_NONE) {
+        memcpy(dst, u, m * sizeof *dst);
+    } else if (scale & TP_COLPACK_SCALE_MUL) {
+        double q = pow10neg_f64[scale & 0x0F];
+        for (size_t j = 0; j < m; j++)
+            dst[j] = (double)(int64_t)u[j] * q;
+    } else {
+        double q = pow10_f64[scale];
+        for (size_t j = 0; j < m; j++)
+            dst[j] = (double)(int64_t)u[j] / q;
+    }
+}
+void tp_units_to_f32(const uint64_t *u, size_t m, uint8_t scale, float *dst)
+{
+    if (scale == TP_COLPACK_SCALE_NONE) {
+        for (size_t j = 0; j < m; j++)
+            dst[j] = tp_f32_bits((uint32_t)u[j]);
+    } else if (scale & TP_COLPACK_SCALE_MUL) {
+        float q = pow10neg_f32[scale & 0x0F];
+        for (size_t j = 0; j < m; j++)
+            dst[j] = (float)(int64_t)u[j] * q;
+    } else {
+        float q = pow10_f32[scale];
+        for (size_t j = 0; j < m; j++)
+            dst[j] = (float)(int64_t)u[j] / q;
+    }
+}
