@@ -59,8 +59,9 @@ tp_err tp_gateway_client_new_err(const tp_gateway_client_opts *opts, tp_gateway_
                                  size_t errlen);
 void tp_gateway_client_free(tp_gateway_client *c);
 
-/* Encodes *r and queues it (it is written at once when 16 KiB are pending or 2 ms passed since the last write;
- * pump, drain or the next send writes the rest); blocks (pumping the connection, reconnecting as needed) while the resend buffer is full.
+/* Encodes *r and queues it (it is written at once when 16 KiB are pending or 2 ms passed since the last write,
+ * measured on the coarse clock: up to a kernel tick; pump, drain or the next send writes the rest); blocks (pumping
+ * the connection, reconnecting as needed) while the resend buffer is full.
  * TP_ERR_AGAIN if *opts.stop was raised while blocked, TP_ERR_UNAVAILABLE if a caller-given fd broke. */
 tp_err tp_gateway_client_send(tp_gateway_client *c, const tp_record *r);
 
