@@ -48,6 +48,7 @@ typedef struct tp_gateway_client_stats {
     size_t unacked_bytes;
     uint64_t records_rejected;    /* v2: records the server rejected (dropped, never resent) */
     size_t window_bytes;          /* the resend buffer's bound now (grown to the server's suggestion) */
+    uint64_t write_calls;         /* writes of record data attempted (system calls; each may take many records) */
     int refused;                  /* v2: the last handshake refusal status (0 = none) */
     char last_reason[128];        /* v2: the last reject, goodbye or refusal reason */
 } tp_gateway_client_stats;
