@@ -15,18 +15,38 @@ struct sort_key {
     uint32_t index; /* arrival order: the tie-break that makes the sort stable */
 };
 
+struct vgroup {
+    uint64_t vehicle_id;
+    int64_t last_ms;   /* sampled_at_ms of its latest record so far */
+    uint32_t count;
+    uint32_t start;    /* first position in idx */
+    uint32_t unsorted; /* its records arrived out of time order */
+};
+
+struct vorder {
+    uint64_t vehicle_id;
+    uint32_t group;
+};
+
 struct tp_pack_writer {
     tp_pack_writer_opts opts;
     ZSTD_CCtx *cctx;       /* NULL for codec none */
-    uint8_t *content;      /* the open pack's v1 content: [varint len][record]... */
+    uint8_t *content;      /* layout rows: the open pack's v1 content, [varint len][record]... */
     size_t len, cap;
     uint32_t count;
     uint64_t vehicle_id;   /* of the first record */
     tp_record *records;    /* the records themselves, kept only for layouts that transpose them (columns) */
     size_t records_cap;
     tp_colpack_encoder *colenc; /* layout columns: transposes records into v2 content */
-    tp_record *sorted;          /* multi_vehicle: the records in (vehicle_id, sampled_at_ms) order, reused */
-    struct sort_key *keys;      /* multi_vehicle: sort keys, reused */
+    /* multi_vehicle: the records in (vehicle_id, sampled_at_ms, arrival) order and the buffers that put them so,
+     * all reused across packs and sized for sorted_cap records (O(records) memory, none per record) */
+    tp_record *sorted;
+    struct sort_key *keys;      /* a vehicle's records that arrived out of time order */
+    uint32_t *grp;              /* per record: its vehicle's group */
+    uint32_t *idx;              /* record indices, grouped by vehicle */
+    uint32_t *slots;            /* open-addressing table vehicle_id -> group, 2 x sorted_cap entries */
+    struct vgroup *groups;      /* one per vehicle in the pack */
+    struct vorder *order;       /* the groups in vehicle_id order */
     size_t sorted_cap;
     const uint8_t *col;         /* v2 content of the open pack, valid while col_valid */
     size_t col_len;
@@ -97,6 +117,11 @@ void tp_pack_writer_free(tp_pack_writer *w)
     free(w->records);
     free(w->sorted);
     free(w->keys);
+    free(w->grp);
+    free(w->idx);
+    free(w->slots);
+    free(w->groups);
+    free(w->order);
     tp_colpack_encoder_free(w->colenc);
     free(w);
 }
@@ -134,23 +159,31 @@ tp_err tp_pack_writer_add(tp_pack_writer *w, const tp_record *r)
         return TP_ERR_INVALID_ARG;
     if (w->count == UINT32_MAX)
         return TP_ERR_FULL;
-    tp_err e = ensure(w, w->len + 1 + TP_RECORD_MAX_ENCODED);
-    if (e)
-        return e;
-    uint8_t *p = w->content + w->len;
-    size_t n = tp_record_encode_unchecked(r, p + 1); /* always < 128 bytes: a one-byte length prefix */
+    size_t n;
+    uint8_t *p = NULL;
+    if (w->opts.layout == TP_LAYOUT_COLUMNS) {
+        n = tp_record_encoded_len(r); /* the v1 size bounds the pack; the v1 bytes themselves are not needed */
+    } else {
+        tp_err e = ensure(w, w->len + 1 + TP_RECORD_MAX_ENCODED);
+        if (e)
+            return e;
+        p = w->content + w->len;
+        n = tp_record_encode_unchecked(r, p + 1); /* always < 128 bytes: a one-byte length prefix */
+    }
     if (n == 0 && w->len == 0) {
         /* An all-zero record encodes to nothing, and content starting 00 marks v2 (docs/FORMAT.md, section 8).
          * Opening a pack it is written with its vehicle_id present and zero (02 08 00): valid protobuf that decodes
          * to the same record, so the writer takes every record in every position. */
-        p[1] = 0x08;
-        p[2] = 0x00;
+        if (p) {
+            p[1] = 0x08;
+            p[2] = 0x00;
+        }
         n = 2;
     }
     if (w->len + 1 + n > w->opts.max_pack_bytes)
         return TP_ERR_FULL;
     if (w->opts.layout == TP_LAYOUT_COLUMNS) {
-        /* Columns: keep *r for finish to transpose. The v1 bytes above still bound the pack (a v2 pack never
+        /* Columns: keep *r for finish to transpose. The v1 size above still bounds the pack (a v2 pack never
          * holds more records than its v1 form would fit in max_pack_bytes; readers rely on it). */
         if (w->count == w->records_cap) {
             size_t cap = w->records_cap ? w->records_cap * 2 : 256;
@@ -163,7 +196,8 @@ tp_err tp_pack_writer_add(tp_pack_writer *w, const tp_record *r)
         w->records[w->count] = *r;
         w->col_valid = 0;
     }
-    p[0] = (uint8_t)n;
+    if (p)
+        p[0] = (uint8_t)n;
     w->len += 1 + n;
     if (w->count++ == 0)
         w->vehicle_id = r->vehicle_id;
@@ -199,7 +233,43 @@ static int key_cmp(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-/* multi_vehicle: the open pack's records in (vehicle_id, sampled_at_ms, arrival) order, in reused buffers. */
+static int order_cmp(const void *a, const void *b)
+{
+    const struct vorder *x = a, *y = b;
+    return x->vehicle_id < y->vehicle_id ? -1 : x->vehicle_id > y->vehicle_id;
+}
+
+static tp_err grow_sort_buffers(tp_pack_writer *w, uint32_t n)
+{
+    if (n <= w->sorted_cap)
+        return TP_OK;
+    size_t cap = w->sorted_cap ? w->sorted_cap : 256;
+    while (cap < n)
+        cap *= 2;
+#define GROW(field, count)                                                                                     \
+    do {                                                                                                       \
+        void *p_ = realloc(w->field, (count) * sizeof *w->field);                                              \
+        if (!p_)                                                                                               \
+            return TP_ERR_NOMEM;                                                                               \
+        w->field = p_;                                                                                         \
+    } while (0)
+    GROW(sorted, cap);
+    GROW(keys, cap);
+    GROW(grp, cap);
+    GROW(idx, cap);
+    GROW(slots, 2 * cap);
+    GROW(groups, cap);
+    GROW(order, cap);
+#undef GROW
+    w->sorted_cap = cap; /* only once every buffer has the new size */
+    return TP_OK;
+}
+
+/* multi_vehicle: the open pack's records in (vehicle_id, sampled_at_ms, arrival) order, in reused buffers. A
+ * gateway's records arrive time-major (each second, every vehicle once), so each vehicle's records are already a
+ * run in time order: they are grouped by vehicle (a hash table, one pass), the vehicles sorted (a few hundred keys
+ * instead of thousands of records), and only a vehicle whose records came out of time order has its own records
+ * sorted. The result is the order of a stable sort by (vehicle_id, sampled_at_ms). */
 static tp_err sort_records(tp_pack_writer *w, const tp_record **out)
 {
     const tp_record *r = w->records;
@@ -211,25 +281,60 @@ static tp_err sort_records(tp_pack_writer *w, const tp_record **out)
         *out = r;
         return TP_OK;
     }
-    if (n > w->sorted_cap) {
-        size_t cap = w->sorted_cap ? w->sorted_cap : 256;
-        while (cap < n)
-            cap *= 2;
-        tp_record *s = realloc(w->sorted, cap * sizeof *s);
-        if (!s)
-            return TP_ERR_NOMEM;
-        w->sorted = s;
-        struct sort_key *k = realloc(w->keys, cap * sizeof *k);
-        if (!k)
-            return TP_ERR_NOMEM;
-        w->keys = k;
-        w->sorted_cap = cap;
+    tp_err e = grow_sort_buffers(w, n);
+    if (e)
+        return e;
+    size_t nslots = 256; /* a power of two, at least 2n (load <= 1/2), at most 2 x sorted_cap */
+    while (nslots < 2 * (size_t)n)
+        nslots *= 2;
+    size_t mask = nslots - 1;
+    memset(w->slots, 0xff, nslots * sizeof *w->slots);
+    uint32_t ng = 0;
+    for (i = 0; i < n; i++) {
+        uint64_t v = r[i].vehicle_id;
+        size_t h = (size_t)((v * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+        uint32_t g;
+        while ((g = w->slots[h]) != UINT32_MAX && w->groups[g].vehicle_id != v)
+            h = (h + 1) & mask;
+        if (g == UINT32_MAX) {
+            g = w->slots[h] = ng++;
+            w->groups[g] = (struct vgroup){v, r[i].sampled_at_ms, 0, 0, 0};
+        }
+        struct vgroup *gr = &w->groups[g];
+        if (r[i].sampled_at_ms < gr->last_ms)
+            gr->unsorted = 1;
+        else
+            gr->last_ms = r[i].sampled_at_ms;
+        gr->count++;
+        w->grp[i] = g;
+    }
+    for (uint32_t g = 0; g < ng; g++)
+        w->order[g] = (struct vorder){w->groups[g].vehicle_id, g};
+    qsort(w->order, ng, sizeof *w->order, order_cmp);
+    uint32_t at = 0;
+    for (uint32_t k = 0; k < ng; k++) {
+        struct vgroup *gr = &w->groups[w->order[k].group];
+        gr->start = at;
+        at += gr->count;
+        gr->count = 0; /* now the fill position */
+    }
+    for (i = 0; i < n; i++) { /* stable: arrival order within each vehicle */
+        struct vgroup *gr = &w->groups[w->grp[i]];
+        w->idx[gr->start + gr->count++] = i;
+    }
+    for (uint32_t g = 0; g < ng; g++) {
+        const struct vgroup *gr = &w->groups[g];
+        if (!gr->unsorted)
+            continue;
+        uint32_t *ix = w->idx + gr->start;
+        for (uint32_t k = 0; k < gr->count; k++)
+            w->keys[k] = (struct sort_key){gr->vehicle_id, r[ix[k]].sampled_at_ms, ix[k]};
+        qsort(w->keys, gr->count, sizeof *w->keys, key_cmp);
+        for (uint32_t k = 0; k < gr->count; k++)
+            ix[k] = w->keys[k].index;
     }
     for (i = 0; i < n; i++)
-        w->keys[i] = (struct sort_key){r[i].vehicle_id, r[i].sampled_at_ms, i};
-    qsort(w->keys, n, sizeof *w->keys, key_cmp);
-    for (i = 0; i < n; i++)
-        w->sorted[i] = r[w->keys[i].index];
+        w->sorted[i] = r[w->idx[i]];
     *out = w->sorted;
     return TP_OK;
 }

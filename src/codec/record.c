@@ -32,6 +32,31 @@ static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
     return p;
 }
 
+static inline size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+size_t tp_record_encoded_len(const tp_record *r)
+{
+    size_t n = 0;
+    n += r->vehicle_id ? 1 + varint_len(r->vehicle_id) : 0;
+    n += r->sampled_at_ms ? 1 + varint_len((uint64_t)r->sampled_at_ms) : 0;
+    n += r->seq ? 1 + varint_len(r->seq) : 0;
+    n += r->latitude != 0 ? 9 : 0;
+    n += r->longitude != 0 ? 9 : 0;
+    n += r->speed_kmh != 0 ? 5 : 0;
+    n += r->heading_deg != 0 ? 5 : 0;
+    n += r->accuracy_m != 0 ? 5 : 0;
+    n += r->meter_status ? 1 + varint_len((uint64_t)(int64_t)r->meter_status) : 0;
+    return n;
+}
+
 size_t tp_record_encode_unchecked(const tp_record *r, uint8_t *dst)
 {
     uint8_t *p = dst;

@@ -48,6 +48,7 @@ typedef struct tp_gateway_client_stats {
     size_t unacked_bytes;
     uint64_t records_rejected;    /* v2: records the server rejected (dropped, never resent) */
     size_t window_bytes;          /* the resend buffer's bound now (grown to the server's suggestion) */
+    uint64_t write_calls;         /* writes of record data attempted (system calls; each may take many records) */
     int refused;                  /* v2: the last handshake refusal status (0 = none) */
     char last_reason[128];        /* v2: the last reject, goodbye or refusal reason */
 } tp_gateway_client_stats;
@@ -59,8 +60,9 @@ tp_err tp_gateway_client_new_err(const tp_gateway_client_opts *opts, tp_gateway_
                                  size_t errlen);
 void tp_gateway_client_free(tp_gateway_client *c);
 
-/* Encodes *r and queues it (it is written at once when 16 KiB are pending or 2 ms passed since the last write;
- * pump, drain or the next send writes the rest); blocks (pumping the connection, reconnecting as needed) while the resend buffer is full.
+/* Encodes *r and queues it (it is written at once when 16 KiB are pending or 2 ms passed since the last write,
+ * measured on the coarse clock: up to a kernel tick; pump, drain or the next send writes the rest); blocks (pumping
+ * the connection, reconnecting as needed) while the resend buffer is full.
  * TP_ERR_AGAIN if *opts.stop was raised while blocked, TP_ERR_UNAVAILABLE if a caller-given fd broke. */
 tp_err tp_gateway_client_send(tp_gateway_client *c, const tp_record *r);
 
