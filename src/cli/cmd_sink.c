@@ -75,7 +75,9 @@ static void usage(FILE *out)
             "                          packs are accepted when compatible (it only lacks columns the table has);\n"
             "                          repeatable, up to 16. Packs of an unknown or incompatible fingerprint go to\n"
             "                          the DLQ naming both fingerprints. The table defaults to the message's name\n"
-            "                          in snake case (ev_telemetry); SQLite only so far\n"
+            "                          in snake case (ev_telemetry). SQLite, ClickHouse and BigQuery: the table\n"
+            "                          is generated (--create-table) from the schema, deduplicated on the identity\n"
+            "                          (docs/WAREHOUSES.md, \"Tables of your own schema\"); null: is refused\n"
             TP_CLI_WORKER_HELP
             "  -h, --help              this text\n\n"
             "-X properties apply to the consumer and the dead-letter producer. Sizes take a K, M or G suffix (powers\n"

@@ -528,8 +528,15 @@ static void dlq_unblock(tp_sink *s);
 static tp_err load_part(tp_sink *s, size_t lo, size_t hi)
 {
     size_t from = s->packs[lo].row_start, n = s->packs[hi - 1].row_start + s->packs[hi - 1].rows - from;
-    if (s->dyn)
-        return TP_ERR_WAREHOUSE; /* backends of run-time schemas never refuse rows one by one (TP_ERR_REJECTED) */
+    if (s->dyn) {
+        tp_err err = s->load_hook ? s->load_hook(s->load_hook_ctx, n) : TP_OK;
+        s->hook_failed = err != TP_OK;
+        if (!err)
+            err = tp_warehouse_load_dyn_range(s->wh, s->dyn, from, n, s->dyn_part, s->dyn_off, s->topic, NULL, 0);
+        if (err && err != TP_ERR_REJECTED)
+            tp_counter_inc(s->m.load_errors);
+        return err;
+    }
     if (s->sub->capacity < n && tp_row_batch_reserve(s->sub, n))
         return TP_ERR_NOMEM;
     const tp_row_batch *b = s->batch;

@@ -3,6 +3,8 @@
  * wh_null.c. */
 #include "warehouse/warehouse_impl.h"
 
+#include "schema/dynrow.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -143,14 +145,17 @@ tp_err tp_warehouse_open(const char *url, const tp_warehouse_opts *opts, tp_ware
                      url);
         return TP_ERR_PARSE;
     }
-    if (opts->schema && ops != &tp_wh_sqlite_ops) {
+    if (opts->schema && ops == &tp_wh_null_ops) {
         if (err_msg && err_cap)
-            snprintf(err_msg, err_cap, "warehouse URL \"%s\": tables of a schema of your own (--schema) are loaded "
-                     "into SQLite only so far (sqlite:PATH); see docs/WAREHOUSES.md", url);
+            snprintf(err_msg, err_cap, "warehouse URL \"%s\": tables of a schema of your own (--schema) load into "
+                     "sqlite:PATH, clickhouse://HOST:PORT/DB or bigquery://PROJECT/DATASET/TABLE, not null:", url);
         return TP_ERR_INVALID_ARG;
     }
+    /* A run-time schema: the same URL, served by the backend of generated tables. */
     if (opts->schema)
-        ops = &tp_wh_sqlite_schema_ops;
+        ops = ops == &tp_wh_sqlite_ops       ? &tp_wh_sqlite_schema_ops
+              : ops == &tp_wh_clickhouse_ops ? &tp_wh_clickhouse_schema_ops
+                                             : &tp_wh_bigquery_schema_ops;
     const char *table = opts->table && opts->table[0] ? opts->table : TP_WH_DEFAULT_TABLE;
     if (!tp_wh_valid_name(table, strlen(table))) {
         if (err_msg && err_cap)
@@ -195,6 +200,14 @@ tp_err tp_warehouse_load_dyn(tp_warehouse *w, const struct tp_dyn_batch *rows, c
                              const int64_t *offset, const char *topic, const tp_partition_offset *offsets,
                              size_t n_offsets)
 {
+    return tp_warehouse_load_dyn_range(w, rows, 0, rows ? rows->count : 0, partition, offset, topic, offsets,
+                                       n_offsets);
+}
+
+tp_err tp_warehouse_load_dyn_range(tp_warehouse *w, const struct tp_dyn_batch *rows, size_t first, size_t count,
+                                   const int32_t *partition, const int64_t *offset, const char *topic,
+                                   const tp_partition_offset *offsets, size_t n_offsets)
+{
     if (!w)
         return TP_ERR_INVALID_ARG;
     w->err[0] = '\0';
@@ -205,7 +218,15 @@ tp_err tp_warehouse_load_dyn(tp_warehouse *w, const struct tp_dyn_batch *rows, c
     if (!rows || !partition || !offset || (n_offsets && (!offsets || !topic)))
         return tp_wh_fail(w, TP_ERR_INVALID_ARG, "%s: load_dyn needs rows, their Kafka positions, and a topic when "
                           "offsets are given", w->ops->kind);
-    return w->ops->load_dyn(w, rows, partition, offset, topic, offsets, n_offsets);
+    if (first > rows->count || count > rows->count - first)
+        return tp_wh_fail(w, TP_ERR_INVALID_ARG, "%s: rows [%zu, %zu) are not all in the batch of %zu", w->ops->kind,
+                          first, first + count, rows->count);
+    if (count == 0 && n_offsets == 0)
+        return TP_OK;
+    tp_err e = w->ops->load_dyn(w, rows, first, count, partition, offset, topic, offsets, n_offsets);
+    if (e != TP_ERR_REJECTED)
+        w->n_rejected = 0;
+    return e;
 }
 
 tp_err tp_warehouse_ensure_table(tp_warehouse *w)
@@ -321,6 +342,28 @@ void tp_wh_buf_free(tp_wh_buf *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+tp_err tp_wh_base64(tp_wh_buf *b, const uint8_t *p, size_t n, int quoted)
+{
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    tp_err e = tp_wh_buf_reserve(b, (n + 2) / 3 * 4 + 2);
+    if (e)
+        return e;
+    uint8_t *o = b->data + b->len;
+    if (quoted)
+        *o++ = '"';
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+        *o++ = (uint8_t)a[v >> 18 & 63];
+        *o++ = (uint8_t)a[v >> 12 & 63];
+        *o++ = i + 1 < n ? (uint8_t)a[v >> 6 & 63] : '=';
+        *o++ = i + 2 < n ? (uint8_t)a[v & 63] : '=';
+    }
+    if (quoted)
+        *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    return TP_OK;
 }
 
 /* ---- HTTP (libcurl) ---- */

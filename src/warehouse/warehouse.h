@@ -31,8 +31,8 @@ typedef struct tp_warehouse_opts {
     long timeout_ms;              /* per request; default 30000 */
     const struct tp_schema *schema; /* a run-time schema (schema/schema.h): the table is generated from its
                                      * flattened columns and loads take tp_warehouse_load_dyn; NULL = the built-in
-                                     * vehicle_positions layout. Borrowed: must outlive the warehouse. SQLite only
-                                     * so far (docs/WAREHOUSES.md, "Tables of your own schema") */
+                                     * vehicle_positions layout. Borrowed: must outlive the warehouse. SQLite,
+                                     * ClickHouse and BigQuery (docs/WAREHOUSES.md, "Tables of your own schema") */
 } tp_warehouse_opts;
 
 void tp_warehouse_opts_init(tp_warehouse_opts *o);
@@ -82,6 +82,12 @@ struct tp_dyn_batch;
 tp_err tp_warehouse_load_dyn(tp_warehouse *w, const struct tp_dyn_batch *rows, const int32_t *partition,
                              const int64_t *offset, const char *topic, const tp_partition_offset *offsets,
                              size_t n_offsets);
+/* The same for rows [first, first + count) of the batch only (a part of a batch the warehouse refused as a whole,
+ * TP_ERR_REJECTED without named rows); partition and offset are still indexed by the batch's row, and the rows
+ * tp_warehouse_rejected names are counted from `first`. */
+tp_err tp_warehouse_load_dyn_range(tp_warehouse *w, const struct tp_dyn_batch *rows, size_t first, size_t count,
+                                   const int32_t *partition, const int64_t *offset, const char *topic,
+                                   const tp_partition_offset *offsets, size_t n_offsets);
 
 /* After a load that returned TP_ERR_REJECTED: how many rows the warehouse named as invalid, and the i-th of them
  * (its index in the loaded batch, and the warehouse's reason as a sentence, valid until the next load).

@@ -28,9 +28,10 @@ typedef struct tp_wh_ops {
     tp_err (*ping)(tp_warehouse *w);
     void (*close)(tp_warehouse *w); /* frees w->impl (which may be half built when open failed) */
     /* Backends of run-time schemas (opts.schema) only: */
-    tp_err (*load_dyn)(tp_warehouse *w, const struct tp_dyn_batch *rows, const int32_t *partition,
-                       const int64_t *offset, const char *topic, const tp_partition_offset *offsets,
-                       size_t n_offsets);
+    /* rows [first, first + count) of the batch; partition[] and offset[] indexed by the batch's row */
+    tp_err (*load_dyn)(tp_warehouse *w, const struct tp_dyn_batch *rows, size_t first, size_t count,
+                       const int32_t *partition, const int64_t *offset, const char *topic,
+                       const tp_partition_offset *offsets, size_t n_offsets);
 } tp_wh_ops;
 
 struct tp_warehouse {
@@ -67,7 +68,9 @@ extern const tp_wh_ops tp_wh_sqlite_ops;
 extern const tp_wh_ops tp_wh_clickhouse_ops;
 extern const tp_wh_ops tp_wh_bigquery_ops;
 extern const tp_wh_ops tp_wh_null_ops;
-extern const tp_wh_ops tp_wh_sqlite_schema_ops; /* wh_sqlite_schema.c: sqlite: with opts.schema */
+extern const tp_wh_ops tp_wh_sqlite_schema_ops;     /* wh_sqlite_schema.c: sqlite: with opts.schema */
+extern const tp_wh_ops tp_wh_clickhouse_schema_ops; /* wh_clickhouse_schema.c: clickhouse(s):// with opts.schema */
+extern const tp_wh_ops tp_wh_bigquery_schema_ops;   /* wh_bigquery_schema.c: bigquery:// with opts.schema */
 
 /* Writes a sentence into w->err (printf-style) and returns e, so backends can `return tp_wh_fail(w, e, ...)`. */
 tp_err tp_wh_fail(tp_warehouse *w, tp_err e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -104,6 +107,9 @@ void tp_wh_http_free(tp_wh_http *h);
  * 127.0.0.1:8123") written through tp_wh_fail. */
 tp_err tp_wh_http_request(tp_warehouse *w, tp_wh_http *h, const char *what, const char *method, const char *url,
                           const struct curl_slist *headers, const void *body, size_t body_len);
+
+/* Appends p[0..n) in standard base64 with padding, between double quotes when `quoted` (JSON). */
+tp_err tp_wh_base64(tp_wh_buf *b, const uint8_t *p, size_t n, int quoted);
 
 /* Store little-endian values at p (RowBinary, and anything else that wants a fixed byte order). */
 static inline void tp_wh_put_le64(uint8_t *p, uint64_t v)

@@ -11,10 +11,9 @@
 
 #include <jansson.h>
 
-#include "warehouse/warehouse_impl.h"
+#include "warehouse/wh_bigquery.h"
 
 #define BQ_DEFAULT_ENDPOINT "https://bigquery.googleapis.com"
-#define BQ_ROWS_PER_REQUEST 500 /* documented limits: 50,000 rows and 10 MB per request; our rows are < 600 bytes */
 #define BQ_MAX_ATTEMPTS 5       /* first try + 4 resends of the rows that failed */
 #define BQ_BACKOFF_FIRST_MS 100
 #define BQ_BACKOFF_MAX_MS 2000
@@ -31,18 +30,6 @@ static const struct {
 };
 #define N_COLUMNS (sizeof columns / sizeof columns[0])
 
-typedef struct wh_bigquery {
-    tp_wh_http http;
-    struct curl_slist *headers; /* Authorization, Content-Type, Expect */
-    char where[400];            /* "BigQuery table P:D.T", for sentences */
-    char project[128];
-    char dataset[TP_WH_NAME_MAX + 1];
-    char *tables_url;           /* {endpoint}/bigquery/v2/projects/P/datasets/D/tables */
-    char *table_url;            /* ... /T */
-    char *insert_url;           /* ... /T/insertAll */
-    tp_wh_buf body;             /* request bodies, reused */
-    size_t pending[BQ_ROWS_PER_REQUEST];
-} wh_bigquery;
 
 static wh_bigquery *impl(tp_warehouse *w)
 {
@@ -124,7 +111,7 @@ static tp_err load_token(tp_warehouse *w)
 }
 
 /* rest = PROJECT/DATASET[/TABLE]; the URL's table wins over opts.table. */
-static tp_err bq_open(tp_warehouse *w, const char *rest)
+tp_err tp_bq_open(tp_warehouse *w, const char *rest)
 {
     wh_bigquery *q = calloc(1, sizeof *q);
     if (!q)
@@ -192,7 +179,7 @@ static void api_message(wh_bigquery *q, char *out, size_t cap)
 /* Sends a request; 401 re-reads the token once (tokens expire hourly) and tries again. Non-2xx answers become
  * sentences: 429/5xx TP_ERR_UNAVAILABLE, others TP_ERR_WAREHOUSE. 409 is returned as TP_OK with the status kept
  * in q->http.status when `ok_409` (tables.insert of an existing table). */
-static tp_err bq_request(tp_warehouse *w, const char *method, const char *url, const void *body, size_t len,
+tp_err tp_bq_request(tp_warehouse *w, const char *method, const char *url, const void *body, size_t len,
                          const char *doing, int ok_404, int ok_409)
 {
     wh_bigquery *q = impl(w);
@@ -233,7 +220,6 @@ static json_t *schema_json(void)
     return json_pack("{s:o}", "fields", fields);
 }
 
-static tp_err dump_into(wh_bigquery *q, json_t *j);
 
 static tp_err bq_ensure_table(tp_warehouse *w)
 {
@@ -248,15 +234,15 @@ static tp_err bq_ensure_table(tp_warehouse *w)
                                 "telepack vehicle positions; identity (vehicle_id, sampled_at_ms, seq)");
         if (!req)
             return TP_ERR_NOMEM;
-        e = dump_into(q, req);
+        e = tp_bq_dump(q, req);
         json_decref(req);
         if (e)
             return e;
-        if ((e = bq_request(w, "POST", q->tables_url, q->body.data, q->body.len, "tables.insert", 0, 1)))
+        if ((e = tp_bq_request(w, "POST", q->tables_url, q->body.data, q->body.len, "tables.insert", 0, 1)))
             return e;
     }
     /* tables.get: the table exists and has our columns. */
-    if ((e = bq_request(w, "GET", q->table_url, NULL, 0, "tables.get", 1, 0)))
+    if ((e = tp_bq_request(w, "GET", q->table_url, NULL, 0, "tables.get", 1, 0)))
         return e;
     if (q->http.status == 404)
         return tp_wh_fail(w, TP_ERR_WAREHOUSE, "%s does not exist; run with --create-table or create it", q->where);
@@ -289,15 +275,16 @@ static int dump_cb(const char *buf, size_t size, void *data)
     return tp_wh_buf_append(data, buf, size) ? -1 : 0;
 }
 
-static tp_err dump_into(wh_bigquery *q, json_t *j)
+tp_err tp_bq_dump(wh_bigquery *q, json_t *j)
 {
     q->body.len = 0;
     return json_dump_callback(j, dump_cb, &q->body, JSON_COMPACT) ? TP_ERR_NOMEM : TP_OK;
 }
 
 /* insertId: the record identity, "vehicle_id-sampled_at_ms-seq" (ids as unsigned decimals). */
-static void insert_id(const tp_row_batch *b, size_t i, char *out, size_t cap)
+static void insert_id(const void *ctx, size_t i, char *out, size_t cap)
 {
+    const tp_row_batch *b = ctx;
     snprintf(out, cap, "%" PRIu64 "-%" PRId64 "-%" PRIu64, b->vehicle_id[i], b->sampled_at_ms[i], b->seq[i]);
 }
 
@@ -323,7 +310,7 @@ static void timestamp(int64_t ms, char *out, size_t cap)
 
 /* INTEGER columns travel as decimal strings (BigQuery's JSON rule for int64; JSON numbers stop at 2^53). uint64
  * ids are sent as their int64 bit pattern, as in SQLite: ids above 2^63 read back negative. */
-static json_t *int_str(int64_t v)
+json_t *tp_bq_int(int64_t v)
 {
     char s[24];
     snprintf(s, sizeof s, "%" PRId64, v);
@@ -333,7 +320,7 @@ static json_t *int_str(int64_t v)
 /* FLOAT columns: a JSON number, or for what JSON has no number for, the strings BigQuery's JSON accepts for FLOAT64
  * (Google's JSON mapping of doubles; BigQuery returns them the same way): "NaN", "Infinity", "-Infinity".
  * jansson's json_real refuses non-finite values (returns NULL), which left the field out of the row. */
-static json_t *float_json(double v)
+json_t *tp_bq_float(double v)
 {
     if (isnan(v))
         return json_string("NaN");
@@ -342,29 +329,37 @@ static json_t *float_json(double v)
     return json_real(v);
 }
 
-static json_t *row_json(const tp_row_batch *b, size_t i)
+static json_t *row_values(const void *ctx, size_t i)
 {
-    char id[80], ts[96];
-    insert_id(b, i, id, sizeof id);
+    const tp_row_batch *b = ctx;
+    char ts[96];
     timestamp(b->sampled_at_ms[i], ts, sizeof ts);
     json_t *j = json_object();
     if (!j)
         return NULL;
-    json_object_set_new(j, "vehicle_id", int_str((int64_t)b->vehicle_id[i]));
-    json_object_set_new(j, "sampled_at_ms", int_str(b->sampled_at_ms[i]));
-    json_object_set_new(j, "seq", int_str((int64_t)b->seq[i]));
+    json_object_set_new(j, "vehicle_id", tp_bq_int((int64_t)b->vehicle_id[i]));
+    json_object_set_new(j, "sampled_at_ms", tp_bq_int(b->sampled_at_ms[i]));
+    json_object_set_new(j, "seq", tp_bq_int((int64_t)b->seq[i]));
     json_object_set_new(j, "sampled_at", json_string(ts));
     /* jansson writes reals with 17 significant digits: doubles round-trip exactly (-0.0 as -0.0). */
-    json_object_set_new(j, "latitude", float_json(b->latitude[i]));
-    json_object_set_new(j, "longitude", float_json(b->longitude[i]));
-    json_object_set_new(j, "speed_kmh", float_json(b->speed_kmh[i]));
-    json_object_set_new(j, "heading_deg", float_json(b->heading_deg[i]));
-    json_object_set_new(j, "accuracy_m", float_json(b->accuracy_m[i]));
+    json_object_set_new(j, "latitude", tp_bq_float(b->latitude[i]));
+    json_object_set_new(j, "longitude", tp_bq_float(b->longitude[i]));
+    json_object_set_new(j, "speed_kmh", tp_bq_float(b->speed_kmh[i]));
+    json_object_set_new(j, "heading_deg", tp_bq_float(b->heading_deg[i]));
+    json_object_set_new(j, "accuracy_m", tp_bq_float(b->accuracy_m[i]));
     json_object_set_new(j, "meter_status", json_integer(b->meter_status[i]));
     json_object_set_new(j, "kafka_partition", json_integer(b->kafka_partition[i]));
-    json_object_set_new(j, "kafka_offset", int_str(b->kafka_offset[i]));
-    json_t *row = json_pack("{s:s, s:o}", "insertId", id, "json", j);
-    return row;
+    json_object_set_new(j, "kafka_offset", tp_bq_int(b->kafka_offset[i]));
+    return j;
+}
+
+/* {"insertId": ..., "json": {...}} of row i of the source. */
+static json_t *row_json(const tp_bq_source *src, size_t i)
+{
+    char id[TP_BQ_ID_CAP];
+    src->id(src->ctx, i, id, sizeof id);
+    json_t *j = src->row(src->ctx, i);
+    return j ? json_pack("{s:s, s:o}", "insertId", id, "json", j) : NULL;
 }
 
 /* Reasons BigQuery gives for rows it did not insert that are worth resending ("stopped": the row was fine but
@@ -383,7 +378,7 @@ static void sleep_ms(long ms)
 }
 
 /* Posts rows pending[0..n) of b as one insertAll request. */
-static tp_err post_chunk(tp_warehouse *w, const tp_row_batch *b, size_t n)
+static tp_err post_chunk(tp_warehouse *w, const tp_bq_source *b, size_t n)
 {
     wh_bigquery *q = impl(w);
     json_t *rows = json_array();
@@ -396,17 +391,17 @@ static tp_err post_chunk(tp_warehouse *w, const tp_row_batch *b, size_t n)
             json_decref(req);
             return TP_ERR_NOMEM;
         }
-    tp_err e = dump_into(q, req);
+    tp_err e = tp_bq_dump(q, req);
     json_decref(req);
     if (e)
         return e;
-    return bq_request(w, "POST", q->insert_url, q->body.data, q->body.len, "insertAll", 0, 0);
+    return tp_bq_request(w, "POST", q->insert_url, q->body.data, q->body.len, "insertAll", 0, 0);
 }
 
 /* Reads insertAll's insertErrors (for a request of n rows) into mark[]: 0 = inserted, 1 = resend, 2 = refused as
  * invalid; *failed = how many to resend, *retryable = a failure other than "stopped" (back off before resending).
  * Fails on an answer naming a row that was not sent and on a refusal that says the table's schema differs. */
-static tp_err mark_errors(tp_warehouse *w, const tp_row_batch *b, size_t n, json_t *errs, unsigned char *mark,
+static tp_err mark_errors(tp_warehouse *w, const tp_bq_source *b, size_t n, json_t *errs, unsigned char *mark,
                           size_t *failed, int *retryable)
 {
     wh_bigquery *q = impl(w);
@@ -440,8 +435,8 @@ static tp_err mark_errors(tp_warehouse *w, const tp_row_batch *b, size_t n, json
             continue;
         }
         if (msg && strstr(msg, "no such field")) {
-            char id[80];
-            insert_id(b, q->pending[index], id, sizeof id);
+            char id[TP_BQ_ID_CAP];
+            b->id(b->ctx, q->pending[index], id, sizeof id);
             return tp_wh_fail(w, TP_ERR_WAREHOUSE, "%s rejected row %s (%s: %s); the table's schema "
                               "differs from telepack's: recreate it or load into another table (--table)",
                               q->where, id, reason, msg);
@@ -454,7 +449,7 @@ static tp_err mark_errors(tp_warehouse *w, const tp_row_batch *b, size_t n, json
 }
 
 /* Records the rows mark[] says were refused, with BigQuery's words. */
-static tp_err reject_refused(tp_warehouse *w, const tp_row_batch *b, size_t n, json_t *errs,
+static tp_err reject_refused(tp_warehouse *w, const tp_bq_source *b, size_t n, json_t *errs,
                              const unsigned char *mark)
 {
     wh_bigquery *q = impl(w);
@@ -484,8 +479,8 @@ static tp_err reject_refused(tp_warehouse *w, const tp_row_batch *b, size_t n, j
             }
             break;
         }
-        char id[80];
-        insert_id(b, q->pending[i], id, sizeof id);
+        char id[TP_BQ_ID_CAP];
+        b->id(b->ctx, q->pending[i], id, sizeof id);
         if (tp_wh_reject(w, q->pending[i], "%s rejected row %s (%s%s%s: %.120s)", q->where, id, reason,
                          loc[0] ? " in " : "", loc, msg))
             return TP_ERR_NOMEM;
@@ -498,7 +493,7 @@ static tp_err reject_refused(tp_warehouse *w, const tp_row_batch *b, size_t n, j
  * and not sent again; the rows it stopped (skipInvalidRows=false fails the whole request) are resent without it,
  * so each valid row is inserted once. An "invalid" naming an unknown field is the table's schema, not the data:
  * permanent. */
-static tp_err insert_chunk(tp_warehouse *w, const tp_row_batch *b, size_t n)
+static tp_err insert_chunk(tp_warehouse *w, const tp_bq_source *b, size_t n)
 {
     wh_bigquery *q = impl(w);
     long backoff = BQ_BACKOFF_FIRST_MS;
@@ -544,9 +539,15 @@ static tp_err bq_load(tp_warehouse *w, const tp_row_batch *b, const char *topic,
     (void)topic;
     (void)offsets;
     (void)n_offsets; /* BigQuery keeps no offsets: the consumer group's committed offsets apply */
+    tp_bq_source src = {row_values, insert_id, b};
+    return tp_bq_insert(w, &src, b->count);
+}
+
+tp_err tp_bq_insert(tp_warehouse *w, const tp_bq_source *b, size_t count)
+{
     wh_bigquery *q = impl(w);
-    for (size_t start = 0; start < b->count; start += BQ_ROWS_PER_REQUEST) {
-        size_t n = b->count - start < BQ_ROWS_PER_REQUEST ? b->count - start : BQ_ROWS_PER_REQUEST;
+    for (size_t start = 0; start < count; start += BQ_ROWS_PER_REQUEST) {
+        size_t n = count - start < BQ_ROWS_PER_REQUEST ? count - start : BQ_ROWS_PER_REQUEST;
         for (size_t k = 0; k < n; k++)
             q->pending[k] = start + k;
         tp_err e = insert_chunk(w, b, n);
@@ -556,12 +557,12 @@ static tp_err bq_load(tp_warehouse *w, const tp_row_batch *b, const char *topic,
     if (w->n_rejected) {
         const tp_wh_rejection *first = &w->rejected[0];
         return tp_wh_fail(w, TP_ERR_REJECTED, "%s; %zu of %zu rows refused as invalid, the others were loaded "
-                          "(first: %.300s)", q->where, w->n_rejected, b->count, first->reason);
+                          "(first: %.300s)", q->where, w->n_rejected, count, first->reason);
     }
     return TP_OK;
 }
 
-static tp_err bq_stored_offset(tp_warehouse *w, const char *topic, int32_t partition, int64_t *next_offset)
+tp_err tp_bq_stored_offset(tp_warehouse *w, const char *topic, int32_t partition, int64_t *next_offset)
 {
     (void)w;
     (void)topic;
@@ -570,13 +571,13 @@ static tp_err bq_stored_offset(tp_warehouse *w, const char *topic, int32_t parti
     return TP_OK;
 }
 
-static tp_err bq_ping(tp_warehouse *w)
+tp_err tp_bq_ping(tp_warehouse *w)
 {
     wh_bigquery *q = impl(w);
-    return bq_request(w, "GET", q->table_url, NULL, 0, "tables.get", 0, 0);
+    return tp_bq_request(w, "GET", q->table_url, NULL, 0, "tables.get", 0, 0);
 }
 
-static void bq_close(tp_warehouse *w)
+void tp_bq_close(tp_warehouse *w)
 {
     wh_bigquery *q = impl(w);
     if (!q)
@@ -593,10 +594,10 @@ static void bq_close(tp_warehouse *w)
 
 const tp_wh_ops tp_wh_bigquery_ops = {
     .kind = "bigquery",
-    .open = bq_open,
+    .open = tp_bq_open,
     .ensure_table = bq_ensure_table,
     .load = bq_load,
-    .stored_offset = bq_stored_offset,
-    .ping = bq_ping,
-    .close = bq_close,
+    .stored_offset = tp_bq_stored_offset,
+    .ping = tp_bq_ping,
+    .close = tp_bq_close,
 };

@@ -286,18 +286,6 @@ static void put_json_string(tp_wh_buf *j, const uint8_t *p, size_t n)
     tp_wh_buf_append(j, "\"", 1);
 }
 
-static void put_b64(tp_wh_buf *j, const uint8_t *p, size_t n)
-{
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    tp_wh_buf_append(j, "\"", 1);
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
-        char q[4] = {a[v >> 18 & 63], a[v >> 12 & 63], i + 1 < n ? a[v >> 6 & 63] : '=', i + 2 < n ? a[v & 63] : '='};
-        tp_wh_buf_append(j, q, 4);
-    }
-    tp_wh_buf_append(j, "\"", 1);
-}
-
 /* One element of a repeated column as JSON: numbers as numbers (NaN and infinities as null, as JSON has none),
  * strings escaped, bytes in base64. */
 static void put_elem(tp_wh_buf *j, const tp_dyn_batch *b, const tp_schema_column *c, const tp_dyn_value *v)
@@ -312,7 +300,7 @@ static void put_elem(tp_wh_buf *j, const tp_dyn_batch *b, const tp_schema_column
     case TP_COL_F64: n = isfinite(v->d) ? snprintf(t, sizeof t, "%.17g", v->d) : snprintf(t, sizeof t, "null"); break;
     case TP_COL_F32: n = isfinite(v->f) ? snprintf(t, sizeof t, "%.9g", (double)v->f) : snprintf(t, sizeof t, "null"); break;
     case TP_COL_STRING: put_json_string(j, b->bytes + v->s.off, v->s.len); return;
-    case TP_COL_BYTES: put_b64(j, b->bytes + v->s.off, v->s.len); return;
+    case TP_COL_BYTES: tp_wh_base64(j, b->bytes + v->s.off, v->s.len, 1); return;
     }
     tp_wh_buf_append(j, t, (size_t)n);
 }
@@ -350,8 +338,9 @@ static void bind_cell(wh_sq_schema *s, sqlite3_stmt *st, int i, const tp_dyn_bat
     }
 }
 
-static tp_err sqs_load_dyn(tp_warehouse *w, const tp_dyn_batch *b, const int32_t *partition, const int64_t *offset,
-                           const char *topic, const tp_partition_offset *offsets, size_t n_offsets)
+static tp_err sqs_load_dyn(tp_warehouse *w, const tp_dyn_batch *b, size_t first, size_t count,
+                           const int32_t *partition, const int64_t *offset, const char *topic,
+                           const tp_partition_offset *offsets, size_t n_offsets)
 {
     wh_sq_schema *s = impl(w);
     tp_err e = prepare_insert(w);
@@ -367,7 +356,7 @@ static tp_err sqs_load_dyn(tp_warehouse *w, const tp_dyn_batch *b, const int32_t
     sqlite3_stmt *ins = s->insert_row;
     int rc = SQLITE_OK, ncol = (int)b->ncolumns;
     const char *doing = "inserting rows";
-    for (size_t row = 0; row < b->count && rc == SQLITE_OK; row++) {
+    for (size_t row = first; row < first + count && rc == SQLITE_OK; row++) {
         for (int i = 0; i < ncol; i++)
             bind_cell(s, ins, i + 1, b, &b->columns[i], row);
         sqlite3_bind_int(ins, ncol + 1, partition[row]);

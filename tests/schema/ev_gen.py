@@ -10,6 +10,9 @@
       field equal, each vehicle's records in order.
   ev_gen.py check-sqlite OUT.expect DB TABLE
       compares the rows of TABLE with the expectation: every record exactly once, every column equal.
+  ev_gen.py check-clickhouse OUT.expect URL DB TABLE
+      the same for a ClickHouse table (HTTP interface at URL): the rows of TABLE FINAL, and the table without FINAL
+      holding no copy either; floats compared by their bits, bytes by their hex.
 """
 import base64
 import json
@@ -295,6 +298,87 @@ def check_sqlite(args):
     return 0
 
 
+def check_clickhouse(args):
+    import urllib.request
+    exp, url, db, table = load_expect(args[0]), args[1], args[2], args[3]
+    floats = {"battery_state_of_charge_pct": 4, "battery_pack_voltage_v": 4, "battery_current_a": 8, "latitude": 8}
+
+    def q(sql):
+        with urllib.request.urlopen(urllib.request.Request(url + "/", data=sql.encode())) as r:
+            return r.read().decode()
+
+    def bits(h, width):  # hex of reinterpretAsString (trailing zero bytes dropped) -> the value
+        if h is None:
+            return None
+        raw = bytes.fromhex(h.ljust(2 * width, "0"))
+        return struct.unpack("<f" if width == 4 else "<d", raw)[0]
+
+    cols = ["vin", "recorded_at", "seq", "battery_min_cell_temp_dc", "battery_max_cell_temp_dc", "drive_state",
+            "odometer_m", "can_wheel_speed_fl", "can_brake_flags", "can_torque_nmm", "can_hv_interlock",
+            "trip_deltas", "fault_codes", "ecu_serial", "ambient_temp_c", "altitude_dm", "flags", "tags",
+            "kafka_partition", "kafka_offset"]
+    sel = cols + ["hex(raw_frame) AS raw_frame"]
+    sel += ["hex(reinterpretAsString(%s)) AS %s" % (c, c) for c in floats]
+    sel += ["arrayMap(x -> hex(reinterpretAsString(x)), battery_cell_voltages_v) AS battery_cell_voltages_v"]
+    text = q("SELECT %s FROM %s.%s FINAL FORMAT JSONEachRow" % (", ".join(sel), db, table))
+    rows = [json.loads(line) for line in text.splitlines() if line]
+    fails = []
+    total = int(q("SELECT count() FROM %s.%s" % (db, table)))
+    if len(rows) != len(exp):
+        fails.append("%d rows (FINAL), expected %d" % (len(rows), len(exp)))
+    if total != len(exp):
+        fails.append("%d rows without FINAL: a record was loaded more than once (or not at all)" % total)
+    by_key = {}
+    for r in rows:
+        k = (r["vin"], int(r["recorded_at"]), int(r["seq"]))
+        if k in by_key:
+            fails.append("row %s twice" % (k,))
+        by_key[k] = r
+    enum = ["DRIVE_STATE_UNSPECIFIED", "DRIVE_STATE_PARKED", "DRIVE_STATE_DRIVING", "DRIVE_STATE_CHARGING"]
+    for e in exp:
+        ns = e["recorded_at"][0] * 1000000000 + e["recorded_at"][1]
+        k = (e["vin"], ns, e["seq"])
+        r = by_key.get(k)
+        if r is None:
+            fails.append("record %s missing" % (k,))
+            continue
+        b = e["battery"]
+        want = {
+            "battery_state_of_charge_pct": f32(b["state_of_charge_pct"]), "battery_pack_voltage_v": f32(b["pack_voltage_v"]),
+            "battery_min_cell_temp_dc": b["min_cell_temp_dc"], "battery_max_cell_temp_dc": b["max_cell_temp_dc"],
+            "battery_cell_voltages_v": [f32(c) for c in b["cell_voltages_v"]],
+            "battery_current_a": b["current_a"], "drive_state": enum.index(e["drive_state"]),
+            "odometer_m": e["odometer_m"], "raw_frame": base64.b64decode(e["raw_frame"]).hex().upper(),
+            "can_wheel_speed_fl": e["can"]["wheel_speed_fl"], "can_brake_flags": e["can"]["brake_flags"],
+            "can_torque_nmm": e["can"]["torque_nmm"], "can_hv_interlock": int(e["can"]["hv_interlock"]),
+            "trip_deltas": e["trip_deltas"], "fault_codes": e["fault_codes"], "ecu_serial": e["ecu_serial"],
+            "ambient_temp_c": e["ambient_temp_c"], "altitude_dm": e["altitude_dm"], "flags": e["flags"],
+            "tags": e["tags"], "latitude": e["latitude"],
+        }
+        for col, w in want.items():
+            g = r.get(col)
+            if col in floats:
+                g = bits(g, floats[col])
+            elif col == "battery_cell_voltages_v":
+                g = [bits(x, 4) for x in g]
+            elif isinstance(w, list):
+                g = [int(x) if isinstance(x, str) and col != "tags" else x for x in g]
+            elif isinstance(w, int):
+                g = int(g)
+            if w == "NaN":
+                ok = isinstance(g, float) and math.isnan(g)
+            else:
+                ok = g == w
+            if not ok:
+                fails.append("record %s column %s is %r, expected %r" % (k, col, g, w))
+    if fails:
+        print("FAIL: " + "\n".join(fails[:8]))
+        return 1
+    print("all %d rows exactly once, every column equal" % len(rows))
+    return 0
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
-    sys.exit({"gen": lambda a: gen(a) or 0, "check-json": check_json, "check-sqlite": check_sqlite}[cmd](sys.argv[2:]))
+    sys.exit({"gen": lambda a: gen(a) or 0, "check-json": check_json, "check-sqlite": check_sqlite,
+              "check-clickhouse": check_clickhouse}[cmd](sys.argv[2:]))

@@ -19,6 +19,11 @@ Control (the test drives these):
                         "rows": {insertId: json of the inserted row},
                         "violations": [...], "tables": [...]}
   POST /_fake/quit
+
+A table whose schema is not the built-in one (telepack sink --schema) is checked field by field against the
+schema it was created with: modes REQUIRED / NULLABLE / REPEATED, types INTEGER, NUMERIC, FLOAT, BOOLEAN, STRING,
+BYTES, TIMESTAMP, each value in the JSON form BigQuery takes for it; its insertIds are recorded, not recomputed.
+/_fake/log's "schemas" holds every table's fields.
 """
 import argparse
 import json
@@ -53,6 +58,64 @@ def row_invalid(row):
     if isinstance(v, str) and TS_RE.match(v) and v.startswith("0000"):
         return ("sampled_at", "Timestamp field value is out of range: %s" % v)
     return None
+
+
+TYPES = ("INTEGER", "NUMERIC", "FLOAT", "BOOLEAN", "STRING", "BYTES", "TIMESTAMP")
+MODES = ("REQUIRED", "NULLABLE", "REPEATED")
+NUMERIC_RE = re.compile(r"^-?[0-9]{1,29}(\.[0-9]{1,9})?$")
+B64_RE = re.compile(r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")
+TS_ANY_RE = re.compile(r"^(-?[0-9]{1,6})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z$")
+
+
+def value_problem(typ, v):
+    if typ == "INTEGER" and not ((isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, str) and INT_RE.match(v))):
+        return "is not an INTEGER"
+    if typ == "NUMERIC" and not (isinstance(v, str) and NUMERIC_RE.match(v)):
+        return "is not a NUMERIC string"
+    if typ == "FLOAT" and not ((isinstance(v, (int, float)) and not isinstance(v, bool)) or v in FLOAT_SPECIAL):
+        return "is not a FLOAT"
+    if typ == "BOOLEAN" and not isinstance(v, bool):
+        return "is not a BOOLEAN"
+    if typ == "STRING" and not isinstance(v, str):
+        return "is not a STRING"
+    if typ == "BYTES" and not (isinstance(v, str) and B64_RE.match(v)):
+        return "is not base64 BYTES"
+    if typ == "TIMESTAMP" and not (isinstance(v, str) and TS_ANY_RE.match(v)):
+        return "is not an RFC 3339 UTC time"
+    return None
+
+
+def check_generic_row(row, fields):
+    """Problems with one row of a table of another schema, and BigQuery's own refusal of a value (or None)."""
+    if not isinstance(row, dict):
+        return ["rows[].json is not an object"], None
+    problems, invalid = [], None
+    byname = {f["name"]: f for f in fields}
+    for name, f in byname.items():
+        mode = f.get("mode", "NULLABLE")
+        if name not in row or row[name] is None:
+            if mode == "REQUIRED":
+                problems.append("column %s (REQUIRED) missing" % name)
+            continue
+        vals = row[name]
+        if mode == "REPEATED":
+            if not isinstance(vals, list):
+                problems.append("column %s (REPEATED) is not a list" % name)
+                continue
+        else:
+            vals = [vals]
+        for v in vals:
+            p = value_problem(f["type"], v)
+            if p:
+                problems.append("column %s %s: %r" % (name, p, v))
+            elif f["type"] == "TIMESTAMP":
+                y = int(TS_ANY_RE.match(v).group(1))
+                if y < 1 or y > 9999:
+                    invalid = (name, "Timestamp field value is out of range: %s" % v)
+    for name in row:
+        if name not in byname:
+            problems.append("unknown column %s" % name)
+    return problems, invalid
 
 
 class State:
@@ -133,7 +196,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/_fake/log":
             with st.lock:
                 self.reply(200, {"requests": st.requests, "inserted": st.inserted, "violations": st.violations, "rows": st.rows,
-                                 "tables": sorted(st.tables)})
+                                 "tables": sorted(st.tables),
+                                 "schemas": {k: t["schema"]["fields"] for k, t in st.tables.items()}})
             return
         if not self.authorized():
             return
@@ -182,8 +246,17 @@ class Handler(BaseHTTPRequestHandler):
             return self.violation("tableReference does not match the path: %r" % ref)
         fields = req.get("schema", {}).get("fields", [])
         got = {f.get("name"): f.get("type") for f in fields}
-        if got != COLUMNS:
+        if "vehicle_id" in got and got != COLUMNS:
             return self.violation("schema fields differ: %r" % got)
+        for f in fields:
+            if got == COLUMNS:
+                break
+            if f.get("type") not in TYPES or f.get("mode", "NULLABLE") not in MODES or not re.match(
+                    r"^[A-Za-z_][A-Za-z0-9_]{0,299}$", f.get("name", "")):
+                return self.violation("schema field %r is not a valid BigQuery field" % f)
+        tp = req.get("timePartitioning")
+        if tp and (tp.get("type") != "DAY" or got.get(tp.get("field")) != "TIMESTAMP"):
+            return self.violation("timePartitioning %r is not DAY on a TIMESTAMP column" % tp)
         with st.lock:
             if ref["tableId"] in st.tables:
                 return self.error(409, "Already Exists: Table %s" % ref["tableId"])
@@ -194,6 +267,7 @@ class Handler(BaseHTTPRequestHandler):
         st = self.server.state
         with st.lock:
             known = table in st.tables
+            fields = st.tables[table]["schema"]["fields"] if known else []
             cfg = dict(st.config)
             status_once = cfg.get("status_once")
             if status_once:
@@ -210,8 +284,21 @@ class Handler(BaseHTTPRequestHandler):
         rows = req.get("rows")
         if not isinstance(rows, list) or not rows or len(rows) > 50000:
             return self.violation("rows is not a list of 1..50000 rows")
+        generic = {f.get("name") for f in fields} != set(COLUMNS)
         ids = []
+        generic_bad = {}
         for i, r in enumerate(rows):
+            if generic:
+                iid = r.get("insertId") if isinstance(r, dict) else None
+                if not isinstance(iid, str) or not iid or len(iid) > 128:
+                    return self.violation("rows[%d].insertId missing or longer than 128" % i)
+                problems, inv = check_generic_row(r.get("json"), fields)
+                if problems:
+                    return self.violation("rows[%d].json: %s" % (i, "; ".join(problems)))
+                if inv:
+                    generic_bad[i] = inv
+                ids.append(iid)
+                continue
             iid = r.get("insertId") if isinstance(r, dict) else None
             if not isinstance(iid, str) or not iid or len(iid) > 128:
                 return self.violation("rows[%d].insertId missing or longer than 128" % i)
@@ -234,7 +321,9 @@ class Handler(BaseHTTPRequestHandler):
         for i, iid in enumerate(ids):
             if iid in invalid:
                 bad[i] = ("", invalid_message)
-            else:
+            elif i in generic_bad:
+                bad[i] = generic_bad[i]
+            elif not generic:
                 r = row_invalid(rows[i]["json"])
                 if r:
                     bad[i] = r
