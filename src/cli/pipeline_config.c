@@ -544,8 +544,10 @@ static tp_err unknown(const tp_pipeline_config *c, const tp_pipeline_entry *en, 
     }
     if (g.best[0])
         return fail(c, en->line, msg, cap, "unknown key \"%s\" in %s (did you mean %s?)", en->key, en->section, g.best);
-    return fail(c, en->line, msg, cap, "unknown key \"%s\" in %s (telepack %s --config-keys lists the keys)", en->key,
-                en->section, command);
+    /* ingest with a schema section runs its --schema path, whose keys are listed apart */
+    const char *path = !strcmp(command, "ingest") && tp_pipeline_config_has_section(c, "schema") ? " --schema x" : "";
+    return fail(c, en->line, msg, cap, "unknown key \"%s\" in %s (telepack %s%s --config-keys lists the keys)", en->key,
+                en->section, command, path);
 }
 
 /* The option entry en stands for under command: *opt (NULL for a property, *skip for another command's section). */

@@ -117,7 +117,7 @@ printf 'sink:\n  group: g\n  flush_msec: 10\n' >"$tmp/conf/bad.yaml"
     fail "bad key: $rc $(cat "$tmp/err")"
 printf 'schema: {descriptor: ev.pb, message: %s}\ningest:\n  linger_ms: 5\n' $msg >"$tmp/conf/bad2.yaml"
 "$tp" ingest --config ../conf/bad2.yaml --from "$tmp/ev.bin" 2>"$tmp/err"; rc=$?
-[ $rc = 2 ] && grep -q 'bad2.yaml:3: unknown key "linger_ms" in ingest' "$tmp/err" ||
+[ $rc = 2 ] && grep -q 'bad2.yaml:3: unknown key "linger_ms" in ingest (telepack ingest --schema x --config-keys lists the keys)' "$tmp/err" ||
     fail "ingest --schema path takes no --linger-ms: $rc $(cat "$tmp/err")"
 "$tp" sink --config ../conf/missing.yaml 2>"$tmp/err"; rc=$?
 [ $rc = 2 ] && grep -q 'missing.yaml: cannot be read' "$tmp/err" || fail "missing file: $rc $(cat "$tmp/err")"
