@@ -285,7 +285,7 @@ static tp_err parse_section(pstate *s, const char *section)
     }
 }
 
-/* The nearest of the candidates to word (edit distance, '-' and '_' alike), or NULL when none is close. */
+/* The edit distance of a and b, '-' and '_' alike (SIZE_MAX past MAX_KEY bytes). */
 static size_t distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
@@ -311,6 +311,7 @@ static size_t distance(const char *a, const char *b)
     return row[lb];
 }
 
+/* The nearest candidate to word seen so far, when close enough to suggest ("did you mean ...?"). */
 typedef struct suggest {
     const char *word;
     char best[MAX_KEY + 1];

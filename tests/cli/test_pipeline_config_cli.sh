@@ -63,7 +63,7 @@ grep -q "240 records of $msg (schema 99b3bbc325167eac) -> 18 packs delivered" "$
 grep -q "240 records of $msg (schema 99b3bbc325167eac) -> 6 packs delivered" "$tmp/ingo.err" ||
     fail "ingest override summary: $(cat "$tmp/ingo.err")"
 
-# sink SPID_VAR DB TABLE ARGS...: runs the sink until TABLE of DB holds 240 rows, then stops it
+# run_sink DB TABLE ARGS...: runs the sink with ARGS until TABLE of DB holds 240 rows, then stops it
 run_sink() {
     local db=$1 table=$2
     shift 2
