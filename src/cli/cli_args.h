@@ -74,6 +74,8 @@ enum { TP_CLI_O_WORKER = 0x1000, TP_CLI_O_LOG_FORMAT, TP_CLI_O_LOG_LEVEL, TP_CLI
 
 /* --help lines of the shared options, the option column 24 wide. */
 #define TP_CLI_WORKER_HELP                                                                                         \
+    "  --config FILE           a pipeline file (YAML) holding these options; flags given too override it\n"      \
+    "                          (docs/CONFIG.md; --config-keys lists its keys)\n"                                 \
     "  -X key=value            librdkafka property (repeatable), e.g. -X linger.ms=20\n"                           \
     "  --kafka-config FILE     librdkafka properties, one key=value a line (# comments): the place for\n"         \
     "                          secrets such as sasl.password, which -X would show to ps (-X wins)\n"            \

@@ -16,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "cli/pipeline_config.h"
 #include "cli/schema_cli.h"
 #include "common/clock.h"
 #include "ingest/auth_tokens.h"
@@ -287,6 +288,9 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
     char msg[512];
     uint64_t v;
     int c, i;
+    int config_rc = tp_cli_config_apply("ingest", ":hX:", longopts, &argc, &argv); /* --config FILE: before the flags */
+    if (config_rc >= 0)
+        return config_rc;
     a->pack_by = -1;
     a->batch_records = a->batch_bytes = -1;
     opterr = 0;
@@ -700,7 +704,7 @@ static void release(ingest_run *r)
 
 int tp_cmd_ingest(int argc, char **argv)
 {
-    if (tp_cli_has_schema(argc, argv))
+    if (tp_cli_has_schema(argc, argv) || tp_cli_config_has_schema(argc, argv))
         return tp_cmd_ingest_schema(argc, argv); /* a message type of your own: cmd_ingest_schema.c */
     ingest_cli a = {0};
     tp_ingest_opts_init(&a.o);

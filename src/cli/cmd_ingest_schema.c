@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "cli/pipeline_config.h"
 #include "cli/schema_cli.h"
 #include "common/clock.h"
 #include "kafka/producer.h"
@@ -126,7 +127,9 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
     };
     *a = (ingest_args){.batch = 200, .max_buffered = 1000000, .max_record = 65536, .level = 3};
     char msg[512];
-    int c, status = -1;
+    int c, status = tp_cli_config_apply("ingest", ":hX:", longopts, &argc, &argv); /* --config FILE */
+    if (status >= 0)
+        return status;
     opterr = 0;
     optind = 0;
     while (status < 0 && (c = getopt_long(argc, argv, ":hX:", longopts, NULL)) != -1) {

@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "cli/pipeline_config.h"
 #include "cli/schema_cli.h"
 #include "common/clock.h"
 #include "ops/http_server.h"
@@ -174,6 +175,9 @@ static int parse_args(int argc, char **argv, sink_cli *a)
     char msg[512];
     uint64_t v;
     int c, table_given = 0;
+    int config_rc = tp_cli_config_apply("sink", ":hX:", longopts, &argc, &argv); /* --config FILE: before the flags */
+    if (config_rc >= 0)
+        return config_rc;
     opterr = 0;
     optind = 0;
     while ((c = getopt_long(argc, argv, ":hX:", longopts, NULL)) != -1) {

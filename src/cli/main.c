@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/pipeline_config.h"
 #include "telepack/telepack.h"
 
 typedef struct command {
@@ -51,8 +52,11 @@ int main(int argc, char **argv)
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(name, commands[i].name))
-            return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(name, commands[i].name)) {
+            int rc = commands[i].run(argc - 1, argv + 1);
+            tp_cli_config_release(); /* the argv a --config file made */
+            return rc;
+        }
     fprintf(stderr, "telepack: unknown command '%s'; run 'telepack --help' for the list\n", name);
     return 2;
 }
