@@ -334,14 +334,218 @@ static void test_versions(void)
 
 /* ---- the worked example of docs/FORMAT_SCHEMA.md ---- */
 
+static const uint8_t example[] = {
+    0x00, 0x54, 0x43, 0x53, 0x03, 0x00, 0x05,       /* magic, 3 records, flags 0, 5 columns */
+    0x01, 0x01, 0x09, 0x01, 0x02, 0x19,             /* 1    vin       string    implicit  dictionary  25 B */
+    0x01, 0x02, 0x20, 0x02, 0x00, 0x14,             /* 2    at        timestamp optional              20 B */
+    0x02, 0x03, 0x01, 0x02, 0x02, 0x01, 0x0a,       /* 3.1  soc_pct   float     optional  presence    10 B */
+    0x02, 0x03, 0x02, 0x11, 0x04, 0x00, 0x0b,       /* 3.2  temps_dc  sint32    repeated              11 B */
+    0x01, 0x04, 0x0e, 0x01, 0x00, 0x05,             /* 4    mode      enum      implicit               5 B */
+    0x01, 0x00, 0x01, 0x11,                         /* vin: 1 entry; lengths const 17 */
+    0x11, '5', 'Y', 'J', '3', 'E', '1', 'E', 'A', '7', 'K', 'F', '0', '0', '0', '0', '0', '1',
+    0x00, 0x01, 0x00,                               /* indexes const 0 */
+    0x03, 0x12, 0x80, 0x9b, 0xbe, 0xe2, 0xbd, 0x94, 0xb9, 0x86, 0x31, /* at: delta2, zz(1767225600003000000) */
+    0x80, 0xba, 0xca, 0xbb, 0x07, 0xff, 0xb5, 0xdc, 0x05,             /* zz(+1002000000), zz(-6000000) */
+    0x01, 0x03, 0x01, 0x00, 0x01,                   /* soc_pct presence: raw 1 0 1 */
+    0x12, 0x03, 0xca, 0x0c, 0x01,                   /* values: delta, k / 10: 805, 804 */
+    0x01, 0x03, 0x02, 0x00, 0x01,                   /* temps_dc lengths: raw 2 0 1 */
+    0x02, 0x04, 0xae, 0x03, 0x0a, 0x07,             /* elements: delta 215, +5, -4 */
+    0x01, 0x03, 0x02, 0x02, 0x04,                   /* mode: raw zz(1) zz(1) zz(2) */
+};
+
+/* Three samples of one vehicle (docs/FORMAT_SCHEMA.md, "Worked example"). */
+static tp_dyn_batch *example_batch(tp_schema *s)
+{
+    tp_dyn_batch *b;
+    CHECK_ERR(tp_dyn_batch_new(s, 3, 4096, &b), TP_OK);
+    static const int64_t at[3] = {1767225600003000000, 1767225601005000000, 1767225602001000000};
+    static const float soc[3] = {80.5f, 0, 80.4f};
+    static const int64_t mode[3] = {1, 1, 2};
+    static const int64_t temps[] = {215, 220, 216};
+    static const uint32_t tcount[3] = {2, 0, 1};
+    tp_dyn_column *vin = &b->columns[0], *ts = &b->columns[1], *sc = &b->columns[2], *tc = &b->columns[3],
+                  *md = &b->columns[4];
+    tc->elems = malloc(3 * sizeof *tc->elems);
+    tc->elems_cap = 3;
+    for (size_t e = 0; e < 3; e++)
+        tc->elems[tc->elems_len++].i = temps[e];
+    b->used += 3 * sizeof(tp_dyn_value);
+    uint32_t off = 0;
+    for (size_t i = 0; i < 3; i++) {
+        vin->cells[i] = put_bytes(b, "5YJ3E1EA7KF000001", 17);
+        vin->present[i] = 1;
+        ts->cells[i].i = at[i];
+        ts->present[i] = 1;
+        sc->cells[i].f = soc[i];
+        sc->present[i] = i != 1;
+        tc->cells[i].a.off = off;
+        tc->cells[i].a.count = tcount[i];
+        tc->present[i] = tcount[i] > 0;
+        off += tcount[i];
+        md->cells[i].i = mode[i];
+        md->present[i] = 1;
+        b->count++;
+    }
+    return b;
+}
+
 static void test_example(void)
 {
+    tp_schema *s = load("cols_example.pb", "example.v1.Sample");
+    tp_dyn_batch *b = example_batch(s);
+    tp_dyncol_encoder *e;
+    const uint8_t *c;
+    size_t n = 0;
+    CHECK_ERR(tp_dyncol_encoder_new(&e), TP_OK);
+    CHECK_ERR(tp_dyncol_encode(e, b, &c, &n), TP_OK);
+    if (getenv("DYNCOLS_HEX"))
+        for (size_t i = 0; i < n; i++)
+            printf("%02x%s", c[i], i % 16 == 15 || i + 1 == n ? "\n" : " ");
+    CHECK_INT(n, sizeof example);
+    CHECK(n == sizeof example && !memcmp(c, example, n));
+    round_trip(b);
+    tp_dyncol_encoder_free(e);
+    tp_dyn_batch_free(b);
+    tp_schema_free(s);
+}
+
+/* Decodes content into a batch already holding the example's rows; on error the batch must be unchanged and the
+ * error a sentence. Returns the error. */
+static tp_err hostile(tp_schema *s, const uint8_t *c, size_t n, uint64_t max_records, size_t capacity,
+                      size_t max_bytes)
+{
+    tp_dyn_batch *b = example_batch(s), *big;
+    CHECK_ERR(tp_dyn_batch_new(s, capacity, max_bytes, &big), TP_OK);
+    tp_dyncol_decoder *d;
+    CHECK_ERR(tp_dyncol_decoder_new(&d), TP_OK);
+    if (capacity > 3 && max_bytes > 200)
+        CHECK_ERR(tp_dyncol_decode(d, example, sizeof example, 3, big), TP_OK);
+    size_t count = big->count, bytes = big->bytes_len, used = big->used, elems = big->columns[3].elems_len;
+    tp_err err = tp_dyncol_decode(d, c, n, max_records, big);
+    if (err) {
+        CHECK(big->count == count && big->bytes_len == bytes && big->used == used &&
+              big->columns[3].elems_len == elems);
+        CHECK(strlen(tp_dyncol_decoder_error(d)) > 10);
+    } else {
+        CHECK(big->count > count);
+        round_trip(big);
+    }
+    tp_dyncol_decoder_free(d);
+    tp_dyn_batch_free(big);
+    tp_dyn_batch_free(b);
+    return err;
+}
+
+/* The example with bytes [at, at + cut) replaced by rep[0..rn). */
+static size_t splice(uint8_t *out, size_t at, size_t cut, const uint8_t *rep, size_t rn)
+{
+    memcpy(out, example, at);
+    memcpy(out + at, rep, rn);
+    memcpy(out + at + rn, example + at + cut, sizeof example - at - cut);
+    return sizeof example - cut + rn;
+}
+
+static void test_hostile(void)
+{
+    tp_schema *s = load("cols_example.pb", "example.v1.Sample");
+    uint8_t buf[512];
+    size_t n = sizeof example;
+    const size_t cap = 16, budget = 1 << 16;
+    /* cut off at every length */
+    for (size_t k = 0; k < n; k++)
+        CHECK(hostile(s, example, k, 100, cap, budget) != TP_OK);
+    /* every byte changed three ways: refused with the batch unchanged, or read into rows that round-trip */
+    for (size_t k = 0; k < n; k++) {
+        static const uint8_t x[3] = {0x01, 0x80, 0xff};
+        for (int j = 0; j < 3; j++) {
+            memcpy(buf, example, n);
+            buf[k] ^= x[j];
+            hostile(s, buf, n, 100, cap, budget);
+        }
+    }
+    memcpy(buf, example, n);
+    buf[4] = 0x04; /* a lying record count: the timestamps' varints run out */
+    CHECK_ERR(hostile(s, buf, n, 100, cap, budget), TP_ERR_TRUNCATED);
+    buf[4] = 0x7f;
+    CHECK_ERR(hostile(s, buf, n, 1000, 200, budget), TP_ERR_CORRUPT);
+    CHECK_ERR(hostile(s, example, n, 2, cap, budget), TP_ERR_PACK_TOO_LARGE);
+    memcpy(buf, example, n);
+    buf[3] = 0x32; /* the v2 magic */
+    CHECK_ERR(hostile(s, buf, n, 100, cap, budget), TP_ERR_UNKNOWN_VERSION);
+    memcpy(buf, example, n);
+    buf[5] = 0x01; /* header flags this reader does not know */
+    CHECK_ERR(hostile(s, buf, n, 100, cap, budget), TP_ERR_UNKNOWN_VERSION);
+    memcpy(buf, example, n);
+    buf[9] = 0x0c; /* vin says bytes: not the reader's type */
+    CHECK_ERR(hostile(s, buf, n, 100, cap, budget), TP_ERR_CORRUPT);
+    memcpy(buf, example, n);
+    buf[36] = 0x05; /* mode says label 5 */
+    CHECK_ERR(hostile(s, buf, n, 100, cap, budget), TP_ERR_CORRUPT);
+    memcpy(buf, example, n);
+    buf[37] = 0x04; /* an unknown column flag */
+    CHECK_ERR(hostile(s, buf, n, 100, cap, budget), TP_ERR_CORRUPT);
+    memcpy(buf, example, n);
+    buf[12] = 0x1a; /* vin's body claims a byte more: the bodies run past the end */
+    CHECK_ERR(hostile(s, buf, n, 100, cap, budget), TP_ERR_TRUNCATED);
+    memcpy(buf, example, n);
+    buf[n] = 0; /* a byte after the last body */
+    CHECK_ERR(hostile(s, buf, n + 1, 100, cap, budget), TP_ERR_TRAILING_GARBAGE);
+    memcpy(buf, example, n);
+    buf[63] = 0x01; /* vin's index 1 in a dictionary of one */
+    CHECK_ERR(hostile(s, buf, n, 100, cap, budget), TP_ERR_CORRUPT);
+    memcpy(buf, example, n);
+    buf[39] = 0x02; /* a dictionary of 2 entries, lengths for 1 */
+    CHECK_ERR(hostile(s, buf, n, 100, cap, budget), TP_ERR_CORRUPT);
+    memcpy(buf, example, n);
+    buf[88] = 0x02; /* soc_pct presence unit 2 */
+    CHECK_ERR(hostile(s, buf, n, 100, cap, budget), TP_ERR_CORRUPT);
+    memcpy(buf, example, n);
+    buf[88] = 0x00; /* presence says 1 value, the value stream holds 2 */
+    CHECK_ERR(hostile(s, buf, n, 100, cap, budget), TP_ERR_CORRUPT);
+    /* temps_dc with a presence stream saying record 0 is absent while its array has 2 elements */
+    {
+        static const uint8_t flag[] = {0x01, 0x10};
+        static const uint8_t pres[] = {0x01, 0x03, 0x00, 0x00, 0x01};
+        uint8_t tmp[512];
+        memcpy(tmp, example, n);
+        memcpy(tmp + 31, flag, 2); /* flags presence, 16 B */
+        size_t m = n;
+        memcpy(buf, tmp, m);
+        memcpy(buf + 94, pres, sizeof pres);
+        memcpy(buf + 94 + sizeof pres, tmp + 94, m - 94);
+        CHECK_ERR(hostile(s, buf, m + sizeof pres, 100, cap, budget), TP_ERR_CORRUPT);
+        buf[96] = 0x01; /* present: accepted */
+        CHECK_ERR(hostile(s, buf, m + sizeof pres, 100, cap, budget), TP_OK);
+    }
+    /* an array length above the budget; elements fewer than the lengths say */
+    {
+        static const uint8_t big[] = {0x00, 0x01, 0x7f};
+        n = splice(buf, 94, 5, big, 3);
+        buf[32] = 0x09; /* the body is 2 bytes shorter */
+        CHECK_ERR(hostile(s, buf, n, 100, cap, 256), TP_ERR_FULL);
+        CHECK_ERR(hostile(s, buf, n, 100, cap, budget), TP_ERR_CORRUPT);
+    }
+    /* a column the reader does not know (4 -> 9) is skipped; the reader's mode is then absent */
+    memcpy(buf, example, sizeof example);
+    buf[34] = 0x09;
+    CHECK_ERR(hostile(s, buf, sizeof example, 100, cap, budget), TP_OK);
+    /* the same column twice */
+    memcpy(buf, example, sizeof example);
+    buf[34] = 0x02;
+    buf[35] = 0x20;
+    buf[36] = 0x02;
+    CHECK_ERR(hostile(s, buf, sizeof example, 100, cap, budget), TP_ERR_CORRUPT);
+    /* rows or bytes used up: TP_ERR_FULL, the batch unchanged */
+    CHECK_ERR(hostile(s, example, sizeof example, 100, 5, budget), TP_ERR_FULL);
+    CHECK_ERR(hostile(s, example, sizeof example, 100, cap, 40), TP_ERR_FULL);
+    tp_schema_free(s);
 }
 
 int main(int argc, char **argv)
 {
     dir = argc > 1 ? argv[1] : ".";
     test_example();
+    test_hostile();
     test_ev();
     test_versions();
     test_generated("ev_telemetry.pb", "fleet.ev.v1.EvTelemetry");
