@@ -146,7 +146,8 @@ static tp_dyn_value put_bytes(tp_dyn_batch *b, const char *p, size_t n)
         b->bytes_cap = (b->bytes_len + n) * 2 + 64;
         b->bytes = realloc(b->bytes, b->bytes_cap);
     }
-    memcpy(b->bytes + b->bytes_len, p, n);
+    if (n)
+        memcpy(b->bytes + b->bytes_len, p, n);
     tp_dyn_value v = {.s = {(uint32_t)b->bytes_len, (uint32_t)n}};
     b->bytes_len += n;
     b->used += n;
