@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "kafka/producer.h"
 #include "kafka/schema_headers.h"
+#include "schema/dyncols.h"
 #include "schema/dynpack.h"
 #include "telepack/delimited.h"
 
@@ -27,7 +28,8 @@ static void usage(void)
     printf("Usage: telepack ingest --schema FILE --message NAME --brokers HOST:PORT --topic T --from FILE|- [OPTIONS]\n"
            "\n"
            "Replays varint-delimited protobuf messages of NAME into Kafka: grouped per key (the vehicle), each\n"
-           "group a pbpack v1 (rows) pack of the original messages, keyed by the exact key text, with the pack\n"
+           "group a pack (layout columns, pbpack v4, by default; rows, pbpack v1, for a group with fields the\n"
+           "schema does not know or with --layout rows), keyed by the exact key text, with the pack\n"
            "headers, tp-schema: NAME and tp-schema-fp: the schema's fingerprint (docs/SCHEMA.md). Every message\n"
            "is decoded under the schema first; one that does not decode stops the replay (exit 2) before it is\n"
            "sent. With --schema only --from is served: the gateway listeners carry the built-in record.\n"
@@ -39,13 +41,16 @@ static void usage(void)
            "  --batch-records N       records per pack (default 200)\n"
            "  --max-buffered N        records held in open packs before the oldest is sent (default 1000000)\n"
            "  --max-record-bytes N    largest message accepted (default 65536)\n"
-           "  --level N               zstd level 1..22 (default 3)\n" TP_CLI_WORKER_HELP
+           "  --level N               zstd level 1..22 (default 3)\n"
+           "  --layout L              columns (default: measured 6x smaller on EV telemetry, docs/BENCHMARKS.md)\n"
+           "                          or rows (the original bytes, for consumers that only read pbpack v1)\n"
+           TP_CLI_WORKER_HELP
            "  -h, --help              this text\n"
            "\n"
            "Exit status: 0 every pack delivered (acks=all), 1 Kafka failure, 2 bad options or a bad record.\n");
 }
 
-enum { O_BROKERS = 256, O_TOPIC, O_FROM, O_BATCH, O_MAX_BUFFERED, O_MAX_RECORD, O_LEVEL };
+enum { O_BROKERS = 256, O_TOPIC, O_FROM, O_BATCH, O_MAX_BUFFERED, O_MAX_RECORD, O_LEVEL, O_LAYOUT };
 
 typedef struct delivery {
     _Atomic uint64_t ok, failed;
@@ -68,6 +73,7 @@ static void on_dr(void *ctx, void *opaque, tp_err err, int retriable, const char
 typedef struct sender {
     tp_producer *p;
     tp_dyn_grouper *g;
+    tp_dyn_colwriter *cw; /* layout columns */
     const tp_schema *s;
     ZSTD_CCtx *cctx;
     int level;
@@ -79,8 +85,14 @@ static int send_group(sender *x, tp_dyn_group *grp)
     uint8_t *pack = NULL;
     size_t len = 0;
     char err[512];
-    tp_err e = tp_dyn_pack_compress(x->cctx, x->level, TP_CODEC_ZSTD, grp->content, grp->len, &pack, &len);
-    tp_pack_meta meta = {.format_version = 1, .layout = TP_LAYOUT_ROWS, .codec = TP_CODEC_ZSTD,
+    const uint8_t *cols = NULL;
+    size_t cn = 0;
+    tp_err e = x->cw ? tp_dyn_colwriter_convert(x->cw, grp->content, grp->len, &cols, &cn) : TP_OK;
+    if (!e)
+        e = cols ? tp_dyn_pack_compress(x->cctx, x->level, TP_CODEC_ZSTD, cols, cn, &pack, &len)
+                 : tp_dyn_pack_compress(x->cctx, x->level, TP_CODEC_ZSTD, grp->content, grp->len, &pack, &len);
+    tp_pack_meta meta = {.format_version = cols ? TP_DYNCOL_FORMAT_VERSION : 1,
+                         .layout = cols ? TP_LAYOUT_COLUMNS : TP_LAYOUT_ROWS, .codec = TP_CODEC_ZSTD,
                          .schema_version = TP_SCHEMA_VERSION, .record_count = grp->count};
     rd_kafka_headers_t *h = rd_kafka_headers_new(10);
     if (!e)
@@ -106,6 +118,7 @@ typedef struct ingest_args {
     tp_cli_schema so;
     const char *brokers, *topic, *from;
     uint64_t batch, max_buffered, max_record, level;
+    int layout; /* 0 rows, 1 columns */
 } ingest_args;
 
 /* Reads the options into a and w; returns -1 to go on, else the exit status. A linear option switch: it reads
@@ -121,11 +134,13 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
         {"max-buffered", required_argument, NULL, O_MAX_BUFFERED},
         {"max-record-bytes", required_argument, NULL, O_MAX_RECORD},
         {"level", required_argument, NULL, O_LEVEL},
+        {"layout", required_argument, NULL, O_LAYOUT},
         TP_CLI_WORKER_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    *a = (ingest_args){.batch = 200, .max_buffered = 1000000, .max_record = 65536, .level = 3};
+    *a = (ingest_args){.batch = 200, .max_buffered = 1000000, .max_record = 65536, .level = 3, .layout = 1};
+    static const char *const layout_words[] = {"rows", "columns", NULL};
     char msg[512];
     int c, status = tp_cli_config_apply("ingest", ":hX:", longopts, &argc, &argv); /* --config FILE */
     if (status >= 0)
@@ -153,6 +168,7 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
             e = tp_cli_parse_u64("max-record-bytes", optarg, 16, 64u << 20, &a->max_record, msg, sizeof msg);
             break;
         case O_LEVEL: e = tp_cli_parse_u64("level", optarg, 1, 22, &a->level, msg, sizeof msg); break;
+        case O_LAYOUT: e = tp_cli_parse_choice("layout", optarg, layout_words, &a->layout, msg, sizeof msg); break;
         case 'h': usage(); status = 0; break;
         case ':': status = tp_cli_usage_error("ingest", "option '%s' needs a value", argv[optind - 1]); break;
         default:
@@ -262,6 +278,7 @@ int tp_cmd_ingest_schema(int argc, char **argv)
         status = 2;
     } else if (tp_delimited_reader_new(&ro, &rd) ||
                tp_dyn_grouper_new(s, (uint32_t)a.batch, (size_t)a.max_record, &x.g) ||
+               (a.layout == 1 && tp_dyn_colwriter_new(s, (uint32_t)a.batch, (size_t)a.max_record, &x.cw)) ||
                !(x.cctx = ZSTD_createCCtx())) {
         fprintf(stderr, "telepack ingest: out of memory\n");
         status = 1;
@@ -274,6 +291,7 @@ int tp_cmd_ingest_schema(int argc, char **argv)
             " bytes, in %.2f s\n", x.records, tp_schema_message_name(s), tp_schema_fingerprint_hex(s),
             (uint64_t)atomic_load(&d.ok), a.topic, x.bytes, tp_mono_s() - t0);
     ZSTD_freeCCtx(x.cctx);
+    tp_dyn_colwriter_free(x.cw);
     tp_dyn_grouper_free(x.g);
     tp_delimited_reader_free(rd);
     if (in)

@@ -113,14 +113,17 @@ static void pack_usage(void)
     printf("Usage: telepack pack --schema FILE --message NAME [OPTIONS]\n"
            "\n"
            "Reads varint-delimited protobuf messages of NAME, checks that each decodes under the schema, groups\n"
-           "them per key (the vehicle) and writes pbpack v1 (layout rows) packs: one key's records per pack, each\n"
-           "a zstd frame of the records' original bytes, varint length-prefixed. `telepack inspect --schema`\n"
-           "decodes them, `zstd -d` and any protobuf library read them.\n"
+           "them per key (the vehicle) and writes one pack per key's batch: layout rows (pbpack v1, the records'\n"
+           "original bytes varint length-prefixed in a zstd frame; `zstd -d` and any protobuf library read them)\n"
+           "or layout columns (pbpack v4, docs/FORMAT_SCHEMA.md: columns by field number, several times smaller).\n"
+           "`telepack inspect --schema` reads both.\n"
            "\n"
            "Options:\n" TP_CLI_SCHEMA_HELP
            "  --in FILE|-             input (default - = stdin): varint-delimited messages. NDJSON is not read under\n"
            "                          --schema yet (no JSON reader for the generic row): convert with protoc\n"
            "  --out FILE|-            output (default - = stdout; not a terminal)\n"
+           "  --layout L              rows (default) or columns; a pack with a record holding fields the schema\n"
+           "                          does not know stays rows (nothing is dropped)\n"
            "  --codec C               zstd (default) or none\n"
            "  --level N               zstd level 1..22 (default 3)\n"
            "  --batch-records N       records per pack (default 200)\n"
@@ -138,19 +141,37 @@ enum { P_IN = 256, P_OUT, P_CODEC, P_LEVEL, P_BATCH, P_MAX_BUFFERED, P_MAX_RECOR
 
 typedef struct spack {
     tp_dyn_grouper *g;
+    tp_dyn_colwriter *cw; /* --layout columns */
     ZSTD_CCtx *cctx;
     int level;
     tp_codec codec;
     FILE *f;
     const char *out_name;
-    uint64_t packs, bytes_out, content;
+    uint64_t packs, bytes_out, content, row_packs;
 } spack;
 
 static int write_group(spack *p, tp_dyn_group *grp)
 {
     uint8_t *out = NULL;
     size_t n = 0;
-    tp_err e = tp_dyn_pack_compress(p->cctx, p->level, p->codec, grp->content, grp->len, &out, &n);
+    const uint8_t *content = grp->content;
+    size_t clen = grp->len;
+    if (p->cw) {
+        const uint8_t *cols;
+        size_t cn;
+        tp_err ce = tp_dyn_colwriter_convert(p->cw, grp->content, grp->len, &cols, &cn);
+        if (ce) {
+            fprintf(stderr, "telepack pack: the columns of key %s failed: %s\n", grp->key, tp_strerror(ce));
+            return 1;
+        }
+        if (cols) {
+            content = cols;
+            clen = cn;
+        } else {
+            p->row_packs++; /* a field unknown to the schema: rows keep it */
+        }
+    }
+    tp_err e = tp_dyn_pack_compress(p->cctx, p->level, p->codec, content, clen, &out, &n);
     if (e) {
         fprintf(stderr, "telepack pack: compressing the pack of key %s failed: %s\n", grp->key, tp_strerror(e));
         return 1;
@@ -163,7 +184,7 @@ static int write_group(spack *p, tp_dyn_group *grp)
     }
     p->packs++;
     p->bytes_out += n;
-    p->content += grp->len;
+    p->content += clen;
     tp_dyn_grouper_release(p->g, grp);
     return 0;
 }
@@ -236,9 +257,6 @@ static int pack_parse_args(int argc, char **argv, pack_args *a)
     if (a->input == 0)
         return tp_cli_usage_error("pack", "--schema reads varint-delimited protobuf only (--input-format delimited): "
                                           "there is no NDJSON reader for a custom schema yet");
-    if (a->layout == 1)
-        return tp_cli_usage_error("pack", "--layout columns is for the built-in record only; a custom schema "
-                                          "travels as rows (pbpack v1)");
     if (!strcmp(a->out_path, "-") && isatty(STDOUT_FILENO))
         return tp_cli_usage_error("pack", "refusing to write binary packs to a terminal; use --out FILE or a pipe");
     return -1;
@@ -321,6 +339,7 @@ static int pack_schema(int argc, char **argv)
     double t0 = tp_mono_s();
     uint64_t records = 0;
     if (tp_delimited_reader_new(&ro, &rd) || tp_dyn_grouper_new(s, (uint32_t)a.batch, (size_t)a.max_record, &p.g) ||
+        (a.layout == 1 && tp_dyn_colwriter_new(s, (uint32_t)a.batch, (size_t)a.max_record, &p.cw)) ||
         (a.codec == TP_CODEC_ZSTD && !(p.cctx = ZSTD_createCCtx()))) {
         fprintf(stderr, "telepack pack: out of memory\n");
         status = 1;
@@ -336,14 +355,18 @@ static int pack_schema(int argc, char **argv)
     }
     if (!a.quiet) {
         char bi[32], bo[32], bc[32];
-        fprintf(stderr, "pack: %" PRIu64 " records -> %" PRIu64 " packs (%s, pbpack v1, codec %s), %s delimited in "
+        char layout[64];
+        if (a.layout == 1)
+            snprintf(layout, sizeof layout, "layout columns, %" PRIu64 " as rows: unknown fields", p.row_packs);
+        fprintf(stderr, "pack: %" PRIu64 " records -> %" PRIu64 " packs (%s, %s, codec %s), %s delimited in "
                 "-> %s out, ratio %.2fx, %.1f B/record (content %s) in %.2f s\n", records, p.packs,
-                tp_schema_message_name(s), codec_words[a.codec], tp_cli_bytes(bytes_in, bi, sizeof bi),
+                tp_schema_message_name(s), a.layout == 1 ? layout : "pbpack v1", codec_words[a.codec], tp_cli_bytes(bytes_in, bi, sizeof bi),
                 tp_cli_bytes(p.bytes_out, bo, sizeof bo), p.bytes_out ? (double)bytes_in / (double)p.bytes_out : 0.0,
                 records ? (double)p.bytes_out / (double)records : 0.0, tp_cli_bytes(p.content, bc, sizeof bc),
                 tp_mono_s() - t0);
     }
     ZSTD_freeCCtx(p.cctx);
+    tp_dyn_colwriter_free(p.cw);
     tp_dyn_grouper_free(p.g);
     tp_schema_free(s);
     return status;
@@ -513,8 +536,9 @@ typedef struct inspect_run {
     const char *name;
     tp_dyn_pack_reader *rd;
     tp_dyn_batch *b;
+    tp_dyn_batch *cb; /* a column pack's records */
     tp_dyn_text text;
-    uint64_t packs, records, compressed, content, unknown;
+    uint64_t packs, records, compressed, content, unknown, column_packs;
 } inspect_run;
 
 /* Decodes the pack of fs bytes at p (byte offset at) and prints its records. Returns the exit status. */
@@ -525,6 +549,33 @@ static int print_pack(inspect_run *r, const uint8_t *p, size_t fs, uint64_t at)
         fprintf(stderr, "telepack inspect: %s: pack %" PRIu64 " at byte offset %" PRIu64 ": %s (%s)\n", r->name,
                 r->packs, at, tp_dyn_pack_reader_error(r->rd), tp_strerror(e));
         return 2;
+    }
+    if (tp_dyn_pack_reader_is_columns(r->rd)) {
+        /* A batch for the pack's records (bounded by --max-pack-bytes / 16 at open), grown when a pack needs more;
+         * strings and arrays up to 4 x --max-pack-bytes, as the sink's. */
+        size_t want = tp_dyn_pack_reader_count(r->rd);
+        if (!r->cb || r->cb->capacity < want) {
+            tp_dyn_batch_free(r->cb);
+            r->cb = NULL;
+            uint64_t budget = 4 * r->a->max_pack;
+            if (tp_dyn_batch_new(r->s, want, budget > UINT32_MAX ? UINT32_MAX : (size_t)budget, &r->cb))
+                return 1;
+        }
+        tp_dyn_batch_clear(r->cb);
+        if ((e = tp_dyn_pack_reader_read_columns(r->rd, r->cb))) {
+            fprintf(stderr, "telepack inspect: %s: pack %" PRIu64 " at byte offset %" PRIu64 ": %s (%s)\n", r->name,
+                    r->packs, at, tp_dyn_pack_reader_error(r->rd), tp_strerror(e));
+            return 2;
+        }
+        r->records += r->cb->count;
+        r->column_packs++;
+        for (size_t i = 0; i < r->cb->count && !r->a->quiet; i++) {
+            r->text.len = 0;
+            if (tp_dyn_row_json(r->cb, i, r->a->flags, &r->text) ||
+                fwrite(r->text.p, 1, r->text.len, stdout) != r->text.len)
+                return 1;
+        }
+        return 0;
     }
     const uint8_t *m;
     size_t n;
@@ -594,12 +645,14 @@ static int inspect_schema(int argc, char **argv)
     }
     char bc[32], bt[32];
     fprintf(stderr, "inspect: %" PRIu64 " packs, %" PRIu64 " records of %s, %s compressed, %s content, ratio %.2fx "
-            "(%s)%s%s\n", r.packs, r.records, tp_schema_message_name(s), tp_cli_bytes(r.compressed, bc, sizeof bc),
+            "(%s)%s%s%s\n", r.packs, r.records, tp_schema_message_name(s), tp_cli_bytes(r.compressed, bc, sizeof bc),
             tp_cli_bytes(r.content, bt, sizeof bt), r.compressed ? (double)r.content / (double)r.compressed : 0.0,
-            zstd ? "codec zstd" : "codec none", r.unknown ? ", unknown fields skipped" : "",
+            zstd ? "codec zstd" : "codec none", r.column_packs ? ", layout columns" : "",
+            r.unknown ? ", unknown fields skipped" : "",
             status == 2 ? ", stopped at the bad input" : "");
     tp_dyn_text_free(&r.text);
     tp_dyn_batch_free(r.b);
+    tp_dyn_batch_free(r.cb);
     tp_dyn_pack_reader_free(r.rd);
     free(in.p);
     tp_cli_close(in.f);

@@ -8,6 +8,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "schema/dyncols.h"
 #include "schema/dynpack.h"
 #include "telepack/varint.h"
 
@@ -358,6 +359,8 @@ struct tp_dyn_pack_reader {
     const uint8_t *content;
     size_t content_len, pos;
     uint32_t count;
+    bool columns;            /* the open pack is a column pack (docs/FORMAT_SCHEMA.md) */
+    tp_dyncol_decoder *cols;
     char error[384];
 };
 
@@ -382,6 +385,10 @@ tp_err tp_dyn_pack_reader_new(size_t max_pack_bytes, size_t max_record_bytes, tp
     r->max_record_bytes = max_record_bytes;
     r->max_records = max_pack_bytes / TP_PACK_BYTES_PER_RECORD;
     r->dctx = ZSTD_createDCtx();
+    if (tp_dyncol_decoder_new(&r->cols)) {
+        tp_dyn_pack_reader_free(r);
+        return TP_ERR_NOMEM;
+    }
     int log = 10;
     while (log < (sizeof(size_t) == 4 ? 30 : 31) && ((size_t)1 << log) < max_pack_bytes)
         log++;
@@ -398,6 +405,7 @@ void tp_dyn_pack_reader_free(tp_dyn_pack_reader *r)
     if (!r)
         return;
     ZSTD_freeDCtx(r->dctx);
+    tp_dyncol_decoder_free(r->cols);
     free(r->buf);
     free(r);
 }
@@ -484,12 +492,16 @@ tp_err tp_dyn_pack_reader_open(tp_dyn_pack_reader *r, const tp_pack_meta *meta, 
     r->content = NULL;
     r->content_len = r->pos = 0;
     r->count = 0;
+    r->columns = false;
     if (!data || len == 0)
         return rfail(r, TP_ERR_TRUNCATED, "the pack is empty");
-    if (meta && (meta->layout != TP_LAYOUT_ROWS || meta->format_version != 1))
+    bool rows = meta && meta->layout == TP_LAYOUT_ROWS && meta->format_version == 1;
+    bool cols = meta && meta->layout == TP_LAYOUT_COLUMNS && meta->format_version == TP_DYNCOL_FORMAT_VERSION;
+    if (meta && !rows && !cols)
         return rfail(r, TP_ERR_UNKNOWN_VERSION, "the pack is version %" PRIu32 " (layout %s); a custom schema "
-                     "travels as version 1, layout rows", meta->format_version,
-                     meta->layout == TP_LAYOUT_COLUMNS ? "columns" : "unknown");
+                     "travels as version 1 (layout rows) or %d (layout columns)", meta->format_version,
+                     meta->layout == TP_LAYOUT_COLUMNS ? "columns" : meta->layout == TP_LAYOUT_ROWS ? "rows" : "unknown",
+                     TP_DYNCOL_FORMAT_VERSION);
     bool zstd = meta ? meta->codec == TP_CODEC_ZSTD
                      : len >= 4 && data[0] == 0x28 && data[1] == 0xb5 && data[2] == 0x2f && data[3] == 0xfd;
     tp_err e;
@@ -505,9 +517,24 @@ tp_err tp_dyn_pack_reader_open(tp_dyn_pack_reader *r, const tp_pack_meta *meta, 
     }
     if (r->content_len == 0)
         return rfail(r, TP_ERR_CORRUPT, "the pack holds no record");
-    if (!meta && r->content[0] == 0)
-        return rfail(r, TP_ERR_UNKNOWN_VERSION, "the content starts with 00: a column pack (version 2); a custom "
-                     "schema travels as version 1, layout rows");
+    if (!meta)
+        cols = r->content[0] == 0;
+    if (cols && !tp_dyncol_sniff(r->content, r->content_len))
+        return rfail(r, TP_ERR_UNKNOWN_VERSION, "the content starts with 00 but not with the magic 00 54 43 53 (a "
+                     "built-in column pack is 00 54 43 32 or 33); a custom schema travels as version 1 (layout rows) "
+                     "or %d (layout columns)", TP_DYNCOL_FORMAT_VERSION);
+    if (cols) {
+        /* Column content: the header's count, bounded as for rows; the columns are decoded by read_batch. */
+        uint32_t n;
+        if ((e = tp_dyncol_count(r->cols, r->content, r->content_len, r->max_records, &n)))
+            return rfail(r, e, "%s", tp_dyncol_decoder_error(r->cols));
+        if (meta && meta->record_count != n)
+            return rfail(r, TP_ERR_COUNT_MISMATCH, "the headers say %" PRIu32 " records, the pack holds %" PRIu32,
+                         meta->record_count, n);
+        r->count = n;
+        r->columns = true;
+        return TP_OK;
+    }
     /* Walk the length prefixes: count and bound before anything is decoded. */
     size_t pos = 0;
     uint64_t n = 0;
@@ -537,9 +564,25 @@ tp_err tp_dyn_pack_reader_open(tp_dyn_pack_reader *r, const tp_pack_meta *meta, 
     return TP_OK;
 }
 
+bool tp_dyn_pack_reader_is_columns(const tp_dyn_pack_reader *r)
+{
+    return r->columns;
+}
+
+tp_err tp_dyn_pack_reader_read_columns(tp_dyn_pack_reader *r, tp_dyn_batch *b)
+{
+    if (!r->columns || !r->content)
+        return rfail(r, TP_ERR_INVALID_ARG, "the open pack is not a column pack");
+    tp_err e = tp_dyncol_decode(r->cols, r->content, r->content_len, r->max_records, b);
+    if (e)
+        return rfail(r, e, "%s", tp_dyncol_decoder_error(r->cols));
+    r->pos = r->content_len;
+    return TP_OK;
+}
+
 tp_err tp_dyn_pack_reader_next(tp_dyn_pack_reader *r, const uint8_t **msg, size_t *len)
 {
-    if (!r->content || r->pos >= r->content_len)
+    if (!r->content || r->columns || r->pos >= r->content_len)
         return TP_ERR_END;
     uint64_t v;
     size_t used;
@@ -549,4 +592,67 @@ tp_err tp_dyn_pack_reader_next(tp_dyn_pack_reader *r, const uint8_t **msg, size_
     *len = (size_t)v;
     r->pos += used + (size_t)v;
     return TP_OK;
+}
+
+/* ---- the column layout of a group ---- */
+
+struct tp_dyn_colwriter {
+    tp_dyn_batch *b;
+    tp_dyncol_encoder *enc;
+};
+
+tp_err tp_dyn_colwriter_new(const tp_schema *s, uint32_t batch_records, size_t max_record_bytes,
+                            tp_dyn_colwriter **out)
+{
+    if (!s || !out || batch_records == 0 || max_record_bytes == 0)
+        return TP_ERR_INVALID_ARG;
+    tp_dyn_colwriter *w = calloc(1, sizeof *w);
+    if (!w)
+        return TP_ERR_NOMEM;
+    /* A message of n bytes holds at most n string bytes and n elements of 8 bytes: 9 n for the group. */
+    double budget = 9.0 * (double)batch_records * (double)(max_record_bytes + 10) + 64;
+    tp_err e = tp_dyncol_encoder_new(&w->enc);
+    if (!e)
+        e = tp_dyn_batch_new(s, batch_records, budget > UINT32_MAX ? UINT32_MAX : (size_t)budget, &w->b);
+    if (e) {
+        tp_dyn_colwriter_free(w);
+        return e;
+    }
+    *out = w;
+    return TP_OK;
+}
+
+void tp_dyn_colwriter_free(tp_dyn_colwriter *w)
+{
+    if (!w)
+        return;
+    tp_dyn_batch_free(w->b);
+    tp_dyncol_encoder_free(w->enc);
+    free(w);
+}
+
+tp_err tp_dyn_colwriter_convert(tp_dyn_colwriter *w, const uint8_t *rows, size_t len, const uint8_t **out,
+                                size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    tp_dyn_batch_clear(w->b);
+    size_t pos = 0;
+    while (pos < len) {
+        uint64_t v;
+        size_t used;
+        if (tp_varint_decode(rows + pos, len - pos, &v, &used) || v > len - pos - used)
+            return TP_ERR_CORRUPT; /* the grouper wrote it: cannot happen */
+        tp_err e = tp_dyn_decode(w->b, rows + pos + used, (size_t)v);
+        if (e == TP_ERR_FULL)
+            return TP_OK; /* more than the batch holds: the rows layout takes it */
+        if (e)
+            return e;
+        if (w->b->unknown_fields)
+            return TP_OK; /* a field the schema does not know: only the rows keep it */
+        pos += used + (size_t)v;
+    }
+    if (w->b->count == 0)
+        return TP_ERR_INVALID_ARG;
+    return tp_dyncol_encode(w->enc, w->b, out, out_len);
 }

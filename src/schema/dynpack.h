@@ -78,6 +78,18 @@ const tp_dyn_batch *tp_dyn_grouper_row(const tp_dyn_grouper *g);
 tp_err tp_dyn_pack_compress(void *cctx, int level, tp_codec codec, const uint8_t *content, size_t len,
                             uint8_t **out, size_t *out_len);
 
+/* The column layout of a group (docs/FORMAT_SCHEMA.md): its frames decoded into a batch of batch_records rows and
+ * encoded as column content. */
+typedef struct tp_dyn_colwriter tp_dyn_colwriter;
+tp_err tp_dyn_colwriter_new(const tp_schema *s, uint32_t batch_records, size_t max_record_bytes,
+                            tp_dyn_colwriter **out);
+void tp_dyn_colwriter_free(tp_dyn_colwriter *w);
+/* Converts a group's rows content (varint-delimited frames, as the grouper holds them) into column content at
+ * *out (valid until the next call). *out is NULL when the group must stay rows (pbpack v1), which keeps every byte:
+ * a record holds a field the schema does not know (tp_dyn_decode counted it), or the group is above the batch. */
+tp_err tp_dyn_colwriter_convert(tp_dyn_colwriter *w, const uint8_t *rows, size_t len, const uint8_t **out,
+                                size_t *out_len);
+
 typedef struct tp_dyn_pack_reader tp_dyn_pack_reader;
 
 /* Bounds as tp_pack_reader's (docs/FORMAT.md section 6): the decompressed content (bomb guard, also the zstd
@@ -85,9 +97,9 @@ typedef struct tp_dyn_pack_reader tp_dyn_pack_reader;
 tp_err tp_dyn_pack_reader_new(size_t max_pack_bytes, size_t max_record_bytes, tp_dyn_pack_reader **out);
 void tp_dyn_pack_reader_free(tp_dyn_pack_reader *r);
 
-/* Opens one pack data[0..len): codec from `meta` when given (else sniffed from the zstd magic), layout rows only
- * (meta saying columns, or content starting with 00 without meta: TP_ERR_UNKNOWN_VERSION, "a custom schema
- * travels as rows"), every length prefix walked and bounded, the count checked against meta->record_count when
+/* Opens one pack data[0..len): codec from `meta` when given (else sniffed from the zstd magic), layout rows
+ * (version 1) or the schema's columns (version 4; without meta: content starting with 00; other versions
+ * TP_ERR_UNKNOWN_VERSION), every length prefix walked and bounded, the count checked against meta->record_count when
  * meta is given. data must outlive the iteration for codec none. Errors with a sentence in
  * tp_dyn_pack_reader_error: TP_ERR_CORRUPT, TP_ERR_TRUNCATED, TP_ERR_PACK_TOO_LARGE, TP_ERR_RECORD_TOO_LARGE,
  * TP_ERR_CHECKSUM, TP_ERR_TRAILING_GARBAGE, TP_ERR_COUNT_MISMATCH, TP_ERR_VARINT_OVERFLOW, TP_ERR_NOMEM. */
@@ -95,6 +107,12 @@ tp_err tp_dyn_pack_reader_open(tp_dyn_pack_reader *r, const tp_pack_meta *meta, 
 /* Records of the open pack, and its content size. */
 uint32_t tp_dyn_pack_reader_count(const tp_dyn_pack_reader *r);
 size_t tp_dyn_pack_reader_content_size(const tp_dyn_pack_reader *r);
+/* Whether the open pack is a column pack of the schema (tp-version 4, layout columns; without meta: content
+ * starting with 00, docs/FORMAT_SCHEMA.md). Its records come from tp_dyn_pack_reader_read_columns, not _next. */
+bool tp_dyn_pack_reader_is_columns(const tp_dyn_pack_reader *r);
+/* Decodes the open column pack's records into b (appended; on error b is unchanged), with the errors of
+ * tp_dyncol_decode (TP_ERR_FULL: b lacks rows or bytes) and a sentence in tp_dyn_pack_reader_error. */
+tp_err tp_dyn_pack_reader_read_columns(tp_dyn_pack_reader *r, tp_dyn_batch *b);
 /* The next frame of the open pack (pointing into the reader's buffer or data); TP_ERR_END after the last. */
 tp_err tp_dyn_pack_reader_next(tp_dyn_pack_reader *r, const uint8_t **msg, size_t *len);
 const char *tp_dyn_pack_reader_error(const tp_dyn_pack_reader *r);

@@ -101,7 +101,7 @@ static int wire_type_of(tp_pb_type t)
     }
 }
 
-static bool utf8_valid(const uint8_t *s, size_t n)
+bool tp_dyn_utf8_valid(const uint8_t *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
@@ -150,7 +150,7 @@ static bool budget(tp_dyn_batch *b, size_t n)
 static tp_err copy_bytes(dctx *c, const tp_schema_column *def, const uint8_t *p, size_t n, tp_dyn_value *out)
 {
     tp_dyn_batch *b = c->b;
-    if (def->kind == TP_COL_STRING && !utf8_valid(p, n))
+    if (def->kind == TP_COL_STRING && !tp_dyn_utf8_valid(p, n))
         return derr(c, TP_ERR_DECODE, p, "field %s is a string but its %zu bytes are not UTF-8", def->path, n);
     if (!budget(b, n))
         return derr(c, TP_ERR_FULL, p, "field %s: the batch's %zu bytes for strings and arrays are used up",

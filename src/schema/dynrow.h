@@ -70,6 +70,10 @@ tp_err tp_dyn_decode(tp_dyn_batch *b, const uint8_t *src, size_t len);
  * the result's size + 5 x the schema's depth. */
 tp_err tp_dyn_encode(const tp_dyn_batch *b, size_t row, uint8_t *dst, size_t cap, size_t *out_len);
 
+/* Whether s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF): the check
+ * every string cell of a batch has passed. */
+bool tp_dyn_utf8_valid(const uint8_t *s, size_t n);
+
 /* A growable text buffer the JSON writer appends to (reuse it: it keeps its memory). */
 typedef struct tp_dyn_text {
     char *p;

@@ -1050,8 +1050,39 @@ static int schema_accepts(const tp_sink *s, const char *fp, char *reason, size_t
     return 0;
 }
 
-/* decode_pack for a run-time schema: headers with tp-schema and tp-schema-fp, a v1 pack, each frame through the
- * dynamic decoder into s->dyn. Same results as decode_pack. */
+/* A column pack of the schema (version 4, docs/FORMAT_SCHEMA.md), opened by s->dynreader: its records into s->dyn,
+ * each record's key checked against the message's. */
+static tp_err decode_columns_schema(tp_sink *s, const rd_kafka_message_t *m, char *reason, size_t cap)
+{
+    size_t first = s->dyn->count;
+    tp_err err = tp_dyn_pack_reader_read_columns(s->dynreader, s->dyn);
+    if (err == TP_ERR_FULL && first > 0)
+        return TP_ERR_FULL; /* the rows' bytes budget: load first */
+    if (err) {
+        snprintf(reason, cap, "%s: %s", tp_strerror(err), tp_dyn_pack_reader_error(s->dynreader));
+        return err == TP_ERR_FULL ? TP_ERR_PACK_TOO_LARGE : err;
+    }
+    char detail[512] = "";
+    for (size_t row = first; row < s->dyn->count; row++) {
+        char key[TP_DYN_KEY_MAX + 1];
+        size_t klen;
+        if (tp_dyn_key_text(s->dyn, row, key, &klen, detail, sizeof detail) || klen != m->key_len ||
+            memcmp(key, m->key, klen)) {
+            if (!detail[0])
+                snprintf(detail, sizeof detail, "its key is %s, the message's key %.*s", key,
+                         (int)(m->key_len > 64 ? 64 : m->key_len), m->key ? (const char *)m->key : "");
+            rows_rollback(s, 0);
+            snprintf(reason, cap, "record %zu does not belong to the pack: %s", row - first, detail);
+            return TP_ERR_CORRUPT;
+        }
+        s->dyn_part[row] = m->partition;
+        s->dyn_off[row] = m->offset;
+    }
+    return TP_OK;
+}
+
+/* decode_pack for a run-time schema: headers with tp-schema and tp-schema-fp, a v1 pack (each frame through the
+ * dynamic decoder) or a column pack (decode_columns_schema) into s->dyn. Same results as decode_pack. */
 static tp_err decode_pack_schema(tp_sink *s, const rd_kafka_message_t *m, rd_kafka_headers_t *h, char *reason,
                                  size_t cap)
 {
@@ -1085,6 +1116,8 @@ static tp_err decode_pack_schema(tp_sink *s, const rd_kafka_message_t *m, rd_kaf
         return TP_ERR_PACK_TOO_LARGE;
     }
     dyn_mark(s);
+    if (tp_dyn_pack_reader_is_columns(s->dynreader))
+        return decode_columns_schema(s, m, reason, cap);
     const uint8_t *msg;
     size_t len;
     for (uint32_t i = 0; tp_dyn_pack_reader_next(s->dynreader, &msg, &len) == TP_OK; i++) {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The EV telemetry schema end to end on librdkafka's mock cluster: ingest --schema --from -> Kafka (pbpack v1, key =
+# The EV telemetry schema end to end on librdkafka's mock cluster: ingest --schema --from -> Kafka (column packs,
+# pbpack v4, and rows, pbpack v1; key =
 # VIN, tp-schema / tp-schema-fp headers) -> sink --schema -> SQLite: every record exactly once, every column equal;
 # packs of an incompatible or unknown fingerprint to the DLQ with both fingerprints; a compatible writer version
 # (the sink's schema adds a field) accepted. A built-in `telepack ingest` hosts the mock cluster.
@@ -99,6 +100,20 @@ timeout 20 "$tp" sink --schema "$data/ev_added.pb" --message $msg --table ev_tel
     --group g3 --warehouse "sqlite:$tmp/ev.db" 2>"$tmp/err"; rc=$?
 [ $rc = 1 ] && grep -q "has no column tire_pressure_kpa of schema $msg ($added_fp)" "$tmp/err" ||
     fail "mismatched table: $rc $(cat "$tmp/err")"
+
+# The same records as layout rows (pbpack v1, --layout rows; the default is columns, pbpack v4) load the same.
+"$tp" ingest "${ev[@]}" --brokers "$boot" --topic evrows --from "$tmp/ev.bin" --batch-records 16 --layout rows \
+    2>/dev/null || fail "ingest --layout rows"
+"$tp" sink "${ev[@]}" --brokers "$boot" --topic evrows --group g6 --table ev_rows --warehouse "sqlite:$tmp/ev.db" \
+    --create-table --flush-ms 100 -X log_level=3 2>"$tmp/sink6.err" &
+spid=$!
+pids+=($spid)
+for _ in $(seq 150); do
+    [ "$(sqlite3 "$tmp/ev.db" 'SELECT count(*) FROM ev_rows' 2>/dev/null || echo 0)" = 240 ] && break
+    sleep 0.1
+done
+kill -TERM $spid; wait $spid
+"${gen[@]}" check-sqlite "$tmp/ev.exp" "$tmp/ev.db" ev_rows || fail "rows-layout packs differ in SQLite"
 
 # Refused at start: a custom schema is served only by the --from replay, and the null: warehouse has no table.
 "$tp" ingest "${ev[@]}" --brokers "$boot" --topic ev --listen 127.0.0.1:0 2>"$tmp/err"; rc=$?
