@@ -98,9 +98,10 @@ int tp_cli_schema_load(const char *cmd, const tp_cli_schema *o, tp_schema **out)
     }
     const tp_schema_roles *r = tp_schema_get_roles(s);
     if (r->key < 0 || r->identity_count == 0) {
+        const char *what = r->key < 0 ? "key" : "time"; /* r is freed with s */
         tp_schema_free(s);
         return tp_cli_usage_error(cmd, "message %s has no %s column the defaults recognize; give --key-field and "
-                                       "--time-field", o->message, r->key < 0 ? "key" : "time");
+                                       "--time-field", o->message, what);
     }
     *out = s;
     return 0;

@@ -1,6 +1,6 @@
-/* `telepack tune`: packs a sample of records (NDJSON or the fleet simulator) at every batch size x zstd level x
- * linger x pack layout, measures bytes per record and encode speed, marks the Pareto front and recommends ingest
- * settings. */
+/* `telepack tune`: packs a sample of records (NDJSON or the fleet simulator; with --schema, varint-delimited
+ * messages of a run-time schema) at every batch size x zstd level x linger x pack layout, measures bytes per record
+ * and encode speed, marks the Pareto front and recommends ingest settings. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -13,11 +13,17 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "cli/schema_cli.h"
 #include "kafka/pack_headers.h"
+#include "kafka/schema_headers.h"
+#include "schema/dynpack.h"
+#include "schema/dynrow.h"
 #include "sim/fleet.h"
+#include "telepack/delimited.h"
 #include "telepack/pack.h"
 #include "telepack/record.h"
 #include "telepack/record_json.h"
@@ -45,11 +51,19 @@ static const char usage_text[] =
     "  --seed N               simulator seed (default 1)\n"
     "  --max-records N        read at most N records (default 1000000)\n"
     "\n"
+    "Sample of a run-time schema (docs/SCHEMA.md):\n" TP_CLI_SCHEMA_HELP
+    "  With --schema, --from FILE ('-' for stdin) is required and holds varint-delimited messages of NAME (the\n"
+    "  simulator makes the built-in record; NDJSON is not read under --schema yet: convert with protoc --encode),\n"
+    "  at most 65536 bytes each. Each message is decoded and grouped per key as `telepack ingest --schema` does;\n"
+    "  the NDJSON baseline is protobuf's JSON mapping of the records (`telepack inspect --schema`); a record\n"
+    "  without an event time counts at the time of its key's record before it.\n"
+    "\n"
     "Sweep:\n"
     "  --batch LIST           records per pack, comma-separated (default 10,50,200,1000,2000)\n"
     "  --level LIST           zstd levels 1..19 (default 1,3,6,9)\n"
     "  --layouts LIST         pack layouts: rows (pbpack v1, standard protobuf), columns (pbpack v2, the\n"
-    "                         default of ingest) or both (default rows,columns)\n"
+    "                         default of ingest) or both (default rows,columns; with --schema: the layouts of a\n"
+    "                         run-time schema, today rows)\n"
     "  --linger-ms LIST       linger values to try; a pack then closes at the batch size or when the linger has\n"
     "                         passed since its first record (sampled_at time). Default: for each batch size, the\n"
     "                         linger that just fills it at the sample's per-vehicle rate\n"
@@ -72,20 +86,66 @@ static const char usage_text[] =
     "Exit status: 0 with a recommendation, 1 when no point meets the target or the plot fails, 2 for bad options\n"
     "or input.\n";
 
+/* A pack layout the sweep can try: one entry each. The built-in record's layouts go through tp_pack_writer; a
+ * run-time schema's through the grouper of `telepack ingest --schema` (schema/dynpack.h), whose group content
+ * (varint-delimited frames: pbpack v1) `convert` may turn into the layout's content before it is compressed. */
+typedef struct tune_layout {
+    const char *name;       /* the --layouts word */
+    bool schema;            /* a layout of a run-time schema (else of the built-in record) */
+    tp_layout layout;       /* the tp-layout header (and the built-in pack writer's layout) */
+    uint32_t version;       /* the tp-version header: the pbpack version */
+    const char *ingest_flag; /* how `telepack ingest` picks it ("" when it has no flag for it) */
+    const char *colour;     /* the plot's series */
+    int point_type;
+    /* Run-time schema layouts other than rows: state made per point, and the conversion of a group's rows
+     * content into the layout's content (*out valid until the next call). NULL: the rows content as it is. */
+    tp_err (*open)(const tp_schema *s, uint32_t batch_records, size_t max_record_bytes, void **state);
+    tp_err (*convert)(void *state, const uint8_t *rows, size_t len, const uint8_t **out, size_t *out_len);
+    void (*close)(void *state);
+} tune_layout;
+
+static const tune_layout tune_layouts[] = {
+    {"rows", false, TP_LAYOUT_ROWS, 1, "--layout rows ", "#1f77b4", 7, NULL, NULL, NULL},
+    {"columns", false, TP_LAYOUT_COLUMNS, 2, "--layout columns ", "#ff7f0e", 5, NULL, NULL, NULL},
+    {"rows", true, TP_LAYOUT_ROWS, 1, "", "#1f77b4", 7, NULL, NULL, NULL},
+};
+#define N_TUNE_LAYOUTS (sizeof tune_layouts / sizeof tune_layouts[0])
+
+/* Largest message of a run-time schema read into the sample (ingest --schema's default --max-record-bytes). */
+#define SCHEMA_MAX_RECORD 65536
+
+/* One message of a run-time schema in the sample. */
+typedef struct srecord {
+    size_t off;      /* its bytes: sample.msgs[off .. off + len) */
+    uint32_t len;
+    uint32_t key_off; /* its key text: sample.keys[key_off .. key_off + key_len) */
+    uint32_t key_len;
+    bool has_time;
+    int64_t t_ms;    /* event time in ms (after sample_prepare: filled in from the key's record before) */
+    size_t arrival;
+} srecord;
+
 typedef struct sample {
-    tp_record *r;
+    tp_record *r;            /* the built-in record */
     size_t n, cap;
     size_t vehicles;
     double rate_hz;          /* records per second per vehicle (0 = unknown) */
     double json_bytes;       /* NDJSON size of the records, newlines included */
     double proto_bytes;      /* varint-delimited protobuf size (the pack content) */
     char source[256];
+    /* a run-time schema's messages (schema != NULL) */
+    const tp_schema *schema;
+    srecord *sr;
+    uint8_t *msgs;
+    size_t msgs_len, msgs_cap;
+    uint8_t *keys;
+    size_t keys_len, keys_cap;
 } sample;
 
 typedef struct point {
     int batch;
     int level;
-    tp_layout layout;
+    const tune_layout *layout;
     int64_t linger_ms;
     bool linger_derived;
     double latency_ms;
@@ -107,7 +167,7 @@ typedef struct options {
     uint64_t max_records;
     int batches[MAX_LIST], n_batches;
     int levels[MAX_LIST], n_levels;
-    tp_layout layouts[2];
+    const tune_layout *layouts[N_TUNE_LAYOUTS];
     int n_layouts;
     int64_t lingers[MAX_LIST];
     int n_lingers;
@@ -117,33 +177,56 @@ typedef struct options {
     bool json;
     const char *plot;
     unsigned json_flags;     /* TP_RECORD_JSON_* for --from */
+    tp_cli_schema so;        /* --schema and its role options */
+    const char *sim_option;  /* a simulator option given (refused with --schema) */
 } options;
 
 /* ---- option parsing ---- */
 
-static const char *layout_name(tp_layout l)
+static const char *layout_name(const tune_layout *l)
 {
-    return l == TP_LAYOUT_COLUMNS ? "columns" : "rows";
+    return l->name;
 }
 
-/* "rows", "columns" or both, comma-separated, each once. */
-static int parse_layouts(const char *s, tp_layout *out, int *n)
+/* Layout names of the mode (the built-in record's or a run-time schema's), comma-separated, each once; NULL: all
+ * of the mode. */
+static int parse_layouts(const char *s, bool schema, const tune_layout **out, int *n)
 {
     *n = 0;
+    for (size_t i = 0; !s && i < N_TUNE_LAYOUTS; i++)
+        if (tune_layouts[i].schema == schema)
+            out[(*n)++] = &tune_layouts[i];
+    if (!s)
+        return 0;
     for (const char *p = s;; p++) {
         size_t len = strcspn(p, ",");
-        tp_layout l = len == 4 && !strncmp(p, "rows", 4)      ? TP_LAYOUT_ROWS
-                      : len == 7 && !strncmp(p, "columns", 7) ? TP_LAYOUT_COLUMNS
-                                                              : 0;
-        if (!l || (*n == 1 && out[0] == l))
+        const tune_layout *l = NULL;
+        for (size_t i = 0; i < N_TUNE_LAYOUTS && !l; i++)
+            if (tune_layouts[i].schema == schema && strlen(tune_layouts[i].name) == len &&
+                !strncmp(p, tune_layouts[i].name, len))
+                l = &tune_layouts[i];
+        for (int i = 0; l && i < *n; i++)
+            if (out[i] == l)
+                l = NULL;
+        if (!l || *n == (int)N_TUNE_LAYOUTS)
             return -1;
         out[(*n)++] = l;
         p += len;
         if (!*p)
             return 0;
-        if (*n == 2)
-            return -1;
     }
+}
+
+/* The layout words of the mode, for the error: "rows, columns or rows,columns". */
+static const char *layout_words(bool schema, char *buf, size_t cap)
+{
+    size_t len = 0;
+    int k = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < N_TUNE_LAYOUTS && len < cap; i++)
+        if (tune_layouts[i].schema == schema)
+            len += (size_t)snprintf(buf + len, cap - len, "%s%s", k++ ? ", " : "", tune_layouts[i].name);
+    return buf;
 }
 
 static int bad_value(const char *opt, const char *value, const char *want)
@@ -165,20 +248,28 @@ static int parse_options(int argc, char **argv, options *o)
         {"linger-ms", required_argument, NULL, O_LINGER}, {"measure-ms", required_argument, NULL, O_MEASURE},
         {"target-latency-ms", required_argument, NULL, O_TLAT},
         {"target-cost", required_argument, NULL, O_TCOST}, {"json", no_argument, NULL, O_JSON},
-        {"plot", required_argument, NULL, O_PLOT},       {"ignore-unknown-fields", no_argument, NULL, O_IGNORE_UNKNOWN},       {"help", no_argument, NULL, 'h'},
+        {"plot", required_argument, NULL, O_PLOT},
+        {"ignore-unknown-fields", no_argument, NULL, O_IGNORE_UNKNOWN},
+        {"help", no_argument, NULL, 'h'},
+        TP_CLI_SCHEMA_LONGOPTS,
         {NULL, 0, NULL, 0}};
     *o = (options){.vehicles = 20, .seconds = 2400, .interval_ms = 1000, .seed = 1, .max_records = 1000000,
                    .batches = {10, 50, 200, 1000, 2000}, .n_batches = 5, .levels = {1, 3, 6, 9}, .n_levels = 4,
-                   .layouts = {TP_LAYOUT_ROWS, TP_LAYOUT_COLUMNS}, .n_layouts = 2,
                    .measure_ms = 100, .target_latency_ms = -1, .target_cost = -1};
     uint64_t v, tmp[MAX_LIST];
     size_t n;
+    const char *layouts = NULL;
     char msg[256];
     int c;
     optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         tp_err e = TP_OK;
+        if (tp_cli_schema_option(&o->so, c, optarg))
+            continue;
+        if (c == O_VEH || c == O_SEC || c == O_INT || c == O_SEED || c == O_IGNORE_UNKNOWN)
+            o->sim_option = c == O_VEH ? "--vehicles" : c == O_SEC ? "--seconds" : c == O_INT ? "--interval-ms"
+                            : c == O_SEED ? "--seed" : "--ignore-unknown-fields";
         switch (c) {
         case 'h':
             fputs(usage_text, stdout);
@@ -210,8 +301,7 @@ static int parse_options(int argc, char **argv, options *o)
                     o->levels[o->n_levels] = (int)tmp[o->n_levels];
             break;
         case O_LAYOUTS:
-            if (parse_layouts(optarg, o->layouts, &o->n_layouts))
-                return bad_value("--layouts", optarg, "give rows, columns or rows,columns");
+            layouts = optarg;
             break;
         case O_LINGER:
             if (!(e = tp_cli_parse_list("linger-ms", optarg, 1, 86400000, tmp, MAX_LIST, &n, msg, sizeof msg)))
@@ -253,6 +343,22 @@ static int parse_options(int argc, char **argv, options *o)
     }
     if (o->target_latency_ms < 0 && o->target_cost < 0)
         o->target_latency_ms = 60000;
+    bool schema = o->so.path != NULL;
+    if (parse_layouts(layouts, schema, o->layouts, &o->n_layouts)) {
+        char words[128];
+        snprintf(msg, sizeof msg, "give one or more of %s, comma-separated, each once%s",
+                 layout_words(schema, words, sizeof words), schema ? " (the layouts of a run-time schema)" : "");
+        return bad_value("--layouts", layouts, msg);
+    }
+    if (schema && !o->from)
+        return tp_cli_usage_error("tune", "--schema needs --from FILE of varint-delimited messages of the schema "
+                                          "(the simulator makes the built-in record only)");
+    if (schema && o->sim_option)
+        return tp_cli_usage_error("tune", "%s is for the simulator or the built-in record's NDJSON, not for "
+                                          "--schema; leave it out", o->sim_option);
+    if (!schema && (o->so.message || o->so.key || o->so.time || o->so.unit || o->so.identity))
+        return tp_cli_usage_error("tune", "--message, --key-field, --time-field, --time-unit and "
+                                          "--identity-fields go with --schema FILE");
     return 0;
 }
 
@@ -388,33 +494,226 @@ static void sample_prepare(sample *s)
     }
 }
 
+/* ---- the sample of a run-time schema ---- */
+
+/* Appends src[0..n) to the growable buffer *p. */
+static int buf_append(uint8_t **p, size_t *len, size_t *cap, const void *src, size_t n)
+{
+    if (n > *cap - *len) {
+        size_t c = *cap ? *cap : 1 << 16;
+        while (c - *len < n)
+            c *= 2;
+        uint8_t *q = realloc(*p, c);
+        if (!q)
+            return -1;
+        *p = q;
+        *cap = c;
+    }
+    if (n)
+        memcpy(*p + *len, src, n);
+    *len += n;
+    return 0;
+}
+
+static int64_t ns_to_ms(int64_t ns)
+{
+    return ns / 1000000 - (ns % 1000000 < 0);
+}
+
+/* Reads --from's varint-delimited messages, decoding each under the schema (as ingest --schema does before it
+ * sends): its bytes, key text and event time, and its JSON mapping's size for the baseline. */
+static int load_schema_sample(const options *o, sample *s)
+{
+    bool std_in = !strcmp(o->from, "-");
+    FILE *in = std_in ? stdin : fopen(o->from, "rb");
+    if (!in) {
+        fprintf(stderr, "telepack tune: cannot open --from '%s': %s\n", o->from, strerror(errno));
+        return 2;
+    }
+    tp_delimited_reader_opts ro;
+    tp_delimited_reader_opts_init(&ro);
+    ro.file = in;
+    ro.max_message_bytes = SCHEMA_MAX_RECORD;
+    tp_delimited_reader *rd = NULL;
+    tp_dyn_batch *b = NULL;
+    tp_dyn_text js = {0};
+    uint64_t unknown = 0;
+    int rc = 0;
+    if (tp_delimited_reader_new(&ro, &rd) || tp_dyn_batch_new(s->schema, 1, 9 * SCHEMA_MAX_RECORD, &b)) {
+        fprintf(stderr, "telepack tune: out of memory\n");
+        rc = 1;
+        goto out;
+    }
+    while (s->n < o->max_records) {
+        const uint8_t *m;
+        size_t len;
+        tp_err e = tp_delimited_reader_next(rd, &m, &len);
+        if (e == TP_ERR_END)
+            break;
+        if (e) {
+            fprintf(stderr, "telepack tune: %s: %s; fix or remove it\n", o->from, tp_delimited_reader_error(rd));
+            rc = e == TP_ERR_IO ? 1 : 2;
+            goto out;
+        }
+        char key[TP_DYN_KEY_MAX + 1], why[400];
+        size_t key_len = 0;
+        tp_dyn_batch_clear(b);
+        e = tp_dyn_decode(b, m, len);
+        if (e)
+            snprintf(why, sizeof why, "%s", b->error);
+        else
+            e = tp_dyn_key_text(b, 0, key, &key_len, why, sizeof why);
+        if (e) {
+            fprintf(stderr, "telepack tune: %s: message %zu (ending at input byte %" PRIu64 ") does not decode as "
+                    "%s: %s; fix or remove it\n", o->from, s->n, tp_delimited_reader_offset(rd),
+                    tp_schema_message_name(s->schema), why);
+            rc = 2;
+            goto out;
+        }
+        unknown += b->unknown_fields;
+        if (s->n == s->cap) {
+            size_t cap = s->cap ? s->cap * 2 : 4096;
+            srecord *nr = realloc(s->sr, cap * sizeof *nr);
+            if (!nr)
+                goto oom;
+            s->sr = nr;
+            s->cap = cap;
+        }
+        srecord *r = &s->sr[s->n];
+        int64_t ns = 0;
+        *r = (srecord){.off = s->msgs_len, .len = (uint32_t)len, .key_off = (uint32_t)s->keys_len,
+                       .key_len = (uint32_t)key_len, .arrival = s->n};
+        r->has_time = tp_dyn_time_ns(b, 0, &ns);
+        r->t_ms = r->has_time ? ns_to_ms(ns) : 0;
+        js.len = 0;
+        if (buf_append(&s->msgs, &s->msgs_len, &s->msgs_cap, m, len) ||
+            buf_append(&s->keys, &s->keys_len, &s->keys_cap, key, key_len) || tp_dyn_row_json(b, 0, 0, &js))
+            goto oom;
+        s->json_bytes += (double)js.len; /* the newline included */
+        s->proto_bytes += (double)(len + varint_size(len));
+        s->n++;
+    }
+    snprintf(s->source, sizeof s->source, "varint-delimited %s from %s%s", tp_schema_message_name(s->schema),
+             std_in ? "stdin" : o->from, unknown ? "; fields unknown to the schema kept in the packs" : "");
+    goto out;
+oom:
+    fprintf(stderr, "telepack tune: out of memory holding %zu records; lower --max-records\n", s->n);
+    rc = 1;
+out:
+    tp_dyn_text_free(&js);
+    tp_dyn_batch_free(b);
+    tp_delimited_reader_free(rd);
+    if (!std_in)
+        fclose(in);
+    return rc;
+}
+
+static const uint8_t *cmp_keys; /* the sample's key arena, for the comparators (qsort has no context) */
+
+static int cmp_key(const srecord *x, const srecord *y)
+{
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = n ? memcmp(cmp_keys + x->key_off, cmp_keys + y->key_off, n) : 0;
+    return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
+static int cmp_arrival(const void *a, const void *b)
+{
+    const srecord *x = a, *y = b;
+    int c = cmp_key(x, y);
+    return c ? c : (x->arrival > y->arrival) - (x->arrival < y->arrival);
+}
+
+static int cmp_time(const void *a, const void *b)
+{
+    const srecord *x = a, *y = b;
+    int c = cmp_key(x, y);
+    if (c)
+        return c;
+    if (x->t_ms != y->t_ms)
+        return x->t_ms < y->t_ms ? -1 : 1;
+    return (x->arrival > y->arrival) - (x->arrival < y->arrival);
+}
+
+/* The end of the key group that starts at i. */
+static size_t key_end(const sample *s, size_t i)
+{
+    size_t j = i;
+    while (j < s->n && (s->schema ? !cmp_key(&s->sr[j], &s->sr[i]) : s->r[j].vehicle_id == s->r[i].vehicle_id))
+        j++;
+    return j;
+}
+
+/* Groups the messages per key in time order (a message without a time takes its key's time before it, in
+ * arrival order) and measures the per-key rate. */
+static void schema_sample_prepare(sample *s)
+{
+    cmp_keys = s->keys;
+    qsort(s->sr, s->n, sizeof *s->sr, cmp_arrival);
+    for (size_t i = 0; i < s->n; i++)
+        if (!s->sr[i].has_time && i > 0 && !cmp_key(&s->sr[i], &s->sr[i - 1]))
+            s->sr[i].t_ms = s->sr[i - 1].t_ms;
+    qsort(s->sr, s->n, sizeof *s->sr, cmp_time);
+    double intervals = 0, span_ms = 0;
+    for (size_t i = 0, j; i < s->n; i = j) {
+        j = key_end(s, i);
+        s->vehicles++;
+        intervals += (double)(j - i - 1);
+        span_ms += (double)(s->sr[j - 1].t_ms - s->sr[i].t_ms);
+    }
+    s->rate_hz = span_ms > 0 ? intervals / (span_ms / 1000.0) : 0;
+}
+
 /* ---- measuring one point ---- */
 
 /* Bytes a Kafka message adds around a pack: the eight tp-* headers as librdkafka encodes them (varint lengths,
  * names, values), the decimal vehicle-id key, and about 12 bytes of record framing (length, attributes, timestamp
  * and offset deltas, key/value lengths, header count). Record-batch headers are shared by many messages and left
  * out. */
+static size_t headers_size_destroy(rd_kafka_headers_t *h)
+{
+    size_t n = 0;
+    const char *name;
+    const void *val;
+    size_t vlen;
+    for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &val, &vlen) == RD_KAFKA_RESP_ERR_NO_ERROR; i++)
+        n += varint_size(strlen(name)) + strlen(name) + varint_size(vlen) + vlen;
+    rd_kafka_headers_destroy(h);
+    return n;
+}
+
 static size_t message_overhead(const tp_pack_meta *meta)
 {
     size_t n = 12;
     char key[24];
     n += (size_t)snprintf(key, sizeof key, "%" PRIu64, meta->vehicle_id);
     rd_kafka_headers_t *h = rd_kafka_headers_new(8);
-    if (tp_pack_meta_to_headers(meta, h) == TP_OK) {
-        const char *name;
-        const void *val;
-        size_t vlen;
-        for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &val, &vlen) == RD_KAFKA_RESP_ERR_NO_ERROR; i++)
-            n += varint_size(strlen(name)) + strlen(name) + varint_size(vlen) + vlen;
-    }
-    rd_kafka_headers_destroy(h);
+    if (tp_pack_meta_to_headers(meta, h) == TP_OK)
+        n += headers_size_destroy(h);
+    else
+        rd_kafka_headers_destroy(h);
+    return n;
+}
+
+/* The same for a pack of a run-time schema: its headers add tp-schema-fp, its key is the key text. */
+static size_t schema_message_overhead(const tp_pack_meta *meta, const tp_schema *sc, size_t key_len)
+{
+    size_t n = 12 + key_len;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(10);
+    if (tp_schema_pack_headers(meta, tp_schema_message_name(sc), tp_schema_fingerprint_hex(sc), h) == TP_OK)
+        n += headers_size_destroy(h);
+    else
+        rd_kafka_headers_destroy(h);
     return n;
 }
 
 typedef struct workspace {
-    tp_pack_writer *w;
+    tp_pack_writer *w;  /* the built-in record */
     uint8_t *dst;
     size_t cap;
+    tp_dyn_grouper *g;  /* a run-time schema */
+    ZSTD_CCtx *cctx;
+    void *state;        /* the layout's (tune_layout.open) */
 } workspace;
 
 /* One pass over the sample: packs closed at `batch` records or when `linger_ms` (>= 0) has passed since their
@@ -474,37 +773,135 @@ static int pack_pass(const sample *s, workspace *ws, int batch, int64_t linger_m
     return 0;
 }
 
-static int measure_point(const sample *s, const options *o, point *p)
+/* One pass over a run-time schema's sample, as ingest --schema packs it: each key's messages through the grouper
+ * (decoded, framed), a pack closed at `batch` records or when `linger_ms` (>= 0) has passed since its first record,
+ * converted to the layout's content and compressed. With `p`, counts packs and bytes. Returns non-zero after
+ * printing an error. */
+static int schema_pass(const sample *s, workspace *ws, const point *pt, int64_t linger_ms, point *p)
 {
-    workspace ws = {0};
-    tp_pack_writer_opts wo;
-    tp_pack_writer_opts_init(&wo);
-    wo.codec = TP_CODEC_ZSTD;
-    wo.level = p->level;
-    wo.layout = p->layout;
-    tp_err e = tp_pack_writer_new(&wo, &ws.w);
+    const tune_layout *lay = pt->layout;
+    for (size_t i = 0, j; i < s->n; i = j) {
+        j = key_end(s, i);
+        uint64_t vehicle_packs = 0;
+        for (size_t k = i; k < j;) {
+            int64_t t0 = s->sr[k].t_ms;
+            uint32_t c = 0;
+            tp_dyn_group *grp = NULL;
+            while (k < j && !grp && (linger_ms < 0 || s->sr[k].t_ms - t0 < linger_ms)) {
+                tp_err e = tp_dyn_grouper_add(ws->g, s->msgs + s->sr[k].off, s->sr[k].len, &grp);
+                if (e) {
+                    fprintf(stderr, "telepack tune: cannot group a message of key %.*s: %s\n",
+                            (int)s->sr[k].key_len, (const char *)s->keys + s->sr[k].key_off,
+                            e == TP_ERR_NOMEM ? tp_strerror(e) : tp_dyn_grouper_error(ws->g));
+                    return 1;
+                }
+                k++;
+                c++;
+            }
+            if (!grp)
+                grp = tp_dyn_grouper_oldest(ws->g);
+            const uint8_t *content = grp->content;
+            size_t clen = grp->len;
+            tp_pack_meta meta = {.format_version = lay->version, .layout = lay->layout, .codec = TP_CODEC_ZSTD,
+                                 .schema_version = TP_SCHEMA_VERSION, .record_count = grp->count};
+            tp_err e = TP_OK;
+            if (lay->convert && !(e = lay->convert(ws->state, grp->content, grp->len, &content, &clen)) && !content) {
+                /* the layout keeps this group as rows */
+                content = grp->content;
+                clen = grp->len;
+                meta.format_version = 1;
+                meta.layout = TP_LAYOUT_ROWS;
+            }
+            uint8_t *out = NULL;
+            size_t len = 0;
+            if (!e)
+                e = tp_dyn_pack_compress(ws->cctx, pt->level, TP_CODEC_ZSTD, content, clen, &out, &len);
+            if (e) {
+                fprintf(stderr, "telepack tune: cannot make a %s pack of key %s: %s\n", layout_name(lay), grp->key,
+                        tp_strerror(e));
+                return 1;
+            }
+            free(out);
+            meta.content_size = clen;
+            bool cut = k == j && c < (uint32_t)pt->batch && vehicle_packs > 0; /* as in pack_pass */
+            vehicle_packs++;
+            if (p && cut) {
+                p->cut_packs++;
+            } else if (p) {
+                p->packs++;
+                p->records += c;
+                p->pack_bytes += len;
+                p->wire_bytes += len + schema_message_overhead(&meta, s->schema, grp->key_len);
+            }
+            tp_dyn_grouper_release(ws->g, grp);
+        }
+    }
+    return 0;
+}
+
+static void workspace_free(workspace *ws, const tune_layout *lay)
+{
+    tp_pack_writer_free(ws->w);
+    free(ws->dst);
+    tp_dyn_grouper_free(ws->g);
+    ZSTD_freeCCtx(ws->cctx);
+    if (ws->state && lay->close)
+        lay->close(ws->state);
+}
+
+static int workspace_new(const sample *s, const point *p, workspace *ws)
+{
+    *ws = (workspace){0};
+    tp_err e;
+    if (p->layout->schema) {
+        e = tp_dyn_grouper_new(s->schema, (uint32_t)p->batch, SCHEMA_MAX_RECORD, &ws->g);
+        if (!e && !(ws->cctx = ZSTD_createCCtx()))
+            e = TP_ERR_NOMEM;
+        if (!e && p->layout->open)
+            e = p->layout->open(s->schema, (uint32_t)p->batch, SCHEMA_MAX_RECORD, &ws->state);
+    } else {
+        tp_pack_writer_opts wo;
+        tp_pack_writer_opts_init(&wo);
+        wo.codec = TP_CODEC_ZSTD;
+        wo.level = p->level;
+        wo.layout = p->layout->layout;
+        e = tp_pack_writer_new(&wo, &ws->w);
+    }
     if (e) {
-        fprintf(stderr, "telepack tune: cannot create a %s pack writer at zstd level %d: %s\n",
-                layout_name(p->layout), p->level, tp_strerror(e));
+        fprintf(stderr, "telepack tune: cannot set up %s packs at zstd level %d: %s\n", layout_name(p->layout),
+                p->level, tp_strerror(e));
+        workspace_free(ws, p->layout);
         return 1;
     }
-    int64_t linger = p->linger_derived ? -1 : p->linger_ms;
-    int rc = pack_pass(s, &ws, p->batch, linger, p);
+    return 0;
+}
+
+static int one_pass(const sample *s, workspace *ws, const point *pt, point *count)
+{
+    int64_t linger = pt->linger_derived ? -1 : pt->linger_ms;
+    return pt->layout->schema ? schema_pass(s, ws, pt, linger, count) : pack_pass(s, ws, pt->batch, linger, count);
+}
+
+static int measure_point(const sample *s, const options *o, point *p)
+{
+    workspace ws;
+    if (workspace_new(s, p, &ws))
+        return 1;
+    int rc = one_pass(s, &ws, p, p);
     /* Encode speed: whole passes (record encoding, framing, zstd) until measure_ms of CPU time have gone by. */
     /* The fastest pass counts: other processes on the machine only ever make a pass slower. */
     uint64_t passes = 0;
     double start = tp_thread_cpu_s(), spent = 0, best = INFINITY;
     while (!rc && (passes == 0 || spent * 1000 < o->measure_ms)) {
         double t0 = tp_thread_cpu_s();
-        rc = pack_pass(s, &ws, p->batch, linger, NULL);
+        rc = one_pass(s, &ws, p, NULL);
         double t1 = tp_thread_cpu_s();
         if (t1 - t0 < best)
             best = t1 - t0;
         passes++;
         spent = t1 - start;
     }
-    tp_pack_writer_free(ws.w);
-    free(ws.dst);
+    workspace_free(&ws, p->layout);
     if (rc)
         return rc;
     p->enc_rps = best > 0 ? (double)s->n / best : INFINITY;
@@ -577,10 +974,21 @@ static const char *target_text(const options *o, char *buf, size_t cap)
     return buf;
 }
 
-static void command_for(const point *p, char *buf, size_t cap)
+/* The recommended point as `telepack ingest` flags. ingest --schema replays --from and has no --linger-ms (its
+ * packs close at the batch size), so its command names the schema options instead. */
+static void command_for(const point *p, const options *o, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "telepack ingest --layout %s --batch-records %d --level %d --linger-ms %" PRId64,
-             layout_name(p->layout), p->batch, p->level, p->linger_ms);
+    if (!p->layout->schema) {
+        snprintf(buf, cap, "telepack ingest %s--batch-records %d --level %d --linger-ms %" PRId64,
+                 p->layout->ingest_flag, p->batch, p->level, p->linger_ms);
+        return;
+    }
+    const tp_cli_schema *so = &o->so;
+    snprintf(buf, cap, "telepack ingest --schema %s --message %s%s%s%s%s%s%s%s%s %s--batch-records %d --level %d",
+             so->path, so->message, so->key ? " --key-field " : "", so->key ? so->key : "",
+             so->time ? " --time-field " : "", so->time ? so->time : "", so->unit ? " --time-unit " : "",
+             so->unit ? so->unit : "", so->identity ? " --identity-fields " : "", so->identity ? so->identity : "",
+             p->layout->ingest_flag, p->batch, p->level);
 }
 
 /* ---- output ---- */
@@ -611,11 +1019,14 @@ static void print_table(const sample *s, const point *pts, size_t n, int best, c
                    "simulate longer (--seconds) for a true figure\n",
                    p->batch, per_pack);
     }
-    char t[160], cmd[160];
+    char t[160], cmd[2048];
     printf("\ntarget: %s\n", target_text(o, t, sizeof t));
     if (best >= 0) {
-        command_for(&pts[best], cmd, sizeof cmd);
+        command_for(&pts[best], o, cmd, sizeof cmd);
         printf("recommended: %s\n", cmd);
+        if (pts[best].layout->schema)
+            printf("(ingest --schema replays --from and closes a pack at the batch size: it has no --linger-ms, "
+                   "the linger is what a pack would wait)\n");
     }
 }
 
@@ -637,11 +1048,11 @@ static int print_json(const sample *s, const point *pts, size_t n, int best, con
     json_t *points = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(points, point_json(&pts[i]));
-    char t[160], cmd[160];
+    char t[160], cmd[2048];
     json_t *rec = json_null();
     if (best >= 0) {
         rec = point_json(&pts[best]);
-        command_for(&pts[best], cmd, sizeof cmd);
+        command_for(&pts[best], o, cmd, sizeof cmd);
         json_object_set_new(rec, "index", json_integer(best));
         json_object_set_new(rec, "command", json_string(cmd));
     }
@@ -720,12 +1131,11 @@ static int write_plot(const point *pts, size_t n, int best, const options *o, co
     }
     fputs("plot ", gp);
     for (int y = 0; y < o->n_layouts; y++) {
-        bool cols = o->layouts[y] == TP_LAYOUT_COLUMNS;
-        const char *name = layout_name(o->layouts[y]), *colour = cols ? "#ff7f0e" : "#1f77b4";
+        const tune_layout *l = o->layouts[y];
         fprintf(gp,
-                "$%s using 1:2 with points pt %d ps 1 lc rgb '%s' title '%s (pbpack v%d), batch/level', \\\n"
+                "$%s using 1:2 with points pt %d ps 1 lc rgb '%s' title '%s (pbpack v%u), batch/level', \\\n"
                 "     $%s using 1:2:3 with labels offset 0,0.8 font ',8' tc rgb '%s' notitle, \\\n     ",
-                name, cols ? 5 : 7, colour, name, cols ? 2 : 1, name, colour);
+                l->name, l->point_type, l->colour, l->name, l->version, l->name, l->colour);
     }
     fputs("$front using 1:2 with points pt 6 ps 2 lw 1.5 lc rgb '#d62728' title 'Pareto front'", gp);
     if (best >= 0)
@@ -762,7 +1172,15 @@ int tp_cmd_tune(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     sample s = {0};
     point *pts = NULL;
-    rc = o.from ? load_ndjson(&o, &s) : load_fleet(&o, &s);
+    tp_schema *schema = NULL;
+    if (o.so.path) {
+        if ((rc = tp_cli_schema_load("tune", &o.so, &schema)))
+            return rc;
+        s.schema = schema;
+        rc = load_schema_sample(&o, &s);
+    } else {
+        rc = o.from ? load_ndjson(&o, &s) : load_fleet(&o, &s);
+    }
     if (rc)
         goto out;
     if (s.n == 0) {
@@ -774,7 +1192,10 @@ int tp_cmd_tune(int argc, char **argv)
         size_t len = strlen(s.source);
         snprintf(s.source + len, sizeof s.source - len, "; the first %zu records (--max-records)", s.n);
     }
-    sample_prepare(&s);
+    if (s.schema)
+        schema_sample_prepare(&s);
+    else
+        sample_prepare(&s);
     if (!o.n_lingers && !(s.rate_hz > 0)) {
         fprintf(stderr, "telepack tune: no vehicle in the sample has two records at different times, so the "
                         "per-vehicle rate and the linger that fills a batch are unknown; give --linger-ms\n");
@@ -828,5 +1249,9 @@ int tp_cmd_tune(int argc, char **argv)
 out:
     free(pts);
     free(s.r);
+    free(s.sr);
+    free(s.msgs);
+    free(s.keys);
+    tp_schema_free(schema);
     return rc;
 }

@@ -5,18 +5,14 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <sqlite3.h>
 
-#include "warehouse/warehouse_impl.h"
+#include "warehouse/sqlite_common.h"
 
 typedef struct wh_sqlite {
-    sqlite3 *db;
-    char *path;
-    sqlite3_stmt *insert_row;    /* prepared once, reused for every row */
-    sqlite3_stmt *upsert_offset;
-    sqlite3_stmt *select_offset;
+    tp_sq_conn c;             /* the file, its offsets statements */
+    sqlite3_stmt *insert_row; /* prepared once, reused for every row */
 } wh_sqlite;
 
 /* Columns we load, in the order of the INSERT statement. */
@@ -30,40 +26,14 @@ static wh_sqlite *impl(tp_warehouse *w)
     return w->impl;
 }
 
-/* SQLITE_BUSY / SQLITE_LOCKED mean another connection holds the database: retrying later may succeed. */
-static tp_err classify(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return TP_ERR_UNAVAILABLE;
-    case SQLITE_NOMEM:
-        return TP_ERR_NOMEM;
-    case SQLITE_IOERR:
-    case SQLITE_FULL:
-    case SQLITE_CANTOPEN:
-    case SQLITE_READONLY:
-        return TP_ERR_IO;
-    default:
-        return TP_ERR_WAREHOUSE;
-    }
-}
-
 static tp_err fail_db(tp_warehouse *w, int rc, const char *doing)
 {
-    wh_sqlite *s = impl(w);
-    const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
-    tp_err e = classify(rc);
-    const char *advice = e == TP_ERR_UNAVAILABLE ? "another process holds the database; retry later"
-                         : e == TP_ERR_IO        ? "check the path, its permissions and free disk space"
-                                                 : "check the database file";
-    return tp_wh_fail(w, e, "SQLite database %s: %s failed (%s); %s", s->path, doing, msg, advice);
+    return tp_sq_fail(w, &impl(w)->c, rc, doing);
 }
 
 static tp_err exec(tp_warehouse *w, const char *sql, const char *doing)
 {
-    int rc = sqlite3_exec(impl(w)->db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? TP_OK : fail_db(w, rc, doing);
+    return tp_sq_exec(w, &impl(w)->c, sql, doing);
 }
 
 static tp_err sq_open(tp_warehouse *w, const char *rest)
@@ -72,52 +42,7 @@ static tp_err sq_open(tp_warehouse *w, const char *rest)
     if (!s)
         return TP_ERR_NOMEM;
     w->impl = s;
-    if (!rest[0])
-        return tp_wh_fail(w, TP_ERR_PARSE, "warehouse URL \"sqlite:\" names no file; use sqlite:PATH");
-    s->path = strdup(rest);
-    if (!s->path)
-        return TP_ERR_NOMEM;
-    /* NOMUTEX: one sink thread owns the handle (warehouse.h says so). Without create_table a missing file is an
-     * error, not a new empty database somewhere a typo pointed. */
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (w->create_table ? SQLITE_OPEN_CREATE : 0);
-    int rc = sqlite3_open_v2(rest, &s->db, flags, NULL);
-    if (rc != SQLITE_OK && !w->create_table && access(rest, F_OK) != 0)
-        return tp_wh_fail(w, TP_ERR_WAREHOUSE, "SQLite database %s does not exist; run with --create-table or fix "
-                          "the path", rest);
-    if (rc != SQLITE_OK)
-        return fail_db(w, rc, "opening it");
-    sqlite3_extended_result_codes(s->db, 1);
-    /* Wait for another writer (an analyst's sqlite3 shell, a second sink) instead of failing at once. */
-    sqlite3_busy_timeout(s->db, w->timeout_ms > INT32_MAX ? INT32_MAX : (int)w->timeout_ms);
-    /* WAL: readers (analysts) never block the sink and the sink never blocks them. synchronous=FULL: a commit
-     * returns only after the WAL is fsync'ed, so "load returned TP_OK" survives a power cut too, as warehouse.h
-     * promises (NORMAL would only survive a process crash). One fsync per load of thousands of rows is cheap. */
-    sqlite3_stmt *st = NULL;
-    rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_step(st);
-        rc = rc == SQLITE_ROW ? SQLITE_OK : rc;
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_OK)
-        return fail_db(w, rc, "switching to WAL mode");
-    tp_err e = exec(w, "PRAGMA synchronous=FULL", "setting synchronous=FULL");
-    if (e)
-        return e;
-    return TP_OK;
-}
-
-static tp_err prepare(tp_warehouse *w, sqlite3_stmt **st, const char *sql, const char *doing)
-{
-    if (*st)
-        return TP_OK;
-    int rc = sqlite3_prepare_v3(impl(w)->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
-    if (rc == SQLITE_OK)
-        return TP_OK;
-    if (strstr(sqlite3_errmsg(impl(w)->db), "no such table"))
-        return tp_wh_fail(w, TP_ERR_WAREHOUSE, "SQLite database %s: %s failed (%s); run with --create-table",
-                          impl(w)->path, doing, sqlite3_errmsg(impl(w)->db));
-    return fail_db(w, rc, doing);
+    return tp_sq_open(w, &s->c, rest);
 }
 
 /* Float columns: nullable, NULL meaning NaN (SQLite cannot store a NaN REAL: it binds as NULL). */
@@ -178,7 +103,7 @@ static tp_err check_identity_key(tp_warehouse *w, unsigned pk_mask, int pk_cols)
              "WHERE il.\"unique\" AND NOT il.partial ORDER BY il.name",
              w->table);
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(s->c.db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
         return fail_db(w, rc, "reading the table's indexes");
     unsigned masks[64];
@@ -220,7 +145,7 @@ static tp_err check_identity_key(tp_warehouse *w, unsigned pk_mask, int pk_cols)
                           "SQLite table %s in %s has a unique key on %s, which is not the record identity "
                           "(vehicle_id, sampled_at_ms, seq): it would refuse distinct records; drop that key "
                           "(or recreate the table as docs/WAREHOUSES.md shows) or load into another table (--table)",
-                          w->table, s->path, cols);
+                          w->table, s->c.path, cols);
     }
     if (!identity)
         return tp_wh_fail(w, TP_ERR_WAREHOUSE,
@@ -228,13 +153,11 @@ static tp_err check_identity_key(tp_warehouse *w, unsigned pk_mask, int pk_cols)
                           "sampled_at_ms, seq), so a re-delivered record would be stored twice; add one "
                           "(CREATE UNIQUE INDEX %s_identity ON %s (vehicle_id, sampled_at_ms, seq)) or load into "
                           "another table (--table)",
-                          w->table, s->path, w->table, w->table);
+                          w->table, s->c.path, w->table, w->table);
     return TP_OK;
 }
 
-#define OFFSETS_DDL(name)                                                                                          \
-    "CREATE TABLE " name " (table_name TEXT NOT NULL, topic TEXT NOT NULL, \"partition\" INTEGER NOT NULL, "     \
-    "next_offset INTEGER NOT NULL, PRIMARY KEY (table_name, topic, \"partition\"))"
+#define OFFSETS_DDL(name) "CREATE TABLE " name TP_SQ_OFFSETS_COLUMNS
 
 /* The offsets table is our bookkeeping, keyed by (table, topic, partition) so that sinks loading different tables
  * of one file keep their own positions. Files written before it had a table_name (keyed by topic and partition
@@ -248,7 +171,7 @@ static tp_err ensure_offsets_table(tp_warehouse *w)
     if (e)
         return e;
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db,
+    int rc = sqlite3_prepare_v2(s->c.db,
                                 "SELECT count(*), sum(name = 'table_name') FROM pragma_table_info('kafka_offsets')",
                                 -1, &st, NULL);
     int cols = 0, has_table = 0;
@@ -261,11 +184,11 @@ static tp_err ensure_offsets_table(tp_warehouse *w)
     const char *doing = "reading the kafka_offsets columns";
     if (rc == SQLITE_OK && cols == 0) {
         doing = "creating the kafka_offsets table";
-        rc = sqlite3_exec(s->db, OFFSETS_DDL("kafka_offsets"), NULL, NULL, NULL);
+        rc = sqlite3_exec(s->c.db, OFFSETS_DDL("kafka_offsets"), NULL, NULL, NULL);
     } else if (rc == SQLITE_OK && !has_table) {
         /* Which tables hold our rows? Exactly one: the old offsets are its. */
         doing = "finding the table the old kafka_offsets rows belong to";
-        rc = sqlite3_prepare_v2(s->db,
+        rc = sqlite3_prepare_v2(s->c.db,
                                 "SELECT m.name FROM sqlite_master AS m WHERE m.type = 'table' AND (SELECT count(*) "
                                 "FROM pragma_table_info(m.name) AS c WHERE c.name IN ('vehicle_id', 'sampled_at_ms', "
                                 "'seq', 'kafka_partition', 'kafka_offset')) = 5 LIMIT 2",
@@ -281,12 +204,12 @@ static tp_err ensure_offsets_table(tp_warehouse *w)
         st = NULL;
         if (rc == SQLITE_DONE) {
             doing = "migrating kafka_offsets to per-table offsets";
-            rc = sqlite3_exec(s->db,
+            rc = sqlite3_exec(s->c.db,
                               "DROP TABLE IF EXISTS kafka_offsets_migrating;" OFFSETS_DDL("kafka_offsets_migrating"),
                               NULL, NULL, NULL);
         }
         if (rc == SQLITE_OK)
-            rc = sqlite3_prepare_v2(s->db,
+            rc = sqlite3_prepare_v2(s->c.db,
                                     "INSERT INTO kafka_offsets_migrating (table_name, topic, \"partition\", "
                                     "next_offset) SELECT ?, topic, \"partition\", next_offset FROM kafka_offsets",
                                     -1, &st, NULL);
@@ -297,18 +220,18 @@ static tp_err ensure_offsets_table(tp_warehouse *w)
         }
         sqlite3_finalize(st);
         if (rc == SQLITE_OK)
-            rc = sqlite3_exec(s->db,
+            rc = sqlite3_exec(s->c.db,
                               "DROP TABLE kafka_offsets; ALTER TABLE kafka_offsets_migrating RENAME TO kafka_offsets",
                               NULL, NULL, NULL);
     }
     if (rc == SQLITE_OK) {
         doing = "committing the kafka_offsets check";
-        rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+        rc = sqlite3_exec(s->c.db, "COMMIT", NULL, NULL, NULL);
     }
     if (rc != SQLITE_OK) {
         e = fail_db(w, rc, doing);
-        if (!sqlite3_get_autocommit(s->db))
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        if (!sqlite3_get_autocommit(s->c.db))
+            sqlite3_exec(s->c.db, "ROLLBACK", NULL, NULL, NULL);
         return e;
     }
     return TP_OK;
@@ -330,7 +253,7 @@ static tp_err sq_ensure_table(tp_warehouse *w)
     /* Check the table has every column we load, floats nullable, and the identity as its unique key. */
     snprintf(sql, sizeof sql, "SELECT name, \"notnull\", pk FROM pragma_table_info('%s')", w->table);
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(s->c.db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
         return fail_db(w, rc, "reading the table's columns");
     unsigned found = 0, not_null = 0, pk_mask = 0, n = 0;
@@ -351,12 +274,12 @@ static tp_err sq_ensure_table(tp_warehouse *w)
         return fail_db(w, rc, "reading the table's columns");
     if (n == 0)
         return tp_wh_fail(w, TP_ERR_WAREHOUSE, "SQLite database %s has no table %s; run with --create-table",
-                          s->path, w->table);
+                          s->c.path, w->table);
     for (size_t i = 0; i < N_ROW_COLUMNS; i++)
         if (!(found & (1u << i)))
             return tp_wh_fail(w, TP_ERR_WAREHOUSE,
                               "SQLite table %s in %s has no column %s; drop it or load into another table (--table)",
-                              w->table, s->path, row_columns[i]);
+                              w->table, s->c.path, row_columns[i]);
     /* Tables made before NaN was stored: a NaN would violate NOT NULL and the load would fail. */
     for (size_t i = FIRST_FLOAT_COLUMN; i < FIRST_FLOAT_COLUMN + N_FLOAT_COLUMNS; i++)
         if (not_null & (1u << i))
@@ -364,7 +287,7 @@ static tp_err sq_ensure_table(tp_warehouse *w)
                               "SQLite table %s in %s declares %s NOT NULL (the layout before NaN support), so a "
                               "record with NaN there cannot be stored (SQLite stores NaN as NULL); rebuild it with "
                               "nullable float columns as docs/WAREHOUSES.md shows, or load into a new table (--table)",
-                              w->table, s->path, row_columns[i]);
+                              w->table, s->c.path, row_columns[i]);
     return check_identity_key(w, pk_mask, pk_cols);
 }
 
@@ -379,12 +302,9 @@ static tp_err prepare_all(tp_warehouse *w)
              "accuracy_m, meter_status, kafka_partition, kafka_offset) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
              "ON CONFLICT (vehicle_id, sampled_at_ms, seq) DO NOTHING",
              w->table);
-    tp_err e = prepare(w, &s->insert_row, sql, "preparing the insert");
+    tp_err e = tp_sq_prepare(w, &s->c, &s->insert_row, sql, "preparing the insert");
     if (!e)
-        e = prepare(w, &s->upsert_offset,
-                    "INSERT INTO kafka_offsets (table_name, topic, \"partition\", next_offset) VALUES (?,?,?,?) "
-                    "ON CONFLICT (table_name, topic, \"partition\") DO UPDATE SET next_offset = excluded.next_offset",
-                    "preparing the offsets upsert");
+        e = tp_sq_prepare_offsets(w, &s->c);
     return e;
 }
 
@@ -405,8 +325,7 @@ static tp_err sq_load(tp_warehouse *w, const tp_row_batch *b, const char *topic,
     tp_err e = prepare_all(w);
     if (e)
         return e;
-    /* IMMEDIATE takes the write lock now (waiting up to busy_timeout), not halfway through the load. */
-    if ((e = exec(w, "BEGIN IMMEDIATE", "starting a transaction")))
+    if ((e = tp_sq_begin(w, &s->c)))
         return e;
     sqlite3_stmt *ins = s->insert_row;
     int rc = SQLITE_OK;
@@ -427,56 +346,19 @@ static tp_err sq_load(tp_warehouse *w, const tp_row_batch *b, const char *topic,
         rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
         sqlite3_reset(ins);
     }
-    sqlite3_stmt *up = s->upsert_offset;
-    for (size_t i = 0; i < n_offsets && rc == SQLITE_OK; i++) {
-        doing = "storing the Kafka offsets";
-        sqlite3_bind_text(up, 1, w->table, -1, SQLITE_STATIC);
-        sqlite3_bind_text(up, 2, topic, -1, SQLITE_STATIC);
-        sqlite3_bind_int(up, 3, offsets[i].partition);
-        sqlite3_bind_int64(up, 4, offsets[i].next_offset);
-        rc = sqlite3_step(up);
-        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-        sqlite3_reset(up);
-    }
-    sqlite3_clear_bindings(up); /* drop the pointer to the caller's topic */
-    if (rc == SQLITE_OK) {
-        doing = "committing";
-        rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-    }
-    if (rc != SQLITE_OK) {
-        e = fail_db(w, rc, doing);
-        if (!sqlite3_get_autocommit(s->db))
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        return e;
-    }
-    return TP_OK;
+    if (rc == SQLITE_OK)
+        rc = tp_sq_store_offsets(w, &s->c, topic, offsets, n_offsets, &doing);
+    return tp_sq_finish(w, &s->c, rc, doing);
 }
 
 static tp_err sq_stored_offset(tp_warehouse *w, const char *topic, int32_t partition, int64_t *next_offset)
 {
-    wh_sqlite *s = impl(w);
-    tp_err e = prepare(w, &s->select_offset,
-                       "SELECT next_offset FROM kafka_offsets WHERE table_name = ? AND topic = ? AND \"partition\" = ?",
-                       "reading the Kafka offsets");
-    if (e)
-        return e;
-    sqlite3_stmt *st = s->select_offset;
-    sqlite3_bind_text(st, 1, w->table, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, topic, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, partition);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *next_offset = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return fail_db(w, rc, "reading the Kafka offsets");
-    return TP_OK;
+    return tp_sq_stored_offset(w, &impl(w)->c, topic, partition, next_offset);
 }
 
 static tp_err sq_ping(tp_warehouse *w)
 {
-    return exec(w, "SELECT 1", "a ping query");
+    return tp_sq_ping(w, &impl(w)->c);
 }
 
 static void sq_close(tp_warehouse *w)
@@ -485,10 +367,7 @@ static void sq_close(tp_warehouse *w)
     if (!s)
         return;
     sqlite3_finalize(s->insert_row);
-    sqlite3_finalize(s->upsert_offset);
-    sqlite3_finalize(s->select_offset);
-    sqlite3_close(s->db); /* also on a failed open: sqlite3_open_v2 may hand back a handle */
-    free(s->path);
+    tp_sq_close(&s->c);
     free(s);
     w->impl = NULL;
 }

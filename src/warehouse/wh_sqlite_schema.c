@@ -7,17 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "schema/dynrow.h"
-#include "warehouse/warehouse_impl.h"
+#include "warehouse/sqlite_common.h"
 
 typedef struct wh_sq_schema {
-    sqlite3 *db;
-    char *path;
-    sqlite3_stmt *insert_row, *upsert_offset, *select_offset;
+    tp_sq_conn c; /* the file, its offsets statements */
+    sqlite3_stmt *insert_row;
     tp_wh_buf json; /* repeated columns as JSON text, reused */
 } wh_sq_schema;
 
@@ -28,22 +26,12 @@ static wh_sq_schema *impl(tp_warehouse *w)
 
 static tp_err fail_db(tp_warehouse *w, int rc, const char *doing)
 {
-    wh_sq_schema *s = impl(w);
-    const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
-    int base = rc & 0xff;
-    tp_err e = base == SQLITE_BUSY || base == SQLITE_LOCKED ? TP_ERR_UNAVAILABLE
-               : base == SQLITE_NOMEM                      ? TP_ERR_NOMEM
-               : base == SQLITE_IOERR || base == SQLITE_FULL || base == SQLITE_CANTOPEN || base == SQLITE_READONLY
-                   ? TP_ERR_IO
-                   : TP_ERR_WAREHOUSE;
-    return tp_wh_fail(w, e, "SQLite database %s: %s failed (%s)%s", s->path, doing, msg,
-                      e == TP_ERR_UNAVAILABLE ? "; another process holds the database, retrying later" : "");
+    return tp_sq_fail(w, &impl(w)->c, rc, doing);
 }
 
 static tp_err exec(tp_warehouse *w, const char *sql, const char *doing)
 {
-    int rc = sqlite3_exec(impl(w)->db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? TP_OK : fail_db(w, rc, doing);
+    return tp_sq_exec(w, &impl(w)->c, sql, doing);
 }
 
 static tp_err sqs_open(tp_warehouse *w, const char *rest)
@@ -52,24 +40,7 @@ static tp_err sqs_open(tp_warehouse *w, const char *rest)
     if (!s)
         return TP_ERR_NOMEM;
     w->impl = s;
-    if (!rest[0])
-        return tp_wh_fail(w, TP_ERR_PARSE, "warehouse URL \"sqlite:\" names no file; use sqlite:PATH");
-    if (!(s->path = strdup(rest)))
-        return TP_ERR_NOMEM;
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (w->create_table ? SQLITE_OPEN_CREATE : 0);
-    int rc = sqlite3_open_v2(rest, &s->db, flags, NULL);
-    if (rc != SQLITE_OK && !w->create_table && access(rest, F_OK) != 0)
-        return tp_wh_fail(w, TP_ERR_WAREHOUSE, "SQLite database %s does not exist; run with --create-table or fix "
-                          "the path", rest);
-    if (rc != SQLITE_OK)
-        return fail_db(w, rc, "opening it");
-    sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, w->timeout_ms > INT32_MAX ? INT32_MAX : (int)w->timeout_ms);
-    /* WAL and synchronous=FULL, as the built-in backend: a returned load survives a power cut. */
-    tp_err e = exec(w, "PRAGMA journal_mode=WAL", "switching to WAL mode");
-    if (!e)
-        e = exec(w, "PRAGMA synchronous=FULL", "setting synchronous=FULL");
-    return e;
+    return tp_sq_open(w, &s->c, rest);
 }
 
 /* The SQLite type of a column (docs/WAREHOUSES.md): repeated columns are JSON text. */
@@ -147,15 +118,14 @@ static tp_err sqs_ensure_table(tp_warehouse *w)
             return e;
     }
     /* The offsets table of the built-in backend (same layout, shared by every table of the file). */
-    if ((e = exec(w, "CREATE TABLE IF NOT EXISTS kafka_offsets (table_name TEXT NOT NULL, topic TEXT NOT NULL, "
-                     "\"partition\" INTEGER NOT NULL, next_offset INTEGER NOT NULL, "
-                     "PRIMARY KEY (table_name, topic, \"partition\"))", "creating the kafka_offsets table")))
+    if ((e = exec(w, "CREATE TABLE IF NOT EXISTS kafka_offsets" TP_SQ_OFFSETS_COLUMNS,
+                  "creating the kafka_offsets table")))
         return e;
     /* The table must have every column with the type the schema gives it, and the identity as its primary key. */
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT name, type, pk FROM pragma_table_info('%s')", w->table);
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(s->c.db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
         return fail_db(w, rc, "reading the table's columns");
     size_t ncols = tp_schema_column_count(sc), seen = 0, rows = 0;
@@ -190,10 +160,10 @@ static tp_err sqs_ensure_table(tp_warehouse *w)
         return fail_db(w, rc, "reading the table's columns");
     if (rows == 0)
         return tp_wh_fail(w, TP_ERR_WAREHOUSE, "SQLite database %s has no table %s; run with --create-table",
-                          s->path, w->table);
+                          s->c.path, w->table);
     if (bad[0])
         return tp_wh_fail(w, TP_ERR_WAREHOUSE, "SQLite table %s in %s does not match schema %s (%s): %s; load into "
-                          "another table (--table)", w->table, s->path, tp_schema_message_name(sc),
+                          "another table (--table)", w->table, s->c.path, tp_schema_message_name(sc),
                           tp_schema_fingerprint_hex(sc), bad);
     if (seen != ncols) {
         for (size_t i = 0; i < ncols; i++) {
@@ -202,14 +172,14 @@ static tp_err sqs_ensure_table(tp_warehouse *w)
             snprintf(q, sizeof q, "SELECT 1 FROM pragma_table_info('%s') WHERE name = '%s'", w->table,
                      tp_schema_column_at(sc, i)->name);
             int found = 0;
-            if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) == SQLITE_OK) {
+            if (sqlite3_prepare_v2(s->c.db, q, -1, &st, NULL) == SQLITE_OK) {
                 found = sqlite3_step(st) == SQLITE_ROW;
                 sqlite3_finalize(st);
             }
             if (!found)
                 return tp_wh_fail(w, TP_ERR_WAREHOUSE, "SQLite table %s in %s has no column %s of schema %s (%s); "
                                   "add it (ALTER TABLE %s ADD COLUMN %s %s) or load into another table (--table)",
-                                  w->table, s->path, tp_schema_column_at(sc, i)->name, tp_schema_message_name(sc),
+                                  w->table, s->c.path, tp_schema_column_at(sc, i)->name, tp_schema_message_name(sc),
                                   tp_schema_fingerprint_hex(sc), w->table, tp_schema_column_at(sc, i)->name,
                                   sql_type(tp_schema_column_at(sc, i)));
         }
@@ -217,16 +187,8 @@ static tp_err sqs_ensure_table(tp_warehouse *w)
     if (!pk_ok || (size_t)pk_count != r->identity_count)
         return tp_wh_fail(w, TP_ERR_WAREHOUSE, "SQLite table %s in %s does not have exactly the identity columns as "
                           "its PRIMARY KEY, so a re-delivered record would be stored twice or distinct ones refused; "
-                          "load into another table (--table) or recreate it with --create-table", w->table, s->path);
+                          "load into another table (--table) or recreate it with --create-table", w->table, s->c.path);
     return TP_OK;
-}
-
-static tp_err prepare(tp_warehouse *w, sqlite3_stmt **st, const char *sql, const char *doing)
-{
-    if (*st)
-        return TP_OK;
-    int rc = sqlite3_prepare_v3(impl(w)->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
-    return rc == SQLITE_OK ? TP_OK : fail_db(w, rc, doing);
 }
 
 static tp_err prepare_insert(tp_warehouse *w)
@@ -259,7 +221,7 @@ static tp_err prepare_insert(tp_warehouse *w)
     if (!e)
         e = tp_wh_buf_append(&b, ") DO NOTHING", 13);
     if (!e)
-        e = prepare(w, &s->insert_row, (const char *)b.data, "preparing the insert");
+        e = tp_sq_prepare(w, &s->c, &s->insert_row, (const char *)b.data, "preparing the insert");
     tp_wh_buf_free(&b);
     tp_wh_buf_free(&v);
     return e;
@@ -345,13 +307,8 @@ static tp_err sqs_load_dyn(tp_warehouse *w, const tp_dyn_batch *b, size_t first,
     wh_sq_schema *s = impl(w);
     tp_err e = prepare_insert(w);
     if (!e)
-        e = prepare(w, &s->upsert_offset,
-                    "INSERT INTO kafka_offsets (table_name, topic, \"partition\", next_offset) VALUES (?,?,?,?) "
-                    "ON CONFLICT (table_name, topic, \"partition\") DO UPDATE SET next_offset = excluded.next_offset",
-                    "preparing the offsets upsert");
-    if (e)
-        return e;
-    if ((e = exec(w, "BEGIN IMMEDIATE", "starting a transaction")))
+        e = tp_sq_prepare_offsets(w, &s->c);
+    if (e || (e = tp_sq_begin(w, &s->c)))
         return e;
     sqlite3_stmt *ins = s->insert_row;
     int rc = SQLITE_OK, ncol = (int)b->ncolumns;
@@ -366,29 +323,9 @@ static tp_err sqs_load_dyn(tp_warehouse *w, const tp_dyn_batch *b, size_t first,
         sqlite3_reset(ins);
     }
     sqlite3_clear_bindings(ins); /* drop pointers into the batch */
-    sqlite3_stmt *up = s->upsert_offset;
-    for (size_t i = 0; i < n_offsets && rc == SQLITE_OK; i++) {
-        doing = "storing the Kafka offsets";
-        sqlite3_bind_text(up, 1, w->table, -1, SQLITE_STATIC);
-        sqlite3_bind_text(up, 2, topic, -1, SQLITE_STATIC);
-        sqlite3_bind_int(up, 3, offsets[i].partition);
-        sqlite3_bind_int64(up, 4, offsets[i].next_offset);
-        rc = sqlite3_step(up);
-        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-        sqlite3_reset(up);
-    }
-    sqlite3_clear_bindings(up);
-    if (rc == SQLITE_OK) {
-        doing = "committing";
-        rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-    }
-    if (rc != SQLITE_OK) {
-        e = fail_db(w, rc, doing);
-        if (!sqlite3_get_autocommit(s->db))
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        return e;
-    }
-    return TP_OK;
+    if (rc == SQLITE_OK)
+        rc = tp_sq_store_offsets(w, &s->c, topic, offsets, n_offsets, &doing);
+    return tp_sq_finish(w, &s->c, rc, doing);
 }
 
 static tp_err sqs_load(tp_warehouse *w, const tp_row_batch *rows, const char *topic, const tp_partition_offset *offsets,
@@ -404,27 +341,12 @@ static tp_err sqs_load(tp_warehouse *w, const tp_row_batch *rows, const char *to
 
 static tp_err sqs_stored_offset(tp_warehouse *w, const char *topic, int32_t partition, int64_t *next_offset)
 {
-    wh_sq_schema *s = impl(w);
-    tp_err e = prepare(w, &s->select_offset,
-                       "SELECT next_offset FROM kafka_offsets WHERE table_name = ? AND topic = ? AND \"partition\" = ?",
-                       "reading the Kafka offsets");
-    if (e)
-        return e;
-    sqlite3_stmt *st = s->select_offset;
-    sqlite3_bind_text(st, 1, w->table, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, topic, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, partition);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *next_offset = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? TP_OK : fail_db(w, rc, "reading the Kafka offsets");
+    return tp_sq_stored_offset(w, &impl(w)->c, topic, partition, next_offset);
 }
 
 static tp_err sqs_ping(tp_warehouse *w)
 {
-    return exec(w, "SELECT 1", "a ping query");
+    return tp_sq_ping(w, &impl(w)->c);
 }
 
 static void sqs_close(tp_warehouse *w)
@@ -433,11 +355,8 @@ static void sqs_close(tp_warehouse *w)
     if (!s)
         return;
     sqlite3_finalize(s->insert_row);
-    sqlite3_finalize(s->upsert_offset);
-    sqlite3_finalize(s->select_offset);
-    sqlite3_close(s->db);
+    tp_sq_close(&s->c);
     tp_wh_buf_free(&s->json);
-    free(s->path);
     free(s);
     w->impl = NULL;
 }

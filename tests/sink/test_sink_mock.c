@@ -1,12 +1,14 @@
 /* The sink against librdkafka's in-process mock cluster and a SQLite warehouse: every produced record loaded once,
  * field by field; a second instance loads nothing twice; corrupt packs go to the DLQ with offsets advancing; a
- * warehouse outage pauses and retries without loss; a permanent warehouse error stops without storing offsets. */
+ * warehouse outage pauses and retries without loss; a permanent warehouse error stops without storing offsets; a
+ * batch the warehouse refuses is split down to the refused pack (built-in record and run-time schema). */
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,8 @@
 #include "check.h"
 #include "common/log.h"
 #include "kafka/pack_headers.h"
+#include "kafka/schema_headers.h"
+#include "schema/schema.h"
 #include "sink/sink.h"
 #include "telepack/pack.h"
 #include <zstd.h>
@@ -850,6 +854,133 @@ static void rej_check(void)
     CHECK_INT(event, 1);
 }
 
+/* The same refusal for packs of a run-time schema (tests/schema/ev_telemetry.proto, keyed by VIN): the sink splits
+ * the tp_dyn_batch with tp_warehouse_load_dyn_range down to single packs, loads the other packs' rows once (the rows
+ * of the loads the warehouse accepted add up to theirs, exactly), dead-letters the 30-record pack refused even
+ * alone with the warehouse's reason, and records the offsets past it. */
+static runner srej_r;
+static tp_schema *ev_schema;
+static size_t srej_loaded_rows; /* rows of the loads the hook let through */
+
+static tp_err srej_hook(void *ctx, size_t rows)
+{
+    (void)ctx;
+    if (rows > 25)
+        return TP_ERR_REJECTED;
+    srej_loaded_rows += rows;
+    return TP_OK;
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    for (; v >= 0x80; v >>= 7)
+        p[n++] = (uint8_t)(v | 0x80);
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* One pbpack v1 pack of n fleet.ev.v1.EvTelemetry messages of vehicle v (vin, recorded_at, seq), keyed by its VIN,
+ * with the schema headers. */
+static void produce_ev_pack(rd_kafka_t *p, const char *topic, uint64_t v, uint64_t n)
+{
+    char vin[32];
+    snprintf(vin, sizeof vin, "WVWZZZ1JZ%08" PRIu64, 7000 + v);
+    uint8_t content[64 * 64], m[64], ts[16], out[8192];
+    size_t len = 0;
+    for (uint64_t i = 0; i < n && len + sizeof m < sizeof content; i++) {
+        size_t k = 0, t = 0;
+        m[k++] = 0x0a; /* 1: vin */
+        m[k++] = 17;
+        memcpy(m + k, vin, 17);
+        k += 17;
+        ts[t++] = 0x08; /* Timestamp.seconds */
+        t += put_varint(ts + t, UINT64_C(1795000000) + i * 5 + v);
+        m[k++] = 0x12; /* 2: recorded_at */
+        m[k++] = (uint8_t)t;
+        memcpy(m + k, ts, t);
+        k += t;
+        m[k++] = 0x18; /* 3: seq */
+        k += put_varint(m + k, i + 1);
+        len += put_varint(content + len, k);
+        memcpy(content + len, m, k);
+        len += k;
+    }
+    size_t z = ZSTD_compress(out, sizeof out, content, len, 3);
+    CHECK(!ZSTD_isError(z));
+    tp_pack_meta meta = {.format_version = 1, .layout = TP_LAYOUT_ROWS, .codec = TP_CODEC_ZSTD,
+                         .schema_version = TP_SCHEMA_VERSION, .record_count = (uint32_t)n};
+    rd_kafka_headers_t *h = rd_kafka_headers_new(10);
+    CHECK_ERR(tp_schema_pack_headers(&meta, tp_schema_message_name(ev_schema), tp_schema_fingerprint_hex(ev_schema),
+                                     h),
+              TP_OK);
+    CHECK_INT(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_KEY(vin, 17),
+                                RD_KAFKA_V_VALUE(out, z), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
+              0);
+}
+
+static void schema_rej_start(const char *schema_dir)
+{
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/ev_telemetry.pb", schema_dir);
+    FILE *f = fopen(path, "rb");
+    static uint8_t set[1 << 16];
+    size_t n = f ? fread(set, 1, sizeof set, f) : 0;
+    if (f)
+        fclose(f);
+    CHECK(n > 0);
+    CHECK_ERR(tp_schema_load(set, n, "fleet.ev.v1.EvTelemetry", &ev_schema, err, sizeof err), TP_OK);
+    if (!ev_schema) {
+        fprintf(stderr, "%s: %s\n", path, err);
+        return;
+    }
+    rd_kafka_mock_topic_create(mock, "srej", 1, 1);
+    rd_kafka_mock_topic_create(mock, "srej.dlq", 1, 1);
+    rd_kafka_t *p = new_producer();
+    for (uint64_t v = 0; v < 6; v++)
+        produce_ev_pack(p, "srej", v, v == 3 ? 30 : 10);
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    rd_kafka_destroy(p);
+    tp_sink_config c;
+    base_config(&c, "srej", "g-srej", "srej.db");
+    c.batch_rows = 1000;
+    c.flush_ms = 1500; /* every pack in one batch */
+    c.load_hook = srej_hook;
+    c.schema = ev_schema;
+    c.warehouse_opts.schema = ev_schema;
+    start(&srej_r, &c);
+}
+
+static void schema_rej_check(void)
+{
+    if (!ev_schema)
+        return;
+    CHECK_INT(wait_for(&srej_r, 50, 1), 0);
+    usleep(200000);
+    tp_sink_stats st;
+    CHECK_ERR(finish(&srej_r, &st), TP_OK);
+    CHECK_INT(st.rows_loaded, 50);
+    CHECK_INT(st.packs_dlq, 1);
+    CHECK_INT(st.packs_rejected, 1);
+    CHECK(st.load_splits >= 2);
+    CHECK_INT(srej_loaded_rows, 50);
+    CHECK_INT(query_int("srej.db", "SELECT count(*) FROM vehicle_positions"), 50);
+    CHECK_INT(query_int("srej.db", "SELECT count(DISTINCT vin || '/' || seq) FROM vehicle_positions"), 50);
+    CHECK_INT(query_int("srej.db", "SELECT count(*) FROM vehicle_positions WHERE kafka_offset = 3"), 0);
+    CHECK_INT(query_int("srej.db", "SELECT count(*) FROM vehicle_positions WHERE vin = 'WVWZZZ1JZ00007003'"), 0);
+    CHECK_INT(query_int("srej.db", "SELECT next_offset FROM kafka_offsets WHERE topic = 'srej'"), 6);
+    dlq_msg d[2];
+    CHECK_INT(read_dlq("srej.dlq", d, 1), 1);
+    bool why = strstr(d[0].error, "srej/0@3") && strstr(d[0].error, "refused its 30 records, even alone") &&
+               strstr(d[0].error, "test hook");
+    CHECK(why);
+    if (!why)
+        fprintf(stderr, "dlq: %s\n", d[0].error);
+    CHECK(!strcmp(d[0].key, "WVWZZZ1JZ00007003"));
+    tp_schema_free(ev_schema);
+}
+
 /* Growing the batch for a pack larger than --batch-rows fails as if memory were short (a test hook): the sink
  * retries a few times, then dead-letters that pack with the reason and carries on; no endless retry. */
 static runner oom_r;
@@ -1199,8 +1330,12 @@ static void min_interval_check(void)
     check_fleet("mi0.db", 14, MI_PACKS, 10, 1);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_sink_mock SCHEMA_DATA_DIR (the build's tests/schema, with ev_telemetry.pb)\n");
+        return 1;
+    }
     tp_log_configure(getenv("TP_TEST_DEBUG") ? TP_LOG_DEBUG : TP_LOG_ERROR, TP_LOG_TEXT);
     snprintf(dir, sizeof dir, "/tmp/tp-sink-test-XXXXXX");
     if (!mkdtemp(dir))
@@ -1227,6 +1362,7 @@ int main(void)
     big_start();
     oom_start();
     rej_start();
+    schema_rej_start(argv[1]);
     dlqfail_start();
     multi_start();
     caught_up_start();
@@ -1240,6 +1376,7 @@ int main(void)
     big_check();
     oom_check();
     rej_check();
+    schema_rej_check();
     dlqfail_check();
     multi_check();
     rebalance_check();
