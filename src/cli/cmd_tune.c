@@ -62,8 +62,8 @@ static const char usage_text[] =
     "  --batch LIST           records per pack, comma-separated (default 10,50,200,1000,2000)\n"
     "  --level LIST           zstd levels 1..19 (default 1,3,6,9)\n"
     "  --layouts LIST         pack layouts: rows (pbpack v1, standard protobuf), columns (pbpack v2, the\n"
-    "                         default of ingest) or both (default rows,columns; with --schema: the layouts of a\n"
-    "                         run-time schema, today rows)\n"
+    "                         default of ingest) or both (default rows,columns; with --schema: rows (pbpack v1)\n"
+    "                         and columns (pbpack v4, the default of ingest --schema))\n"
     "  --linger-ms LIST       linger values to try; a pack then closes at the batch size or when the linger has\n"
     "                         passed since its first record (sampled_at time). Default: for each batch size, the\n"
     "                         linger that just fills it at the sample's per-vehicle rate\n"
@@ -104,10 +104,24 @@ typedef struct tune_layout {
     void (*close)(void *state);
 } tune_layout;
 
+/* Column packs of a run-time schema (pbpack v4, docs/FORMAT_SCHEMA.md), through the converter ingest --schema
+ * uses. */
+static tp_err colwriter_open(const tp_schema *s, uint32_t batch_records, size_t max_record_bytes, void **state)
+{
+    return tp_dyn_colwriter_new(s, batch_records, max_record_bytes, (tp_dyn_colwriter **)state);
+}
+static tp_err colwriter_convert(void *state, const uint8_t *rows, size_t len, const uint8_t **out, size_t *out_len)
+{
+    return tp_dyn_colwriter_convert(state, rows, len, out, out_len);
+}
+static void colwriter_close(void *state) { tp_dyn_colwriter_free(state); }
+
 static const tune_layout tune_layouts[] = {
     {"rows", false, TP_LAYOUT_ROWS, 1, "--layout rows ", "#1f77b4", 7, NULL, NULL, NULL},
     {"columns", false, TP_LAYOUT_COLUMNS, 2, "--layout columns ", "#ff7f0e", 5, NULL, NULL, NULL},
-    {"rows", true, TP_LAYOUT_ROWS, 1, "", "#1f77b4", 7, NULL, NULL, NULL},
+    {"rows", true, TP_LAYOUT_ROWS, 1, "--layout rows ", "#1f77b4", 7, NULL, NULL, NULL},
+    {"columns", true, TP_LAYOUT_COLUMNS, 4, "--layout columns ", "#ff7f0e", 5, colwriter_open, colwriter_convert,
+     colwriter_close},
 };
 #define N_TUNE_LAYOUTS (sizeof tune_layouts / sizeof tune_layouts[0])
 

@@ -26,7 +26,7 @@ pts, s = doc["points"], doc["sample"]
 assert pts, "no points"
 keys = [(p["batch_records"], p["zstd_level"], p["linger_ms"], p["layout"]) for p in pts]
 assert len(set(keys)) == len(keys), "a point appears twice"
-assert {p["layout"] for p in pts} == {"rows"}, "a run-time schema has the rows layout only today"
+assert {p["layout"] for p in pts} == {"rows", "columns"}, "a run-time schema has the rows and columns layouts"
 def close(a, b): return abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1.0)
 for p in pts:
     assert p["records"] > 0 and p["packs"] > 0 and p["records"] <= s["records"], p
@@ -50,8 +50,8 @@ best = pts[rec["index"]]
 assert best["pareto"] and best["latency_ms"] <= target, best
 feasible = [p for p in pts if p["latency_ms"] <= target]
 assert best["kafka_bytes_per_record"] == min(p["kafka_bytes_per_record"] for p in feasible), best
-want = "telepack ingest --schema %s --message fleet.ev.v1.EvTelemetry --batch-records %d --level %d" % (
-    schema_pb, best["batch_records"], best["zstd_level"])
+want = "telepack ingest --schema %s --message fleet.ev.v1.EvTelemetry --layout %s --batch-records %d --level %d" % (
+    schema_pb, best["layout"], best["batch_records"], best["zstd_level"])
 assert rec["command"] == want, (rec["command"], want)
 print("ok", len(pts), "points; recommended", rec["command"])
 PY
@@ -67,7 +67,7 @@ doc = json.load(open(sys.argv[1]))
 s = doc["sample"]
 assert s["records"] == 240 and s["vehicles"] == 4, s
 assert abs(s["records_per_sec_per_vehicle"] - 0.2) < 0.002, s  # 5 s apart, give or take the nanos
-assert len(doc["points"]) == 8, len(doc["points"])
+assert len(doc["points"]) == 16, len(doc["points"])
 for p in doc["points"]:
     assert not p["linger_derived"] and p["latency_ms"] == p["linger_ms"], p
     # one record every 5 s: a 20 s linger closes packs at 4 records, a day's at the batch size
@@ -76,25 +76,30 @@ for p in doc["points"]:
 PY
 
 # The pack bytes are what `telepack pack --schema` writes for the same packs (60 records per vehicle in three full
-# packs of 20), and the NDJSON baseline is what `telepack inspect --schema` prints for them.
-"$tp" tune "${ev[@]}" --from "$tmp/ev.bin" --json --batch 20 --level 3 --linger-ms 86400000 --measure-ms 5 \
-    --target-latency-ms 86400000 >"$tmp/b.json" 2>"$tmp/err" || fail "tune --schema --batch 20: $(cat "$tmp/err")"
-"$tp" pack "${ev[@]}" --in "$tmp/ev.bin" --batch-records 20 --level 3 -q >"$tmp/ev.packs" || fail "pack --schema"
-"$tp" inspect "${ev[@]}" "$tmp/ev.packs" >"$tmp/ev.ndjson" 2>/dev/null || fail "inspect --schema"
-python3 - "$tmp/b.json" "$(wc -c <"$tmp/ev.packs")" "$(wc -c <"$tmp/ev.ndjson")" <<'PY' || fail "bytes differ from pack/inspect --schema"
+# packs of 20), in each layout, and the NDJSON baseline is what `telepack inspect --schema` prints for them.
+for lay in rows columns; do
+    "$tp" tune "${ev[@]}" --from "$tmp/ev.bin" --json --batch 20 --level 3 --linger-ms 86400000 --measure-ms 5 \
+        --layouts $lay --target-latency-ms 86400000 >"$tmp/b.json" 2>"$tmp/err" ||
+        fail "tune --schema --batch 20 --layouts $lay: $(cat "$tmp/err")"
+    "$tp" pack "${ev[@]}" --in "$tmp/ev.bin" --batch-records 20 --level 3 --layout $lay -q >"$tmp/ev.packs" ||
+        fail "pack --schema --layout $lay"
+    "$tp" inspect "${ev[@]}" "$tmp/ev.packs" >"$tmp/ev.ndjson" 2>/dev/null || fail "inspect --schema ($lay)"
+    python3 - "$tmp/b.json" "$(wc -c <"$tmp/ev.packs")" "$(wc -c <"$tmp/ev.ndjson")" $lay <<'PY' ||
 import json, sys
 doc = json.load(open(sys.argv[1]))
 (p,) = doc["points"]
+assert p["layout"] == sys.argv[4], p
 assert p["packs"] == 12 and p["packs_cut_by_sample_end"] == 0 and p["records"] == 240, p
 assert p["pack_bytes"] == int(sys.argv[2]), (p["pack_bytes"], sys.argv[2])
 json_bytes = doc["sample"]["json_bytes_per_record"] * doc["sample"]["records"]
 assert abs(json_bytes - int(sys.argv[3])) < 1e-6, (json_bytes, sys.argv[3])
 PY
-
+        fail "bytes differ from pack/inspect --schema --layout $lay"
+done
 # Derived linger (the time to fill the batch at 0.2 records/s), each vehicle's short last pack left out of the
 # sizes, the table, and stdin.
 "${gen[@]}" gen 4 30 "$tmp/short.bin" "$tmp/short.exp" >/dev/null || fail "generator (short)"
-"$tp" tune "${ev[@]}" --from - --json --batch 20 --level 1 --measure-ms 5 --target-latency-ms 86400000 \
+"$tp" tune "${ev[@]}" --from - --json --batch 20 --level 1 --layouts rows --measure-ms 5 --target-latency-ms 86400000 \
     <"$tmp/short.bin" >"$tmp/c.json" \
     2>"$tmp/err" || fail "tune --schema --from -: $(cat "$tmp/err")"
 python3 - "$tmp/c.json" <<'PY' || fail "derived linger or cut packs"
@@ -109,7 +114,7 @@ PY
     || fail "tune --schema table: $(cat "$tmp/err")"
 grep -q "^sample: 240 records, 4 vehicles (varint-delimited fleet.ev.v1.EvTelemetry from " "$tmp/t.txt" \
     || fail "table sample line: $(head -1 "$tmp/t.txt")"
-grep -q "^recommended: telepack ingest --schema .* --message fleet.ev.v1.EvTelemetry --batch-records " "$tmp/t.txt" \
+grep -q "^recommended: telepack ingest --schema .* --message fleet.ev.v1.EvTelemetry --layout [a-z]* --batch-records " "$tmp/t.txt" \
     || fail "table recommendation: $(cat "$tmp/t.txt")"
 
 # Refusals: exit 2 and a sentence naming the problem.
@@ -122,7 +127,7 @@ expect2() {
     grep -q -- "$want" "$tmp/err" || fail "tune $*: no '$want' in: $(cat "$tmp/err")"
 }
 expect2 "needs --from" "${ev[@]}"
-expect2 "'columns' is not valid; give one or more of rows" "${ev[@]}" --from "$tmp/ev.bin" --layouts columns
+expect2 "'planes' is not valid; give one or more of rows, columns" "${ev[@]}" --from "$tmp/ev.bin" --layouts planes
 expect2 "\\-\\-vehicles is for the simulator" "${ev[@]}" --from "$tmp/ev.bin" --vehicles 3
 expect2 "go with --schema FILE" --message fleet.ev.v1.EvTelemetry
 expect2 "no key column\\|has no key" --schema "$data/ev_telemetry.pb" --message fleet.ev.v1.Battery --from "$tmp/ev.bin"
