@@ -14,9 +14,10 @@
 #error "dynrow.c copies IEEE 754 values as little-endian bytes; add byte swapping for this target"
 #endif
 
-/* Timestamps as int64 ns: seconds within these bounds (1677-09-21T00:12:44Z .. 2262-04-11T23:47:16Z). */
-#define TS_MIN_S (-9223372036LL)
-#define TS_MAX_S 9223372035LL
+/* Timestamps as int64 ns: INT64_MIN .. INT64_MAX ns is 1677-09-21T00:12:43.145224192Z ..
+ * 2262-04-11T23:47:16.854775807Z, seconds within these bounds (nanos checked at each end). */
+#define TS_MIN_S (-9223372037LL)
+#define TS_MAX_S 9223372036LL
 
 tp_err tp_dyn_batch_new(const tp_schema *s, size_t capacity, size_t max_bytes, tp_dyn_batch **out)
 {
@@ -101,7 +102,7 @@ static int wire_type_of(tp_pb_type t)
     }
 }
 
-static bool utf8_valid(const uint8_t *s, size_t n)
+bool tp_dyn_utf8_valid(const uint8_t *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
@@ -150,7 +151,7 @@ static bool budget(tp_dyn_batch *b, size_t n)
 static tp_err copy_bytes(dctx *c, const tp_schema_column *def, const uint8_t *p, size_t n, tp_dyn_value *out)
 {
     tp_dyn_batch *b = c->b;
-    if (def->kind == TP_COL_STRING && !utf8_valid(p, n))
+    if (def->kind == TP_COL_STRING && !tp_dyn_utf8_valid(p, n))
         return derr(c, TP_ERR_DECODE, p, "field %s is a string but its %zu bytes are not UTF-8", def->path, n);
     if (!budget(b, n))
         return derr(c, TP_ERR_FULL, p, "field %s: the batch's %zu bytes for strings and arrays are used up",
@@ -329,7 +330,7 @@ static tp_err read_timestamp(dctx *c, const tp_schema_column *def, const uint8_t
         return derr(c, TP_ERR_DECODE, start,
                     "the Timestamp %s (seconds %lld, nanos %lld) is outside 1677-09-21..2262-04-11 or has nanos "
                     "outside 0..999999999", def->path, (long long)seconds, (long long)nanos);
-    *out = seconds * 1000000000 + nanos;
+    *out = (seconds + 1) * 1000000000 + (nanos - 1000000000); /* no overflow at the low end */
     return TP_OK;
 }
 
