@@ -225,6 +225,7 @@ typedef struct tok {
     const char *s;
     size_t n;
     bool escaped; /* a string with a backslash in it */
+    const char *at; /* where the token starts (errors point there) */
 } tok;
 
 static tp_err next_token(jr *r, tok *t)
@@ -232,6 +233,7 @@ static tp_err next_token(jr *r, tok *t)
     ws(r);
     if (r->p >= r->end)
         return jerr(r, TP_ERR_PARSE, "the line ends where a value should be");
+    t->at = r->p;
     char c = *r->p;
     if (c == '{' || c == '[') {
         t->kind = c == '{' ? TK_OBJ : TK_ARR;
@@ -545,7 +547,19 @@ static tp_err read_timestamp(jr *r, const tp_schema_column *def, const tok *t, t
 
 /* One scalar of def's type. *skip is set for an enum name the enum lacks under TP_DYN_JSON_IGNORE_UNKNOWN (as
  * protobuf's parser: the field is left out). */
+static tp_err convert(jr *r, const tp_schema_column *def, const tok *t, tp_dyn_value *out, bool *skip);
+
 static tp_err read_scalar(jr *r, const tp_schema_column *def, const tok *t, tp_dyn_value *out, bool *skip)
+{
+    const char *after = r->p;
+    r->p = t->at; /* an error names the value's column */
+    tp_err e = convert(r, def, t, out, skip);
+    if (!e)
+        r->p = after;
+    return e;
+}
+
+static tp_err convert(jr *r, const tp_schema_column *def, const tok *t, tp_dyn_value *out, bool *skip)
 {
     char b[48];
     out->u = 0;

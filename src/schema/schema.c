@@ -242,6 +242,14 @@ static int flatten_field(fctx *c, const pd_message *m, const pd_field *f, size_t
         return refuse(c, TP_ERR_INVALID_ARG,
                       "field %s is part of a oneof: oneofs are not supported yet (make the members plain "
                       "optional fields)", where);
+    if (f->json_name) { /* NDJSON keys: written unescaped, read back by name */
+        bool ok = f->json_name[0] && tp_dyn_utf8_valid((const uint8_t *)f->json_name, strlen(f->json_name));
+        for (const char *q = f->json_name; ok && *q; q++)
+            ok = (unsigned char)*q >= 0x20 && *q != '"' && *q != '\\' && *q != 0x7f;
+        if (!ok)
+            return refuse(c, TP_ERR_INVALID_ARG, "field %s has a json_name that is empty, not UTF-8 or holds a "
+                          "quote, backslash or control character", where);
+    }
     c->names[depth] = f->name;
     c->json[depth] = f->json_name ? f->json_name : camel(&c->s->arena, f->name);
     c->numbers[depth] = f->number;
@@ -357,6 +365,16 @@ static int flatten(fctx *c, const pd_message *m, size_t depth, tp_schema_node *n
             if (!strcmp(m->fields[i].name, m->fields[j].name))
                 return refuse(c, TP_ERR_INVALID_ARG, "message %s has two fields named %s", m->full_name,
                               m->fields[i].name);
+    /* NDJSON keys are either name: one key must name one field (protoc refuses json_name conflicts too). */
+    for (size_t i = 0; i < node->count; i++)
+        for (size_t j = i + 1; j < node->count; j++) {
+            const tp_schema_member *a = &node->members[i], *b = &node->members[j];
+            if (!strcmp(a->json_name, b->json_name) || !strcmp(a->json_name, b->name) ||
+                !strcmp(a->name, b->json_name))
+                return refuse(c, TP_ERR_INVALID_ARG, "fields %s and %s of message %s have the same JSON name or a "
+                              "JSON name equal to the other's name: NDJSON keys would be ambiguous", a->name,
+                              b->name, m->full_name);
+        }
     return 0;
 }
 

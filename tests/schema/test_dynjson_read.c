@@ -384,6 +384,40 @@ static void test_no_growth(tp_schema *s)
     tp_dyn_batch_free(b);
 }
 
+/* JSON names are keys: the loader refuses one that is not UTF-8 (the writer would print it, the reader refuse it) or
+ * that names two fields (protoc refuses that too, a hand-made set need not). */
+static void test_json_names(void)
+{
+    size_t len;
+    uint8_t *src = slurp("ev_telemetry.pb", &len);
+    uint8_t *at = NULL;
+    for (size_t i = 0; i + 10 <= len && !at; i++)
+        if (!memcmp(src + i, "R\x08rawFrame", 10))
+            at = src + i;
+    CHECK(at != NULL);
+    if (!at) {
+        free(src);
+        return;
+    }
+    static const struct {
+        const char *name, *want;
+    } bad[] = {{"rawFr\x9f\x90" "e", "json_name that is empty, not UTF-8"},
+               {"raw\"Fram", "json_name that is empty, not UTF-8"},
+               {"latitude", "fields raw_frame and latitude of message fleet.ev.v1.EvTelemetry have the same JSON name"}};
+    for (size_t i = 0; i < 3; i++) {
+        memcpy(at + 2, bad[i].name, 8);
+        tp_schema *s = NULL;
+        char err[512] = "";
+        CHECK_ERR(tp_schema_load(src, len, "fleet.ev.v1.EvTelemetry", &s, err, sizeof err), TP_ERR_INVALID_ARG);
+        if (!strstr(err, bad[i].want)) {
+            CHECK(!"the sentence names the json_name");
+            fprintf(stderr, "  %s\n", err);
+        }
+        tp_schema_free(s);
+    }
+    free(src);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -398,6 +432,7 @@ int main(int argc, char **argv)
     test_accepted_forms(s);
     test_hostile(s);
     test_no_growth(s);
+    test_json_names();
     tp_schema_free(s);
     return check_exit();
 }
