@@ -1,5 +1,5 @@
-/* `telepack ingest --schema ... --from FILE`: replays varint-delimited messages of a run-time schema into Kafka as
- * pbpack v1 packs, one key per pack (the exact key text, a VIN or a decimal id, as the Kafka key), with the pack
+/* `telepack ingest --schema ... --from FILE`: replays NDJSON or varint-delimited records of a run-time schema into
+ * Kafka as pbpack v1 packs, one key per pack (the exact key text, a VIN or a decimal id, as the Kafka key), with the pack
  * headers plus tp-schema (the message name) and tp-schema-fp (the fingerprint). A record that does not decode under
  * the schema is refused by number and byte offset before anything of it is sent. The gateway listeners
  * (--listen, --http-listen) do not take a custom schema yet: docs/SCHEMA.md, "The pipeline". */
@@ -25,16 +25,21 @@ static void usage(void)
 {
     printf("Usage: telepack ingest --schema FILE --message NAME --brokers HOST:PORT --topic T --from FILE|- [OPTIONS]\n"
            "\n"
-           "Replays varint-delimited protobuf messages of NAME into Kafka: grouped per key (the vehicle), each\n"
-           "group a pbpack v1 (rows) pack of the original messages, keyed by the exact key text, with the pack\n"
+           "Replays records of NAME (NDJSON per protobuf's JSON mapping, or varint-delimited protobuf) into Kafka:\n"
+           "grouped per key (the vehicle), each group a pbpack v1 (rows) pack of the records' protobuf bytes (an\n"
+           "NDJSON record's canonical encoding), keyed by the exact key text, with the pack\n"
            "headers, tp-schema: NAME and tp-schema-fp: the schema's fingerprint (docs/SCHEMA.md). Every message\n"
-           "is decoded under the schema first; one that does not decode stops the replay (exit 2) before it is\n"
+           "is checked under the schema first; one that does not read stops the replay (exit 2) before it is\n"
            "sent. With --schema only --from is served: the gateway listeners carry the built-in record.\n"
            "\n"
            "Options:\n" TP_CLI_SCHEMA_HELP
            "  --brokers HOST:PORT     bootstrap servers (or -X test.mock.num.brokers=1)\n"
            "  --topic T               topic to produce to (required)\n"
-           "  --from FILE|-           the messages, varint-delimited\n"
+           "  --from FILE|-           the records\n"
+           "  --input-format F        ndjson (default; a line may be 4 x --max-record-bytes) or delimited (varint\n"
+           "                          length-prefixed protobuf)\n"
+           "  --ignore-unknown-fields with NDJSON: skip keys that name no field (default: such a key is an error\n"
+           "                          naming it and its line, exit 2)\n"
            "  --batch-records N       records per pack (default 200)\n"
            "  --max-buffered N        records held in open packs before the oldest is sent (default 1000000)\n"
            "  --max-record-bytes N    largest message accepted (default 65536)\n"
@@ -44,7 +49,7 @@ static void usage(void)
            "Exit status: 0 every pack delivered (acks=all), 1 Kafka failure, 2 bad options or a bad record.\n");
 }
 
-enum { O_BROKERS = 256, O_TOPIC, O_FROM, O_BATCH, O_MAX_BUFFERED, O_MAX_RECORD, O_LEVEL };
+enum { O_BROKERS = 256, O_TOPIC, O_FROM, O_BATCH, O_MAX_BUFFERED, O_MAX_RECORD, O_LEVEL, O_FORMAT, O_IGNORE_UNKNOWN };
 
 typedef struct delivery {
     _Atomic uint64_t ok, failed;
@@ -105,6 +110,8 @@ typedef struct ingest_args {
     tp_cli_schema so;
     const char *brokers, *topic, *from;
     uint64_t batch, max_buffered, max_record, level;
+    int delimited;
+    bool ignore_unknown;
 } ingest_args;
 
 /* Reads the options into a and w; returns -1 to go on, else the exit status. A linear option switch: it reads
@@ -120,10 +127,13 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
         {"max-buffered", required_argument, NULL, O_MAX_BUFFERED},
         {"max-record-bytes", required_argument, NULL, O_MAX_RECORD},
         {"level", required_argument, NULL, O_LEVEL},
+        {"input-format", required_argument, NULL, O_FORMAT},
+        {"ignore-unknown-fields", no_argument, NULL, O_IGNORE_UNKNOWN},
         TP_CLI_WORKER_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    static const char *const format_words[] = {"ndjson", "delimited", NULL};
     *a = (ingest_args){.batch = 200, .max_buffered = 1000000, .max_record = 65536, .level = 3};
     char msg[512];
     int c, status = -1;
@@ -150,6 +160,8 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
             e = tp_cli_parse_u64("max-record-bytes", optarg, 16, 64u << 20, &a->max_record, msg, sizeof msg);
             break;
         case O_LEVEL: e = tp_cli_parse_u64("level", optarg, 1, 22, &a->level, msg, sizeof msg); break;
+        case O_FORMAT: e = tp_cli_parse_choice("input-format", optarg, format_words, &a->delimited, msg, sizeof msg); break;
+        case O_IGNORE_UNKNOWN: a->ignore_unknown = true; break;
         case 'h': usage(); status = 0; break;
         case ':': status = tp_cli_usage_error("ingest", "option '%s' needs a value", argv[optind - 1]); break;
         default:
@@ -166,33 +178,23 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
     return status;
 }
 
-/* Reads the messages of rd (from `from`) into x's groups, sending each full group and the oldest while more than
+/* Reads the records of src (from `from`) into x's groups, sending each full group and the oldest while more than
  * max_buffered records are held, then the rest. Returns the exit status. */
-static int send_records(sender *x, tp_delimited_reader *rd, const char *from, uint64_t max_buffered)
+static int send_records(sender *x, tp_cli_schema_src *src, const char *from, uint64_t max_buffered)
 {
     int status = 0;
-    uint64_t n_in = 0;
+    char why[1024];
     while (!status) {
-        const uint8_t *m;
-        size_t n;
-        tp_err e = tp_delimited_reader_next(rd, &m, &n);
+        tp_dyn_group *full;
+        tp_err e = tp_cli_schema_src_next(src, x->g, &full, why, sizeof why);
         if (e == TP_ERR_END)
             break;
         if (e) {
             fprintf(stderr, "telepack ingest: %s: %s (the %" PRIu64 " records before it are sent)\n", from,
-                    tp_delimited_reader_error(rd), n_in);
-            status = e == TP_ERR_IO ? 1 : 2;
+                    e == TP_ERR_NOMEM ? "out of memory" : why, src->records);
+            status = e == TP_ERR_IO || e == TP_ERR_NOMEM ? 1 : 2;
             break;
         }
-        tp_dyn_group *full;
-        if ((e = tp_dyn_grouper_add(x->g, m, n, &full))) {
-            fprintf(stderr, "telepack ingest: %s: record %" PRIu64 " (ending at input byte %" PRIu64 ") is refused: %s "
-                    "(the %" PRIu64 " records before it are sent)\n", from, n_in, tp_delimited_reader_offset(rd),
-                    tp_dyn_grouper_error(x->g), n_in);
-            status = e == TP_ERR_NOMEM ? 1 : 2;
-            break;
-        }
-        n_in++;
         if (full && send_group(x, full))
             status = 1;
         while (!status && tp_dyn_grouper_buffered(x->g) > max_buffered)
@@ -245,11 +247,7 @@ int tp_cmd_ingest_schema(int argc, char **argv)
     tp_producer_opts po = {.brokers = a.brokers, .topic = a.topic, .kafka_conf = w.kafka_props,
                            .nkafka_conf = w.n_kafka_props};
     FILE *in = tp_cli_open_in(a.from);
-    tp_delimited_reader *rd = NULL;
-    tp_delimited_reader_opts ro;
-    tp_delimited_reader_opts_init(&ro);
-    ro.file = in;
-    ro.max_message_bytes = (size_t)a.max_record;
+    tp_cli_schema_src src = {0};
     status = 0;
     if (!in) {
         fprintf(stderr, "telepack ingest: cannot open %s: %s\n", a.from, strerror(errno));
@@ -257,7 +255,7 @@ int tp_cmd_ingest_schema(int argc, char **argv)
     } else if (tp_producer_new(&po, on_dr, &d, &x.p, msg, sizeof msg)) {
         fprintf(stderr, "telepack ingest: %s\n", msg);
         status = 2;
-    } else if (tp_delimited_reader_new(&ro, &rd) ||
+    } else if (tp_cli_schema_src_open(&src, in, !a.delimited, a.ignore_unknown, (size_t)a.max_record) ||
                tp_dyn_grouper_new(s, (uint32_t)a.batch, (size_t)a.max_record, &x.g) ||
                !(x.cctx = ZSTD_createCCtx())) {
         fprintf(stderr, "telepack ingest: out of memory\n");
@@ -265,14 +263,14 @@ int tp_cmd_ingest_schema(int argc, char **argv)
     }
     double t0 = tp_mono_s();
     if (!status)
-        status = send_records(&x, rd, a.from, a.max_buffered);
+        status = send_records(&x, &src, a.from, a.max_buffered);
     status = finish_deliveries(&x, &d, status);
     fprintf(stderr, "ingest: %" PRIu64 " records of %s (schema %s) -> %" PRIu64 " packs delivered to %s, %" PRIu64
             " bytes, in %.2f s\n", x.records, tp_schema_message_name(s), tp_schema_fingerprint_hex(s),
             (uint64_t)atomic_load(&d.ok), a.topic, x.bytes, tp_mono_s() - t0);
     ZSTD_freeCCtx(x.cctx);
     tp_dyn_grouper_free(x.g);
-    tp_delimited_reader_free(rd);
+    tp_cli_schema_src_close(&src);
     if (in)
         tp_cli_close(in);
     tp_schema_free(s);

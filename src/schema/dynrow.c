@@ -642,9 +642,9 @@ static void encode_msg(wbuf *w, const tp_dyn_batch *b, const tp_schema_node *nod
             continue;
         }
         if (def->label == TP_LABEL_REPEATED) {
-            const tp_dyn_value *e = col->elems + v.a.off;
             if (v.a.count == 0)
                 continue;
+            const tp_dyn_value *e = col->elems + v.a.off; /* not before: elems may be NULL */
             if (def->packed) {
                 size_t n = 0;
                 for (uint32_t k = 0; k < v.a.count; k++)

@@ -219,6 +219,34 @@ static int add_column(fctx *c, size_t depth, const pd_field *f, int type, tp_col
     return (int)s->ncolumns++;
 }
 
+static int by_name(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* NDJSON writes an enum value by name and reads the name back: the names must be identifiers and distinct (protoc
+ * ensures both; a hand-made set need not). Each enum is checked once, at its first column. */
+static int check_enum_names(fctx *c, const tp_schema_enum *en)
+{
+    for (size_t i = 0; i < c->s->ncolumns; i++)
+        if (c->s->columns[i].enum_type == en)
+            return 0;
+    for (size_t i = 0; i < en->count; i++)
+        if (!en->names[i] || !is_identifier(en->names[i]))
+            return refuse(c, TP_ERR_INVALID_ARG, "enum %s has a value (number %d) whose name is not an identifier",
+                          en->full_name, (int)en->numbers[i]);
+    const char **sorted = malloc(en->count * sizeof *sorted);
+    if (!sorted)
+        return refuse(c, TP_ERR_NOMEM, "out of memory while flattening %s", c->s->message);
+    memcpy(sorted, en->names, en->count * sizeof *sorted);
+    qsort(sorted, en->count, sizeof *sorted, by_name);
+    for (size_t i = 1; i < en->count; i++)
+        if (!strcmp(sorted[i], sorted[i - 1])) {
+            int rc = refuse(c, TP_ERR_INVALID_ARG, "enum %s has two values named %s", en->full_name, sorted[i]);
+            free(sorted);
+            return rc;
+        }
+    free(sorted);
+    return 0;
+}
+
 static int flatten(fctx *c, const pd_message *m, size_t depth, tp_schema_node *node);
 
 static int flatten_field(fctx *c, const pd_message *m, const pd_field *f, size_t depth, tp_schema_member *mem)
@@ -280,6 +308,8 @@ static int flatten_field(fctx *c, const pd_message *m, const pd_field *f, size_t
         if (en->count == 0)
             return refuse(c, TP_ERR_INVALID_ARG, "field %s has enum type %s, which has no values", where,
                           en->full_name);
+        if (check_enum_names(c, en))
+            return -1;
         int col = add_column(c, depth, f, f->type, label, repeated && m->proto3 ? !f->has_packed || f->packed
                                                                                 : f->has_packed && f->packed, en);
         if (col < 0)

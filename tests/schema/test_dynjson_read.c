@@ -415,6 +415,21 @@ static void test_json_names(void)
         }
         tp_schema_free(s);
     }
+    memcpy(at + 2, "rawFrame", 8);
+    /* an enum value name that is not an identifier (NDJSON would print it and fail to read it back) */
+    at = NULL;
+    for (size_t i = 0; i + 18 <= len && !at; i++)
+        if (!memcmp(src + i, "DRIVE_STATE_PARKED", 18))
+            at = src + i;
+    CHECK(at != NULL);
+    if (at) {
+        at[5] = '-';
+        tp_schema *s = NULL;
+        char err[512] = "";
+        CHECK_ERR(tp_schema_load(src, len, "fleet.ev.v1.EvTelemetry", &s, err, sizeof err), TP_ERR_INVALID_ARG);
+        CHECK(strstr(err, "enum fleet.ev.v1.DriveState has a value (number 1) whose name is not an identifier"));
+        tp_schema_free(s);
+    }
     free(src);
 }
 
