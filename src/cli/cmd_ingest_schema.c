@@ -1,21 +1,27 @@
 /* `telepack ingest --schema ... --from FILE`: replays NDJSON or varint-delimited records of a run-time schema into
  * Kafka as pbpack v1 packs, one key per pack (the exact key text, a VIN or a decimal id, as the Kafka key), with the pack
  * headers plus tp-schema (the message name) and tp-schema-fp (the fingerprint). A record that does not decode under
- * the schema is refused by number and byte offset before anything of it is sent. The gateway listeners
- * (--listen, --http-listen) do not take a custom schema yet: docs/SCHEMA.md, "The pipeline". */
+ * the schema is refused by number and byte offset before anything of it is sent. With --http-listen it serves
+ * POST /v1/records instead (dyn_ingest.h behind http_ingest.h); the TCP gateway listener (--listen) does not take
+ * a custom schema yet: docs/SCHEMA.md, "The pipeline". */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zstd.h>
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
 #include "cli/schema_cli.h"
 #include "common/clock.h"
+#include "common/log.h"
+#include "ingest/dyn_ingest.h"
+#include "ingest/http_ingest.h"
 #include "kafka/producer.h"
 #include "kafka/schema_headers.h"
 #include "schema/dynpack.h"
@@ -24,13 +30,17 @@
 static void usage(void)
 {
     printf("Usage: telepack ingest --schema FILE --message NAME --brokers HOST:PORT --topic T --from FILE|- [OPTIONS]\n"
+           "       telepack ingest --schema FILE --message NAME --brokers HOST:PORT --topic T --http-listen H:P [OPTIONS]\n"
            "\n"
            "Replays records of NAME (NDJSON per protobuf's JSON mapping, or varint-delimited protobuf) into Kafka:\n"
            "grouped per key (the vehicle), each group a pbpack v1 (rows) pack of the records' protobuf bytes (an\n"
            "NDJSON record's canonical encoding), keyed by the exact key text, with the pack\n"
            "headers, tp-schema: NAME and tp-schema-fp: the schema's fingerprint (docs/SCHEMA.md). Every message\n"
            "is checked under the schema first; one that does not read stops the replay (exit 2) before it is\n"
-           "sent. With --schema only --from is served: the gateway listeners carry the built-in record.\n"
+           "sent. --http-listen serves POST /v1/records with records of NAME instead (docs/HTTP_INGEST.md): each\n"
+           "request's records are read under the schema (a bad one: 400 naming it, nothing taken), grouped per key\n"
+           "and answered 200 once durable in Kafka. The TCP gateway listener (--listen) carries the built-in record\n"
+           "only.\n"
            "\n"
            "Options:\n" TP_CLI_SCHEMA_HELP
            "  --brokers HOST:PORT     bootstrap servers (or -X test.mock.num.brokers=1)\n"
@@ -43,13 +53,28 @@ static void usage(void)
            "  --batch-records N       records per pack (default 200)\n"
            "  --max-buffered N        records held in open packs before the oldest is sent (default 1000000)\n"
            "  --max-record-bytes N    largest message accepted (default 65536)\n"
-           "  --level N               zstd level 1..22 (default 3)\n" TP_CLI_WORKER_HELP
+           "  --level N               zstd level 1..22 (default 3)\n"
+           "  --http-listen H:P       serve POST /v1/records (NDJSON per protobuf's JSON mapping, or delimited\n"
+           "                          protobuf by Content-Type) until SIGINT/SIGTERM; off loopback it needs TLS or\n"
+           "                          --insecure\n"
+           "  --http-tls-cert FILE    PEM certificate (chain) for HTTPS, with --http-tls-key FILE\n"
+           "  --http-tls-key FILE     its PEM private key\n"
+           "  --insecure              allow plain HTTP on an address other than loopback\n"
+           "  --auth-tokens FILE      bearer tokens (docs/HTTP_INGEST.md); an integer key is checked against a token's\n"
+           "                          id list, a string key needs a token for every vehicle\n"
+           "  --http-max-body N       largest request body (default 4M; larger: 413)\n"
+           "  --http-timeout-ms N     longest a request waits for Kafka before 503 (default 30000)\n"
+           "  --linger-ms N           with --http-listen: a key's pack is sent N ms after its first record at the\n"
+           "                          latest (default 500)\n"
+           "  --max-buffered-bytes N  with --http-listen: record bytes held (open packs, in flight, request bodies)\n"
+           "                          before requests get 503 (default 256M)\n" TP_CLI_WORKER_HELP
            "  -h, --help              this text\n"
            "\n"
            "Exit status: 0 every pack delivered (acks=all), 1 Kafka failure, 2 bad options or a bad record.\n");
 }
 
-enum { O_BROKERS = 256, O_TOPIC, O_FROM, O_BATCH, O_MAX_BUFFERED, O_MAX_RECORD, O_LEVEL, O_FORMAT, O_IGNORE_UNKNOWN };
+enum { O_BROKERS = 256, O_TOPIC, O_FROM, O_BATCH, O_MAX_BUFFERED, O_MAX_RECORD, O_LEVEL, O_FORMAT, O_IGNORE_UNKNOWN,
+       O_HTTP, O_HTTP_CERT, O_HTTP_KEY, O_INSECURE, O_TOKENS, O_HTTP_BODY, O_HTTP_TIMEOUT, O_LINGER, O_MAX_BYTES };
 
 typedef struct delivery {
     _Atomic uint64_t ok, failed;
@@ -112,6 +137,8 @@ typedef struct ingest_args {
     uint64_t batch, max_buffered, max_record, level;
     int delimited;
     bool ignore_unknown;
+    tp_http_ingest_opts hio; /* --http-listen */
+    uint64_t linger_ms, max_bytes;
 } ingest_args;
 
 /* Reads the options into a and w; returns -1 to go on, else the exit status. A linear option switch: it reads
@@ -129,12 +156,24 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
         {"level", required_argument, NULL, O_LEVEL},
         {"input-format", required_argument, NULL, O_FORMAT},
         {"ignore-unknown-fields", no_argument, NULL, O_IGNORE_UNKNOWN},
+        {"http-listen", required_argument, NULL, O_HTTP},
+        {"http-tls-cert", required_argument, NULL, O_HTTP_CERT},
+        {"http-tls-key", required_argument, NULL, O_HTTP_KEY},
+        {"insecure", no_argument, NULL, O_INSECURE},
+        {"auth-tokens", required_argument, NULL, O_TOKENS},
+        {"http-max-body", required_argument, NULL, O_HTTP_BODY},
+        {"http-timeout-ms", required_argument, NULL, O_HTTP_TIMEOUT},
+        {"linger-ms", required_argument, NULL, O_LINGER},
+        {"max-buffered-bytes", required_argument, NULL, O_MAX_BYTES},
         TP_CLI_WORKER_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     static const char *const format_words[] = {"ndjson", "delimited", NULL};
-    *a = (ingest_args){.batch = 200, .max_buffered = 1000000, .max_record = 65536, .level = 3};
+    *a = (ingest_args){.batch = 200, .max_buffered = 1000000, .max_record = 65536, .level = 3, .linger_ms = 500,
+                       .max_bytes = 256u << 20};
+    tp_http_ingest_opts_init(&a->hio);
+    uint64_t v;
     char msg[512];
     int c, status = -1;
     opterr = 0;
@@ -162,19 +201,42 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
         case O_LEVEL: e = tp_cli_parse_u64("level", optarg, 1, 22, &a->level, msg, sizeof msg); break;
         case O_FORMAT: e = tp_cli_parse_choice("input-format", optarg, format_words, &a->delimited, msg, sizeof msg); break;
         case O_IGNORE_UNKNOWN: a->ignore_unknown = true; break;
+        case O_HTTP: a->hio.listen = optarg; break;
+        case O_HTTP_CERT: a->hio.tls_cert = optarg; break;
+        case O_HTTP_KEY: a->hio.tls_key = optarg; break;
+        case O_INSECURE: a->hio.insecure = 1; break;
+        case O_TOKENS: a->hio.tokens_path = optarg; break;
+        case O_HTTP_BODY:
+            if (!(e = tp_cli_parse_size("http-max-body", optarg, 1024, 1ull << 30, &v, msg, sizeof msg)))
+                a->hio.max_body_bytes = (size_t)v;
+            break;
+        case O_HTTP_TIMEOUT:
+            if (!(e = tp_cli_parse_ms("http-timeout-ms", optarg, 100, 3600000, &v, msg, sizeof msg)))
+                a->hio.timeout_ms = (int)v;
+            break;
+        case O_LINGER: e = tp_cli_parse_ms("linger-ms", optarg, 1, 3600000, &a->linger_ms, msg, sizeof msg); break;
+        case O_MAX_BYTES:
+            e = tp_cli_parse_size("max-buffered-bytes", optarg, 1 << 20, 1ull << 40, &a->max_bytes, msg, sizeof msg);
+            break;
         case 'h': usage(); status = 0; break;
         case ':': status = tp_cli_usage_error("ingest", "option '%s' needs a value", argv[optind - 1]); break;
         default:
-            status = tp_cli_usage_error("ingest", "unknown option '%s' (with --schema only --from replay is served: "
-                                                  "see telepack ingest --schema x --help)", argv[optind - 1]);
+            status = tp_cli_usage_error("ingest", "unknown option '%s' (with --schema, --from replay and --http-listen "
+                                                  "are served, not the TCP gateway listener: see telepack ingest "
+                                                  "--schema x --help)", argv[optind - 1]);
         }
         if (e)
             status = tp_cli_usage_error("ingest", "%s", msg);
     }
     if (status < 0 && optind < argc)
         status = tp_cli_usage_error("ingest", "unexpected argument '%s'", argv[optind]);
-    if (status < 0 && (!a->topic || !a->from))
-        status = tp_cli_usage_error("ingest", "--topic and --from are required with --schema");
+    if (status < 0 && (!a->topic || !a->from == !a->hio.listen))
+        status = tp_cli_usage_error("ingest", "--topic and one of --from or --http-listen are required with --schema");
+    if (status < 0 && a->hio.listen && tp_http_ingest_check_opts(&a->hio, msg, sizeof msg))
+        status = tp_cli_usage_error("ingest", "%s", msg);
+    if (status < 0 && !a->hio.listen && (a->hio.tls_cert || a->hio.tls_key || a->hio.tokens_path))
+        status = tp_cli_usage_error("ingest", "--http-tls-cert, --http-tls-key and --auth-tokens apply to "
+                                              "--http-listen; give it too");
     return status;
 }
 
@@ -225,6 +287,81 @@ static int finish_deliveries(sender *x, delivery *d, int status)
     return status;
 }
 
+static volatile sig_atomic_t g_stop;
+static void on_stop(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+/* --http-listen: the schema's worker behind POST /v1/records until SIGINT/SIGTERM or a worker failure. Returns the
+ * exit status. */
+static int serve_http(ingest_args *a, tp_cli_worker *w, tp_schema *s)
+{
+    tp_dyn_ingest_opts o;
+    tp_dyn_ingest_opts_init(&o);
+    o.brokers = a->brokers;
+    o.topic = a->topic;
+    o.kafka_conf = w->kafka_props;
+    o.nkafka_conf = w->n_kafka_props;
+    o.schema = s;
+    o.batch_records = (uint32_t)a->batch;
+    o.linger_ms = (int)a->linger_ms;
+    o.max_record_bytes = (size_t)a->max_record;
+    o.max_buffered_bytes = (size_t)a->max_bytes;
+    o.level = (int)a->level;
+    char err[1024] = "";
+    tp_dyn_ingest *d = NULL;
+    tp_err e = tp_dyn_ingest_new(&o, &d, err, sizeof err);
+    if (e) {
+        fprintf(stderr, "telepack ingest: %s\n", err);
+        return e == TP_ERR_INVALID_ARG ? 2 : 1;
+    }
+    a->hio.dyn = d;
+    a->hio.schema = s;
+    a->hio.json_flags = a->ignore_unknown ? TP_DYN_JSON_IGNORE_UNKNOWN : 0;
+    a->hio.max_record_bytes = (size_t)a->max_record;
+    a->hio.max_buffered_bytes = (size_t)a->max_bytes;
+    tp_http_ingest *h = NULL;
+    if ((e = tp_http_ingest_start(&a->hio, NULL, &h, err, sizeof err))) {
+        fprintf(stderr, "telepack ingest: %s\n", err);
+        tp_dyn_ingest_stop(d, 1000, NULL);
+        return e == TP_ERR_INVALID_ARG || e == TP_ERR_PARSE ? 2 : 1;
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    tp_log(TP_LOG_INFO, "ingest", "serving POST /v1/records of %s (schema %s) on %s (port %u, %s%s), publishing to "
+           "topic %s", tp_schema_message_name(s), tp_schema_fingerprint_hex(s), a->hio.listen,
+           tp_http_ingest_port(h), a->hio.tls_cert ? "https" : "http",
+           a->hio.tokens_path ? ", bearer tokens" : ", no authentication", a->topic);
+    char why[1024];
+    while (!g_stop && !tp_dyn_ingest_failed(d, why, sizeof why)) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    int status = 0;
+    if (!g_stop) {
+        tp_log(TP_LOG_ERROR, "ingest", "the worker failed: %s", why);
+        status = 1;
+    }
+    tp_http_ingest_quiesce(h);
+    uint64_t rejected = tp_http_ingest_rejected(h);
+    tp_http_ingest_stop(h); /* waits for the requests in progress */
+    tp_dyn_ingest_stats st = {0};
+    e = tp_dyn_ingest_stop(d, 30000, &st);
+    if (e) {
+        fprintf(stderr, "telepack ingest: %s\n", e == TP_ERR_AGAIN ? "packs still undelivered after 30 s; gave up on "
+                "them (their requests were not answered 200)" : "a pack was not delivered");
+        status = 1;
+    }
+    fprintf(stderr, "ingest: %" PRIu64 " records of %s (schema %s) taken over HTTP, %" PRIu64 " refused (400), %"
+            PRIu64 " packs delivered to %s\n", st.records_in, tp_schema_message_name(s), tp_schema_fingerprint_hex(s),
+            rejected, st.packs_out, a->topic);
+    return status;
+}
+
 int tp_cmd_ingest_schema(int argc, char **argv)
 {
     tp_cli_worker w;
@@ -242,6 +379,12 @@ int tp_cmd_ingest_schema(int argc, char **argv)
         return status;
     }
     tp_cli_worker_apply_log(&w);
+    if (a.hio.listen) {
+        status = serve_http(&a, &w, s);
+        tp_schema_free(s);
+        tp_cli_worker_free(&w);
+        return status;
+    }
     delivery d = {0};
     sender x = {.s = s, .level = (int)a.level};
     tp_producer_opts po = {.brokers = a.brokers, .topic = a.topic, .kafka_conf = w.kafka_props,

@@ -107,6 +107,7 @@ struct tp_dyn_grouper {
     uint32_t *slots;       /* open addressing: index + 1 into groups, 0 = empty; power of two */
     size_t nslots;
     uint64_t arrivals, buffered;
+    tp_dyn_group *last; /* the group of the last add */
     char error[512];
 };
 
@@ -283,6 +284,7 @@ static tp_err add_decoded(tp_dyn_grouper *g, const uint8_t *msg, size_t len, tp_
         grp->has_time = true;
     }
     grp->count++;
+    g->last = grp;
     g->arrivals++;
     g->buffered++;
     if (grp->count >= g->batch_records)
@@ -335,6 +337,17 @@ tp_err tp_dyn_grouper_add_json(tp_dyn_grouper *g, const char *text, size_t len, 
     if (e)
         return e;
     return add_decoded(g, g->scratch, n, full);
+}
+
+tp_dyn_group *tp_dyn_grouper_last(const tp_dyn_grouper *g)
+{
+    return g->last;
+}
+
+void tp_dyn_grouper_each(tp_dyn_grouper *g, void (*fn)(void *ctx, tp_dyn_group *grp), void *ctx)
+{
+    for (size_t i = 0; i < g->ngroups; i++)
+        fn(ctx, g->groups[i]);
 }
 
 tp_dyn_group *tp_dyn_grouper_oldest(tp_dyn_grouper *g)

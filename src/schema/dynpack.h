@@ -45,6 +45,7 @@ typedef struct tp_dyn_group {
     uint64_t opened;    /* arrival number of its first record (the oldest open group goes first) */
     int64_t time_lo_ns, time_hi_ns; /* event-time span of its records (when the schema has a time role) */
     bool has_time;
+    void *user;         /* the caller's: NULL when the group is made, then left alone */
 } tp_dyn_group;
 
 typedef struct tp_dyn_grouper tp_dyn_grouper;
@@ -66,6 +67,10 @@ tp_err tp_dyn_grouper_add(tp_dyn_grouper *g, const uint8_t *msg, size_t len, tp_
  * (the encoding is above max_record_bytes), TP_ERR_DECODE (a bad key), TP_ERR_NOMEM. The row it read is
  * tp_dyn_grouper_row. */
 tp_err tp_dyn_grouper_add_json(tp_dyn_grouper *g, const char *text, size_t len, int flags, tp_dyn_group **full);
+/* The group the last successful add went to (it may be the *full one), or NULL. */
+tp_dyn_group *tp_dyn_grouper_last(const tp_dyn_grouper *g);
+/* Calls fn for every group ever made (open or closed), e.g. to free what .user points to. */
+void tp_dyn_grouper_each(tp_dyn_grouper *g, void (*fn)(void *ctx, tp_dyn_group *grp), void *ctx);
 /* The open group whose first record arrived longest ago, or NULL when none is open. */
 tp_dyn_group *tp_dyn_grouper_oldest(tp_dyn_grouper *g);
 /* Records held in open groups. */

@@ -103,7 +103,7 @@ timeout 20 "$tp" sink --schema "$data/ev_added.pb" --message $msg --table ev_tel
 
 # Refused at start: a custom schema is served only by the --from replay, and loaded only into SQLite so far.
 "$tp" ingest "${ev[@]}" --brokers "$boot" --topic ev --listen 127.0.0.1:0 2>"$tmp/err"; rc=$?
-[ $rc = 2 ] && grep -q "with --schema only --from replay is served" "$tmp/err" || fail "ingest --schema --listen: $rc $(cat "$tmp/err")"
+[ $rc = 2 ] && grep -q "not the TCP gateway listener" "$tmp/err" || fail "ingest --schema --listen: $rc $(cat "$tmp/err")"
 "$tp" sink "${ev[@]}" --brokers "$boot" --topic ev --group g4 --warehouse clickhouse://127.0.0.1:1/db 2>"$tmp/err"; rc=$?
 [ $rc = 2 ] && grep -q "loaded into SQLite only so far" "$tmp/err" || fail "sink --schema clickhouse: $rc $(cat "$tmp/err")"
 

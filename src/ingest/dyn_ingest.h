@@ -1,0 +1,68 @@
+/* The ingest worker of a run-time schema (docs/SCHEMA.md, "The pipeline"): records already checked under the schema
+ * (their protobuf bytes) are grouped per key (schema/dynpack.h's grouper), each group a pbpack v1 pack sent to Kafka
+ * keyed by the exact key text with the tp-schema headers, and a submitter learns when every one of its records is
+ * durable (a ticket). Used by the HTTP endpoint under `telepack ingest --schema --http-listen`. A separate path from
+ * the built-in record's worker (ingest.h): simple and bounded, not tuned for speed (one lock; packs are compressed
+ * on the submitting or flushing thread). */
+#ifndef TELEPACK_DYN_INGEST_H
+#define TELEPACK_DYN_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "schema/schema.h"
+#include "telepack/error.h"
+
+typedef struct tp_dyn_ingest_opts {
+    const char *brokers;           /* bootstrap.servers (may be NULL when kafka_conf sets it, e.g. a mock cluster) */
+    const char *topic;             /* required */
+    const char *const *kafka_conf; /* "key=value" librdkafka properties (-X) */
+    size_t nkafka_conf;
+    const tp_schema *schema;       /* required; must outlive the worker */
+    uint32_t batch_records;        /* records per pack (default 200) */
+    int linger_ms;                 /* a group is packed this long after its first record at the latest (default 500) */
+    size_t max_record_bytes;       /* largest record (default 65536) */
+    size_t max_buffered_bytes;     /* record bytes held in open groups and in flight; above it the oldest group is
+                                      packed at once, and tp_dyn_ingest_buffered tells callers to hold back
+                                      (default 256 MiB) */
+    int level;                     /* zstd level (default 3) */
+} tp_dyn_ingest_opts;
+
+void tp_dyn_ingest_opts_init(tp_dyn_ingest_opts *o);
+
+typedef struct tp_dyn_ingest tp_dyn_ingest;
+
+/* Creates the producer and the grouper and starts the linger thread. TP_ERR_INVALID_ARG, TP_ERR_KAFKA,
+ * TP_ERR_NOMEM; err gets a sentence. */
+tp_err tp_dyn_ingest_new(const tp_dyn_ingest_opts *o, tp_dyn_ingest **out, char *err, size_t errlen);
+
+typedef struct tp_dyn_ticket tp_dyn_ticket;
+
+/* Takes `count` varint-delimited records frames[0..len), each already checked under the schema (tp_dyn_decode and
+ * tp_dyn_key_text succeed on it). On TP_OK *ticket follows them (tp_dyn_ingest_wait, then tp_dyn_ticket_release).
+ * TP_ERR_DECODE (a frame does not decode after all: nothing of this call is taken... except the frames before it,
+ * which the ticket then does not cover: callers check first), TP_ERR_KAFKA (the worker failed), TP_ERR_NOMEM. */
+tp_err tp_dyn_ingest_submit(tp_dyn_ingest *d, const uint8_t *frames, size_t len, uint64_t count,
+                            tp_dyn_ticket **ticket, char *err, size_t errlen);
+
+/* Waits until every record of the ticket is durable in Kafka (0), timeout_ms passed (1), or a pack holding some of
+ * them failed or the worker stopped (2). *durable gets the records delivered so far. */
+int tp_dyn_ingest_wait(tp_dyn_ingest *d, tp_dyn_ticket *t, int timeout_ms, uint64_t *durable);
+void tp_dyn_ticket_release(tp_dyn_ingest *d, tp_dyn_ticket *t);
+
+/* Record bytes held (open groups and packs not yet delivered). Thread-safe. */
+size_t tp_dyn_ingest_buffered(tp_dyn_ingest *d);
+/* Non-zero once a pack failed for good or librdkafka raised a fatal error; buf gets the reason. */
+int tp_dyn_ingest_failed(tp_dyn_ingest *d, char *buf, size_t len);
+
+typedef struct tp_dyn_ingest_stats {
+    uint64_t records_in, packs_out, records_out, pack_bytes_out, delivery_failures;
+} tp_dyn_ingest_stats;
+void tp_dyn_ingest_stats_get(tp_dyn_ingest *d, tp_dyn_ingest_stats *st);
+
+/* Packs every open group, waits up to timeout_ms for the deliveries, frees everything; *final (may be NULL) gets
+ * the last counters. TP_OK when all was delivered; TP_ERR_AGAIN on timeout (the rest is purged: not delivered,
+ * their tickets fail); TP_ERR_KAFKA after a failure. */
+tp_err tp_dyn_ingest_stop(tp_dyn_ingest *d, int timeout_ms, tp_dyn_ingest_stats *final);
+
+#endif
