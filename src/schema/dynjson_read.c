@@ -530,7 +530,8 @@ static bool parse_rfc3339(const char *s, int64_t *ns)
     if (secs < TS_MIN_S || secs > TS_MAX_S || (secs == TS_MAX_S && frac > 854775807) ||
         (secs == TS_MIN_S && frac < 145224192))
         return false;
-    *ns = (secs + 1) * 1000000000 + (frac - 1000000000); /* no overflow at the low end */
+    /* at the low end seconds x 1e9 alone would overflow */
+    *ns = secs >= 0 ? secs * 1000000000 + frac : (secs + 1) * 1000000000 + (frac - 1000000000);
     return true;
 }
 

@@ -330,7 +330,8 @@ static tp_err read_timestamp(dctx *c, const tp_schema_column *def, const uint8_t
         return derr(c, TP_ERR_DECODE, start,
                     "the Timestamp %s (seconds %lld, nanos %lld) is outside 1677-09-21..2262-04-11 or has nanos "
                     "outside 0..999999999", def->path, (long long)seconds, (long long)nanos);
-    *out = (seconds + 1) * 1000000000 + (nanos - 1000000000); /* no overflow at the low end */
+    /* at the low end seconds x 1e9 alone would overflow */
+    *out = seconds >= 0 ? seconds * 1000000000 + nanos : (seconds + 1) * 1000000000 + (nanos - 1000000000);
     return TP_OK;
 }
 
