@@ -1,9 +1,10 @@
 /* `telepack ingest --schema ... --from FILE`: replays NDJSON or varint-delimited records of a run-time schema into
  * Kafka as pbpack v1 packs, one key per pack (the exact key text, a VIN or a decimal id, as the Kafka key), with the pack
  * headers plus tp-schema (the message name) and tp-schema-fp (the fingerprint). A record that does not decode under
- * the schema is refused by number and byte offset before anything of it is sent. With --http-listen it serves
- * POST /v1/records instead (dyn_ingest.h behind http_ingest.h); the TCP gateway listener (--listen) does not take
- * a custom schema yet: docs/SCHEMA.md, "The pipeline". */
+ * the schema is refused by number and byte offset before anything of it is sent. With --listen and/or
+ * --http-listen it serves gateways (protocol v1/v2, each record checked by the dynamic decoder: a bad one is
+ * rejected by a v2 REJECT frame) and POST /v1/records instead, both into one dyn_ingest.h worker: docs/SCHEMA.md,
+ * "The pipeline". */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -20,27 +21,31 @@
 #include "cli/schema_cli.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "ingest/auth_tokens.h"
 #include "ingest/dyn_ingest.h"
+#include "ingest/gateway_server.h"
 #include "ingest/http_ingest.h"
 #include "kafka/producer.h"
 #include "kafka/schema_headers.h"
 #include "schema/dynpack.h"
+#include "schema/dynrow.h"
 #include "telepack/delimited.h"
 
 static void usage(void)
 {
     printf("Usage: telepack ingest --schema FILE --message NAME --brokers HOST:PORT --topic T --from FILE|- [OPTIONS]\n"
-           "       telepack ingest --schema FILE --message NAME --brokers HOST:PORT --topic T --http-listen H:P [OPTIONS]\n"
+           "       telepack ingest --schema FILE --message NAME --brokers HOST:PORT --topic T [--listen H:P]\n"
+           "                       [--http-listen H:P] [OPTIONS]\n"
            "\n"
            "Replays records of NAME (NDJSON per protobuf's JSON mapping, or varint-delimited protobuf) into Kafka:\n"
            "grouped per key (the vehicle), each group a pbpack v1 (rows) pack of the records' protobuf bytes (an\n"
            "NDJSON record's canonical encoding), keyed by the exact key text, with the pack\n"
            "headers, tp-schema: NAME and tp-schema-fp: the schema's fingerprint (docs/SCHEMA.md). Every message\n"
            "is checked under the schema first; one that does not read stops the replay (exit 2) before it is\n"
-           "sent. --http-listen serves POST /v1/records with records of NAME instead (docs/HTTP_INGEST.md): each\n"
-           "request's records are read under the schema (a bad one: 400 naming it, nothing taken), grouped per key\n"
-           "and answered 200 once durable in Kafka. The TCP gateway listener (--listen) carries the built-in record\n"
-           "only.\n"
+           "sent. --listen serves gateways instead (docs/GATEWAY.md: records of NAME in the same framing; each is\n"
+           "decoded under the schema, a bad one rejected: a v2 REJECT frame, or the v1 connection closed; acks once\n"
+           "durable) and --http-listen POST /v1/records (docs/HTTP_INGEST.md: a bad record is answered 400 naming\n"
+           "it, nothing of the request taken); both group per key and run until SIGINT/SIGTERM.\n"
            "\n"
            "Options:\n" TP_CLI_SCHEMA_HELP
            "  --brokers HOST:PORT     bootstrap servers (or -X test.mock.num.brokers=1)\n"
@@ -54,6 +59,8 @@ static void usage(void)
            "  --max-buffered N        records held in open packs before the oldest is sent (default 1000000)\n"
            "  --max-record-bytes N    largest message accepted (default 65536)\n"
            "  --level N               zstd level 1..22 (default 3)\n"
+           "  --listen H:P            serve gateways (TCP, plain: no TLS yet with --schema; off loopback it needs\n"
+           "                          --insecure); --auth-tokens applies to v2 hellos as without --schema\n"
            "  --http-listen H:P       serve POST /v1/records (NDJSON per protobuf's JSON mapping, or delimited\n"
            "                          protobuf by Content-Type) until SIGINT/SIGTERM; off loopback it needs TLS or\n"
            "                          --insecure\n"
@@ -64,17 +71,18 @@ static void usage(void)
            "                          id list, a string key needs a token for every vehicle\n"
            "  --http-max-body N       largest request body (default 4M; larger: 413)\n"
            "  --http-timeout-ms N     longest a request waits for Kafka before 503 (default 30000)\n"
-           "  --linger-ms N           with --http-listen: a key's pack is sent N ms after its first record at the\n"
+           "  --linger-ms N           with --listen/--http-listen: a key's pack is sent N ms after its first record at the\n"
            "                          latest (default 500)\n"
-           "  --max-buffered-bytes N  with --http-listen: record bytes held (open packs, in flight, request bodies)\n"
-           "                          before requests get 503 (default 256M)\n" TP_CLI_WORKER_HELP
+           "  --max-buffered-bytes N  with --listen/--http-listen: record bytes held (open packs, in flight, request\n"
+           "                          bodies) before gateways are paused and requests get 503 (default 256M)\n" TP_CLI_WORKER_HELP
            "  -h, --help              this text\n"
            "\n"
            "Exit status: 0 every pack delivered (acks=all), 1 Kafka failure, 2 bad options or a bad record.\n");
 }
 
 enum { O_BROKERS = 256, O_TOPIC, O_FROM, O_BATCH, O_MAX_BUFFERED, O_MAX_RECORD, O_LEVEL, O_FORMAT, O_IGNORE_UNKNOWN,
-       O_HTTP, O_HTTP_CERT, O_HTTP_KEY, O_INSECURE, O_TOKENS, O_HTTP_BODY, O_HTTP_TIMEOUT, O_LINGER, O_MAX_BYTES };
+       O_HTTP, O_HTTP_CERT, O_HTTP_KEY, O_INSECURE, O_TOKENS, O_HTTP_BODY, O_HTTP_TIMEOUT, O_LINGER, O_MAX_BYTES,
+       O_LISTEN };
 
 typedef struct delivery {
     _Atomic uint64_t ok, failed;
@@ -139,6 +147,7 @@ typedef struct ingest_args {
     bool ignore_unknown;
     tp_http_ingest_opts hio; /* --http-listen */
     uint64_t linger_ms, max_bytes;
+    const char *listen; /* --listen: gateways */
 } ingest_args;
 
 /* Reads the options into a and w; returns -1 to go on, else the exit status. A linear option switch: it reads
@@ -157,6 +166,7 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
         {"input-format", required_argument, NULL, O_FORMAT},
         {"ignore-unknown-fields", no_argument, NULL, O_IGNORE_UNKNOWN},
         {"http-listen", required_argument, NULL, O_HTTP},
+        {"listen", required_argument, NULL, O_LISTEN},
         {"http-tls-cert", required_argument, NULL, O_HTTP_CERT},
         {"http-tls-key", required_argument, NULL, O_HTTP_KEY},
         {"insecure", no_argument, NULL, O_INSECURE},
@@ -202,6 +212,7 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
         case O_FORMAT: e = tp_cli_parse_choice("input-format", optarg, format_words, &a->delimited, msg, sizeof msg); break;
         case O_IGNORE_UNKNOWN: a->ignore_unknown = true; break;
         case O_HTTP: a->hio.listen = optarg; break;
+        case O_LISTEN: a->listen = optarg; break;
         case O_HTTP_CERT: a->hio.tls_cert = optarg; break;
         case O_HTTP_KEY: a->hio.tls_key = optarg; break;
         case O_INSECURE: a->hio.insecure = 1; break;
@@ -221,22 +232,33 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
         case 'h': usage(); status = 0; break;
         case ':': status = tp_cli_usage_error("ingest", "option '%s' needs a value", argv[optind - 1]); break;
         default:
-            status = tp_cli_usage_error("ingest", "unknown option '%s' (with --schema, --from replay and --http-listen "
-                                                  "are served, not the TCP gateway listener: see telepack ingest "
-                                                  "--schema x --help)", argv[optind - 1]);
+            status = tp_cli_usage_error("ingest", "unknown option '%s' with --schema (see telepack ingest --schema x "
+                                                  "--help)", argv[optind - 1]);
         }
         if (e)
             status = tp_cli_usage_error("ingest", "%s", msg);
     }
     if (status < 0 && optind < argc)
         status = tp_cli_usage_error("ingest", "unexpected argument '%s'", argv[optind]);
-    if (status < 0 && (!a->topic || !a->from == !a->hio.listen))
-        status = tp_cli_usage_error("ingest", "--topic and one of --from or --http-listen are required with --schema");
+    bool serve = a->hio.listen || a->listen;
+    if (status < 0 && (!a->topic || !a->from == !serve))
+        status = tp_cli_usage_error("ingest", "--topic and either --from or --listen/--http-listen are required with "
+                                              "--schema");
+    if (status < 0 && a->listen) {
+        char host[256], port[16];
+        if (tp_gateway_parse_hostport(a->listen, host, sizeof host, port, sizeof port))
+            status = tp_cli_usage_error("ingest", "--listen '%s' is not HOST:PORT", a->listen);
+        else if (!a->hio.insecure && !tp_http_ingest_is_loopback(host))
+            status = tp_cli_usage_error("ingest", "refusing plaintext gateways on %s, which is not a loopback "
+                                                  "address: --schema has no gateway TLS yet; give --insecure if a TLS "
+                                                  "proxy sits in front", a->listen);
+    }
     if (status < 0 && a->hio.listen && tp_http_ingest_check_opts(&a->hio, msg, sizeof msg))
         status = tp_cli_usage_error("ingest", "%s", msg);
-    if (status < 0 && !a->hio.listen && (a->hio.tls_cert || a->hio.tls_key || a->hio.tokens_path))
-        status = tp_cli_usage_error("ingest", "--http-tls-cert, --http-tls-key and --auth-tokens apply to "
-                                              "--http-listen; give it too");
+    if (status < 0 && !a->hio.listen && (a->hio.tls_cert || a->hio.tls_key))
+        status = tp_cli_usage_error("ingest", "--http-tls-cert and --http-tls-key apply to --http-listen; give it too");
+    if (status < 0 && !serve && a->hio.tokens_path)
+        status = tp_cli_usage_error("ingest", "--auth-tokens applies to --listen and --http-listen; give one of them");
     return status;
 }
 
@@ -287,6 +309,70 @@ static int finish_deliveries(sender *x, delivery *d, int status)
     return status;
 }
 
+/* The gateway listener's side of the schema's worker (loop thread). */
+typedef struct gw {
+    tp_dyn_ingest *d;
+    tp_dyn_batch *row; /* the record being checked */
+    const tp_schema *s;
+    tp_gateway_server *srv;
+} gw;
+
+static tp_err gw_on_record(void *ctx, const tp_record *r, size_t wire_len, const tp_batch_tag *tag)
+{
+    (void)ctx;
+    (void)r;
+    (void)wire_len;
+    (void)tag;
+    return TP_ERR_INVALID_ARG; /* not called: the raw callbacks take every record */
+}
+
+static int gw_check(void *ctx, const uint8_t *msg, size_t len, int *has_id, uint64_t *id, char *why, size_t cap)
+{
+    gw *g = ctx;
+    tp_dyn_batch_clear(g->row);
+    if (tp_dyn_decode(g->row, msg, len)) {
+        snprintf(why, cap, "does not decode as %s: %s", tp_schema_message_name(g->s), g->row->error);
+        return TP_GW_REJECT_MALFORMED;
+    }
+    char key[TP_DYN_KEY_MAX + 1];
+    size_t klen;
+    if (tp_dyn_key_text(g->row, 0, key, &klen, why, cap))
+        return TP_GW_REJECT_MALFORMED;
+    const tp_dyn_column *kc = &g->row->columns[tp_schema_get_roles(g->s)->key];
+    *has_id = kc->def->kind == TP_COL_U64 || (kc->def->kind == TP_COL_I64 && kc->cells[0].i >= 0);
+    *id = kc->cells[0].u;
+    return 0;
+}
+
+static tp_err gw_take(void *ctx, const uint8_t *msg, size_t len, size_t wire_len, const tp_batch_tag *tag)
+{
+    (void)wire_len;
+    gw *g = ctx;
+    char err[600];
+    tp_err e = tp_dyn_ingest_take(g->d, msg, len, tag, err, sizeof err);
+    if (e && e != TP_ERR_AGAIN)
+        tp_log(TP_LOG_ERROR, "ingest", "a gateway record could not be taken: %s", err);
+    return e;
+}
+
+static void gw_wake(void *ctx)
+{
+    tp_gateway_server_wake(ctx);
+}
+
+/* Acks what was delivered; resumes reading once below half the cap. */
+static void gw_service(gw *g, size_t cap)
+{
+    tp_batch_tag tags[256];
+    size_t n;
+    while ((n = tp_dyn_ingest_drain(g->d, tags, 256)) > 0)
+        for (size_t i = 0; i < n; i++)
+            tp_gateway_server_complete(g->srv, &tags[i]);
+    tp_gateway_server_flush_acks(g->srv);
+    if (tp_gateway_server_paused(g->srv) && tp_dyn_ingest_buffered(g->d) < cap / 2)
+        tp_gateway_server_resume(g->srv);
+}
+
 static volatile sig_atomic_t g_stop;
 static void on_stop(int sig)
 {
@@ -294,9 +380,9 @@ static void on_stop(int sig)
     g_stop = 1;
 }
 
-/* --http-listen: the schema's worker behind POST /v1/records until SIGINT/SIGTERM or a worker failure. Returns the
- * exit status. */
-static int serve_http(ingest_args *a, tp_cli_worker *w, tp_schema *s)
+/* --listen / --http-listen: the schema's worker behind the gateway listener and POST /v1/records until SIGINT,
+ * SIGTERM or a worker failure. Returns the exit status. */
+static int serve(ingest_args *a, tp_cli_worker *w, tp_schema *s)
 {
     tp_dyn_ingest_opts o;
     tp_dyn_ingest_opts_init(&o);
@@ -312,53 +398,115 @@ static int serve_http(ingest_args *a, tp_cli_worker *w, tp_schema *s)
     o.level = (int)a->level;
     char err[1024] = "";
     tp_dyn_ingest *d = NULL;
-    tp_err e = tp_dyn_ingest_new(&o, &d, err, sizeof err);
-    if (e) {
-        fprintf(stderr, "telepack ingest: %s\n", err);
-        return e == TP_ERR_INVALID_ARG ? 2 : 1;
-    }
-    a->hio.dyn = d;
-    a->hio.schema = s;
-    a->hio.json_flags = a->ignore_unknown ? TP_DYN_JSON_IGNORE_UNKNOWN : 0;
-    a->hio.max_record_bytes = (size_t)a->max_record;
-    a->hio.max_buffered_bytes = (size_t)a->max_bytes;
+    tp_auth_store *tokens = NULL;
+    tp_gateway_auth gauth;
     tp_http_ingest *h = NULL;
-    if ((e = tp_http_ingest_start(&a->hio, NULL, &h, err, sizeof err))) {
-        fprintf(stderr, "telepack ingest: %s\n", err);
-        tp_dyn_ingest_stop(d, 1000, NULL);
-        return e == TP_ERR_INVALID_ARG || e == TP_ERR_PARSE ? 2 : 1;
-    }
-    struct sigaction sa = {0};
-    sa.sa_handler = on_stop;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    tp_log(TP_LOG_INFO, "ingest", "serving POST /v1/records of %s (schema %s) on %s (port %u, %s%s), publishing to "
-           "topic %s", tp_schema_message_name(s), tp_schema_fingerprint_hex(s), a->hio.listen,
-           tp_http_ingest_port(h), a->hio.tls_cert ? "https" : "http",
-           a->hio.tokens_path ? ", bearer tokens" : ", no authentication", a->topic);
-    char why[1024];
-    while (!g_stop && !tp_dyn_ingest_failed(d, why, sizeof why)) {
-        struct timespec ts = {0, 100 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    gw g = {.s = s};
     int status = 0;
-    if (!g_stop) {
-        tp_log(TP_LOG_ERROR, "ingest", "the worker failed: %s", why);
-        status = 1;
+    tp_err e = tp_dyn_ingest_new(&o, &d, err, sizeof err);
+    if (!e && a->hio.tokens_path)
+        e = tp_auth_store_load(a->hio.tokens_path, &tokens, err, sizeof err);
+    if (!e && a->listen) {
+        tp_gateway_server_opts so;
+        tp_gateway_server_opts_init(&so);
+        so.listen = a->listen;
+        so.max_record_bytes = (size_t)a->max_record;
+        so.conn_buffer_bytes = (size_t)a->max_record + 64 > 65536 ? (size_t)a->max_record + 64 : 65536;
+        so.batch_records = (uint32_t)a->batch;
+        so.linger_ms = (uint32_t)a->linger_ms;
+        if (tokens) {
+            tp_auth_store_gateway_auth(tokens, &gauth);
+            so.auth = &gauth;
+        }
+        g.d = d;
+        if (!(e = tp_dyn_batch_new(s, 1, 9 * (size_t)a->max_record + 64, &g.row)) &&
+            !(e = tp_gateway_server_new(&so, gw_on_record, &g, &g.srv, err, sizeof err))) {
+            tp_gateway_raw_fns fns = {gw_check, gw_take};
+            tp_gateway_server_on_raw(g.srv, &fns);
+            tp_dyn_ingest_set_notify(d, gw_wake, g.srv);
+        }
     }
-    tp_http_ingest_quiesce(h);
-    uint64_t rejected = tp_http_ingest_rejected(h);
-    tp_http_ingest_stop(h); /* waits for the requests in progress */
-    tp_dyn_ingest_stats st = {0};
-    e = tp_dyn_ingest_stop(d, 30000, &st);
+    if (!e && a->hio.listen) {
+        a->hio.dyn = d;
+        a->hio.schema = s;
+        a->hio.tokens = tokens;
+        a->hio.json_flags = a->ignore_unknown ? TP_DYN_JSON_IGNORE_UNKNOWN : 0;
+        a->hio.max_record_bytes = (size_t)a->max_record;
+        a->hio.max_buffered_bytes = (size_t)a->max_bytes;
+        e = tp_http_ingest_start(&a->hio, NULL, &h, err, sizeof err);
+    }
     if (e) {
+        fprintf(stderr, "telepack ingest: %s\n", err[0] ? err : tp_strerror(e));
+        status = e == TP_ERR_INVALID_ARG || e == TP_ERR_PARSE ? 2 : 1;
+    } else {
+        struct sigaction sa = {0};
+        sa.sa_handler = on_stop;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        if (g.srv)
+            tp_log(TP_LOG_INFO, "ingest", "listening for gateways with records of %s (schema %s) on %s (port %d), "
+                   "publishing to topic %s", tp_schema_message_name(s), tp_schema_fingerprint_hex(s), a->listen,
+                   tp_gateway_server_port(g.srv), a->topic);
+        if (h)
+            tp_log(TP_LOG_INFO, "ingest", "serving POST /v1/records of %s (schema %s) on %s (port %u, %s%s), "
+                   "publishing to topic %s", tp_schema_message_name(s), tp_schema_fingerprint_hex(s), a->hio.listen,
+                   tp_http_ingest_port(h), a->hio.tls_cert ? "https" : "http",
+                   a->hio.tokens_path ? ", bearer tokens" : ", no authentication", a->topic);
+        char why[1024];
+        while (!g_stop && !tp_dyn_ingest_failed(d, why, sizeof why)) {
+            if (g.srv) {
+                tp_gateway_server_poll(g.srv, 50);
+                gw_service(&g, (size_t)a->max_bytes);
+            } else {
+                struct timespec ts = {0, 50 * 1000000L};
+                nanosleep(&ts, NULL);
+            }
+        }
+        if (!g_stop) {
+            tp_log(TP_LOG_ERROR, "ingest", "the worker failed: %s", why);
+            status = 1;
+        }
+    }
+    uint64_t rejected = 0;
+    if (h) {
+        tp_http_ingest_quiesce(h);
+        rejected = tp_http_ingest_rejected(h);
+        tp_http_ingest_stop(h); /* waits for the requests in progress */
+    }
+    if (g.srv && !status) { /* pack what the gateways sent, ack it once durable (at most 30 s) */
+        tp_gateway_server_stop_accepting(g.srv);
+        tp_gateway_server_stop_reading(g.srv);
+        tp_dyn_ingest_flush(d);
+        int64_t until = tp_mono_ms() + 30000;
+        while (tp_dyn_ingest_buffered(d) > 0 && !tp_dyn_ingest_failed(d, NULL, 0) && tp_mono_ms() < until) {
+            tp_gateway_server_poll(g.srv, 20);
+            gw_service(&g, (size_t)a->max_bytes);
+        }
+        gw_service(&g, (size_t)a->max_bytes);
+    }
+    tp_gateway_server_stats gst = {0};
+    if (g.srv) {
+        tp_gateway_server_stats_get(g.srv, &gst);
+        tp_gateway_server_close_all(g.srv);
+    }
+    tp_dyn_ingest_stats st = {0};
+    if (d && (e = tp_dyn_ingest_stop(d, 30000, &st)) && !status) {
         fprintf(stderr, "telepack ingest: %s\n", e == TP_ERR_AGAIN ? "packs still undelivered after 30 s; gave up on "
-                "them (their requests were not answered 200)" : "a pack was not delivered");
+                "them (their records were not acknowledged)" : "a pack was not delivered");
         status = 1;
     }
-    fprintf(stderr, "ingest: %" PRIu64 " records of %s (schema %s) taken over HTTP, %" PRIu64 " refused (400), %"
-            PRIu64 " packs delivered to %s\n", st.records_in, tp_schema_message_name(s), tp_schema_fingerprint_hex(s),
-            rejected, st.packs_out, a->topic);
+    tp_gateway_server_free(g.srv);
+    tp_dyn_batch_free(g.row);
+    tp_auth_store_free(tokens);
+    if (d) {
+        uint64_t grej = 0;
+        for (int i = 0; i < TP_GW_REJECT__COUNT; i++)
+            grej += gst.rejected[i];
+        fprintf(stderr, "ingest: %" PRIu64 " records of %s (schema %s) taken (%" PRIu64 " from gateways, %" PRIu64
+                " rejected; %" PRIu64 " refused over HTTP), %" PRIu64 " packs delivered to %s\n", st.records_in,
+                tp_schema_message_name(s), tp_schema_fingerprint_hex(s), gst.records_in, grej, rejected,
+                st.packs_out, a->topic);
+    }
     return status;
 }
 
@@ -379,8 +527,8 @@ int tp_cmd_ingest_schema(int argc, char **argv)
         return status;
     }
     tp_cli_worker_apply_log(&w);
-    if (a.hio.listen) {
-        status = serve_http(&a, &w, s);
+    if (a.hio.listen || a.listen) {
+        status = serve(&a, &w, s);
         tp_schema_free(s);
         tp_cli_worker_free(&w);
         return status;

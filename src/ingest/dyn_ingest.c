@@ -28,8 +28,9 @@ struct tp_dyn_ticket {
 };
 
 typedef struct tref {
-    tp_dyn_ticket *t;
+    tp_dyn_ticket *t; /* a submitter's records, or NULL: a gateway's, by tag */
     uint32_t n;
+    tp_batch_tag tag;
 } tref;
 
 /* What an open group carries besides its records (tp_dyn_group.user). */
@@ -72,6 +73,10 @@ struct tp_dyn_ingest {
     atomic_size_t buffered;
     atomic_int failed;
     char why[1024]; /* with tmu */
+    tp_batch_tag *done; /* gateway records delivered, for tp_dyn_ingest_drain (with tmu) */
+    size_t ndone, done_cap;
+    void (*notify)(void *ctx);
+    void *notify_ctx;
     _Atomic uint64_t records_in, packs_out, records_out, pack_bytes_out, delivery_failures;
 };
 
@@ -96,7 +101,26 @@ static void ticket_put_locked(tp_dyn_ticket *t)
 /* Settles a pack's trefs (with tmu held). */
 static void settle_locked(tp_dyn_ingest *d, tref *refs, size_t n, int ok)
 {
+    int tags = 0;
     for (size_t i = 0; i < n; i++) {
+        if (!refs[i].t) { /* a gateway's: acked by the loop thread (a failure stops the worker) */
+            if (!ok)
+                continue;
+            if (d->ndone == d->done_cap) {
+                size_t nc = d->done_cap ? d->done_cap * 2 : 64;
+                tp_batch_tag *q = realloc(d->done, nc * sizeof *q);
+                if (!q) {
+                    atomic_store(&d->failed, 1);
+                    snprintf(d->why, sizeof d->why, "out of memory for the gateways' acks");
+                    continue;
+                }
+                d->done = q;
+                d->done_cap = nc;
+            }
+            d->done[d->ndone++] = refs[i].tag;
+            tags = 1;
+            continue;
+        }
         if (ok)
             refs[i].t->durable += refs[i].n;
         else
@@ -104,6 +128,8 @@ static void settle_locked(tp_dyn_ingest *d, tref *refs, size_t n, int ok)
         ticket_put_locked(refs[i].t);
     }
     pthread_cond_broadcast(&d->cv);
+    if (tags && d->notify)
+        d->notify(d->notify_ctx);
 }
 
 static void fail_worker(tp_dyn_ingest *d, const char *why)
@@ -317,8 +343,8 @@ tp_err tp_dyn_ingest_new(const tp_dyn_ingest_opts *o, tp_dyn_ingest **out, char 
     return TP_OK;
 }
 
-/* With mu and tmu: counts one record of t in grp. */
-static tp_err add_ref(tp_dyn_group *grp, tp_dyn_ticket *t, size_t bytes)
+/* With mu and tmu: counts one record of t (or, t NULL, of tag) in grp. */
+static tp_err add_ref(tp_dyn_group *grp, tp_dyn_ticket *t, const tp_batch_tag *tag, size_t bytes)
 {
     gside *side = grp->user;
     if (!side) {
@@ -326,8 +352,12 @@ static tp_err add_ref(tp_dyn_group *grp, tp_dyn_ticket *t, size_t bytes)
             return TP_ERR_NOMEM;
         grp->user = side;
     }
-    if (side->n && side->refs[side->n - 1].t == t) {
-        side->refs[side->n - 1].n++;
+    tref *last = side->n ? &side->refs[side->n - 1] : NULL;
+    if (last && last->t == t && (t || (last->tag.source == tag->source && last->tag.generation == tag->generation &&
+                                       last->tag.block == tag->block))) {
+        last->n++;
+        if (!t)
+            last->tag.count++;
     } else {
         if (side->n == side->cap) {
             size_t nc = side->cap ? side->cap * 2 : 4;
@@ -337,13 +367,42 @@ static tp_err add_ref(tp_dyn_group *grp, tp_dyn_ticket *t, size_t bytes)
             side->refs = r;
             side->cap = nc;
         }
-        side->refs[side->n++] = (tref){t, 1};
-        t->refs++;
+        tref r = {t, 1, {0, 0, 0, 0}};
+        if (t) {
+            t->refs++;
+        } else {
+            r.tag = *tag;
+            r.tag.count = 1;
+        }
+        side->refs[side->n++] = r;
     }
     if (grp->count == 1)
         side->first_ms = tp_mono_ms();
     side->bytes += bytes;
     return TP_OK;
+}
+
+/* With mu: adds one record (of ticket t, or of tag) to its group, queueing the group when full. */
+static tp_err add_one(tp_dyn_ingest *d, const uint8_t *msg, size_t n, tp_dyn_ticket *t, const tp_batch_tag *tag,
+                      due *q, char *err, size_t errlen)
+{
+    tp_dyn_group *full = NULL;
+    tp_err e = tp_dyn_grouper_add(d->g, msg, n, &full);
+    if (e) {
+        snprintf(err, errlen, "%s", tp_dyn_grouper_error(d->g));
+        return e;
+    }
+    tp_dyn_group *grp = tp_dyn_grouper_last(d->g);
+    pthread_mutex_lock(&d->tmu);
+    e = grp ? add_ref(grp, t, tag, n) : TP_ERR_NOMEM;
+    pthread_mutex_unlock(&d->tmu);
+    if (e) {
+        snprintf(err, errlen, "out of memory");
+        return e; /* the record is in its group without a ref: the worker fails below */
+    }
+    atomic_fetch_add(&d->buffered, n);
+    atomic_fetch_add(&d->records_in, 1);
+    return full ? queue_group(d, full, q) : TP_OK;
 }
 
 tp_err tp_dyn_ingest_submit(tp_dyn_ingest *d, const uint8_t *frames, size_t len, uint64_t count,
@@ -363,6 +422,7 @@ tp_err tp_dyn_ingest_submit(tp_dyn_ingest *d, const uint8_t *frames, size_t len,
     due q = {0};
     size_t pos = 0;
     uint64_t taken = 0;
+    char why[600];
     pthread_mutex_lock(&d->mu);
     while (!e && pos < len) {
         uint64_t n;
@@ -372,28 +432,19 @@ tp_err tp_dyn_ingest_submit(tp_dyn_ingest *d, const uint8_t *frames, size_t len,
             snprintf(err, errlen, "record %llu: its frame is cut short", (unsigned long long)taken);
             break;
         }
-        tp_dyn_group *full = NULL;
-        if ((e = tp_dyn_grouper_add(d->g, frames + pos + used, (size_t)n, &full))) {
-            snprintf(err, errlen, "record %llu: %s", (unsigned long long)taken, tp_dyn_grouper_error(d->g));
+        if ((e = add_one(d, frames + pos + used, (size_t)n, t, NULL, &q, why, sizeof why))) {
+            snprintf(err, errlen, "record %llu: %s", (unsigned long long)taken, why);
             break;
         }
         pos += used + (size_t)n;
-        tp_dyn_group *grp = tp_dyn_grouper_last(d->g);
-        pthread_mutex_lock(&d->tmu);
-        e = grp ? add_ref(grp, t, (size_t)n) : TP_ERR_NOMEM;
-        pthread_mutex_unlock(&d->tmu);
-        if (e)
-            break;
         taken++;
-        atomic_fetch_add(&d->buffered, (size_t)n);
-        if (full)
-            e = queue_group(d, full, &q);
     }
     if (!e)
         e = collect_due(d, false, &q);
     pthread_mutex_unlock(&d->mu);
     send_due(d, &q);
-    atomic_fetch_add(&d->records_in, taken);
+    if (e == TP_ERR_NOMEM)
+        fail_worker(d, "out of memory while grouping");
     if (e && taken < count) {
         pthread_mutex_lock(&d->tmu);
         t->records = taken; /* what the ticket covers */
@@ -401,6 +452,57 @@ tp_err tp_dyn_ingest_submit(tp_dyn_ingest *d, const uint8_t *frames, size_t len,
     }
     *ticket = t;
     return e;
+}
+
+tp_err tp_dyn_ingest_take(tp_dyn_ingest *d, const uint8_t *msg, size_t len, const tp_batch_tag *tag, char *err,
+                          size_t errlen)
+{
+    if (atomic_load(&d->failed) || atomic_load(&d->stopping)) {
+        snprintf(err, errlen, "the ingest worker %s", atomic_load(&d->failed) ? "failed" : "is stopping");
+        return TP_ERR_KAFKA;
+    }
+    if (atomic_load(&d->buffered) >= d->o.max_buffered_bytes)
+        return TP_ERR_AGAIN;
+    due q = {0};
+    pthread_mutex_lock(&d->mu);
+    tp_err e = add_one(d, msg, len, NULL, tag, &q, err, errlen);
+    if (!e)
+        e = collect_due(d, false, &q);
+    pthread_mutex_unlock(&d->mu);
+    send_due(d, &q);
+    if (e == TP_ERR_NOMEM)
+        fail_worker(d, "out of memory while grouping");
+    return e;
+}
+
+void tp_dyn_ingest_flush(tp_dyn_ingest *d)
+{
+    due q = {0};
+    pthread_mutex_lock(&d->mu);
+    tp_err e = collect_due(d, true, &q);
+    pthread_mutex_unlock(&d->mu);
+    send_due(d, &q);
+    if (e)
+        fail_worker(d, "out of memory while packing");
+}
+
+void tp_dyn_ingest_set_notify(tp_dyn_ingest *d, void (*fn)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&d->tmu);
+    d->notify = fn;
+    d->notify_ctx = ctx;
+    pthread_mutex_unlock(&d->tmu);
+}
+
+size_t tp_dyn_ingest_drain(tp_dyn_ingest *d, tp_batch_tag *out, size_t cap)
+{
+    pthread_mutex_lock(&d->tmu);
+    size_t n = d->ndone < cap ? d->ndone : cap;
+    memcpy(out, d->done, n * sizeof *out);
+    memmove(d->done, d->done + n, (d->ndone - n) * sizeof *out);
+    d->ndone -= n;
+    pthread_mutex_unlock(&d->tmu);
+    return n;
 }
 
 int tp_dyn_ingest_wait(tp_dyn_ingest *d, tp_dyn_ticket *t, int timeout_ms, uint64_t *durable)
@@ -520,6 +622,7 @@ tp_err tp_dyn_ingest_stop(tp_dyn_ingest *d, int timeout_ms, tp_dyn_ingest_stats 
     }
     tp_dyn_grouper_free(d->g);
     ZSTD_freeCCtx(d->cctx);
+    free(d->done);
     pthread_mutex_destroy(&d->mu);
     pthread_mutex_destroy(&d->tmu);
     pthread_cond_destroy(&d->cv);

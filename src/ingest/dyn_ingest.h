@@ -1,7 +1,8 @@
 /* The ingest worker of a run-time schema (docs/SCHEMA.md, "The pipeline"): records already checked under the schema
  * (their protobuf bytes) are grouped per key (schema/dynpack.h's grouper), each group a pbpack v1 pack sent to Kafka
  * keyed by the exact key text with the tp-schema headers, and a submitter learns when every one of its records is
- * durable (a ticket). Used by the HTTP endpoint under `telepack ingest --schema --http-listen`. A separate path from
+ * durable (a ticket), or a gateway connection learns it by its records' tags. Used under `telepack ingest --schema`
+ * by the HTTP endpoint (--http-listen) and the gateway listener (--listen). A separate path from
  * the built-in record's worker (ingest.h): simple and bounded, not tuned for speed (one lock; packs are compressed
  * on the submitting or flushing thread). */
 #ifndef TELEPACK_DYN_INGEST_H
@@ -10,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ingest/batcher.h"
 #include "schema/schema.h"
 #include "telepack/error.h"
 
@@ -45,10 +47,25 @@ typedef struct tp_dyn_ticket tp_dyn_ticket;
 tp_err tp_dyn_ingest_submit(tp_dyn_ingest *d, const uint8_t *frames, size_t len, uint64_t count,
                             tp_dyn_ticket **ticket, char *err, size_t errlen);
 
+/* One gateway record (tag as the gateway server gave it, count 1), already checked under the schema. TP_OK,
+ * TP_ERR_AGAIN while the worker holds max_buffered_bytes or more (refuse it for now: backpressure), TP_ERR_KAFKA
+ * (the worker failed or stops), TP_ERR_NOMEM, or the grouper's refusal (err says why). Once its pack is durable
+ * its tag comes out of tp_dyn_ingest_drain (counts merged per block). */
+tp_err tp_dyn_ingest_take(tp_dyn_ingest *d, const uint8_t *msg, size_t len, const tp_batch_tag *tag, char *err,
+                          size_t errlen);
+/* fn(ctx) is called (on a delivery thread, with a lock held: keep it short, e.g. tp_gateway_server_wake) when tags
+ * become ready to drain. */
+void tp_dyn_ingest_set_notify(tp_dyn_ingest *d, void (*fn)(void *ctx), void *ctx);
+/* Moves up to cap delivered tags into out; returns how many. Thread-safe. */
+size_t tp_dyn_ingest_drain(tp_dyn_ingest *d, tp_batch_tag *out, size_t cap);
+
 /* Waits until every record of the ticket is durable in Kafka (0), timeout_ms passed (1), or a pack holding some of
  * them failed or the worker stopped (2). *durable gets the records delivered so far. */
 int tp_dyn_ingest_wait(tp_dyn_ingest *d, tp_dyn_ticket *t, int timeout_ms, uint64_t *durable);
 void tp_dyn_ticket_release(tp_dyn_ingest *d, tp_dyn_ticket *t);
+
+/* Packs every open group now (shutdown: then wait for tp_dyn_ingest_buffered to reach 0). Thread-safe. */
+void tp_dyn_ingest_flush(tp_dyn_ingest *d);
 
 /* Record bytes held (open groups and packs not yet delivered). Thread-safe. */
 size_t tp_dyn_ingest_buffered(tp_dyn_ingest *d);
