@@ -705,9 +705,11 @@ static tp_err read_array(jr *r, tp_dyn_column *col)
     }
 }
 
+/* The member named key (JSON or .proto name), searched from *index on (round the end): keys usually come in the
+ * fields' order, as tp_dyn_row_json writes them, so the first comparison mostly hits. */
 static const tp_schema_member *find_member(const tp_schema_node *node, const char *key, size_t *index)
 {
-    for (size_t i = 0; i < node->count; i++)
+    for (size_t k = 0, i = *index < node->count ? *index : 0; k < node->count; k++, i = i + 1 < node->count ? i + 1 : 0)
         if (!strcmp(key, node->members[i].json_name) || !strcmp(key, node->members[i].name)) {
             *index = i;
             return &node->members[i];
@@ -719,6 +721,7 @@ static tp_err read_object(jr *r, const tp_schema_node *node)
 {
     uint64_t seen[(TP_SCHEMA_MAX_COLUMNS + 63) / 64] = {0}; /* a node has at most one member per column */
     char wb[256], b[48];
+    size_t hint = 0; /* where the next key is looked for first */
     r->p++; /* '{' */
     ws(r);
     if (r->p < r->end && *r->p == '}') {
@@ -736,7 +739,7 @@ static tp_err read_object(jr *r, const tp_schema_node *node)
             return e;
         const char *key_at = raw - 1;
         char key[TP_SCHEMA_MAX_NAME + 1];
-        size_t index = 0;
+        size_t index = hint;
         const tp_schema_member *m = NULL;
         if (n < sizeof key) {
             size_t k = unescape(raw, n, (uint8_t *)key);
@@ -744,6 +747,8 @@ static tp_err read_object(jr *r, const tp_schema_node *node)
             if (strlen(key) == k) /* a key holding \u0000 names no field */
                 m = find_member(node, key, &index);
         }
+        if (m)
+            hint = index + 1;
         ws(r);
         if (r->p >= r->end || *r->p != ':')
             return jerr(r, TP_ERR_PARSE, "a ':' must follow the key \"%s\"", shown(raw, n, b));
