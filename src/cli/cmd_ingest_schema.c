@@ -355,6 +355,14 @@ static tp_err gw_take(void *ctx, const uint8_t *msg, size_t len, size_t wire_len
     return e;
 }
 
+/* A connection went quiet or reached half its window: pack the groups holding its records (docs/INGEST.md). */
+static void gw_on_sent(void *ctx, uint32_t source, uint32_t generation, int stalled)
+{
+    (void)stalled;
+    gw *g = ctx;
+    tp_dyn_ingest_flush_source(g->d, source, generation);
+}
+
 static void gw_wake(void *ctx)
 {
     tp_gateway_server_wake(ctx);
@@ -423,6 +431,7 @@ static int serve(ingest_args *a, tp_cli_worker *w, tp_schema *s)
             !(e = tp_gateway_server_new(&so, gw_on_record, &g, &g.srv, err, sizeof err))) {
             tp_gateway_raw_fns fns = {gw_check, gw_take};
             tp_gateway_server_on_raw(g.srv, &fns);
+            tp_gateway_server_on_sent(g.srv, gw_on_sent);
             tp_dyn_ingest_set_notify(d, gw_wake, g.srv);
         }
     }

@@ -71,6 +71,7 @@ struct tp_dyn_ingest {
     int linger_started;
     atomic_int stopping;
     atomic_size_t buffered;
+    size_t open_bytes;  /* record bytes in open groups (with mu) */
     atomic_int failed;
     char why[1024]; /* with tmu */
     tp_batch_tag *done; /* gateway records delivered, for tp_dyn_ingest_drain (with tmu) */
@@ -204,6 +205,7 @@ static tp_err build_pack(tp_dyn_ingest *d, tp_dyn_group *grp, outpack *op)
     op->key_len = grp->key_len;
     side->refs = NULL;
     side->n = side->cap = 0;
+    d->open_bytes -= side->bytes;
     side->bytes = 0;
     tp_dyn_grouper_release(d->g, grp);
     return TP_OK;
@@ -262,7 +264,8 @@ static void send_due(tp_dyn_ingest *d, due *q)
     q->n = q->cap = 0;
 }
 
-/* With mu: packs the groups older than linger (all: every open one) and the oldest while above the byte cap. */
+/* With mu: packs the groups older than linger (all: every open one), and the oldest while the open groups hold
+ * more than half the byte cap (packs in flight are not packed again: only waited for). */
 static tp_err collect_due(tp_dyn_ingest *d, bool all, due *q)
 {
     int64_t now = tp_mono_ms();
@@ -270,7 +273,7 @@ static tp_err collect_due(tp_dyn_ingest *d, bool all, due *q)
     tp_err e = TP_OK;
     while (!e && (grp = tp_dyn_grouper_oldest(d->g))) {
         gside *side = grp->user;
-        bool over = atomic_load(&d->buffered) > d->o.max_buffered_bytes && side->bytes > 0;
+        bool over = d->open_bytes > d->o.max_buffered_bytes / 2 && side->bytes > 0;
         if (!all && !over && side->first_ms + d->o.linger_ms > now)
             break;
         e = queue_group(d, grp, q);
@@ -401,6 +404,7 @@ static tp_err add_one(tp_dyn_ingest *d, const uint8_t *msg, size_t n, tp_dyn_tic
         return e; /* the record is in its group without a ref: the worker fails below */
     }
     atomic_fetch_add(&d->buffered, n);
+    d->open_bytes += n;
     atomic_fetch_add(&d->records_in, 1);
     return full ? queue_group(d, full, q) : TP_OK;
 }
@@ -483,6 +487,39 @@ void tp_dyn_ingest_flush(tp_dyn_ingest *d)
     pthread_mutex_unlock(&d->mu);
     send_due(d, &q);
     if (e)
+        fail_worker(d, "out of memory while packing");
+}
+
+typedef struct flush_ctx {
+    tp_dyn_ingest *d;
+    uint32_t source, generation;
+    due *q;
+    tp_err e;
+} flush_ctx;
+
+static void flush_if_source(void *ctx, tp_dyn_group *grp)
+{
+    flush_ctx *f = ctx;
+    gside *side = grp->user;
+    if (f->e || !grp->count || !side)
+        return;
+    for (size_t i = 0; i < side->n; i++)
+        if (!side->refs[i].t && side->refs[i].tag.source == f->source &&
+            side->refs[i].tag.generation == f->generation) {
+            f->e = queue_group(f->d, grp, f->q);
+            return;
+        }
+}
+
+void tp_dyn_ingest_flush_source(tp_dyn_ingest *d, uint32_t source, uint32_t generation)
+{
+    due q = {0};
+    flush_ctx f = {d, source, generation, &q, TP_OK};
+    pthread_mutex_lock(&d->mu);
+    tp_dyn_grouper_each(d->g, flush_if_source, &f);
+    pthread_mutex_unlock(&d->mu);
+    send_due(d, &q);
+    if (f.e)
         fail_worker(d, "out of memory while packing");
 }
 

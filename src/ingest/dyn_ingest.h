@@ -24,8 +24,9 @@ typedef struct tp_dyn_ingest_opts {
     uint32_t batch_records;        /* records per pack (default 200) */
     int linger_ms;                 /* a group is packed this long after its first record at the latest (default 500) */
     size_t max_record_bytes;       /* largest record (default 65536) */
-    size_t max_buffered_bytes;     /* record bytes held in open groups and in flight; above it the oldest group is
-                                      packed at once, and tp_dyn_ingest_buffered tells callers to hold back
+    size_t max_buffered_bytes;     /* record bytes held in open groups and in flight: at it gateway records are
+                                      refused for now (TP_ERR_AGAIN) and the HTTP endpoint answers 503; while
+                                      open groups hold more than half of it the oldest is packed at once
                                       (default 256 MiB) */
     int level;                     /* zstd level (default 3) */
 } tp_dyn_ingest_opts;
@@ -63,6 +64,10 @@ size_t tp_dyn_ingest_drain(tp_dyn_ingest *d, tp_batch_tag *out, size_t cap);
  * them failed or the worker stopped (2). *durable gets the records delivered so far. */
 int tp_dyn_ingest_wait(tp_dyn_ingest *d, tp_dyn_ticket *t, int timeout_ms, uint64_t *durable);
 void tp_dyn_ticket_release(tp_dyn_ingest *d, tp_dyn_ticket *t);
+
+/* Packs every open group holding records of the gateway connection (source, generation as in its tags) now: it
+ * went quiet or is at its window (tp_gateway_sent_fn), so its acks need not wait for the linger. */
+void tp_dyn_ingest_flush_source(tp_dyn_ingest *d, uint32_t source, uint32_t generation);
 
 /* Packs every open group now (shutdown: then wait for tp_dyn_ingest_buffered to reach 0). Thread-safe. */
 void tp_dyn_ingest_flush(tp_dyn_ingest *d);

@@ -147,6 +147,16 @@ kill -TERM $spid; wait $spid
 "${gen[@]}" check-sqlite "$tmp/ev.exp" "$tmp/ev.db" ev_gw || fail "rows loaded from the gateway packs differ from the records"
 grep -q "sending it to" "$tmp/sink.err" && fail "a gateway pack went to the DLQ: $(grep 'sending it to' "$tmp/sink.err" | head -2)"
 
+# Memory cap and quiet connections: 1.5 MB of records against --max-buffered-bytes 1M with a linger of 60 s and packs
+# of up to 100000 records: reading pauses at the cap, the oldest groups are packed once the open ones hold half of
+# it, and once the gateway has sent everything (quiet for 20 ms) the groups holding its records are packed, so every
+# record is acked within the client's 20 s instead of at the 60 s linger (without the quiet flush: 3787 acked).
+"${gen[@]}" gen 100 100 "$tmp/big.bin" "$tmp/big.exp"
+start_worker "$tmp/w3.err" --topic evg3 --max-buffered-bytes 1M --linger-ms 60000 --batch-records 100000
+gw 2 "$port" "$tmp/big.bin" >"$tmp/big.out"
+grep -q "^ack 10000$" "$tmp/big.out" || fail "memory cap: $(tail -2 "$tmp/big.out")"
+kill -TERM $wpid; wait $wpid
+
 # Tokens: a token without a list takes the VINs; one with an id list gets REJECT code 3 for each.
 printf '%s\n%s 1-5\n' aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb >"$tmp/tokens"
 start_worker "$tmp/w2.err" --topic evg2 --auth-tokens "$tmp/tokens"
