@@ -4,7 +4,7 @@
  * (Debian's). See docs/WAREHOUSES.md.
  *
  * Native block (the body of INSERT ... FORMAT Native; over HTTP without the TCP protocol's block info):
- *   varint columns (11) | varint rows (n) | per column, in the order of INSERT_COLUMNS:
+ *   varint columns (11; 9 without lineage) | varint rows (n) | per column, in the order of INSERT_COLUMNS:
  *     varint name length | name | varint type length | type ("UInt64") | n values, little-endian, fixed width
  * Rows are ordered by (vehicle_id, sampled_at_ms, seq): a batch is a sequence of per-vehicle packs, each already in
  * time order, so the order is found by sorting the packs' runs by their first key and, only when runs overlap, by
