@@ -137,7 +137,86 @@ int tp_units_find_scale(const uint64_t *u, size_t n, bool is_f32, uint8_t mode, 
     return s;
 }
 
-/* Chooses among the varint transforms by exact encoded size. */
+/* A byte histogram that remembers which bins it touched, so its entropy costs the distinct bytes, not 256 bins. */
+typedef struct byte_hist {
+    uint32_t n[256];
+    uint8_t seen[256];
+    int distinct;
+} byte_hist;
+
+static inline void hist_byte(byte_hist *h, uint8_t b)
+{
+    if (!h->n[b]++)
+        h->seen[h->distinct++] = b;
+}
+
+static inline void hist_varint(byte_hist *h, uint64_t v)
+{
+    while (v >= 0x80) {
+        hist_byte(h, (uint8_t)(v | 0x80));
+        v >>= 7;
+    }
+    hist_byte(h, (uint8_t)v);
+}
+
+/* Units the estimate below looks at, at most: a column's bytes are sampled at evenly spaced units, so a long
+ * column costs no more to plan than a short one. */
+#define EST_SAMPLE 64
+
+/* Estimated compressed size, in bytes, of the varint body of transform t over u (len bytes long): the order-0
+ * entropy per byte (what zstd's literal coder gets at best) of the bytes that at most EST_SAMPLE evenly spaced units
+ * contribute, times len. Runs are counted whole (their pairs are few whenever runs come near the others' size).
+ * Computed from the units, without writing the body; h is cleared after use. */
+/* log2(x) for x >= 1 within 0.005: the exponent, and a parabola through the mantissa's ends (a planning estimate
+ * needs no more, and libm's log2 per distinct byte cost as much as the rest of the estimate). */
+static inline double approx_log2(double x)
+{
+    uint64_t b = tp_bits_f64(x);
+    double e = (double)((int)((b >> 52) & 0x7FF) - 1023);
+    double m = tp_f64_bits((b & 0xFFFFFFFFFFFFFull) | 0x3FF0000000000000ull) - 1; /* mantissa - 1, in [0, 1) */
+    return e + m * (1.3466 - 0.3466 * m);
+}
+
+static double varint_body_entropy(const uint64_t *u, size_t n, bool sgn, uint8_t t, size_t len, byte_hist *h)
+{
+    size_t m = n <= EST_SAMPLE + EST_SAMPLE / 2 || t == TP_COLX_RUNS ? n : EST_SAMPLE, bytes = 0;
+    size_t step = n / m, frac = n % m, acc = 0, i = 0; /* i = k n / m, stepped without dividing */
+    for (size_t k = 0; k < m; k++, i += step, acc += frac) {
+        if (acc >= m)
+            acc -= m, i++;
+        uint64_t v = u[i], x;
+        switch (t) {
+        case TP_COLX_RAW: x = sgn ? tp_zz_enc(v) : v; break;
+        case TP_COLX_DELTA: x = tp_zz_enc(i ? v - u[i - 1] : v); break;
+        case TP_COLX_DELTA2: x = tp_zz_enc(i >= 2 ? (v - u[i - 1]) - (u[i - 1] - u[i - 2]) : i ? v - u[0] : v); break;
+        default: { /* runs: (unit, length) at the end of each run */
+            if (i + 1 < n && u[i + 1] == v)
+                continue;
+            size_t j = i;
+            while (j > 0 && u[j - 1] == v)
+                j--;
+            hist_varint(h, sgn ? tp_zz_enc(v) : v);
+            bytes += tp_units_varint_len(sgn ? tp_zz_enc(v) : v);
+            x = i - j + 1;
+            break;
+        }
+        }
+        hist_varint(h, x);
+        bytes += tp_units_varint_len(x);
+    }
+    double bits = (double)bytes * approx_log2((double)bytes);
+    for (int k = 0; k < h->distinct; k++) {
+        uint32_t c = h->n[h->seen[k]];
+        bits -= (double)c * approx_log2((double)c);
+        h->n[h->seen[k]] = 0;
+    }
+    h->distinct = 0;
+    return bits / 8 * ((double)len / (double)bytes);
+}
+
+/* Chooses among the varint transforms: const when every unit is equal; otherwise the smallest by exact encoded
+ * size, or, for columns of at least TP_UNITS_EST_MIN units, the one of smallest estimated compressed size (order-0
+ * entropy of a sample of its bytes) among those at most 1.25 times as long as the smallest. */
 void tp_units_plan_varints(const uint64_t *u, size_t n, bool sgn, tp_units_plan *p)
 {
     size_t raw = 0, delta = 0, delta2 = 0, runs = 0;
@@ -172,20 +251,35 @@ void tp_units_plan_varints(const uint64_t *u, size_t n, bool sgn, tp_units_plan 
         p->body_len = tp_units_varint_len(sgn ? tp_zz_enc(u[0]) : u[0]);
         return;
     }
-    p->transform = TP_COLX_RAW;
-    p->body_len = raw;
-    if (delta < p->body_len) {
-        p->transform = TP_COLX_DELTA;
-        p->body_len = delta;
+    const size_t size[TP_COLX_RUNS + 1] = {0, raw, delta, delta2, runs};
+    uint8_t best = TP_COLX_RAW;
+    for (uint8_t t = TP_COLX_DELTA; t <= TP_COLX_RUNS; t++)
+        if (size[t] < size[best])
+            best = t;
+    uint8_t near[TP_COLX_RUNS + 1];
+    int nnear = 0;
+    for (uint8_t t = TP_COLX_RAW; t <= TP_COLX_RUNS && n >= TP_UNITS_EST_MIN; t++)
+        if (t != best && 4 * size[t] <= 5 * size[best])
+            near[nnear++] = t;
+    if (nnear > 0) {
+        /* zstd follows: the candidates within 1.25x of the smallest are compared by their estimated compressed size
+         * (a counter 0, 1, 2, ... is as long raw as its deltas, but only the deltas' one repeated byte compresses) */
+        byte_hist h;
+        memset(h.n, 0, sizeof h.n);
+        h.distinct = 0;
+        double best_est = varint_body_entropy(u, n, sgn, best, size[best], &h);
+        for (int k = 0; k < nnear; k++) {
+            uint8_t t = near[k];
+            double e = varint_body_entropy(u, n, sgn, t, size[t], &h);
+            bool smaller = size[t] < size[best] || (size[t] == size[best] && t < best);
+            if (e < best_est || (e == best_est && smaller)) {
+                best = t;
+                best_est = e;
+            }
+        }
     }
-    if (delta2 < p->body_len) {
-        p->transform = TP_COLX_DELTA2;
-        p->body_len = delta2;
-    }
-    if (runs < p->body_len) {
-        p->transform = TP_COLX_RUNS;
-        p->body_len = runs;
-    }
+    p->transform = best;
+    p->body_len = size[best];
 }
 
 /* Bit patterns with no decimal scale: constant, or XOR / delta byte planes, whichever leaves fewer significant
