@@ -5,8 +5,8 @@
  * arrival order per pack; and real traces: taxis of Porto (bench/data/README.md; --porto FILE for the full set) as
  * one pack per trip (the real pack sizes), per taxi at B = 50 and 200, and in version-3 packs. Also the bytes/record
  * of a naive transposition (zigzag deltas of everything, coordinates as 1e-6 fixed point) for scale.
- * Usage: bench_columns [--quick] [--json FILE] [--level N] [--porto FILE|--no-porto]. Prints a table; writes the
- * results as JSON. */
+ * Usage: bench_columns [--quick] [--json FILE] [--level N] [--porto FILE|--no-porto] [--only TEXT]
+ * [--min-cpu S]. Prints a table; writes the results as JSON. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -26,6 +26,9 @@ static void die(const char *what, tp_err e)
     fprintf(stderr, "bench_columns: %s: %s\n", what, tp_strerror(e));
     exit(1);
 }
+
+/* --only: run just the lines whose "data layout B" contains this (for profiling one case). */
+static const char *only;
 
 /* One vehicle's records in time order, packed on their own (a vehicle's whole track, or one trip). */
 typedef struct track {
@@ -447,6 +450,8 @@ static int cmp_vehicle_time(const void *a, const void *b)
  * zstd, over the packs of mode m and B. */
 static void column_report(const dataset *d, mode m, size_t B, json_t *out)
 {
+    if (only)
+        return;
     static const char *const fields[9] = {"vehicle_id", "sampled_at_ms", "seq", "latitude", "longitude",
                                           "speed_kmh", "heading_deg", "accuracy_m", "meter_status"};
     tp_colpack_encoder *enc;
@@ -504,9 +509,12 @@ static void column_report(const dataset *d, mode m, size_t B, json_t *out)
 /* One line of the table and of the JSON results. */
 static void report(const dataset *d, mode m, size_t B, int level, double min_cpu, json_t *arr)
 {
-    result r = measure(d, m, B, level, min_cpu);
-    char b[32];
+    char b[32], label[96];
     snprintf(b, sizeof b, B ? "%zu" : "trip", B);
+    snprintf(label, sizeof label, "%s %s %s", d->name, mode_name[m], b);
+    if (only && !strstr(label, only))
+        return;
+    result r = measure(d, m, B, level, min_cpu);
     printf("%-10s %5s %-8s %8.1f %8.2f %9.2f %8.1f %12.0f %12.0f\n", r.data, b, r.layout, r.records_per_pack, r.bpr,
            r.content_bpr, r.json_ratio, r.enc_rps, r.dec_rps);
     json_array_append_new(
@@ -519,6 +527,8 @@ static void report(const dataset *d, mode m, size_t B, int level, double min_cpu
 
 static void report_naive(const dataset *d, size_t B, int level, json_t *arr)
 {
+    if (only)
+        return;
     double nb = naive_bpr(d, B, level);
     char b[32];
     snprintf(b, sizeof b, B ? "%zu" : "trip", B);
@@ -536,6 +546,7 @@ int main(int argc, char **argv)
 {
     const char *json_path = NULL, *porto = TP_BENCH_DATA_DIR "/porto-taxi-excerpt.csv";
     int quick = 0, level = 3;
+    double min_cpu_arg = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
@@ -547,17 +558,23 @@ int main(int argc, char **argv)
             porto = argv[++i];
         else if (!strcmp(argv[i], "--no-porto"))
             porto = NULL;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
+        else if (!strcmp(argv[i], "--min-cpu") && i + 1 < argc)
+            min_cpu_arg = atof(argv[++i]);
         else {
-            printf("usage: bench_columns [--quick] [--json FILE] [--level N] [--porto FILE|--no-porto]\n"
+            printf("usage: bench_columns [--quick] [--json FILE] [--level N] [--porto FILE|--no-porto] [--only TEXT]\n"
+                   "                     [--min-cpu S]\n"
                    "Row vs column vs multi-vehicle (v3) packs: bytes/record and records/s per core on the fleet\n"
                    "simulator (B = 10, 50, 200, 1000 per vehicle; v3 200, 1000, 10000 of the fleet) and on real\n"
                    "taxi trips of Porto (--porto: the challenge's train.csv or an excerpt; default the one in\n"
-                   "bench/data).\n");
+                   "bench/data). --only runs the lines whose \"data layout B\" holds TEXT (\"gps-1e-6 v3 10000\");\n"
+                   "--min-cpu: CPU seconds each measurement runs at least (default 0.3, --quick 0.05).\n");
             return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
         }
     }
     uint32_t vehicles = quick ? 20 : 50, seconds = quick ? 1000 : 4000;
-    double min_cpu = quick ? 0.05 : 0.3;
+    double min_cpu = min_cpu_arg > 0 ? min_cpu_arg : quick ? 0.05 : 0.3;
     static const size_t Bs[] = {10, 50, 200, 1000}, Bv3[] = {200, 1000, 10000};
     dataset ds[3], trips, taxis;
     dataset_make(&ds[0], "gps-1e-6", 1e-6, vehicles, seconds);
