@@ -458,6 +458,7 @@ static void column_report(const dataset *d, mode m, size_t B, json_t *out)
     if (tp_colpack_encoder_new(&enc))
         die("encoder", TP_ERR_NOMEM);
     size_t bytes[9] = {0}, uses[9][TP_COLX__COUNT + 1] = {{0}}, scales[9][256] = {{0}}, npacks = 0;
+    double ent[9] = {0}; /* order-0 entropy of each column body, in bytes: what coding each column on its own gets */
     tp_record *sorted = m == MODE_V3 ? malloc(B * sizeof *sorted) : NULL;
     FOR_EACH_PACK(d, m, B, recs, k, {
         const uint8_t *c;
@@ -478,15 +479,22 @@ static void column_report(const dataset *d, mode m, size_t B, json_t *out)
             if (tr < TP_COLX__COUNT) {
                 bytes[f] += rd.cols[f].len;
                 scales[f][rd.cols[f].scale]++;
+                uint32_t h[256] = {0};
+                for (size_t i = 0; i < rd.cols[f].len; i++)
+                    h[rd.cols[f].body[i]]++;
+                for (int b = 0; b < 256; b++)
+                    if (h[b])
+                        ent[f] += (double)h[b] * log2((double)rd.cols[f].len / (double)h[b]) / 8;
             }
         }
     });
     free(sorted);
     char b[32];
     snprintf(b, sizeof b, B ? "%zu" : "trip", B);
-    printf("\ncolumns of '%s' %s at B=%s before zstd (most used transform, share of packs; decimal scale: d = k / "
-           "10^d, 1d = k * 1e-d, ff = none):\n",
+    printf("\ncolumns of '%s' %s at B=%s before zstd, and the order-0 entropy of each column's bytes (most used "
+           "transform, share of packs; decimal scale: d = k / 10^d, 1d = k * 1e-d, ff = none):\n",
            d->name, mode_name[m], b);
+    double ent_sum = 0;
     for (int f = 0; f < 9; f++) {
         int best = 0, bs = 0;
         for (int x = 1; x <= TP_COLX__COUNT; x++)
@@ -497,12 +505,15 @@ static void column_report(const dataset *d, mode m, size_t B, json_t *out)
                 bs = s;
         const char *tn = best < TP_COLX__COUNT ? tp_units_transform_name((uint8_t)best) : "absent";
         double share = (double)uses[f][best] / (double)npacks;
-        printf("  %-14s %6.3f B/record  %-12s %4.0f%%  scale 0x%02x\n", fields[f],
-               (double)bytes[f] / (double)d->records, tn, 100 * share, bs);
+        printf("  %-14s %6.3f B/record  %6.3f entropy  %-12s %4.0f%%  scale 0x%02x\n", fields[f],
+               (double)bytes[f] / (double)d->records, ent[f] / (double)d->records, tn, 100 * share, bs);
+        ent_sum += ent[f];
         json_object_set_new(out, fields[f],
-                            json_pack("{sfsssfsi}", "bytes_per_record", (double)bytes[f] / (double)d->records,
-                                      "transform", tn, "share_of_packs", share, "scale", bs));
+                            json_pack("{sfsfsssfsi}", "bytes_per_record", (double)bytes[f] / (double)d->records,
+                                      "entropy_bytes_per_record", ent[f] / (double)d->records, "transform", tn,
+                                      "share_of_packs", share, "scale", bs));
     }
+    printf("  all columns' entropy %.3f B/record\n", ent_sum / (double)d->records);
     tp_colpack_encoder_free(enc);
 }
 
