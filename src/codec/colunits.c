@@ -159,13 +159,16 @@ static inline void hist_varint(byte_hist *h, uint64_t v)
     hist_byte(h, (uint8_t)v);
 }
 
-/* Units the estimate below looks at, at most: a column's bytes are sampled at evenly spaced units, so a long
- * column costs no more to plan than a short one. */
+/* Units the estimates below look at, at most: a column's bytes are sampled at evenly spaced units, so a long
+ * column costs no more to plan than a short one. The varint chooser compares bodies of alike bytes (EST_SAMPLE);
+ * for-planes compares planes of up to 256 byte values each with a varint body (FOR_SAMPLE, where a small sample
+ * would understate the entropy of near-uniform planes). */
 #define EST_SAMPLE 64
+#define FOR_SAMPLE 1024
 
 /* Estimated compressed size, in bytes, of the varint body of transform t over u (len bytes long): the order-0
- * entropy per byte (what zstd's literal coder gets at best) of the bytes that at most EST_SAMPLE evenly spaced units
- * contribute, times len. Runs are counted whole (their pairs are few whenever runs come near the others' size).
+ * entropy per byte (what zstd's literal coder gets at best) of the bytes that at most `sample` evenly spaced units
+ * (1.5 x sample and fewer: all) contribute, times len. Runs are counted whole (their pairs are few whenever runs come near the others' size).
  * Computed from the units, without writing the body; h is cleared after use. */
 /* log2(x) for x >= 1 within 0.005: the exponent, and a parabola through the mantissa's ends (a planning estimate
  * needs no more, and libm's log2 per distinct byte cost as much as the rest of the estimate). */
@@ -177,9 +180,10 @@ static inline double approx_log2(double x)
     return e + m * (1.3466 - 0.3466 * m);
 }
 
-static double varint_body_entropy(const uint64_t *u, size_t n, bool sgn, uint8_t t, size_t len, byte_hist *h)
+static double varint_body_entropy(const uint64_t *u, size_t n, bool sgn, uint8_t t, size_t len, byte_hist *h,
+                                  size_t sample)
 {
-    size_t m = n <= EST_SAMPLE + EST_SAMPLE / 2 || t == TP_COLX_RUNS ? n : EST_SAMPLE, bytes = 0;
+    size_t m = n <= sample + sample / 2 || t == TP_COLX_RUNS ? n : sample, bytes = 0;
     size_t step = n / m, frac = n % m, acc = 0, i = 0; /* i = k n / m, stepped without dividing */
     for (size_t k = 0; k < m; k++, i += step, acc += frac) {
         if (acc >= m)
@@ -267,10 +271,10 @@ void tp_units_plan_varints(const uint64_t *u, size_t n, bool sgn, tp_units_plan 
         byte_hist h;
         memset(h.n, 0, sizeof h.n);
         h.distinct = 0;
-        double best_est = varint_body_entropy(u, n, sgn, best, size[best], &h);
+        double best_est = varint_body_entropy(u, n, sgn, best, size[best], &h, EST_SAMPLE);
         for (int k = 0; k < nnear; k++) {
             uint8_t t = near[k];
-            double e = varint_body_entropy(u, n, sgn, t, size[t], &h);
+            double e = varint_body_entropy(u, n, sgn, t, size[t], &h, EST_SAMPLE);
             bool smaller = size[t] < size[best] || (size[t] == size[best] && t < best);
             if (e < best_est || (e == best_est && smaller)) {
                 best = t;
@@ -386,26 +390,34 @@ uint8_t *tp_units_write(uint8_t *p, const uint64_t *u, size_t n, bool sgn, int w
  * the varint body written into scratch; nothing changes for short columns or constant and run columns. */
 void tp_units_plan_for(const uint64_t *u, size_t n, bool sgn, uint8_t *scratch, tp_units_plan *p)
 {
+    (void)scratch; /* the varint body is estimated from the units, no longer written */
     if (n < 16 || p->transform == TP_COLX_CONST || p->transform == TP_COLX_RUNS)
         return;
     uint64_t base;
     int w;
     for_frame(u, n, sgn, &base, &w);
     size_t for_len = tp_units_varint_len(sgn ? tp_zz_enc(base) : base) + 1 + (size_t)w * n;
-    double est_for = (double)(for_len - (size_t)w * n);
-    uint32_t hist[256];
-    for (int b = 0; b < w; b++) {
-        memset(hist, 0, sizeof hist);
-        for (size_t i = 0; i < n; i++)
-            hist[(uint8_t)((u[i] - base) >> (8 * b))]++;
-        est_for += entropy_bytes(hist, n);
+    /* the planes' entropy over at most FOR_SAMPLE evenly spaced units, scaled to n */
+    size_t m = n <= FOR_SAMPLE + FOR_SAMPLE / 2 ? n : FOR_SAMPLE;
+    static const uint32_t zero[256];
+    uint32_t hist[8][256];
+    for (int b = 0; b < w; b++)
+        memcpy(hist[b], zero, sizeof zero);
+    size_t step = n / m, frac = n % m, acc = 0, i = 0;
+    for (size_t k = 0; k < m; k++, i += step, acc += frac) {
+        if (acc >= m)
+            acc -= m, i++;
+        uint64_t x = u[i] - base;
+        for (int b = 0; b < w; b++)
+            hist[b][(uint8_t)(x >> (8 * b))]++;
     }
-    uint8_t *end = tp_units_write(scratch, u, n, sgn, 8, p->transform);
-    size_t vlen = (size_t)(end - scratch);
-    memset(hist, 0, sizeof hist);
-    for (size_t i = 0; i < vlen; i++)
-        hist[scratch[i]]++;
-    double est_var = entropy_bytes(hist, vlen);
+    double est_for = (double)(for_len - (size_t)w * n);
+    for (int b = 0; b < w; b++)
+        est_for += entropy_bytes(hist[b], m) * ((double)n / (double)m);
+    byte_hist h;
+    memset(h.n, 0, sizeof h.n);
+    h.distinct = 0;
+    double est_var = varint_body_entropy(u, n, sgn, p->transform, p->body_len, &h, FOR_SAMPLE);
     if (est_for < est_var * 0.95) { /* a margin: the estimate is rough, and the known transforms are the default */
         p->transform = TP_COLX_FOR_PLANES;
         p->body_len = for_len;

@@ -149,8 +149,9 @@ void tp_units_plan_varints(const uint64_t *u, size_t n, bool sgn, tp_units_plan 
  * leaves fewer significant bytes. */
 void tp_units_plan_bits(const uint64_t *u, size_t n, int w, tp_units_plan *p);
 
-/* Version 3: replaces a varint plan by for-planes when the planes' estimated compressed size (order-0 entropy) is
- * smaller. scratch holds at least 10 n bytes. */
+/* Version 3: replaces a varint plan by for-planes when the planes' estimated compressed size (order-0 entropy, over
+ * at most 1024 evenly spaced units) is at least 5 % smaller. scratch is not used (it may be NULL); it stays in the
+ * signature for the callers that pass it. */
 void tp_units_plan_for(const uint64_t *u, size_t n, bool sgn, uint8_t *scratch, tp_units_plan *p);
 
 /* Writes the body of transform over u[0..n) at p (plane transforms: width w, 4 or 8); returns the end. The body

@@ -320,6 +320,24 @@ static void test_chooser(void)
     tp_units_plan_varints(u, N, false, &p);
     CHECK_INT(p.transform, TP_COLX_DELTA);
 
+    /* version 3's for-planes: latitudes of different vehicles side by side (scattered over 0.2 degrees at 1e-6)
+     * take planes, at any length (above 1536 units the planes are estimated from 1024 of them); one vehicle's
+     * smooth track keeps its varints */
+    static uint64_t big[5000];
+    for (size_t n = 300; n <= 5000; n += 4700) {
+        for (size_t i = 0; i < n; i++)
+            big[i] = tp_zz_dec(tp_zz_enc(35000000 + (uint64_t)(rnd() % 200000)));
+        tp_units_plan_varints(big, n, true, &p);
+        tp_units_plan_for(big, n, true, NULL, &p);
+        CHECK_INT(p.transform, TP_COLX_FOR_PLANES);
+        CHECK_INT(p.body_len, 4 + 1 + 3 * n); /* base 35000000 zigzagged: 4 bytes; offsets below 2^24: 3 planes */
+        for (size_t i = 0; i < n; i++)
+            big[i] = 35000000 + 3 * i + (uint64_t)(rnd() % 2);
+        tp_units_plan_varints(big, n, true, &p);
+        tp_units_plan_for(big, n, true, NULL, &p);
+        CHECK(p.transform == TP_COLX_DELTA || p.transform == TP_COLX_DELTA2);
+    }
+
     /* through the record codec: a trip's seq counter takes delta, and columns of every shape round-trip, each
      * varint transform chosen at least once */
     static tp_record r[N];
