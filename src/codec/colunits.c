@@ -160,10 +160,11 @@ static inline void hist_varint(byte_hist *h, uint64_t v)
 }
 
 /* Units the estimates below look at, at most: a column's bytes are sampled at evenly spaced units, so a long
- * column costs no more to plan than a short one. The varint chooser compares bodies of alike bytes (EST_SAMPLE);
+ * column costs little more to plan than a short one. The varint chooser compares bodies of alike bytes
+ * (EST_SAMPLE: 64 units, and one more for every 64 of a long column, where a bigger sample pays);
  * for-planes compares planes of up to 256 byte values each with a varint body (FOR_SAMPLE, where a small sample
  * would understate the entropy of near-uniform planes). */
-#define EST_SAMPLE 64
+#define EST_SAMPLE(n) (64 + (n) / 64)
 #define FOR_SAMPLE 1024
 
 /* Estimated compressed size, in bytes, of the varint body of transform t over u (len bytes long): the order-0
@@ -271,10 +272,10 @@ void tp_units_plan_varints(const uint64_t *u, size_t n, bool sgn, tp_units_plan 
         byte_hist h;
         memset(h.n, 0, sizeof h.n);
         h.distinct = 0;
-        double best_est = varint_body_entropy(u, n, sgn, best, size[best], &h, EST_SAMPLE);
+        double best_est = varint_body_entropy(u, n, sgn, best, size[best], &h, EST_SAMPLE(n));
         for (int k = 0; k < nnear; k++) {
             uint8_t t = near[k];
-            double e = varint_body_entropy(u, n, sgn, t, size[t], &h, EST_SAMPLE);
+            double e = varint_body_entropy(u, n, sgn, t, size[t], &h, EST_SAMPLE(n));
             bool smaller = size[t] < size[best] || (size[t] == size[best] && t < best);
             if (e < best_est || (e == best_est && smaller)) {
                 best = t;
