@@ -134,24 +134,32 @@ tp_err tp_pack_writer_add(tp_pack_writer *w, const tp_record *r)
         return TP_ERR_INVALID_ARG;
     if (w->count == UINT32_MAX)
         return TP_ERR_FULL;
-    tp_err e = ensure(w, w->len + 1 + TP_RECORD_MAX_ENCODED);
-    if (e)
-        return e;
-    uint8_t *p = w->content + w->len;
-    size_t n = tp_record_encode_unchecked(r, p + 1); /* always < 128 bytes: a one-byte length prefix */
-    if (n == 0 && w->len == 0) {
-        /* An all-zero record encodes to nothing, and content starting 00 marks v2 (docs/FORMAT.md, section 8).
-         * Opening a pack it is written with its vehicle_id present and zero (02 08 00): valid protobuf that decodes
-         * to the same record, so the writer takes every record in every position. */
-        p[1] = 0x08;
-        p[2] = 0x00;
-        n = 2;
+    uint8_t *p = NULL;
+    size_t n;
+    if (w->opts.layout == TP_LAYOUT_COLUMNS) {
+        n = tp_record_encoded_len(r); /* only the v1 size, which bounds the pack below; nothing is written */
+        if (n == 0 && w->len == 0)
+            n = 2; /* as the rows layout writes it, below */
+    } else {
+        tp_err e = ensure(w, w->len + 1 + TP_RECORD_MAX_ENCODED);
+        if (e)
+            return e;
+        p = w->content + w->len;
+        n = tp_record_encode_unchecked(r, p + 1); /* always < 128 bytes: a one-byte length prefix */
+        if (n == 0 && w->len == 0) {
+            /* An all-zero record encodes to nothing, and content starting 00 marks v2 (docs/FORMAT.md, section 8).
+             * Opening a pack it is written with its vehicle_id present and zero (02 08 00): valid protobuf that
+             * decodes to the same record, so the writer takes every record in every position. */
+            p[1] = 0x08;
+            p[2] = 0x00;
+            n = 2;
+        }
     }
     if (w->len + 1 + n > w->opts.max_pack_bytes)
         return TP_ERR_FULL;
     if (w->opts.layout == TP_LAYOUT_COLUMNS) {
-        /* Columns: keep *r for finish to transpose. The v1 bytes above still bound the pack (a v2 pack never
-         * holds more records than its v1 form would fit in max_pack_bytes; readers rely on it). */
+        /* Columns: keep *r for finish to transpose. Its v1 size still bounds the pack (a v2 pack never holds
+         * more records than its v1 form would fit in max_pack_bytes; readers rely on it). */
         if (w->count == w->records_cap) {
             size_t cap = w->records_cap ? w->records_cap * 2 : 256;
             tp_record *g = realloc(w->records, cap * sizeof *g);
@@ -163,7 +171,8 @@ tp_err tp_pack_writer_add(tp_pack_writer *w, const tp_record *r)
         w->records[w->count] = *r;
         w->col_valid = 0;
     }
-    p[0] = (uint8_t)n;
+    if (p)
+        p[0] = (uint8_t)n;
     w->len += 1 + n;
     if (w->count++ == 0)
         w->vehicle_id = r->vehicle_id;

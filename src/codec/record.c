@@ -79,6 +79,29 @@ size_t tp_record_encode_unchecked(const tp_record *r, uint8_t *dst)
     return (size_t)(p - dst);
 }
 
+/* Bytes of a varint (1..10) from its bit length, without a loop or a table: ceil(bits / 7), bits >= 1. */
+static inline size_t varint_len(uint64_t v)
+{
+    unsigned bits = 64u - (unsigned)__builtin_clzll(v | 1);
+    return (bits * 9 + 64) >> 6;
+}
+
+size_t tp_record_encoded_len(const tp_record *r)
+{
+    size_t n = 0;
+    if (r->vehicle_id)
+        n += 1 + varint_len(r->vehicle_id);
+    if (r->sampled_at_ms)
+        n += 1 + varint_len((uint64_t)r->sampled_at_ms);
+    if (r->seq)
+        n += 1 + varint_len(r->seq);
+    n += (r->latitude != 0) * 9u + (r->longitude != 0) * 9u;
+    n += (r->speed_kmh != 0) * 5u + (r->heading_deg != 0) * 5u + (r->accuracy_m != 0) * 5u;
+    if (r->meter_status)
+        n += 1 + varint_len((uint64_t)(int64_t)r->meter_status);
+    return n;
+}
+
 tp_err tp_record_encode(const tp_record *r, uint8_t *dst, size_t cap, size_t *out_len)
 {
     if (!r || !dst || !out_len)

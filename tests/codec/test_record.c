@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "codec/record_codec.h"
 #include "telepack/record.h"
 #include "telepack/varint.h"
 #include "vehicle.pb-c.h"
@@ -132,6 +133,7 @@ static void cross_check(const tp_record *in)
     telepack__v1__vehicle_record__pack(&m, theirs);
     CHECK_INT(n, tn);
     CHECK(n == tn && memcmp(ours, theirs, n) == 0);
+    CHECK_INT(tp_record_encoded_len(in), n); /* the size alone, as the column-layout writer counts it */
 
     tp_record want = *in, got;
     wire_normalise(&want);
