@@ -150,13 +150,14 @@ static inline void hist_byte(byte_hist *h, uint8_t b)
         h->seen[h->distinct++] = b;
 }
 
-static inline void hist_varint(byte_hist *h, uint64_t v)
+/* Counts v's varint bytes into h; returns how many. */
+static inline size_t hist_varint(byte_hist *h, uint64_t v)
 {
-    while (v >= 0x80) {
+    size_t k = 1;
+    for (; v >= 0x80; v >>= 7, k++)
         hist_byte(h, (uint8_t)(v | 0x80));
-        v >>= 7;
-    }
     hist_byte(h, (uint8_t)v);
+    return k;
 }
 
 /* Units the estimates below look at, at most: a column's bytes are sampled at evenly spaced units, so a long
@@ -167,10 +168,6 @@ static inline void hist_varint(byte_hist *h, uint64_t v)
 #define EST_SAMPLE(n) (64 + (n) / 64)
 #define FOR_SAMPLE 1024
 
-/* Estimated compressed size, in bytes, of the varint body of transform t over u (len bytes long): the order-0
- * entropy per byte (what zstd's literal coder gets at best) of the bytes that at most `sample` evenly spaced units
- * (1.5 x sample and fewer: all) contribute, times len. Runs are counted whole (their pairs are few whenever runs come near the others' size).
- * Computed from the units, without writing the body; h is cleared after use. */
 /* log2(x) for x >= 1 within 0.005: the exponent, and a parabola through the mantissa's ends (a planning estimate
  * needs no more, and libm's log2 per distinct byte cost as much as the rest of the estimate). */
 static inline double approx_log2(double x)
@@ -181,33 +178,43 @@ static inline double approx_log2(double x)
     return e + m * (1.3466 - 0.3466 * m);
 }
 
+/* Units i = k n / m for k = 0..m-1, stepped without dividing; BODY sees i. */
+#define FOR_SAMPLED(n, m, BODY)                                                                                    \
+    do {                                                                                                           \
+        size_t step_ = (n) / (m), frac_ = (n) % (m), acc_ = 0, i = 0;                                              \
+        for (size_t k_ = 0; k_ < (m); k_++, i += step_, acc_ += frac_) {                                           \
+            if (acc_ >= (m))                                                                                       \
+                acc_ -= (m), i++;                                                                                  \
+            BODY                                                                                                   \
+        }                                                                                                          \
+    } while (0)
+
+/* Estimated compressed size, in bytes, of the varint body of transform t over u (len bytes long): the order-0
+ * entropy per byte (what zstd's literal coder gets at best) of the bytes that at most `sample` evenly spaced units
+ * (1.5 x sample and fewer: all) contribute, times len. Runs are counted whole (their pairs are few whenever runs
+ * come near the others' size). Computed from the units, without writing the body; h is cleared after use. */
 static double varint_body_entropy(const uint64_t *u, size_t n, bool sgn, uint8_t t, size_t len, byte_hist *h,
                                   size_t sample)
 {
     size_t m = n <= sample + sample / 2 || t == TP_COLX_RUNS ? n : sample, bytes = 0;
-    size_t step = n / m, frac = n % m, acc = 0, i = 0; /* i = k n / m, stepped without dividing */
-    for (size_t k = 0; k < m; k++, i += step, acc += frac) {
-        if (acc >= m)
-            acc -= m, i++;
-        uint64_t v = u[i], x;
-        switch (t) {
-        case TP_COLX_RAW: x = sgn ? tp_zz_enc(v) : v; break;
-        case TP_COLX_DELTA: x = tp_zz_enc(i ? v - u[i - 1] : v); break;
-        case TP_COLX_DELTA2: x = tp_zz_enc(i >= 2 ? (v - u[i - 1]) - (u[i - 1] - u[i - 2]) : i ? v - u[0] : v); break;
-        default: { /* runs: (unit, length) at the end of each run */
-            if (i + 1 < n && u[i + 1] == v)
+    switch (t) {
+    case TP_COLX_RAW: FOR_SAMPLED(n, m, { bytes += hist_varint(h, sgn ? tp_zz_enc(u[i]) : u[i]); }); break;
+    case TP_COLX_DELTA: FOR_SAMPLED(n, m, { bytes += hist_varint(h, tp_zz_enc(i ? u[i] - u[i - 1] : u[i])); }); break;
+    case TP_COLX_DELTA2:
+        FOR_SAMPLED(n, m, {
+            uint64_t d = i >= 2 ? (u[i] - u[i - 1]) - (u[i - 1] - u[i - 2]) : i ? u[1] - u[0] : u[0];
+            bytes += hist_varint(h, tp_zz_enc(d));
+        });
+        break;
+    default: /* runs: (unit, length) at the end of each run */
+        for (size_t i = 0, start = 0; i < n; i++) {
+            if (i + 1 < n && u[i + 1] == u[i])
                 continue;
-            size_t j = i;
-            while (j > 0 && u[j - 1] == v)
-                j--;
-            hist_varint(h, sgn ? tp_zz_enc(v) : v);
-            bytes += tp_units_varint_len(sgn ? tp_zz_enc(v) : v);
-            x = i - j + 1;
-            break;
+            bytes += hist_varint(h, sgn ? tp_zz_enc(u[i]) : u[i]);
+            bytes += hist_varint(h, i - start + 1);
+            start = i + 1;
         }
-        }
-        hist_varint(h, x);
-        bytes += tp_units_varint_len(x);
+        break;
     }
     double bits = (double)bytes * approx_log2((double)bytes);
     for (int k = 0; k < h->distinct; k++) {
