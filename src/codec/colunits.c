@@ -179,14 +179,14 @@ static inline double approx_log2(double x)
 }
 
 /* Units i = k n / m for k = 0..m-1, stepped without dividing; BODY sees i. */
-#define FOR_SAMPLED(n, m, BODY)                                                                                    \
-    do {                                                                                                           \
-        size_t step_ = (n) / (m), frac_ = (n) % (m), acc_ = 0, i = 0;                                              \
-        for (size_t k_ = 0; k_ < (m); k_++, i += step_, acc_ += frac_) {                                           \
-            if (acc_ >= (m))                                                                                       \
-                acc_ -= (m), i++;                                                                                  \
-            BODY                                                                                                   \
-        }                                                                                                          \
+#define FOR_SAMPLED(n, m, BODY)                                                                                        \
+    do {                                                                                                               \
+        size_t step_ = (n) / (m), frac_ = (n) % (m), acc_ = 0, i = 0;                                                  \
+        for (size_t k_ = 0; k_ < (m); k_++, i += step_, acc_ += frac_) {                                               \
+            if (acc_ >= (m))                                                                                           \
+                acc_ -= (m), i++;                                                                                      \
+            BODY                                                                                                       \
+        }                                                                                                              \
     } while (0)
 
 /* Estimated compressed size, in bytes, of the varint body of transform t over u (len bytes long): the order-0
