@@ -250,25 +250,25 @@ typedef enum mode { MODE_ROWS, MODE_COLUMNS, MODE_V3 } mode;
 static const char *const mode_name[3] = {"rows", "columns", "v3"};
 
 /* Runs the statements (the last argument) for each pack's records recs[0..k), in order. */
-#define FOR_EACH_PACK(d, m, B, recs, k, ...)                                                                      \
-    do {                                                                                                         \
-        if ((m) == MODE_V3) {                                                                                    \
-            for (size_t i_ = 0; i_ < (d)->records; i_ += (B)) {                                                  \
-                size_t k = (d)->records - i_ < (B) ? (d)->records - i_ : (B);                                    \
-                const tp_record *recs = (d)->by_time + i_;                                                       \
-                __VA_ARGS__                                                                                      \
-            }                                                                                                    \
-        } else {                                                                                                 \
-            for (size_t v_ = 0; v_ < (d)->ntracks; v_++) {                                                       \
-                const track *t_ = &(d)->tracks[v_];                                                              \
-                size_t b_ = (B) ? (B) : t_->n;                                                                   \
-                for (size_t i_ = 0; i_ < t_->n; i_ += b_) {                                                      \
-                    size_t k = t_->n - i_ < b_ ? t_->n - i_ : b_;                                                \
-                    const tp_record *recs = t_->r + i_;                                                          \
-                    __VA_ARGS__                                                                                  \
-                }                                                                                                \
-            }                                                                                                    \
-        }                                                                                                        \
+#define FOR_EACH_PACK(d, m, B, recs, k, ...)                                                                           \
+    do {                                                                                                               \
+        if ((m) == MODE_V3) {                                                                                          \
+            for (size_t i_ = 0; i_ < (d)->records; i_ += (B)) {                                                        \
+                size_t k = (d)->records - i_ < (B) ? (d)->records - i_ : (B);                                          \
+                const tp_record *recs = (d)->by_time + i_;                                                             \
+                __VA_ARGS__                                                                                            \
+            }                                                                                                          \
+        } else {                                                                                                       \
+            for (size_t v_ = 0; v_ < (d)->ntracks; v_++) {                                                             \
+                const track *t_ = &(d)->tracks[v_];                                                                    \
+                size_t b_ = (B) ? (B) : t_->n;                                                                         \
+                for (size_t i_ = 0; i_ < t_->n; i_ += b_) {                                                            \
+                    size_t k = t_->n - i_ < b_ ? t_->n - i_ : b_;                                                      \
+                    const tp_record *recs = t_->r + i_;                                                                \
+                    __VA_ARGS__                                                                                        \
+                }                                                                                                      \
+            }                                                                                                          \
+        }                                                                                                              \
     } while (0)
 
 typedef struct packs {
@@ -469,8 +469,7 @@ static void column_report(const dataset *d, mode m, size_t B, json_t *out)
             qsort(sorted, k, sizeof *sorted, cmp_vehicle_time);
             recs = sorted;
         }
-        if (tp_colpack_encode_version(enc, recs, k, m == MODE_V3 ? 3 : 2, &c, &len) ||
-            tp_colpack_open(&rd, c, len, k))
+        if (tp_colpack_encode_version(enc, recs, k, m == MODE_V3 ? 3 : 2, &c, &len) || tp_colpack_open(&rd, c, len, k))
             die("column report", TP_ERR_CORRUPT);
         npacks++;
         for (int f = 0; f < 9; f++) {
