@@ -363,11 +363,11 @@ static void test_chooser(void)
         uint64_t v = rnd() >> (rnd() % 64), d = rnd() >> (rnd() % 64), dd = 0;
         for (size_t i = 0; i < n; i++) {
             switch (shape) {
-            case 0: v = rnd() >> (rnd() % 64); break;           /* raw-like, any width */
-            case 1: v += d + (rnd() % 3) - 1; break;             /* steady steps (delta2), wrapping */
-            case 2: v += rnd() % 300; break;                     /* walk (delta) */
+            case 0: v = rnd() >> (rnd() % 64); break;                 /* raw-like, any width */
+            case 1: v += d + (rnd() % 3) - 1; break;                  /* steady steps (delta2), wrapping */
+            case 2: v += rnd() % 300; break;                          /* walk (delta) */
             case 3: v = rnd() % 4 ? v : rnd() >> (rnd() % 64); break; /* runs */
-            default: dd += rnd() % 5 - 2, v += dd; break;        /* curving */
+            default: dd += rnd() % 5 - 2, v += dd; break;             /* curving */
             }
             r[i].seq = v;
             r[i].sampled_at_ms = (int64_t)(v * 7);
