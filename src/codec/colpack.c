@@ -56,8 +56,6 @@ struct tp_colpack_encoder {
     size_t units_cap;
     uint8_t *out;
     size_t out_cap;
-    uint8_t *scratch;   /* version 3: a varint body written to estimate its compressed size */
-    size_t scratch_cap;
 };
 
 tp_err tp_colpack_encoder_new(tp_colpack_encoder **out)
@@ -76,7 +74,6 @@ void tp_colpack_encoder_free(tp_colpack_encoder *e)
         free(e->units[i]);
     free(e->scaled);
     free(e->out);
-    free(e->scratch);
     free(e);
 }
 
@@ -113,13 +110,6 @@ static tp_err ensure_cap(tp_colpack_encoder *e, size_t n)
             return TP_ERR_NOMEM;
         e->out = g;
         e->out_cap = need;
-    }
-    if (10 * n > e->scratch_cap) { /* one varint body: at most 10 bytes a unit */
-        uint8_t *g = realloc(e->scratch, 10 * n);
-        if (!g)
-            return TP_ERR_NOMEM;
-        e->scratch = g;
-        e->scratch_cap = 10 * n;
     }
     return TP_OK;
 }
@@ -186,7 +176,7 @@ tp_err tp_colpack_encode_version(tp_colpack_encoder *e, const tp_record *recs, s
         }
         tp_units_plan_varints(u[c], n, type_is_signed(type, plan[c].scale), &plan[c]);
         if (version == 3)
-            tp_units_plan_for(u[c], n, type_is_signed(type, plan[c].scale), e->scratch, &plan[c]);
+            tp_units_plan_for(u[c], n, type_is_signed(type, plan[c].scale), NULL, &plan[c]);
     }
 
     uint8_t *p = e->out;

@@ -137,7 +137,98 @@ int tp_units_find_scale(const uint64_t *u, size_t n, bool is_f32, uint8_t mode, 
     return s;
 }
 
-/* Chooses among the varint transforms by exact encoded size. */
+/* A byte histogram that remembers which bins it touched, so its entropy costs the distinct bytes, not 256 bins. */
+typedef struct byte_hist {
+    uint32_t n[256];
+    uint8_t seen[256];
+    int distinct;
+} byte_hist;
+
+static inline void hist_byte(byte_hist *h, uint8_t b)
+{
+    if (!h->n[b]++)
+        h->seen[h->distinct++] = b;
+}
+
+/* Counts v's varint bytes into h; returns how many. */
+static inline size_t hist_varint(byte_hist *h, uint64_t v)
+{
+    size_t k = 1;
+    for (; v >= 0x80; v >>= 7, k++)
+        hist_byte(h, (uint8_t)(v | 0x80));
+    hist_byte(h, (uint8_t)v);
+    return k;
+}
+
+/* Units the estimates below look at, at most: a column's bytes are sampled at evenly spaced units, so a long
+ * column costs little more to plan than a short one. The varint chooser compares bodies of alike bytes
+ * (EST_SAMPLE: 64 units, and one more for every 64 of a long column, where a bigger sample pays);
+ * for-planes compares planes of up to 256 byte values each with a varint body (FOR_SAMPLE, where a small sample
+ * would understate the entropy of near-uniform planes). */
+#define EST_SAMPLE(n) (64 + (n) / 64)
+#define FOR_SAMPLE 1024
+
+/* log2(x) for x >= 1 within 0.005: the exponent, and a parabola through the mantissa's ends (a planning estimate
+ * needs no more, and libm's log2 per distinct byte cost as much as the rest of the estimate). */
+static inline double approx_log2(double x)
+{
+    uint64_t b = tp_bits_f64(x);
+    double e = (double)((int)((b >> 52) & 0x7FF) - 1023);
+    double m = tp_f64_bits((b & 0xFFFFFFFFFFFFFull) | 0x3FF0000000000000ull) - 1; /* mantissa - 1, in [0, 1) */
+    return e + m * (1.3466 - 0.3466 * m);
+}
+
+/* Units i = k n / m for k = 0..m-1, stepped without dividing; BODY sees i. */
+#define FOR_SAMPLED(n, m, BODY)                                                                                        \
+    do {                                                                                                               \
+        size_t step_ = (n) / (m), frac_ = (n) % (m), acc_ = 0, i = 0;                                                  \
+        for (size_t k_ = 0; k_ < (m); k_++, i += step_, acc_ += frac_) {                                               \
+            if (acc_ >= (m))                                                                                           \
+                acc_ -= (m), i++;                                                                                      \
+            BODY                                                                                                       \
+        }                                                                                                              \
+    } while (0)
+
+/* Estimated compressed size, in bytes, of the varint body of transform t over u (len bytes long): the order-0
+ * entropy per byte (what zstd's literal coder gets at best) of the bytes that at most `sample` evenly spaced units
+ * (1.5 x sample and fewer: all) contribute, times len. Runs are counted whole (their pairs are few whenever runs
+ * come near the others' size). Computed from the units, without writing the body; h is cleared after use. */
+static double varint_body_entropy(const uint64_t *u, size_t n, bool sgn, uint8_t t, size_t len, byte_hist *h,
+                                  size_t sample)
+{
+    size_t m = n <= sample + sample / 2 || t == TP_COLX_RUNS ? n : sample, bytes = 0;
+    switch (t) {
+    case TP_COLX_RAW: FOR_SAMPLED(n, m, { bytes += hist_varint(h, sgn ? tp_zz_enc(u[i]) : u[i]); }); break;
+    case TP_COLX_DELTA: FOR_SAMPLED(n, m, { bytes += hist_varint(h, tp_zz_enc(i ? u[i] - u[i - 1] : u[i])); }); break;
+    case TP_COLX_DELTA2:
+        FOR_SAMPLED(n, m, {
+            uint64_t d = i >= 2 ? (u[i] - u[i - 1]) - (u[i - 1] - u[i - 2]) : i ? u[1] - u[0] : u[0];
+            bytes += hist_varint(h, tp_zz_enc(d));
+        });
+        break;
+    default: /* runs: (unit, length) at the end of each run */
+        for (size_t i = 0, start = 0; i < n; i++) {
+            if (i + 1 < n && u[i + 1] == u[i])
+                continue;
+            bytes += hist_varint(h, sgn ? tp_zz_enc(u[i]) : u[i]);
+            bytes += hist_varint(h, i - start + 1);
+            start = i + 1;
+        }
+        break;
+    }
+    double bits = (double)bytes * approx_log2((double)bytes);
+    for (int k = 0; k < h->distinct; k++) {
+        uint32_t c = h->n[h->seen[k]];
+        bits -= (double)c * approx_log2((double)c);
+        h->n[h->seen[k]] = 0;
+    }
+    h->distinct = 0;
+    return bits / 8 * ((double)len / (double)bytes);
+}
+
+/* Chooses among the varint transforms: const when every unit is equal; otherwise the smallest by exact encoded
+ * size, or, for columns of at least TP_UNITS_EST_MIN units, the one of smallest estimated compressed size (order-0
+ * entropy of a sample of its bytes) among those at most 1.25 times as long as the smallest. */
 void tp_units_plan_varints(const uint64_t *u, size_t n, bool sgn, tp_units_plan *p)
 {
     size_t raw = 0, delta = 0, delta2 = 0, runs = 0;
@@ -172,20 +263,35 @@ void tp_units_plan_varints(const uint64_t *u, size_t n, bool sgn, tp_units_plan 
         p->body_len = tp_units_varint_len(sgn ? tp_zz_enc(u[0]) : u[0]);
         return;
     }
-    p->transform = TP_COLX_RAW;
-    p->body_len = raw;
-    if (delta < p->body_len) {
-        p->transform = TP_COLX_DELTA;
-        p->body_len = delta;
+    const size_t size[TP_COLX_RUNS + 1] = {0, raw, delta, delta2, runs};
+    uint8_t best = TP_COLX_RAW;
+    for (uint8_t t = TP_COLX_DELTA; t <= TP_COLX_RUNS; t++)
+        if (size[t] < size[best])
+            best = t;
+    uint8_t near[TP_COLX_RUNS + 1];
+    int nnear = 0;
+    for (uint8_t t = TP_COLX_RAW; t <= TP_COLX_RUNS && n >= TP_UNITS_EST_MIN; t++)
+        if (t != best && 4 * size[t] <= 5 * size[best])
+            near[nnear++] = t;
+    if (nnear > 0) {
+        /* zstd follows: the candidates within 1.25x of the smallest are compared by their estimated compressed size
+         * (a counter 0, 1, 2, ... is as long raw as its deltas, but only the deltas' one repeated byte compresses) */
+        byte_hist h;
+        memset(h.n, 0, sizeof h.n);
+        h.distinct = 0;
+        double best_est = varint_body_entropy(u, n, sgn, best, size[best], &h, EST_SAMPLE(n));
+        for (int k = 0; k < nnear; k++) {
+            uint8_t t = near[k];
+            double e = varint_body_entropy(u, n, sgn, t, size[t], &h, EST_SAMPLE(n));
+            bool smaller = size[t] < size[best] || (size[t] == size[best] && t < best);
+            if (e < best_est || (e == best_est && smaller)) {
+                best = t;
+                best_est = e;
+            }
+        }
     }
-    if (delta2 < p->body_len) {
-        p->transform = TP_COLX_DELTA2;
-        p->body_len = delta2;
-    }
-    if (runs < p->body_len) {
-        p->transform = TP_COLX_RUNS;
-        p->body_len = runs;
-    }
+    p->transform = best;
+    p->body_len = size[best];
 }
 
 /* Bit patterns with no decimal scale: constant, or XOR / delta byte planes, whichever leaves fewer significant
@@ -292,26 +398,34 @@ uint8_t *tp_units_write(uint8_t *p, const uint64_t *u, size_t n, bool sgn, int w
  * the varint body written into scratch; nothing changes for short columns or constant and run columns. */
 void tp_units_plan_for(const uint64_t *u, size_t n, bool sgn, uint8_t *scratch, tp_units_plan *p)
 {
+    (void)scratch; /* the varint body is estimated from the units, no longer written */
     if (n < 16 || p->transform == TP_COLX_CONST || p->transform == TP_COLX_RUNS)
         return;
     uint64_t base;
     int w;
     for_frame(u, n, sgn, &base, &w);
     size_t for_len = tp_units_varint_len(sgn ? tp_zz_enc(base) : base) + 1 + (size_t)w * n;
-    double est_for = (double)(for_len - (size_t)w * n);
-    uint32_t hist[256];
-    for (int b = 0; b < w; b++) {
-        memset(hist, 0, sizeof hist);
-        for (size_t i = 0; i < n; i++)
-            hist[(uint8_t)((u[i] - base) >> (8 * b))]++;
-        est_for += entropy_bytes(hist, n);
+    /* the planes' entropy over at most FOR_SAMPLE evenly spaced units, scaled to n */
+    size_t m = n <= FOR_SAMPLE + FOR_SAMPLE / 2 ? n : FOR_SAMPLE;
+    static const uint32_t zero[256];
+    uint32_t hist[8][256];
+    for (int b = 0; b < w; b++)
+        memcpy(hist[b], zero, sizeof zero);
+    size_t step = n / m, frac = n % m, acc = 0, i = 0;
+    for (size_t k = 0; k < m; k++, i += step, acc += frac) {
+        if (acc >= m)
+            acc -= m, i++;
+        uint64_t x = u[i] - base;
+        for (int b = 0; b < w; b++)
+            hist[b][(uint8_t)(x >> (8 * b))]++;
     }
-    uint8_t *end = tp_units_write(scratch, u, n, sgn, 8, p->transform);
-    size_t vlen = (size_t)(end - scratch);
-    memset(hist, 0, sizeof hist);
-    for (size_t i = 0; i < vlen; i++)
-        hist[scratch[i]]++;
-    double est_var = entropy_bytes(hist, vlen);
+    double est_for = (double)(for_len - (size_t)w * n);
+    for (int b = 0; b < w; b++)
+        est_for += entropy_bytes(hist[b], m) * ((double)n / (double)m);
+    byte_hist h;
+    memset(h.n, 0, sizeof h.n);
+    h.distinct = 0;
+    double est_var = varint_body_entropy(u, n, sgn, p->transform, p->body_len, &h, FOR_SAMPLE);
     if (est_for < est_var * 0.95) { /* a margin: the estimate is rough, and the known transforms are the default */
         p->transform = TP_COLX_FOR_PLANES;
         p->body_len = for_len;

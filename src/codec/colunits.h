@@ -136,15 +136,22 @@ typedef struct tp_units_plan {
  * (non-finite values and -0.0 never do). */
 int tp_units_find_scale(const uint64_t *u, size_t n, bool is_f32, uint8_t mode, uint64_t *k);
 
-/* Chooses among const, raw, delta, delta2 and runs by exact encoded size (sgn: units are signed, zigzag them). */
+/* Columns of at least this many units are planned by estimated compressed size (below, fewer: by exact size). */
+#define TP_UNITS_EST_MIN 16
+
+/* Chooses among const, raw, delta, delta2 and runs (sgn: units are signed, zigzag them): const when all units are
+ * equal; else by exact encoded size (ties: raw, delta, delta2, runs), and from TP_UNITS_EST_MIN units on, among the
+ * candidates at most 1.25 times the smallest, the one of smallest order-0 entropy of its body's bytes (the estimate
+ * of what zstd makes of it; ties by exact size). */
 void tp_units_plan_varints(const uint64_t *u, size_t n, bool sgn, tp_units_plan *p);
 
 /* Bit patterns of width w (4 or 8 bytes) with no decimal scale: constant, or XOR / delta byte planes, whichever
  * leaves fewer significant bytes. */
 void tp_units_plan_bits(const uint64_t *u, size_t n, int w, tp_units_plan *p);
 
-/* Version 3: replaces a varint plan by for-planes when the planes' estimated compressed size (order-0 entropy) is
- * smaller. scratch holds at least 10 n bytes. */
+/* Version 3: replaces a varint plan by for-planes when the planes' estimated compressed size (order-0 entropy, over
+ * at most 1024 evenly spaced units) is at least 5 % smaller. scratch is not used (it may be NULL); it stays in the
+ * signature for the callers that pass it. */
 void tp_units_plan_for(const uint64_t *u, size_t n, bool sgn, uint8_t *scratch, tp_units_plan *p);
 
 /* Writes the body of transform over u[0..n) at p (plane transforms: width w, 4 or 8); returns the end. The body

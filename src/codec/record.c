@@ -32,14 +32,11 @@ static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
     return p;
 }
 
+/* Bytes of a varint (1..10) from its bit length, without a loop or a table: ceil(bits / 7), bits >= 1. */
 static inline size_t varint_len(uint64_t v)
 {
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
+    unsigned bits = 64u - (unsigned)__builtin_clzll(v | 1);
+    return (bits * 9 + 64) >> 6;
 }
 
 size_t tp_record_encoded_len(const tp_record *r)

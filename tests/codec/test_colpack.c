@@ -269,6 +269,120 @@ static void test_random_bits(void)
         roundtrip(r, n);
 }
 
+/* The varint chooser on crafted columns: below TP_UNITS_EST_MIN units by exact size (ties: raw first), from it on
+ * by estimated compressed size among the candidates within 1.5x of the smallest. */
+static void test_chooser(void)
+{
+    enum { N = 200 };
+    static uint64_t u[N];
+    tp_units_plan p;
+    /* a counter 0, 1, 2, ... 99: raw and delta are both one byte a unit, but only delta's bytes (all 02) compress */
+    for (int i = 0; i < N; i++)
+        u[i] = (uint64_t)i;
+    tp_units_plan_varints(u, 100, false, &p);
+    CHECK_INT(p.transform, TP_COLX_DELTA);
+    CHECK_INT(p.body_len, 100);
+    tp_units_plan_varints(u, TP_UNITS_EST_MIN - 1, false, &p); /* short: exact size, the tie goes to raw */
+    CHECK_INT(p.transform, TP_COLX_RAW);
+    tp_units_plan_varints(u, TP_UNITS_EST_MIN, false, &p);
+    CHECK_INT(p.transform, TP_COLX_DELTA);
+    /* a step of 15000 (time every 15 s): delta2 of zeros, by size and by estimate */
+    for (int i = 0; i < N; i++)
+        u[i] = 1372636858000u + 15000u * (uint64_t)i;
+    tp_units_plan_varints(u, N, true, &p);
+    CHECK_INT(p.transform, TP_COLX_DELTA2);
+    /* a walk over 0..127 in steps of 19: raw is one byte a unit, each byte different; the deltas (+19 or -109: 1
+     * or 2 bytes) are 15 % longer but of three byte values, so they win by estimate */
+    for (int i = 0; i < N; i++)
+        u[i] = (uint64_t)(i * 19 % 128);
+    tp_units_plan_varints(u, N, false, &p);
+    CHECK_INT(p.transform, TP_COLX_DELTA);
+    CHECK(p.body_len > N);
+    /* uniform random bytes below 128: raw (delta is longer and no less random) */
+    for (int i = 0; i < N; i++)
+        u[i] = rnd() % 128;
+    tp_units_plan_varints(u, N, false, &p);
+    CHECK_INT(p.transform, TP_COLX_RAW);
+    /* long runs of large values: runs */
+    for (int i = 0; i < N; i++)
+        u[i] = 1000000u * (uint64_t)(1 + i / 50);
+    tp_units_plan_varints(u, N, false, &p);
+    CHECK_INT(p.transform, TP_COLX_RUNS);
+    /* all equal: const, whatever the length */
+    for (int i = 0; i < N; i++)
+        u[i] = 7;
+    tp_units_plan_varints(u, N, false, &p);
+    CHECK_INT(p.transform, TP_COLX_CONST);
+    /* far from any tie the exact size still decides: a random walk of large steps keeps delta */
+    uint64_t x = 1u << 30;
+    for (int i = 0; i < N; i++)
+        u[i] = x += rnd() % 4096;
+    tp_units_plan_varints(u, N, false, &p);
+    CHECK_INT(p.transform, TP_COLX_DELTA);
+
+    /* version 3's for-planes: latitudes of different vehicles side by side (scattered over 0.2 degrees at 1e-6)
+     * take planes, at any length (above 1536 units the planes are estimated from 1024 of them); one vehicle's
+     * smooth track keeps its varints */
+    static uint64_t big[5000];
+    for (size_t n = 300; n <= 5000; n += 4700) {
+        for (size_t i = 0; i < n; i++)
+            big[i] = tp_zz_dec(tp_zz_enc(35000000 + (uint64_t)(rnd() % 200000)));
+        tp_units_plan_varints(big, n, true, &p);
+        tp_units_plan_for(big, n, true, NULL, &p);
+        CHECK_INT(p.transform, TP_COLX_FOR_PLANES);
+        CHECK_INT(p.body_len, 4 + 1 + 3 * n); /* base 35000000 zigzagged: 4 bytes; offsets below 2^24: 3 planes */
+        for (size_t i = 0; i < n; i++)
+            big[i] = 35000000 + 3 * i + (uint64_t)(rnd() % 2);
+        tp_units_plan_varints(big, n, true, &p);
+        tp_units_plan_for(big, n, true, NULL, &p);
+        CHECK(p.transform == TP_COLX_DELTA || p.transform == TP_COLX_DELTA2);
+    }
+
+    /* through the record codec: a trip's seq counter takes delta, and columns of every shape round-trip, each
+     * varint transform chosen at least once */
+    static tp_record r[N];
+    for (int i = 0; i < N; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        r[i].vehicle_id = 20000589;
+        r[i].sampled_at_ms = 1372636858000 + 15000 * (int64_t)i;
+        r[i].seq = (uint64_t)i;
+        r[i].latitude = 41.141412 + 1e-6 * (double)(i * 97 % 500);
+        r[i].longitude = -8.618643;
+    }
+    const uint8_t *c;
+    size_t len;
+    uint8_t t, sc;
+    CHECK_ERR(tp_colpack_encode(enc, r, 100, &c, &len), TP_OK); /* seq 0..99: a tie by size */
+    CHECK(find_desc(c, len, 3, &t, &sc));
+    CHECK_INT(t, TP_COLX_DELTA);
+    roundtrip(r, N);
+    int seen[TP_COLX__COUNT] = {0};
+    for (int round = 0; round < 400; round++) {
+        size_t n = TP_UNITS_EST_MIN + rnd() % (N - TP_UNITS_EST_MIN);
+        int shape = (int)(rnd() % 5);
+        uint64_t v = rnd() >> (rnd() % 64), d = rnd() >> (rnd() % 64), dd = 0;
+        for (size_t i = 0; i < n; i++) {
+            switch (shape) {
+            case 0: v = rnd() >> (rnd() % 64); break;                 /* raw-like, any width */
+            case 1: v += d + (rnd() % 3) - 1; break;                  /* steady steps (delta2), wrapping */
+            case 2: v += rnd() % 300; break;                          /* walk (delta) */
+            case 3: v = rnd() % 4 ? v : rnd() >> (rnd() % 64); break; /* runs */
+            default: dd += rnd() % 5 - 2, v += dd; break;             /* curving */
+            }
+            r[i].seq = v;
+            r[i].sampled_at_ms = (int64_t)(v * 7);
+            r[i].vehicle_id = round % 2 ? v : 1;
+        }
+        CHECK_ERR(tp_colpack_encode(enc, r, n, &c, &len), TP_OK);
+        CHECK(find_desc(c, len, 3, &t, &sc));
+        if (t < TP_COLX__COUNT)
+            seen[t]++;
+        roundtrip(r, n);
+    }
+    for (int k = TP_COLX_RAW; k <= TP_COLX_RUNS; k++)
+        CHECK(seen[k] > 0);
+}
+
 static void test_adversarial(void)
 {
     static const uint64_t d_special[] = {
@@ -893,6 +1007,7 @@ int main(void)
     CHECK_ERR(tp_colpack_encoder_new(&enc), TP_OK);
     test_gps();
     test_random_bits();
+    test_chooser();
     test_adversarial();
     test_large();
     test_malformed();

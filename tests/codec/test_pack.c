@@ -484,6 +484,48 @@ static void writer_cases(void)
     tp_pack_writer_free(w);
 }
 
+/* The column layout bounds a pack by its records' v1 size without encoding them: the same sizes, and the same
+ * record refused as full, as the rows layout that writes them (a zero record first, negative and wide values). */
+static void layouts_count_alike(void)
+{
+    tp_pack_writer_opts o;
+    tp_pack_writer_opts_init(&o);
+    o.max_pack_bytes = 4000;
+    tp_pack_writer *rows, *cols;
+    o.layout = TP_LAYOUT_ROWS;
+    CHECK_ERR(tp_pack_writer_new(&o, &rows), TP_OK);
+    o.layout = TP_LAYOUT_COLUMNS;
+    CHECK_ERR(tp_pack_writer_new(&o, &cols), TP_OK);
+    uint64_t x = 88172645463325252u;
+    for (int pack = 0; pack < 20; pack++) {
+        tp_err er = TP_OK, ec = TP_OK;
+        for (uint64_t i = 0; er == TP_OK; i++) {
+            tp_record r = make(pack % 2 ? 7 : 0, i * 7919); /* even packs: vehicle 0, a zero record first */
+            if (i == 0 && pack % 2 == 0)
+                r = (tp_record){0};
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            switch (x % 6) {
+            case 0: r.sampled_at_ms = -(int64_t)(x >> 20); break;
+            case 1: r.meter_status = -(int32_t)(x % 1000); break;
+            case 2: r.seq = x; break;
+            case 3: r.latitude = -0.0, r.speed_kmh = 0; break;
+            default: break;
+            }
+            er = tp_pack_writer_add(rows, &r);
+            ec = tp_pack_writer_add(cols, &r);
+            CHECK_ERR(ec, er);
+            CHECK_INT(tp_pack_writer_content_size(cols), tp_pack_writer_content_size(rows));
+        }
+        CHECK_ERR(er, TP_ERR_FULL);
+        CHECK_INT(tp_pack_writer_count(cols), tp_pack_writer_count(rows));
+        CHECK(tp_pack_writer_count(rows) > 40);
+        tp_pack_writer_reset(rows);
+        tp_pack_writer_reset(cols);
+    }
+    tp_pack_writer_free(rows);
+    tp_pack_writer_free(cols);
+}
+
 static void frame_sizes(void)
 {
     size_t l1, l2;
@@ -590,6 +632,7 @@ int main(void)
     reader_errors();
     size_caps();
     writer_cases();
+    layouts_count_alike();
     frame_sizes();
     row_batches();
     roundtrip(TP_CODEC_ZSTD, 1, 1);
