@@ -87,7 +87,7 @@ static int send_group(sender *x, tp_dyn_group *grp)
     char err[512];
     const uint8_t *cols = NULL;
     size_t cn = 0;
-    tp_err e = x->cw ? tp_dyn_colwriter_convert(x->cw, grp->content, grp->len, &cols, &cn) : TP_OK;
+    tp_err e = x->cw ? tp_dyn_colwriter_group(x->cw, grp, &cols, &cn) : TP_OK;
     if (!e)
         e = cols ? tp_dyn_pack_compress(x->cctx, x->level, TP_CODEC_ZSTD, cols, cn, &pack, &len)
                  : tp_dyn_pack_compress(x->cctx, x->level, TP_CODEC_ZSTD, grp->content, grp->len, &pack, &len);
@@ -283,6 +283,8 @@ int tp_cmd_ingest_schema(int argc, char **argv)
         fprintf(stderr, "telepack ingest: out of memory\n");
         status = 1;
     }
+    if (!status && x.cw)
+        tp_dyn_grouper_keep_rows(x.g); /* the column writer encodes the decoded rows: one decode a record */
     double t0 = tp_mono_s();
     if (!status)
         status = send_records(&x, rd, a.from, a.max_buffered);

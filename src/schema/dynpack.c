@@ -107,8 +107,14 @@ struct tp_dyn_grouper {
     uint32_t *slots;       /* open addressing: index + 1 into groups, 0 = empty; power of two */
     size_t nslots;
     uint64_t arrivals, buffered;
+    bool keep_rows;
     char error[512];
 };
+
+void tp_dyn_grouper_keep_rows(tp_dyn_grouper *g)
+{
+    g->keep_rows = true;
+}
 
 tp_err tp_dyn_grouper_new(const tp_schema *s, uint32_t batch_records, size_t max_record_bytes, tp_dyn_grouper **out)
 {
@@ -138,6 +144,7 @@ void tp_dyn_grouper_free(tp_dyn_grouper *g)
         return;
     for (size_t i = 0; i < g->ngroups; i++) {
         free(g->groups[i]->content);
+        tp_dyn_batch_free(g->groups[i]->rows);
         free(g->groups[i]);
     }
     free(g->groups);
@@ -257,6 +264,7 @@ tp_err tp_dyn_grouper_add(tp_dyn_grouper *g, const uint8_t *msg, size_t len, tp_
     size_t pn;
     const tp_schema_roles *r = tp_schema_get_roles(g->schema);
     const tp_schema_column *kc = tp_schema_column_at(g->schema, (size_t)r->key);
+    size_t old_len = grp->len;
     if (grp->count == 0 && len == 0) {
         /* docs/FORMAT.md section 2: v1 content never starts with 00. An empty message opening a pack (only possible
          * with an integer key equal to 0: a string key is never empty) gets its key field written, as zero. */
@@ -270,19 +278,37 @@ tp_err tp_dyn_grouper_add(tp_dyn_grouper *g, const uint8_t *msg, size_t len, tp_
             return TP_ERR_DECODE;
         }
         pn = tp_varint_encode(bn, pre);
-        if ((e = append(grp, pre, pn)) || (e = append(grp, body, bn)))
+        if ((e = append(grp, pre, pn)) || (e = append(grp, body, bn))) {
+            grp->len = old_len;
             return e;
+        }
     } else {
         pn = tp_varint_encode(len, pre);
-        size_t old = grp->len;
         if ((e = append(grp, pre, pn)) || (len && (e = append(grp, msg, len)))) {
-            grp->len = old;
+            grp->len = old_len;
             return e;
         }
     }
     if (grp->count == 0) {
         grp->opened = g->arrivals;
         grp->has_time = false;
+    }
+    if (g->keep_rows && !grp->rows_off) {
+        /* The decoded record too (its budget as the column writer's batch: 9 bytes per message byte) */
+        double budget = 9.0 * (double)g->batch_records * (double)(g->max_record_bytes + 10) + 64;
+        if (!grp->rows && (e = tp_dyn_batch_new_growing(g->schema, g->batch_records,
+                                                        budget > UINT32_MAX ? UINT32_MAX : (size_t)budget,
+                                                        &grp->rows)) != TP_OK) {
+            grp->len = old_len;
+            return e;
+        }
+        e = g->row->unknown_fields ? TP_ERR_FULL : tp_dyn_batch_append_row(grp->rows, g->row, 0);
+        if (e == TP_ERR_FULL) {
+            grp->rows_off = true; /* the column writer decodes the content, or the group stays rows */
+        } else if (e) {
+            grp->len = old_len;
+            return e;
+        }
     }
     int64_t t;
     if (tp_dyn_time_ns(g->row, 0, &t)) {
@@ -315,6 +341,9 @@ void tp_dyn_grouper_release(tp_dyn_grouper *g, tp_dyn_group *grp)
     grp->count = 0;
     grp->len = 0;
     grp->has_time = false;
+    grp->rows_off = false;
+    if (grp->rows)
+        tp_dyn_batch_clear(grp->rows);
 }
 
 /* ---- compression ---- */
@@ -655,4 +684,15 @@ tp_err tp_dyn_colwriter_convert(tp_dyn_colwriter *w, const uint8_t *rows, size_t
     if (w->b->count == 0)
         return TP_ERR_INVALID_ARG;
     return tp_dyncol_encode(w->enc, w->b, out, out_len);
+}
+
+tp_err tp_dyn_colwriter_group(tp_dyn_colwriter *w, const tp_dyn_group *grp, const uint8_t **out, size_t *out_len)
+{
+    if (!grp->rows || grp->rows_off || grp->rows->count != grp->count)
+        return tp_dyn_colwriter_convert(w, grp->content, grp->len, out, out_len);
+    *out = NULL;
+    *out_len = 0;
+    if (grp->rows->count == 0)
+        return TP_ERR_INVALID_ARG;
+    return tp_dyncol_encode(w->enc, grp->rows, out, out_len);
 }

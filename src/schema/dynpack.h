@@ -45,6 +45,8 @@ typedef struct tp_dyn_group {
     uint64_t opened;    /* arrival number of its first record (the oldest open group goes first) */
     int64_t time_lo_ns, time_hi_ns; /* event-time span of its records (when the schema has a time role) */
     bool has_time;
+    tp_dyn_batch *rows; /* with tp_dyn_grouper_keep_rows: the records decoded (a growing batch kept across packs) */
+    bool rows_off;      /* rows lacks records (a budget ran out, or one had unknown fields): use content */
 } tp_dyn_group;
 
 typedef struct tp_dyn_grouper tp_dyn_grouper;
@@ -54,6 +56,12 @@ typedef struct tp_dyn_grouper tp_dyn_grouper;
  * most batch_records frames), plus one decoding row of about 9 x max_record_bytes. */
 tp_err tp_dyn_grouper_new(const tp_schema *s, uint32_t batch_records, size_t max_record_bytes, tp_dyn_grouper **out);
 void tp_dyn_grouper_free(tp_dyn_grouper *g);
+
+/* Makes every group also keep its records decoded (tp_dyn_group.rows), so that a column pack is encoded from them
+ * without decoding the original bytes a second time (tp_dyn_colwriter_group). Call before the first add. Memory per
+ * record held grows by its decoded size: 9 bytes per schema column, 8 per array element, its string bytes (at most
+ * 9 x its encoded size + 9 x columns). */
+void tp_dyn_grouper_keep_rows(tp_dyn_grouper *g);
 
 /* Decodes msg[0..len) under the schema (refusing it, with a sentence in tp_dyn_grouper_error, when it does not
  * decode or its key is bad: TP_ERR_DECODE and the decoder's codes, TP_ERR_RECORD_TOO_LARGE) and appends the
@@ -89,6 +97,10 @@ void tp_dyn_colwriter_free(tp_dyn_colwriter *w);
  * a record holds a field the schema does not know (tp_dyn_decode counted it), or the group is above the batch. */
 tp_err tp_dyn_colwriter_convert(tp_dyn_colwriter *w, const uint8_t *rows, size_t len, const uint8_t **out,
                                 size_t *out_len);
+
+/* The column content of a group (*out valid until the next call), from its decoded rows when the grouper keeps them
+ * complete, else as tp_dyn_colwriter_convert from its content. *out is NULL when the group must stay rows. */
+tp_err tp_dyn_colwriter_group(tp_dyn_colwriter *w, const tp_dyn_group *grp, const uint8_t **out, size_t *out_len);
 
 typedef struct tp_dyn_pack_reader tp_dyn_pack_reader;
 

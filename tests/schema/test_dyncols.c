@@ -3,7 +3,9 @@
  * (EV telemetry from protoc, generated batches of every scalar type in many shapes); appending to a batch that
  * holds rows; schema versions (a column the reader lacks is skipped, one it adds is absent); hostile content
  * (truncation at every length, every byte changed, lying counts, bad type codes, dictionary indexes out of range,
- * presence/array mismatches) refused with a sentence and the batch unchanged. Argument: the build directory. */
+ * presence/array mismatches) refused with a sentence and the batch unchanged; growing batches and row copies
+ * (tp_dyn_batch_append_row); the grouper keeping decoded rows gives the column writer the same content as decoding
+ * the original bytes again, and still leaves a group with unknown fields as rows. Argument: the build directory. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 
 #include "check.h"
 #include "schema/dyncols.h"
+#include "schema/dynpack.h"
 #include "schema/dynrow.h"
 #include "schema/schema.h"
 
@@ -254,6 +257,141 @@ static void test_generated(const char *file, const char *message)
             tp_dyn_batch_free(b);
         }
     }
+    tp_schema_free(s);
+}
+
+/* ---- growing batches and row copies ---- */
+
+static void test_append_rows(const char *file, const char *message)
+{
+    tp_schema *s = load(file, message);
+    for (int shape = 0; shape < 4; shape++) {
+        size_t n = 150;
+        tp_dyn_batch *src, *dst, *dec;
+        CHECK_ERR(tp_dyn_batch_new(s, n, 1 << 22, &src), TP_OK);
+        fill(src, n, shape);
+        /* Copies of every row, in reverse, into a growing batch (16 rows, then 4x): equal row for row. */
+        CHECK_ERR(tp_dyn_batch_new_growing(s, n, 1 << 22, &dst), TP_OK);
+        CHECK_INT(dst->rows_alloc, 16);
+        for (size_t i = n; i-- > 0;)
+            CHECK_ERR(tp_dyn_batch_append_row(dst, src, i), TP_OK);
+        CHECK_INT(dst->count, n);
+        CHECK_INT(dst->rows_alloc, n);
+        for (size_t i = 0; i < n; i++)
+            CHECK(rows_equal(src, i, dst, n - 1 - i, 1));
+        size_t want = 0; /* the rows' string bytes and 8 bytes an element (fill leaves orphan bytes in src) */
+        for (size_t c = 0; c < src->ncolumns; c++) {
+            const tp_dyn_column *col = &src->columns[c];
+            bool str = col->def->kind == TP_COL_STRING || col->def->kind == TP_COL_BYTES;
+            for (size_t r = 0; r < n; r++) {
+                tp_dyn_value v = col->cells[r];
+                if (col->def->label == TP_LABEL_REPEATED) {
+                    want += v.a.count * sizeof v;
+                    for (uint32_t k = 0; str && k < v.a.count; k++)
+                        want += col->elems[v.a.off + k].s.len;
+                } else if (str) {
+                    want += v.s.len;
+                }
+            }
+        }
+        CHECK_INT(dst->used, want);
+        CHECK_INT(dst->bytes_len, want - (dst->used - dst->bytes_len));
+        /* Full: no row more, dst unchanged. */
+        CHECK_ERR(tp_dyn_batch_append_row(dst, src, 0), TP_ERR_FULL);
+        CHECK_INT(dst->count, n);
+        CHECK_ERR(tp_dyn_batch_append_row(dst, src, n), TP_ERR_INVALID_ARG);
+        /* A budget that only the first rows fit: the row that passes it is refused and nothing of it kept. */
+        tp_dyn_batch_free(dst);
+        CHECK_ERR(tp_dyn_batch_new_growing(s, n, src->used / 3 + 1, &dst), TP_OK);
+        size_t i = 0;
+        tp_err e;
+        while ((e = tp_dyn_batch_append_row(dst, src, i)) == TP_OK)
+            i++;
+        if (src->used / 3 + 1 < src->used) { /* shapes with strings or arrays */
+            CHECK_ERR(e, TP_ERR_FULL);
+            size_t used = dst->used, bytes = dst->bytes_len;
+            CHECK_ERR(tp_dyn_batch_append_row(dst, src, i), TP_ERR_FULL);
+            CHECK_INT(dst->used, used);
+            CHECK_INT(dst->bytes_len, bytes);
+            CHECK_INT(dst->count, i);
+            CHECK(i == 0 || rows_equal(src, 0, dst, 0, i));
+        }
+        /* A column pack decoded into a growing batch: it grows to the pack's records. */
+        tp_dyncol_encoder *enc;
+        tp_dyncol_decoder *d;
+        const uint8_t *c;
+        size_t cn;
+        CHECK_ERR(tp_dyncol_encoder_new(&enc), TP_OK);
+        CHECK_ERR(tp_dyncol_decoder_new(&d), TP_OK);
+        CHECK_ERR(tp_dyncol_encode(enc, src, &c, &cn), TP_OK);
+        CHECK_ERR(tp_dyn_batch_new_growing(s, n, 1 << 22, &dec), TP_OK);
+        CHECK_ERR(tp_dyncol_decode(d, c, cn, n, dec), TP_OK);
+        CHECK(dec->count == n && rows_equal(src, 0, dec, 0, n));
+        tp_dyncol_encoder_free(enc);
+        tp_dyncol_decoder_free(d);
+        tp_dyn_batch_free(dec);
+        tp_dyn_batch_free(dst);
+        tp_dyn_batch_free(src);
+    }
+    tp_schema_free(s);
+}
+
+/* The grouper keeping decoded rows: each group's column content is byte for byte what decoding its original bytes
+ * gives, and a group with a record of unknown fields still goes as rows (its original bytes). */
+static void test_grouper_rows(void)
+{
+    tp_schema *s = load("ev_telemetry.pb", "fleet.ev.v1.EvTelemetry");
+    size_t lf, ls;
+    uint8_t *full = slurp("ev_full.bin", &lf), *sparse = slurp("ev_sparse.bin", &ls);
+    uint8_t unknown[4096];
+    memcpy(unknown, full, lf);
+    unknown[lf] = 0xa8; /* field 101, varint 1 */
+    unknown[lf + 1] = 0x06;
+    unknown[lf + 2] = 0x01;
+    tp_dyn_grouper *g;
+    tp_dyn_colwriter *w, *w2;
+    CHECK_ERR(tp_dyn_grouper_new(s, 7, 4096, &g), TP_OK);
+    tp_dyn_grouper_keep_rows(g);
+    CHECK_ERR(tp_dyn_colwriter_new(s, 7, 4096, &w), TP_OK);
+    CHECK_ERR(tp_dyn_colwriter_new(s, 7, 4096, &w2), TP_OK);
+    int packs = 0, rows_packs = 0;
+    /* two keys (the full and the sparse record's), 25 and 17 records: 3 + 2 full packs of 7 and the rest; the
+     * record with unknown fields (the full one's key, 25 then) is the 11th of that key, in its second pack */
+    for (int i = 0; i < 43; i++) {
+        tp_dyn_group *grp = NULL;
+        if (i < 42) {
+            const uint8_t *m = i % 7 % 2 ? sparse : full;
+            size_t n = i % 7 % 2 ? ls : lf;
+            if (i == 17)
+                m = unknown, n = lf + 3;
+            CHECK_ERR(tp_dyn_grouper_add(g, m, n, &grp), TP_OK);
+            if (!grp)
+                continue;
+        }
+        for (; grp || (i == 42 && (grp = tp_dyn_grouper_oldest(g))); grp = NULL) {
+            CHECK(grp->rows != NULL);
+            const uint8_t *a, *b;
+            size_t an, bn;
+            CHECK_ERR(tp_dyn_colwriter_group(w, grp, &a, &an), TP_OK);
+            CHECK_ERR(tp_dyn_colwriter_convert(w2, grp->content, grp->len, &b, &bn), TP_OK);
+            CHECK((a == NULL) == (b == NULL));
+            if (a && b)
+                CHECK(an == bn && !memcmp(a, b, an));
+            CHECK(grp->rows_off == (a == NULL));
+            packs++;
+            rows_packs += a == NULL;
+            tp_dyn_grouper_release(g, grp);
+            CHECK_INT(grp->rows->count, 0);
+            CHECK(!grp->rows_off);
+        }
+    }
+    CHECK_INT(packs, 7);
+    CHECK_INT(rows_packs, 1);
+    tp_dyn_colwriter_free(w);
+    tp_dyn_colwriter_free(w2);
+    tp_dyn_grouper_free(g);
+    free(full);
+    free(sparse);
     tp_schema_free(s);
 }
 
@@ -552,5 +690,8 @@ int main(int argc, char **argv)
     test_generated("ev_telemetry.pb", "fleet.ev.v1.EvTelemetry");
     test_generated("all_types.pb", "alltypes.v1.All");
     test_generated("cols_example.pb", "example.v1.Sample");
+    test_append_rows("ev_telemetry.pb", "fleet.ev.v1.EvTelemetry");
+    test_append_rows("all_types.pb", "alltypes.v1.All");
+    test_grouper_rows();
     return check_exit();
 }
