@@ -38,7 +38,13 @@ static void usage(void)
            "  --brokers HOST:PORT     bootstrap servers (or -X test.mock.num.brokers=1)\n"
            "  --topic T               topic to produce to (required)\n"
            "  --from FILE|-           the messages, varint-delimited\n"
-           "  --batch-records N       records per pack (default 200)\n"
+           "  --pack-by vehicle|partition\n"
+           "                          vehicle (default): one pack per key, Kafka key = the key text; partition:\n"
+           "                          one pack holds the records of every key of a Kafka partition (the\n"
+           "                          partition librdkafka's partitioner gives the key text), sorted by key and\n"
+           "                          time, no Kafka key (pbpack v4 with the several-keys flag; needs --layout\n"
+           "                          columns; a group with unknown fields goes as rows, one pack per run of a key)\n"
+           "  --batch-records N       records per pack (default 200 per key, 10000 per partition)\n"
            "  --max-buffered N        records held in open packs before the oldest is sent (default 1000000)\n"
            "  --max-record-bytes N    largest message accepted (default 65536)\n"
            "  --level N               zstd level 1..22 (default 3)\n"
@@ -50,7 +56,7 @@ static void usage(void)
            "Exit status: 0 every pack delivered (acks=all), 1 Kafka failure, 2 bad options or a bad record.\n");
 }
 
-enum { O_BROKERS = 256, O_TOPIC, O_FROM, O_BATCH, O_MAX_BUFFERED, O_MAX_RECORD, O_LEVEL, O_LAYOUT };
+enum { O_BROKERS = 256, O_TOPIC, O_FROM, O_BATCH, O_MAX_BUFFERED, O_MAX_RECORD, O_LEVEL, O_LAYOUT, O_PACK_BY };
 
 typedef struct delivery {
     _Atomic uint64_t ok, failed;
@@ -77,11 +83,87 @@ typedef struct sender {
     const tp_schema *s;
     ZSTD_CCtx *cctx;
     int level;
+    int32_t partitions; /* --pack-by partition: the topic's partition count */
     uint64_t packs, records, bytes;
 } sender;
 
+/* The grouper's partition of a key: librdkafka's partitioner as the producer is configured, key = the key text. */
+static int32_t key_partition(void *ctx, const char *key, size_t len)
+{
+    sender *x = ctx;
+    return tp_producer_key_partition(x->p, key, len, x->partitions);
+}
+
+/* Compresses content as one pack and produces it (key NULL: no key, to `partition`); 0 or 1 (printed). */
+static int send_pack(sender *x, const uint8_t *content, size_t clen, bool columns, uint32_t count, const char *key,
+                     size_t key_len, int32_t partition)
+{
+    uint8_t *pack = NULL;
+    size_t len = 0;
+    char err[512];
+    tp_err e = tp_dyn_pack_compress(x->cctx, x->level, TP_CODEC_ZSTD, content, clen, &pack, &len);
+    tp_pack_meta meta = {.format_version = columns ? TP_DYNCOL_FORMAT_VERSION : 1,
+                         .layout = columns ? TP_LAYOUT_COLUMNS : TP_LAYOUT_ROWS, .codec = TP_CODEC_ZSTD,
+                         .schema_version = TP_SCHEMA_VERSION, .record_count = count};
+    rd_kafka_headers_t *h = rd_kafka_headers_new(10);
+    if (!e)
+        e = tp_schema_pack_headers(&meta, tp_schema_message_name(x->s), tp_schema_fingerprint_hex(x->s), h);
+    if (!e)
+        e = tp_producer_send_keyed_to(x->p, key, key_len, partition, pack, len, h, NULL, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "building the pack failed: %s", tp_strerror(e));
+    if (e) {
+        rd_kafka_headers_destroy(h);
+        free(pack);
+        if (key)
+            fprintf(stderr, "telepack ingest: the pack of key %s: %s\n", key, err);
+        else
+            fprintf(stderr, "telepack ingest: the pack of partition %d: %s\n", (int)partition, err);
+        return 1;
+    }
+    x->packs++;
+    x->records += count;
+    x->bytes += len;
+    return 0;
+}
+
+/* A group of several keys (--pack-by partition): one column pack sorted by (key, time) with no key, or, when a
+ * record holds unknown fields, v1 packs of each run of one key's records, keyed, to the same partition. */
+static int send_partition(sender *x, tp_dyn_group *grp)
+{
+    const uint8_t *cols = NULL;
+    size_t cn = 0;
+    tp_err e = tp_dyn_colwriter_group(x->cw, grp, &cols, &cn);
+    int status = 0;
+    if (e) {
+        fprintf(stderr, "telepack ingest: the pack of partition %d: building it failed: %s\n", (int)grp->partition,
+                tp_strerror(e));
+        return 1;
+    }
+    if (cols) {
+        status = send_pack(x, cols, cn, true, grp->count, NULL, 0, grp->partition);
+    } else {
+        size_t pos = 0, len;
+        const uint8_t *run;
+        uint32_t count;
+        char key[TP_DYN_KEY_MAX + 1];
+        size_t klen;
+        while (!status && (e = tp_dyn_colwriter_next_run(x->cw, grp, &pos, &run, &len, &count, key, &klen)) == TP_OK)
+            status = send_pack(x, run, len, false, count, key, klen, grp->partition);
+        if (!status && e != TP_ERR_END) {
+            fprintf(stderr, "telepack ingest: the packs of partition %d: %s\n", (int)grp->partition, tp_strerror(e));
+            status = 1;
+        }
+    }
+    if (!status)
+        tp_dyn_grouper_release(x->g, grp);
+    return status;
+}
+
 static int send_group(sender *x, tp_dyn_group *grp)
 {
+    if (grp->partition >= 0)
+        return send_partition(x, grp);
     uint8_t *pack = NULL;
     size_t len = 0;
     char err[512];
@@ -118,7 +200,8 @@ typedef struct ingest_args {
     tp_cli_schema so;
     const char *brokers, *topic, *from;
     uint64_t batch, max_buffered, max_record, level;
-    int layout; /* 0 rows, 1 columns */
+    int layout;  /* 0 rows, 1 columns */
+    int pack_by; /* 0 vehicle (one key a pack), 1 partition */
 } ingest_args;
 
 /* Reads the options into a and w; returns -1 to go on, else the exit status. A linear option switch: it reads
@@ -135,12 +218,14 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
         {"max-record-bytes", required_argument, NULL, O_MAX_RECORD},
         {"level", required_argument, NULL, O_LEVEL},
         {"layout", required_argument, NULL, O_LAYOUT},
+        {"pack-by", required_argument, NULL, O_PACK_BY},
         TP_CLI_WORKER_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    *a = (ingest_args){.batch = 200, .max_buffered = 1000000, .max_record = 65536, .level = 3, .layout = 1};
+    *a = (ingest_args){.batch = 0, .max_buffered = 1000000, .max_record = 65536, .level = 3, .layout = 1};
     static const char *const layout_words[] = {"rows", "columns", NULL};
+    static const char *const pack_by_words[] = {"vehicle", "partition", NULL};
     char msg[512];
     int c, status = tp_cli_config_apply("ingest", ":hX:", longopts, &argc, &argv); /* --config FILE */
     if (status >= 0)
@@ -169,6 +254,7 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
             break;
         case O_LEVEL: e = tp_cli_parse_u64("level", optarg, 1, 22, &a->level, msg, sizeof msg); break;
         case O_LAYOUT: e = tp_cli_parse_choice("layout", optarg, layout_words, &a->layout, msg, sizeof msg); break;
+        case O_PACK_BY: e = tp_cli_parse_choice("pack-by", optarg, pack_by_words, &a->pack_by, msg, sizeof msg); break;
         case 'h': usage(); status = 0; break;
         case ':': status = tp_cli_usage_error("ingest", "option '%s' needs a value", argv[optind - 1]); break;
         default:
@@ -182,6 +268,11 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
         status = tp_cli_usage_error("ingest", "unexpected argument '%s'", argv[optind]);
     if (status < 0 && (!a->topic || !a->from))
         status = tp_cli_usage_error("ingest", "--topic and --from are required with --schema");
+    if (status < 0 && a->pack_by == 1 && a->layout == 0)
+        status = tp_cli_usage_error("ingest", "--pack-by partition needs --layout columns (a rows pack holds one "
+                                              "key); drop one of them");
+    if (a->batch == 0)
+        a->batch = a->pack_by == 1 ? 10000 : 200;
     return status;
 }
 
@@ -285,6 +376,14 @@ int tp_cmd_ingest_schema(int argc, char **argv)
     }
     if (!status && x.cw)
         tp_dyn_grouper_keep_rows(x.g); /* the column writer encodes the decoded rows: one decode a record */
+    if (!status && a.pack_by == 1) {
+        if (tp_producer_partition_count(x.p, 10000, &x.partitions, msg, sizeof msg)) {
+            fprintf(stderr, "telepack ingest: --pack-by partition: %s\n", msg);
+            status = 1;
+        } else {
+            tp_dyn_grouper_by_partition(x.g, key_partition, &x);
+        }
+    }
     double t0 = tp_mono_s();
     if (!status)
         status = send_records(&x, rd, a.from, a.max_buffered);

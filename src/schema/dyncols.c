@@ -353,7 +353,58 @@ static tp_err encode_column(tp_dyncol_encoder *e, const tp_dyn_batch *b, size_t 
     return TP_OK;
 }
 
+/* ---- the order of a multi-key pack ---- */
+
+/* One cell of a singular column compared by value: absent first, then integers by their type's sign, strings and
+ * bytes bytewise (a prefix first). */
+static int cell_cmp(const tp_dyn_batch *b, int col, size_t i, size_t j)
+{
+    const tp_dyn_column *c = &b->columns[col];
+    if (c->present[i] != c->present[j])
+        return c->present[i] < c->present[j] ? -1 : 1;
+    tp_dyn_value x = c->cells[i], y = c->cells[j];
+    switch (c->def->kind) {
+    case TP_COL_I64:
+    case TP_COL_TIMESTAMP_NS: return x.i < y.i ? -1 : x.i > y.i;
+    case TP_COL_STRING:
+    case TP_COL_BYTES: {
+        uint32_t n = x.s.len < y.s.len ? x.s.len : y.s.len;
+        int r = n ? memcmp(b->bytes + x.s.off, b->bytes + y.s.off, n) : 0;
+        return r ? (r < 0 ? -1 : 1) : x.s.len < y.s.len ? -1 : x.s.len > y.s.len;
+    }
+    default: return x.u < y.u ? -1 : x.u > y.u;
+    }
+}
+
+int tp_dyncol_row_cmp(const tp_dyn_batch *b, size_t i, size_t j)
+{
+    const tp_schema_roles *r = tp_schema_get_roles(b->schema);
+    int c = r->key >= 0 ? cell_cmp(b, r->key, i, j) : 0;
+    return c || r->time < 0 ? c : cell_cmp(b, r->time, i, j);
+}
+
+/* ---- encoder, continued ---- */
+
+static tp_err encode(tp_dyncol_encoder *e, const tp_dyn_batch *b, uint8_t hflags, const uint8_t **out,
+                     size_t *out_len);
+
 tp_err tp_dyncol_encode(tp_dyncol_encoder *e, const tp_dyn_batch *b, const uint8_t **out, size_t *out_len)
+{
+    return encode(e, b, 0, out, out_len);
+}
+
+tp_err tp_dyncol_encode_multi(tp_dyncol_encoder *e, const tp_dyn_batch *b, const uint8_t **out, size_t *out_len)
+{
+    if (!b || tp_schema_get_roles(b->schema)->key < 0)
+        return TP_ERR_INVALID_ARG;
+    for (size_t i = 1; i < b->count; i++)
+        if (tp_dyncol_row_cmp(b, i - 1, i) > 0)
+            return TP_ERR_INVALID_ARG;
+    return encode(e, b, TP_DYNCOL_F_MULTI_KEY, out, out_len);
+}
+
+static tp_err encode(tp_dyncol_encoder *e, const tp_dyn_batch *b, uint8_t hflags, const uint8_t **out,
+                     size_t *out_len)
 {
     if (!e || !b || !out || !out_len || b->count == 0 || b->count > UINT32_MAX || b->unknown_fields)
         return TP_ERR_INVALID_ARG;
@@ -381,7 +432,7 @@ tp_err tp_dyncol_encode(tp_dyncol_encoder *e, const tp_dyn_batch *b, const uint8
     memcpy(q, TP_DYNCOL_MAGIC, TP_DYNCOL_MAGIC_LEN);
     q += TP_DYNCOL_MAGIC_LEN;
     q = tp_units_varint_put(q, b->count);
-    *q++ = 0; /* flags */
+    *q++ = hflags; /* flags */
     q = tp_units_varint_put(q, ncols);
     for (size_t i = 0; i < ncols; i++) {
         const tp_schema_column *def = b->columns[e->cols[i].column].def;
@@ -408,8 +459,14 @@ struct tp_dyncol_decoder {
     size_t seen_cap; /* columns both arrays hold */
     tp_dyn_value *dict;
     size_t dict_cap;
+    bool multi_key; /* the last pack decoded had flag TP_DYNCOL_F_MULTI_KEY */
     char error[384];
 };
+
+bool tp_dyncol_decoder_multi_key(const tp_dyncol_decoder *d)
+{
+    return d->multi_key;
+}
 
 tp_err tp_dyncol_decoder_new(tp_dyncol_decoder **out)
 {
@@ -450,6 +507,7 @@ static const char *varint_problem(tp_err e) { return e == TP_ERR_TRUNCATED ? "cu
 static tp_err read_header(tp_dyncol_decoder *d, const uint8_t *c, size_t len, uint64_t max_records, size_t *pos,
                           uint64_t *count, uint64_t *ncols)
 {
+    d->multi_key = false;
     if (!tp_dyncol_sniff(c, len))
         return fail(d, TP_ERR_UNKNOWN_VERSION, "content of %zu bytes does not start with the schema column-pack "
                     "magic 00 54 43 53", len);
@@ -466,8 +524,10 @@ static tp_err read_header(tp_dyncol_decoder *d, const uint8_t *c, size_t len, ui
                     max_records < UINT32_MAX ? max_records : (uint64_t)UINT32_MAX);
     if ((err = tp_units_varint_get(c, len, pos, &flags)))
         return fail(d, err, "header: the flags varint is %s", varint_problem(err));
-    if (flags)
-        return fail(d, TP_ERR_UNKNOWN_VERSION, "header: flags %" PRIu64 " unknown to this reader (it knows 0)", flags);
+    if (flags & ~(uint64_t)TP_DYNCOL_F_MULTI_KEY)
+        return fail(d, TP_ERR_UNKNOWN_VERSION, "header: flags %" PRIu64 " unknown to this reader (it knows 0 and 1, "
+                    "several keys)", flags);
+    d->multi_key = flags & TP_DYNCOL_F_MULTI_KEY;
     if ((err = tp_units_varint_get(c, len, pos, ncols)))
         return fail(d, err, "header: the column count varint is %s", varint_problem(err));
     if (*ncols > TP_SCHEMA_MAX_COLUMNS)
@@ -979,6 +1039,11 @@ tp_err tp_dyncol_decode(tp_dyncol_decoder *d, const uint8_t *content, size_t len
             return err;
         }
     }
+    if (d->multi_key && tp_schema_get_roles(b->schema)->key < 0) {
+        rollback(d, b, bytes_len, used);
+        return fail(d, TP_ERR_CORRUPT, "a pack of several keys, but the reader's schema has no key role to order "
+                    "them by");
+    }
     for (size_t ci = 0; ci < b->ncolumns; ci++) {
         if (d->seen[ci])
             continue;
@@ -988,6 +1053,15 @@ tp_err tp_dyncol_decode(tp_dyncol_decoder *d, const uint8_t *content, size_t len
             if (col->def->label == TP_LABEL_REPEATED)
                 col->cells[b->count + i].a.off = (uint32_t)col->elems_len;
             col->present[b->count + i] = 0;
+        }
+    }
+    /* Several keys: sorted by (key, time), checked one comparison a record (docs/FORMAT_SCHEMA.md) */
+    for (size_t i = 1; d->multi_key && i < count; i++) {
+        size_t r = b->count + i;
+        if (tp_dyncol_row_cmp(b, r - 1, r) > 0) {
+            rollback(d, b, bytes_len, used);
+            return fail(d, TP_ERR_CORRUPT, "record %zu comes before record %zu in (key, time) order: a pack of "
+                        "several keys is sorted by key, then time", i, i - 1);
         }
     }
     b->count += (size_t)count;

@@ -395,6 +395,156 @@ static void test_grouper_rows(void)
     tp_schema_free(s);
 }
 
+/* ---- several keys a pack ---- */
+
+/* EV messages: ev_full with its VIN's last character 'A' + key and its time moved by t seconds; unknown adds a
+ * field the schema does not know. */
+static size_t ev_message(tp_dyn_batch *b, int key, int64_t t, bool unknown, uint8_t *out, size_t cap)
+{
+    tp_dyn_batch *c;
+    CHECK_ERR(tp_dyn_batch_new(b->schema, 1, 1 << 20, &c), TP_OK);
+    CHECK_ERR(tp_dyn_batch_append_row(c, b, 0), TP_OK);
+    long vin = tp_schema_find(b->schema, "vin"), at = tp_schema_find(b->schema, "recorded_at");
+    tp_dyn_value *v = &c->columns[vin].cells[0];
+    c->bytes[v->s.off + v->s.len - 1] = (uint8_t)('A' + key);
+    c->columns[at].cells[0].i += t * 1000000000;
+    size_t n = 0;
+    CHECK_ERR(tp_dyn_encode(c, 0, out, cap, &n), TP_OK);
+    if (unknown) {
+        out[n++] = 0xa8; /* field 101, varint 1 */
+        out[n++] = 0x06;
+        out[n++] = 0x01;
+    }
+    tp_dyn_batch_free(c);
+    return n;
+}
+
+static int32_t by_last_char(void *ctx, const char *key, size_t len)
+{
+    (void)ctx;
+    return (int32_t)((unsigned char)key[len - 1] % 3);
+}
+
+/* Records of 7 keys arriving out of order grouped by partition (key's last character mod 3): each pack holds
+ * several keys sorted by (key, time) with the multi-key flag, and decodes to the records that went in; a record
+ * out of order in such a pack is refused; a partition whose records hold unknown fields goes as runs of one key. */
+static void test_multi_key(void)
+{
+    tp_schema *s = load("ev_telemetry.pb", "fleet.ev.v1.EvTelemetry");
+    size_t lf;
+    uint8_t *full = slurp("ev_full.bin", &lf);
+    tp_dyn_batch *base, *got;
+    CHECK_ERR(tp_dyn_batch_new(s, 1, 1 << 20, &base), TP_OK);
+    CHECK_ERR(tp_dyn_decode(base, full, lf), TP_OK);
+    CHECK_ERR(tp_dyn_batch_new(s, 64, 1 << 22, &got), TP_OK);
+    tp_dyn_grouper *g;
+    tp_dyn_colwriter *w;
+    tp_dyncol_decoder *d;
+    CHECK_ERR(tp_dyn_grouper_new(s, 20, 4096, &g), TP_OK);
+    tp_dyn_grouper_keep_rows(g);
+    tp_dyn_grouper_by_partition(g, by_last_char, NULL);
+    CHECK_ERR(tp_dyn_colwriter_new(s, 20, 4096, &w), TP_OK);
+    CHECK_ERR(tp_dyncol_decoder_new(&d), TP_OK);
+    int seen[7][12] = {{0}}, packs = 0, multi_packs = 0, runs = 0, in_rows = 0;
+    uint8_t msg[4096];
+    for (int i = 0; i < 85; i++) {
+        int key_i = (i * 5) % 7, t_i = 11 - i / 7; /* times falling: every group needs sorting */
+        bool unknown = i == 40;
+        size_t n = ev_message(base, key_i, t_i, unknown, msg, sizeof msg);
+        tp_dyn_group *grp = NULL;
+        if (i < 84)
+            CHECK_ERR(tp_dyn_grouper_add(g, msg, n, &grp), TP_OK);
+        for (; grp || (i == 84 && (grp = tp_dyn_grouper_oldest(g))); grp = NULL) {
+            CHECK(grp->partition >= 0 && grp->partition < 3);
+            const uint8_t *c;
+            size_t cn;
+            CHECK_ERR(tp_dyn_colwriter_group(w, grp, &c, &cn), TP_OK);
+            packs++;
+            if (c) {
+                tp_dyn_batch_clear(got);
+                CHECK_ERR(tp_dyncol_decode(d, c, cn, 1000, got), TP_OK);
+                CHECK(tp_dyncol_decoder_multi_key(d));
+                CHECK_INT(got->count, grp->count);
+                multi_packs++;
+                for (size_t r = 0; r < got->count; r++) {
+                    if (r)
+                        CHECK(tp_dyncol_row_cmp(got, r - 1, r) <= 0);
+                    char k[TP_DYN_KEY_MAX + 1], why[64];
+                    size_t kl;
+                    int64_t ns;
+                    CHECK_ERR(tp_dyn_key_text(got, r, k, &kl, why, sizeof why), TP_OK);
+                    CHECK(tp_dyn_time_ns(got, r, &ns));
+                    CHECK_INT(by_last_char(NULL, k, kl), grp->partition);
+                    int kk = k[kl - 1] - 'A';
+                    int64_t t = (ns - base->columns[tp_schema_find(s, "recorded_at")].cells[0].i) / 1000000000;
+                    if (kk >= 0 && kk < 7 && t >= 0 && t < 12)
+                        seen[kk][t]++;
+                }
+                /* The same content with a record out of order: refused, the batch unchanged. */
+                if (got->count >= 2 && tp_dyncol_row_cmp(got, 0, got->count - 1) < 0) {
+                    tp_dyncol_encoder *enc;
+                    tp_dyn_batch *rev;
+                    CHECK_ERR(tp_dyncol_encoder_new(&enc), TP_OK);
+                    CHECK_ERR(tp_dyn_batch_new(s, 64, 1 << 22, &rev), TP_OK);
+                    for (size_t r = got->count; r-- > 0;)
+                        CHECK_ERR(tp_dyn_batch_append_row(rev, got, r), TP_OK);
+                    const uint8_t *rc;
+                    size_t rn;
+                    CHECK_ERR(tp_dyncol_encode_multi(enc, rev, &rc, &rn), TP_ERR_INVALID_ARG);
+                    CHECK_ERR(tp_dyncol_encode(enc, rev, &rc, &rn), TP_OK);
+                    uint8_t *bad = malloc(rn);
+                    memcpy(bad, rc, rn);
+                    CHECK_INT(bad[5], 0); /* flags, after the magic and a one-byte count */
+                    bad[5] = TP_DYNCOL_F_MULTI_KEY;
+                    size_t before = rev->count;
+                    CHECK_ERR(tp_dyncol_decode(d, bad, rn, 1000, rev), TP_ERR_CORRUPT);
+                    CHECK(strstr(tp_dyncol_decoder_error(d), "sorted by key, then time") != NULL);
+                    CHECK_INT(rev->count, before);
+                    bad[5] = 0; /* without the flag, a pack of one key's reader takes it as it is */
+                    CHECK_ERR(tp_dyncol_decode(d, bad, rn, 1000, rev), TP_OK);
+                    free(bad);
+                    tp_dyn_batch_free(rev);
+                    tp_dyncol_encoder_free(enc);
+                }
+            } else {
+                /* unknown fields: runs of one key, every record once, in arrival order */
+                size_t pos = 0, len;
+                const uint8_t *run;
+                uint32_t count, total = 0;
+                char key[TP_DYN_KEY_MAX + 1];
+                size_t klen;
+                tp_err e;
+                while ((e = tp_dyn_colwriter_next_run(w, grp, &pos, &run, &len, &count, key, &klen)) == TP_OK) {
+                    CHECK_INT(by_last_char(NULL, key, klen), grp->partition);
+                    CHECK(run[0] != 0); /* v1 content never starts with 00 */
+                    total += count;
+                    runs++;
+                }
+                CHECK_ERR(e, TP_ERR_END);
+                CHECK_INT(total, grp->count);
+                in_rows += (int)total;
+            }
+            tp_dyn_grouper_release(g, grp);
+        }
+    }
+    CHECK(packs > multi_packs && multi_packs >= 3 && runs > 1);
+    int in_columns = 0;
+    for (int k = 0; k < 7; k++)
+        for (int t = 0; t < 12; t++) {
+            CHECK(seen[k][t] <= 1);
+            in_columns += seen[k][t];
+        }
+    CHECK_INT(in_columns + in_rows, 84); /* every record once, as columns or (its partition's pack) as rows */
+    CHECK(in_rows > 1);
+    tp_dyncol_decoder_free(d);
+    tp_dyn_colwriter_free(w);
+    tp_dyn_grouper_free(g);
+    tp_dyn_batch_free(got);
+    tp_dyn_batch_free(base);
+    free(full);
+    tp_schema_free(s);
+}
+
 /* ---- EV telemetry from protoc ---- */
 
 static void test_ev(void)
@@ -612,7 +762,9 @@ static void test_hostile(void)
     buf[3] = 0x32; /* the v2 magic */
     CHECK_ERR(hostile(s, buf, n, 100, cap, budget), TP_ERR_UNKNOWN_VERSION);
     memcpy(buf, example, n);
-    buf[5] = 0x01; /* header flags this reader does not know */
+    buf[5] = 0x02; /* header flags this reader does not know (1, several keys, it knows) */
+    CHECK_ERR(hostile(s, buf, n, 100, cap, budget), TP_ERR_UNKNOWN_VERSION);
+    buf[5] = 0x03;
     CHECK_ERR(hostile(s, buf, n, 100, cap, budget), TP_ERR_UNKNOWN_VERSION);
     memcpy(buf, example, n);
     buf[9] = 0x0c; /* vin says bytes: not the reader's type */
@@ -693,5 +845,6 @@ int main(int argc, char **argv)
     test_append_rows("ev_telemetry.pb", "fleet.ev.v1.EvTelemetry");
     test_append_rows("all_types.pb", "alltypes.v1.All");
     test_grouper_rows();
+    test_multi_key();
     return check_exit();
 }
