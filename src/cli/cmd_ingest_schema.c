@@ -1,5 +1,6 @@
 /* `telepack ingest --schema ... --from FILE`: replays varint-delimited messages of a run-time schema into Kafka as
- * pbpack v1 packs, one key per pack (the exact key text, a VIN or a decimal id, as the Kafka key), with the pack
+ * packs (v4 columns or v1 rows), one key per pack (the exact key text, a VIN or a decimal id, as the Kafka key) or,
+ * with --pack-by partition, every key of a partition per pack (v4 with the several-keys flag, no key), with the pack
  * headers plus tp-schema (the message name) and tp-schema-fp (the fingerprint). A record that does not decode under
  * the schema is refused by number and byte offset before anything of it is sent. The gateway listeners
  * (--listen, --http-listen) do not take a custom schema yet: docs/SCHEMA.md, "The pipeline". */
