@@ -7,19 +7,24 @@
  *       them (pack reader, then tp_dyn_decode per frame or tp_dyncol_decode into a tp_dyn_batch);
  *     - the built-in VehicleRecord through the same generic path (its descriptor as a run-time schema) against the
  *       built-in codec (tp_record_decode, per-vehicle grouping, tp_pack_writer rows / columns v2; tp_pack_reader
- *       into a tp_row_batch).
+ *       into a tp_row_batch);
+ *  3. a live-paced EV fleet (each key's record once a tick, groups flushed every tick): bytes/record of one pack
+ *     per key (--pack-by vehicle) against one per partition (--pack-by partition: several keys, sorted).
  * Rates are records per CPU-second of the best of several passes. Encoding starts from the messages' bytes in arrival order (keys interleaved) and ends with the compressed packs.
- * Usage: bench_schema [--quick] [--json FILE] [--level N] [--only ROW] VEHICLE.pb EV.pb EV.bin
- * (--only ROW: only that row of the pack table, counted from 0, without part 1: for a profiler)
+ * Usage: bench_schema [--quick] [--json FILE] [--level N] [--only ROW] [--vehicles N] VEHICLE.pb EV.pb EV.bin
+ * (--only ROW: only that row of the pack table, counted from 0, without part 1: for a profiler; --vehicles N: the
+ * vehicles of EV.bin, its records a tick for part 3, default 200 as `ev_gen.py gen 200 200` makes it)
  * (VEHICLE.pb, EV.pb: build/tests/schema/{vehicle,ev_telemetry}.pb; EV.bin: varint-delimited EvTelemetry messages,
  * build/bench/bench_ev.bin; `meson test -C build --benchmark schema` builds all three and runs it). */
 #include <jansson.h>
+#include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
 
 #include "common/clock.h"
+#include "kafka/schema_headers.h"
 #include "schema/dyncols.h"
 #include "schema/dynpack.h"
 #include "schema/dynrow.h"
@@ -420,6 +425,80 @@ static result measure(const msgset *m, const tp_schema *s, int kind, int level, 
     return res;
 }
 
+/* ---- part 3: a live-paced fleet, one record a key a tick: one pack per key vs one per partition ---- */
+
+static int32_t crc_partition(void *ctx, const char *key, size_t len)
+{
+    /* librdkafka's default partitioner (consistent_random, CRC32 of the key), as ingest uses it */
+    return rd_kafka_msg_partitioner_consistent(NULL, key, len, *(int32_t *)ctx, NULL, NULL);
+}
+
+typedef struct live_result {
+    double bpr, msgs_per_record;
+} live_result;
+
+/* The messages arrive tick by tick (ev_gen.py's order: record i of every vehicle, then i + 1); after each tick of
+ * `keys` records every open group is flushed (a linger expiring every tick). partitions 0: one pack per key. */
+static live_result live(const tp_schema *s, const msgset *m, size_t keys, int columns, int32_t partitions, int level)
+{
+    tp_dyn_grouper *g;
+    tp_dyn_colwriter *w;
+    ZSTD_CCtx *cctx = ZSTD_createCCtx();
+    if (tp_dyn_grouper_new(s, 100000, 65536, &g) || tp_dyn_colwriter_new(s, 100000, 65536, &w) || !cctx)
+        die("live", "setup");
+    if (columns)
+        tp_dyn_grouper_keep_rows(g);
+    if (partitions)
+        tp_dyn_grouper_by_partition(g, crc_partition, &partitions);
+    size_t bytes = 0, msgs = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        tp_dyn_group *full;
+        if (tp_dyn_grouper_add(g, m->msgs + m->off[i], m->off[i + 1] - m->off[i], &full) || full)
+            die("live", tp_dyn_grouper_error(g));
+        if ((i + 1) % keys && i + 1 < m->n)
+            continue;
+        for (tp_dyn_group *grp; (grp = tp_dyn_grouper_oldest(g));) {
+            const uint8_t *c = NULL;
+            size_t cn = 0;
+            if (columns && tp_dyn_colwriter_group(w, grp, &c, &cn))
+                die("live", "colwriter");
+            if (!c && partitions)
+                die("live", "a partition's records as rows");
+            uint8_t *pack;
+            size_t len;
+            if (tp_dyn_pack_compress(cctx, level, TP_CODEC_ZSTD, c ? c : grp->content, c ? cn : grp->len, &pack,
+                                     &len))
+                die("live", "compress");
+            free(pack);
+            bytes += len;
+            msgs++;
+            tp_dyn_grouper_release(g, grp);
+        }
+    }
+    ZSTD_freeCCtx(cctx);
+    tp_dyn_colwriter_free(w);
+    tp_dyn_grouper_free(g);
+    return (live_result){(double)bytes / (double)m->n, (double)msgs / (double)m->n};
+}
+
+/* Bytes of the pack headers (names and values) a message of this schema carries. */
+static size_t header_bytes(const tp_schema *s)
+{
+    tp_pack_meta meta = {.format_version = TP_DYNCOL_FORMAT_VERSION, .layout = TP_LAYOUT_COLUMNS,
+                         .codec = TP_CODEC_ZSTD, .schema_version = TP_SCHEMA_VERSION, .record_count = 200};
+    rd_kafka_headers_t *h = rd_kafka_headers_new(10);
+    if (tp_schema_pack_headers(&meta, tp_schema_message_name(s), tp_schema_fingerprint_hex(s), h))
+        die("headers", "cannot build");
+    size_t n = 0;
+    const char *name;
+    const void *val;
+    size_t vlen;
+    for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &val, &vlen) == RD_KAFKA_RESP_ERR_NO_ERROR; i++)
+        n += strlen(name) + vlen;
+    rd_kafka_headers_destroy(h);
+    return n;
+}
+
 /* Part 1: message decode/encode, hand-written against run-time schema; ns/record into ns[4]. */
 static void message_codecs(const tp_schema *s, const msgset *m, double ns[4])
 {
@@ -480,6 +559,7 @@ int main(int argc, char **argv)
 {
     const char *json_path = NULL, *pos[3];
     int quick = 0, level = 3, npos = 0, only = -1;
+    size_t keys = 200; /* vehicles a tick in EV.bin (ev_gen.py gen VEHICLES ...) */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
@@ -489,16 +569,18 @@ int main(int argc, char **argv)
             level = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--vehicles") && i + 1 < argc)
+            keys = (size_t)strtoul(argv[++i], NULL, 10);
         else if (argv[i][0] != '-' && npos < 3)
             pos[npos++] = argv[i];
         else {
-            printf("usage: bench_schema [--quick] [--json FILE] [--level N] [--only ROW] VEHICLE.pb EV.pb EV.bin\n"
+            printf("usage: bench_schema [--quick] [--json FILE] [--level N] [--only ROW] [--vehicles N] VEHICLE.pb EV.pb EV.bin\n"
                    "Run-time schema codecs and packs (v1 rows, v4 columns) against the built-in record's.\n");
             return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
         }
     }
     if (npos != 3) {
-        fprintf(stderr, "usage: bench_schema [--quick] [--json FILE] [--level N] [--only ROW] VEHICLE.pb EV.pb EV.bin\n");
+        fprintf(stderr, "usage: bench_schema [--quick] [--json FILE] [--level N] [--only ROW] [--vehicles N] VEHICLE.pb EV.pb EV.bin\n");
         return 2;
     }
     double min_cpu = quick ? 0.05 : 0.5;
@@ -550,6 +632,32 @@ int main(int argc, char **argv)
         }
     }
     json_object_set_new(root, "results", arr);
+
+    /* Part 3: live-paced EV fleet (ev_gen.py's order is tick by tick: `keys` vehicles a tick). */
+    if (keys < 1)
+        keys = 1;
+    size_t hb = header_bytes(es);
+    printf("\nlive-paced EV fleet: %zu keys, one record each a tick, every group flushed each tick (zstd level %d);\n"
+           "each Kafka message also carries %zu bytes of pack headers and, per key, its key (17 B)\n", keys, level, hb);
+    printf("%-34s %9s %12s %16s\n", "packing", "B/record", "msgs/record", "B/rec w/ headers");
+    json_t *larr = json_array();
+    static const int32_t parts[] = {0, 0, 1, 4, 16};
+    for (int k = 0; k < 5; k++) {
+        int columns = k != 0;
+        live_result r = live(es, &ev, keys, columns, parts[k], level);
+        double with = r.bpr + r.msgs_per_record * (double)(hb + (parts[k] ? 0 : 17));
+        char what[64];
+        if (!parts[k])
+            snprintf(what, sizeof what, "per key (vehicle), %s", columns ? "v4 columns" : "v1 rows");
+        else
+            snprintf(what, sizeof what, "per partition, %d partitions, v4", (int)parts[k]);
+        printf("%-34s %9.2f %12.4f %16.2f\n", what, r.bpr, r.msgs_per_record, with);
+        json_array_append_new(larr, json_pack("{sssisisfsfsf}", "pack_by", parts[k] ? "partition" : "vehicle",
+                                              "partitions", (int)parts[k], "columns", columns, "bytes_per_record",
+                                              r.bpr, "messages_per_record", r.msgs_per_record,
+                                              "bytes_per_record_with_headers", with));
+    }
+    json_object_set_new(root, "live_ev_fleet", larr);
     if (json_path && json_dump_file(root, json_path, JSON_INDENT(2))) {
         fprintf(stderr, "bench_schema: cannot write %s\n", json_path);
         return 1;
