@@ -10,7 +10,8 @@
  *       into a tp_row_batch);
  *  3. a live-paced EV fleet (each key's record once a tick, groups flushed every tick): bytes/record of one pack
  *     per key (--pack-by vehicle) against one per partition (--pack-by partition: several keys, sorted).
- * Rates are records per CPU-second of the best of several passes. Encoding starts from the messages' bytes in arrival order (keys interleaved) and ends with the compressed packs.
+ * Rates are records per CPU-second of the best of several passes. Encoding starts from the messages' bytes in
+ * arrival order (keys interleaved) and ends with the compressed packs.
  * Usage: bench_schema [--quick] [--json FILE] [--level N] [--only ROW] [--vehicles N] VEHICLE.pb EV.pb EV.bin
  * (--only ROW: only that row of the pack table, counted from 0, without part 1: for a profiler; --vehicles N: the
  * vehicles of EV.bin, its records a tick for part 3, default 200 as `ev_gen.py gen 200 200` makes it)
@@ -388,9 +389,9 @@ typedef struct result {
 } result;
 
 /* Rates are of the best pass (at least 5, and min_cpu CPU-seconds in all), the least disturbed by other load on the
- * machine. kind: 0 generic rows, 1 generic columns, 2 generic columns decoding each record twice (the grouper keeping only
- * the original bytes, the column writer decoding them again: the writer before it kept the decoded rows), 3 built-in
- * rows, 4 built-in columns. Repeats each side until min_cpu
+ * machine. kind: 0 generic rows, 1 generic columns, 2 generic columns decoding each record twice (the grouper
+ * keeping only the original bytes, the column writer decoding them again: the writer before it kept the decoded
+ * rows), 3 built-in rows, 4 built-in columns. Repeats each side until min_cpu
  * CPU-seconds have passed. */
 static result measure(const msgset *m, const tp_schema *s, int kind, int level, double min_cpu)
 {
@@ -574,13 +575,15 @@ int main(int argc, char **argv)
         else if (argv[i][0] != '-' && npos < 3)
             pos[npos++] = argv[i];
         else {
-            printf("usage: bench_schema [--quick] [--json FILE] [--level N] [--only ROW] [--vehicles N] VEHICLE.pb EV.pb EV.bin\n"
+            printf("usage: bench_schema [--quick] [--json FILE] [--level N] [--only ROW] [--vehicles N]\n"
+                   "                    VEHICLE.pb EV.pb EV.bin\n"
                    "Run-time schema codecs and packs (v1 rows, v4 columns) against the built-in record's.\n");
             return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
         }
     }
     if (npos != 3) {
-        fprintf(stderr, "usage: bench_schema [--quick] [--json FILE] [--level N] [--only ROW] [--vehicles N] VEHICLE.pb EV.pb EV.bin\n");
+        fprintf(stderr, "usage: bench_schema [--quick] [--json FILE] [--level N] [--only ROW] [--vehicles N] "
+                        "VEHICLE.pb EV.pb EV.bin\n");
         return 2;
     }
     double min_cpu = quick ? 0.05 : 0.5;

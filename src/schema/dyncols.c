@@ -628,8 +628,8 @@ static tp_err open_stream(cdec *x, const char *what, uint64_t count, bool sgn, i
 {
     tp_dyncol_decoder *d = x->d;
     if (x->pos >= x->len)
-        return fail(d, TP_ERR_TRUNCATED, "column %s: its %s stream is missing (the body ends at %zu bytes)", path_of(x->o),
-                    what, x->len);
+        return fail(d, TP_ERR_TRUNCATED, "column %s: its %s stream is missing (the body ends at %zu bytes)",
+                    path_of(x->o), what, x->len);
     uint8_t code = x->body[x->pos++];
     uint64_t blen;
     tp_err err = tp_units_varint_get(x->body, x->len, &x->pos, &blen);
@@ -786,7 +786,8 @@ static tp_err numeric_values(cdec *x, uint64_t v, sink_t *s)
 static tp_err check_utf8(cdec *x, size_t off, size_t len, uint64_t j)
 {
     if (x->col->def->kind == TP_COL_STRING && !tp_dyn_utf8_valid(x->b->bytes + off, len))
-        return fail(x->d, TP_ERR_CORRUPT, "column %s: string %" PRIu64 " (%zu bytes) is not UTF-8", path_of(x->o), j, len);
+        return fail(x->d, TP_ERR_CORRUPT, "column %s: string %" PRIu64 " (%zu bytes) is not UTF-8", path_of(x->o), j,
+                    len);
     return TP_OK;
 }
 

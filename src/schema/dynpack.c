@@ -668,7 +668,8 @@ tp_err tp_dyn_colwriter_new(const tp_schema *s, uint32_t batch_records, size_t m
     tp_err e = tp_dyncol_encoder_new(&w->enc);
     if (!e)
         e = tp_dyn_batch_new(s, batch_records, budget > UINT32_MAX ? UINT32_MAX : (size_t)budget, &w->b);
-    if (!e && (!(w->idx = malloc(batch_records * sizeof *w->idx)) || !(w->tmp = malloc(batch_records * sizeof *w->tmp))))
+    if (!e && (!(w->idx = malloc(batch_records * sizeof *w->idx)) ||
+               !(w->tmp = malloc(batch_records * sizeof *w->tmp))))
         e = TP_ERR_NOMEM;
     if (e) {
         tp_dyn_colwriter_free(w);

@@ -52,9 +52,9 @@ typedef struct tp_dyn_batch {
 /* max_bytes: 1 .. UINT32_MAX. */
 tp_err tp_dyn_batch_new(const tp_schema *s, size_t capacity, size_t max_bytes, tp_dyn_batch **out);
 void tp_dyn_batch_free(tp_dyn_batch *b);
-/* A batch whose column arrays start at 16 rows and grow 4x up to capacity as rows arrive (a pack's worth of rows held per
- * key at a time: memory follows the rows held, not the capacity). Filled by tp_dyn_decode, tp_dyncol_decode and
- * tp_dyn_batch_append_row, which grow it; nothing else writes rows. */
+/* A batch whose column arrays start at 16 rows and grow 4x up to capacity as rows arrive (a pack's worth of rows
+ * held per key at a time: memory follows the rows held, not the capacity). Filled by tp_dyn_decode,
+ * tp_dyncol_decode and tp_dyn_batch_append_row, which grow it; nothing else writes rows. */
 tp_err tp_dyn_batch_new_growing(const tp_schema *s, size_t capacity, size_t max_bytes, tp_dyn_batch **out);
 /* Makes the column arrays hold at least `rows` rows (<= capacity, else TP_ERR_FULL). TP_ERR_NOMEM. */
 tp_err tp_dyn_batch_reserve(tp_dyn_batch *b, size_t rows);

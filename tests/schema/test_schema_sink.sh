@@ -125,7 +125,8 @@ keys=$(kcat -C -b "$boot" -t evpart -e -q -f '%p:%k\n' 2>/dev/null)
 [ -n "$keys" ] && ! grep -q ':.' <<<"$keys" || fail "--pack-by partition messages carry a key: $keys"
 "$tp" ingest "${ev[@]}" --brokers "$boot" --topic evpart --from "$tmp/ev.bin" --pack-by partition --layout rows \
     2>"$tmp/err"; rc=$?
-[ $rc = 2 ] && grep -q -- "--pack-by partition needs --layout columns" "$tmp/err" || fail "--pack-by partition --layout rows: $rc $(cat "$tmp/err")"
+[ $rc = 2 ] && grep -q -- "--pack-by partition needs --layout columns" "$tmp/err" ||
+    fail "--pack-by partition --layout rows: $rc $(cat "$tmp/err")"
 "$tp" sink "${ev[@]}" --brokers "$boot" --topic evpart --group g7 --table ev_part --warehouse "sqlite:$tmp/ev.db" \
     --create-table --flush-ms 100 -X log_level=3 2>"$tmp/sink7.err" &
 spid=$!
@@ -136,7 +137,8 @@ for _ in $(seq 150); do
 done
 kill -TERM $spid; wait $spid
 "${gen[@]}" check-sqlite "$tmp/ev.exp" "$tmp/ev.db" ev_part || fail "multi-key packs differ in SQLite"
-grep -q "sending it to" "$tmp/sink7.err" && fail "a multi-key pack dead-lettered: $(grep 'sending it to' "$tmp/sink7.err" | head -2)"
+grep -q "sending it to" "$tmp/sink7.err" &&
+    fail "a multi-key pack dead-lettered: $(grep 'sending it to' "$tmp/sink7.err" | head -2)"
 # No cluster to read the partition count from: exit 1 before anything is read (waits its 10 s).
 "$tp" ingest "${ev[@]}" --brokers 127.0.0.1:1 --topic evpart --from "$tmp/ev.bin" --pack-by partition \
     -X log_level=0 2>"$tmp/err"; rc=$?
