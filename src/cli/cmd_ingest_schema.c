@@ -1,5 +1,6 @@
 /* `telepack ingest --schema ... --from FILE`: replays NDJSON or varint-delimited records of a run-time schema into
- * Kafka as pbpack v1 packs, one key per pack (the exact key text, a VIN or a decimal id, as the Kafka key), with the pack
+ * Kafka as packs (v4 columns or v1 rows), one key per pack (the exact key text, a VIN or a decimal id, as the Kafka
+ * key) or, with --pack-by partition, every key of a partition per pack (v4 with the several-keys flag, no key), with the pack
  * headers plus tp-schema (the message name) and tp-schema-fp (the fingerprint). A record that does not decode under
  * the schema is refused by number and byte offset before anything of it is sent. With --listen and/or
  * --http-listen it serves gateways (protocol v1/v2, each record checked by the dynamic decoder: a bad one is
@@ -58,7 +59,13 @@ static void usage(void)
            "                          length-prefixed protobuf)\n"
            "  --ignore-unknown-fields with NDJSON: skip keys that name no field (default: such a key is an error\n"
            "                          naming it and its line, exit 2)\n"
-           "  --batch-records N       records per pack (default 200)\n"
+           "  --pack-by vehicle|partition   (with --from)\n"
+           "                          vehicle (default): one pack per key, Kafka key = the key text; partition:\n"
+           "                          one pack holds the records of every key of a Kafka partition (the\n"
+           "                          partition librdkafka's partitioner gives the key text), sorted by key and\n"
+           "                          time, no Kafka key (pbpack v4 with the several-keys flag; needs --layout\n"
+           "                          columns; a group with unknown fields goes as rows, one pack per run of a key)\n"
+           "  --batch-records N       records per pack (default 200 per key, 10000 per partition)\n"
            "  --max-buffered N        records held in open packs before the oldest is sent (default 1000000)\n"
            "  --max-record-bytes N    largest message accepted (default 65536)\n"
            "  --level N               zstd level 1..22 (default 3)\n"
@@ -87,7 +94,7 @@ static void usage(void)
 
 enum { O_BROKERS = 256, O_TOPIC, O_FROM, O_BATCH, O_MAX_BUFFERED, O_MAX_RECORD, O_LEVEL, O_FORMAT, O_IGNORE_UNKNOWN,
        O_HTTP, O_HTTP_CERT, O_HTTP_KEY, O_INSECURE, O_TOKENS, O_HTTP_BODY, O_HTTP_TIMEOUT, O_LINGER, O_MAX_BYTES,
-       O_LISTEN, O_LAYOUT };
+       O_LISTEN, O_LAYOUT, O_PACK_BY };
 
 typedef struct delivery {
     _Atomic uint64_t ok, failed;
@@ -114,17 +121,93 @@ typedef struct sender {
     const tp_schema *s;
     ZSTD_CCtx *cctx;
     int level;
+    int32_t partitions; /* --pack-by partition: the topic's partition count */
     uint64_t packs, records, bytes;
 } sender;
 
+/* The grouper's partition of a key: librdkafka's partitioner as the producer is configured, key = the key text. */
+static int32_t key_partition(void *ctx, const char *key, size_t len)
+{
+    sender *x = ctx;
+    return tp_producer_key_partition(x->p, key, len, x->partitions);
+}
+
+/* Compresses content as one pack and produces it (key NULL: no key, to `partition`); 0 or 1 (printed). */
+static int send_pack(sender *x, const uint8_t *content, size_t clen, bool columns, uint32_t count, const char *key,
+                     size_t key_len, int32_t partition)
+{
+    uint8_t *pack = NULL;
+    size_t len = 0;
+    char err[512];
+    tp_err e = tp_dyn_pack_compress(x->cctx, x->level, TP_CODEC_ZSTD, content, clen, &pack, &len);
+    tp_pack_meta meta = {.format_version = columns ? TP_DYNCOL_FORMAT_VERSION : 1,
+                         .layout = columns ? TP_LAYOUT_COLUMNS : TP_LAYOUT_ROWS, .codec = TP_CODEC_ZSTD,
+                         .schema_version = TP_SCHEMA_VERSION, .record_count = count};
+    rd_kafka_headers_t *h = rd_kafka_headers_new(10);
+    if (!e)
+        e = tp_schema_pack_headers(&meta, tp_schema_message_name(x->s), tp_schema_fingerprint_hex(x->s), h);
+    if (!e)
+        e = tp_producer_send_keyed_to(x->p, key, key_len, partition, pack, len, h, NULL, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "building the pack failed: %s", tp_strerror(e));
+    if (e) {
+        rd_kafka_headers_destroy(h);
+        free(pack);
+        if (key)
+            fprintf(stderr, "telepack ingest: the pack of key %s: %s\n", key, err);
+        else
+            fprintf(stderr, "telepack ingest: the pack of partition %d: %s\n", (int)partition, err);
+        return 1;
+    }
+    x->packs++;
+    x->records += count;
+    x->bytes += len;
+    return 0;
+}
+
+/* A group of several keys (--pack-by partition): one column pack sorted by (key, time) with no key, or, when a
+ * record holds unknown fields, v1 packs of each run of one key's records, keyed, to the same partition. */
+static int send_partition(sender *x, tp_dyn_group *grp)
+{
+    const uint8_t *cols = NULL;
+    size_t cn = 0;
+    tp_err e = tp_dyn_colwriter_group(x->cw, grp, &cols, &cn);
+    int status = 0;
+    if (e) {
+        fprintf(stderr, "telepack ingest: the pack of partition %d: building it failed: %s\n", (int)grp->partition,
+                tp_strerror(e));
+        return 1;
+    }
+    if (cols) {
+        status = send_pack(x, cols, cn, true, grp->count, NULL, 0, grp->partition);
+    } else {
+        size_t pos = 0, len;
+        const uint8_t *run;
+        uint32_t count;
+        char key[TP_DYN_KEY_MAX + 1];
+        size_t klen;
+        while (!status && (e = tp_dyn_colwriter_next_run(x->cw, grp, &pos, &run, &len, &count, key, &klen)) == TP_OK)
+            status = send_pack(x, run, len, false, count, key, klen, grp->partition);
+        if (!status && e != TP_ERR_END) {
+            fprintf(stderr, "telepack ingest: the packs of partition %d: %s\n", (int)grp->partition, tp_strerror(e));
+            status = 1;
+        }
+    }
+    if (!status)
+        tp_dyn_grouper_release(x->g, grp);
+    return status;
+}
+
 static int send_group(sender *x, tp_dyn_group *grp)
 {
+    if (grp->partition >= 0)
+        return send_partition(x, grp);
     uint8_t *pack = NULL;
     size_t len = 0;
     char err[512];
     const uint8_t *cols = NULL;
     size_t cn = 0;
-    tp_err e = x->cw ? tp_dyn_colwriter_convert(x->cw, grp->content, grp->len, &cols, &cn) : TP_OK;
+    tp_err e = x->cw ? tp_dyn_colwriter_group(x->cw, grp, &cols, &cn) : TP_OK;
     if (!e)
         e = cols ? tp_dyn_pack_compress(x->cctx, x->level, TP_CODEC_ZSTD, cols, cn, &pack, &len)
                  : tp_dyn_pack_compress(x->cctx, x->level, TP_CODEC_ZSTD, grp->content, grp->len, &pack, &len);
@@ -161,6 +244,7 @@ typedef struct ingest_args {
     tp_http_ingest_opts hio; /* --http-listen */
     uint64_t linger_ms, max_bytes;
     const char *listen; /* --listen: gateways */
+    int pack_by; /* 0 vehicle (one key a pack), 1 partition (--from only) */
 } ingest_args;
 
 /* Reads the options into a and w; returns -1 to go on, else the exit status. A linear option switch: it reads
@@ -189,16 +273,18 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
         {"http-timeout-ms", required_argument, NULL, O_HTTP_TIMEOUT},
         {"linger-ms", required_argument, NULL, O_LINGER},
         {"max-buffered-bytes", required_argument, NULL, O_MAX_BYTES},
+        {"pack-by", required_argument, NULL, O_PACK_BY},
         TP_CLI_WORKER_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     static const char *const format_words[] = {"ndjson", "delimited", NULL};
-    *a = (ingest_args){.batch = 200, .max_buffered = 1000000, .max_record = 65536, .level = 3, .linger_ms = 500,
+    *a = (ingest_args){.batch = 0, .max_buffered = 1000000, .max_record = 65536, .level = 3, .linger_ms = 500,
                        .max_bytes = 256u << 20, .layout = 1};
     tp_http_ingest_opts_init(&a->hio);
     uint64_t v;
     static const char *const layout_words[] = {"rows", "columns", NULL};
+    static const char *const pack_by_words[] = {"vehicle", "partition", NULL};
     char msg[512];
     int c, status = tp_cli_config_apply("ingest", ":hX:", longopts, &argc, &argv); /* --config FILE */
     if (status >= 0)
@@ -247,6 +333,7 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
         case O_MAX_BYTES:
             e = tp_cli_parse_size("max-buffered-bytes", optarg, 1 << 20, 1ull << 40, &a->max_bytes, msg, sizeof msg);
             break;
+        case O_PACK_BY: e = tp_cli_parse_choice("pack-by", optarg, pack_by_words, &a->pack_by, msg, sizeof msg); break;
         case 'h': usage(); status = 0; break;
         case ':': status = tp_cli_usage_error("ingest", "option '%s' needs a value", argv[optind - 1]); break;
         default:
@@ -277,6 +364,14 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
         status = tp_cli_usage_error("ingest", "--http-tls-cert and --http-tls-key apply to --http-listen; give it too");
     if (status < 0 && !serve && a->hio.tokens_path)
         status = tp_cli_usage_error("ingest", "--auth-tokens applies to --listen and --http-listen; give one of them");
+    if (status < 0 && a->pack_by == 1 && a->layout == 0)
+        status = tp_cli_usage_error("ingest", "--pack-by partition needs --layout columns (a rows pack holds one "
+                                              "key); drop one of them");
+    if (status < 0 && a->pack_by == 1 && serve)
+        status = tp_cli_usage_error("ingest", "--pack-by partition applies to the --from replay; the listeners of "
+                                              "--schema pack per key");
+    if (a->batch == 0)
+        a->batch = a->pack_by == 1 ? 10000 : 200;
     return status;
 }
 
@@ -580,6 +675,16 @@ int tp_cmd_ingest_schema(int argc, char **argv)
                !(x.cctx = ZSTD_createCCtx())) {
         fprintf(stderr, "telepack ingest: out of memory\n");
         status = 1;
+    }
+    if (!status && x.cw)
+        tp_dyn_grouper_keep_rows(x.g); /* the column writer encodes the decoded rows: one decode a record */
+    if (!status && a.pack_by == 1) {
+        if (tp_producer_partition_count(x.p, 10000, &x.partitions, msg, sizeof msg)) {
+            fprintf(stderr, "telepack ingest: --pack-by partition: %s\n", msg);
+            status = 1;
+        } else {
+            tp_dyn_grouper_by_partition(x.g, key_partition, &x);
+        }
     }
     double t0 = tp_mono_s();
     if (!status)

@@ -236,7 +236,7 @@ static int write_group(spack *p, tp_dyn_group *grp)
     if (p->cw) {
         const uint8_t *cols;
         size_t cn;
-        tp_err ce = tp_dyn_colwriter_convert(p->cw, grp->content, grp->len, &cols, &cn);
+        tp_err ce = tp_dyn_colwriter_group(p->cw, grp, &cols, &cn);
         if (ce) {
             fprintf(stderr, "telepack pack: the columns of key %s failed: %s\n", grp->key, tp_strerror(ce));
             return 1;
@@ -405,6 +405,8 @@ static int pack_schema(int argc, char **argv)
         fprintf(stderr, "telepack pack: out of memory\n");
         status = 1;
     } else {
+        if (p.cw)
+            tp_dyn_grouper_keep_rows(p.g); /* the column writer encodes the decoded rows: one decode a record */
         status = pack_records(&p, &src, in_name, a.max_buffered);
     }
     uint64_t bytes_in = tp_cli_schema_src_bytes(&src), records = src.records;

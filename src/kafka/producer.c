@@ -259,11 +259,18 @@ tp_err tp_producer_send(tp_producer *p, uint64_t vehicle_id, int32_t partition, 
 tp_err tp_producer_send_keyed(tp_producer *p, const char *key, size_t key_len, uint8_t *pack, size_t len,
                               rd_kafka_headers_t *hdrs, void *opaque, char *errbuf, size_t errlen)
 {
+    return tp_producer_send_keyed_to(p, key, key_len, RD_KAFKA_PARTITION_UA, pack, len, hdrs, opaque, errbuf, errlen);
+}
+
+tp_err tp_producer_send_keyed_to(tp_producer *p, const char *key, size_t key_len, int32_t partition, uint8_t *pack,
+                                 size_t len, rd_kafka_headers_t *hdrs, void *opaque, char *errbuf, size_t errlen)
+{
     for (;;) {
         if (tp_producer_fatal(p, errbuf, errlen))
             return TP_ERR_KAFKA;
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_RKT(p->rkt), RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(pack, len),
+            p->rk, RD_KAFKA_V_RKT(p->rkt), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key, key_len),
+            RD_KAFKA_V_VALUE(pack, len),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque),
             RD_KAFKA_V_END);
         if (!err)
@@ -272,8 +279,8 @@ tp_err tp_producer_send_keyed(tp_producer *p, const char *key, size_t key_len, u
             return TP_ERR_KAFKA;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             if (errbuf && errlen)
-                snprintf(errbuf, errlen, "librdkafka refused a %zu-byte pack for key %.*s: %s", len, (int)key_len,
-                         key, rd_kafka_err2str(err));
+                snprintf(errbuf, errlen, "librdkafka refused a %zu-byte pack for key %.*s (partition %d): %s", len,
+                         (int)key_len, key ? key : "", (int)partition, rd_kafka_err2str(err));
             return TP_ERR_KAFKA;
         }
         struct timespec ts = {0, 2 * 1000 * 1000}; /* queue full: the poll thread drains it */
@@ -317,7 +324,11 @@ int32_t tp_producer_vehicle_partition(const tp_producer *p, uint64_t vehicle_id,
         key[sizeof key - 1 - kl++] = (char)('0' + vehicle_id % 10);
         vehicle_id /= 10;
     } while (vehicle_id);
-    const char *k = key + sizeof key - kl;
+    return tp_producer_key_partition(p, key + sizeof key - kl, kl, partition_count);
+}
+
+int32_t tp_producer_key_partition(const tp_producer *p, const char *k, size_t kl, int32_t partition_count)
+{
     switch (p->hash) {
     case 1: return rd_kafka_msg_partitioner_murmur2(NULL, k, kl, partition_count, NULL, NULL);
     case 2: return rd_kafka_msg_partitioner_fnv1a(NULL, k, kl, partition_count, NULL, NULL);

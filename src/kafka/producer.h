@@ -56,11 +56,17 @@ tp_err tp_producer_partition_count(tp_producer *p, int timeout_ms, int32_t *coun
  * fnv1a_random, else CRC32 (librdkafka's default consistent_random; also for random, which has no fixed answer).
  * So a vehicle stays on one partition whichever way its records are packed. Thread-safe. */
 int32_t tp_producer_vehicle_partition(const tp_producer *p, uint64_t vehicle_id, int32_t partition_count);
+/* The same for any key text (a run-time schema's key, kafka key = that text). Thread-safe. */
+int32_t tp_producer_key_partition(const tp_producer *p, const char *key, size_t key_len, int32_t partition_count);
 
 /* Produces one pack with the given key bytes (a string key such as a VIN) and headers (taken over on TP_OK, left
  * to the caller on error), for packs of a run-time schema (kafka/schema_headers.h). Otherwise as tp_producer_send. */
 tp_err tp_producer_send_keyed(tp_producer *p, const char *key, size_t key_len, uint8_t *pack, size_t len,
                               rd_kafka_headers_t *hdrs, void *opaque, char *errbuf, size_t errlen);
+/* The same to an explicit partition (>= 0; key NULL: no key, for a pack of several keys), or RD_KAFKA_PARTITION_UA
+ * (-1) for the partitioner's choice. */
+tp_err tp_producer_send_keyed_to(tp_producer *p, const char *key, size_t key_len, int32_t partition, uint8_t *pack,
+                                 size_t len, rd_kafka_headers_t *hdrs, void *opaque, char *errbuf, size_t errlen);
 
 /* Non-zero once librdkafka raised a fatal error; buf receives the reason. Thread-safe. */
 int tp_producer_fatal(tp_producer *p, char *buf, size_t len);

@@ -353,7 +353,58 @@ static tp_err encode_column(tp_dyncol_encoder *e, const tp_dyn_batch *b, size_t 
     return TP_OK;
 }
 
+/* ---- the order of a multi-key pack ---- */
+
+/* One cell of a singular column compared by value: absent first, then integers by their type's sign, strings and
+ * bytes bytewise (a prefix first). */
+static int cell_cmp(const tp_dyn_batch *b, int col, size_t i, size_t j)
+{
+    const tp_dyn_column *c = &b->columns[col];
+    if (c->present[i] != c->present[j])
+        return c->present[i] < c->present[j] ? -1 : 1;
+    tp_dyn_value x = c->cells[i], y = c->cells[j];
+    switch (c->def->kind) {
+    case TP_COL_I64:
+    case TP_COL_TIMESTAMP_NS: return x.i < y.i ? -1 : x.i > y.i;
+    case TP_COL_STRING:
+    case TP_COL_BYTES: {
+        uint32_t n = x.s.len < y.s.len ? x.s.len : y.s.len;
+        int r = n ? memcmp(b->bytes + x.s.off, b->bytes + y.s.off, n) : 0;
+        return r ? (r < 0 ? -1 : 1) : x.s.len < y.s.len ? -1 : x.s.len > y.s.len;
+    }
+    default: return x.u < y.u ? -1 : x.u > y.u;
+    }
+}
+
+int tp_dyncol_row_cmp(const tp_dyn_batch *b, size_t i, size_t j)
+{
+    const tp_schema_roles *r = tp_schema_get_roles(b->schema);
+    int c = r->key >= 0 ? cell_cmp(b, r->key, i, j) : 0;
+    return c || r->time < 0 ? c : cell_cmp(b, r->time, i, j);
+}
+
+/* ---- encoder, continued ---- */
+
+static tp_err encode(tp_dyncol_encoder *e, const tp_dyn_batch *b, uint8_t hflags, const uint8_t **out,
+                     size_t *out_len);
+
 tp_err tp_dyncol_encode(tp_dyncol_encoder *e, const tp_dyn_batch *b, const uint8_t **out, size_t *out_len)
+{
+    return encode(e, b, 0, out, out_len);
+}
+
+tp_err tp_dyncol_encode_multi(tp_dyncol_encoder *e, const tp_dyn_batch *b, const uint8_t **out, size_t *out_len)
+{
+    if (!b || tp_schema_get_roles(b->schema)->key < 0)
+        return TP_ERR_INVALID_ARG;
+    for (size_t i = 1; i < b->count; i++)
+        if (tp_dyncol_row_cmp(b, i - 1, i) > 0)
+            return TP_ERR_INVALID_ARG;
+    return encode(e, b, TP_DYNCOL_F_MULTI_KEY, out, out_len);
+}
+
+static tp_err encode(tp_dyncol_encoder *e, const tp_dyn_batch *b, uint8_t hflags, const uint8_t **out,
+                     size_t *out_len)
 {
     if (!e || !b || !out || !out_len || b->count == 0 || b->count > UINT32_MAX || b->unknown_fields)
         return TP_ERR_INVALID_ARG;
@@ -381,7 +432,7 @@ tp_err tp_dyncol_encode(tp_dyncol_encoder *e, const tp_dyn_batch *b, const uint8
     memcpy(q, TP_DYNCOL_MAGIC, TP_DYNCOL_MAGIC_LEN);
     q += TP_DYNCOL_MAGIC_LEN;
     q = tp_units_varint_put(q, b->count);
-    *q++ = 0; /* flags */
+    *q++ = hflags; /* flags */
     q = tp_units_varint_put(q, ncols);
     for (size_t i = 0; i < ncols; i++) {
         const tp_schema_column *def = b->columns[e->cols[i].column].def;
@@ -408,8 +459,14 @@ struct tp_dyncol_decoder {
     size_t seen_cap; /* columns both arrays hold */
     tp_dyn_value *dict;
     size_t dict_cap;
+    bool multi_key; /* the last pack decoded had flag TP_DYNCOL_F_MULTI_KEY */
     char error[384];
 };
+
+bool tp_dyncol_decoder_multi_key(const tp_dyncol_decoder *d)
+{
+    return d->multi_key;
+}
 
 tp_err tp_dyncol_decoder_new(tp_dyncol_decoder **out)
 {
@@ -450,6 +507,7 @@ static const char *varint_problem(tp_err e) { return e == TP_ERR_TRUNCATED ? "cu
 static tp_err read_header(tp_dyncol_decoder *d, const uint8_t *c, size_t len, uint64_t max_records, size_t *pos,
                           uint64_t *count, uint64_t *ncols)
 {
+    d->multi_key = false;
     if (!tp_dyncol_sniff(c, len))
         return fail(d, TP_ERR_UNKNOWN_VERSION, "content of %zu bytes does not start with the schema column-pack "
                     "magic 00 54 43 53", len);
@@ -466,8 +524,10 @@ static tp_err read_header(tp_dyncol_decoder *d, const uint8_t *c, size_t len, ui
                     max_records < UINT32_MAX ? max_records : (uint64_t)UINT32_MAX);
     if ((err = tp_units_varint_get(c, len, pos, &flags)))
         return fail(d, err, "header: the flags varint is %s", varint_problem(err));
-    if (flags)
-        return fail(d, TP_ERR_UNKNOWN_VERSION, "header: flags %" PRIu64 " unknown to this reader (it knows 0)", flags);
+    if (flags & ~(uint64_t)TP_DYNCOL_F_MULTI_KEY)
+        return fail(d, TP_ERR_UNKNOWN_VERSION, "header: flags %" PRIu64 " unknown to this reader (it knows 0 and 1, "
+                    "several keys)", flags);
+    d->multi_key = flags & TP_DYNCOL_F_MULTI_KEY;
     if ((err = tp_units_varint_get(c, len, pos, ncols)))
         return fail(d, err, "header: the column count varint is %s", varint_problem(err));
     if (*ncols > TP_SCHEMA_MAX_COLUMNS)
@@ -492,8 +552,19 @@ typedef struct desc {
     uint32_t numbers[TP_SCHEMA_MAX_DEPTH];
     uint8_t type, label, flags;
     uint64_t blen;
-    char path[TP_SCHEMA_MAX_DEPTH * 11]; /* "4.1" for sentences */
+    char path[TP_SCHEMA_MAX_DEPTH * 11]; /* "4.1" for sentences: made by path_of when one needs it */
 } desc;
+
+/* The column's field-number path as text ("4.1"), formatted only for an error sentence (not per pack). */
+static const char *path_of(const desc *o)
+{
+    char *p = (char *)o->path; /* every desc is a local, non-const object; the pointer is const for its readers */
+    size_t pl = 0;
+    p[0] = 0;
+    for (size_t k = 0; k < o->depth && pl < sizeof o->path; k++)
+        pl += (size_t)snprintf(p + pl, sizeof o->path - pl, "%s%" PRIu32, k ? "." : "", o->numbers[k]);
+    return p;
+}
 
 static tp_err read_desc(tp_dyncol_decoder *d, const uint8_t *c, size_t len, size_t *pos, uint64_t i, desc *o)
 {
@@ -507,8 +578,6 @@ static tp_err read_desc(tp_dyncol_decoder *d, const uint8_t *c, size_t len, size
         return fail(d, TP_ERR_CORRUPT, "column descriptor %" PRIu64 " at content offset %zu: depth %" PRIu64
                     " outside 1..%d", i, at, v, TP_SCHEMA_MAX_DEPTH);
     o->depth = (size_t)v;
-    size_t pl = 0;
-    o->path[0] = 0;
     for (size_t k = 0; k < o->depth; k++) {
         if ((err = tp_units_varint_get(c, len, pos, &v)))
             return fail(d, err, "column descriptor %" PRIu64 " at content offset %zu: a field number varint is %s",
@@ -517,15 +586,14 @@ static tp_err read_desc(tp_dyncol_decoder *d, const uint8_t *c, size_t len, size
             return fail(d, TP_ERR_CORRUPT, "column descriptor %" PRIu64 " at content offset %zu: field number %"
                         PRIu64 " outside 1..2^29-1", i, at, v);
         o->numbers[k] = (uint32_t)v;
-        pl += (size_t)snprintf(o->path + pl, sizeof o->path - pl, "%s%" PRIu64, k ? "." : "", v);
     }
     if (len - *pos < 3)
-        return fail(d, TP_ERR_TRUNCATED, "column %s (descriptor %" PRIu64 ") is cut off at its type", o->path, i);
+        return fail(d, TP_ERR_TRUNCATED, "column %s (descriptor %" PRIu64 ") is cut off at its type", path_of(o), i);
     o->type = c[(*pos)++];
     o->label = c[(*pos)++];
     o->flags = c[(*pos)++];
     if ((err = tp_units_varint_get(c, len, pos, &o->blen)))
-        return fail(d, err, "column %s: the body length varint is %s", o->path, varint_problem(err));
+        return fail(d, err, "column %s: the body length varint is %s", path_of(o), varint_problem(err));
     return TP_OK;
 }
 
@@ -560,28 +628,28 @@ static tp_err open_stream(cdec *x, const char *what, uint64_t count, bool sgn, i
 {
     tp_dyncol_decoder *d = x->d;
     if (x->pos >= x->len)
-        return fail(d, TP_ERR_TRUNCATED, "column %s: its %s stream is missing (the body ends at %zu bytes)", x->o->path,
-                    what, x->len);
+        return fail(d, TP_ERR_TRUNCATED, "column %s: its %s stream is missing (the body ends at %zu bytes)",
+                    path_of(x->o), what, x->len);
     uint8_t code = x->body[x->pos++];
     uint64_t blen;
     tp_err err = tp_units_varint_get(x->body, x->len, &x->pos, &blen);
     if (err)
-        return fail(d, err, "column %s: the %s stream's length varint is %s", x->o->path, what, varint_problem(err));
+        return fail(d, err, "column %s: the %s stream's length varint is %s", path_of(x->o), what, varint_problem(err));
     if (blen > x->len - x->pos)
-        return fail(d, TP_ERR_TRUNCATED, "column %s: the %s stream claims %" PRIu64 " bytes, %zu left", x->o->path,
+        return fail(d, TP_ERR_TRUNCATED, "column %s: the %s stream claims %" PRIu64 " bytes, %zu left", path_of(x->o),
                     what, blen, x->len - x->pos);
     uint8_t tr = code & 7;
     int sci = tp_units_scale_from_code((uint8_t)(code >> 3));
     if (sci < 0 || (sci != TP_COLPACK_SCALE_NONE && !floating))
         return fail(d, TP_ERR_CORRUPT, "column %s: the %s stream has scale code %u (0, or 1..20 for floating values "
-                    "only)", x->o->path, what, code >> 3);
+                    "only)", path_of(x->o), what, code >> 3);
     bool planes = tr == TP_COLX_XOR_PLANES || tr == TP_COLX_DELTA_PLANES;
     if (planes && sci != TP_COLPACK_SCALE_NONE)
-        return fail(d, TP_ERR_CORRUPT, "column %s: the %s stream is %s with a decimal scale", x->o->path, what,
+        return fail(d, TP_ERR_CORRUPT, "column %s: the %s stream is %s with a decimal scale", path_of(x->o), what,
                     tp_units_transform_name(tr));
     if (!tp_units_body_fits(tr, fw, blen, count))
         return fail(d, TP_ERR_CORRUPT, "column %s: a %s body of %" PRIu64 " bytes cannot hold %" PRIu64
-                    " %s units", x->o->path, tp_units_transform_name(tr), blen, count, what);
+                    " %s units", path_of(x->o), tp_units_transform_name(tr), blen, count, what);
     memset(c, 0, sizeof *c);
     c->body = x->body + x->pos;
     c->len = (size_t)blen;
@@ -593,7 +661,7 @@ static tp_err open_stream(cdec *x, const char *what, uint64_t count, bool sgn, i
     x->pos += (size_t)blen;
     char why[200];
     if ((err = tp_units_open_body(c, count, why, sizeof why)))
-        return fail(d, err, "column %s, %s stream: %s", x->o->path, what, why);
+        return fail(d, err, "column %s, %s stream: %s", path_of(x->o), what, why);
     return TP_OK;
 }
 
@@ -603,10 +671,10 @@ static tp_err next_units(cdec *x, tp_units_col *c, const char *what, uint64_t co
     char why[200];
     tp_err err = tp_units_next(c, (uint32_t)count, (uint32_t)done, u, k, why, sizeof why);
     if (err)
-        return fail(x->d, err, "column %s, %s stream: %s", x->o->path, what, why);
+        return fail(x->d, err, "column %s, %s stream: %s", path_of(x->o), what, why);
     if (done + k == count && !tp_units_consumed(c))
         return fail(x->d, TP_ERR_CORRUPT, "column %s: %zu bytes of its %s stream left after the last unit",
-                    x->o->path, c->len - c->pos, what);
+                    path_of(x->o), c->len - c->pos, what);
     return TP_OK;
 }
 
@@ -614,7 +682,7 @@ static tp_err next_units(cdec *x, tp_units_col *c, const char *what, uint64_t co
 static tp_err body_varint(cdec *x, const char *what, uint64_t *v)
 {
     tp_err err = tp_units_varint_get(x->body, x->len, &x->pos, v);
-    return err ? fail(x->d, err, "column %s: the %s varint is %s", x->o->path, what, varint_problem(err)) : TP_OK;
+    return err ? fail(x->d, err, "column %s: the %s varint is %s", path_of(x->o), what, varint_problem(err)) : TP_OK;
 }
 
 /* Copies a blob (length varint, bytes) into the batch's arena under its budget; *off is where it starts. */
@@ -625,12 +693,12 @@ static tp_err take_blob(cdec *x, const char *what, uint64_t *blen, size_t *off)
         return err;
     tp_dyn_batch *b = x->b;
     if (*blen > x->len - x->pos)
-        return fail(x->d, TP_ERR_TRUNCATED, "column %s: the %s claims %" PRIu64 " bytes, %zu left", x->o->path, what,
+        return fail(x->d, TP_ERR_TRUNCATED, "column %s: the %s claims %" PRIu64 " bytes, %zu left", path_of(x->o), what,
                     *blen, x->len - x->pos);
     size_t n = (size_t)*blen;
     if (n > b->max_bytes - b->used)
         return fail(x->d, TP_ERR_FULL, "column %s: the batch's %zu bytes for strings and arrays are used up",
-                    x->o->path, b->max_bytes);
+                    path_of(x->o), b->max_bytes);
     if (b->bytes_len + n > b->bytes_cap) {
         size_t cap = b->bytes_cap ? b->bytes_cap : 4096;
         while (cap < b->bytes_len + n)
@@ -639,7 +707,7 @@ static tp_err take_blob(cdec *x, const char *what, uint64_t *blen, size_t *off)
             cap = b->max_bytes;
         uint8_t *q = realloc(b->bytes, cap);
         if (!q)
-            return fail(x->d, TP_ERR_NOMEM, "out of memory for column %s", x->o->path);
+            return fail(x->d, TP_ERR_NOMEM, "out of memory for column %s", path_of(x->o));
         b->bytes = q;
         b->bytes_cap = cap;
     }
@@ -694,7 +762,7 @@ static tp_err unit_value(cdec *x, uint64_t u, uint8_t scale, uint64_t j, tp_dyn_
     }
     if (bad)
         return fail(x->d, TP_ERR_CORRUPT, "column %s (%s): value %" PRIu64 " of the column is 0x%" PRIx64
-                    ", outside the type's range", x->o->path, tp_pb_type_name(def->type), j, u);
+                    ", outside the type's range", path_of(x->o), tp_pb_type_name(def->type), j, u);
     return TP_OK;
 }
 
@@ -718,7 +786,8 @@ static tp_err numeric_values(cdec *x, uint64_t v, sink_t *s)
 static tp_err check_utf8(cdec *x, size_t off, size_t len, uint64_t j)
 {
     if (x->col->def->kind == TP_COL_STRING && !tp_dyn_utf8_valid(x->b->bytes + off, len))
-        return fail(x->d, TP_ERR_CORRUPT, "column %s: string %" PRIu64 " (%zu bytes) is not UTF-8", x->o->path, j, len);
+        return fail(x->d, TP_ERR_CORRUPT, "column %s: string %" PRIu64 " (%zu bytes) is not UTF-8", path_of(x->o), j,
+                    len);
     return TP_OK;
 }
 
@@ -740,7 +809,7 @@ static tp_err strings_of(cdec *x, const char *what, uint64_t count, sink_t *s, t
         for (size_t j = 0; j < k; j++) {
             if (u[j] > blen - at)
                 return fail(x->d, TP_ERR_CORRUPT, "column %s: string %" PRIu64 " of %" PRIu64 " bytes runs past the "
-                            "%" PRIu64 " string bytes", x->o->path, done + j, u[j], blen);
+                            "%" PRIu64 " string bytes", path_of(x->o), done + j, u[j], blen);
             if ((err = check_utf8(x, off + (size_t)at, (size_t)u[j], done + j)))
                 return err;
             tp_dyn_value *v = dict ? &dict[done + j] : slot(x, s);
@@ -752,7 +821,7 @@ static tp_err strings_of(cdec *x, const char *what, uint64_t count, sink_t *s, t
     }
     if (at != blen)
         return fail(x->d, TP_ERR_CORRUPT, "column %s: the string lengths sum to %" PRIu64 " bytes, the bytes are %"
-                    PRIu64, x->o->path, at, blen);
+                    PRIu64, path_of(x->o), at, blen);
     return TP_OK;
 }
 
@@ -766,7 +835,7 @@ static tp_err string_values(cdec *x, uint64_t v, sink_t *s)
         return err;
     if (nd < 1 || nd > v)
         return fail(x->d, TP_ERR_CORRUPT, "column %s: a dictionary of %" PRIu64 " entries for %" PRIu64 " values "
-                    "(1..values)", x->o->path, nd, v);
+                    "(1..values)", path_of(x->o), nd, v);
     tp_dyncol_decoder *d = x->d;
     size_t cap = d->dict_cap;
     if (!grow((void **)&d->dict, &cap, (size_t)nd, sizeof *d->dict))
@@ -785,7 +854,7 @@ static tp_err string_values(cdec *x, uint64_t v, sink_t *s)
         for (size_t j = 0; j < k; j++) {
             if (u[j] >= nd)
                 return fail(d, TP_ERR_CORRUPT, "column %s: value %" PRIu64 " is dictionary entry %" PRIu64 " of %"
-                            PRIu64, x->o->path, done + j, u[j], nd);
+                            PRIu64, path_of(x->o), done + j, u[j], nd);
             *slot(x, s) = d->dict[u[j]];
         }
         done += k;
@@ -818,7 +887,7 @@ static tp_err decode_column(cdec *x)
             for (size_t j = 0; j < k; j++) {
                 if (u[j] > 1)
                     return fail(x->d, TP_ERR_CORRUPT, "column %s: presence unit %" PRIu64 " of record %zu is not 0 "
-                                "or 1", x->o->path, u[j], done + j);
+                                "or 1", path_of(x->o), u[j], done + j);
                 col->present[r0 + done + j] = (uint8_t)u[j];
                 v += u[j];
             }
@@ -841,10 +910,10 @@ static tp_err decode_column(cdec *x)
                 size_t i = done + j;
                 if (u[j] > (b->max_bytes - b->used) / sizeof(tp_dyn_value) - total)
                     return fail(x->d, TP_ERR_FULL, "column %s: record %zu's array of %" PRIu64 " elements passes the "
-                                "batch's %zu bytes for strings and arrays", x->o->path, i, u[j], b->max_bytes);
+                                "batch's %zu bytes for strings and arrays", path_of(x->o), i, u[j], b->max_bytes);
                 if (presence && !col->present[r0 + i] && u[j])
                     return fail(x->d, TP_ERR_CORRUPT, "column %s: record %zu is absent but has an array of %" PRIu64
-                                " elements", x->o->path, i, u[j]);
+                                " elements", path_of(x->o), i, u[j]);
                 col->cells[r0 + i].a.off = (uint32_t)(col->elems_len + total);
                 col->cells[r0 + i].a.count = (uint32_t)u[j];
                 if (!presence)
@@ -854,10 +923,10 @@ static tp_err decode_column(cdec *x)
             done += k;
         }
         if (col->elems_len + total > UINT32_MAX)
-            return fail(x->d, TP_ERR_FULL, "column %s: more than 2^32-1 array elements in the batch", x->o->path);
+            return fail(x->d, TP_ERR_FULL, "column %s: more than 2^32-1 array elements in the batch", path_of(x->o));
         size_t cap = col->elems_cap;
         if (!grow((void **)&col->elems, &cap, col->elems_len + (size_t)total, sizeof *col->elems))
-            return fail(x->d, TP_ERR_NOMEM, "out of memory for column %s's %" PRIu64 " elements", x->o->path, total);
+            return fail(x->d, TP_ERR_NOMEM, "out of memory for column %s's %" PRIu64 " elements", path_of(x->o), total);
         col->elems_cap = cap;
         b->used += (size_t)total * sizeof(tp_dyn_value);
         s.dst = col->elems + col->elems_len;
@@ -874,7 +943,7 @@ static tp_err decode_column(cdec *x)
         if (err)
             return err;
     } else if (x->o->flags & F_DICT) {
-        return fail(x->d, TP_ERR_CORRUPT, "column %s: a dictionary for no values", x->o->path);
+        return fail(x->d, TP_ERR_CORRUPT, "column %s: a dictionary for no values", path_of(x->o));
     }
     if (rep)
         col->elems_len += (size_t)v;
@@ -883,7 +952,7 @@ static tp_err decode_column(cdec *x)
             col->present[r0 + i] = !value_zero(def->kind, col->cells[r0 + i]);
     if (x->pos != x->len)
         return fail(x->d, TP_ERR_CORRUPT, "column %s: %zu bytes of its %zu-byte body left after its streams",
-                    x->o->path, x->len - x->pos, x->len);
+                    path_of(x->o), x->len - x->pos, x->len);
     return TP_OK;
 }
 
@@ -891,11 +960,11 @@ static tp_err check_desc(tp_dyncol_decoder *d, const desc *o, const tp_schema_co
 {
     if (o->type != (uint8_t)def->type || o->label != (uint8_t)def->label)
         return fail(d, TP_ERR_CORRUPT, "column %s (%s) is type %u label %u in the pack but %s %s (type %u label %u) "
-                    "in the reader's schema: the pack was written with an incompatible schema", o->path, def->path,
+                    "in the reader's schema: the pack was written with an incompatible schema", path_of(o), def->path,
                     o->type, o->label, tp_col_label_name(def->label), tp_pb_type_name(def->type), (unsigned)def->type,
                     (unsigned)def->label);
     if (o->flags & ~F_KNOWN || ((o->flags & F_DICT) && !kind_string(def->kind)))
-        return fail(d, TP_ERR_CORRUPT, "column %s: flags 0x%02x are not valid for a %s column", o->path, o->flags,
+        return fail(d, TP_ERR_CORRUPT, "column %s: flags 0x%02x are not valid for a %s column", path_of(o), o->flags,
                     tp_pb_type_name(def->type));
     return TP_OK;
 }
@@ -922,6 +991,8 @@ tp_err tp_dyncol_decode(tp_dyncol_decoder *d, const uint8_t *content, size_t len
     if (count > b->capacity - b->count)
         return fail(d, TP_ERR_FULL, "the pack holds %" PRIu64 " records, the batch has room for %zu", count,
                     b->capacity - b->count);
+    if (tp_dyn_batch_reserve(b, b->count + (size_t)count))
+        return fail(d, TP_ERR_NOMEM, "out of memory for %" PRIu64 " rows", count);
     size_t cap = d->seen_cap, cap2 = d->seen_cap;
     if (!grow((void **)&d->seen, &cap, b->ncolumns + 1, 1) ||
         !grow((void **)&d->marks, &cap2, b->ncolumns + 1, sizeof *d->marks))
@@ -938,7 +1009,7 @@ tp_err tp_dyncol_decode(tp_dyncol_decoder *d, const uint8_t *content, size_t len
         if ((err = read_desc(d, content, len, &pos, i, &o)))
             return err;
         if (o.blen > len - total) /* no overflow below */
-            return fail(d, TP_ERR_TRUNCATED, "column %s: a body of %" PRIu64 " bytes in content of %zu", o.path,
+            return fail(d, TP_ERR_TRUNCATED, "column %s: a body of %" PRIu64 " bytes in content of %zu", path_of(&o),
                         o.blen, len);
         total += o.blen;
     }
@@ -959,7 +1030,7 @@ tp_err tp_dyncol_decode(tp_dyncol_decoder *d, const uint8_t *content, size_t len
             continue; /* a column of a newer schema: skipped */
         if (d->seen[ci]) {
             rollback(d, b, bytes_len, used);
-            return fail(d, TP_ERR_CORRUPT, "column %s appears twice", o.path);
+            return fail(d, TP_ERR_CORRUPT, "column %s appears twice", path_of(&o));
         }
         d->seen[ci] = 1;
         cdec x = {.d = d, .b = b, .col = &b->columns[ci], .o = &o, .body = body, .len = (size_t)o.blen,
@@ -968,6 +1039,11 @@ tp_err tp_dyncol_decode(tp_dyncol_decoder *d, const uint8_t *content, size_t len
             rollback(d, b, bytes_len, used);
             return err;
         }
+    }
+    if (d->multi_key && tp_schema_get_roles(b->schema)->key < 0) {
+        rollback(d, b, bytes_len, used);
+        return fail(d, TP_ERR_CORRUPT, "a pack of several keys, but the reader's schema has no key role to order "
+                    "them by");
     }
     for (size_t ci = 0; ci < b->ncolumns; ci++) {
         if (d->seen[ci])
@@ -978,6 +1054,15 @@ tp_err tp_dyncol_decode(tp_dyncol_decoder *d, const uint8_t *content, size_t len
             if (col->def->label == TP_LABEL_REPEATED)
                 col->cells[b->count + i].a.off = (uint32_t)col->elems_len;
             col->present[b->count + i] = 0;
+        }
+    }
+    /* Several keys: sorted by (key, time), checked one comparison a record (docs/FORMAT_SCHEMA.md) */
+    for (size_t i = 1; d->multi_key && i < count; i++) {
+        size_t r = b->count + i;
+        if (tp_dyncol_row_cmp(b, r - 1, r) > 0) {
+            rollback(d, b, bytes_len, used);
+            return fail(d, TP_ERR_CORRUPT, "record %zu comes before record %zu in (key, time) order: a pack of "
+                        "several keys is sorted by key, then time", i, i - 1);
         }
     }
     b->count += (size_t)count;

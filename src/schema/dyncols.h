@@ -15,6 +15,7 @@
 #define TP_DYNCOL_MAGIC "\0TCS" /* 00 54 43 53 */
 #define TP_DYNCOL_MAGIC_LEN 4
 #define TP_DYNCOL_FORMAT_VERSION 4 /* the tp-version header of such a pack (with tp-layout: columns) */
+#define TP_DYNCOL_F_MULTI_KEY 1    /* header flag: records of several keys, sorted by (key, time) */
 
 /* Whether content[0..len) starts with the magic. */
 bool tp_dyncol_sniff(const uint8_t *content, size_t len);
@@ -34,6 +35,15 @@ void tp_dyncol_encoder_free(tp_dyncol_encoder *e);
  * of the largest column plus the output; nothing is allocated per record once warmed up. */
 tp_err tp_dyncol_encode(tp_dyncol_encoder *e, const tp_dyn_batch *b, const uint8_t **out, size_t *out_len);
 
+/* A pack of several keys (header flag TP_DYNCOL_F_MULTI_KEY, docs/FORMAT_SCHEMA.md "Several keys"): as
+ * tp_dyncol_encode, for a batch already in (key, time) order (tp_dyncol_row_cmp); TP_ERR_INVALID_ARG also when it
+ * is not, or the schema has no key role. */
+tp_err tp_dyncol_encode_multi(tp_dyncol_encoder *e, const tp_dyn_batch *b, const uint8_t **out, size_t *out_len);
+
+/* Rows i and j of b in the order of a multi-key pack: the key role's value (absent first; integers by their type's
+ * sign, strings bytewise, a prefix first), then the time role's the same way (<0, 0, >0). */
+int tp_dyncol_row_cmp(const tp_dyn_batch *b, size_t i, size_t j);
+
 /* ---- decoder ---- */
 
 typedef struct tp_dyncol_decoder tp_dyncol_decoder;
@@ -49,7 +59,7 @@ tp_err tp_dyncol_count(tp_dyncol_decoder *d, const uint8_t *content, size_t len,
  * the batch's schema does not know are skipped; the schema's columns the pack lacks are absent/zero). Every
  * record count, length, dictionary index, unit range, UTF-8 string and presence/array agreement is checked before
  * it is used. On error b is as it was and tp_dyncol_decoder_error says why: TP_ERR_UNKNOWN_VERSION (no magic,
- * flags this reader does not know), TP_ERR_TRUNCATED, TP_ERR_VARINT_OVERFLOW, TP_ERR_PACK_TOO_LARGE (more than
+ * flags other than TP_DYNCOL_F_MULTI_KEY), TP_ERR_TRUNCATED, TP_ERR_VARINT_OVERFLOW, TP_ERR_PACK_TOO_LARGE (more than
  * max_records), TP_ERR_FULL (the batch's rows or byte budget are used up: load it, clear, retry),
  * TP_ERR_TRAILING_GARBAGE, TP_ERR_CORRUPT (anything else, including a column whose type or label differs from
  * the schema's), TP_ERR_NOMEM. Memory: the batch's own (bounded by its capacity and max_bytes) plus the
@@ -58,5 +68,9 @@ tp_err tp_dyncol_count(tp_dyncol_decoder *d, const uint8_t *content, size_t len,
 tp_err tp_dyncol_decode(tp_dyncol_decoder *d, const uint8_t *content, size_t len, uint64_t max_records,
                         tp_dyn_batch *b);
 const char *tp_dyncol_decoder_error(const tp_dyncol_decoder *d);
+/* Whether the last pack decoded (or counted) holds several keys; tp_dyncol_decode then checked their order (a
+ * record out of (key, time) order is TP_ERR_CORRUPT; flag set without a key role in the reader's schema too). A
+ * reader of one key per pack (checking each record against the Kafka key) must check them by their column. */
+bool tp_dyncol_decoder_multi_key(const tp_dyncol_decoder *d);
 
 #endif

@@ -109,8 +109,22 @@ struct tp_dyn_grouper {
     size_t nslots;
     uint64_t arrivals, buffered;
     tp_dyn_group *last; /* the group of the last add */
+    bool keep_rows;
+    int32_t (*part_fn)(void *ctx, const char *key, size_t len);
+    void *part_ctx;
     char error[512];
 };
+
+void tp_dyn_grouper_by_partition(tp_dyn_grouper *g, int32_t (*fn)(void *ctx, const char *key, size_t len), void *ctx)
+{
+    g->part_fn = fn;
+    g->part_ctx = ctx;
+}
+
+void tp_dyn_grouper_keep_rows(tp_dyn_grouper *g)
+{
+    g->keep_rows = true;
+}
 
 tp_err tp_dyn_grouper_new(const tp_schema *s, uint32_t batch_records, size_t max_record_bytes, tp_dyn_grouper **out)
 {
@@ -141,6 +155,7 @@ void tp_dyn_grouper_free(tp_dyn_grouper *g)
         return;
     for (size_t i = 0; i < g->ngroups; i++) {
         free(g->groups[i]->content);
+        tp_dyn_batch_free(g->groups[i]->rows);
         free(g->groups[i]);
     }
     free(g->groups);
@@ -242,14 +257,26 @@ static tp_err add_decoded(tp_dyn_grouper *g, const uint8_t *msg, size_t len, tp_
     size_t klen;
     if ((e = tp_dyn_key_text(g->row, 0, key, &klen, g->error, sizeof g->error)) != TP_OK)
         return e;
+    int32_t part = -1;
+    if (g->part_fn) {
+        part = g->part_fn(g->part_ctx, key, klen);
+        if (part < 0) {
+            snprintf(g->error, sizeof g->error, "no partition for key %s", key);
+            return TP_ERR_INVALID_ARG;
+        }
+        klen = (size_t)snprintf(key, sizeof key, "p%" PRId32, part);
+    }
     tp_dyn_group *grp = group_of(g, key, klen);
     if (!grp)
         return TP_ERR_NOMEM;
+    grp->partition = part;
     uint8_t pre[TP_VARINT_MAX_BYTES + 4];
     size_t pn;
     const tp_schema_roles *r = tp_schema_get_roles(g->schema);
     const tp_schema_column *kc = tp_schema_column_at(g->schema, (size_t)r->key);
-    if (grp->count == 0 && len == 0) {
+    size_t old_len = grp->len;
+    if ((grp->count == 0 || g->part_fn) && len == 0) {
+        /* (in a group of several keys any record may open a run: tp_dyn_colwriter_next_run) */
         /* docs/FORMAT.md section 2: v1 content never starts with 00. An empty message opening a pack (only possible
          * with an integer key equal to 0: a string key is never empty) gets its key field written, as zero. */
         uint32_t wt = kc->kind == TP_COL_STRING || kc->kind == TP_COL_BYTES ? 2 : 0;
@@ -262,19 +289,37 @@ static tp_err add_decoded(tp_dyn_grouper *g, const uint8_t *msg, size_t len, tp_
             return TP_ERR_DECODE;
         }
         pn = tp_varint_encode(bn, pre);
-        if ((e = append(grp, pre, pn)) || (e = append(grp, body, bn)))
+        if ((e = append(grp, pre, pn)) || (e = append(grp, body, bn))) {
+            grp->len = old_len;
             return e;
+        }
     } else {
         pn = tp_varint_encode(len, pre);
-        size_t old = grp->len;
         if ((e = append(grp, pre, pn)) || (len && (e = append(grp, msg, len)))) {
-            grp->len = old;
+            grp->len = old_len;
             return e;
         }
     }
     if (grp->count == 0) {
         grp->opened = g->arrivals;
         grp->has_time = false;
+    }
+    if (g->keep_rows && !grp->rows_off) {
+        /* The decoded record too (its budget as the column writer's batch: 9 bytes per message byte) */
+        double budget = 9.0 * (double)g->batch_records * (double)(g->max_record_bytes + 10) + 64;
+        if (!grp->rows && (e = tp_dyn_batch_new_growing(g->schema, g->batch_records,
+                                                        budget > UINT32_MAX ? UINT32_MAX : (size_t)budget,
+                                                        &grp->rows)) != TP_OK) {
+            grp->len = old_len;
+            return e;
+        }
+        e = g->row->unknown_fields ? TP_ERR_FULL : tp_dyn_batch_append_row(grp->rows, g->row, 0);
+        if (e == TP_ERR_FULL) {
+            grp->rows_off = true; /* the column writer decodes the content, or the group stays rows */
+        } else if (e) {
+            grp->len = old_len;
+            return e;
+        }
     }
     int64_t t;
     if (tp_dyn_time_ns(g->row, 0, &t)) {
@@ -366,6 +411,9 @@ void tp_dyn_grouper_release(tp_dyn_grouper *g, tp_dyn_group *grp)
     grp->count = 0;
     grp->len = 0;
     grp->has_time = false;
+    grp->rows_off = false;
+    if (grp->rows)
+        tp_dyn_batch_clear(grp->rows);
 }
 
 /* ---- compression ---- */
@@ -615,6 +663,11 @@ tp_err tp_dyn_pack_reader_open(tp_dyn_pack_reader *r, const tp_pack_meta *meta, 
     return TP_OK;
 }
 
+bool tp_dyn_pack_reader_multi_key(const tp_dyn_pack_reader *r)
+{
+    return r->columns && tp_dyncol_decoder_multi_key(r->cols);
+}
+
 bool tp_dyn_pack_reader_is_columns(const tp_dyn_pack_reader *r)
 {
     return r->columns;
@@ -650,6 +703,7 @@ tp_err tp_dyn_pack_reader_next(tp_dyn_pack_reader *r, const uint8_t **msg, size_
 struct tp_dyn_colwriter {
     tp_dyn_batch *b;
     tp_dyncol_encoder *enc;
+    uint32_t *idx, *tmp; /* sorting a group of several keys: batch_records each */
 };
 
 tp_err tp_dyn_colwriter_new(const tp_schema *s, uint32_t batch_records, size_t max_record_bytes,
@@ -665,6 +719,9 @@ tp_err tp_dyn_colwriter_new(const tp_schema *s, uint32_t batch_records, size_t m
     tp_err e = tp_dyncol_encoder_new(&w->enc);
     if (!e)
         e = tp_dyn_batch_new(s, batch_records, budget > UINT32_MAX ? UINT32_MAX : (size_t)budget, &w->b);
+    if (!e && (!(w->idx = malloc(batch_records * sizeof *w->idx)) ||
+               !(w->tmp = malloc(batch_records * sizeof *w->tmp))))
+        e = TP_ERR_NOMEM;
     if (e) {
         tp_dyn_colwriter_free(w);
         return e;
@@ -679,6 +736,8 @@ void tp_dyn_colwriter_free(tp_dyn_colwriter *w)
         return;
     tp_dyn_batch_free(w->b);
     tp_dyncol_encoder_free(w->enc);
+    free(w->idx);
+    free(w->tmp);
     free(w);
 }
 
@@ -706,4 +765,87 @@ tp_err tp_dyn_colwriter_convert(tp_dyn_colwriter *w, const uint8_t *rows, size_t
     if (w->b->count == 0)
         return TP_ERR_INVALID_ARG;
     return tp_dyncol_encode(w->enc, w->b, out, out_len);
+}
+
+/* Stable merge sort of idx[0..n) by the rows' (key, time) order. */
+static void sort_rows(const tp_dyn_batch *b, uint32_t *idx, uint32_t *tmp, size_t n)
+{
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                tmp[k++] = tp_dyncol_row_cmp(b, idx[j], idx[i]) < 0 ? idx[j++] : idx[i++];
+            while (i < mid)
+                tmp[k++] = idx[i++];
+            while (j < hi)
+                tmp[k++] = idx[j++];
+        }
+        memcpy(idx, tmp, n * sizeof *idx);
+    }
+}
+
+tp_err tp_dyn_colwriter_group(tp_dyn_colwriter *w, const tp_dyn_group *grp, const uint8_t **out, size_t *out_len)
+{
+    bool multi = grp->partition >= 0;
+    if (!grp->rows || grp->rows_off || grp->rows->count != grp->count) {
+        *out = NULL;
+        *out_len = 0;
+        return multi ? TP_OK : tp_dyn_colwriter_convert(w, grp->content, grp->len, out, out_len);
+    }
+    *out = NULL;
+    *out_len = 0;
+    const tp_dyn_batch *rows = grp->rows;
+    if (rows->count == 0 || rows->count > w->b->capacity)
+        return TP_ERR_INVALID_ARG;
+    if (!multi)
+        return tp_dyncol_encode(w->enc, rows, out, out_len);
+    bool sorted = true;
+    for (size_t i = 1; i < rows->count && sorted; i++)
+        sorted = tp_dyncol_row_cmp(rows, i - 1, i) <= 0;
+    if (sorted)
+        return tp_dyncol_encode_multi(w->enc, rows, out, out_len);
+    for (size_t i = 0; i < rows->count; i++)
+        w->idx[i] = (uint32_t)i;
+    sort_rows(rows, w->idx, w->tmp, rows->count);
+    tp_dyn_batch_clear(w->b);
+    for (size_t i = 0; i < rows->count; i++) {
+        tp_err e = tp_dyn_batch_append_row(w->b, rows, w->idx[i]);
+        if (e)
+            return e; /* the same budget as the group's: cannot be full */
+    }
+    return tp_dyncol_encode_multi(w->enc, w->b, out, out_len);
+}
+
+tp_err tp_dyn_colwriter_next_run(tp_dyn_colwriter *w, const tp_dyn_group *grp, size_t *pos, const uint8_t **content,
+                                 size_t *len, uint32_t *count, char key[TP_DYN_KEY_MAX + 1], size_t *key_len)
+{
+    size_t start = *pos, p = start;
+    *count = 0;
+    while (p < grp->len) {
+        uint64_t v;
+        size_t used;
+        if (tp_varint_decode(grp->content + p, grp->len - p, &v, &used) || v > grp->len - p - used)
+            return TP_ERR_CORRUPT; /* the grouper wrote it: cannot happen */
+        tp_dyn_batch_clear(w->b);
+        char k[TP_DYN_KEY_MAX + 1], why[64];
+        size_t kl;
+        if (tp_dyn_decode(w->b, grp->content + p + used, (size_t)v) ||
+            tp_dyn_key_text(w->b, 0, k, &kl, why, sizeof why))
+            return TP_ERR_CORRUPT; /* the grouper decoded it and took its key */
+        if (*count == 0) {
+            memcpy(key, k, kl + 1);
+            *key_len = kl;
+        } else if (kl != *key_len || memcmp(k, key, kl)) {
+            break;
+        }
+        (*count)++;
+        p += used + (size_t)v;
+    }
+    if (*count == 0)
+        return TP_ERR_END;
+    *content = grp->content + start;
+    *len = p - start;
+    *pos = p;
+    return TP_OK;
 }

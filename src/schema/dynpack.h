@@ -46,6 +46,9 @@ typedef struct tp_dyn_group {
     int64_t time_lo_ns, time_hi_ns; /* event-time span of its records (when the schema has a time role) */
     bool has_time;
     void *user;         /* the caller's: NULL when the group is made, then left alone */
+    tp_dyn_batch *rows; /* with tp_dyn_grouper_keep_rows: the records decoded (a growing batch kept across packs) */
+    bool rows_off;      /* rows lacks records (a budget ran out, or one had unknown fields): use content */
+    int32_t partition;  /* with tp_dyn_grouper_by_partition: the partition whose keys' records it holds; else -1 */
 } tp_dyn_group;
 
 typedef struct tp_dyn_grouper tp_dyn_grouper;
@@ -55,6 +58,17 @@ typedef struct tp_dyn_grouper tp_dyn_grouper;
  * most batch_records frames), plus one decoding row of about 9 x max_record_bytes and one record's encoding. */
 tp_err tp_dyn_grouper_new(const tp_schema *s, uint32_t batch_records, size_t max_record_bytes, tp_dyn_grouper **out);
 void tp_dyn_grouper_free(tp_dyn_grouper *g);
+
+/* Makes every group also keep its records decoded (tp_dyn_group.rows), so that a column pack is encoded from them
+ * without decoding the original bytes a second time (tp_dyn_colwriter_group). Call before the first add. Memory per
+ * record held grows by its decoded size: 9 bytes per schema column, 8 per array element, its string bytes (at most
+ * 9 x its encoded size + 9 x columns). */
+void tp_dyn_grouper_keep_rows(tp_dyn_grouper *g);
+
+/* Groups the records by the partition fn(ctx, key text) gives (>= 0) instead of by key: each group holds the
+ * records of every key of one partition (tp_dyn_group.partition; its key is "p" and the number), for packs of
+ * several keys (docs/FORMAT_SCHEMA.md, "Several keys"). Call before the first add. */
+void tp_dyn_grouper_by_partition(tp_dyn_grouper *g, int32_t (*fn)(void *ctx, const char *key, size_t len), void *ctx);
 
 /* Decodes msg[0..len) under the schema (refusing it, with a sentence in tp_dyn_grouper_error, when it does not
  * decode or its key is bad: TP_ERR_DECODE and the decoder's codes, TP_ERR_RECORD_TOO_LARGE) and appends the
@@ -101,6 +115,17 @@ void tp_dyn_colwriter_free(tp_dyn_colwriter *w);
 tp_err tp_dyn_colwriter_convert(tp_dyn_colwriter *w, const uint8_t *rows, size_t len, const uint8_t **out,
                                 size_t *out_len);
 
+/* The column content of a group (*out valid until the next call), from its decoded rows when the grouper keeps them
+ * complete, else as tp_dyn_colwriter_convert from its content. *out is NULL when the group must stay rows. A group
+ * of a partition (several keys) is sorted by (key, time, arrival) and written with the multi-key flag; it needs its
+ * rows (tp_dyn_grouper_keep_rows), else it stays rows, written per key with tp_dyn_colwriter_next_run. */
+tp_err tp_dyn_colwriter_group(tp_dyn_colwriter *w, const tp_dyn_group *grp, const uint8_t **out, size_t *out_len);
+/* A group of several keys going as rows (v1 has one key a pack): the next run of consecutive records of one key
+ * from *pos (start at 0), as v1 content pointing into grp->content, with its key text and record count; TP_ERR_END
+ * after the last. Runs keep each key's records in arrival order. */
+tp_err tp_dyn_colwriter_next_run(tp_dyn_colwriter *w, const tp_dyn_group *grp, size_t *pos, const uint8_t **content,
+                                 size_t *len, uint32_t *count, char key[TP_DYN_KEY_MAX + 1], size_t *key_len);
+
 typedef struct tp_dyn_pack_reader tp_dyn_pack_reader;
 
 /* Bounds as tp_pack_reader's (docs/FORMAT.md section 6): the decompressed content (bomb guard, also the zstd
@@ -121,6 +146,9 @@ size_t tp_dyn_pack_reader_content_size(const tp_dyn_pack_reader *r);
 /* Whether the open pack is a column pack of the schema (tp-version 4, layout columns; without meta: content
  * starting with 00, docs/FORMAT_SCHEMA.md). Its records come from tp_dyn_pack_reader_read_columns, not _next. */
 bool tp_dyn_pack_reader_is_columns(const tp_dyn_pack_reader *r);
+/* Whether the column pack last read by tp_dyn_pack_reader_read_columns holds several keys (sorted by (key, time),
+ * checked; no Kafka key: a reader maps each record by its key column). */
+bool tp_dyn_pack_reader_multi_key(const tp_dyn_pack_reader *r);
 /* Decodes the open column pack's records into b (appended; on error b is unchanged), with the errors of
  * tp_dyncol_decode (TP_ERR_FULL: b lacks rows or bytes) and a sentence in tp_dyn_pack_reader_error. */
 tp_err tp_dyn_pack_reader_read_columns(tp_dyn_pack_reader *r, tp_dyn_batch *b);

@@ -19,7 +19,8 @@
 #define TS_MIN_S (-9223372037LL)
 #define TS_MAX_S 9223372036LL
 
-tp_err tp_dyn_batch_new(const tp_schema *s, size_t capacity, size_t max_bytes, tp_dyn_batch **out)
+static tp_err batch_new(const tp_schema *s, size_t capacity, size_t rows_alloc, size_t max_bytes,
+                        tp_dyn_batch **out)
 {
     if (!s || !out || capacity == 0 || max_bytes == 0 || max_bytes > UINT32_MAX)
         return TP_ERR_INVALID_ARG;
@@ -28,6 +29,8 @@ tp_err tp_dyn_batch_new(const tp_schema *s, size_t capacity, size_t max_bytes, t
         return TP_ERR_NOMEM;
     b->schema = s;
     b->capacity = capacity;
+    b->rows_alloc = rows_alloc < capacity ? rows_alloc : capacity;
+    capacity = b->rows_alloc;
     b->max_bytes = max_bytes;
     b->ncolumns = tp_schema_column_count(s);
     b->columns = calloc(b->ncolumns, sizeof *b->columns);
@@ -45,6 +48,141 @@ tp_err tp_dyn_batch_new(const tp_schema *s, size_t capacity, size_t max_bytes, t
     return TP_OK;
 nomem:
     tp_dyn_batch_free(b);
+    return TP_ERR_NOMEM;
+}
+
+tp_err tp_dyn_batch_new(const tp_schema *s, size_t capacity, size_t max_bytes, tp_dyn_batch **out)
+{
+    return batch_new(s, capacity, capacity, max_bytes, out);
+}
+
+tp_err tp_dyn_batch_new_growing(const tp_schema *s, size_t capacity, size_t max_bytes, tp_dyn_batch **out)
+{
+    return batch_new(s, capacity, 16, max_bytes, out);
+}
+
+tp_err tp_dyn_batch_reserve(tp_dyn_batch *b, size_t rows)
+{
+    if (rows <= b->rows_alloc)
+        return TP_OK;
+    if (rows > b->capacity)
+        return TP_ERR_FULL;
+    size_t n = b->rows_alloc * 4; /* few reallocations for a pack of a few hundred rows */
+    while (n < rows)
+        n *= 4;
+    if (n > b->capacity)
+        n = b->capacity;
+    /* Each array only grows: when one realloc fails the others stay valid, rows_alloc unchanged. */
+    for (size_t i = 0; i < b->ncolumns; i++) {
+        tp_dyn_column *c = &b->columns[i];
+        tp_dyn_value *cells = realloc(c->cells, n * sizeof *cells);
+        if (!cells)
+            return TP_ERR_NOMEM;
+        c->cells = cells;
+        uint8_t *present = realloc(c->present, n);
+        if (!present)
+            return TP_ERR_NOMEM;
+        c->present = present;
+    }
+    b->rows_alloc = n;
+    return TP_OK;
+}
+
+/* Appends n bytes to the batch's arena (budget already taken); *off is where they start. */
+static bool arena_put(tp_dyn_batch *b, const uint8_t *p, size_t n, uint32_t *off)
+{
+    if (b->bytes_len + n > b->bytes_cap) {
+        size_t cap = b->bytes_cap ? b->bytes_cap : 4096;
+        while (cap < b->bytes_len + n)
+            cap *= 2;
+        if (cap > b->max_bytes)
+            cap = b->max_bytes;
+        uint8_t *q = realloc(b->bytes, cap);
+        if (!q)
+            return false;
+        b->bytes = q;
+        b->bytes_cap = cap;
+    }
+    if (n)
+        memcpy(b->bytes + b->bytes_len, p, n);
+    *off = (uint32_t)b->bytes_len;
+    b->bytes_len += n;
+    return true;
+}
+
+static bool kind_is_string(tp_col_kind k) { return k == TP_COL_STRING || k == TP_COL_BYTES; }
+
+/* One value of src into dst (a string's bytes into dst's arena; budget already taken). */
+static bool copy_value(tp_dyn_batch *dst, const tp_dyn_batch *src, tp_col_kind kind, tp_dyn_value v,
+                       tp_dyn_value *out)
+{
+    *out = v;
+    return !kind_is_string(kind) || arena_put(dst, src->bytes + v.s.off, v.s.len, &out->s.off);
+}
+
+tp_err tp_dyn_batch_append_row(tp_dyn_batch *dst, const tp_dyn_batch *src, size_t row)
+{
+    if (!dst || !src || dst->schema != src->schema || row >= src->count)
+        return TP_ERR_INVALID_ARG;
+    if (dst->count == dst->capacity)
+        return TP_ERR_FULL;
+    tp_err e = tp_dyn_batch_reserve(dst, dst->count + 1);
+    if (e)
+        return e;
+    /* The budget first, so that nothing is copied when the row does not fit. */
+    size_t need = 0;
+    for (size_t i = 0; i < src->ncolumns; i++) {
+        const tp_dyn_column *c = &src->columns[i];
+        tp_dyn_value v = c->cells[row];
+        bool str = kind_is_string(c->def->kind);
+        if (c->def->label == TP_LABEL_REPEATED) {
+            need += (size_t)v.a.count * sizeof(tp_dyn_value);
+            for (uint32_t k = 0; str && k < v.a.count; k++)
+                need += c->elems[v.a.off + k].s.len;
+        } else if (str) {
+            need += v.s.len;
+        }
+    }
+    if (need > dst->max_bytes - dst->used)
+        return TP_ERR_FULL;
+    size_t r = dst->count, bytes_mark = dst->bytes_len, i;
+    for (i = 0; i < src->ncolumns; i++) {
+        const tp_dyn_column *c = &src->columns[i];
+        tp_dyn_column *d = &dst->columns[i];
+        tp_dyn_value v = c->cells[row];
+        d->present[r] = c->present[row];
+        if (c->def->label != TP_LABEL_REPEATED) {
+            if (!copy_value(dst, src, c->def->kind, v, &d->cells[r]))
+                goto nomem;
+            continue;
+        }
+        if (d->elems_len + v.a.count > d->elems_cap) {
+            size_t cap = d->elems_cap ? d->elems_cap : 64;
+            while (cap < d->elems_len + v.a.count)
+                cap *= 2;
+            tp_dyn_value *p = realloc(d->elems, cap * sizeof *p);
+            if (!p)
+                goto nomem;
+            d->elems = p;
+            d->elems_cap = cap;
+        }
+        d->cells[r].a.off = (uint32_t)d->elems_len;
+        d->cells[r].a.count = v.a.count;
+        for (uint32_t k = 0; k < v.a.count; k++)
+            if (!copy_value(dst, src, c->def->kind, c->elems[v.a.off + k], &d->elems[d->elems_len + k]))
+                goto nomem;
+        d->elems_len += v.a.count;
+    }
+    dst->used += need;
+    dst->unknown_fields += src->unknown_fields;
+    dst->count++;
+    return TP_OK;
+nomem:
+    /* undo: the elements of the repeated columns before column i (column i did not move elems_len), the arena */
+    while (i-- > 0)
+        if (dst->columns[i].def->label == TP_LABEL_REPEATED)
+            dst->columns[i].elems_len -= dst->columns[i].cells[r].a.count;
+    dst->bytes_len = bytes_mark;
     return TP_ERR_NOMEM;
 }
 
@@ -457,6 +595,10 @@ tp_err tp_dyn_decode(tp_dyn_batch *b, const uint8_t *src, size_t len)
     if (b->count == b->capacity) {
         snprintf(b->error, sizeof b->error, "the batch is full (%zu rows)", b->capacity);
         return TP_ERR_FULL;
+    }
+    if (b->count == b->rows_alloc && tp_dyn_batch_reserve(b, b->count + 1)) {
+        snprintf(b->error, sizeof b->error, "out of memory for row %zu", b->count);
+        return TP_ERR_NOMEM;
     }
     size_t row = b->count, bytes_mark = b->bytes_len, used_mark = b->used;
     uint64_t unknown_mark = b->unknown_fields;

@@ -39,6 +39,7 @@ typedef struct tp_dyn_column {
 typedef struct tp_dyn_batch {
     const tp_schema *schema; /* not owned: must outlive the batch */
     size_t count, capacity;
+    size_t rows_alloc;       /* rows the column arrays hold: capacity, or fewer in a growing batch */
     size_t ncolumns;
     tp_dyn_column *columns;
     uint8_t *bytes;
@@ -51,6 +52,16 @@ typedef struct tp_dyn_batch {
 /* max_bytes: 1 .. UINT32_MAX. */
 tp_err tp_dyn_batch_new(const tp_schema *s, size_t capacity, size_t max_bytes, tp_dyn_batch **out);
 void tp_dyn_batch_free(tp_dyn_batch *b);
+/* A batch whose column arrays start at 16 rows and grow 4x up to capacity as rows arrive (a pack's worth of rows
+ * held per key at a time: memory follows the rows held, not the capacity). Filled by tp_dyn_decode,
+ * tp_dyncol_decode and tp_dyn_batch_append_row, which grow it; nothing else writes rows. */
+tp_err tp_dyn_batch_new_growing(const tp_schema *s, size_t capacity, size_t max_bytes, tp_dyn_batch **out);
+/* Makes the column arrays hold at least `rows` rows (<= capacity, else TP_ERR_FULL). TP_ERR_NOMEM. */
+tp_err tp_dyn_batch_reserve(tp_dyn_batch *b, size_t rows);
+/* Appends row `row` of src (a batch of the same schema) to dst: cells, presence, array elements and string bytes
+ * copied into dst's own memory; src's unknown_fields is added to dst's. TP_ERR_FULL (dst's rows or byte budget are
+ * used up; dst unchanged), TP_ERR_NOMEM, TP_ERR_INVALID_ARG (another schema, row out of range). */
+tp_err tp_dyn_batch_append_row(tp_dyn_batch *dst, const tp_dyn_batch *src, size_t row);
 /* Empties the batch, keeping its memory; resets unknown_fields. */
 void tp_dyn_batch_clear(tp_dyn_batch *b);
 

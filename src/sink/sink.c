@@ -1051,7 +1051,8 @@ static int schema_accepts(const tp_sink *s, const char *fp, char *reason, size_t
 }
 
 /* A column pack of the schema (version 4, docs/FORMAT_SCHEMA.md), opened by s->dynreader: its records into s->dyn,
- * each record's key checked against the message's. */
+ * each record's key checked against the message's; a pack of several keys (--pack-by partition) has no Kafka key
+ * and its order was checked by the decoder, as for the built-in version 3. */
 static tp_err decode_columns_schema(tp_sink *s, const rd_kafka_message_t *m, char *reason, size_t cap)
 {
     size_t first = s->dyn->count;
@@ -1063,11 +1064,12 @@ static tp_err decode_columns_schema(tp_sink *s, const rd_kafka_message_t *m, cha
         return err == TP_ERR_FULL ? TP_ERR_PACK_TOO_LARGE : err;
     }
     char detail[512] = "";
+    bool multi = tp_dyn_pack_reader_multi_key(s->dynreader);
     for (size_t row = first; row < s->dyn->count; row++) {
         char key[TP_DYN_KEY_MAX + 1];
         size_t klen;
-        if (tp_dyn_key_text(s->dyn, row, key, &klen, detail, sizeof detail) || klen != m->key_len ||
-            memcmp(key, m->key, klen)) {
+        if (!multi && (tp_dyn_key_text(s->dyn, row, key, &klen, detail, sizeof detail) || klen != m->key_len ||
+                       memcmp(key, m->key, klen))) {
             if (!detail[0])
                 snprintf(detail, sizeof detail, "its key is %s, the message's key %.*s", key,
                          (int)(m->key_len > 64 ? 64 : m->key_len), m->key ? (const char *)m->key : "");

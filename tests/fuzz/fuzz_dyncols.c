@@ -1,7 +1,8 @@
 /* Fuzz target: the column-pack decoder of run-time schemas (src/schema/dyncols.c). Input: a 4-byte little-endian
  * length L, a descriptor set of L bytes (its message example.v1.Sample, fleet.ev.v1.EvTelemetry or
  * alltypes.v1.All, the first that loads), then column-pack content. Whatever decodes must encode, and re-decode to
- * the same encoding; whatever is refused leaves the batch as it was (it already holds a row) with a sentence. */
+ * the same encoding (a pack of several keys also with the flag: its order was checked); whatever is refused leaves
+ * the batch as it was (it already holds a row) with a sentence. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tp_dyn_decode(b, (const uint8_t *)"", 0); /* one empty row first: decoding appends */
     size_t count = b->count, bytes = b->bytes_len, used = b->used;
     tp_err rc = tp_dyncol_decode(d, content, clen, 63, b);
+    if (rc == TP_OK && tp_dyncol_decoder_multi_key(d)) {
+        /* several keys: the decoder checked the order, so the pack's rows alone encode with the flag again */
+        tp_dyn_batch *b3 = NULL;
+        const uint8_t *c3;
+        size_t n3;
+        if (tp_dyn_batch_new(s, 64, 1 << 16, &b3))
+            abort();
+        for (size_t i = count; i < b->count; i++)
+            if (tp_dyn_batch_append_row(b3, b, i) != TP_OK)
+                abort();
+        if (tp_dyncol_encode_multi(e, b3, &c3, &n3) != TP_OK)
+            abort();
+        tp_dyn_batch_clear(b3); /* c3 is the encoder's */
+        if (tp_dyncol_decode(d, c3, n3, 64, b3) != TP_OK || !tp_dyncol_decoder_multi_key(d))
+            abort();
+        tp_dyn_batch_free(b3);
+    }
     if (rc == TP_OK) {
         const uint8_t *c1;
         size_t n1;

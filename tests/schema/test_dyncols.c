@@ -3,7 +3,9 @@
  * (EV telemetry from protoc, generated batches of every scalar type in many shapes); appending to a batch that
  * holds rows; schema versions (a column the reader lacks is skipped, one it adds is absent); hostile content
  * (truncation at every length, every byte changed, lying counts, bad type codes, dictionary indexes out of range,
- * presence/array mismatches) refused with a sentence and the batch unchanged. Argument: the build directory. */
+ * presence/array mismatches) refused with a sentence and the batch unchanged; growing batches and row copies
+ * (tp_dyn_batch_append_row); the grouper keeping decoded rows gives the column writer the same content as decoding
+ * the original bytes again, and still leaves a group with unknown fields as rows. Argument: the build directory. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 
 #include "check.h"
 #include "schema/dyncols.h"
+#include "schema/dynpack.h"
 #include "schema/dynrow.h"
 #include "schema/schema.h"
 
@@ -257,6 +260,291 @@ static void test_generated(const char *file, const char *message)
     tp_schema_free(s);
 }
 
+/* ---- growing batches and row copies ---- */
+
+static void test_append_rows(const char *file, const char *message)
+{
+    tp_schema *s = load(file, message);
+    for (int shape = 0; shape < 4; shape++) {
+        size_t n = 150;
+        tp_dyn_batch *src, *dst, *dec;
+        CHECK_ERR(tp_dyn_batch_new(s, n, 1 << 22, &src), TP_OK);
+        fill(src, n, shape);
+        /* Copies of every row, in reverse, into a growing batch (16 rows, then 4x): equal row for row. */
+        CHECK_ERR(tp_dyn_batch_new_growing(s, n, 1 << 22, &dst), TP_OK);
+        CHECK_INT(dst->rows_alloc, 16);
+        for (size_t i = n; i-- > 0;)
+            CHECK_ERR(tp_dyn_batch_append_row(dst, src, i), TP_OK);
+        CHECK_INT(dst->count, n);
+        CHECK_INT(dst->rows_alloc, n);
+        for (size_t i = 0; i < n; i++)
+            CHECK(rows_equal(src, i, dst, n - 1 - i, 1));
+        size_t want = 0; /* the rows' string bytes and 8 bytes an element (fill leaves orphan bytes in src) */
+        for (size_t c = 0; c < src->ncolumns; c++) {
+            const tp_dyn_column *col = &src->columns[c];
+            bool str = col->def->kind == TP_COL_STRING || col->def->kind == TP_COL_BYTES;
+            for (size_t r = 0; r < n; r++) {
+                tp_dyn_value v = col->cells[r];
+                if (col->def->label == TP_LABEL_REPEATED) {
+                    want += v.a.count * sizeof v;
+                    for (uint32_t k = 0; str && k < v.a.count; k++)
+                        want += col->elems[v.a.off + k].s.len;
+                } else if (str) {
+                    want += v.s.len;
+                }
+            }
+        }
+        CHECK_INT(dst->used, want);
+        CHECK_INT(dst->bytes_len, want - (dst->used - dst->bytes_len));
+        /* Full: no row more, dst unchanged. */
+        CHECK_ERR(tp_dyn_batch_append_row(dst, src, 0), TP_ERR_FULL);
+        CHECK_INT(dst->count, n);
+        CHECK_ERR(tp_dyn_batch_append_row(dst, src, n), TP_ERR_INVALID_ARG);
+        /* A budget that only the first rows fit: the row that passes it is refused and nothing of it kept. */
+        tp_dyn_batch_free(dst);
+        CHECK_ERR(tp_dyn_batch_new_growing(s, n, src->used / 3 + 1, &dst), TP_OK);
+        size_t i = 0;
+        tp_err e;
+        while ((e = tp_dyn_batch_append_row(dst, src, i)) == TP_OK)
+            i++;
+        if (src->used / 3 + 1 < src->used) { /* shapes with strings or arrays */
+            CHECK_ERR(e, TP_ERR_FULL);
+            size_t used = dst->used, bytes = dst->bytes_len;
+            CHECK_ERR(tp_dyn_batch_append_row(dst, src, i), TP_ERR_FULL);
+            CHECK_INT(dst->used, used);
+            CHECK_INT(dst->bytes_len, bytes);
+            CHECK_INT(dst->count, i);
+            CHECK(i == 0 || rows_equal(src, 0, dst, 0, i));
+        }
+        /* A column pack decoded into a growing batch: it grows to the pack's records. */
+        tp_dyncol_encoder *enc;
+        tp_dyncol_decoder *d;
+        const uint8_t *c;
+        size_t cn;
+        CHECK_ERR(tp_dyncol_encoder_new(&enc), TP_OK);
+        CHECK_ERR(tp_dyncol_decoder_new(&d), TP_OK);
+        CHECK_ERR(tp_dyncol_encode(enc, src, &c, &cn), TP_OK);
+        CHECK_ERR(tp_dyn_batch_new_growing(s, n, 1 << 22, &dec), TP_OK);
+        CHECK_ERR(tp_dyncol_decode(d, c, cn, n, dec), TP_OK);
+        CHECK(dec->count == n && rows_equal(src, 0, dec, 0, n));
+        tp_dyncol_encoder_free(enc);
+        tp_dyncol_decoder_free(d);
+        tp_dyn_batch_free(dec);
+        tp_dyn_batch_free(dst);
+        tp_dyn_batch_free(src);
+    }
+    tp_schema_free(s);
+}
+
+/* The grouper keeping decoded rows: each group's column content is byte for byte what decoding its original bytes
+ * gives, and a group with a record of unknown fields still goes as rows (its original bytes). */
+static void test_grouper_rows(void)
+{
+    tp_schema *s = load("ev_telemetry.pb", "fleet.ev.v1.EvTelemetry");
+    size_t lf, ls;
+    uint8_t *full = slurp("ev_full.bin", &lf), *sparse = slurp("ev_sparse.bin", &ls);
+    uint8_t unknown[4096];
+    memcpy(unknown, full, lf);
+    unknown[lf] = 0xa8; /* field 101, varint 1 */
+    unknown[lf + 1] = 0x06;
+    unknown[lf + 2] = 0x01;
+    tp_dyn_grouper *g;
+    tp_dyn_colwriter *w, *w2;
+    CHECK_ERR(tp_dyn_grouper_new(s, 7, 4096, &g), TP_OK);
+    tp_dyn_grouper_keep_rows(g);
+    CHECK_ERR(tp_dyn_colwriter_new(s, 7, 4096, &w), TP_OK);
+    CHECK_ERR(tp_dyn_colwriter_new(s, 7, 4096, &w2), TP_OK);
+    int packs = 0, rows_packs = 0;
+    /* two keys (the full and the sparse record's), 25 and 17 records: 3 + 2 full packs of 7 and the rest; the
+     * record with unknown fields (the full one's key, 25 then) is the 11th of that key, in its second pack */
+    for (int i = 0; i < 43; i++) {
+        tp_dyn_group *grp = NULL;
+        if (i < 42) {
+            const uint8_t *m = i % 7 % 2 ? sparse : full;
+            size_t n = i % 7 % 2 ? ls : lf;
+            if (i == 17)
+                m = unknown, n = lf + 3;
+            CHECK_ERR(tp_dyn_grouper_add(g, m, n, &grp), TP_OK);
+            if (!grp)
+                continue;
+        }
+        for (; grp || (i == 42 && (grp = tp_dyn_grouper_oldest(g))); grp = NULL) {
+            CHECK(grp->rows != NULL);
+            const uint8_t *a, *b;
+            size_t an, bn;
+            CHECK_ERR(tp_dyn_colwriter_group(w, grp, &a, &an), TP_OK);
+            CHECK_ERR(tp_dyn_colwriter_convert(w2, grp->content, grp->len, &b, &bn), TP_OK);
+            CHECK((a == NULL) == (b == NULL));
+            if (a && b)
+                CHECK(an == bn && !memcmp(a, b, an));
+            CHECK(grp->rows_off == (a == NULL));
+            packs++;
+            rows_packs += a == NULL;
+            tp_dyn_grouper_release(g, grp);
+            CHECK_INT(grp->rows->count, 0);
+            CHECK(!grp->rows_off);
+        }
+    }
+    CHECK_INT(packs, 7);
+    CHECK_INT(rows_packs, 1);
+    tp_dyn_colwriter_free(w);
+    tp_dyn_colwriter_free(w2);
+    tp_dyn_grouper_free(g);
+    free(full);
+    free(sparse);
+    tp_schema_free(s);
+}
+
+/* ---- several keys a pack ---- */
+
+/* EV messages: ev_full with its VIN's last character 'A' + key and its time moved by t seconds; unknown adds a
+ * field the schema does not know. */
+static size_t ev_message(tp_dyn_batch *b, int key, int64_t t, bool unknown, uint8_t *out, size_t cap)
+{
+    tp_dyn_batch *c;
+    CHECK_ERR(tp_dyn_batch_new(b->schema, 1, 1 << 20, &c), TP_OK);
+    CHECK_ERR(tp_dyn_batch_append_row(c, b, 0), TP_OK);
+    long vin = tp_schema_find(b->schema, "vin"), at = tp_schema_find(b->schema, "recorded_at");
+    tp_dyn_value *v = &c->columns[vin].cells[0];
+    c->bytes[v->s.off + v->s.len - 1] = (uint8_t)('A' + key);
+    c->columns[at].cells[0].i += t * 1000000000;
+    size_t n = 0;
+    CHECK_ERR(tp_dyn_encode(c, 0, out, cap, &n), TP_OK);
+    if (unknown) {
+        out[n++] = 0xa8; /* field 101, varint 1 */
+        out[n++] = 0x06;
+        out[n++] = 0x01;
+    }
+    tp_dyn_batch_free(c);
+    return n;
+}
+
+static int32_t by_last_char(void *ctx, const char *key, size_t len)
+{
+    (void)ctx;
+    return (int32_t)((unsigned char)key[len - 1] % 3);
+}
+
+/* Records of 7 keys arriving out of order grouped by partition (key's last character mod 3): each pack holds
+ * several keys sorted by (key, time) with the multi-key flag, and decodes to the records that went in; a record
+ * out of order in such a pack is refused; a partition whose records hold unknown fields goes as runs of one key. */
+static void test_multi_key(void)
+{
+    tp_schema *s = load("ev_telemetry.pb", "fleet.ev.v1.EvTelemetry");
+    size_t lf;
+    uint8_t *full = slurp("ev_full.bin", &lf);
+    tp_dyn_batch *base, *got;
+    CHECK_ERR(tp_dyn_batch_new(s, 1, 1 << 20, &base), TP_OK);
+    CHECK_ERR(tp_dyn_decode(base, full, lf), TP_OK);
+    CHECK_ERR(tp_dyn_batch_new(s, 64, 1 << 22, &got), TP_OK);
+    tp_dyn_grouper *g;
+    tp_dyn_colwriter *w;
+    tp_dyncol_decoder *d;
+    CHECK_ERR(tp_dyn_grouper_new(s, 20, 4096, &g), TP_OK);
+    tp_dyn_grouper_keep_rows(g);
+    tp_dyn_grouper_by_partition(g, by_last_char, NULL);
+    CHECK_ERR(tp_dyn_colwriter_new(s, 20, 4096, &w), TP_OK);
+    CHECK_ERR(tp_dyncol_decoder_new(&d), TP_OK);
+    int seen[7][12] = {{0}}, packs = 0, multi_packs = 0, runs = 0, in_rows = 0;
+    uint8_t msg[4096];
+    for (int i = 0; i < 85; i++) {
+        int key_i = (i * 5) % 7, t_i = 11 - i / 7; /* times falling: every group needs sorting */
+        bool unknown = i == 40;
+        size_t n = ev_message(base, key_i, t_i, unknown, msg, sizeof msg);
+        tp_dyn_group *grp = NULL;
+        if (i < 84)
+            CHECK_ERR(tp_dyn_grouper_add(g, msg, n, &grp), TP_OK);
+        for (; grp || (i == 84 && (grp = tp_dyn_grouper_oldest(g))); grp = NULL) {
+            CHECK(grp->partition >= 0 && grp->partition < 3);
+            const uint8_t *c;
+            size_t cn;
+            CHECK_ERR(tp_dyn_colwriter_group(w, grp, &c, &cn), TP_OK);
+            packs++;
+            if (c) {
+                tp_dyn_batch_clear(got);
+                CHECK_ERR(tp_dyncol_decode(d, c, cn, 1000, got), TP_OK);
+                CHECK(tp_dyncol_decoder_multi_key(d));
+                CHECK_INT(got->count, grp->count);
+                multi_packs++;
+                for (size_t r = 0; r < got->count; r++) {
+                    if (r)
+                        CHECK(tp_dyncol_row_cmp(got, r - 1, r) <= 0);
+                    char k[TP_DYN_KEY_MAX + 1], why[64];
+                    size_t kl;
+                    int64_t ns;
+                    CHECK_ERR(tp_dyn_key_text(got, r, k, &kl, why, sizeof why), TP_OK);
+                    CHECK(tp_dyn_time_ns(got, r, &ns));
+                    CHECK_INT(by_last_char(NULL, k, kl), grp->partition);
+                    int kk = k[kl - 1] - 'A';
+                    int64_t t = (ns - base->columns[tp_schema_find(s, "recorded_at")].cells[0].i) / 1000000000;
+                    if (kk >= 0 && kk < 7 && t >= 0 && t < 12)
+                        seen[kk][t]++;
+                }
+                /* The same content with a record out of order: refused, the batch unchanged. */
+                if (got->count >= 2 && tp_dyncol_row_cmp(got, 0, got->count - 1) < 0) {
+                    tp_dyncol_encoder *enc;
+                    tp_dyn_batch *rev;
+                    CHECK_ERR(tp_dyncol_encoder_new(&enc), TP_OK);
+                    CHECK_ERR(tp_dyn_batch_new(s, 64, 1 << 22, &rev), TP_OK);
+                    for (size_t r = got->count; r-- > 0;)
+                        CHECK_ERR(tp_dyn_batch_append_row(rev, got, r), TP_OK);
+                    const uint8_t *rc;
+                    size_t rn;
+                    CHECK_ERR(tp_dyncol_encode_multi(enc, rev, &rc, &rn), TP_ERR_INVALID_ARG);
+                    CHECK_ERR(tp_dyncol_encode(enc, rev, &rc, &rn), TP_OK);
+                    uint8_t *bad = malloc(rn);
+                    memcpy(bad, rc, rn);
+                    CHECK_INT(bad[5], 0); /* flags, after the magic and a one-byte count */
+                    bad[5] = TP_DYNCOL_F_MULTI_KEY;
+                    size_t before = rev->count;
+                    CHECK_ERR(tp_dyncol_decode(d, bad, rn, 1000, rev), TP_ERR_CORRUPT);
+                    CHECK(strstr(tp_dyncol_decoder_error(d), "sorted by key, then time") != NULL);
+                    CHECK_INT(rev->count, before);
+                    bad[5] = 0; /* without the flag, a pack of one key's reader takes it as it is */
+                    CHECK_ERR(tp_dyncol_decode(d, bad, rn, 1000, rev), TP_OK);
+                    free(bad);
+                    tp_dyn_batch_free(rev);
+                    tp_dyncol_encoder_free(enc);
+                }
+            } else {
+                /* unknown fields: runs of one key, every record once, in arrival order */
+                size_t pos = 0, len;
+                const uint8_t *run;
+                uint32_t count, total = 0;
+                char key[TP_DYN_KEY_MAX + 1];
+                size_t klen;
+                tp_err e;
+                while ((e = tp_dyn_colwriter_next_run(w, grp, &pos, &run, &len, &count, key, &klen)) == TP_OK) {
+                    CHECK_INT(by_last_char(NULL, key, klen), grp->partition);
+                    CHECK(run[0] != 0); /* v1 content never starts with 00 */
+                    total += count;
+                    runs++;
+                }
+                CHECK_ERR(e, TP_ERR_END);
+                CHECK_INT(total, grp->count);
+                in_rows += (int)total;
+            }
+            tp_dyn_grouper_release(g, grp);
+        }
+    }
+    CHECK(packs > multi_packs && multi_packs >= 3 && runs > 1);
+    int in_columns = 0;
+    for (int k = 0; k < 7; k++)
+        for (int t = 0; t < 12; t++) {
+            CHECK(seen[k][t] <= 1);
+            in_columns += seen[k][t];
+        }
+    CHECK_INT(in_columns + in_rows, 84); /* every record once, as columns or (its partition's pack) as rows */
+    CHECK(in_rows > 1);
+    tp_dyncol_decoder_free(d);
+    tp_dyn_colwriter_free(w);
+    tp_dyn_grouper_free(g);
+    tp_dyn_batch_free(got);
+    tp_dyn_batch_free(base);
+    free(full);
+    tp_schema_free(s);
+}
+
 /* ---- EV telemetry from protoc ---- */
 
 static void test_ev(void)
@@ -474,7 +762,9 @@ static void test_hostile(void)
     buf[3] = 0x32; /* the v2 magic */
     CHECK_ERR(hostile(s, buf, n, 100, cap, budget), TP_ERR_UNKNOWN_VERSION);
     memcpy(buf, example, n);
-    buf[5] = 0x01; /* header flags this reader does not know */
+    buf[5] = 0x02; /* header flags this reader does not know (1, several keys, it knows) */
+    CHECK_ERR(hostile(s, buf, n, 100, cap, budget), TP_ERR_UNKNOWN_VERSION);
+    buf[5] = 0x03;
     CHECK_ERR(hostile(s, buf, n, 100, cap, budget), TP_ERR_UNKNOWN_VERSION);
     memcpy(buf, example, n);
     buf[9] = 0x0c; /* vin says bytes: not the reader's type */
@@ -552,5 +842,9 @@ int main(int argc, char **argv)
     test_generated("ev_telemetry.pb", "fleet.ev.v1.EvTelemetry");
     test_generated("all_types.pb", "alltypes.v1.All");
     test_generated("cols_example.pb", "example.v1.Sample");
+    test_append_rows("ev_telemetry.pb", "fleet.ev.v1.EvTelemetry");
+    test_append_rows("all_types.pb", "alltypes.v1.All");
+    test_grouper_rows();
+    test_multi_key();
     return check_exit();
 }

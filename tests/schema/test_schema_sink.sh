@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The EV telemetry schema end to end on librdkafka's mock cluster: ingest --schema --from -> Kafka (column packs,
 # pbpack v4, and rows, pbpack v1; key =
-# VIN, tp-schema / tp-schema-fp headers) -> sink --schema -> SQLite: every record exactly once, every column equal;
+# VIN, tp-schema / tp-schema-fp headers; --pack-by partition: several VINs a pack, no key) -> sink --schema ->
+# SQLite: every record exactly once, every column equal;
 # packs of an incompatible or unknown fingerprint to the DLQ with both fingerprints; a compatible writer version
 # (the sink's schema adds a field) accepted. A built-in `telepack ingest` hosts the mock cluster.
 # Usage: test_schema_sink.sh DATA_DIR SOURCE_DIR
@@ -116,10 +117,42 @@ done
 kill -TERM $spid; wait $spid
 "${gen[@]}" check-sqlite "$tmp/ev.exp" "$tmp/ev.db" ev_rows || fail "rows-layout packs differ in SQLite"
 
+# Several keys a pack (--pack-by partition): column packs of every VIN of a partition, sorted by (vin, time), sent
+# without a Kafka key to the VINs' partition; the sink loads them the same. --layout rows cannot hold several keys.
+"$tp" ingest "${ev[@]}" --brokers "$boot" --topic evpart --from "$tmp/ev.bin" --input-format delimited --pack-by partition --batch-records 50 \
+    2>"$tmp/ingp.err" || fail "ingest --pack-by partition: $(cat "$tmp/ingp.err")"
+grep -q "240 records of $msg" "$tmp/ingp.err" || fail "ingest --pack-by partition summary: $(cat "$tmp/ingp.err")"
+keys=$(kcat -C -b "$boot" -t evpart -e -q -f '%p:%k\n' 2>/dev/null)
+[ -n "$keys" ] && ! grep -q ':.' <<<"$keys" || fail "--pack-by partition messages carry a key: $keys"
+"$tp" ingest "${ev[@]}" --brokers "$boot" --topic evpart --from "$tmp/ev.bin" --input-format delimited --pack-by partition --layout rows \
+    2>"$tmp/err"; rc=$?
+[ $rc = 2 ] && grep -q -- "--pack-by partition needs --layout columns" "$tmp/err" ||
+    fail "--pack-by partition --layout rows: $rc $(cat "$tmp/err")"
+"$tp" sink "${ev[@]}" --brokers "$boot" --topic evpart --group g8 --table ev_part --warehouse "sqlite:$tmp/ev.db" \
+    --create-table --flush-ms 100 -X log_level=3 2>"$tmp/sink7.err" &
+spid=$!
+pids+=($spid)
+for _ in $(seq 150); do
+    [ "$(sqlite3 "$tmp/ev.db" 'SELECT count(*) FROM ev_part' 2>/dev/null || echo 0)" = 240 ] && break
+    sleep 0.1
+done
+kill -TERM $spid; wait $spid
+"${gen[@]}" check-sqlite "$tmp/ev.exp" "$tmp/ev.db" ev_part || fail "multi-key packs differ in SQLite"
+grep -q "sending it to" "$tmp/sink7.err" &&
+    fail "a multi-key pack dead-lettered: $(grep 'sending it to' "$tmp/sink7.err" | head -2)"
+# No cluster to read the partition count from: exit 1 before anything is read (waits its 10 s).
+"$tp" ingest "${ev[@]}" --brokers 127.0.0.1:1 --topic evpart --from "$tmp/ev.bin" --input-format delimited --pack-by partition \
+    -X log_level=0 2>"$tmp/err"; rc=$?
+[ $rc = 1 ] && grep -q -- "--pack-by partition: cannot read the partition count of topic 'evpart'" "$tmp/err" ||
+    fail "--pack-by partition without a cluster: $rc $(cat "$tmp/err")"
+
 # Refused at start: plaintext gateways off loopback (no gateway TLS with --schema yet), and the null: warehouse
 # has no table.
 "$tp" ingest "${ev[@]}" --brokers "$boot" --topic ev --listen 0.0.0.0:0 2>"$tmp/err"; rc=$?
 [ $rc = 2 ] && grep -q "no gateway TLS yet" "$tmp/err" || fail "ingest --schema --listen off loopback: $rc $(cat "$tmp/err")"
+"$tp" ingest "${ev[@]}" --brokers "$boot" --topic ev --listen 127.0.0.1:0 --pack-by partition 2>"$tmp/err"; rc=$?
+[ $rc = 2 ] && grep -q -- "--pack-by partition applies to the --from replay" "$tmp/err" ||
+    fail "--pack-by partition --listen: $rc $(cat "$tmp/err")"
 "$tp" sink "${ev[@]}" --brokers "$boot" --topic ev --group g4 --warehouse null: 2>"$tmp/err"; rc=$?
 [ $rc = 2 ] && grep -q "tables of a schema of your own (--schema) load into sqlite:PATH, clickhouse://HOST:PORT/DB or bigquery://PROJECT/DATASET/TABLE, not null:" "$tmp/err" ||
     fail "sink --schema null: $rc $(cat "$tmp/err")"
