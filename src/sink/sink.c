@@ -183,7 +183,7 @@ void tp_sink_config_init(tp_sink_config *c)
 {
     memset(c, 0, sizeof *c);
     tp_warehouse_opts_init(&c->warehouse_opts);
-    c->batch_rows = 100000;
+    c->batch_rows = TP_SINK_DEFAULT_BATCH_ROWS;
     c->flush_ms = 1000;
     c->min_insert_interval_ms = 200;
     c->max_pack_bytes = TP_DEFAULT_MAX_PACK_BYTES;
@@ -1710,8 +1710,8 @@ tp_err tp_sink_run(tp_sink *s)
         set_error(s, "cannot subscribe to topic %s: %s", s->topic, rd_kafka_err2str(kerr));
         return TP_ERR_KAFKA;
     }
-    tp_log(TP_LOG_INFO, "sink", "consuming %s as group %s from %s into %s; dead letters to %s", s->topic, s->group,
-           s->brokers, tp_warehouse_kind(s->wh), s->dlq_topic);
+    tp_log(TP_LOG_INFO, "sink", "consuming %s as group %s from %s into %s; loads at %zu rows or %ld ms; dead letters to %s",
+           s->topic, s->group, s->brokers, tp_warehouse_kind(s->wh), s->batch_rows, s->flush_ms, s->dlq_topic);
     int64_t next_progress = tp_mono_ms() + s->progress_ms, next_lag = tp_mono_ms() + 1000;
     while (!atomic_load(&s->stop) && !s->fatal) {
         int64_t now = tp_mono_ms();

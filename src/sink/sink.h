@@ -38,6 +38,12 @@ typedef struct tp_sink_stats {
     int paused;                /* 1 while partitions are paused because the warehouse is unavailable */
 } tp_sink_stats;
 
+/* Rows a load waits for by default. 300,000: ClickHouse spends about half the server CPU per row on inserts of
+ * 300k rows than of 100k (fewer parts, fewer merges; docs/BENCHMARKS.md), for ~17 MB more sink memory. A sink of a
+ * run-time schema allocates its batch's cells up front (9 bytes a column a row), so its default is smaller. */
+#define TP_SINK_DEFAULT_BATCH_ROWS 300000
+#define TP_SINK_DEFAULT_SCHEMA_BATCH_ROWS 100000
+
 typedef struct tp_sink_config {
     const char *brokers;            /* bootstrap.servers (required) */
     const char *topic;              /* topic to consume (required) */
@@ -47,7 +53,7 @@ typedef struct tp_sink_config {
     tp_warehouse_opts warehouse_opts;
     tp_warehouse *warehouse;        /* optional open warehouse to use instead of warehouse_url: borrowed, the
                                      * caller closes it after tp_sink_free */
-    size_t batch_rows;              /* load when this many rows are decoded; default 100000 */
+    size_t batch_rows;              /* load when this many rows are decoded; default TP_SINK_DEFAULT_BATCH_ROWS */
     long flush_ms;                  /* load decoded rows at the latest this long after the first; default 1000 */
     /* Load decoded rows as soon as every assigned partition has been read up to its high watermark (nothing more
      * to wait for), but not sooner than this long after the previous load (protects the warehouse from many small

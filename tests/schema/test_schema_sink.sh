@@ -116,6 +116,7 @@ for _ in $(seq 150); do
 done
 kill -TERM $spid; wait $spid
 "${gen[@]}" check-sqlite "$tmp/ev.exp" "$tmp/ev.db" ev_rows || fail "rows-layout packs differ in SQLite"
+grep -q "loads at 100000 rows or 100 ms" "$tmp/sink6.err" || fail "a --schema sink's default --batch-rows is not 100000: $(grep consuming "$tmp/sink6.err")"
 
 # Several keys a pack (--pack-by partition): column packs of every VIN of a partition, sorted by (vin, time), sent
 # without a Kafka key to the VINs' partition; the sink loads them the same. --layout rows cannot hold several keys.
