@@ -32,6 +32,8 @@ struct tp_schema_dir {
     char *path, *message;
     long rescan_ms;
     int64_t last_scan_ms;
+    int64_t dir_mtime_ns;  /* the directory's mtime at the last read: a rename into it changes it */
+    int64_t scan_wall_ms;  /* the wall clock when that read began */
     tracked files[TP_SCHEMA_DIR_MAX_FILES];
     size_t nfiles;
     version versions[TP_SCHEMA_DIR_MAX_FILES];
@@ -143,10 +145,20 @@ static void index_file(tp_schema_dir *d, const char *name, const char *full)
     tp_log(TP_LOG_INFO, "schema", "schema dir %s: %s holds %s fingerprint %s", d->path, name, d->message, fp);
 }
 
+static int64_t mtime_ns(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
 /* One read of the directory: new files and files whose size, mtime or inode changed are read. */
 static tp_err scan(tp_schema_dir *d)
 {
     d->last_scan_ms = tp_mono_ms();
+    d->scan_wall_ms = tp_wall_ms();
+    struct stat dst;
+    if (stat(d->path, &dst))
+        return TP_ERR_IO;
+    d->dir_mtime_ns = mtime_ns(&dst);
     DIR *dir = opendir(d->path);
     if (!dir)
         return TP_ERR_IO;
@@ -159,7 +171,7 @@ static tp_err scan(tp_schema_dir *d)
         if (snprintf(full, sizeof full, "%s/%s", d->path, de->d_name) >= (int)sizeof full || stat(full, &st) ||
             !S_ISREG(st.st_mode))
             continue;
-        int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        int64_t mtime = mtime_ns(&st);
         tracked *t = NULL;
         for (size_t i = 0; i < d->nfiles && !t; i++)
             if (!strcmp(d->files[i].name, de->d_name))
@@ -240,7 +252,13 @@ const tp_schema *tp_schema_dir_find(tp_schema_dir *d, const char *fp_hex, const 
     if (!d || !fp_hex)
         return NULL;
     const version *v = lookup(d, fp_hex);
-    if (!v && tp_mono_ms() - d->last_scan_ms >= d->rescan_ms) {
+    struct stat dst;
+    /* Read again when the interval has passed, or at once when a file was added or renamed into the directory: its
+     * mtime moved, or it was so close to the last read (file times tick every 1-10 ms) that a change in the same
+     * tick would not show. */
+    if (!v && (tp_mono_ms() - d->last_scan_ms >= d->rescan_ms ||
+               (!stat(d->path, &dst) && (mtime_ns(&dst) != d->dir_mtime_ns ||
+                                         d->scan_wall_ms - d->dir_mtime_ns / 1000000 < 100)))) {
         if (scan(d))
             tp_log(TP_LOG_WARN, "schema", "schema dir %s cannot be read (%s); the versions read before stay known",
                    d->path, strerror(errno));
