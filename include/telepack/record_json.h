@@ -80,6 +80,11 @@ void tp_ndjson_reader_set_flags(tp_ndjson_reader *r, unsigned flags);
  * next line, so a caller may skip bad lines), TP_ERR_IO when reading fails. */
 TP_API tp_err tp_ndjson_reader_next(tp_ndjson_reader *r, tp_record *out, char *msg, size_t msg_cap);
 
+/* The next non-blank line as raw text [*line, *line + *len) (newline and a final CR excluded; valid until the next
+ * call), for readers of other record types (a run-time schema's rows, schema/dynrow.h). TP_OK, TP_ERR_END,
+ * TP_ERR_PARSE for a line longer than max_line (skipped; msg says which line), TP_ERR_IO. */
+tp_err tp_ndjson_reader_next_line(tp_ndjson_reader *r, const char **line, size_t *len, char *msg, size_t msg_cap);
+
 /* Number of the line last read (1-based) and the input bytes consumed so far. */
 TP_API uint64_t tp_ndjson_reader_line(const tp_ndjson_reader *r);
 TP_API uint64_t tp_ndjson_reader_bytes(const tp_ndjson_reader *r);

@@ -1,15 +1,19 @@
-/* `telepack ingest --schema ... --from FILE`: replays varint-delimited messages of a run-time schema into Kafka as
- * pbpack v1 packs, one key per pack (the exact key text, a VIN or a decimal id, as the Kafka key), with the pack
+/* `telepack ingest --schema ... --from FILE`: replays NDJSON or varint-delimited records of a run-time schema into
+ * Kafka as pbpack v1 packs, one key per pack (the exact key text, a VIN or a decimal id, as the Kafka key), with the pack
  * headers plus tp-schema (the message name) and tp-schema-fp (the fingerprint). A record that does not decode under
- * the schema is refused by number and byte offset before anything of it is sent. The gateway listeners
- * (--listen, --http-listen) do not take a custom schema yet: docs/SCHEMA.md, "The pipeline". */
+ * the schema is refused by number and byte offset before anything of it is sent. With --listen and/or
+ * --http-listen it serves gateways (protocol v1/v2, each record checked by the dynamic decoder: a bad one is
+ * rejected by a v2 REJECT frame) and POST /v1/records instead, both into one dyn_ingest.h worker: docs/SCHEMA.md,
+ * "The pipeline". */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zstd.h>
 
 #include "cli/cli.h"
@@ -17,40 +21,73 @@
 #include "cli/pipeline_config.h"
 #include "cli/schema_cli.h"
 #include "common/clock.h"
+#include "common/log.h"
+#include "ingest/auth_tokens.h"
+#include "ingest/dyn_ingest.h"
+#include "ingest/gateway_server.h"
+#include "ingest/http_ingest.h"
 #include "kafka/producer.h"
 #include "kafka/schema_headers.h"
 #include "schema/dyncols.h"
 #include "schema/dynpack.h"
+#include "schema/dynrow.h"
 #include "telepack/delimited.h"
 
 static void usage(void)
 {
     printf("Usage: telepack ingest --schema FILE --message NAME --brokers HOST:PORT --topic T --from FILE|- [OPTIONS]\n"
+           "       telepack ingest --schema FILE --message NAME --brokers HOST:PORT --topic T [--listen H:P]\n"
+           "                       [--http-listen H:P] [OPTIONS]\n"
            "\n"
-           "Replays varint-delimited protobuf messages of NAME into Kafka: grouped per key (the vehicle), each\n"
-           "group a pack (layout columns, pbpack v4, by default; rows, pbpack v1, for a group with fields the\n"
-           "schema does not know or with --layout rows), keyed by the exact key text, with the pack\n"
+           "Replays records of NAME (NDJSON per protobuf's JSON mapping, or varint-delimited protobuf) into Kafka:\n"
+           "grouped per key (the vehicle), each group a pack (layout columns, pbpack v4, by default; rows, pbpack\n"
+           "v1 of the records' protobuf bytes, for a group with fields the schema does not know or with --layout\n"
+           "rows), keyed by the exact key text, with the pack\n"
            "headers, tp-schema: NAME and tp-schema-fp: the schema's fingerprint (docs/SCHEMA.md). Every message\n"
-           "is decoded under the schema first; one that does not decode stops the replay (exit 2) before it is\n"
-           "sent. With --schema only --from is served: the gateway listeners carry the built-in record.\n"
+           "is checked under the schema first; one that does not read stops the replay (exit 2) before it is\n"
+           "sent. --listen serves gateways instead (docs/GATEWAY.md: records of NAME in the same framing; each is\n"
+           "decoded under the schema, a bad one rejected: a v2 REJECT frame, or the v1 connection closed; acks once\n"
+           "durable) and --http-listen POST /v1/records (docs/HTTP_INGEST.md: a bad record is answered 400 naming\n"
+           "it, nothing of the request taken); both group per key and run until SIGINT/SIGTERM.\n"
            "\n"
            "Options:\n" TP_CLI_SCHEMA_HELP
            "  --brokers HOST:PORT     bootstrap servers (or -X test.mock.num.brokers=1)\n"
            "  --topic T               topic to produce to (required)\n"
-           "  --from FILE|-           the messages, varint-delimited\n"
+           "  --from FILE|-           the records\n"
+           "  --input-format F        ndjson (default; a line may be 4 x --max-record-bytes) or delimited (varint\n"
+           "                          length-prefixed protobuf)\n"
+           "  --ignore-unknown-fields with NDJSON: skip keys that name no field (default: such a key is an error\n"
+           "                          naming it and its line, exit 2)\n"
            "  --batch-records N       records per pack (default 200)\n"
            "  --max-buffered N        records held in open packs before the oldest is sent (default 1000000)\n"
            "  --max-record-bytes N    largest message accepted (default 65536)\n"
            "  --level N               zstd level 1..22 (default 3)\n"
            "  --layout L              columns (default: measured 6x smaller on EV telemetry, docs/BENCHMARKS.md)\n"
            "                          or rows (the original bytes, for consumers that only read pbpack v1)\n"
-           TP_CLI_WORKER_HELP
+           "  --listen H:P            serve gateways (TCP, plain: no TLS yet with --schema; off loopback it needs\n"
+           "                          --insecure); --auth-tokens applies to v2 hellos as without --schema\n"
+           "  --http-listen H:P       serve POST /v1/records (NDJSON per protobuf's JSON mapping, or delimited\n"
+           "                          protobuf by Content-Type) until SIGINT/SIGTERM; off loopback it needs TLS or\n"
+           "                          --insecure\n"
+           "  --http-tls-cert FILE    PEM certificate (chain) for HTTPS, with --http-tls-key FILE\n"
+           "  --http-tls-key FILE     its PEM private key\n"
+           "  --insecure              allow plain HTTP on an address other than loopback\n"
+           "  --auth-tokens FILE      bearer tokens (docs/HTTP_INGEST.md); an integer key is checked against a token's\n"
+           "                          id list, a string key needs a token for every vehicle\n"
+           "  --http-max-body N       largest request body (default 4M; larger: 413)\n"
+           "  --http-timeout-ms N     longest a request waits for Kafka before 503 (default 30000)\n"
+           "  --linger-ms N           with --listen/--http-listen: a key's pack is sent N ms after its first record at the\n"
+           "                          latest (default 500)\n"
+           "  --max-buffered-bytes N  with --listen/--http-listen: record bytes held (open packs, in flight, request\n"
+           "                          bodies) before gateways are paused and requests get 503 (default 256M)\n" TP_CLI_WORKER_HELP
            "  -h, --help              this text\n"
            "\n"
            "Exit status: 0 every pack delivered (acks=all), 1 Kafka failure, 2 bad options or a bad record.\n");
 }
 
-enum { O_BROKERS = 256, O_TOPIC, O_FROM, O_BATCH, O_MAX_BUFFERED, O_MAX_RECORD, O_LEVEL, O_LAYOUT };
+enum { O_BROKERS = 256, O_TOPIC, O_FROM, O_BATCH, O_MAX_BUFFERED, O_MAX_RECORD, O_LEVEL, O_FORMAT, O_IGNORE_UNKNOWN,
+       O_HTTP, O_HTTP_CERT, O_HTTP_KEY, O_INSECURE, O_TOKENS, O_HTTP_BODY, O_HTTP_TIMEOUT, O_LINGER, O_MAX_BYTES,
+       O_LISTEN, O_LAYOUT };
 
 typedef struct delivery {
     _Atomic uint64_t ok, failed;
@@ -119,6 +156,11 @@ typedef struct ingest_args {
     const char *brokers, *topic, *from;
     uint64_t batch, max_buffered, max_record, level;
     int layout; /* 0 rows, 1 columns */
+    int delimited;
+    bool ignore_unknown;
+    tp_http_ingest_opts hio; /* --http-listen */
+    uint64_t linger_ms, max_bytes;
+    const char *listen; /* --listen: gateways */
 } ingest_args;
 
 /* Reads the options into a and w; returns -1 to go on, else the exit status. A linear option switch: it reads
@@ -135,11 +177,27 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
         {"max-record-bytes", required_argument, NULL, O_MAX_RECORD},
         {"level", required_argument, NULL, O_LEVEL},
         {"layout", required_argument, NULL, O_LAYOUT},
+        {"input-format", required_argument, NULL, O_FORMAT},
+        {"ignore-unknown-fields", no_argument, NULL, O_IGNORE_UNKNOWN},
+        {"http-listen", required_argument, NULL, O_HTTP},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"http-tls-cert", required_argument, NULL, O_HTTP_CERT},
+        {"http-tls-key", required_argument, NULL, O_HTTP_KEY},
+        {"insecure", no_argument, NULL, O_INSECURE},
+        {"auth-tokens", required_argument, NULL, O_TOKENS},
+        {"http-max-body", required_argument, NULL, O_HTTP_BODY},
+        {"http-timeout-ms", required_argument, NULL, O_HTTP_TIMEOUT},
+        {"linger-ms", required_argument, NULL, O_LINGER},
+        {"max-buffered-bytes", required_argument, NULL, O_MAX_BYTES},
         TP_CLI_WORKER_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    *a = (ingest_args){.batch = 200, .max_buffered = 1000000, .max_record = 65536, .level = 3, .layout = 1};
+    static const char *const format_words[] = {"ndjson", "delimited", NULL};
+    *a = (ingest_args){.batch = 200, .max_buffered = 1000000, .max_record = 65536, .level = 3, .linger_ms = 500,
+                       .max_bytes = 256u << 20, .layout = 1};
+    tp_http_ingest_opts_init(&a->hio);
+    uint64_t v;
     static const char *const layout_words[] = {"rows", "columns", NULL};
     char msg[512];
     int c, status = tp_cli_config_apply("ingest", ":hX:", longopts, &argc, &argv); /* --config FILE */
@@ -169,49 +227,76 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
             break;
         case O_LEVEL: e = tp_cli_parse_u64("level", optarg, 1, 22, &a->level, msg, sizeof msg); break;
         case O_LAYOUT: e = tp_cli_parse_choice("layout", optarg, layout_words, &a->layout, msg, sizeof msg); break;
+        case O_FORMAT: e = tp_cli_parse_choice("input-format", optarg, format_words, &a->delimited, msg, sizeof msg); break;
+        case O_IGNORE_UNKNOWN: a->ignore_unknown = true; break;
+        case O_HTTP: a->hio.listen = optarg; break;
+        case O_LISTEN: a->listen = optarg; break;
+        case O_HTTP_CERT: a->hio.tls_cert = optarg; break;
+        case O_HTTP_KEY: a->hio.tls_key = optarg; break;
+        case O_INSECURE: a->hio.insecure = 1; break;
+        case O_TOKENS: a->hio.tokens_path = optarg; break;
+        case O_HTTP_BODY:
+            if (!(e = tp_cli_parse_size("http-max-body", optarg, 1024, 1ull << 30, &v, msg, sizeof msg)))
+                a->hio.max_body_bytes = (size_t)v;
+            break;
+        case O_HTTP_TIMEOUT:
+            if (!(e = tp_cli_parse_ms("http-timeout-ms", optarg, 100, 3600000, &v, msg, sizeof msg)))
+                a->hio.timeout_ms = (int)v;
+            break;
+        case O_LINGER: e = tp_cli_parse_ms("linger-ms", optarg, 1, 3600000, &a->linger_ms, msg, sizeof msg); break;
+        case O_MAX_BYTES:
+            e = tp_cli_parse_size("max-buffered-bytes", optarg, 1 << 20, 1ull << 40, &a->max_bytes, msg, sizeof msg);
+            break;
         case 'h': usage(); status = 0; break;
         case ':': status = tp_cli_usage_error("ingest", "option '%s' needs a value", argv[optind - 1]); break;
         default:
-            status = tp_cli_usage_error("ingest", "unknown option '%s' (with --schema only --from replay is served: "
-                                                  "see telepack ingest --schema x --help)", argv[optind - 1]);
+            status = tp_cli_usage_error("ingest", "unknown option '%s' with --schema (see telepack ingest --schema x "
+                                                  "--help)", argv[optind - 1]);
         }
         if (e)
             status = tp_cli_usage_error("ingest", "%s", msg);
     }
     if (status < 0 && optind < argc)
         status = tp_cli_usage_error("ingest", "unexpected argument '%s'", argv[optind]);
-    if (status < 0 && (!a->topic || !a->from))
-        status = tp_cli_usage_error("ingest", "--topic and --from are required with --schema");
+    bool serve = a->hio.listen || a->listen;
+    if (status < 0 && (!a->topic || !a->from == !serve))
+        status = tp_cli_usage_error("ingest", "--topic and either --from or --listen/--http-listen are required with "
+                                              "--schema");
+    if (status < 0 && a->listen) {
+        char host[256], port[16];
+        if (tp_gateway_parse_hostport(a->listen, host, sizeof host, port, sizeof port))
+            status = tp_cli_usage_error("ingest", "--listen '%s' is not HOST:PORT", a->listen);
+        else if (!a->hio.insecure && !tp_http_ingest_is_loopback(host))
+            status = tp_cli_usage_error("ingest", "refusing plaintext gateways on %s, which is not a loopback "
+                                                  "address: --schema has no gateway TLS yet; give --insecure if a TLS "
+                                                  "proxy sits in front", a->listen);
+    }
+    if (status < 0 && a->hio.listen && tp_http_ingest_check_opts(&a->hio, msg, sizeof msg))
+        status = tp_cli_usage_error("ingest", "%s", msg);
+    if (status < 0 && !a->hio.listen && (a->hio.tls_cert || a->hio.tls_key))
+        status = tp_cli_usage_error("ingest", "--http-tls-cert and --http-tls-key apply to --http-listen; give it too");
+    if (status < 0 && !serve && a->hio.tokens_path)
+        status = tp_cli_usage_error("ingest", "--auth-tokens applies to --listen and --http-listen; give one of them");
     return status;
 }
 
-/* Reads the messages of rd (from `from`) into x's groups, sending each full group and the oldest while more than
+/* Reads the records of src (from `from`) into x's groups, sending each full group and the oldest while more than
  * max_buffered records are held, then the rest. Returns the exit status. */
-static int send_records(sender *x, tp_delimited_reader *rd, const char *from, uint64_t max_buffered)
+static int send_records(sender *x, tp_cli_schema_src *src, const char *from, uint64_t max_buffered)
 {
     int status = 0;
-    uint64_t n_in = 0;
+    char why[1024];
     while (!status) {
-        const uint8_t *m;
-        size_t n;
-        tp_err e = tp_delimited_reader_next(rd, &m, &n);
+        tp_dyn_group *full;
+        tp_err e = tp_cli_schema_src_next(src, x->g, &full, why, sizeof why);
         if (e == TP_ERR_END)
             break;
         if (e) {
             fprintf(stderr, "telepack ingest: %s: %s (the %" PRIu64 " records before it are sent)\n", from,
-                    tp_delimited_reader_error(rd), n_in);
-            status = e == TP_ERR_IO ? 1 : 2;
+                    e == TP_ERR_NOMEM ? "out of memory" : why, src->records);
+            status = e == TP_ERR_IO || e == TP_ERR_NOMEM ? 1 : 2;
             break;
         }
-        tp_dyn_group *full;
-        if ((e = tp_dyn_grouper_add(x->g, m, n, &full))) {
-            fprintf(stderr, "telepack ingest: %s: record %" PRIu64 " (ending at input byte %" PRIu64 ") is refused: %s "
-                    "(the %" PRIu64 " records before it are sent)\n", from, n_in, tp_delimited_reader_offset(rd),
-                    tp_dyn_grouper_error(x->g), n_in);
-            status = e == TP_ERR_NOMEM ? 1 : 2;
-            break;
-        }
-        n_in++;
         if (full && send_group(x, full))
             status = 1;
         while (!status && tp_dyn_grouper_buffered(x->g) > max_buffered)
@@ -242,6 +327,217 @@ static int finish_deliveries(sender *x, delivery *d, int status)
     return status;
 }
 
+/* The gateway listener's side of the schema's worker (loop thread). */
+typedef struct gw {
+    tp_dyn_ingest *d;
+    tp_dyn_batch *row; /* the record being checked */
+    const tp_schema *s;
+    tp_gateway_server *srv;
+} gw;
+
+static tp_err gw_on_record(void *ctx, const tp_record *r, size_t wire_len, const tp_batch_tag *tag)
+{
+    (void)ctx;
+    (void)r;
+    (void)wire_len;
+    (void)tag;
+    return TP_ERR_INVALID_ARG; /* not called: the raw callbacks take every record */
+}
+
+static int gw_check(void *ctx, const uint8_t *msg, size_t len, int *has_id, uint64_t *id, char *why, size_t cap)
+{
+    gw *g = ctx;
+    tp_dyn_batch_clear(g->row);
+    if (tp_dyn_decode(g->row, msg, len)) {
+        snprintf(why, cap, "does not decode as %s: %s", tp_schema_message_name(g->s), g->row->error);
+        return TP_GW_REJECT_MALFORMED;
+    }
+    char key[TP_DYN_KEY_MAX + 1];
+    size_t klen;
+    if (tp_dyn_key_text(g->row, 0, key, &klen, why, cap))
+        return TP_GW_REJECT_MALFORMED;
+    const tp_dyn_column *kc = &g->row->columns[tp_schema_get_roles(g->s)->key];
+    *has_id = kc->def->kind == TP_COL_U64 || (kc->def->kind == TP_COL_I64 && kc->cells[0].i >= 0);
+    *id = kc->cells[0].u;
+    return 0;
+}
+
+static tp_err gw_take(void *ctx, const uint8_t *msg, size_t len, size_t wire_len, const tp_batch_tag *tag)
+{
+    (void)wire_len;
+    gw *g = ctx;
+    char err[600];
+    tp_err e = tp_dyn_ingest_take(g->d, msg, len, tag, err, sizeof err);
+    if (e && e != TP_ERR_AGAIN)
+        tp_log(TP_LOG_ERROR, "ingest", "a gateway record could not be taken: %s", err);
+    return e;
+}
+
+/* A connection went quiet or reached half its window: pack the groups holding its records (docs/INGEST.md). */
+static void gw_on_sent(void *ctx, uint32_t source, uint32_t generation, int stalled)
+{
+    (void)stalled;
+    gw *g = ctx;
+    tp_dyn_ingest_flush_source(g->d, source, generation);
+}
+
+static void gw_wake(void *ctx)
+{
+    tp_gateway_server_wake(ctx);
+}
+
+/* Acks what was delivered; resumes reading once below half the cap. */
+static void gw_service(gw *g, size_t cap)
+{
+    tp_batch_tag tags[256];
+    size_t n;
+    while ((n = tp_dyn_ingest_drain(g->d, tags, 256)) > 0)
+        for (size_t i = 0; i < n; i++)
+            tp_gateway_server_complete(g->srv, &tags[i]);
+    tp_gateway_server_flush_acks(g->srv);
+    if (tp_gateway_server_paused(g->srv) && tp_dyn_ingest_buffered(g->d) < cap / 2)
+        tp_gateway_server_resume(g->srv);
+}
+
+static volatile sig_atomic_t g_stop;
+static void on_stop(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+/* --listen / --http-listen: the schema's worker behind the gateway listener and POST /v1/records until SIGINT,
+ * SIGTERM or a worker failure. Returns the exit status. */
+static int serve(ingest_args *a, tp_cli_worker *w, tp_schema *s)
+{
+    tp_dyn_ingest_opts o;
+    tp_dyn_ingest_opts_init(&o);
+    o.brokers = a->brokers;
+    o.topic = a->topic;
+    o.kafka_conf = w->kafka_props;
+    o.nkafka_conf = w->n_kafka_props;
+    o.schema = s;
+    o.batch_records = (uint32_t)a->batch;
+    o.linger_ms = (int)a->linger_ms;
+    o.max_record_bytes = (size_t)a->max_record;
+    o.max_buffered_bytes = (size_t)a->max_bytes;
+    o.level = (int)a->level;
+    o.columns = a->layout == 1;
+    char err[1024] = "";
+    tp_dyn_ingest *d = NULL;
+    tp_auth_store *tokens = NULL;
+    tp_gateway_auth gauth;
+    tp_http_ingest *h = NULL;
+    gw g = {.s = s};
+    int status = 0;
+    tp_err e = tp_dyn_ingest_new(&o, &d, err, sizeof err);
+    if (!e && a->hio.tokens_path)
+        e = tp_auth_store_load(a->hio.tokens_path, &tokens, err, sizeof err);
+    if (!e && a->listen) {
+        tp_gateway_server_opts so;
+        tp_gateway_server_opts_init(&so);
+        so.listen = a->listen;
+        so.max_record_bytes = (size_t)a->max_record;
+        so.conn_buffer_bytes = (size_t)a->max_record + 64 > 65536 ? (size_t)a->max_record + 64 : 65536;
+        so.batch_records = (uint32_t)a->batch;
+        so.linger_ms = (uint32_t)a->linger_ms;
+        if (tokens) {
+            tp_auth_store_gateway_auth(tokens, &gauth);
+            so.auth = &gauth;
+        }
+        g.d = d;
+        if (!(e = tp_dyn_batch_new(s, 1, 9 * (size_t)a->max_record + 64, &g.row)) &&
+            !(e = tp_gateway_server_new(&so, gw_on_record, &g, &g.srv, err, sizeof err))) {
+            tp_gateway_raw_fns fns = {gw_check, gw_take};
+            tp_gateway_server_on_raw(g.srv, &fns);
+            tp_gateway_server_on_sent(g.srv, gw_on_sent);
+            tp_dyn_ingest_set_notify(d, gw_wake, g.srv);
+        }
+    }
+    if (!e && a->hio.listen) {
+        a->hio.dyn = d;
+        a->hio.schema = s;
+        a->hio.tokens = tokens;
+        a->hio.json_flags = a->ignore_unknown ? TP_DYN_JSON_IGNORE_UNKNOWN : 0;
+        a->hio.max_record_bytes = (size_t)a->max_record;
+        a->hio.max_buffered_bytes = (size_t)a->max_bytes;
+        e = tp_http_ingest_start(&a->hio, NULL, &h, err, sizeof err);
+    }
+    if (e) {
+        fprintf(stderr, "telepack ingest: %s\n", err[0] ? err : tp_strerror(e));
+        status = e == TP_ERR_INVALID_ARG || e == TP_ERR_PARSE ? 2 : 1;
+    } else {
+        struct sigaction sa = {0};
+        sa.sa_handler = on_stop;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        if (g.srv)
+            tp_log(TP_LOG_INFO, "ingest", "listening for gateways with records of %s (schema %s) on %s (port %d), "
+                   "publishing to topic %s", tp_schema_message_name(s), tp_schema_fingerprint_hex(s), a->listen,
+                   tp_gateway_server_port(g.srv), a->topic);
+        if (h)
+            tp_log(TP_LOG_INFO, "ingest", "serving POST /v1/records of %s (schema %s) on %s (port %u, %s%s), "
+                   "publishing to topic %s", tp_schema_message_name(s), tp_schema_fingerprint_hex(s), a->hio.listen,
+                   tp_http_ingest_port(h), a->hio.tls_cert ? "https" : "http",
+                   a->hio.tokens_path ? ", bearer tokens" : ", no authentication", a->topic);
+        char why[1024];
+        while (!g_stop && !tp_dyn_ingest_failed(d, why, sizeof why)) {
+            if (g.srv) {
+                tp_gateway_server_poll(g.srv, 50);
+                gw_service(&g, (size_t)a->max_bytes);
+            } else {
+                struct timespec ts = {0, 50 * 1000000L};
+                nanosleep(&ts, NULL);
+            }
+        }
+        if (!g_stop) {
+            tp_log(TP_LOG_ERROR, "ingest", "the worker failed: %s", why);
+            status = 1;
+        }
+    }
+    uint64_t rejected = 0;
+    if (h) {
+        tp_http_ingest_quiesce(h);
+        rejected = tp_http_ingest_rejected(h);
+        tp_http_ingest_stop(h); /* waits for the requests in progress */
+    }
+    if (g.srv && !status) { /* pack what the gateways sent, ack it once durable (at most 30 s) */
+        tp_gateway_server_stop_accepting(g.srv);
+        tp_gateway_server_stop_reading(g.srv);
+        tp_dyn_ingest_flush(d);
+        int64_t until = tp_mono_ms() + 30000;
+        while (tp_dyn_ingest_buffered(d) > 0 && !tp_dyn_ingest_failed(d, NULL, 0) && tp_mono_ms() < until) {
+            tp_gateway_server_poll(g.srv, 20);
+            gw_service(&g, (size_t)a->max_bytes);
+        }
+        gw_service(&g, (size_t)a->max_bytes);
+    }
+    tp_gateway_server_stats gst = {0};
+    if (g.srv) {
+        tp_gateway_server_stats_get(g.srv, &gst);
+        tp_gateway_server_close_all(g.srv);
+    }
+    tp_dyn_ingest_stats st = {0};
+    if (d && (e = tp_dyn_ingest_stop(d, 30000, &st)) && !status) {
+        fprintf(stderr, "telepack ingest: %s\n", e == TP_ERR_AGAIN ? "packs still undelivered after 30 s; gave up on "
+                "them (their records were not acknowledged)" : "a pack was not delivered");
+        status = 1;
+    }
+    tp_gateway_server_free(g.srv);
+    tp_dyn_batch_free(g.row);
+    tp_auth_store_free(tokens);
+    if (d) {
+        uint64_t grej = 0;
+        for (int i = 0; i < TP_GW_REJECT__COUNT; i++)
+            grej += gst.rejected[i];
+        fprintf(stderr, "ingest: %" PRIu64 " records of %s (schema %s) taken (%" PRIu64 " from gateways, %" PRIu64
+                " rejected; %" PRIu64 " refused over HTTP), %" PRIu64 " packs delivered to %s\n", st.records_in,
+                tp_schema_message_name(s), tp_schema_fingerprint_hex(s), gst.records_in, grej, rejected,
+                st.packs_out, a->topic);
+    }
+    return status;
+}
+
 int tp_cmd_ingest_schema(int argc, char **argv)
 {
     tp_cli_worker w;
@@ -259,16 +555,18 @@ int tp_cmd_ingest_schema(int argc, char **argv)
         return status;
     }
     tp_cli_worker_apply_log(&w);
+    if (a.hio.listen || a.listen) {
+        status = serve(&a, &w, s);
+        tp_schema_free(s);
+        tp_cli_worker_free(&w);
+        return status;
+    }
     delivery d = {0};
     sender x = {.s = s, .level = (int)a.level};
     tp_producer_opts po = {.brokers = a.brokers, .topic = a.topic, .kafka_conf = w.kafka_props,
                            .nkafka_conf = w.n_kafka_props};
     FILE *in = tp_cli_open_in(a.from);
-    tp_delimited_reader *rd = NULL;
-    tp_delimited_reader_opts ro;
-    tp_delimited_reader_opts_init(&ro);
-    ro.file = in;
-    ro.max_message_bytes = (size_t)a.max_record;
+    tp_cli_schema_src src = {0};
     status = 0;
     if (!in) {
         fprintf(stderr, "telepack ingest: cannot open %s: %s\n", a.from, strerror(errno));
@@ -276,7 +574,7 @@ int tp_cmd_ingest_schema(int argc, char **argv)
     } else if (tp_producer_new(&po, on_dr, &d, &x.p, msg, sizeof msg)) {
         fprintf(stderr, "telepack ingest: %s\n", msg);
         status = 2;
-    } else if (tp_delimited_reader_new(&ro, &rd) ||
+    } else if (tp_cli_schema_src_open(&src, in, !a.delimited, a.ignore_unknown, (size_t)a.max_record) ||
                tp_dyn_grouper_new(s, (uint32_t)a.batch, (size_t)a.max_record, &x.g) ||
                (a.layout == 1 && tp_dyn_colwriter_new(s, (uint32_t)a.batch, (size_t)a.max_record, &x.cw)) ||
                !(x.cctx = ZSTD_createCCtx())) {
@@ -285,7 +583,7 @@ int tp_cmd_ingest_schema(int argc, char **argv)
     }
     double t0 = tp_mono_s();
     if (!status)
-        status = send_records(&x, rd, a.from, a.max_buffered);
+        status = send_records(&x, &src, a.from, a.max_buffered);
     status = finish_deliveries(&x, &d, status);
     fprintf(stderr, "ingest: %" PRIu64 " records of %s (schema %s) -> %" PRIu64 " packs delivered to %s, %" PRIu64
             " bytes, in %.2f s\n", x.records, tp_schema_message_name(s), tp_schema_fingerprint_hex(s),
@@ -293,7 +591,7 @@ int tp_cmd_ingest_schema(int argc, char **argv)
     ZSTD_freeCCtx(x.cctx);
     tp_dyn_colwriter_free(x.cw);
     tp_dyn_grouper_free(x.g);
-    tp_delimited_reader_free(rd);
+    tp_cli_schema_src_close(&src);
     if (in)
         tp_cli_close(in);
     tp_schema_free(s);

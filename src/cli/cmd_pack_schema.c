@@ -1,8 +1,8 @@
 /* `telepack pack --schema` and `telepack inspect --schema`: records of a message type of the user's own, as pbpack v1
- * (rows) packs. pack reads varint-delimited messages, checks each decodes under the schema, groups them per key
- * (an integer or a string such as a VIN) and writes each group's original bytes as one pack; inspect decodes the
- * frames of each pack with the dynamic decoder and prints protobuf's JSON mapping. Also the shared --schema option
- * handling (schema_cli.h). */
+ * (rows) packs. pack reads NDJSON (protobuf's JSON mapping) or varint-delimited messages, checks each under the
+ * schema, groups them per key (an integer or a string such as a VIN) and writes each group's protobuf bytes as one
+ * pack; inspect decodes the frames of each pack with the dynamic decoder and prints protobuf's JSON mapping. Also
+ * the shared --schema option handling and input (schema_cli.h). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -107,21 +107,96 @@ int tp_cli_schema_load(const char *cmd, const tp_cli_schema *o, tp_schema **out)
     return 0;
 }
 
+/* ---- the input: NDJSON or varint-delimited ---- */
+
+tp_err tp_cli_schema_src_open(tp_cli_schema_src *src, FILE *f, bool ndjson, bool ignore_unknown, size_t max_record)
+{
+    *src = (tp_cli_schema_src){.json_flags = ignore_unknown ? TP_DYN_JSON_IGNORE_UNKNOWN : 0};
+    if (ndjson)
+        return tp_ndjson_reader_new(f, TP_CLI_SCHEMA_LINE_FACTOR * max_record, &src->ndjson);
+    tp_delimited_reader_opts ro;
+    tp_delimited_reader_opts_init(&ro);
+    ro.file = f;
+    ro.max_message_bytes = max_record;
+    return tp_delimited_reader_new(&ro, &src->delimited);
+}
+
+tp_err tp_cli_schema_src_next(tp_cli_schema_src *src, tp_dyn_grouper *g, tp_dyn_group **full, char *why,
+                              size_t why_cap)
+{
+    tp_err e;
+    if (src->ndjson) {
+        const char *line;
+        size_t len;
+        char msg[256];
+        if ((e = tp_ndjson_reader_next_line(src->ndjson, &line, &len, msg, sizeof msg))) {
+            if (e != TP_ERR_END)
+                snprintf(why, why_cap, "%s%s", msg, e == TP_ERR_PARSE ? " (the limit is 4 x --max-record-bytes)" : "");
+            return e;
+        }
+        uint64_t ln = tp_ndjson_reader_line(src->ndjson);
+        if ((e = tp_dyn_grouper_add_json(g, line, len, src->json_flags, full)) == TP_OK) {
+            src->records++;
+            return TP_OK;
+        }
+        const char *err = tp_dyn_grouper_error(g);
+        snprintf(why, why_cap, "line %" PRIu64 ": %s%s", ln, err,
+                 strstr(err, "unknown key") ? " (--ignore-unknown-fields skips such keys)"
+                 : src->records == 0 && strstr(err, "this line starts with")
+                     ? "; is the input varint-delimited protobuf? then give --input-format delimited"
+                     : "");
+        return e;
+    }
+    const uint8_t *m;
+    size_t n;
+    if ((e = tp_delimited_reader_next(src->delimited, &m, &n))) {
+        if (e != TP_ERR_END)
+            snprintf(why, why_cap, "%s", tp_delimited_reader_error(src->delimited));
+        return e;
+    }
+    if ((e = tp_dyn_grouper_add(g, m, n, full)) == TP_OK) {
+        src->records++;
+        return TP_OK;
+    }
+    snprintf(why, why_cap, "record %" PRIu64 " (ending at input byte %" PRIu64 "): %s", src->records,
+             tp_delimited_reader_offset(src->delimited), tp_dyn_grouper_error(g));
+    return e;
+}
+
+uint64_t tp_cli_schema_src_bytes(const tp_cli_schema_src *src)
+{
+    return src->ndjson ? tp_ndjson_reader_bytes(src->ndjson)
+         : src->delimited ? tp_delimited_reader_offset(src->delimited) : 0;
+}
+
+void tp_cli_schema_src_close(tp_cli_schema_src *src)
+{
+    tp_ndjson_reader_free(src->ndjson);
+    tp_delimited_reader_free(src->delimited);
+    src->ndjson = NULL;
+    src->delimited = NULL;
+}
+
 /* ---- pack --schema ---- */
 
 static void pack_usage(void)
 {
     printf("Usage: telepack pack --schema FILE --message NAME [OPTIONS]\n"
            "\n"
-           "Reads varint-delimited protobuf messages of NAME, checks that each decodes under the schema, groups\n"
-           "them per key (the vehicle) and writes one pack per key's batch: layout rows (pbpack v1, the records'\n"
-           "original bytes varint length-prefixed in a zstd frame; `zstd -d` and any protobuf library read them)\n"
-           "or layout columns (pbpack v4, docs/FORMAT_SCHEMA.md: columns by field number, several times smaller).\n"
+           "Reads records of NAME (NDJSON per protobuf's JSON mapping, or varint-delimited protobuf), checks each\n"
+           "under the schema, groups them per key (the vehicle) and writes one pack per key's batch: layout rows\n"
+           "(pbpack v1, the records' protobuf bytes varint length-prefixed in a zstd frame: the original bytes, or an\n"
+           "NDJSON record's canonical encoding; `zstd -d` and any protobuf library read them) or layout columns\n"
+           "(pbpack v4, docs/FORMAT_SCHEMA.md: columns by field number, several times smaller).\n"
            "`telepack inspect --schema` reads both.\n"
            "\n"
            "Options:\n" TP_CLI_SCHEMA_HELP
-           "  --in FILE|-             input (default - = stdin): varint-delimited messages. NDJSON is not read under\n"
-           "                          --schema yet (no JSON reader for the generic row): convert with protoc\n"
+           "  --in FILE|-             input (default - = stdin)\n"
+           "  --input-format F        ndjson (default: one object per line, keys the fields' JSON or .proto names,\n"
+           "                          as `inspect --schema` prints; a line may be 4 x --max-record-bytes) or\n"
+           "                          delimited (varint length-prefixed protobuf)\n"
+           "  --ignore-unknown-fields skip NDJSON keys that name no field (default: such a key is an error naming\n"
+           "                          it and its line, so a misspelt key is not packed as absent)\n"
            "  --out FILE|-            output (default - = stdout; not a terminal)\n"
            "  --layout L              rows (default) or columns; a pack with a record holding fields the schema\n"
            "                          does not know stays rows (nothing is dropped)\n"
@@ -138,7 +213,8 @@ static void pack_usage(void)
            "(named with its number and byte offset; the packs of the records before it are written).\n");
 }
 
-enum { P_IN = 256, P_OUT, P_CODEC, P_LEVEL, P_BATCH, P_MAX_BUFFERED, P_MAX_RECORD, P_INPUT_FORMAT, P_LAYOUT };
+enum { P_IN = 256, P_OUT, P_CODEC, P_LEVEL, P_BATCH, P_MAX_BUFFERED, P_MAX_RECORD, P_INPUT_FORMAT, P_LAYOUT,
+       P_IGNORE_UNKNOWN };
 
 typedef struct spack {
     tp_dyn_grouper *g;
@@ -195,7 +271,7 @@ typedef struct pack_args {
     const char *in_path, *out_path;
     int codec, input, layout;
     uint64_t level, batch, max_buffered, max_record;
-    bool quiet;
+    bool quiet, ignore_unknown;
 } pack_args;
 
 static const char *const codec_words[] = {"none", "zstd", NULL};
@@ -215,13 +291,14 @@ static int pack_parse_args(int argc, char **argv, pack_args *a)
         {"max-record-bytes", required_argument, NULL, P_MAX_RECORD},
         {"input-format", required_argument, NULL, P_INPUT_FORMAT},
         {"layout", required_argument, NULL, P_LAYOUT},
+        {"ignore-unknown-fields", no_argument, NULL, P_IGNORE_UNKNOWN},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     static const char *const input_words[] = {"ndjson", "delimited", NULL};
     static const char *const layout_words[] = {"rows", "columns", NULL};
-    *a = (pack_args){.in_path = "-", .out_path = "-", .codec = TP_CODEC_ZSTD, .input = 1, .level = 3, .batch = 200,
+    *a = (pack_args){.in_path = "-", .out_path = "-", .codec = TP_CODEC_ZSTD, .input = 0, .level = 3, .batch = 200,
                      .max_buffered = 1000000, .max_record = 65536};
     int c;
     char msg[512];
@@ -245,6 +322,7 @@ static int pack_parse_args(int argc, char **argv, pack_args *a)
         case P_MAX_RECORD:
             e = tp_cli_parse_u64("max-record-bytes", optarg, 16, 64u << 20, &a->max_record, msg, sizeof msg);
             break;
+        case P_IGNORE_UNKNOWN: a->ignore_unknown = true; break;
         case 'q': a->quiet = true; break;
         case 'h': pack_usage(); return 0;
         case ':': return tp_cli_usage_error("pack", "option '%s' needs a value", argv[optind - 1]);
@@ -255,47 +333,33 @@ static int pack_parse_args(int argc, char **argv, pack_args *a)
     }
     if (optind < argc)
         return tp_cli_usage_error("pack", "unexpected argument '%s' (use --in FILE for the input)", argv[optind]);
-    if (a->input == 0)
-        return tp_cli_usage_error("pack", "--schema reads varint-delimited protobuf only (--input-format delimited): "
-                                          "there is no NDJSON reader for a custom schema yet");
     if (!strcmp(a->out_path, "-") && isatty(STDOUT_FILENO))
         return tp_cli_usage_error("pack", "refusing to write binary packs to a terminal; use --out FILE or a pipe");
     return -1;
 }
 
-/* Reads the messages of rd into p's groups, writing each full group and the oldest while more than max_buffered
- * records are held, then the rest; *records counts the messages taken. Returns the exit status. */
-static int pack_records(spack *p, tp_delimited_reader *rd, const char *in_name, uint64_t max_buffered,
-                        uint64_t *records)
+/* Reads the records of src into p's groups, writing each full group and the oldest while more than max_buffered
+ * records are held, then the rest. Returns the exit status. */
+static int pack_records(spack *p, tp_cli_schema_src *src, const char *in_name, uint64_t max_buffered)
 {
     int status = 0;
+    char why[1024];
     while (!status) {
-        const uint8_t *m;
-        size_t n;
-        tp_err e = tp_delimited_reader_next(rd, &m, &n);
+        tp_dyn_group *full;
+        tp_err e = tp_cli_schema_src_next(src, p->g, &full, why, sizeof why);
         if (e == TP_ERR_END)
             break;
-        if (e) {
-            fprintf(stderr, "telepack pack: %s: %s; fix or remove it (the %" PRIu64 " records before it are packed)\n",
-                    in_name, tp_delimited_reader_error(rd), *records);
-            status = e == TP_ERR_IO ? 1 : 2;
-            break;
-        }
-        tp_dyn_group *full;
-        e = tp_dyn_grouper_add(p->g, m, n, &full);
         if (e == TP_ERR_NOMEM) {
             fprintf(stderr, "telepack pack: out of memory\n");
             status = 1;
             break;
         }
         if (e) {
-            fprintf(stderr, "telepack pack: %s: record %" PRIu64 " (ending at input byte %" PRIu64 "): %s; fix or "
-                    "remove it (the %" PRIu64 " records before it are packed)\n", in_name, *records,
-                    tp_delimited_reader_offset(rd), tp_dyn_grouper_error(p->g), *records);
-            status = 2;
+            fprintf(stderr, "telepack pack: %s: %s; fix or remove it (the %" PRIu64 " records before it are packed)\n",
+                    in_name, why, src->records);
+            status = e == TP_ERR_IO ? 1 : 2;
             break;
         }
-        (*records)++;
         if (full && write_group(p, full))
             status = 1;
         while (!status && tp_dyn_grouper_buffered(p->g) > max_buffered)
@@ -321,7 +385,7 @@ static int pack_schema(int argc, char **argv)
     FILE *in = tp_cli_open_in(a.in_path);
     const char *in_name = strcmp(a.in_path, "-") ? a.in_path : "stdin";
     p.out_name = strcmp(a.out_path, "-") ? a.out_path : "stdout";
-    tp_delimited_reader *rd = NULL;
+    tp_cli_schema_src src = {0};
     if (!in) {
         fprintf(stderr, "telepack pack: cannot open %s: %s\n", a.in_path, strerror(errno));
         tp_schema_free(s);
@@ -333,22 +397,18 @@ static int pack_schema(int argc, char **argv)
         tp_schema_free(s);
         return 1;
     }
-    tp_delimited_reader_opts ro;
-    tp_delimited_reader_opts_init(&ro);
-    ro.file = in;
-    ro.max_message_bytes = (size_t)a.max_record;
     double t0 = tp_mono_s();
-    uint64_t records = 0;
-    if (tp_delimited_reader_new(&ro, &rd) || tp_dyn_grouper_new(s, (uint32_t)a.batch, (size_t)a.max_record, &p.g) ||
+    if (tp_cli_schema_src_open(&src, in, a.input == 0, a.ignore_unknown, (size_t)a.max_record) ||
+        tp_dyn_grouper_new(s, (uint32_t)a.batch, (size_t)a.max_record, &p.g) ||
         (a.layout == 1 && tp_dyn_colwriter_new(s, (uint32_t)a.batch, (size_t)a.max_record, &p.cw)) ||
         (a.codec == TP_CODEC_ZSTD && !(p.cctx = ZSTD_createCCtx()))) {
         fprintf(stderr, "telepack pack: out of memory\n");
         status = 1;
     } else {
-        status = pack_records(&p, rd, in_name, a.max_buffered, &records);
+        status = pack_records(&p, &src, in_name, a.max_buffered);
     }
-    uint64_t bytes_in = rd ? tp_delimited_reader_offset(rd) : 0;
-    tp_delimited_reader_free(rd);
+    uint64_t bytes_in = tp_cli_schema_src_bytes(&src), records = src.records;
+    tp_cli_schema_src_close(&src);
     tp_cli_close(in);
     if (tp_cli_close(p.f) && status != 1) {
         fprintf(stderr, "telepack pack: writing to %s failed: %s\n", p.out_name, strerror(errno));
@@ -359,9 +419,10 @@ static int pack_schema(int argc, char **argv)
         char layout[64];
         if (a.layout == 1)
             snprintf(layout, sizeof layout, "layout columns, %" PRIu64 " as rows: unknown fields", p.row_packs);
-        fprintf(stderr, "pack: %" PRIu64 " records -> %" PRIu64 " packs (%s, %s, codec %s), %s delimited in "
+        fprintf(stderr, "pack: %" PRIu64 " records -> %" PRIu64 " packs (%s, %s, codec %s), %s %s in "
                 "-> %s out, ratio %.2fx, %.1f B/record (content %s) in %.2f s\n", records, p.packs,
-                tp_schema_message_name(s), a.layout == 1 ? layout : "pbpack v1", codec_words[a.codec], tp_cli_bytes(bytes_in, bi, sizeof bi),
+                tp_schema_message_name(s), a.layout == 1 ? layout : "pbpack v1", codec_words[a.codec],
+                tp_cli_bytes(bytes_in, bi, sizeof bi), a.input == 0 ? "NDJSON" : "delimited",
                 tp_cli_bytes(p.bytes_out, bo, sizeof bo), p.bytes_out ? (double)bytes_in / (double)p.bytes_out : 0.0,
                 records ? (double)p.bytes_out / (double)records : 0.0, tp_cli_bytes(p.content, bc, sizeof bc),
                 tp_mono_s() - t0);

@@ -4,8 +4,13 @@
 #define TELEPACK_CLI_SCHEMA_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 
+#include "schema/dynpack.h"
 #include "schema/schema.h"
+#include "telepack/delimited.h"
+#include "telepack/record_json.h"
 
 typedef struct tp_cli_schema {
     const char *path, *message;             /* --schema FILE, --message NAME */
@@ -44,5 +49,28 @@ bool tp_cli_has_schema(int argc, char **argv);
 /* Loads o->path's message o->message and applies the role overrides. Returns 0, or the exit status after
  * printing "telepack CMD: ..." (2: unreadable file, refused schema, bad roles, no key role). */
 int tp_cli_schema_load(const char *cmd, const tp_cli_schema *o, tp_schema **out);
+
+/* The input of pack --schema and ingest --schema --from: NDJSON lines (protobuf's JSON mapping, tp_dyn_json_read)
+ * or varint-delimited messages, each checked under the schema and added to a grouper. */
+typedef struct tp_cli_schema_src {
+    tp_ndjson_reader *ndjson;       /* one of the two */
+    tp_delimited_reader *delimited;
+    int json_flags;                 /* TP_DYN_JSON_IGNORE_UNKNOWN */
+    uint64_t records;               /* records taken so far */
+} tp_cli_schema_src;
+
+/* An NDJSON line may be this many times --max-record-bytes (JSON is wordier than protobuf). */
+#define TP_CLI_SCHEMA_LINE_FACTOR 4
+
+/* f is borrowed. TP_ERR_NOMEM. */
+tp_err tp_cli_schema_src_open(tp_cli_schema_src *src, FILE *f, bool ndjson, bool ignore_unknown, size_t max_record);
+/* Reads the next record into g (*full as tp_dyn_grouper_add). TP_OK, TP_ERR_END, TP_ERR_IO (reading failed),
+ * TP_ERR_NOMEM, else the record is refused: why gets a sentence naming it ("line 3: ...", "record 7 (ending at
+ * input byte 912): ...") and what is wrong. */
+tp_err tp_cli_schema_src_next(tp_cli_schema_src *src, tp_dyn_grouper *g, tp_dyn_group **full, char *why,
+                              size_t why_cap);
+/* Input bytes consumed so far. */
+uint64_t tp_cli_schema_src_bytes(const tp_cli_schema_src *src);
+void tp_cli_schema_src_close(tp_cli_schema_src *src);
 
 #endif

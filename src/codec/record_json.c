@@ -896,6 +896,30 @@ static bool blank(const char *s, size_t n)
     return true;
 }
 
+tp_err tp_ndjson_reader_next_line(tp_ndjson_reader *r, const char **line, size_t *len, char *msg, size_t msg_cap)
+{
+    if (msg && msg_cap > 0)
+        msg[0] = 0;
+    if (!r || !line || !len)
+        return TP_ERR_INVALID_ARG;
+    for (;;) {
+        tp_err e = next_line(r, line, len);
+        if (e == TP_ERR_END)
+            return e;
+        if (e == TP_ERR_IO) {
+            fail(msg, msg_cap, "reading line %" PRIu64 " failed: %s", r->line + 1, strerror(errno));
+            return TP_ERR_IO;
+        }
+        if (e == TP_ERR_FULL)
+            return fail(msg, msg_cap, "line %" PRIu64 " is longer than %zu bytes", r->line, r->max_line);
+        if (blank(*line, *len))
+            continue;
+        if (*len > 0 && (*line)[*len - 1] == '\r')
+            (*len)--;
+        return TP_OK;
+    }
+}
+
 tp_err tp_ndjson_reader_next(tp_ndjson_reader *r, tp_record *out, char *msg, size_t msg_cap)
 {
     if (msg && msg_cap > 0)

@@ -139,6 +139,9 @@ struct tp_gateway_server {
     int tls_more;               /* some connection has tls_more set */
     uint32_t nv2;               /* connections past a v2 handshake */
     tp_gateway_sent_fn on_sent;
+    tp_gateway_raw_fns raw;     /* records of a run-time schema: take bytes, not tp_record */
+    const uint8_t *raw_msg;     /* the record conn_take offers to raw.take */
+    size_t raw_len;
     uint64_t *quiet;            /* (generation << 32 | slot) of connections that took records since their last
                                    quiet report: checked for quiet_ms of silence after each round */
     uint32_t nquiet, quiet_cap;
@@ -209,6 +212,11 @@ void tp_gateway_server_opts_init(tp_gateway_server_opts *o)
 void tp_gateway_server_on_sent(tp_gateway_server *s, tp_gateway_sent_fn fn)
 {
     s->on_sent = fn;
+}
+
+void tp_gateway_server_on_raw(tp_gateway_server *s, const tp_gateway_raw_fns *fns)
+{
+    s->raw = *fns;
 }
 
 static void seterr(char *errbuf, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -937,7 +945,8 @@ static int conn_take(tp_gateway_server *s, conn *c, const tp_record *r, size_t w
     if (next_block(s, c, &fresh, &no) != 0)
         return -1;
     tp_batch_tag tag = {c->slot, s->slots[c->slot].generation, no, 1};
-    tp_err e = s->on_record(s->ctx, r, wire_len, &tag);
+    tp_err e = s->raw.take ? s->raw.take(s->ctx, s->raw_msg, s->raw_len, wire_len, &tag)
+                           : s->on_record(s->ctx, r, wire_len, &tag);
     if (e == TP_ERR_AGAIN) {
         s->paused = 1;
         s->pauses++;
@@ -1029,6 +1038,39 @@ static int conn_reject(tp_gateway_server *s, conn *c, tp_gw_reject code, const c
            "rejected record %llu from %s: %s (%s)%s", (unsigned long long)c->received, c->peer, why,
            tp_gw_reject_name(code), c->nrejected == 10 ? "; further rejects of this connection are logged at debug" : "");
     return 0;
+}
+
+/* A record of a run-time schema: checked by raw.check (a reject, v2, or the connection closed, v1), the token's
+ * vehicles checked, then offered as conn_take offers a decoded one. 0 taken or rejected, 1 refused for now, -1 c
+ * closed. */
+static int conn_take_raw(tp_gateway_server *s, conn *c, const uint8_t *msg, size_t len, size_t wire_len, int v1)
+{
+    char why[REASON_MAX + 1] = "";
+    int has_id = 0;
+    uint64_t id = 0;
+    int code = s->raw.check(s->ctx, msg, len, &has_id, &id, why, sizeof why);
+    if (!code && s->o.auth && s->o.auth->allows && c->identity >= 0 &&
+        !(has_id ? s->o.auth->allows(c->auth_ctx, c->identity, id)
+                 : s->o.auth->allows(c->auth_ctx, c->identity, 0) &&
+                       s->o.auth->allows(c->auth_ctx, c->identity, UINT64_MAX))) {
+        code = TP_GW_REJECT_VEHICLE;
+        snprintf(why, sizeof why, "%s", has_id ? "the vehicle is not allowed for this gateway's credentials"
+                                               : "a string key needs credentials for every vehicle");
+    }
+    if (code) {
+        if (code < 1 || code >= TP_GW_REJECT__COUNT)
+            code = TP_GW_REJECT_MALFORMED;
+        if (!v1)
+            return conn_reject(s, c, (tp_gw_reject)code, why) ? -1 : 0;
+        char m[300];
+        snprintf(m, sizeof m, "record %llu is refused: %s", (unsigned long long)c->received + 1, why);
+        s->rejected[code]++;
+        conn_fail(s, c, TP_GW_CLOSE_PROTOCOL, m);
+        return -1;
+    }
+    s->raw_msg = msg;
+    s->raw_len = len;
+    return conn_take(s, c, NULL, wire_len);
 }
 
 static int hello_id_ok(const uint8_t *p, size_t n)
@@ -1278,6 +1320,15 @@ static int conn_parse(tp_gateway_server *s, conn *c)
             }
             if (h + v > avail)
                 break;
+            if (s->raw.take) { /* a run-time schema */
+                int t = conn_take_raw(s, c, p + h, (size_t)v, h + (size_t)v, 1);
+                if (t < 0)
+                    return -1;
+                if (t > 0)
+                    break;
+                pos += h + (size_t)v;
+                continue;
+            }
             tp_record r;
             tp_err e = tp_record_decode(p + h, (size_t)v, &r);
             if (e) {
@@ -1334,6 +1385,15 @@ static int conn_parse(tp_gateway_server *s, conn *c)
         }
         if (1 + h + v > avail)
             break;
+        if (s->raw.take) { /* a run-time schema */
+            int t = conn_take_raw(s, c, p + 1 + h, (size_t)v, tp_varint_size(v) + (size_t)v, 0);
+            if (t < 0)
+                return -1;
+            if (t > 0)
+                break;
+            pos += 1 + h + (size_t)v;
+            continue;
+        }
         tp_record r;
         tp_err e = tp_record_decode(p + 1 + h, (size_t)v, &r);
         int rj = 0;

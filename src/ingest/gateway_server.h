@@ -160,6 +160,19 @@ tp_err tp_gateway_server_new(const tp_gateway_server_opts *opts, tp_gateway_reco
 void tp_gateway_server_free(tp_gateway_server *s);
 /* Sets the callback of quiet and stalled connections (NULL: none). Before the loop runs. */
 void tp_gateway_server_on_sent(tp_gateway_server *s, tp_gateway_sent_fn fn);
+/* Records of a run-time schema (`ingest --schema --listen`, docs/SCHEMA.md): the server does not decode
+ * VehicleRecord but hands each record's bytes to `check`, which returns 0 when the record is valid (setting
+ * *has_id and *id to an integer key for the token check; a string key sets *has_id = 0, and then only a token
+ * allowing every vehicle may send it), else a reject code with a reason in why[0..cap) (v2: a REJECT frame, the
+ * record settled; v1: the connection is closed). A valid, allowed record goes to `take`, which answers as the
+ * record callback does. The event-time bound (max_event_skew_ms) is not applied: check may apply its own. Loop
+ * thread. Set before the loop runs; the record callback is then not called. */
+typedef struct tp_gateway_raw_fns {
+    int (*check)(void *ctx, const uint8_t *msg, size_t len, int *has_id, uint64_t *id, char *why, size_t cap);
+    tp_err (*take)(void *ctx, const uint8_t *msg, size_t len, size_t wire_len, const tp_batch_tag *tag);
+} tp_gateway_raw_fns;
+void tp_gateway_server_on_raw(tp_gateway_server *s, const tp_gateway_raw_fns *fns);
+
 /* 1 when the connection (source, generation as in its tags) has sent nothing for quiet_ms (or is gone), else 0. */
 int tp_gateway_server_quiet(const tp_gateway_server *s, uint32_t source, uint32_t generation);
 /* quiet_ms while some connection may go quiet (the longest the caller's poll timeout should be), else -1. */

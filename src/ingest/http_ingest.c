@@ -25,6 +25,9 @@
 
 #include "common/log.h"
 #include "ingest/auth_tokens.h"
+#include "ingest/dyn_ingest.h"
+#include "schema/dynpack.h"
+#include "schema/dynrow.h"
 #include "ops/http_server.h"
 #include "telepack/pack.h"
 #include "telepack/record.h"
@@ -50,6 +53,8 @@ struct tp_http_ingest {
     tp_counter *requests[NCODES];
     tp_counter *records, *bytes;
     tp_counter *auth[NAUTH];
+    tp_counter *rejected;
+    atomic_ullong nrejected;   /* the same, without a registry */
 };
 
 enum { FMT_NDJSON = 1, FMT_PROTO = 2 };
@@ -158,14 +163,34 @@ tp_err tp_http_ingest_reload_tokens(tp_http_ingest *h, char *err, size_t errlen)
 /* ---- memory ---- */
 
 /* Counts n more bytes for this request against the worker's cap; 0, or -1 when the cap would be exceeded. */
-static int reserve(tp_http_ingest *h, req *q, size_t n)
+/* What the worker holds (record bytes not yet in Kafka), and whether it holds back (paused). */
+static size_t worker_held(tp_http_ingest *h, int *paused)
 {
+    if (h->o.dyn) {
+        size_t b = tp_dyn_ingest_buffered(h->o.dyn);
+        if (paused)
+            *paused = b >= h->o.max_buffered_bytes;
+        return b;
+    }
     tp_ingest_stats st;
     tp_ingest_stats_get(h->ing, &st);
+    if (paused)
+        *paused = st.paused != 0;
+    return st.buffered_bytes;
+}
+
+static int worker_failed(tp_http_ingest *h, char *why, size_t cap)
+{
+    return h->o.dyn ? tp_dyn_ingest_failed(h->o.dyn, why, cap) : tp_ingest_failed(h->ing, why, cap);
+}
+
+static int reserve(tp_http_ingest *h, req *q, size_t n)
+{
+    size_t held = worker_held(h, NULL);
     size_t before = atomic_fetch_add(&h->reserved, n);
     /* like the batcher, take one request whatever its size when nothing else is held */
     size_t others = before - q->reserved;
-    if (before + n + st.buffered_bytes > h->o.max_buffered_bytes && (others > 0 || st.buffered_bytes > 0)) {
+    if (before + n + held > h->o.max_buffered_bytes && (others > 0 || held > 0)) {
         atomic_fetch_sub(&h->reserved, n);
         return -1;
     }
@@ -443,6 +468,212 @@ static int deliver(tp_http_ingest *h, const uint8_t *buf, size_t len, uint64_t r
     return rc;
 }
 
+/* ---- records of a run-time schema (o.dyn) ---- */
+
+/* Appends one record's protobuf bytes to p as a frame, counting the growth against the memory cap. */
+static int out_frame(tp_http_ingest *h, req *q, parsed *p, const uint8_t *m, size_t n)
+{
+    if (p->cap - p->len < TP_VARINT_MAX_BYTES + n) {
+        size_t nc = p->cap ? p->cap * 2 : 4096;
+        while (nc - p->len < TP_VARINT_MAX_BYTES + n)
+            nc *= 2;
+        if (reserve(h, q, nc - p->cap))
+            return -1;
+        uint8_t *nb = realloc(p->out, nc);
+        if (!nb)
+            return -2;
+        p->out = nb;
+        p->cap = nc;
+    }
+    p->len += tp_varint_encode(n, p->out + p->len);
+    memcpy(p->out + p->len, m, n);
+    p->len += n;
+    p->records++;
+    return 0;
+}
+
+/* The key of the row just read: good (0), or a 400/403 verdict. A string key (a VIN) is allowed only by a token
+ * whose list covers every vehicle id (no list, or *): the lists hold numbers. */
+static int dyn_key_ok(tp_http_ingest *h, req *q, const tp_dyn_batch *row, const char *where, const char *kind,
+                      uint64_t num, verdict *v)
+{
+    char key[TP_DYN_KEY_MAX + 1], why[300];
+    size_t klen;
+    if (tp_dyn_key_text(row, 0, key, &klen, why, sizeof why)) {
+        v->status = MHD_HTTP_BAD_REQUEST;
+        say(v->msg, sizeof v->msg, "%s: %s; nothing taken", where, why);
+        snprintf(v->extra, sizeof v->extra, "\"%s\":%llu", kind, (unsigned long long)num);
+        return -1;
+    }
+    if (!q->tok)
+        return 0;
+    const tp_dyn_column *kc = &row->columns[tp_schema_get_roles(h->o.schema)->key];
+    int allowed;
+    if (kc->def->kind == TP_COL_STRING || kc->def->kind == TP_COL_BYTES)
+        allowed = tp_auth_tokens_allows(q->tok, q->token, 0) && tp_auth_tokens_allows(q->tok, q->token, UINT64_MAX);
+    else
+        allowed = kc->cells[0].i >= 0 && tp_auth_tokens_allows(q->tok, q->token, kc->cells[0].u);
+    if (allowed)
+        return 0;
+    v->status = MHD_HTTP_FORBIDDEN;
+    say(v->msg, sizeof v->msg, "%s: vehicle %s is not among the vehicles this token may send for%s; nothing taken",
+        where, key, kc->def->kind == TP_COL_STRING || kc->def->kind == TP_COL_BYTES
+                        ? " (a string key needs a token for every vehicle: its id list cannot name it)" : "");
+    snprintf(v->extra, sizeof v->extra, "\"%s\":%llu", kind, (unsigned long long)num);
+    tp_counter_inc(h->auth[AUTH_VEHICLE]);
+    return -1;
+}
+
+static void dyn_bad(tp_http_ingest *h, verdict *v, const char *kind, uint64_t num, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void dyn_bad(tp_http_ingest *h, verdict *v, const char *kind, uint64_t num, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->msg, sizeof v->msg, fmt, ap);
+    va_end(ap);
+    v->status = MHD_HTTP_BAD_REQUEST;
+    snprintf(v->extra, sizeof v->extra, "\"%s\":%llu", kind, (unsigned long long)num);
+    tp_counter_inc(h->rejected);
+    atomic_fetch_add(&h->nrejected, 1);
+}
+
+/* Reads every record of the body under the schema into p (protobuf frames: an NDJSON record's canonical encoding,
+ * a protobuf record's own bytes); the first bad one makes the verdict. */
+static void validate_dyn(tp_http_ingest *h, req *q, tp_dyn_batch *row, uint8_t *enc, size_t enc_cap, parsed *p,
+                         verdict *v)
+{
+    const char *name = tp_schema_message_name(h->o.schema);
+    size_t max = h->o.max_record_bytes, pos = 0;
+    uint64_t num = 0;
+    while (pos < q->len && !v->status) {
+        char where[80];
+        const uint8_t *m;
+        size_t n;
+        tp_err e;
+        int rc;
+        num++;
+        tp_dyn_batch_clear(row);
+        if (q->fmt == FMT_NDJSON) {
+            const char *s = (const char *)q->body + pos;
+            const char *nl = memchr(s, '\n', q->len - pos);
+            size_t ln = nl ? (size_t)(nl - s) : q->len - pos, k = 0;
+            pos += ln + (nl != NULL);
+            while (k < ln && (s[k] == ' ' || s[k] == '\t' || s[k] == '\r'))
+                k++;
+            if (k == ln)
+                continue;
+            snprintf(where, sizeof where, "line %llu", (unsigned long long)num);
+            if ((e = tp_dyn_json_read(row, s, ln, h->o.json_flags))) {
+                if (e == TP_ERR_FULL)
+                    dyn_bad(h, v, "line", num, "%s: its strings and arrays are above what a record of %zu bytes "
+                            "holds; nothing taken", where, max);
+                else
+                    dyn_bad(h, v, "line", num, "%s: it is not a record of %s: %s; nothing taken", where, name,
+                            row->error);
+                return;
+            }
+            if (tp_dyn_encode(row, 0, enc, enc_cap, &n) || n > max) {
+                dyn_bad(h, v, "line", num, "%s: the record encodes to more than the limit of %zu bytes; nothing "
+                        "taken", where, max);
+                return;
+            }
+            m = enc;
+            if (dyn_key_ok(h, q, row, where, "line", num, v)) {
+                if (v->status == MHD_HTTP_BAD_REQUEST) {
+                    tp_counter_inc(h->rejected);
+                    atomic_fetch_add(&h->nrejected, 1);
+                }
+                return;
+            }
+        } else {
+            snprintf(where, sizeof where, "record %llu at byte %zu", (unsigned long long)num, pos);
+            uint64_t len;
+            size_t used;
+            e = tp_varint_decode(q->body + pos, q->len - pos, &len, &used);
+            const char *why = e == TP_ERR_TRUNCATED ? "the body ends inside its length prefix"
+                              : e                   ? "its length prefix is not a valid varint"
+                              : len > max           ? "its length prefix is above the largest record accepted"
+                              : len > q->len - pos - used ? "the body ends inside it (a truncated upload?)"
+                                                          : NULL;
+            if (why) {
+                dyn_bad(h, v, "record", num, "%s: %s; nothing taken", where, why);
+                return;
+            }
+            m = q->body + pos + used;
+            n = (size_t)len;
+            if ((e = tp_dyn_decode(row, m, n))) {
+                dyn_bad(h, v, "record", num, "%s: it does not decode as %s: %s; nothing taken", where, name,
+                        row->error);
+                return;
+            }
+            pos += used + n;
+            if (dyn_key_ok(h, q, row, where, "record", num, v)) {
+                if (v->status == MHD_HTTP_BAD_REQUEST) {
+                    tp_counter_inc(h->rejected);
+                    atomic_fetch_add(&h->nrejected, 1);
+                }
+                return;
+            }
+        }
+        if ((rc = out_frame(h, q, p, m, n)))
+            mem_refusal(v, rc);
+    }
+}
+
+static enum MHD_Result finish_dyn(tp_http_ingest *h, struct MHD_Connection *c, req *q)
+{
+    parsed p = {0};
+    verdict v = {0};
+    tp_dyn_batch *row = NULL;
+    size_t enc_cap = h->o.max_record_bytes + 5 * TP_SCHEMA_MAX_DEPTH;
+    uint8_t *enc = malloc(enc_cap);
+    /* one request's decoding row: a record of n bytes holds at most n string bytes and n elements of 8 */
+    if (!enc || tp_dyn_batch_new(h->o.schema, 1, 9 * h->o.max_record_bytes + 64, &row)) {
+        free(enc);
+        return answer(h, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory", NULL);
+    }
+    validate_dyn(h, q, row, enc, enc_cap, &p, &v);
+    tp_dyn_batch_free(row);
+    free(enc);
+    if (!v.status && p.records == 0) {
+        v.status = MHD_HTTP_BAD_REQUEST;
+        say(v.msg, sizeof v.msg, "the body holds no records");
+    }
+    if (v.status) {
+        free(p.out);
+        return answer(h, c, v.status, v.msg, v.extra);
+    }
+    free(q->body);
+    q->body = NULL;
+    tp_dyn_ticket *t = NULL;
+    char m[700], why[512] = "";
+    uint64_t durable = 0;
+    tp_err e = tp_dyn_ingest_submit(h->o.dyn, p.out, p.len, p.records, &t, why, sizeof why);
+    free(p.out);
+    int rc = e ? 2 : tp_dyn_ingest_wait(h->o.dyn, t, h->o.timeout_ms, &durable);
+    tp_dyn_ticket_release(h->o.dyn, t);
+    if (rc == 0) {
+        tp_counter_add(h->records, p.records);
+        tp_counter_add(h->bytes, q->len);
+        snprintf(m, sizeof m, "{\"records\":%llu,\"bytes\":%zu}", (unsigned long long)p.records, q->len);
+        return answer(h, c, MHD_HTTP_OK, m, NULL);
+    }
+    if (rc == 1)
+        say(m, sizeof m,
+            "Kafka did not confirm the records within %d ms (%llu of %llu durable); retry the whole request "
+            "(records delivered twice are removed downstream)",
+            h->o.timeout_ms, (unsigned long long)durable, (unsigned long long)p.records);
+    else if (worker_failed(h, why, sizeof why) || e)
+        say(m, sizeof m, "the ingest worker failed (%.500s) before the records were durable; retry against another "
+            "worker", why);
+    else
+        say(m, sizeof m, "the ingest worker is shutting down (%llu of %llu records durable); retry the whole request",
+            (unsigned long long)durable, (unsigned long long)p.records);
+    tp_log(TP_LOG_WARN, "http", "answering 503: %s", m);
+    return answer(h, c, MHD_HTTP_SERVICE_UNAVAILABLE, m, NULL);
+}
+
 /* ---- the request handler ---- */
 
 static int media_is(const char *ct, const char *want)
@@ -545,15 +776,15 @@ static int check_headers(tp_http_ingest *h, struct MHD_Connection *c, const char
         return 1;
     }
     char why[512];
-    if (tp_ingest_failed(h->ing, why, sizeof why)) {
+    if (worker_failed(h, why, sizeof why)) {
         char m[600];
-        say(m, sizeof m, "the ingest worker failed (%s); retry against another worker", why);
+        say(m, sizeof m, "the ingest worker failed (%.500s); retry against another worker", why);
         *ret = answer(h, c, MHD_HTTP_SERVICE_UNAVAILABLE, m, NULL);
         return 1;
     }
-    tp_ingest_stats st;
-    tp_ingest_stats_get(h->ing, &st);
-    if (st.paused || (want && reserve(h, q, (size_t)want))) {
+    int paused = 0;
+    worker_held(h, &paused);
+    if (paused || (want && reserve(h, q, (size_t)want))) {
         *ret = answer(h, c, MHD_HTTP_SERVICE_UNAVAILABLE,
                       "memory cap reached (--max-buffered-bytes): Kafka is behind; retry later", NULL);
         return 1;
@@ -569,8 +800,12 @@ static int check_headers(tp_http_ingest *h, struct MHD_Connection *c, const char
     return 0;
 }
 
+static enum MHD_Result finish_dyn(tp_http_ingest *h, struct MHD_Connection *c, req *q);
+
 static enum MHD_Result finish(tp_http_ingest *h, struct MHD_Connection *c, req *q)
 {
+    if (h->o.dyn)
+        return finish_dyn(h, c, q); /* a run-time schema: its own path, below */
     parsed p = {0};
     verdict v = {0};
     if (q->fmt == FMT_NDJSON)
@@ -789,6 +1024,9 @@ static void register_metrics(tp_http_ingest *h)
     h->records = tp_metrics_counter(m, TP_M_HTTP_RECORDS, "records of HTTP requests answered 200 (durable in Kafka)",
                                     NULL);
     h->bytes = tp_metrics_counter(m, TP_M_HTTP_BYTES, "request body bytes of HTTP requests answered 200", NULL);
+    h->rejected = tp_metrics_counter(m, TP_M_HTTP_REJECTED,
+                                     "records refused with 400 (not valid: a bad line, frame or key); their request "
+                                     "was refused whole", NULL);
     for (int i = 0; i < NAUTH; i++) {
         snprintf(labels, sizeof labels, "reason=\"%s\"", k_auth_reasons[i]);
         h->auth[i] = tp_metrics_counter(m, TP_M_HTTP_AUTH_FAILURES,
@@ -810,7 +1048,7 @@ tp_err tp_http_ingest_metrics_register(tp_metrics *m)
 tp_err tp_http_ingest_start(const tp_http_ingest_opts *o, tp_ingest *ing, tp_http_ingest **out, char *err,
                             size_t errlen)
 {
-    if (!o || !ing || !out)
+    if (!o || (!ing && !o->dyn) || (o->dyn && !o->schema) || !out)
         return TP_ERR_INVALID_ARG;
     *out = NULL;
     tp_err e = tp_http_ingest_check_opts(o, err, errlen);
@@ -877,6 +1115,11 @@ tp_err tp_http_ingest_start(const tp_http_ingest_opts *o, tp_ingest *ing, tp_htt
     }
     *out = h;
     return TP_OK;
+}
+
+uint64_t tp_http_ingest_rejected(tp_http_ingest *h)
+{
+    return h ? atomic_load(&h->nrejected) : 0;
 }
 
 uint16_t tp_http_ingest_port(const tp_http_ingest *h)

@@ -22,6 +22,7 @@
 #define TP_M_HTTP_RECORDS "telepack_ingest_http_records_total"
 #define TP_M_HTTP_BYTES "telepack_ingest_http_bytes_total"
 #define TP_M_HTTP_AUTH_FAILURES "telepack_ingest_http_auth_failures_total" /* {reason} */
+#define TP_M_HTTP_REJECTED "telepack_ingest_http_records_rejected_total" /* records refused (400): not valid */
 
 typedef struct tp_http_ingest_opts {
     const char *listen;         /* "HOST:PORT", "[V6]:PORT", ":PORT" (every interface); port 0 = any free port */
@@ -37,6 +38,12 @@ typedef struct tp_http_ingest_opts {
     unsigned max_connections;   /* concurrent connections, one thread each (default 64) */
     size_t max_record_bytes;    /* largest protobuf record (default TP_DEFAULT_MAX_RECORD_BYTES, as the gateways) */
     tp_metrics *metrics;        /* registry for the telepack_ingest_http_* metrics, or NULL; must outlive it */
+    struct tp_dyn_ingest *dyn;  /* records of a run-time schema (dyn_ingest.h) instead of the built-in record: each
+                                   is read under `schema` (NDJSON per protobuf's JSON mapping, or delimited
+                                   protobuf) and goes to this worker (then `ing` of tp_http_ingest_start may be
+                                   NULL); must outlive the endpoint */
+    const struct tp_schema *schema; /* with dyn */
+    int json_flags;             /* with dyn: TP_DYN_JSON_IGNORE_UNKNOWN to skip unknown NDJSON keys */
 } tp_http_ingest_opts;
 
 void tp_http_ingest_opts_init(tp_http_ingest_opts *o);
@@ -56,12 +63,16 @@ tp_err tp_http_ingest_metrics_register(tp_metrics *m);
 typedef struct tp_http_ingest tp_http_ingest;
 
 /* Checks the options, loads the token file and the TLS files, binds and starts serving records into ing (which
- * must outlive the endpoint). TP_ERR_INVALID_ARG (options, or TLS missing from libmicrohttpd), TP_ERR_PARSE (token
+ * must outlive the endpoint), or into o->dyn. TP_ERR_INVALID_ARG (options, or TLS missing from libmicrohttpd), TP_ERR_PARSE (token
  * file), TP_ERR_IO (files, bind), TP_ERR_NOMEM; err gets a sentence. */
 tp_err tp_http_ingest_start(const tp_http_ingest_opts *o, tp_ingest *ing, tp_http_ingest **out, char *err,
                             size_t errlen);
 
 uint16_t tp_http_ingest_port(const tp_http_ingest *h);
+
+/* Records refused with 400 so far (with o.dyn: a record that is not valid under the schema; counted also in
+ * telepack_ingest_http_records_rejected_total). Thread-safe. */
+uint64_t tp_http_ingest_rejected(tp_http_ingest *h);
 
 /* Reads the token file again (the shared store's, with opts.tokens) and uses it for the requests that start from now on; on error the old tokens stay
  * and err says why. TP_ERR_INVALID_ARG without a token file. Thread-safe. */

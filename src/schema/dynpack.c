@@ -102,11 +102,13 @@ struct tp_dyn_grouper {
     uint32_t batch_records;
     size_t max_record_bytes;
     tp_dyn_batch *row;
+    uint8_t *scratch;      /* a JSON record's protobuf encoding: max_record_bytes + 5 x TP_SCHEMA_MAX_DEPTH */
     tp_dyn_group **groups; /* every group ever opened */
     size_t ngroups, cap_groups;
     uint32_t *slots;       /* open addressing: index + 1 into groups, 0 = empty; power of two */
     size_t nslots;
     uint64_t arrivals, buffered;
+    tp_dyn_group *last; /* the group of the last add */
     char error[512];
 };
 
@@ -123,7 +125,8 @@ tp_err tp_dyn_grouper_new(const tp_schema *s, uint32_t batch_records, size_t max
     g->nslots = 64;
     g->slots = calloc(g->nslots, sizeof *g->slots);
     /* A message of n bytes holds at most n string bytes and n array elements of 8 bytes each. */
-    tp_err e = g->slots ? tp_dyn_batch_new(s, 1, 9 * max_record_bytes + 64, &g->row) : TP_ERR_NOMEM;
+    g->scratch = malloc(max_record_bytes + 5 * TP_SCHEMA_MAX_DEPTH);
+    tp_err e = g->slots && g->scratch ? tp_dyn_batch_new(s, 1, 9 * max_record_bytes + 64, &g->row) : TP_ERR_NOMEM;
     if (e) {
         tp_dyn_grouper_free(g);
         return e;
@@ -142,6 +145,7 @@ void tp_dyn_grouper_free(tp_dyn_grouper *g)
     }
     free(g->groups);
     free(g->slots);
+    free(g->scratch);
     tp_dyn_batch_free(g->row);
     free(g);
 }
@@ -230,22 +234,10 @@ static tp_err append(tp_dyn_group *grp, const uint8_t *p, size_t n)
     return TP_OK;
 }
 
-tp_err tp_dyn_grouper_add(tp_dyn_grouper *g, const uint8_t *msg, size_t len, tp_dyn_group **full)
+/* Appends msg[0..len), decoded into g->row, to its key's group. */
+static tp_err add_decoded(tp_dyn_grouper *g, const uint8_t *msg, size_t len, tp_dyn_group **full)
 {
-    *full = NULL;
-    g->error[0] = 0;
-    if (len > g->max_record_bytes) {
-        snprintf(g->error, sizeof g->error, "a record of %zu bytes is above the limit of %zu bytes", len,
-                 g->max_record_bytes);
-        return TP_ERR_RECORD_TOO_LARGE;
-    }
-    tp_dyn_batch_clear(g->row);
-    tp_err e = tp_dyn_decode(g->row, msg, len);
-    if (e) {
-        snprintf(g->error, sizeof g->error, "it does not decode as %s: %s", tp_schema_message_name(g->schema),
-                 g->row->error);
-        return e == TP_ERR_FULL ? TP_ERR_RECORD_TOO_LARGE : e;
-    }
+    tp_err e;
     char key[TP_DYN_KEY_MAX + 1];
     size_t klen;
     if ((e = tp_dyn_key_text(g->row, 0, key, &klen, g->error, sizeof g->error)) != TP_OK)
@@ -293,11 +285,70 @@ tp_err tp_dyn_grouper_add(tp_dyn_grouper *g, const uint8_t *msg, size_t len, tp_
         grp->has_time = true;
     }
     grp->count++;
+    g->last = grp;
     g->arrivals++;
     g->buffered++;
     if (grp->count >= g->batch_records)
         *full = grp;
     return TP_OK;
+}
+
+tp_err tp_dyn_grouper_add(tp_dyn_grouper *g, const uint8_t *msg, size_t len, tp_dyn_group **full)
+{
+    *full = NULL;
+    g->error[0] = 0;
+    if (len > g->max_record_bytes) {
+        snprintf(g->error, sizeof g->error, "a record of %zu bytes is above the limit of %zu bytes", len,
+                 g->max_record_bytes);
+        return TP_ERR_RECORD_TOO_LARGE;
+    }
+    tp_dyn_batch_clear(g->row);
+    tp_err e = tp_dyn_decode(g->row, msg, len);
+    if (e) {
+        snprintf(g->error, sizeof g->error, "it does not decode as %s: %s", tp_schema_message_name(g->schema),
+                 g->row->error);
+        return e == TP_ERR_FULL ? TP_ERR_RECORD_TOO_LARGE : e;
+    }
+    return add_decoded(g, msg, len, full);
+}
+
+tp_err tp_dyn_grouper_add_json(tp_dyn_grouper *g, const char *text, size_t len, int flags, tp_dyn_group **full)
+{
+    *full = NULL;
+    g->error[0] = 0;
+    tp_dyn_batch_clear(g->row);
+    tp_err e = tp_dyn_json_read(g->row, text, len, flags);
+    if (e == TP_ERR_FULL) {
+        snprintf(g->error, sizeof g->error, "its strings and arrays are above what a record of %zu bytes holds",
+                 g->max_record_bytes);
+        return TP_ERR_RECORD_TOO_LARGE;
+    }
+    if (e) {
+        snprintf(g->error, sizeof g->error, "it is not a record of %s: %s", tp_schema_message_name(g->schema),
+                 g->row->error);
+        return e;
+    }
+    size_t n = 0;
+    e = tp_dyn_encode(g->row, 0, g->scratch, g->max_record_bytes + 5 * TP_SCHEMA_MAX_DEPTH, &n);
+    if (e == TP_ERR_FULL || (!e && n > g->max_record_bytes)) {
+        snprintf(g->error, sizeof g->error, "it encodes to more than the limit of %zu bytes a record",
+                 g->max_record_bytes);
+        return TP_ERR_RECORD_TOO_LARGE;
+    }
+    if (e)
+        return e;
+    return add_decoded(g, g->scratch, n, full);
+}
+
+tp_dyn_group *tp_dyn_grouper_last(const tp_dyn_grouper *g)
+{
+    return g->last;
+}
+
+void tp_dyn_grouper_each(tp_dyn_grouper *g, void (*fn)(void *ctx, tp_dyn_group *grp), void *ctx)
+{
+    for (size_t i = 0; i < g->ngroups; i++)
+        fn(ctx, g->groups[i]);
 }
 
 tp_dyn_group *tp_dyn_grouper_oldest(tp_dyn_grouper *g)

@@ -45,13 +45,14 @@ typedef struct tp_dyn_group {
     uint64_t opened;    /* arrival number of its first record (the oldest open group goes first) */
     int64_t time_lo_ns, time_hi_ns; /* event-time span of its records (when the schema has a time role) */
     bool has_time;
+    void *user;         /* the caller's: NULL when the group is made, then left alone */
 } tp_dyn_group;
 
 typedef struct tp_dyn_grouper tp_dyn_grouper;
 
 /* batch_records: records per pack (1..2^32-1); max_record_bytes: the largest message accepted (its frame is
  * refused above it). Memory: one group per distinct key seen (~300 bytes + its content buffer, which holds at
- * most batch_records frames), plus one decoding row of about 9 x max_record_bytes. */
+ * most batch_records frames), plus one decoding row of about 9 x max_record_bytes and one record's encoding. */
 tp_err tp_dyn_grouper_new(const tp_schema *s, uint32_t batch_records, size_t max_record_bytes, tp_dyn_grouper **out);
 void tp_dyn_grouper_free(tp_dyn_grouper *g);
 
@@ -60,6 +61,16 @@ void tp_dyn_grouper_free(tp_dyn_grouper *g);
  * original bytes to its key's group. *full is set to the group when it reached batch_records (pack it, then
  * tp_dyn_grouper_release), else NULL. TP_ERR_NOMEM. */
 tp_err tp_dyn_grouper_add(tp_dyn_grouper *g, const uint8_t *msg, size_t len, tp_dyn_group **full);
+/* As tp_dyn_grouper_add for one NDJSON record text[0..len) (tp_dyn_json_read with flags, TP_DYN_JSON_*): the
+ * record is read per protobuf's JSON mapping and its protobuf encoding (tp_dyn_encode, canonical) is what the
+ * group holds. TP_ERR_PARSE (a sentence naming the key or field in tp_dyn_grouper_error), TP_ERR_RECORD_TOO_LARGE
+ * (the encoding is above max_record_bytes), TP_ERR_DECODE (a bad key), TP_ERR_NOMEM. The row it read is
+ * tp_dyn_grouper_row. */
+tp_err tp_dyn_grouper_add_json(tp_dyn_grouper *g, const char *text, size_t len, int flags, tp_dyn_group **full);
+/* The group the last successful add went to (it may be the *full one), or NULL. */
+tp_dyn_group *tp_dyn_grouper_last(const tp_dyn_grouper *g);
+/* Calls fn for every group ever made (open or closed), e.g. to free what .user points to. */
+void tp_dyn_grouper_each(tp_dyn_grouper *g, void (*fn)(void *ctx, tp_dyn_group *grp), void *ctx);
 /* The open group whose first record arrived longest ago, or NULL when none is open. */
 tp_dyn_group *tp_dyn_grouper_oldest(tp_dyn_grouper *g);
 /* Records held in open groups. */

@@ -14,9 +14,10 @@
 #error "dynrow.c copies IEEE 754 values as little-endian bytes; add byte swapping for this target"
 #endif
 
-/* Timestamps as int64 ns: seconds within these bounds (1677-09-21T00:12:44Z .. 2262-04-11T23:47:16Z). */
-#define TS_MIN_S (-9223372036LL)
-#define TS_MAX_S 9223372035LL
+/* Timestamps as int64 ns: INT64_MIN .. INT64_MAX ns is 1677-09-21T00:12:43.145224192Z ..
+ * 2262-04-11T23:47:16.854775807Z, seconds within these bounds (nanos checked at each end). */
+#define TS_MIN_S (-9223372037LL)
+#define TS_MAX_S 9223372036LL
 
 tp_err tp_dyn_batch_new(const tp_schema *s, size_t capacity, size_t max_bytes, tp_dyn_batch **out)
 {
@@ -329,7 +330,8 @@ static tp_err read_timestamp(dctx *c, const tp_schema_column *def, const uint8_t
         return derr(c, TP_ERR_DECODE, start,
                     "the Timestamp %s (seconds %lld, nanos %lld) is outside 1677-09-21..2262-04-11 or has nanos "
                     "outside 0..999999999", def->path, (long long)seconds, (long long)nanos);
-    *out = seconds * 1000000000 + nanos;
+    /* at the low end seconds x 1e9 alone would overflow */
+    *out = seconds >= 0 ? seconds * 1000000000 + nanos : (seconds + 1) * 1000000000 + (nanos - 1000000000);
     return TP_OK;
 }
 
@@ -641,9 +643,9 @@ static void encode_msg(wbuf *w, const tp_dyn_batch *b, const tp_schema_node *nod
             continue;
         }
         if (def->label == TP_LABEL_REPEATED) {
-            const tp_dyn_value *e = col->elems + v.a.off;
             if (v.a.count == 0)
                 continue;
+            const tp_dyn_value *e = col->elems + v.a.off; /* not before: elems may be NULL */
             if (def->packed) {
                 size_t n = 0;
                 for (uint32_t k = 0; k < v.a.count; k++)

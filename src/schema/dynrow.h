@@ -89,4 +89,23 @@ void tp_dyn_text_free(tp_dyn_text *t);
  * not present (and implicit ones equal to zero) left out. TP_ERR_NOMEM only. */
 tp_err tp_dyn_row_json(const tp_dyn_batch *b, size_t row, int flags, tp_dyn_text *out);
 
+/* ---- reading NDJSON ---- */
+
+#define TP_DYN_JSON_IGNORE_UNKNOWN 2 /* skip keys that name no field (and enum names the enum lacks) */
+#define TP_DYN_JSON_MAX_NESTING 64   /* JSON nesting of a skipped value (under TP_DYN_JSON_IGNORE_UNKNOWN) */
+
+/* Parses text[0..len) as one JSON object per protobuf's JSON mapping and appends it as a row (the inverse of
+ * tp_dyn_row_json): keys are the fields' JSON names (lowerCamelCase or json_name) or .proto names; a flattened
+ * message is a nested object; integers are JSON numbers or decimal strings (an exponent form must be integral),
+ * checked against their type's range; enums by name or number; Timestamps as RFC 3339 with Z or an offset and 0-9
+ * fraction digits; bytes as base64 (standard or URL-safe, padding optional); floats as numbers or strings, "NaN",
+ * "Infinity", "-Infinity"; null leaves a field absent; repeated fields are arrays. Strings must be UTF-8 (escaped
+ * surrogates paired). Whitespace may surround the object, nothing else. Errors: TP_ERR_PARSE with a sentence in
+ * b->error naming the column and the key or field ("at column 17: unknown key \"lat\" in the top level: ..."):
+ * unknown keys (unless TP_DYN_JSON_IGNORE_UNKNOWN), duplicate keys (also a field's JSON and .proto name together),
+ * a value of the wrong kind or out of range; TP_ERR_FULL (as tp_dyn_decode), TP_ERR_NOMEM. On error the batch is as
+ * it was. No allocation once the batch's arena and arrays have grown; the stack holds at most the schema's depth
+ * of objects (plus TP_DYN_JSON_MAX_NESTING levels for a skipped value). flags: TP_DYN_JSON_IGNORE_UNKNOWN. */
+tp_err tp_dyn_json_read(tp_dyn_batch *b, const char *text, size_t len, int flags);
+
 #endif

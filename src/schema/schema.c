@@ -219,6 +219,34 @@ static int add_column(fctx *c, size_t depth, const pd_field *f, int type, tp_col
     return (int)s->ncolumns++;
 }
 
+static int by_name(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* NDJSON writes an enum value by name and reads the name back: the names must be identifiers and distinct (protoc
+ * ensures both; a hand-made set need not). Each enum is checked once, at its first column. */
+static int check_enum_names(fctx *c, const tp_schema_enum *en)
+{
+    for (size_t i = 0; i < c->s->ncolumns; i++)
+        if (c->s->columns[i].enum_type == en)
+            return 0;
+    for (size_t i = 0; i < en->count; i++)
+        if (!en->names[i] || !is_identifier(en->names[i]))
+            return refuse(c, TP_ERR_INVALID_ARG, "enum %s has a value (number %d) whose name is not an identifier",
+                          en->full_name, (int)en->numbers[i]);
+    const char **sorted = malloc(en->count * sizeof *sorted);
+    if (!sorted)
+        return refuse(c, TP_ERR_NOMEM, "out of memory while flattening %s", c->s->message);
+    memcpy(sorted, en->names, en->count * sizeof *sorted);
+    qsort(sorted, en->count, sizeof *sorted, by_name);
+    for (size_t i = 1; i < en->count; i++)
+        if (!strcmp(sorted[i], sorted[i - 1])) {
+            int rc = refuse(c, TP_ERR_INVALID_ARG, "enum %s has two values named %s", en->full_name, sorted[i]);
+            free(sorted);
+            return rc;
+        }
+    free(sorted);
+    return 0;
+}
+
 static int flatten(fctx *c, const pd_message *m, size_t depth, tp_schema_node *node);
 
 static int flatten_field(fctx *c, const pd_message *m, const pd_field *f, size_t depth, tp_schema_member *mem)
@@ -242,6 +270,14 @@ static int flatten_field(fctx *c, const pd_message *m, const pd_field *f, size_t
         return refuse(c, TP_ERR_INVALID_ARG,
                       "field %s is part of a oneof: oneofs are not supported yet (make the members plain "
                       "optional fields)", where);
+    if (f->json_name) { /* NDJSON keys: written unescaped, read back by name */
+        bool ok = f->json_name[0] && tp_dyn_utf8_valid((const uint8_t *)f->json_name, strlen(f->json_name));
+        for (const char *q = f->json_name; ok && *q; q++)
+            ok = (unsigned char)*q >= 0x20 && *q != '"' && *q != '\\' && *q != 0x7f;
+        if (!ok)
+            return refuse(c, TP_ERR_INVALID_ARG, "field %s has a json_name that is empty, not UTF-8 or holds a "
+                          "quote, backslash or control character", where);
+    }
     c->names[depth] = f->name;
     c->json[depth] = f->json_name ? f->json_name : camel(&c->s->arena, f->name);
     c->numbers[depth] = f->number;
@@ -272,6 +308,8 @@ static int flatten_field(fctx *c, const pd_message *m, const pd_field *f, size_t
         if (en->count == 0)
             return refuse(c, TP_ERR_INVALID_ARG, "field %s has enum type %s, which has no values", where,
                           en->full_name);
+        if (check_enum_names(c, en))
+            return -1;
         int col = add_column(c, depth, f, f->type, label, repeated && m->proto3 ? !f->has_packed || f->packed
                                                                                 : f->has_packed && f->packed, en);
         if (col < 0)
@@ -357,6 +395,16 @@ static int flatten(fctx *c, const pd_message *m, size_t depth, tp_schema_node *n
             if (!strcmp(m->fields[i].name, m->fields[j].name))
                 return refuse(c, TP_ERR_INVALID_ARG, "message %s has two fields named %s", m->full_name,
                               m->fields[i].name);
+    /* NDJSON keys are either name: one key must name one field (protoc refuses json_name conflicts too). */
+    for (size_t i = 0; i < node->count; i++)
+        for (size_t j = i + 1; j < node->count; j++) {
+            const tp_schema_member *a = &node->members[i], *b = &node->members[j];
+            if (!strcmp(a->json_name, b->json_name) || !strcmp(a->json_name, b->name) ||
+                !strcmp(a->name, b->json_name))
+                return refuse(c, TP_ERR_INVALID_ARG, "fields %s and %s of message %s have the same JSON name or a "
+                              "JSON name equal to the other's name: NDJSON keys would be ambiguous", a->name,
+                              b->name, m->full_name);
+        }
     return 0;
 }
 

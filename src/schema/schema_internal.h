@@ -81,6 +81,9 @@ struct tp_schema {
     char fingerprint_hex[17];
 };
 
+/* Whether s[0..n) is well-formed UTF-8 (no overlong forms, no surrogates, at most U+10FFFF). */
+bool tp_dyn_utf8_valid(const uint8_t *s, size_t n);
+
 void tp_schema_errf(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

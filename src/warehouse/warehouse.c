@@ -151,6 +151,13 @@ tp_err tp_warehouse_open(const char *url, const tp_warehouse_opts *opts, tp_ware
                      "sqlite:PATH, clickhouse://HOST:PORT/DB or bigquery://PROJECT/DATASET/TABLE, not null:", url);
         return TP_ERR_INVALID_ARG;
     }
+    if (opts->lineage_columns == TP_WH_LINEAGE_NO && (ops != &tp_wh_clickhouse_ops || opts->schema)) {
+        if (err_msg && err_cap)
+            snprintf(err_msg, err_cap, "warehouse URL \"%s\": tables without the lineage columns (--lineage-columns "
+                     "no) are made only for the built-in ClickHouse table (clickhouse://, without --schema); drop "
+                     "the option", url);
+        return TP_ERR_INVALID_ARG;
+    }
     /* A run-time schema: the same URL, served by the backend of generated tables. */
     if (opts->schema)
         ops = ops == &tp_wh_sqlite_ops       ? &tp_wh_sqlite_schema_ops
@@ -172,6 +179,7 @@ tp_err tp_warehouse_open(const char *url, const tp_warehouse_opts *opts, tp_ware
     w->tls = tls;
     memcpy(w->table, table, strlen(table) + 1);
     w->create_table = opts->create_table;
+    w->lineage_columns = opts->lineage_columns;
     w->schema = opts->schema;
     w->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : TP_WH_DEFAULT_TIMEOUT_MS;
     w->user = dup_or_null(opts->user);

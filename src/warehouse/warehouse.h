@@ -19,9 +19,19 @@ typedef struct tp_partition_offset {
     int64_t next_offset;
 } tp_partition_offset;
 
+/* The per-row lineage columns (kafka_partition, kafka_offset) of a table create_table makes. */
+typedef enum tp_wh_lineage {
+    TP_WH_LINEAGE_DEFAULT = 0, /* the backend's default: ClickHouse without, the others with */
+    TP_WH_LINEAGE_YES,
+    TP_WH_LINEAGE_NO,
+} tp_wh_lineage;
+
 typedef struct tp_warehouse_opts {
     const char *table;            /* table name; default "vehicle_positions" */
     int create_table;             /* create the table (and database) when missing */
+    tp_wh_lineage lineage_columns; /* the built-in ClickHouse table that create_table makes: with or without
+                                    * kafka_partition, kafka_offset per row (default: without). An existing table
+                                    * loads in its own shape. Other backends always have them: NO is refused */
     const char *user;             /* ClickHouse user / password; NULL = default user */
     const char *password;
     const char *ca_file;          /* HTTPS (clickhouses://, BigQuery): PEM file of the CAs that verify the server;

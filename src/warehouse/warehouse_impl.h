@@ -40,6 +40,7 @@ struct tp_warehouse {
     /* Options, copied at open. */
     char table[TP_WH_NAME_MAX + 1];
     int create_table;
+    tp_wh_lineage lineage_columns;
     char *user;
     char *password;
     char *token_file;

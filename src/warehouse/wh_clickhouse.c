@@ -4,7 +4,7 @@
  * (Debian's). See docs/WAREHOUSES.md.
  *
  * Native block (the body of INSERT ... FORMAT Native; over HTTP without the TCP protocol's block info):
- *   varint columns (11) | varint rows (n) | per column, in the order of INSERT_COLUMNS:
+ *   varint columns (11; 9 without lineage) | varint rows (n) | per column, in the order of INSERT_COLUMNS:
  *     varint name length | name | varint type length | type ("UInt64") | n values, little-endian, fixed width
  * Rows are ordered by (vehicle_id, sampled_at_ms, seq): a batch is a sequence of per-vehicle packs, each already in
  * time order, so the order is found by sorting the packs' runs by their first key and, only when runs overlap, by
@@ -13,6 +13,11 @@
  * ?format=rowbinary keeps the former path for comparison: rows as they arrived, 68 bytes each, little-endian:
  *   vehicle_id u64 | sampled_at_ms i64 | seq u64 | latitude f64 | longitude f64 | speed_kmh f32 | heading_deg f32 |
  *   accuracy_m f32 | meter_status i32 | kafka_partition i32 | kafka_offset i64
+ *
+ * A table without the lineage columns kafka_partition and kafka_offset (--lineage-columns no, or made so by an
+ * operator) is accepted: ensure_table finds out which shape the table has, and both formats then send the first 9
+ * columns only (Native: 9 columns; RowBinary: 56 bytes per row). Exactly-once does not rest on them but on the
+ * identity key and the kafka_offsets table.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -28,10 +33,15 @@
 #define CH_DEFAULT_PORT 8123
 #define CH_DEFAULT_TLS_PORT 8443
 #define CH_ROW_BYTES 68
+#define CH_LINEAGE_BYTES 12 /* kafka_partition i32 + kafka_offset i64 at the end of a RowBinary row */
 #define CH_OFFSETS_TABLE "kafka_offsets"
-#define INSERT_COLUMNS                                                                                            \
-    "vehicle_id, sampled_at_ms, seq, latitude, longitude, speed_kmh, heading_deg, accuracy_m, meter_status, "     \
-    "kafka_partition, kafka_offset"
+/* What --create-table makes without --lineage-columns: the table without kafka_partition/kafka_offset. They cost the
+ * server two more files per part, about a fifth of its CPU per inserted row (bench/ch_inserts, docs/WAREHOUSES.md),
+ * and nothing rests on them. */
+#define CH_LINEAGE_DEFAULT TP_WH_LINEAGE_NO
+#define RECORD_COLUMNS                                                                                            \
+    "vehicle_id, sampled_at_ms, seq, latitude, longitude, speed_kmh, heading_deg, accuracy_m, meter_status"
+#define INSERT_COLUMNS RECORD_COLUMNS ", kafka_partition, kafka_offset"
 
 /* Our columns and their exact ClickHouse types: RowBinary carries no types, so ensure_table checks them. */
 static const struct {
@@ -42,13 +52,15 @@ static const struct {
     {"meter_status", "Int32"},  {"kafka_partition", "Int32"}, {"kafka_offset", "Int64"},
 };
 #define N_COLUMNS (sizeof columns / sizeof columns[0])
+#define N_RECORD_COLUMNS (N_COLUMNS - 2) /* without the lineage columns, the last two */
 
 typedef struct wh_clickhouse {
     tp_wh_http http;
     struct curl_slist *headers;
     char where[300];      /* "ClickHouse at HOST:PORT", for sentences */
     char base_url[300];   /* http://HOST:PORT/ or https://HOST:PORT/ */
-    char *insert_url;     /* base_url + ?query=INSERT ... FORMAT RowBinary (escaped once) */
+    char *insert_url;     /* base_url + ?query=INSERT ... FORMAT Native|RowBinary (escaped once) */
+    int lineage;          /* the table has kafka_partition, kafka_offset (sent); 1 until ensure_table learns */
     char *offsets_url;    /* the same for the offsets table */
     char db[TP_WH_NAME_MAX + 1];
     char version[64];     /* SELECT version(), learnt on first contact */
@@ -246,6 +258,21 @@ static char *make_insert_url(wh_clickhouse *c, const char *query)
     return url;
 }
 
+/* The rows' INSERT for the table's shape (c->lineage) and the body format. */
+static tp_err ch_set_insert_url(tp_warehouse *w)
+{
+    wh_clickhouse *c = impl(w);
+    char q[512];
+    snprintf(q, sizeof q, "INSERT INTO %s.%s (%s) FORMAT %s", c->db, w->table,
+             c->lineage ? INSERT_COLUMNS : RECORD_COLUMNS, c->rowbinary ? "RowBinary" : "Native");
+    char *url = make_insert_url(c, q);
+    if (!url)
+        return TP_ERR_NOMEM;
+    free(c->insert_url);
+    c->insert_url = url;
+    return TP_OK;
+}
+
 static tp_err ch_bad_url(tp_warehouse *w, const char *url_rest)
 {
     return tp_wh_fail(w, TP_ERR_PARSE,
@@ -405,16 +432,16 @@ static tp_err ch_open(tp_warehouse *w, const char *url_rest)
     }
     if ((e = tp_wh_http_init(&c->http)) || (e = ch_headers(w, c)))
         return e;
+    c->lineage = 1;
+    if ((e = ch_set_insert_url(w)))
+        return e;
     char q[512];
-    snprintf(q, sizeof q, "INSERT INTO %s.%s (" INSERT_COLUMNS ") FORMAT %s", c->db, w->table,
-             c->rowbinary ? "RowBinary" : "Native");
-    c->insert_url = make_insert_url(c, q);
     snprintf(q, sizeof q,
              "INSERT INTO %s." CH_OFFSETS_TABLE " (table_name, topic, kafka_partition, next_offset, loaded_at) "
              "FORMAT RowBinary",
              c->db);
     c->offsets_url = make_insert_url(c, q);
-    if (!c->insert_url || !c->offsets_url)
+    if (!c->offsets_url)
         return TP_ERR_NOMEM;
     return TP_OK;
 }
@@ -602,17 +629,19 @@ static tp_err ch_ensure_table(tp_warehouse *w)
             return e;
         /* ReplacingMergeTree on the identity: re-delivered records collapse at merge time (FINAL at query time).
          * The partition key is a function of sampled_at_ms, part of the identity, so duplicates always meet in
-         * the same partition. 18.16 has no DateTime64: sampled_at (seconds) is computed for readability. */
+         * the same partition. 18.16 has no DateTime64: sampled_at (seconds) is computed for readability.
+         * The lineage columns only when asked for (w->lineage_columns; see CH_LINEAGE_DEFAULT). An existing
+         * table is left as it is (IF NOT EXISTS) and loaded in its own shape, found below. */
+        int lineage = (w->lineage_columns ? w->lineage_columns : CH_LINEAGE_DEFAULT) == TP_WH_LINEAGE_YES;
         if ((e = ch_sql(w, "CREATE TABLE",
                         "CREATE TABLE IF NOT EXISTS %s.%s ("
                         "vehicle_id UInt64, sampled_at_ms Int64, seq UInt64, latitude Float64, longitude Float64, "
-                        "speed_kmh Float32, heading_deg Float32, accuracy_m Float32, meter_status Int32, "
-                        "kafka_partition Int32, kafka_offset Int64, "
+                        "speed_kmh Float32, heading_deg Float32, accuracy_m Float32, meter_status Int32, %s"
                         "sampled_at DateTime MATERIALIZED toDateTime(intDiv(sampled_at_ms, 1000))"
                         ") ENGINE = ReplacingMergeTree "
                         "PARTITION BY toYYYYMMDD(toDateTime(intDiv(sampled_at_ms, 1000))) "
                         "ORDER BY (vehicle_id, sampled_at_ms, seq)",
-                        c->db, w->table)))
+                        c->db, w->table, lineage ? "kafka_partition Int32, kafka_offset Int64, " : "")))
             return e;
     }
     /* Column names and exact types: RowBinary would load garbage into a column of another type. */
@@ -625,24 +654,40 @@ static tp_err ch_ensure_table(tp_warehouse *w)
     if (!ans[0])
         return tp_wh_fail(w, TP_ERR_WAREHOUSE, "%s has no table %s.%s; run with --create-table or create it",
                           c->where, c->db, w->table);
+    /* The record columns must all be there; the lineage columns both, with their types, or neither. */
+    int has[N_COLUMNS] = {0}, named[N_COLUMNS] = {0};
     for (size_t i = 0; i < N_COLUMNS; i++) {
-        char line[128];
-        snprintf(line, sizeof line, "%s\t%s\n", columns[i].name, columns[i].type);
-        size_t n = strlen(line);
-        int found = 0;
-        for (const char *s = ans; *s; s += strcspn(s, "\n") + (s[strcspn(s, "\n")] ? 1 : 0))
-            if (!strncmp(s, line, n)) {
-                found = 1;
-                break;
-            }
-        if (!found)
+        size_t name_n = strlen(columns[i].name), type_n = strlen(columns[i].type);
+        for (const char *s = ans; *s; s += strcspn(s, "\n") + (s[strcspn(s, "\n")] ? 1 : 0)) {
+            if (strncmp(s, columns[i].name, name_n) || s[name_n] != '\t')
+                continue;
+            named[i] = 1;
+            has[i] = !strncmp(s + name_n + 1, columns[i].type, type_n) &&
+                     (s[name_n + 1 + type_n] == '\n' || !s[name_n + 1 + type_n]);
+            break;
+        }
+        if (!has[i] && (i < N_RECORD_COLUMNS || named[i]))
             return tp_wh_fail(w, TP_ERR_WAREHOUSE,
                               "%s: table %s.%s has no column %s of type %s; recreate it (--create-table on a new "
                               "table) or load into another one (--table)",
                               c->where, c->db, w->table, columns[i].name, columns[i].type);
     }
+    if (has[N_COLUMNS - 2] != has[N_COLUMNS - 1]) {
+        size_t missing = has[N_COLUMNS - 2] ? N_COLUMNS - 1 : N_COLUMNS - 2;
+        return tp_wh_fail(w, TP_ERR_WAREHOUSE,
+                          "%s: table %s.%s has only one of the lineage columns kafka_partition and kafka_offset; "
+                          "add the other (ALTER TABLE %s.%s ADD COLUMN %s %s) or drop the one it has",
+                          c->where, c->db, w->table, c->db, w->table, columns[missing].name,
+                          columns[missing].type);
+    }
     if ((e = ch_check_engine(w)))
         return e;
+    int lineage = has[N_COLUMNS - 1];
+    if (lineage != c->lineage) {
+        c->lineage = lineage;
+        if ((e = ch_set_insert_url(w)))
+            return e;
+    }
     return ch_offsets_table(w);
 }
 
@@ -704,6 +749,7 @@ static tp_err ch_send_gzip(tp_warehouse *w, const char *url, const uint8_t *body
 static tp_err rowbinary_body(tp_warehouse *w, const tp_row_batch *b)
 {
     wh_clickhouse *c = impl(w);
+    size_t row = c->lineage ? CH_ROW_BYTES : CH_ROW_BYTES - CH_LINEAGE_BYTES;
     if (b->count > SIZE_MAX / CH_ROW_BYTES)
         return TP_ERR_NOMEM;
     c->body.len = 0;
@@ -711,7 +757,7 @@ static tp_err rowbinary_body(tp_warehouse *w, const tp_row_batch *b)
     if (e)
         return e;
     uint8_t *p = c->body.data;
-    for (size_t i = 0; i < b->count; i++, p += CH_ROW_BYTES) {
+    for (size_t i = 0; i < b->count; i++, p += row) {
         tp_wh_put_le64(p, b->vehicle_id[i]);
         tp_wh_put_le64(p + 8, (uint64_t)b->sampled_at_ms[i]);
         tp_wh_put_le64(p + 16, b->seq[i]);
@@ -721,10 +767,12 @@ static tp_err rowbinary_body(tp_warehouse *w, const tp_row_batch *b)
         tp_wh_put_le32(p + 44, f32_bits(b->heading_deg[i]));
         tp_wh_put_le32(p + 48, f32_bits(b->accuracy_m[i]));
         tp_wh_put_le32(p + 52, (uint32_t)b->meter_status[i]);
-        tp_wh_put_le32(p + 56, (uint32_t)b->kafka_partition[i]);
-        tp_wh_put_le64(p + 60, (uint64_t)b->kafka_offset[i]);
+        if (c->lineage) {
+            tp_wh_put_le32(p + 56, (uint32_t)b->kafka_partition[i]);
+            tp_wh_put_le64(p + 60, (uint64_t)b->kafka_offset[i]);
+        }
     }
-    c->body.len = b->count * CH_ROW_BYTES;
+    c->body.len = b->count * row;
     return TP_OK;
 }
 
@@ -844,7 +892,8 @@ static uint8_t *put_header(uint8_t *p, const char *name, const char *type)
     return put_string(p, type);
 }
 
-/* One Native block of the batch, columns in INSERT_COLUMNS order, rows in key order. */
+/* One Native block of the batch, columns in INSERT_COLUMNS order (without the last two for a table without the
+ * lineage columns), rows in key order. */
 static tp_err native_body(tp_warehouse *w, const tp_row_batch *b)
 {
     wh_clickhouse *c = impl(w);
@@ -859,7 +908,7 @@ static tp_err native_body(tp_warehouse *w, const tp_row_batch *b)
     if ((e = tp_wh_buf_reserve(&c->body, 20 + N_COLUMNS * 40 + n * CH_ROW_BYTES)))
         return e;
     uint8_t *p = c->body.data;
-    p = put_varint(p, N_COLUMNS);
+    p = put_varint(p, c->lineage ? N_COLUMNS : N_RECORD_COLUMNS);
     p = put_varint(p, n);
 #define ROW(i) (ord ? ord[i] : (i))
 #define COL64(k, expr)                                                                                         \
@@ -879,8 +928,10 @@ static tp_err native_body(tp_warehouse *w, const tp_row_batch *b)
     COL32(6, f32_bits(b->heading_deg[ROW(i)]))
     COL32(7, f32_bits(b->accuracy_m[ROW(i)]))
     COL32(8, b->meter_status[ROW(i)])
-    COL32(9, b->kafka_partition[ROW(i)])
-    COL64(10, b->kafka_offset[ROW(i)])
+    if (c->lineage) {
+        COL32(9, b->kafka_partition[ROW(i)])
+        COL64(10, b->kafka_offset[ROW(i)])
+    }
 #undef COL64
 #undef COL32
 #undef ROW

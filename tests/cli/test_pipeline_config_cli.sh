@@ -41,6 +41,7 @@ kafka:
     log_level: 3
 ingest:
   batch_records: 16
+  input_format: delimited
 sink:
   group: gc
   warehouse: "sqlite:ev.db"
@@ -54,7 +55,7 @@ cd "$tmp/elsewhere" || exit 1
 grep -q "240 records of $msg (schema 99b3bbc325167eac) -> 18 packs delivered" "$tmp/ing.err" ||
     fail "ingest --config summary: $(cat "$tmp/ing.err")"
 "$tp" ingest --schema "$data/ev_telemetry.pb" --message $msg --key-field vin --brokers "$boot" --topic evf \
-    --batch-records 16 -X log_level=3 --from "$tmp/ev.bin" 2>"$tmp/ingf.err" || fail "ingest flags: $(cat "$tmp/ingf.err")"
+    --batch-records 16 --input-format delimited -X log_level=3 --from "$tmp/ev.bin" 2>"$tmp/ingf.err" || fail "ingest flags: $(cat "$tmp/ingf.err")"
 grep -q "240 records of $msg (schema 99b3bbc325167eac) -> 18 packs delivered" "$tmp/ingf.err" ||
     fail "ingest flags summary: $(cat "$tmp/ingf.err")"
 # a flag overrides the file: one pack per vehicle at --batch-records 1000, into another topic
@@ -115,10 +116,10 @@ printf 'sink:\n  group: g\n  flush_msec: 10\n' >"$tmp/conf/bad.yaml"
 "$tp" sink --config ../conf/bad.yaml 2>"$tmp/err"; rc=$?
 [ $rc = 2 ] && grep -qx 'telepack sink: ../conf/bad.yaml:3: unknown key "flush_msec" in sink (did you mean flush_ms?)' "$tmp/err" ||
     fail "bad key: $rc $(cat "$tmp/err")"
-printf 'schema: {descriptor: ev.pb, message: %s}\ningest:\n  linger_ms: 5\n' $msg >"$tmp/conf/bad2.yaml"
+printf 'schema: {descriptor: ev.pb, message: %s}\ningest:\n  threads: 2\n' $msg >"$tmp/conf/bad2.yaml"
 "$tp" ingest --config ../conf/bad2.yaml --from "$tmp/ev.bin" 2>"$tmp/err"; rc=$?
-[ $rc = 2 ] && grep -q 'bad2.yaml:3: unknown key "linger_ms" in ingest (telepack ingest --schema x --config-keys lists the keys)' "$tmp/err" ||
-    fail "ingest --schema path takes no --linger-ms: $rc $(cat "$tmp/err")"
+[ $rc = 2 ] && grep -q 'bad2.yaml:3: unknown key "threads" in ingest (telepack ingest --schema x --config-keys lists the keys)' "$tmp/err" ||
+    fail "ingest --schema path takes no --threads: $rc $(cat "$tmp/err")"
 "$tp" sink --config ../conf/missing.yaml 2>"$tmp/err"; rc=$?
 [ $rc = 2 ] && grep -q 'missing.yaml: cannot be read' "$tmp/err" || fail "missing file: $rc $(cat "$tmp/err")"
 

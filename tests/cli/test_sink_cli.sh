@@ -37,6 +37,9 @@ expect 2 "not key=value" -- "${base[@]}" --warehouse "sqlite:$work/a.db" --creat
 expect 2 "no.such.property" -- "${base[@]}" --warehouse "sqlite:$work/a.db" --create-table -X no.such.property=1
 expect 1 "create-table" -- "${base[@]}" --warehouse "sqlite:$work/missing-table.db"
 expect 2 "sqlite:" -- "${base[@]}" --warehouse "sqlite:"
+expect 2 "--lineage-columns maybe: give yes or no" -- "${base[@]}" --warehouse "sqlite:$work/a.db" --lineage-columns maybe
+expect 2 "made only for the built-in ClickHouse table" -- "${base[@]}" --warehouse "sqlite:$work/a.db" --create-table \
+    --lineage-columns no
 
 # A run against a mock cluster, stopped by SIGTERM: exit 0 and a summary line (JSON logs).
 expect 2 "--metrics-listen 'nonsense'" -- "${base[@]}" --warehouse "sqlite:$work/a.db" --metrics-listen nonsense

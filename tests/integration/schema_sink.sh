@@ -51,7 +51,7 @@ q() { curl -sf "$ch/" --data-binary "$1"; }
 
 TP_KAFKA_BOOTSTRAP=$brokers "$root/tools/kafka" create-topic "$topic" 3 >/dev/null || fail "cannot create topic $topic"
 "${gen[@]}" gen 6 40 "$work/ev.bin" "$work/ev.exp" || fail "ev_gen.py gen"
-"$tp" ingest "${ev[@]}" --brokers "$brokers" --topic "$topic" --from "$work/ev.bin" --batch-records 16 \
+"$tp" ingest "${ev[@]}" --brokers "$brokers" --topic "$topic" --from "$work/ev.bin" --input-format delimited --batch-records 16 \
     2>"$work/ingest.log" || fail "ingest --schema --from"
 grep -q "240 records of $msg (schema [0-9a-f]*) -> 18 packs delivered" "$work/ingest.log" || fail "ingest summary"
 

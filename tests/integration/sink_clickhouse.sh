@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The sink against a real broker and a real ClickHouse: 200k records; mid-stream ClickHouse becomes unreachable
 # (a TCP gate in front of it is closed) and the sink must pause, retry with backoff and resume without losing a
-# record; then the sink is killed with -9 and restarted: it resumes at max(kafka_offset)+1 from the table, and the
-# table (FINAL) holds each record exactly once.
+# record; then the sink is killed with -9 and restarted: it resumes from the kafka_offsets table, and the table
+# (FINAL) holds each record exactly once. The table is made with the lineage columns (--lineage-columns yes; the
+# crash test e2e_crash_clickhouse loads one without them), and each row's kafka_partition/kafka_offset is checked.
 set -euo pipefail
 
 skip_or_fail() {
@@ -62,7 +63,7 @@ TP_KAFKA_BOOTSTRAP=$brokers "$root/tools/kafka" create-topic "$topic" 4
 
 sink() { # sink LOG
     "$tp" sink --brokers "$brokers" --topic "$topic" --group "$topic-g" \
-        --warehouse "clickhouse://127.0.0.1:$gate_port/$db" --create-table --batch-rows 4000 --flush-ms 100 \
+        --warehouse "clickhouse://127.0.0.1:$gate_port/$db" --create-table --lineage-columns yes --batch-rows 4000 --flush-ms 100 \
         -X max.partition.fetch.bytes=50000 -X session.timeout.ms=6000 -X heartbeat.interval.ms=1000 2>"$1" &
     pid=$!
 }
@@ -100,6 +101,11 @@ distinct=$(q "SELECT uniqExact(vehicle_id, sampled_at_ms, seq) FROM $db.vehicle_
 [ "$distinct" -eq "$total" ] || fail "$distinct distinct records, expected $total"
 bad=$(q "SELECT count() FROM (SELECT vehicle_id, count() AS c, min(seq) AS lo, max(seq) AS hi FROM $db.vehicle_positions FINAL GROUP BY vehicle_id) WHERE c != $per_vehicle OR lo != 1 OR hi != $per_vehicle")
 [ "$bad" -eq 0 ] || fail "$bad vehicles with missing records"
+# Lineage: every row names a partition of the topic and an offset below the topic's end (1 message = 50 records).
+lin=$(q "SELECT count() FROM $db.vehicle_positions WHERE kafka_partition NOT IN (0, 1, 2, 3) OR kafka_offset < 0 OR kafka_offset >= $((total / 50))")
+[ "$lin" = 0 ] || fail "$lin rows with a kafka_partition or kafka_offset that no message of the topic has"
+nlin=$(q "SELECT uniqExact(kafka_partition, kafka_offset) FROM $db.vehicle_positions FINAL")
+[ "$nlin" = $((total / 50)) ] || fail "the rows name $nlin messages, expected $((total / 50))"
 raw=$(q "SELECT count() FROM $db.vehicle_positions")
 loaded=$(sed -n 's/.*summary: \([0-9]*\) rows.*/\1/p' "$work/sink2.log")
 echo "ok: $total records once (FINAL); $raw physical rows before merges; restarted sink loaded $loaded rows after $before" >&2

@@ -40,8 +40,8 @@ wait_for() { for _ in $(seq 150); do "$@" && return 0; sleep 0.1; done; return 1
 "${gen[@]}" gen 6 40 "$tmp/ev.bin" "$tmp/ev.exp"
 "${gen[@]}" gen 2 3 "$tmp/added.bin" "$tmp/added.exp" --added
 ingest() { # ingest SET TOPIC FILE
-    "$tp" ingest --schema "$data/$1" --message $msg --brokers "$boot" --topic "$2" --from "$3" --batch-records 16 \
-        2>"$tmp/ing.err" || fail "ingest $1 into $2: $(cat "$tmp/ing.err")"
+    "$tp" ingest --schema "$data/$1" --message $msg --brokers "$boot" --topic "$2" --from "$3" --input-format delimited \
+        --batch-records 16 2>"$tmp/ing.err" || fail "ingest $1 into $2: $(cat "$tmp/ing.err")"
 }
 # Topic ev: the old version (ev_telemetry, 18 packs), the sink's own (ev_added, 2 packs), an incompatible one
 # (ev_retyped, 18 packs).

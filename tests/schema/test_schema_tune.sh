@@ -81,7 +81,7 @@ for lay in rows columns; do
     "$tp" tune "${ev[@]}" --from "$tmp/ev.bin" --json --batch 20 --level 3 --linger-ms 86400000 --measure-ms 5 \
         --layouts $lay --target-latency-ms 86400000 >"$tmp/b.json" 2>"$tmp/err" ||
         fail "tune --schema --batch 20 --layouts $lay: $(cat "$tmp/err")"
-    "$tp" pack "${ev[@]}" --in "$tmp/ev.bin" --batch-records 20 --level 3 --layout $lay -q >"$tmp/ev.packs" ||
+    "$tp" pack "${ev[@]}" --input-format delimited --in "$tmp/ev.bin" --batch-records 20 --level 3 --layout $lay -q >"$tmp/ev.packs" ||
         fail "pack --schema --layout $lay"
     "$tp" inspect "${ev[@]}" "$tmp/ev.packs" >"$tmp/ev.ndjson" 2>/dev/null || fail "inspect --schema ($lay)"
     python3 - "$tmp/b.json" "$(wc -c <"$tmp/ev.packs")" "$(wc -c <"$tmp/ev.ndjson")" $lay <<'PY' ||

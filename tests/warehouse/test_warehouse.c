@@ -29,6 +29,7 @@ static int free_port(void)
 /* A one-connection-at-a-time HTTP responder that answers every request with `canned` (then closes). It keeps the
  * last request's first line and body (captured_line, captured_body) for the tests that check what was sent. */
 static const char *volatile canned;
+static const char *(*volatile canned_fn)(void); /* when set, picks the answer from the captured request */
 static int canned_fd;
 static char captured_line[4096];
 static unsigned char *captured_body;
@@ -64,7 +65,9 @@ static void *responder(void *arg)
             have += (size_t)n;
         }
         captured_len = captured_body ? (have < body ? have : body) : 0;
-        const char *r = canned;
+        if (captured_body)
+            captured_body[captured_len] = '\0';
+        const char *r = canned_fn ? canned_fn() : canned;
         if (write(c, r, strlen(r)) < 0)
             perror("write");
         close(c);
@@ -194,7 +197,7 @@ static int key_before(const tp_row_batch *b, size_t i, size_t j) /* row i strict
 
 /* Decodes the captured Native body and checks it holds exactly the rows of b (seq is unique in b and names the
  * row), every field bit for bit, in (vehicle_id, sampled_at_ms, seq) order. */
-static void check_native_body(const tp_row_batch *b, const char *what)
+static void check_native_body_cols(const tp_row_batch *b, const char *what, int n_cols)
 {
     static const char *const names[] = {"vehicle_id", "sampled_at_ms", "seq", "latitude", "longitude", "speed_kmh",
                                         "heading_deg", "accuracy_m", "meter_status", "kafka_partition",
@@ -204,9 +207,9 @@ static void check_native_body(const tp_row_batch *b, const char *what)
     static const int width[] = {8, 8, 8, 8, 8, 4, 4, 4, 4, 4, 8};
     int ok = strstr(captured_line, "FORMAT%20Native") != NULL;
     const unsigned char *p = captured_body, *end = captured_body + captured_len;
-    ok = ok && get_varint(&p, end) == 11 && get_varint(&p, end) == b->count;
+    ok = ok && get_varint(&p, end) == (uint64_t)n_cols && get_varint(&p, end) == b->count;
     const unsigned char *col[11] = {0};
-    for (int k = 0; ok && k < 11; k++) {
+    for (int k = 0; ok && k < n_cols; k++) {
         for (int t = 0; t < 2 && ok; t++) {
             const char *want = t ? types[k] : names[k];
             uint64_t n = get_varint(&p, end);
@@ -247,8 +250,8 @@ static void check_native_body(const tp_row_batch *b, const char *what)
                    wh_fixture_same(sp, b->speed_kmh[i], 0) && wh_fixture_same(hd, b->heading_deg[i], 0) &&
                    wh_fixture_same(acc, b->accuracy_m[i], 0) &&
                    (int32_t)get_le(col[8] + 4 * r, 4) == b->meter_status[i] &&
-                   (int32_t)get_le(col[9] + 4 * r, 4) == b->kafka_partition[i] &&
-                   (int64_t)get_le(col[10] + 8 * r, 8) == b->kafka_offset[i];
+                   (n_cols < 11 || ((int32_t)get_le(col[9] + 4 * r, 4) == b->kafka_partition[i] &&
+                                    (int64_t)get_le(col[10] + 8 * r, 8) == b->kafka_offset[i]));
         bad += !same;
         if (r && key_before(b, i, prev))
             unordered++;
@@ -298,6 +301,150 @@ static void key_random(size_t i, uint64_t *v, int64_t *t)
     uint64_t x = (i + 1) * 0x9E3779B97F4A7C15u;
     x ^= x >> 29;
     *v = i == 7 ? UINT64_MAX : x % 5, *t = i == 9 ? INT64_MIN : 1700000000000 + (int64_t)((x >> 8) % 20);
+}
+
+static void check_native_body(const tp_row_batch *b, const char *what)
+{
+    check_native_body_cols(b, what, 11);
+}
+
+/* ---- tables with and without the lineage columns (kafka_partition, kafka_offset) ---- */
+
+static const char *table_columns; /* the answer to ensure_table's system.columns query */
+static char created[2048];         /* the last CREATE TABLE of vehicle_positions */
+
+#define REC_COLS                                                                                                  \
+    "vehicle_id\tUInt64\nsampled_at_ms\tInt64\nseq\tUInt64\nlatitude\tFloat64\nlongitude\tFloat64\n"                   \
+    "speed_kmh\tFloat32\nheading_deg\tFloat32\naccuracy_m\tFloat32\nmeter_status\tInt32\n"
+#define LIN_COLS "kafka_partition\tInt32\nkafka_offset\tInt64\n"
+
+/* A ClickHouse 18.16 as ensure_table and load see it, the table's columns being table_columns. */
+static const char *scripted_server(void)
+{
+    static char answer[4096];
+    const char *q = captured_body ? (const char *)captured_body : "", *text = "";
+    if (strstr(q, "SELECT version()"))
+        text = "18.16.1\n";
+    else if (strstr(q, "SELECT name, type FROM system.columns"))
+        text = table_columns;
+    else if (strstr(q, "SELECT engine, sorting_key FROM system.tables"))
+        text = "ReplacingMergeTree\tvehicle_id, sampled_at_ms, seq\n";
+    else if (strstr(q, "is_in_partition_key"))
+        text = "sampled_at\tMATERIALIZED\ttoDateTime(intDiv(sampled_at_ms, 1000))\n";
+    else if (strstr(q, "CREATE TABLE IF NOT EXISTS telemetry.vehicle_positions"))
+        snprintf(created, sizeof created, "%s", q);
+    snprintf(answer, sizeof answer, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(text), text);
+    return answer;
+}
+
+/* Opens url with the lineage option, ensures the table (whose columns are cols) and loads 300 rows; returns what
+ * ensure_table said (the load only when it succeeded). */
+static tp_err lineage_case(const char *url, tp_wh_lineage lineage, int create, const char *cols, tp_row_batch *b)
+{
+    tp_warehouse_opts o;
+    tp_warehouse_opts_init(&o);
+    o.lineage_columns = lineage;
+    o.create_table = create;
+    tp_warehouse *w = NULL;
+    CHECK_ERR(tp_warehouse_open(url, &o, &w, NULL, 0), TP_OK);
+    if (!w)
+        return TP_ERR_INVALID_ARG;
+    table_columns = cols;
+    created[0] = '\0';
+    tp_err e = tp_warehouse_ensure_table(w);
+    if (e)
+        fprintf(stderr, "refused: %s\n", tp_warehouse_last_error(w));
+    else
+        CHECK_ERR(tp_warehouse_load(w, b, "positions", NULL, 0), TP_OK);
+    tp_warehouse_close(w);
+    return e;
+}
+
+static void test_lineage_columns(void)
+{
+    int port = listen_port(&canned_fd);
+    pthread_t th;
+    canned_fn = scripted_server;
+    pthread_create(&th, NULL, responder, NULL);
+    char url[160], rb_url[200];
+    snprintf(url, sizeof url, "clickhouse://127.0.0.1:%d/telemetry", port);
+    snprintf(rb_url, sizeof rb_url, "%s?format=rowbinary", url);
+    tp_row_batch *b = keyed_batch(300, key_interleaved);
+    const char *with = REC_COLS LIN_COLS "sampled_at\tDateTime\n", *without = REC_COLS "sampled_at\tDateTime\n";
+
+    /* --create-table by default makes the table without them, and the load sends the 9 record columns. */
+    CHECK_ERR(lineage_case(url, TP_WH_LINEAGE_DEFAULT, 1, without, b), TP_OK);
+    CHECK(strstr(created, "meter_status Int32, sampled_at DateTime MATERIALIZED") != NULL);
+    CHECK(strstr(created, "kafka_") == NULL);
+    CHECK(strstr(captured_line, "meter_status%29%20FORMAT%20Native") != NULL);
+    check_native_body_cols(b, "without lineage", 9);
+    CHECK_ERR(lineage_case(url, TP_WH_LINEAGE_NO, 1, without, b), TP_OK);
+    CHECK(strstr(created, "kafka_") == NULL);
+    check_native_body_cols(b, "without lineage (no)", 9);
+    /* ... with yes, with them, and the load sends all 11. */
+    CHECK_ERR(lineage_case(url, TP_WH_LINEAGE_YES, 1, with, b), TP_OK);
+    CHECK(strstr(created, "meter_status Int32, kafka_partition Int32, kafka_offset Int64, sampled_at") != NULL);
+    CHECK(strstr(captured_line, "kafka_offset%29%20FORMAT%20Native") != NULL);
+    check_native_body(b, "with lineage");
+    /* An existing table loads in its own shape, whatever the option says. */
+    CHECK_ERR(lineage_case(url, TP_WH_LINEAGE_NO, 0, with, b), TP_OK);
+    check_native_body(b, "existing table with lineage, option no");
+    CHECK_ERR(lineage_case(url, TP_WH_LINEAGE_YES, 0, without, b), TP_OK);
+    check_native_body_cols(b, "existing table without lineage, option yes", 9);
+    /* RowBinary: 56 bytes per row without them, 68 with, each row as it came. */
+    CHECK_ERR(lineage_case(rb_url, TP_WH_LINEAGE_DEFAULT, 0, without, b), TP_OK);
+    CHECK(strstr(captured_line, "meter_status%29%20FORMAT%20RowBinary") != NULL);
+    CHECK_INT(captured_len, 300 * 56);
+    size_t bad = 0;
+    for (size_t i = 0; captured_len == 300 * 56 && i < 300; i++)
+        bad += get_le(captured_body + 56 * i, 8) != b->vehicle_id[i] || get_le(captured_body + 56 * i + 16, 8) != i ||
+               (int32_t)get_le(captured_body + 56 * i + 52, 4) != b->meter_status[i];
+    CHECK_INT(bad, 0);
+    CHECK_ERR(lineage_case(rb_url, TP_WH_LINEAGE_DEFAULT, 0, with, b), TP_OK);
+    CHECK_INT(captured_len, 300 * 68);
+    /* Refused: one lineage column without the other, one of another type, a record column missing. */
+    tp_warehouse_opts o;
+    tp_warehouse_opts_init(&o);
+    tp_warehouse *w = NULL;
+    CHECK_ERR(tp_warehouse_open(url, &o, &w, NULL, 0), TP_OK);
+    static const struct {
+        const char *cols, *says;
+    } refused[] = {
+        {REC_COLS "kafka_partition\tInt32\n", "has only one of the lineage columns kafka_partition and kafka_offset; "
+                                              "add the other (ALTER TABLE telemetry.vehicle_positions ADD COLUMN "
+                                              "kafka_offset Int64)"},
+        {REC_COLS "kafka_offset\tInt64\n", "ADD COLUMN kafka_partition Int32) or drop the one it has"},
+        {REC_COLS "kafka_partition\tInt32\nkafka_offset\tString\n", "has no column kafka_offset of type Int64"},
+        {REC_COLS "kafka_partition\tInt64\nkafka_offset\tInt64\n", "has no column kafka_partition of type Int32"},
+        {"vehicle_id\tUInt64\nsampled_at_ms\tInt64\nseq\tUInt64\n" LIN_COLS, "has no column latitude of type Float64"},
+        {"vehicle_id\tUInt64\nsampled_at_ms\tInt64\nseq\tUInt64\nlatitude\tFloat64X\n", "has no column latitude"},
+    };
+    for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++) {
+        table_columns = refused[k].cols;
+        CHECK_ERR(tp_warehouse_ensure_table(w), TP_ERR_WAREHOUSE);
+        int says = strstr(tp_warehouse_last_error(w), refused[k].says) != NULL;
+        CHECK(says);
+        if (!says)
+            fprintf(stderr, "refusal %zu: %s\n", k, tp_warehouse_last_error(w));
+    }
+    tp_warehouse_close(w);
+    /* Only the built-in ClickHouse table can be made without them. */
+    char msg[512];
+    o.lineage_columns = TP_WH_LINEAGE_NO;
+    CHECK_ERR(tp_warehouse_open("sqlite:/nonexistent/x.db", &o, &w, msg, sizeof msg), TP_ERR_INVALID_ARG);
+    CHECK(strstr(msg, "are made only for the built-in ClickHouse table") != NULL);
+    CHECK_ERR(tp_warehouse_open("null:", &o, &w, msg, sizeof msg), TP_ERR_INVALID_ARG);
+    o.lineage_columns = TP_WH_LINEAGE_YES;
+    CHECK_ERR(tp_warehouse_open("null:", &o, &w, msg, sizeof msg), TP_OK);
+    tp_warehouse_close(w);
+    wh_fixture_free(b);
+    canned_fn = NULL;
+    shutdown(canned_fd, SHUT_RDWR);
+    close(canned_fd);
+    pthread_join(th, NULL);
+    free(captured_body);
+    captured_body = NULL;
 }
 
 static void test_load_body(void)
@@ -445,5 +592,6 @@ int main(void)
     wh_fixture_free(b);
     test_clickhouse_answers();
     test_load_body();
+    test_lineage_columns();
     return check_exit();
 }

@@ -83,18 +83,18 @@ static uint32_t le32(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* Reads the whole table back (FINAL) in RowBinary and compares every field of every row with the fixture. */
-static void check_read_back(const tp_row_batch *b, const char *table, uint64_t salt)
+/* Reads the whole table back (FINAL) in RowBinary and compares every field of every row with the fixture; a table
+ * without the lineage columns (lineage 0) has every field but kafka_partition and kafka_offset. */
+static void check_read_back_shape(const tp_row_batch *b, const char *table, uint64_t salt, int lineage)
 {
     char q[512];
     snprintf(q, sizeof q,
              "SELECT vehicle_id, sampled_at_ms, seq, latitude, longitude, speed_kmh, heading_deg, accuracy_m, "
-             "meter_status, kafka_partition, kafka_offset, toUnixTimestamp(sampled_at) FROM %s.%s FINAL "
-             "FORMAT RowBinary",
-             db, table);
+             "meter_status, %s toUnixTimestamp(sampled_at) FROM %s.%s FINAL FORMAT RowBinary",
+             lineage ? "kafka_partition, kafka_offset," : "", db, table);
     answer a;
     CHECK_INT(sql(q, &a), 200);
-    const size_t row = 68 + 4;
+    const size_t lin = lineage ? 12 : 0, row = 56 + lin + 4;
     CHECK_INT(a.len, b->count * row);
     unsigned char *seen = calloc(b->count, 1);
     size_t bad = 0, dup = 0;
@@ -127,8 +127,9 @@ static void check_read_back(const tp_row_batch *b, const char *table, uint64_t s
                  wh_fixture_same(lat, b->latitude[i], 0) && wh_fixture_same(lon, b->longitude[i], 0) &&
                  wh_fixture_same(sp, b->speed_kmh[i], 0) && wh_fixture_same(hd, b->heading_deg[i], 0) &&
                  wh_fixture_same(acc, b->accuracy_m[i], 0) && (int32_t)le32(p + 52) == b->meter_status[i] &&
-                 (int32_t)le32(p + 56) == b->kafka_partition[i] && (int64_t)le64(p + 60) == b->kafka_offset[i] &&
-                 (int64_t)le32(p + 68) == b->sampled_at_ms[i] / 1000;
+                 (!lineage ||
+                  ((int32_t)le32(p + 56) == b->kafka_partition[i] && (int64_t)le64(p + 60) == b->kafka_offset[i])) &&
+                 (int64_t)le32(p + 56 + lin) == b->sampled_at_ms[i] / 1000;
         if (!ok && bad++ < 5)
             fprintf(stderr, "row %zu differs\n", i);
     }
@@ -142,11 +143,18 @@ static void check_read_back(const tp_row_batch *b, const char *table, uint64_t s
     free(a.data);
 }
 
-static tp_warehouse *open_wh(const char *u, int create, const char *table)
+static void check_read_back(const tp_row_batch *b, const char *table, uint64_t salt)
+{
+    check_read_back_shape(b, table, salt, 1);
+}
+
+/* Opens u; with create, tables are made with the lineage columns unless lineage says otherwise. */
+static tp_warehouse *open_wh_lineage(const char *u, int create, const char *table, tp_wh_lineage lineage)
 {
     tp_warehouse_opts o;
     tp_warehouse_opts_init(&o);
     o.create_table = create;
+    o.lineage_columns = lineage;
     if (table)
         o.table = table;
     o.timeout_ms = 20000;
@@ -159,6 +167,69 @@ static tp_warehouse *open_wh(const char *u, int create, const char *table)
         exit(1);
     }
     return w;
+}
+
+static tp_warehouse *open_wh(const char *u, int create, const char *table)
+{
+    return open_wh_lineage(u, create, table, TP_WH_LINEAGE_YES);
+}
+
+/* A table without the lineage columns (--create-table's default): made without them, loaded in both formats (9
+ * columns), each record once after a reload, offsets kept; an existing table with them keeps them; a table with one
+ * of the two is refused. */
+static void test_lineage_free(void)
+{
+    tp_warehouse *w = open_wh_lineage(url, 1, "no_lineage", TP_WH_LINEAGE_DEFAULT);
+    CHECK_ERR(tp_warehouse_ensure_table(w), TP_OK);
+    char q[512];
+    snprintf(q, sizeof q,
+             "SELECT count() FROM system.columns WHERE database = '%s' AND table = 'no_lineage' AND name LIKE 'kafka%%'",
+             db);
+    CHECK_INT(sql_int(q), 0);
+    tp_row_batch *b = wh_fixture_new(20000, 5, 2, 40);
+    tp_partition_offset po = {2, 240};
+    CHECK_ERR(tp_warehouse_load(w, b, "positions", &po, 1), TP_OK);
+    CHECK_ERR(tp_warehouse_load(w, b, "positions", &po, 1), TP_OK); /* re-delivered */
+    check_read_back_shape(b, "no_lineage", 5, 0);
+    int64_t off = 0;
+    CHECK_ERR(tp_warehouse_stored_offset(w, "positions", 2, &off), TP_OK);
+    CHECK_INT(off, 240);
+    tp_warehouse_close(w);
+    /* RowBinary into the same table, asked for with the lineage columns: the table's shape decides. */
+    char rb_url[450];
+    snprintf(rb_url, sizeof rb_url, "%s?format=rowbinary", url);
+    w = open_wh_lineage(rb_url, 1, "no_lineage", TP_WH_LINEAGE_YES);
+    CHECK_ERR(tp_warehouse_ensure_table(w), TP_OK);
+    tp_partition_offset po2 = {2, 260};
+    CHECK_ERR(tp_warehouse_load(w, b, "positions", &po2, 1), TP_OK);
+    check_read_back_shape(b, "no_lineage", 5, 0);
+    CHECK_ERR(tp_warehouse_stored_offset(w, "positions", 2, &off), TP_OK);
+    CHECK_INT(off, 260);
+    tp_warehouse_close(w);
+    /* The table made with them (vehicle_positions, by main) keeps them under --lineage-columns no. */
+    w = open_wh_lineage(url, 1, "with_lineage", TP_WH_LINEAGE_YES);
+    CHECK_ERR(tp_warehouse_ensure_table(w), TP_OK);
+    tp_warehouse_close(w);
+    w = open_wh_lineage(url, 1, "with_lineage", TP_WH_LINEAGE_NO);
+    CHECK_ERR(tp_warehouse_ensure_table(w), TP_OK);
+    CHECK_ERR(tp_warehouse_load(w, b, "positions", &po, 1), TP_OK);
+    check_read_back_shape(b, "with_lineage", 5, 1);
+    tp_warehouse_close(w);
+    /* One of the two: refused, naming the one to add. */
+    answer a;
+    snprintf(q, sizeof q,
+             "CREATE TABLE %s.half_lineage (vehicle_id UInt64, sampled_at_ms Int64, seq UInt64, latitude Float64, "
+             "longitude Float64, speed_kmh Float32, heading_deg Float32, accuracy_m Float32, meter_status Int32, "
+             "kafka_offset Int64) ENGINE = ReplacingMergeTree ORDER BY (vehicle_id, sampled_at_ms, seq)",
+             db);
+    CHECK_INT(sql(q, &a), 200);
+    free(a.data);
+    w = open_wh_lineage(url, 1, "half_lineage", TP_WH_LINEAGE_DEFAULT);
+    CHECK_ERR(tp_warehouse_ensure_table(w), TP_ERR_WAREHOUSE);
+    fprintf(stderr, "half lineage: %s\n", tp_warehouse_last_error(w));
+    CHECK(strstr(tp_warehouse_last_error(w), "ADD COLUMN kafka_partition Int32) or drop the one it has") != NULL);
+    tp_warehouse_close(w);
+    wh_fixture_free(b);
 }
 
 /* NaN, +inf, -inf and -0.0 in every float column load and read back bit for bit; a reload is absorbed. */
@@ -383,6 +454,7 @@ int main(void)
 
     test_nonfinite();
     test_formats();
+    test_lineage_free();
     test_table_definition_checked();
 
     /* Wrong credentials: a permanent refusal naming what to check. */
