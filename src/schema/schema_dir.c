@@ -278,3 +278,12 @@ const char *tp_schema_dir_path(const tp_schema_dir *d)
 {
     return d ? d->path : NULL;
 }
+
+const tp_schema *tp_schema_dir_at(const tp_schema_dir *d, size_t i, const char **file)
+{
+    if (!d || i >= d->nversions)
+        return NULL;
+    if (file)
+        *file = d->versions[i].file;
+    return d->versions[i].schema;
+}

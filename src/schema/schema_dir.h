@@ -35,6 +35,9 @@ const tp_schema *tp_schema_dir_find(tp_schema_dir *d, const char *fp_hex, const 
 
 /* Versions indexed (distinct fingerprints), and the directory's path. */
 size_t tp_schema_dir_count(const tp_schema_dir *d);
+/* Version i (0 <= i < tp_schema_dir_count), in the order they were found, and its file's name when file is not
+ * NULL; NULL past the end. Valid until tp_schema_dir_free. */
+const tp_schema *tp_schema_dir_at(const tp_schema_dir *d, size_t i, const char **file);
 const char *tp_schema_dir_path(const tp_schema_dir *d);
 
 #endif

@@ -117,6 +117,11 @@ static void test_index_and_rescan(void)
     CHECK_STR(file, "v2.desc");
     CHECK(tp_schema_dir_find(d, fp_retyped, NULL) == NULL);
     CHECK(tp_schema_dir_find(d, "0123456789abcdef", NULL) == NULL);
+    const char *f0 = NULL, *f1 = NULL;
+    const tp_schema *a0 = tp_schema_dir_at(d, 0, &f0), *a1 = tp_schema_dir_at(d, 1, &f1);
+    CHECK((a0 == v1 && a1 == v2 && f1 && !strcmp(f1, "v2.desc")) ||
+          (a0 == v2 && a1 == v1 && f0 && !strcmp(f0, "v2.desc")));
+    CHECK(tp_schema_dir_at(d, 2, NULL) == NULL);
     CHECK_INT(tp_schema_dir_count(d), 2);
 
     /* Renamed into place: found on the next miss. */

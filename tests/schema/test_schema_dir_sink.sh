@@ -79,6 +79,16 @@ grep -q "fingerprint $retyped_fp (ev-retyped.pb), incompatible with this sink's 
 [ "$(sqlite3 "$tmp/ev.db" "SELECT sum(next_offset) FROM kafka_offsets WHERE table_name = 'ev_v2'")" = 38 ] ||
     fail "offsets: $(sqlite3 "$tmp/ev.db" 'SELECT * FROM kafka_offsets')"
 
+# `telepack schema --schema-dir` lists what the sink finds there, against the sink's schema.
+"$tp" schema --schema "$data/ev_added.pb" --message $msg --schema-dir "$tmp/schemas" >"$tmp/list" 2>"$tmp/list.err"; rc=$?
+[ $rc = 1 ] || fail "schema --schema-dir with an incompatible version exited $rc, not 1"
+[ "$(cut -f1,2 "$tmp/list" | tr '\t\n' ' ;')" = "$ev_fp ev-2024.pb;$retyped_fp ev-retyped.pb;" ] ||
+    fail "schema --schema-dir lines: $(cat "$tmp/list")"
+grep -q "^$ev_fp	ev-2024.pb	compatible: the reader's schema adds field tire_pressure_kpa" "$tmp/list" &&
+    grep -q "^$retyped_fp	ev-retyped.pb	incompatible: field odometer_m is implicit uint64 in the writer's" "$tmp/list" ||
+    fail "schema --schema-dir verdicts: $(cat "$tmp/list")"
+grep -q "notes.txt skipped" "$tmp/list.err" && ! grep -q "INFO" "$tmp/list.err" || fail "schema --schema-dir stderr: $(cat "$tmp/list.err")"
+
 # Without the directory the same packs of the old version are dead-lettered (the test above is not vacuous).
 "$tp" sink --schema "$data/ev_added.pb" --message $msg --brokers "$boot" --topic ev --group g0 --table ev_nodir \
     --warehouse "sqlite:$tmp/ev.db" --create-table --flush-ms 100 -X log_level=3 2>"$tmp/sink0.err" &
