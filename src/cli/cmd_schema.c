@@ -10,8 +10,10 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "common/log.h"
 #include "schema/dynrow.h"
 #include "schema/schema.h"
+#include "schema/schema_dir.h"
 #include "telepack/varint.h"
 
 #define MAX_FILE (64u << 20)
@@ -35,6 +37,9 @@ static const char usage_text[] =
     "  --normal-form          print the normalized form the fingerprint hashes, instead of the columns\n"
     "  --compare FILE         compare with the same message in another descriptor set (FILE = the reader's):\n"
     "                         prints identical, compatible or incompatible with the reason\n"
+    "  --schema-dir DIR       the versions of the message in DIR as `sink --schema FILE --schema-dir DIR` finds\n"
+    "                         them: one line each, sorted by file: fingerprint, file, and identical, compatible\n"
+    "                         or incompatible (with the reason) against FILE as the reader\n"
     "  --decode FILE          decode protobuf messages from FILE ('-' = stdin) to NDJSON on stdout: one message,\n"
     "                         or varint-delimited messages with --delimited\n"
     "  --delimited            FILE holds varint-delimited messages\n"
@@ -42,11 +47,12 @@ static const char usage_text[] =
     "  --reencode FILE        with --decode: write the messages encoded again (same framing) to FILE\n"
     "  -h, --help             this text\n"
     "\n"
-    "Exit status: 0 on success (and for identical or compatible schemas), 1 when --compare finds them incompatible\n"
+    "Exit status: 0 on success (and for identical or compatible schemas), 1 when --compare (or a version in\n"
+    "--schema-dir) is incompatible\n"
     "or output fails, 2 for bad options, a refused schema or a message that does not decode.\n";
 
 enum { OPT_SCHEMA = 256, OPT_MESSAGE, OPT_KEY, OPT_TIME, OPT_TIME_UNIT, OPT_IDENTITY, OPT_NORMAL, OPT_COMPARE,
-       OPT_DECODE, OPT_DELIMITED, OPT_PROTO_NAMES, OPT_REENCODE };
+       OPT_DECODE, OPT_DELIMITED, OPT_PROTO_NAMES, OPT_REENCODE, OPT_SCHEMA_DIR };
 
 /* Reads a whole file ("-" = stdin) of at most MAX_FILE bytes; NULL with errno set (EFBIG when too large). */
 static uint8_t *read_all(const char *path, size_t *len)
@@ -200,6 +206,52 @@ static int decode(const tp_schema *s, const uint8_t *src, size_t len, bool delim
     return status;
 }
 
+typedef struct dir_line {
+    const char *file;
+    const tp_schema *schema;
+} dir_line;
+
+static int by_file(const void *a, const void *b)
+{
+    return strcmp(((const dir_line *)a)->file, ((const dir_line *)b)->file);
+}
+
+/* --schema-dir: each version of the message in dir against the reader s, sorted by file name. Returns the exit
+ * status: 1 when a version is incompatible, 2 when the directory cannot be read. */
+static int list_dir(const tp_schema *s, const char *dir)
+{
+    char err[512];
+    tp_schema_dir *d = NULL;
+    tp_log_configure(TP_LOG_WARN, TP_LOG_TEXT); /* the files skipped, not the versions the lines list */
+    if (tp_schema_dir_open(dir, tp_schema_message_name(s), 0, &d, err, sizeof err)) {
+        fprintf(stderr, "telepack schema: --schema-dir: %s\n", err);
+        return 2;
+    }
+    size_t n = tp_schema_dir_count(d);
+    dir_line *lines = calloc(n ? n : 1, sizeof *lines);
+    if (!lines) {
+        tp_schema_dir_free(d);
+        fprintf(stderr, "telepack schema: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        lines[i].schema = tp_schema_dir_at(d, i, &lines[i].file);
+    qsort(lines, n, sizeof *lines, by_file);
+    int status = 0;
+    for (size_t i = 0; i < n; i++) {
+        char why[512] = "";
+        tp_schema_compat k = tp_schema_compare(lines[i].schema, s, why, sizeof why);
+        printf("%s\t%s\t%s%s%s\n", tp_schema_fingerprint_hex(lines[i].schema), lines[i].file,
+               k == TP_SCHEMA_IDENTICAL ? "identical" : k == TP_SCHEMA_COMPATIBLE ? "compatible" : "incompatible",
+               why[0] ? ": " : "", why);
+        if (k == TP_SCHEMA_INCOMPATIBLE)
+            status = 1;
+    }
+    free(lines);
+    tp_schema_dir_free(d);
+    return status;
+}
+
 int tp_cmd_schema(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -209,10 +261,11 @@ int tp_cmd_schema(int argc, char **argv)
         {"normal-form", no_argument, NULL, OPT_NORMAL},        {"compare", required_argument, NULL, OPT_COMPARE},
         {"decode", required_argument, NULL, OPT_DECODE},       {"delimited", no_argument, NULL, OPT_DELIMITED},
         {"proto-names", no_argument, NULL, OPT_PROTO_NAMES},   {"reencode", required_argument, NULL, OPT_REENCODE},
+        {"schema-dir", required_argument, NULL, OPT_SCHEMA_DIR},
         {"help", no_argument, NULL, 'h'},                      {NULL, 0, NULL, 0},
     };
     const char *schema_path = NULL, *message = NULL, *key = NULL, *time = NULL, *unit = NULL, *identity = NULL;
-    const char *compare = NULL, *decode_path = NULL, *reencode = NULL;
+    const char *compare = NULL, *decode_path = NULL, *reencode = NULL, *schema_dir = NULL;
     bool normal = false, delimited = false;
     int flags = 0, c;
     optind = 1;
@@ -231,6 +284,7 @@ int tp_cmd_schema(int argc, char **argv)
         case OPT_DELIMITED: delimited = true; break;
         case OPT_PROTO_NAMES: flags |= TP_DYN_JSON_PROTO_NAMES; break;
         case OPT_REENCODE: reencode = optarg; break;
+        case OPT_SCHEMA_DIR: schema_dir = optarg; break;
         case 'h': fputs(usage_text, stdout); return 0;
         case ':': return tp_cli_usage_error("schema", "%s needs a value", argv[optind - 1]);
         default: return tp_cli_usage_error("schema", "unknown option '%s'", argv[optind - 1]);
@@ -278,6 +332,8 @@ int tp_cmd_schema(int argc, char **argv)
             status = k == TP_SCHEMA_INCOMPATIBLE ? 1 : 0;
         }
         tp_schema_free(other);
+    } else if (schema_dir) {
+        status = list_dir(s, schema_dir);
     } else if (decode_path) {
         size_t len = 0;
         uint8_t *src = read_all(decode_path, &len);

@@ -18,6 +18,7 @@
 #include "ops/http_server.h"
 #include "common/log.h"
 #include "ops/metrics.h"
+#include "schema/schema_dir.h"
 #include "sink/sink.h"
 
 static tp_sink *running_sink; /* for the signal handler only */
@@ -84,6 +85,11 @@ static void usage(FILE *out)
             "                          in snake case (ev_telemetry). SQLite, ClickHouse and BigQuery: the table\n"
             "                          is generated (--create-table) from the schema, deduplicated on the identity\n"
             "                          (docs/WAREHOUSES.md, \"Tables of your own schema\"); null: is refused\n"
+            "  --schema-dir DIR        (with --schema) a directory of descriptor sets of versions of the message: a\n"
+            "                          pack whose fingerprint is neither --schema's nor a --writer-schema's is\n"
+            "                          looked up there (read again, at most once a second, when a fingerprint is\n"
+            "                          new; up to 256 files, 64M of sets) and loaded when that version is\n"
+            "                          compatible. Add a file under a name starting with '.', then rename it\n"
             TP_CLI_WORKER_HELP
             "  -h, --help              this text\n\n"
             "-X properties apply to the consumer and the dead-letter producer. Sizes take a K, M or G suffix (powers\n"
@@ -127,6 +133,8 @@ typedef struct sink_cli {
     const char *writer_paths[16]; /* --writer-schema */
     size_t n_writers;
     tp_schema *schema, *writers[16];
+    const char *schema_dir;       /* --schema-dir */
+    tp_schema_dir *dir;
     char table[80];               /* the default table of a schema */
 } sink_cli;
 
@@ -160,7 +168,7 @@ static int parse_args(int argc, char **argv, sink_cli *a)
     enum {
         O_BROKERS = 256, O_TOPIC, O_GROUP, O_WAREHOUSE, O_CREATE, O_TABLE, O_BATCH, O_FLUSH, O_DLQ, O_MAXPACK,
         O_USER, O_PASSWORD, O_TOKEN, O_BQ, O_AGE, O_AHEAD, O_PASSWORD_FILE, O_CA_FILE, O_WRITER_SCHEMA, O_MIN_INSERT,
-        O_LINEAGE
+        O_LINEAGE, O_SCHEMA_DIR
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS},   {"topic", required_argument, 0, O_TOPIC},
@@ -175,6 +183,7 @@ static int parse_args(int argc, char **argv, sink_cli *a)
         {"max-event-age", required_argument, 0, O_AGE}, {"max-event-ahead", required_argument, 0, O_AHEAD},
         {"password-file", required_argument, 0, O_PASSWORD_FILE}, {"ca-file", required_argument, 0, O_CA_FILE},
         TP_CLI_SCHEMA_LONGOPTS, {"writer-schema", required_argument, 0, O_WRITER_SCHEMA},
+        {"schema-dir", required_argument, 0, O_SCHEMA_DIR},
         TP_CLI_WORKER_LONGOPTS,                         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -202,6 +211,7 @@ static int parse_args(int argc, char **argv, sink_cli *a)
                 return tp_cli_usage_error("sink", "more than 16 --writer-schema files");
             a->writer_paths[a->n_writers++] = optarg;
             break;
+        case O_SCHEMA_DIR: a->schema_dir = optarg; break;
         case O_BROKERS: cfg->brokers = optarg; break;
         case O_TOPIC: cfg->topic = optarg; break;
         case O_GROUP: cfg->group = optarg; break;
@@ -269,6 +279,8 @@ static int parse_args(int argc, char **argv, sink_cli *a)
     cfg->n_kafka_props = a->w.n_kafka_props;
     if (a->n_writers && !a->schema_opts.path)
         return tp_cli_usage_error("sink", "--writer-schema needs --schema");
+    if (a->schema_dir && !a->schema_opts.path)
+        return tp_cli_usage_error("sink", "--schema-dir needs --schema");
     if (a->schema_opts.path || a->schema_opts.message) {
         int rc = tp_cli_schema_load("sink", &a->schema_opts, &a->schema);
         if (rc)
@@ -377,12 +389,23 @@ int tp_cmd_sink(int argc, char **argv)
         tp_schema_free(a.schema);
         for (size_t i = 0; i < a.n_writers; i++)
             tp_schema_free(a.writers[i]);
+        tp_schema_dir_free(a.dir);
         return rc;
     }
     tp_cli_worker_apply_log(&a.w);
     if (a.password_on_command_line)
         tp_log(TP_LOG_WARN, "sink", "the ClickHouse password is on the command line, where ps shows it; use "
                                     "--password-file or $TP_CLICKHOUSE_PASSWORD");
+    if (a.schema_dir) { /* read after the log settings apply: it logs each version it finds */
+        char err[512];
+        if (tp_schema_dir_open(a.schema_dir, tp_schema_message_name(a.schema), 1000, &a.dir, err, sizeof err)) {
+            rc = tp_cli_usage_error("sink", "--schema-dir: %s", err);
+        } else {
+            tp_log(TP_LOG_INFO, "sink", "schema dir %s: %zu version(s) of %s found", a.schema_dir,
+                   tp_schema_dir_count(a.dir), tp_schema_message_name(a.schema));
+            a.cfg.writer_dir = a.dir;
+        }
+    }
     int tty = isatty(STDERR_FILENO) && a.w.log_format == TP_LOG_TEXT;
     if (tty) {
         a.cfg.progress = progress;
@@ -391,7 +414,8 @@ int tp_cmd_sink(int argc, char **argv)
     tp_sink *s = NULL;
     tp_metrics *metrics = NULL;
     tp_http_server *http = NULL;
-    rc = create(&a, &s, &metrics, &http);
+    if (rc < 0)
+        rc = create(&a, &s, &metrics, &http);
     if (!rc)
         rc = run(s, tty);
     tp_http_server_stop(http);
@@ -401,5 +425,6 @@ int tp_cmd_sink(int argc, char **argv)
     tp_schema_free(a.schema);
     for (size_t i = 0; i < a.n_writers; i++)
         tp_schema_free(a.writers[i]);
+    tp_schema_dir_free(a.dir);
     return rc;
 }

@@ -28,6 +28,7 @@
 #include "telepack/pack.h"
 #include "schema/dynpack.h"
 #include "schema/dynrow.h"
+#include "schema/schema_dir.h"
 #include "telepack/rows.h"
 
 #define MAX_PARTITIONS 100000 /* bound of the per-partition table (partition ids come from the broker) */
@@ -85,6 +86,7 @@ struct tp_sink {
     const tp_schema *schema;
     const tp_schema **writers;
     size_t n_writers;
+    tp_schema_dir *writer_dir; /* more writer versions, looked up by fingerprint (--schema-dir) */
     tp_dyn_batch *dyn;
     int32_t *dyn_part;
     int64_t *dyn_off;
@@ -1027,26 +1029,39 @@ static void dlq_unblock(tp_sink *s)
 /* ---- decoding ---- */
 
 /* Whether packs written with fingerprint fp load under the sink's schema: its own, or a writer version it was given
- * (--writer-schema) that tp_schema_compare found compatible. Otherwise writes the sentence (both fingerprints). */
+ * (--writer-schema) or finds in its schema directory (--schema-dir) that tp_schema_compare found compatible.
+ * Otherwise writes the sentence (both fingerprints). */
 static int schema_accepts(const tp_sink *s, const char *fp, char *reason, size_t cap)
 {
     const char *own = tp_schema_fingerprint_hex(s->schema);
     if (!strcmp(fp, own))
         return 1;
-    for (size_t i = 0; i < s->n_writers; i++) {
-        if (strcmp(fp, tp_schema_fingerprint_hex(s->writers[i])))
-            continue;
+    const tp_schema *writer = NULL;
+    const char *file = NULL;
+    for (size_t i = 0; i < s->n_writers && !writer; i++)
+        if (!strcmp(fp, tp_schema_fingerprint_hex(s->writers[i])))
+            writer = s->writers[i];
+    if (!writer && s->writer_dir)
+        writer = tp_schema_dir_find(s->writer_dir, fp, &file);
+    if (writer) {
         char why[512] = "";
-        tp_schema_compat k = tp_schema_compare(s->writers[i], s->schema, why, sizeof why);
+        tp_schema_compat k = tp_schema_compare(writer, s->schema, why, sizeof why);
         if (k != TP_SCHEMA_INCOMPATIBLE)
             return 1;
-        snprintf(reason, cap, "written with schema %s fingerprint %s, incompatible with this sink's %s: %s", tp_schema_message_name(s->schema), fp,
-                 own, why);
+        snprintf(reason, cap, "written with schema %s fingerprint %s%s%s%s, incompatible with this sink's %s: %s",
+                 tp_schema_message_name(s->schema), fp, file ? " (" : "", file ? file : "", file ? ")" : "", own,
+                 why);
         return 0;
     }
-    snprintf(reason, cap, "written with schema %s fingerprint %s, but this sink loads fingerprint %s and knows no "
-             "writer schema with that fingerprint (give its descriptor set with --writer-schema to accept a "
-             "compatible version)", tp_schema_message_name(s->schema), fp, own);
+    if (s->writer_dir)
+        snprintf(reason, cap, "written with schema %s fingerprint %s, but this sink loads fingerprint %s and knows no "
+                 "writer schema with that fingerprint, neither given nor in --schema-dir %s (add its descriptor set "
+                 "there to accept a compatible version)", tp_schema_message_name(s->schema), fp, own,
+                 tp_schema_dir_path(s->writer_dir));
+    else
+        snprintf(reason, cap, "written with schema %s fingerprint %s, but this sink loads fingerprint %s and knows no "
+                 "writer schema with that fingerprint (give its descriptor set with --writer-schema to accept a "
+                 "compatible version)", tp_schema_message_name(s->schema), fp, own);
     return 0;
 }
 
@@ -1568,6 +1583,7 @@ static tp_err make_batches(tp_sink *s, const tp_sink_config *c, char *err, size_
         for (size_t i = 0; !e && i < c->n_writer_schemas; i++)
             s->writers[i] = c->writer_schemas[i];
         s->n_writers = c->n_writer_schemas;
+        s->writer_dir = c->writer_dir;
         if (!e)
             e = tp_dyn_batch_new(s->schema, c->batch_rows, budget, &s->dyn);
         if (!e)

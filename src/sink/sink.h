@@ -96,6 +96,9 @@ typedef struct tp_sink_config {
     const struct tp_schema *schema;
     const struct tp_schema *const *writer_schemas;
     size_t n_writer_schemas;
+    /* With schema: a directory of descriptor sets (schema/schema_dir.h; borrowed, must outlive the sink) where a
+     * fingerprint that is neither the schema's nor a writer_schemas' is looked up; found and compatible: loaded. */
+    struct tp_schema_dir *writer_dir;
 } tp_sink_config;
 
 /* Fills *c with the defaults above (everything else zero/NULL). */
