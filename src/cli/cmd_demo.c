@@ -37,6 +37,7 @@ typedef struct demo_opts {
     uint32_t seconds;
     uint32_t interval_ms;
     double rate;          /* records/s over all gateways; 0 = as fast as it goes */
+    int live;             /* --live: the rate a live fleet sends at (every vehicle one record per interval) */
     const char *db;
     int partitions;
     int gateways;
@@ -380,7 +381,11 @@ static void usage(FILE *out)
             "  --vehicles N        simulated vehicles (default 2000)\n"
             "  --seconds S         simulated seconds, one sample per vehicle per interval (default 60)\n"
             "  --interval-ms MS    sampling interval (default 1000)\n"
-            "  --rate R            records/s over all gateways (default 0: as fast as it goes)\n"
+            "  --rate R            records/s over all gateways (default 0: as fast as it goes: a replay, whose packs\n"
+            "                      fill up; its bytes per record are a replay's, not a live fleet's)\n"
+            "  --live              pace the fleet as a live one sends: --vehicles x 1000 / --interval-ms records/s,\n"
+            "                      so packs hold what the linger collects (the run takes --seconds); the summary's\n"
+            "                      bytes are then a live fleet's\n"
             "  --db PATH           SQLite file to load; recreated if it exists (default telepack-demo.db)\n"
             "  --partitions N      topic partitions on the mock cluster (default 8)\n"
             "  --gateways N        concurrent gateway connections (default 4)\n"
@@ -399,7 +404,7 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, demo_opts *o)
 {
     enum { O_VEHICLES = 256, O_SECONDS, O_INTERVAL, O_RATE, O_DB, O_PARTITIONS, O_GATEWAYS, O_BATCH, O_LINGER, O_LEVEL,
-           O_THREADS, O_SEED, O_LOGLEVEL, O_LAYOUT };
+           O_THREADS, O_SEED, O_LOGLEVEL, O_LAYOUT, O_LIVE };
     static const struct option longopts[] = {
         {"vehicles", required_argument, 0, O_VEHICLES}, {"seconds", required_argument, 0, O_SECONDS},
         {"interval-ms", required_argument, 0, O_INTERVAL}, {"rate", required_argument, 0, O_RATE},
@@ -408,6 +413,7 @@ static int parse_args(int argc, char **argv, demo_opts *o)
         {"linger-ms", required_argument, 0, O_LINGER}, {"level", required_argument, 0, O_LEVEL},
         {"threads", required_argument, 0, O_THREADS}, {"seed", required_argument, 0, O_SEED},
         {"log-level", required_argument, 0, O_LOGLEVEL}, {"layout", required_argument, 0, O_LAYOUT},
+        {"live", no_argument, 0, O_LIVE},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     static const char *const layout_words[] = {"rows", "columns", NULL}; /* index + 1 == tp_layout */
     static const char *const level_words[] = {"debug", "info", "warn", "error", NULL}; /* == tp_log_level */
@@ -435,6 +441,7 @@ static int parse_args(int argc, char **argv, demo_opts *o)
                 o->interval_ms = (uint32_t)v;
             break;
         case O_RATE: e = tp_cli_parse_double("rate", optarg, 0, 1e9, &o->rate, msg, sizeof msg); break;
+        case O_LIVE: o->live = 1; break;
         case O_DB: o->db = optarg; break;
         case O_PARTITIONS:
             if (!(e = tp_cli_parse_u64("partitions", optarg, 1, 256, &v, msg, sizeof msg)))
@@ -474,6 +481,11 @@ static int parse_args(int argc, char **argv, demo_opts *o)
     if (optind < argc)
         return tp_cli_usage_error("demo", "unexpected argument '%s'", argv[optind]);
     o->layout = (tp_layout)(layout + 1);
+    if (o->live && o->rate > 0)
+        return tp_cli_usage_error("demo", "--live sets the rate itself (--vehicles x 1000 / --interval-ms); give one "
+                                          "of --live and --rate");
+    if (o->live)
+        o->rate = (double)o->vehicles * 1000.0 / (double)o->interval_ms;
     if (!o->batch_records_set) { /* the ingest's pack size for its grouping: per partition, or per vehicle (rows) */
         tp_ingest_opts io;
         tp_ingest_opts_init(&io);
@@ -758,6 +770,14 @@ static int verify_and_summarise(demo_run *r, const tp_ingest_stats *is, const tp
     printf("  bytes as packs        %s (%.1f B/record, %.1fx smaller than JSON; %s layout, on the wire)\n", kb,
            (double)is->pack_bytes_out / n, is->pack_bytes_out ? (double)json / (double)is->pack_bytes_out : 0.0,
            o->layout == TP_LAYOUT_ROWS ? "rows" : "columns");
+    if (o->live)
+        printf("  pace                  live: %.0f records/s, one record per vehicle every %u ms; these are a live "
+               "fleet's bytes\n", o->rate, o->interval_ms);
+    else if (o->rate > 0)
+        printf("  pace                  %.0f records/s (--rate)\n", o->rate);
+    else
+        printf("  pace                  replay, as fast as it goes: packs fill up, so these are a replay's bytes (a live "
+               "fleet's: --live)\n");
     uint64_t rows_b = 0, cols_b = 0;
     uint32_t avg = is->packs_out ? (uint32_t)((is->records_out + is->packs_out / 2) / is->packs_out) : 1;
     if (verified && repack_sizes(o->db, avg ? avg : 1, o->level, &rows_b, &cols_b) == 0)

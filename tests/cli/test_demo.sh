@@ -31,4 +31,18 @@ rows_b=$(sed -n 's/.*rows \([0-9.]*\) B\/record.*/\1/p' <<<"$line")
 cols_b=$(sed -n 's/.*columns \([0-9.]*\) B\/record.*/\1/p' <<<"$line")
 awk -v r="$rows_b" -v c="$cols_b" 'BEGIN { exit !(r > 0 && c > 0 && c < r) }' \
     || fail "columns ($cols_b B/record) not smaller than rows ($rows_b B/record)"
-echo "demo: $sent records, exactly once; rows $rows_b B/record, columns $cols_b B/record"
+grep -q '^  pace  *replay, as fast as it goes' "$work/out" || fail "the replay run does not say it is a replay"
+replay_b=$(sed -n 's/^  bytes as packs .*(\([0-9.]*\) B\/record.*/\1/p' "$work/out")
+
+# --live paces the fleet as a live one sends (200 vehicles, one record each a second): packs hold what the linger
+# collects, so a record costs more than in the replay above, and the summary says whose bytes these are.
+"$TELEPACK" demo --live --rate 5 --vehicles 200 2>"$work/err" && fail "demo accepted --live with --rate"
+grep -q "give one of --live and --rate" "$work/err" || fail "--live --rate: $(cat "$work/err")"
+"$TELEPACK" demo --live --vehicles 200 --seconds 4 --db "$work/live.db" >"$work/live" 2>"$work/err" \
+    || { cat "$work/live" "$work/err" >&2; fail "demo --live exited non-zero"; }
+grep -q "every record exactly once, field by field" "$work/live" || { cat "$work/live" >&2; fail "--live: no exactly-once verdict"; }
+grep -q '^  pace  *live: 200 records/s, one record per vehicle every 1000 ms' "$work/live" || fail "--live: no pace line"
+live_b=$(sed -n 's/^  bytes as packs .*(\([0-9.]*\) B\/record.*/\1/p' "$work/live")
+awk -v l="$live_b" -v r="$replay_b" 'BEGIN { exit !(l > r && r > 0) }' \
+    || fail "live packs ($live_b B/record) are not dearer than the replay's ($replay_b B/record)"
+echo "demo: $sent records, exactly once; rows $rows_b B/record, columns $cols_b B/record; live $live_b, replay $replay_b"
