@@ -98,7 +98,7 @@ static void usage(void)
            "                          latest (default 500)\n"
            "  --max-buffered-bytes N  with --listen/--http-listen: record bytes held (open packs, in flight, request\n"
            "                          bodies) before gateways are paused and requests get 503 (default 256M)\n" TP_CLI_WORKER_HELP
-           "                          (--metrics-listen with --listen/--http-listen: /metrics, /healthz, /readyz)\n"
+           "                          (--metrics-listen and the TLS options apply to --listen/--http-listen only)\n"
            "  -h, --help              this text\n"
            "\n"
            "Exit status: 0 every pack delivered (acks=all), 1 Kafka failure, 2 bad options or a bad record.\n");
