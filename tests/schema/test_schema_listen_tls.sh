@@ -95,7 +95,8 @@ done
 grep -q "TLS with client certificates" w.err || fail "the log does not say mutual TLS: $(cat w.err)"
 
 # gateway.py PORT FILE CA [CERT KEY] [BAD...]: protocol v2 over TLS (verifying the server against CA), the delimited
-# records of FILE with a bad record inserted after record 2 for each BAD (old: time 1970; far: the year 2100); prints "reject N CODE REASON" lines and "ack A", or "tls-error WHAT" / "closed A".
+# records of FILE with a bad record inserted after record 2 for each BAD (old: time 1970; far: the year 2100);
+# prints "reject N CODE REASON" lines and "ack A", or "tls-error WHAT" / "closed A".
 cat >gateway.py <<'PY'
 import socket, ssl, sys
 port, path, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -170,7 +171,8 @@ grep -q "^tls-error\|^closed 0" rogue.out || fail "a client certificate of anoth
 gw "$port" ev.bin ca.pem >none.out
 grep -q "^tls-error\|^closed 0" none.out || fail "no client certificate: $(cat none.out)"
 gw "$port" ev.bin ca2.pem gw.pem gw.key >wrongca.out
-grep -q "^tls-error SSLCertVerificationError" wrongca.out || fail "the server's certificate against ca2: $(cat wrongca.out)"
+grep -q "^tls-error SSLCertVerificationError" wrongca.out ||
+    fail "the server's certificate against ca2: $(cat wrongca.out)"
 python3 -c "import socket,sys; s=socket.create_connection(('127.0.0.1',$port)); s.settimeout(10)
 s.sendall(b'\xd4\xd0\xc7\x57\x02\x06\x12\x04test'); d=s.recv(300); print(d[:5].hex(), d)" >plain.out 2>&1
 grep -q "^d4d0c75702 .*this port requires TLS" plain.out || fail "a plaintext hello on the TLS port: $(cat plain.out)"
@@ -179,7 +181,8 @@ grep -q "^d4d0c75702 .*this port requires TLS" plain.out || fail "a plaintext he
 printf '{"vin":"WBA0000000000HTTP","recorded_at":"1970-01-01T00:00:01Z"}\n' >old.json
 code=$(curl -s -o old.body -w '%{http_code}' --cacert ca.pem -H 'Content-Type: application/x-ndjson' \
     --data-binary @old.json "https://localhost:$hport/v1/records")
-[ "$code" = 400 ] && grep -q 'line 1: recorded_at is 1000 ms since the epoch, more than 3653 days before now' old.body ||
+[ "$code" = 400 ] &&
+    grep -q 'line 1: recorded_at is 1000 ms since the epoch, more than 3653 days before now' old.body ||
     fail "HTTPS record of 1970: $code $(cat old.body)"
 "$tp" schema "${ev[@]}" --decode ev.bin --delimited >ev.json || fail "decode to NDJSON"
 code=$(curl -s -o good.body -w '%{http_code}' --cacert ca.pem -H 'Content-Type: application/x-ndjson' \
@@ -197,7 +200,8 @@ metric() { awk -v k="$1" '$1 == k {print $2}' metrics; }
     fail "client_cert TLS failures: $(grep tls_failures metrics)"
 [ "$(metric 'telepack_ingest_gateway_tls_failures_total{reason="plaintext"}')" = 1 ] ||
     fail "plaintext TLS failures: $(grep tls_failures metrics)"
-[ "$(metric telepack_ingest_gateway_tls_sessions_total)" -ge 1 ] 2>/dev/null || fail "TLS sessions: $(grep sessions metrics)"
+[ "$(metric telepack_ingest_gateway_tls_sessions_total)" -ge 1 ] 2>/dev/null ||
+    fail "TLS sessions: $(grep sessions metrics)"
 [ "$(metric telepack_ingest_packs_total)" -ge 4 ] 2>/dev/null || fail "packs: $(metric telepack_ingest_packs_total)"
 [ "$(metric telepack_ingest_records_per_pack_sum)" = 240 ] || fail "records out: $(grep records_per_pack_sum metrics)"
 [ "$(metric telepack_ingest_bytes_in_total)" -gt 10000 ] 2>/dev/null || fail "bytes in: $(grep bytes_in metrics)"

@@ -149,7 +149,9 @@ grep -q "sending it to" "$tmp/sink7.err" &&
 # Refused at start: plaintext gateways off loopback without --tls-cert or --insecure, and the null: warehouse
 # has no table.
 "$tp" ingest "${ev[@]}" --brokers "$boot" --topic ev --listen 0.0.0.0:0 2>"$tmp/err"; rc=$?
-[ $rc = 2 ] && grep -q "refusing plaintext gateways on 0.0.0.0:0.*--tls-cert" "$tmp/err" || fail "ingest --schema --listen off loopback: $rc $(cat "$tmp/err")"
+[ $rc = 2 ] &&
+    grep -q "refusing plaintext gateways on 0.0.0.0:0.*--tls-cert" "$tmp/err" ||
+        fail "ingest --schema --listen off loopback: $rc $(cat "$tmp/err")"
 "$tp" ingest "${ev[@]}" --brokers "$boot" --topic ev --listen 127.0.0.1:0 --pack-by partition 2>"$tmp/err"; rc=$?
 [ $rc = 2 ] && grep -q -- "--pack-by partition applies to the --from replay" "$tmp/err" ||
     fail "--pack-by partition --listen: $rc $(cat "$tmp/err")"
