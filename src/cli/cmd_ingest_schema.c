@@ -4,8 +4,9 @@
  * headers plus tp-schema (the message name) and tp-schema-fp (the fingerprint). A record that does not decode under
  * the schema is refused by number and byte offset before anything of it is sent. With --listen and/or
  * --http-listen it serves gateways (protocol v1/v2, each record checked by the dynamic decoder: a bad one is
- * rejected by a v2 REJECT frame) and POST /v1/records instead, both into one dyn_ingest.h worker: docs/SCHEMA.md,
- * "The pipeline". */
+ * rejected by a v2 REJECT frame, as is one whose time is more than ten years from now) and POST /v1/records
+ * instead, both into one dyn_ingest.h worker, with TLS (mutual TLS on the gateway listener), tokens, SIGHUP reloads,
+ * /metrics and /readyz as the built-in ingest: docs/SCHEMA.md, "The pipeline". */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -26,9 +27,12 @@
 #include "ingest/auth_tokens.h"
 #include "ingest/dyn_ingest.h"
 #include "ingest/gateway_server.h"
+#include "ingest/gateway_tls.h"
 #include "ingest/http_ingest.h"
 #include "kafka/producer.h"
 #include "kafka/schema_headers.h"
+#include "ops/http_server.h"
+#include "ops/worker_metrics.h"
 #include "schema/dyncols.h"
 #include "schema/dynpack.h"
 #include "schema/dynrow.h"
@@ -71,22 +75,30 @@ static void usage(void)
            "  --level N               zstd level 1..22 (default 3)\n"
            "  --layout L              columns (default: measured 6x smaller on EV telemetry, docs/BENCHMARKS.md)\n"
            "                          or rows (the original bytes, for consumers that only read pbpack v1)\n"
-           "  --listen H:P            serve gateways (TCP, plain: no TLS yet with --schema; off loopback it needs\n"
-           "                          --insecure); --auth-tokens applies to v2 hellos as without --schema\n"
+           "  --listen H:P            serve gateways (TCP; off loopback it needs --tls-cert or --insecure);\n"
+           "                          --auth-tokens applies to v2 hellos as without --schema; a v2 record whose\n"
+           "                          time (the time role) is more than 3653 days from now is rejected (code 4)\n"
+           "  --tls-cert FILE         PEM certificate (chain): the gateway listener speaks TLS only (with\n"
+           "                          --tls-key); also the default of --http-tls-cert. SIGHUP reloads it\n"
+           "  --tls-key FILE          PEM private key of --tls-cert (also the default of --http-tls-key)\n"
+           "  --tls-client-ca FILE    mutual TLS on the gateway listener: gateways must present a certificate\n"
+           "                          signed by this CA (PEM)\n"
            "  --http-listen H:P       serve POST /v1/records (NDJSON per protobuf's JSON mapping, or delimited\n"
            "                          protobuf by Content-Type) until SIGINT/SIGTERM; off loopback it needs TLS or\n"
-           "                          --insecure\n"
+           "                          --insecure; a record whose time is more than 3653 days from now: 400\n"
            "  --http-tls-cert FILE    PEM certificate (chain) for HTTPS, with --http-tls-key FILE\n"
            "  --http-tls-key FILE     its PEM private key\n"
-           "  --insecure              allow plain HTTP on an address other than loopback\n"
+           "  --insecure              allow plaintext (no TLS) on a --listen or --http-listen address other than\n"
+           "                          loopback (a TLS proxy in front, a private network)\n"
            "  --auth-tokens FILE      bearer tokens (docs/HTTP_INGEST.md); an integer key is checked against a token's\n"
-           "                          id list, a string key needs a token for every vehicle\n"
+           "                          id list, a string key needs a token for every vehicle. SIGHUP reloads it\n"
            "  --http-max-body N       largest request body (default 4M; larger: 413)\n"
            "  --http-timeout-ms N     longest a request waits for Kafka before 503 (default 30000)\n"
            "  --linger-ms N           with --listen/--http-listen: a key's pack is sent N ms after its first record at the\n"
            "                          latest (default 500)\n"
            "  --max-buffered-bytes N  with --listen/--http-listen: record bytes held (open packs, in flight, request\n"
            "                          bodies) before gateways are paused and requests get 503 (default 256M)\n" TP_CLI_WORKER_HELP
+           "                          (--metrics-listen and the TLS options apply to --listen/--http-listen only)\n"
            "  -h, --help              this text\n"
            "\n"
            "Exit status: 0 every pack delivered (acks=all), 1 Kafka failure, 2 bad options or a bad record.\n");
@@ -94,7 +106,7 @@ static void usage(void)
 
 enum { O_BROKERS = 256, O_TOPIC, O_FROM, O_BATCH, O_MAX_BUFFERED, O_MAX_RECORD, O_LEVEL, O_FORMAT, O_IGNORE_UNKNOWN,
        O_HTTP, O_HTTP_CERT, O_HTTP_KEY, O_INSECURE, O_TOKENS, O_HTTP_BODY, O_HTTP_TIMEOUT, O_LINGER, O_MAX_BYTES,
-       O_LISTEN, O_LAYOUT, O_PACK_BY };
+       O_LISTEN, O_LAYOUT, O_PACK_BY, O_TLS_CERT, O_TLS_KEY, O_TLS_CA };
 
 typedef struct delivery {
     _Atomic uint64_t ok, failed;
@@ -244,6 +256,7 @@ typedef struct ingest_args {
     tp_http_ingest_opts hio; /* --http-listen */
     uint64_t linger_ms, max_bytes;
     const char *listen; /* --listen: gateways */
+    const char *tls_cert, *tls_key, *tls_client_ca; /* the gateway listener's TLS */
     int pack_by; /* 0 vehicle (one key a pack), 1 partition (--from only) */
 } ingest_args;
 
@@ -274,6 +287,9 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
         {"linger-ms", required_argument, NULL, O_LINGER},
         {"max-buffered-bytes", required_argument, NULL, O_MAX_BYTES},
         {"pack-by", required_argument, NULL, O_PACK_BY},
+        {"tls-cert", required_argument, NULL, O_TLS_CERT},
+        {"tls-key", required_argument, NULL, O_TLS_KEY},
+        {"tls-client-ca", required_argument, NULL, O_TLS_CA},
         TP_CLI_WORKER_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -334,6 +350,9 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
             e = tp_cli_parse_size("max-buffered-bytes", optarg, 1 << 20, 1ull << 40, &a->max_bytes, msg, sizeof msg);
             break;
         case O_PACK_BY: e = tp_cli_parse_choice("pack-by", optarg, pack_by_words, &a->pack_by, msg, sizeof msg); break;
+        case O_TLS_CERT: a->tls_cert = optarg; break;
+        case O_TLS_KEY: a->tls_key = optarg; break;
+        case O_TLS_CA: a->tls_client_ca = optarg; break;
         case 'h': usage(); status = 0; break;
         case ':': status = tp_cli_usage_error("ingest", "option '%s' needs a value", argv[optind - 1]); break;
         default:
@@ -349,19 +368,37 @@ static int parse_args(int argc, char **argv, ingest_args *a, tp_cli_worker *w)
     if (status < 0 && (!a->topic || !a->from == !serve))
         status = tp_cli_usage_error("ingest", "--topic and either --from or --listen/--http-listen are required with "
                                               "--schema");
+    if (status < 0 && (a->tls_cert || a->tls_key || a->tls_client_ca) && !serve)
+        status = tp_cli_usage_error("ingest", "--tls-cert, --tls-key and --tls-client-ca apply to --listen and "
+                                              "--http-listen; give one of them");
+    if (status < 0 && !a->tls_cert != !a->tls_key)
+        status = tp_cli_usage_error("ingest", "--tls-cert and --tls-key go together; give both files or neither");
+    if (status < 0 && a->tls_client_ca && !a->tls_cert)
+        status = tp_cli_usage_error("ingest", "--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key too");
+    if (status < 0 && a->tls_client_ca && !a->listen)
+        status = tp_cli_usage_error("ingest", "--tls-client-ca applies to the gateway listener (--listen); give it "
+                                              "too");
     if (status < 0 && a->listen) {
         char host[256], port[16];
         if (tp_gateway_parse_hostport(a->listen, host, sizeof host, port, sizeof port))
             status = tp_cli_usage_error("ingest", "--listen '%s' is not HOST:PORT", a->listen);
-        else if (!a->hio.insecure && !tp_http_ingest_is_loopback(host))
+        else if (!a->tls_cert && !a->hio.insecure && !tp_http_ingest_is_loopback(host))
             status = tp_cli_usage_error("ingest", "refusing plaintext gateways on %s, which is not a loopback "
-                                                  "address: --schema has no gateway TLS yet; give --insecure if a TLS "
-                                                  "proxy sits in front", a->listen);
+                                                  "address: records and tokens would cross the network in clear; "
+                                                  "give --tls-cert FILE --tls-key FILE, or --insecure (a TLS proxy "
+                                                  "in front, a private network)", a->listen);
+    }
+    if (status < 0 && a->hio.listen && !a->hio.tls_cert && !a->hio.tls_key && a->tls_cert) {
+        a->hio.tls_cert = a->tls_cert; /* one certificate for both listeners */
+        a->hio.tls_key = a->tls_key;
     }
     if (status < 0 && a->hio.listen && tp_http_ingest_check_opts(&a->hio, msg, sizeof msg))
         status = tp_cli_usage_error("ingest", "%s", msg);
     if (status < 0 && !a->hio.listen && (a->hio.tls_cert || a->hio.tls_key))
         status = tp_cli_usage_error("ingest", "--http-tls-cert and --http-tls-key apply to --http-listen; give it too");
+    if (status < 0 && !serve && w->metrics_listen)
+        status = tp_cli_usage_error("ingest", "--metrics-listen with --schema applies to --listen and --http-listen; "
+                                              "a --from replay has no operations endpoint");
     if (status < 0 && !serve && a->hio.tokens_path)
         status = tp_cli_usage_error("ingest", "--auth-tokens applies to --listen and --http-listen; give one of them");
     if (status < 0 && a->pack_by == 1 && a->layout == 0)
@@ -428,6 +465,7 @@ typedef struct gw {
     tp_dyn_batch *row; /* the record being checked */
     const tp_schema *s;
     tp_gateway_server *srv;
+    int64_t max_event_skew_ms; /* the v2 event-time bound (the gateway server's default), or < 0 */
 } gw;
 
 static tp_err gw_on_record(void *ctx, const tp_record *r, size_t wire_len, const tp_batch_tag *tag)
@@ -451,6 +489,8 @@ static int gw_check(void *ctx, const uint8_t *msg, size_t len, int *has_id, uint
     size_t klen;
     if (tp_dyn_key_text(g->row, 0, key, &klen, why, cap))
         return TP_GW_REJECT_MALFORMED;
+    if (tp_dyn_event_time_out(g->row, 0, tp_wall_ms(), g->max_event_skew_ms, why, cap))
+        return TP_GW_REJECT_EVENT_TIME; /* v2: a REJECT frame, as for a VehicleRecord's sampled_at_ms */
     const tp_dyn_column *kc = &g->row->columns[tp_schema_get_roles(g->s)->key];
     *has_id = kc->def->kind == TP_COL_U64 || (kc->def->kind == TP_COL_I64 && kc->cells[0].i >= 0);
     *id = kc->cells[0].u;
@@ -494,11 +534,84 @@ static void gw_service(gw *g, size_t cap)
         tp_gateway_server_resume(g->srv);
 }
 
-static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_stop, g_hup;
 static void on_stop(int sig)
 {
     (void)sig;
     g_stop = 1;
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    g_hup = 1;
+}
+
+/* SIGHUP: the token file (both listeners) and the gateway listener's certificates; a bad file keeps the old ones. */
+static void reload(ingest_args *a, tp_auth_store *tokens, tp_tls_server *tls)
+{
+    g_hup = 0;
+    char herr[512];
+    if (tokens) {
+        if (tp_auth_store_reload(tokens, herr, sizeof herr) == TP_OK)
+            tp_log(TP_LOG_INFO, "ingest", "SIGHUP: reloaded the token file %s", a->hio.tokens_path);
+        else
+            tp_log(TP_LOG_ERROR, "ingest", "SIGHUP: keeping the old tokens: %s", herr);
+    }
+    if (tls) {
+        if (tp_tls_server_reload(tls, herr, sizeof herr) == TP_OK)
+            tp_log(TP_LOG_INFO, "ingest", "SIGHUP: reloaded the TLS certificate %s (new connections use it)",
+                   a->tls_cert);
+        else
+            tp_log(TP_LOG_ERROR, "ingest", "SIGHUP: keeping the old TLS certificate: %s", herr);
+    }
+}
+
+/* What the operations endpoint reads at each /metrics (a collector) and /readyz. */
+typedef struct ops_ctx {
+    const tp_ingest_metrics *m;
+    tp_dyn_ingest *d;
+} ops_ctx;
+
+/* The worker's totals into the built-in ingest's metrics, at each render (thread-safe counters of the worker). */
+static void collect_metrics(tp_metrics *reg, void *ud)
+{
+    (void)reg;
+    const tp_ingest_metrics *m = ((ops_ctx *)ud)->m;
+    tp_dyn_ingest *d = ((ops_ctx *)ud)->d;
+    tp_dyn_ingest_stats st;
+    tp_dyn_ingest_stats_get(d, &st);
+    tp_counter_set(m->records, st.records_in);
+    tp_counter_set(m->bytes_in, st.bytes_in);
+    tp_counter_set(m->packs, st.packs_out);
+    tp_counter_set(m->bytes_out, st.pack_bytes_out);
+    tp_gauge_set(m->buffered_bytes, (double)tp_dyn_ingest_buffered(d));
+    tp_gauge_set(m->open_batches, (double)st.open_groups);
+    tp_gauge_set(m->inflight_packs, (double)st.in_flight);
+}
+
+/* The gateway listener's totals (the loop thread: it owns the server's stats). */
+static void mirror_gateway_metrics(const tp_ingest_metrics *m, tp_gateway_server *srv)
+{
+    tp_gateway_server_stats gs;
+    tp_gateway_server_stats_get(srv, &gs);
+    for (int i = 1; i < TP_GW_REJECT__COUNT; i++)
+        tp_counter_set(m->records_rejected[i], gs.rejected[i]);
+    for (int i = 0; i < TP_GW_CLOSE__COUNT; i++)
+        tp_counter_set(m->gateway_closes[i], gs.closed[i]);
+    for (int i = 1; i < TP_GW_REFUSE__COUNT; i++)
+        tp_counter_set(m->gateway_refusals[i], gs.refused[i]);
+    for (int i = 0; i < TP_GW_TLS__COUNT; i++)
+        tp_counter_set(m->gateway_tls_failures[i], gs.tls_failures[i]);
+    tp_counter_set(m->gateway_tls_sessions, gs.tls_sessions);
+    tp_gauge_set(m->gateways_v2, (double)gs.connections_v2);
+    tp_gauge_set(m->gateways, (double)gs.connections);
+    tp_counter_set(m->backpressure, gs.pauses);
+}
+
+static bool dyn_ready(void *ud, char *reason, size_t cap)
+{
+    return tp_dyn_ingest_ready(((ops_ctx *)ud)->d, reason, cap) != 0;
 }
 
 /* --listen / --http-listen: the schema's worker behind the gateway listener and POST /v1/records until SIGINT,
@@ -521,13 +634,29 @@ static int serve(ingest_args *a, tp_cli_worker *w, tp_schema *s)
     char err[1024] = "";
     tp_dyn_ingest *d = NULL;
     tp_auth_store *tokens = NULL;
+    tp_tls_server *tls = NULL;
     tp_gateway_auth gauth;
     tp_http_ingest *h = NULL;
+    tp_metrics *metrics = NULL;
+    tp_ingest_metrics im = {0};
+    tp_http_server *ops = NULL;
     gw g = {.s = s};
     int status = 0;
-    tp_err e = tp_dyn_ingest_new(&o, &d, err, sizeof err);
+    tp_err e = TP_OK;
+    if (w->metrics_listen) {
+        if ((e = tp_metrics_new(&metrics)) || (e = tp_ingest_metrics_register(metrics, &im)))
+            snprintf(err, sizeof err, "cannot set up the metrics registry");
+        o.metrics = &im;
+        o.kafka_metrics = metrics; /* the producer's librdkafka statistics, and readiness from them */
+    }
+    if (!e)
+        e = tp_dyn_ingest_new(&o, &d, err, sizeof err);
     if (!e && a->hio.tokens_path)
         e = tp_auth_store_load(a->hio.tokens_path, &tokens, err, sizeof err);
+    if (!e && a->listen && a->tls_cert &&
+        (e = tp_tls_server_new(a->tls_cert, a->tls_key, a->tls_client_ca, &tls, err, sizeof err)) &&
+        e != TP_ERR_NOMEM)
+        e = TP_ERR_INVALID_ARG; /* a bad file: exit 2 */
     if (!e && a->listen) {
         tp_gateway_server_opts so;
         tp_gateway_server_opts_init(&so);
@@ -536,6 +665,8 @@ static int serve(ingest_args *a, tp_cli_worker *w, tp_schema *s)
         so.conn_buffer_bytes = (size_t)a->max_record + 64 > 65536 ? (size_t)a->max_record + 64 : 65536;
         so.batch_records = (uint32_t)a->batch;
         so.linger_ms = (uint32_t)a->linger_ms;
+        so.tls = tls;
+        g.max_event_skew_ms = so.max_event_skew_ms;
         if (tokens) {
             tp_auth_store_gateway_auth(tokens, &gauth);
             so.auth = &gauth;
@@ -556,7 +687,17 @@ static int serve(ingest_args *a, tp_cli_worker *w, tp_schema *s)
         a->hio.json_flags = a->ignore_unknown ? TP_DYN_JSON_IGNORE_UNKNOWN : 0;
         a->hio.max_record_bytes = (size_t)a->max_record;
         a->hio.max_buffered_bytes = (size_t)a->max_bytes;
+        a->hio.metrics = metrics;
         e = tp_http_ingest_start(&a->hio, NULL, &h, err, sizeof err);
+    }
+    ops_ctx oc = {&im, d};
+    if (!e && w->metrics_listen && (e = tp_metrics_add_collector(metrics, collect_metrics, &oc)))
+        snprintf(err, sizeof err, "cannot set up the metrics registry");
+    if (!e && w->metrics_listen) {
+        tp_http_server_opts ho = {w->metrics_listen, metrics, dyn_ready, &oc};
+        if (!(e = tp_http_server_start(&ho, &ops, err, sizeof err)))
+            tp_log(TP_LOG_INFO, "ingest", "serving /metrics, /healthz, /readyz on %s (port %u)", w->metrics_listen,
+                   tp_http_server_port(ops));
     }
     if (e) {
         fprintf(stderr, "telepack ingest: %s\n", err[0] ? err : tp_strerror(e));
@@ -566,10 +707,17 @@ static int serve(ingest_args *a, tp_cli_worker *w, tp_schema *s)
         sa.sa_handler = on_stop;
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
+        if (tokens || tls) { /* SIGHUP reloads them */
+            struct sigaction sh = {0};
+            sh.sa_handler = on_hup;
+            sigaction(SIGHUP, &sh, NULL);
+        }
         if (g.srv)
             tp_log(TP_LOG_INFO, "ingest", "listening for gateways with records of %s (schema %s) on %s (port %d), "
-                   "publishing to topic %s", tp_schema_message_name(s), tp_schema_fingerprint_hex(s), a->listen,
-                   tp_gateway_server_port(g.srv), a->topic);
+                   "%s%s, publishing to topic %s", tp_schema_message_name(s), tp_schema_fingerprint_hex(s),
+                   a->listen, tp_gateway_server_port(g.srv),
+                   tls ? (a->tls_client_ca ? "TLS with client certificates" : "TLS") : "plaintext",
+                   tokens ? ", tokens required" : "", a->topic);
         if (h)
             tp_log(TP_LOG_INFO, "ingest", "serving POST /v1/records of %s (schema %s) on %s (port %u, %s%s), "
                    "publishing to topic %s", tp_schema_message_name(s), tp_schema_fingerprint_hex(s), a->hio.listen,
@@ -577,6 +725,10 @@ static int serve(ingest_args *a, tp_cli_worker *w, tp_schema *s)
                    a->hio.tokens_path ? ", bearer tokens" : ", no authentication", a->topic);
         char why[1024];
         while (!g_stop && !tp_dyn_ingest_failed(d, why, sizeof why)) {
+            if (g_hup)
+                reload(a, tokens, tls);
+            if (metrics && g.srv)
+                mirror_gateway_metrics(&im, g.srv);
             if (g.srv) {
                 tp_gateway_server_poll(g.srv, 50);
                 gw_service(&g, (size_t)a->max_bytes);
@@ -612,6 +764,7 @@ static int serve(ingest_args *a, tp_cli_worker *w, tp_schema *s)
         tp_gateway_server_stats_get(g.srv, &gst);
         tp_gateway_server_close_all(g.srv);
     }
+    tp_http_server_stop(ops); /* its readiness callback reads d */
     tp_dyn_ingest_stats st = {0};
     if (d && (e = tp_dyn_ingest_stop(d, 30000, &st)) && !status) {
         fprintf(stderr, "telepack ingest: %s\n", e == TP_ERR_AGAIN ? "packs still undelivered after 30 s; gave up on "
@@ -621,6 +774,7 @@ static int serve(ingest_args *a, tp_cli_worker *w, tp_schema *s)
     tp_gateway_server_free(g.srv);
     tp_dyn_batch_free(g.row);
     tp_auth_store_free(tokens);
+    tp_tls_server_free(tls);
     if (d) {
         uint64_t grej = 0;
         for (int i = 0; i < TP_GW_REJECT__COUNT; i++)
@@ -630,6 +784,7 @@ static int serve(ingest_args *a, tp_cli_worker *w, tp_schema *s)
                 tp_schema_message_name(s), tp_schema_fingerprint_hex(s), gst.records_in, grej, rejected,
                 st.packs_out, a->topic);
     }
+    tp_metrics_free(metrics);
     return status;
 }
 

@@ -15,6 +15,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "kafka/kafka_stats.h"
 #include "kafka/producer.h"
 #include "kafka/schema_headers.h"
 #include "schema/dynpack.h"
@@ -48,6 +49,7 @@ typedef struct packctx {
     size_t n;
     uint32_t records;
     size_t bytes, pack_bytes;
+    int64_t sent_us; /* tp_mono_us at produce */
 } packctx;
 
 /* A pack built under `mu`, sent after. */
@@ -79,7 +81,10 @@ struct tp_dyn_ingest {
     size_t ndone, done_cap;
     void (*notify)(void *ctx);
     void *notify_ctx;
-    _Atomic uint64_t records_in, packs_out, records_out, pack_bytes_out, delivery_failures;
+    _Atomic uint64_t records_in, bytes_in, packs_out, records_out, pack_bytes_out, delivery_failures;
+    _Atomic uint64_t in_flight, open_groups;
+    tp_kafka_stats_exporter *kstats; /* with opts.kafka_metrics */
+    atomic_int brokers_up;           /* brokers UP in the last statistics (1 after a delivery); -1 = none yet */
 };
 
 void tp_dyn_ingest_opts_init(tp_dyn_ingest_opts *o)
@@ -150,16 +155,30 @@ static void on_dr(void *ctx, void *opaque, tp_err err, int retriable, const char
     (void)retriable;
     packctx *pc = opaque;
     tp_dyn_ingest *d = pc->d;
-    pthread_mutex_lock(&d->tmu);
-    settle_locked(d, pc->refs, pc->n, err == TP_OK);
-    pthread_mutex_unlock(&d->tmu);
-    atomic_fetch_sub(&d->buffered, pc->bytes);
+    const tp_ingest_metrics *im = d->o.metrics; /* counted before the records are settled (acked, answered) */
+    if (im && err == TP_OK) {
+        tp_histogram_observe(im->produce_latency, (double)(tp_mono_us() - pc->sent_us) / 1e6);
+        tp_histogram_observe(im->pack_bytes, (double)pc->pack_bytes);
+        tp_histogram_observe(im->records_per_pack, (double)pc->records);
+    } else if (im) {
+        tp_counter_inc(im->delivery_errors);
+    }
     if (err == TP_OK) {
+        int none = 0, unknown = -1; /* a delivered pack proves a broker connection */
+        if (!atomic_compare_exchange_strong(&d->brokers_up, &none, 1))
+            atomic_compare_exchange_strong(&d->brokers_up, &unknown, 1);
         atomic_fetch_add(&d->packs_out, 1);
         atomic_fetch_add(&d->records_out, pc->records);
         atomic_fetch_add(&d->pack_bytes_out, pc->pack_bytes);
     } else {
         atomic_fetch_add(&d->delivery_failures, 1);
+    }
+    atomic_fetch_sub(&d->in_flight, 1);
+    atomic_fetch_sub(&d->buffered, pc->bytes);
+    pthread_mutex_lock(&d->tmu);
+    settle_locked(d, pc->refs, pc->n, err == TP_OK);
+    pthread_mutex_unlock(&d->tmu);
+    if (err != TP_OK) {
         char m[900];
         snprintf(m, sizeof m, "a pack of %u records was not delivered: %.800s", pc->records,
                  detail ? detail : tp_strerror(err));
@@ -218,6 +237,7 @@ static tp_err build_pack(tp_dyn_ingest *d, tp_dyn_group *grp, outpack *op)
     side->n = side->cap = 0;
     d->open_bytes -= side->bytes;
     side->bytes = 0;
+    atomic_fetch_sub(&d->open_groups, 1);
     tp_dyn_grouper_release(d->g, grp);
     return TP_OK;
 }
@@ -226,9 +246,12 @@ static tp_err build_pack(tp_dyn_ingest *d, tp_dyn_group *grp, outpack *op)
 static void send_pack(tp_dyn_ingest *d, outpack *op)
 {
     char err[512];
+    atomic_fetch_add(&d->in_flight, 1);
+    op->ctx->sent_us = tp_mono_us();
     if (tp_producer_send_keyed(d->p, op->key, op->key_len, op->pack, op->len, op->h, op->ctx, err, sizeof err) ==
         TP_OK)
         return;
+    atomic_fetch_sub(&d->in_flight, 1);
     rd_kafka_headers_destroy(op->h);
     free(op->pack);
     char m[900];
@@ -250,8 +273,16 @@ typedef struct due {
     size_t n, cap;
 } due;
 
-static tp_err queue_group(tp_dyn_ingest *d, tp_dyn_group *grp, due *q)
+/* Why a group is packed (telepack_ingest_flushes_total{reason}). */
+enum { WHY_RECORDS, WHY_BYTES, WHY_LINGER, WHY_SHUTDOWN, WHY_GATEWAY };
+
+static tp_err queue_group(tp_dyn_ingest *d, tp_dyn_group *grp, due *q, int why)
 {
+    const tp_ingest_metrics *m = d->o.metrics;
+    if (m)
+        tp_counter_inc(why == WHY_RECORDS ? m->flush_records : why == WHY_BYTES ? m->flush_bytes
+                       : why == WHY_LINGER ? m->flush_linger : why == WHY_SHUTDOWN ? m->flush_shutdown
+                       : m->flush_gateway);
     if (q->n == q->cap) {
         size_t nc = q->cap ? q->cap * 2 : 8;
         outpack *p = realloc(q->out, nc * sizeof *p);
@@ -287,7 +318,7 @@ static tp_err collect_due(tp_dyn_ingest *d, bool all, due *q)
         bool over = d->open_bytes > d->o.max_buffered_bytes / 2 && side->bytes > 0;
         if (!all && !over && side->first_ms + d->o.linger_ms > now)
             break;
-        e = queue_group(d, grp, q);
+        e = queue_group(d, grp, q, all ? WHY_SHUTDOWN : over ? WHY_BYTES : WHY_LINGER);
     }
     return e;
 }
@@ -308,6 +339,21 @@ static void *linger_main(void *arg)
             fail_worker(d, "out of memory while packing");
     }
     return NULL;
+}
+
+/* Producer's poll thread: one librdkafka statistics document -> telepack_kafka_* metrics and the broker count. */
+static void on_stats(void *ctx, const char *json, size_t len)
+{
+    tp_dyn_ingest *d = ctx;
+    tp_kafka_stats ks = {0};
+    if (tp_kafka_stats_parse(json, len, &ks) != TP_OK)
+        return;
+    int up = 0;
+    for (size_t i = 0; i < ks.n_brokers; i++)
+        up += ks.brokers[i].nodeid >= 0 && ks.brokers[i].up;
+    atomic_store(&d->brokers_up, up);
+    tp_kafka_stats_exporter_apply(d->kstats, &ks);
+    tp_kafka_stats_clear(&ks);
 }
 
 /* ---- the API ---- */
@@ -332,9 +378,17 @@ tp_err tp_dyn_ingest_new(const tp_dyn_ingest_opts *o, tp_dyn_ingest **out, char 
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&d->cv, &ca);
     pthread_condattr_destroy(&ca);
+    atomic_store(&d->brokers_up, -1);
     tp_producer_opts po = {.brokers = o->brokers, .topic = o->topic, .kafka_conf = o->kafka_conf,
                            .nkafka_conf = o->nkafka_conf};
-    tp_err e = tp_producer_new(&po, on_dr, d, &d->p, err, errlen);
+    tp_err e = TP_OK;
+    if (o->kafka_metrics) {
+        if ((e = tp_kafka_stats_exporter_new(o->kafka_metrics, &d->kstats)))
+            snprintf(err, errlen, "cannot set up the Kafka statistics exporter: %s", tp_strerror(e));
+        po.on_stats = on_stats;
+    }
+    if (!e)
+        e = tp_producer_new(&po, on_dr, d, &d->p, err, errlen);
     if (!e && (e = tp_dyn_grouper_new(o->schema, o->batch_records, o->max_record_bytes, &d->g)))
         snprintf(err, errlen, "cannot make the grouper: %s", tp_strerror(e));
     if (!e && o->columns &&
@@ -420,7 +474,10 @@ static tp_err add_one(tp_dyn_ingest *d, const uint8_t *msg, size_t n, tp_dyn_tic
     atomic_fetch_add(&d->buffered, n);
     d->open_bytes += n;
     atomic_fetch_add(&d->records_in, 1);
-    return full ? queue_group(d, full, q) : TP_OK;
+    atomic_fetch_add(&d->bytes_in, n);
+    if (grp->count == 1)
+        atomic_fetch_add(&d->open_groups, 1);
+    return full ? queue_group(d, full, q, WHY_RECORDS) : TP_OK;
 }
 
 tp_err tp_dyn_ingest_submit(tp_dyn_ingest *d, const uint8_t *frames, size_t len, uint64_t count,
@@ -520,7 +577,7 @@ static void flush_if_source(void *ctx, tp_dyn_group *grp)
     for (size_t i = 0; i < side->n; i++)
         if (!side->refs[i].t && side->refs[i].tag.source == f->source &&
             side->refs[i].tag.generation == f->generation) {
-            f->e = queue_group(f->d, grp, f->q);
+            f->e = queue_group(f->d, grp, f->q, WHY_GATEWAY);
             return;
         }
 }
@@ -618,10 +675,61 @@ int tp_dyn_ingest_failed(tp_dyn_ingest *d, char *buf, size_t len)
 void tp_dyn_ingest_stats_get(tp_dyn_ingest *d, tp_dyn_ingest_stats *st)
 {
     st->records_in = atomic_load(&d->records_in);
+    st->bytes_in = atomic_load(&d->bytes_in);
+    st->in_flight = atomic_load(&d->in_flight);
+    st->open_groups = atomic_load(&d->open_groups);
     st->packs_out = atomic_load(&d->packs_out);
     st->records_out = atomic_load(&d->records_out);
     st->pack_bytes_out = atomic_load(&d->pack_bytes_out);
     st->delivery_failures = atomic_load(&d->delivery_failures);
+}
+
+int tp_dyn_ingest_ready(tp_dyn_ingest *d, char *reason, size_t cap)
+{
+    char why[1024];
+    if (tp_dyn_ingest_failed(d, why, sizeof why)) {
+        snprintf(reason, cap, "ingest failed: %s", why);
+        return 0;
+    }
+    if (atomic_load(&d->stopping)) {
+        snprintf(reason, cap, "shutting down");
+        return 0;
+    }
+    int up = atomic_load(&d->brokers_up);
+    if (d->kstats && up <= 0) {
+        snprintf(reason, cap, "%s", up < 0 ? "kafka: no broker connection yet (the producer's statistics report it)"
+                                           : "kafka: no broker connected");
+        return 0;
+    }
+    if (atomic_load(&d->buffered) >= d->o.max_buffered_bytes) {
+        snprintf(reason, cap, "memory cap reached: %zu bytes not yet in Kafka (--max-buffered-bytes %zu); gateways "
+                 "are held back", atomic_load(&d->buffered), d->o.max_buffered_bytes);
+        return 0;
+    }
+    return 1;
+}
+
+int tp_dyn_event_time_out(const tp_dyn_batch *b, size_t row, int64_t now_ms, int64_t skew_ms, char *why, size_t cap)
+{
+    const tp_schema_roles *r = tp_schema_get_roles(b->schema);
+    if (skew_ms < 0 || r->time < 0 || row >= b->count)
+        return 0;
+    const tp_dyn_column *c = &b->columns[r->time];
+    if (c->def->kind == TP_COL_TIMESTAMP_NS && !c->present[row])
+        return 0; /* no time: nothing to check (as the sink) */
+    const char *name = tp_schema_column_at(b->schema, (size_t)r->time)->name;
+    int64_t ns;
+    if (!tp_dyn_time_ns(b, row, &ns)) { /* beyond int64 nanoseconds: centuries away */
+        snprintf(why, cap, "%s is beyond what int64 nanoseconds since the epoch hold, more than %lld days from now",
+                 name, (long long)(skew_ms / 86400000));
+        return 1;
+    }
+    int64_t ms = ns / 1000000;
+    if (ms >= now_ms - skew_ms && ms <= now_ms + skew_ms)
+        return 0;
+    snprintf(why, cap, "%s is %lld ms since the epoch, more than %lld days %s now", name, (long long)ms,
+             (long long)(skew_ms / 86400000), ms > now_ms ? "after" : "before");
+    return 1;
 }
 
 /* A group's side at the end: records never packed (after a failure) fail their tickets. */
@@ -662,6 +770,7 @@ tp_err tp_dyn_ingest_stop(tp_dyn_ingest *d, int timeout_ms, tp_dyn_ingest_stats 
         }
         tp_producer_free(d->p); /* serves the remaining reports */
     }
+    tp_kafka_stats_exporter_free(d->kstats); /* after the producer: its statistics callback uses it */
     if (!rc && atomic_load(&d->failed))
         rc = TP_ERR_KAFKA;
     if (final)

@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "ingest/batcher.h"
+#include "ops/worker_metrics.h"
+#include "schema/dynrow.h"
 #include "schema/schema.h"
 #include "telepack/error.h"
 
@@ -31,6 +33,13 @@ typedef struct tp_dyn_ingest_opts {
     int level;                     /* zstd level (default 3) */
     int columns;                   /* 1: column packs (pbpack v4) where the group allows, else rows (pbpack v1);
                                       default 1 */
+    tp_metrics *kafka_metrics;     /* NULL, or a registry for the producer's librdkafka statistics (telepack_kafka_*,
+                                      as the built-in worker's); then readiness also needs a broker up. Must outlive
+                                      the worker */
+    const tp_ingest_metrics *metrics; /* NULL, or the built-in worker's handles (ops/worker_metrics.h): each pack
+                                      delivered observes pack_bytes, records_per_pack, produce_latency; each
+                                      packing counts flush_* by why; delivery_errors. The caller mirrors the
+                                      totals (tp_dyn_ingest_stats_get). Must outlive the worker */
 } tp_dyn_ingest_opts;
 
 void tp_dyn_ingest_opts_init(tp_dyn_ingest_opts *o);
@@ -79,8 +88,15 @@ size_t tp_dyn_ingest_buffered(tp_dyn_ingest *d);
 /* Non-zero once a pack failed for good or librdkafka raised a fatal error; buf gets the reason. */
 int tp_dyn_ingest_failed(tp_dyn_ingest *d, char *buf, size_t len);
 
+/* Readiness for /readyz: 1 when the worker has not failed, is not stopping, and (with kafka_metrics) its producer's
+ * last statistics saw a broker up (or a pack was delivered); else 0 with a sentence in reason. Thread-safe. */
+int tp_dyn_ingest_ready(tp_dyn_ingest *d, char *reason, size_t cap);
+
 typedef struct tp_dyn_ingest_stats {
-    uint64_t records_in, packs_out, records_out, pack_bytes_out, delivery_failures;
+    uint64_t records_in, bytes_in; /* records taken and their protobuf bytes */
+    uint64_t packs_out, records_out, pack_bytes_out, delivery_failures;
+    uint64_t in_flight;            /* packs produced, not yet reported */
+    uint64_t open_groups;          /* keys with an open group */
 } tp_dyn_ingest_stats;
 void tp_dyn_ingest_stats_get(tp_dyn_ingest *d, tp_dyn_ingest_stats *st);
 
@@ -88,5 +104,11 @@ void tp_dyn_ingest_stats_get(tp_dyn_ingest *d, tp_dyn_ingest_stats *st);
  * the last counters. TP_OK when all was delivered; TP_ERR_AGAIN on timeout (the rest is purged: not delivered,
  * their tickets fail); TP_ERR_KAFKA after a failure. */
 tp_err tp_dyn_ingest_stop(tp_dyn_ingest *d, int timeout_ms, tp_dyn_ingest_stats *final);
+
+/* The event-time bound of gateway protocol v2 (docs/GATEWAY.md, reject code 4) for a record of a run-time schema:
+ * row `row` of b (decoded) holds a time (the time role) more than skew_ms from now_ms (wall clock, ms)? Then 1 and
+ * a sentence naming the field, the value and the bound in why[0..cap); else 0 (also without a time role, without a
+ * time in the row, or skew_ms < 0). */
+int tp_dyn_event_time_out(const tp_dyn_batch *b, size_t row, int64_t now_ms, int64_t skew_ms, char *why, size_t cap);
 
 #endif

@@ -90,6 +90,7 @@ void tp_http_ingest_opts_init(tp_http_ingest_opts *o)
     o->timeout_ms = TP_HTTP_INGEST_DEFAULT_TIMEOUT_MS;
     o->max_connections = TP_HTTP_INGEST_DEFAULT_CONNECTIONS;
     o->max_record_bytes = TP_DEFAULT_MAX_RECORD_BYTES;
+    o->max_event_skew_ms = 3653ll * 86400 * 1000;
 }
 
 int tp_http_ingest_is_loopback(const char *host)
@@ -615,6 +616,12 @@ static void validate_dyn(tp_http_ingest *h, req *q, tp_dyn_batch *row, uint8_t *
                 }
                 return;
             }
+        }
+        char why[200];
+        if (tp_dyn_event_time_out(row, 0, tp_wall_ms(), h->o.max_event_skew_ms, why, sizeof why)) {
+            dyn_bad(h, v, q->fmt == FMT_NDJSON ? "line" : "record", num, "%s: %s (a clock or unit error?); nothing "
+                    "taken", where, why);
+            return;
         }
         if ((rc = out_frame(h, q, p, m, n)))
             mem_refusal(v, rc);

@@ -44,6 +44,8 @@ typedef struct tp_http_ingest_opts {
                                    NULL); must outlive the endpoint */
     const struct tp_schema *schema; /* with dyn */
     int json_flags;             /* with dyn: TP_DYN_JSON_IGNORE_UNKNOWN to skip unknown NDJSON keys */
+    int64_t max_event_skew_ms;  /* with dyn: a record whose time (the time role) is further than this from now is
+                                   answered 400 (default 3653 days, as the gateways' v2 bound; negative: none) */
 } tp_http_ingest_opts;
 
 void tp_http_ingest_opts_init(tp_http_ingest_opts *o);

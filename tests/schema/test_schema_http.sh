@@ -119,9 +119,11 @@ start_worker "$tmp/w2.err" --topic evh2 --auth-tokens "$tmp/tokens"
     fail "token with a list: $(cat "$tmp/list.body")"
 kill -TERM $wpid; wait $wpid
 
-# Refused at start: plaintext gateways off loopback (no gateway TLS with --schema yet), plain HTTP off loopback.
+# Refused at start: plaintext gateways off loopback without --tls-cert or --insecure, plain HTTP off loopback.
 "$tp" ingest "${ev[@]}" --brokers "$boot" --topic ev --listen 0.0.0.0:0 2>"$tmp/err"; rc=$?
-[ $rc = 2 ] && grep -q "no gateway TLS yet" "$tmp/err" || fail "ingest --schema --listen off loopback: $rc $(cat "$tmp/err")"
+[ $rc = 2 ] &&
+    grep -q "refusing plaintext gateways on 0.0.0.0:0.*--tls-cert FILE --tls-key FILE, or --insecure" "$tmp/err" ||
+        fail "ingest --schema --listen off loopback: $rc $(cat "$tmp/err")"
 "$tp" ingest "${ev[@]}" --brokers "$boot" --topic ev --http-listen 0.0.0.0:0 2>"$tmp/err"; rc=$?
 [ $rc = 2 ] && grep -q "refusing plain HTTP" "$tmp/err" || fail "plain HTTP off loopback: $rc $(cat "$tmp/err")"
 "$tp" ingest --schema x --help | grep -q -- '--http-listen H:P' || fail "--help: --http-listen"

@@ -147,10 +147,12 @@ grep -q "sending it to" "$tmp/sink7.err" &&
 [ $rc = 1 ] && grep -q -- "--pack-by partition: cannot read the partition count of topic 'evpart'" "$tmp/err" ||
     fail "--pack-by partition without a cluster: $rc $(cat "$tmp/err")"
 
-# Refused at start: plaintext gateways off loopback (no gateway TLS with --schema yet), and the null: warehouse
+# Refused at start: plaintext gateways off loopback without --tls-cert or --insecure, and the null: warehouse
 # has no table.
 "$tp" ingest "${ev[@]}" --brokers "$boot" --topic ev --listen 0.0.0.0:0 2>"$tmp/err"; rc=$?
-[ $rc = 2 ] && grep -q "no gateway TLS yet" "$tmp/err" || fail "ingest --schema --listen off loopback: $rc $(cat "$tmp/err")"
+[ $rc = 2 ] &&
+    grep -q "refusing plaintext gateways on 0.0.0.0:0.*--tls-cert" "$tmp/err" ||
+        fail "ingest --schema --listen off loopback: $rc $(cat "$tmp/err")"
 "$tp" ingest "${ev[@]}" --brokers "$boot" --topic ev --listen 127.0.0.1:0 --pack-by partition 2>"$tmp/err"; rc=$?
 [ $rc = 2 ] && grep -q -- "--pack-by partition applies to the --from replay" "$tmp/err" ||
     fail "--pack-by partition --listen: $rc $(cat "$tmp/err")"
