@@ -24,6 +24,7 @@ typedef struct tp_sink_stats {
     uint64_t packs_loaded;     /* messages whose rows the warehouse acknowledged */
     uint64_t packs_dlq;        /* messages delivered to the dead-letter topic */
     uint64_t packs_rejected;   /* of those, packs whose rows the warehouse refused as invalid */
+    uint64_t packs_dict;       /* of those, packs naming a zstd dictionary the sink does not have */
     uint64_t load_splits;      /* loads split because the warehouse refused a batch as a whole */
     uint64_t dlq_retries;      /* dead-letter deliveries that failed and were retried */
     uint64_t bytes_consumed;   /* message payload bytes taken from Kafka */
@@ -90,6 +91,9 @@ typedef struct tp_sink_config {
     const struct tp_schema *schema;
     const struct tp_schema *const *writer_schemas;
     size_t n_writer_schemas;
+    /* zstd dictionaries packs may name (borrowed, must outlive the sink; loaded by `sink --dict-dir`). A pack naming
+     * one not here goes to the DLQ (reason "dict"), never blocks its partition. NULL = none. */
+    const struct tp_dict_set *dicts;
 } tp_sink_config;
 
 /* Fills *c with the defaults above (everything else zero/NULL). */
