@@ -602,7 +602,8 @@ static void report_dict(const dataset *d, size_t B, size_t dict_size, int level,
     tp_dict *cd, *dd;
     tp_dict_set *set;
     if (tp_dict_train(samples, sizes, n, dict, dict_size, &dict_len, err, sizeof err) ||
-        tp_dict_new(dict, dict_len, level, &cd, err, sizeof err) || tp_dict_new(dict, dict_len, 0, &dd, err, sizeof err) ||
+        tp_dict_new(dict, dict_len, level, &cd, err, sizeof err) ||
+        tp_dict_new(dict, dict_len, 0, &dd, err, sizeof err) ||
         tp_dict_set_new(&set) || tp_dict_set_add(set, dd, err, sizeof err)) {
         fprintf(stderr, "bench_columns: %s: %s\n", label, err);
         exit(1);
@@ -622,7 +623,8 @@ static void report_dict(const dataset *d, size_t B, size_t dict_size, int level,
         printf("%-10s %5s %-8s %8.1f %8.2f %9.2f %8.1f %12.0f %12.0f\n", d->name, b, lay, r[i].records_per_pack,
                r[i].bpr, r[i].content_bpr, r[i].json_ratio, r[i].enc_rps, r[i].dec_rps);
         json_array_append_new(
-            arr, json_pack("{sssssIsIsfsfsfsfsI}", "data", d->name, "layout", i ? "columns+dict" : "columns (dict test half)",
+            arr, json_pack("{sssssIsIsfsfsfsfsI}", "data", d->name, "layout",
+                           i ? "columns+dict" : "columns (dict test half)",
                            "records_per_pack", (json_int_t)B, "dict_bytes", (json_int_t)(i ? dict_len : 0),
                            "mean_records_per_pack", r[i].records_per_pack, "bytes_per_record", r[i].bpr,
                            "encode_records_per_s", r[i].enc_rps, "decode_records_per_s", r[i].dec_rps,

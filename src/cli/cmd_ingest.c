@@ -266,8 +266,8 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
 {
     enum { O_BROKERS = 256, O_TOPIC, O_LISTEN, O_FROM, O_FORMAT, O_BREC, O_BBYTES, O_LINGER, O_MAXBUF, O_THREADS,
            O_LEVEL, O_LAYOUT, O_IGNORE_UNKNOWN, O_MAXOPEN, O_HTTP, O_HTTP_CERT, O_HTTP_KEY, O_INSECURE, O_TOKENS,
-           O_HTTP_BODY, O_HTTP_TIMEOUT, O_IDLE, O_PERIP, O_TLS_CERT, O_TLS_KEY, O_TLS_CA, O_PACKBY, O_HEADERS, O_GWFLUSH,
-           O_DICT };
+           O_HTTP_BODY, O_HTTP_TIMEOUT, O_IDLE, O_PERIP, O_TLS_CERT, O_TLS_KEY, O_TLS_CA, O_PACKBY, O_HEADERS,
+           O_GWFLUSH, O_DICT };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS}, {"topic", required_argument, 0, O_TOPIC},
         {"listen", required_argument, 0, O_LISTEN}, {"from", required_argument, 0, O_FROM},

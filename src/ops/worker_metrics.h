@@ -48,7 +48,8 @@
 #define TP_M_SINK_DECODE_ERRORS "telepack_sink_decode_errors_total"
 #define TP_M_SINK_ROWS_REJECTED "telepack_sink_rows_rejected_total"       /* {warehouse} */
 #define TP_M_SINK_LOAD_SPLITS "telepack_sink_load_splits_total"           /* {warehouse} */
-#define TP_M_SINK_DLQ_REASON "telepack_sink_dlq_reason_total"       /* {reason=decode|memory|event_time|rejected|dict} */
+/* {reason=decode|memory|event_time|rejected|dict} */
+#define TP_M_SINK_DLQ_REASON "telepack_sink_dlq_reason_total"
 #define TP_M_SINK_PENDING_ROWS "telepack_sink_pending_rows"
 #define TP_M_SINK_ASSIGNED_PARTITIONS "telepack_sink_assigned_partitions"
 #define TP_M_SINK_REBALANCES "telepack_sink_rebalances_total"

@@ -120,7 +120,8 @@ struct tp_sink {
     atomic_int joined, warehouse_ok;
 
     atomic_int stop;
-    _Atomic uint64_t rows_loaded, packs_loaded, packs_dlq, packs_rejected, packs_dict, load_splits, dlq_retries, bytes_consumed, loads, loads_caught_up, load_retries, rows_dropped,
+    _Atomic uint64_t packs_dict; /* of packs_dlq: naming a zstd dictionary the sink does not have */
+    _Atomic uint64_t rows_loaded, packs_loaded, packs_dlq, packs_rejected, load_splits, dlq_retries, bytes_consumed, loads, loads_caught_up, load_retries, rows_dropped,
         rebalances, pending_rows;
     _Atomic int64_t lag;
     atomic_int paused;
