@@ -6,7 +6,8 @@
  * one pack per trip (the real pack sizes), per taxi at B = 50 and 200, and in version-3 packs. Also the bytes/record
  * of a naive transposition (zigzag deltas of everything, coordinates as 1e-6 fixed point) for scale.
  * Usage: bench_columns [--quick] [--json FILE] [--level N] [--porto FILE|--no-porto] [--only TEXT]
- * [--min-cpu S]. Prints a table; writes the results as JSON. */
+ * [--min-cpu S]. Prints a table; writes the results as JSON. Also zstd dictionaries (rows "nodict" and "dict8K":
+ * trained on every other pack, measured on the rest). */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -249,9 +250,20 @@ static void dataset_free(dataset *d)
 typedef enum mode { MODE_ROWS, MODE_COLUMNS, MODE_V3 } mode;
 static const char *const mode_name[3] = {"rows", "columns", "v3"};
 
-/* Runs the statements (the last argument) for each pack's records recs[0..k), in order. */
-#define FOR_EACH_PACK(d, m, B, recs, k, ...)                                                                           \
+/* The dictionary pass (--dict): packs of even index train, odd ones are measured (pack_parity 0 or 1); -1 = all.
+ * bench_dict/bench_dicts: what the writer and the reader use (NULL: none). */
+static int pack_parity = -1;
+static const tp_dict *bench_dict;
+static const tp_dict_set *bench_dicts;
+
+/* Runs the statements (the last argument) for each pack's records recs[0..k), in order (every other pack when
+ * pack_parity >= 0). */
+#define FOR_EACH_PACK(d, m, B, recs, k, ...) FOR_EACH_PACK_ALL(d, m, B, recs, k,                                     \
+        if (pack_parity < 0 || (int)(pidx_++ & 1) == pack_parity) { __VA_ARGS__ })
+#define FOR_EACH_PACK_ALL(d, m, B, recs, k, ...)                                                                       \
     do {                                                                                                               \
+        size_t pidx_ = 0;                                                                                              \
+        (void)pidx_;                                                                                                   \
         if ((m) == MODE_V3) {                                                                                          \
             for (size_t i_ = 0; i_ < (d)->records; i_ += (B)) {                                                        \
                 size_t k = (d)->records - i_ < (B) ? (d)->records - i_ : (B);                                          \
@@ -278,6 +290,7 @@ typedef struct packs {
     tp_pack_meta *meta;
     size_t n, ncap;
     size_t content; /* uncompressed content bytes, summed */
+    size_t records; /* records in them */
 } packs;
 
 /* Writes every pack (see mode) with the pack writer; returns CPU seconds. Packs are kept. */
@@ -288,11 +301,12 @@ static double encode_all(const dataset *d, mode m, size_t B, int level, packs *p
     o.layout = m == MODE_ROWS ? TP_LAYOUT_ROWS : TP_LAYOUT_COLUMNS;
     o.multi_vehicle = m == MODE_V3;
     o.level = level;
+    o.dict = bench_dict;
     tp_pack_writer *w;
     tp_err e = tp_pack_writer_new(&o, &w);
     if (e)
         die("writer_new", e);
-    p->len = p->n = p->content = 0;
+    p->len = p->n = p->content = p->records = 0;
     double t0 = tp_thread_cpu_s();
     FOR_EACH_PACK(d, m, B, recs, k, {
         for (size_t j = 0; j < k; j++)
@@ -314,6 +328,7 @@ static double encode_all(const dataset *d, mode m, size_t B, int level, packs *p
         p->off[p->n++] = p->len;
         p->len += len;
         p->content += p->meta[p->n - 1].content_size;
+        p->records += k;
     });
     double dt = tp_thread_cpu_s() - t0;
     tp_pack_writer_free(w);
@@ -326,7 +341,10 @@ static double decode_all(const packs *p, size_t B, size_t expect)
     tp_pack_reader *r;
     tp_row_batch *rows;
     tp_err e;
-    if ((e = tp_pack_reader_new(NULL, &r)) || (e = tp_row_batch_new(B, &rows)))
+    tp_pack_reader_opts ro;
+    tp_pack_reader_opts_init(&ro);
+    ro.dicts = bench_dicts;
+    if ((e = tp_pack_reader_new(&ro, &r)) || (e = tp_row_batch_new(B, &rows)))
         die("reader_new", e);
     size_t got = 0;
     double t0 = tp_thread_cpu_s();
@@ -419,19 +437,19 @@ static result measure(const dataset *d, mode m, size_t B, int level, double min_
         t += encode_all(d, m, B, level, &p);
         reps++;
     } while (t < min_cpu);
-    res.enc_rps = (double)(d->records * reps) / t;
-    res.bpr = (double)p.len / (double)d->records;
-    res.content_bpr = (double)p.content / (double)d->records;
+    res.enc_rps = (double)(p.records * reps) / t;
+    res.bpr = (double)p.len / (double)p.records;
+    res.content_bpr = (double)p.content / (double)p.records;
     res.json_ratio = d->json_bpr / res.bpr;
-    res.records_per_pack = (double)d->records / (double)p.n;
+    res.records_per_pack = (double)p.records / (double)p.n;
     t = 0;
     reps = 0;
     size_t most = m == MODE_V3 || B ? B : d->longest;
     do {
-        t += decode_all(&p, most, d->records);
+        t += decode_all(&p, most, p.records);
         reps++;
     } while (t < min_cpu);
-    res.dec_rps = (double)(d->records * reps) / t;
+    res.dec_rps = (double)(p.records * reps) / t;
     free(p.buf), free(p.off), free(p.meta);
     return res;
 }
@@ -548,6 +566,77 @@ static void report_naive(const dataset *d, size_t B, int level, json_t *arr)
                                          "records_per_pack", (json_int_t)B, "bytes_per_record", nb));
 }
 
+/* zstd dictionaries (docs/FORMAT_V2.md): a dictionary of dict_size bytes trained on the v2 contents of the even
+ * packs (tp_dict_train, as `telepack dict train`), then the odd packs measured without and with it: bytes/record,
+ * and writer and reader records/s per core. */
+static void report_dict(const dataset *d, size_t B, size_t dict_size, int level, double min_cpu, json_t *arr)
+{
+    char b[32], label[96];
+    snprintf(b, sizeof b, B ? "%zu" : "trip", B);
+    snprintf(label, sizeof label, "%s dict %s", d->name, b);
+    if (only && !strstr(label, only))
+        return;
+    tp_colpack_encoder *enc;
+    if (tp_colpack_encoder_new(&enc))
+        die("encoder", TP_ERR_NOMEM);
+    uint8_t *samples = NULL;
+    size_t *sizes = NULL, n = 0, len = 0, cap = 0, ncap = 0;
+    pack_parity = 0;
+    FOR_EACH_PACK(d, MODE_COLUMNS, B, recs, k, {
+        const uint8_t *c;
+        size_t cl;
+        if (tp_colpack_encode_version(enc, recs, k, 2, &c, &cl))
+            die("encode", TP_ERR_CORRUPT);
+        if (len + cl > cap)
+            samples = realloc(samples, cap = (len + cl) * 2);
+        if (n == ncap)
+            sizes = realloc(sizes, (ncap = ncap ? ncap * 2 : 1024) * sizeof *sizes);
+        memcpy(samples + len, c, cl);
+        len += cl;
+        sizes[n++] = cl;
+    });
+    tp_colpack_encoder_free(enc);
+    uint8_t *dict = malloc(dict_size);
+    size_t dict_len;
+    char err[512];
+    tp_dict *cd, *dd;
+    tp_dict_set *set;
+    if (tp_dict_train(samples, sizes, n, dict, dict_size, &dict_len, err, sizeof err) ||
+        tp_dict_new(dict, dict_len, level, &cd, err, sizeof err) ||
+        tp_dict_new(dict, dict_len, 0, &dd, err, sizeof err) ||
+        tp_dict_set_new(&set) || tp_dict_set_add(set, dd, err, sizeof err)) {
+        fprintf(stderr, "bench_columns: %s: %s\n", label, err);
+        exit(1);
+    }
+    pack_parity = 1;
+    result r[2];
+    r[0] = measure(d, MODE_COLUMNS, B, level, min_cpu);
+    bench_dict = cd;
+    bench_dicts = set;
+    r[1] = measure(d, MODE_COLUMNS, B, level, min_cpu);
+    bench_dict = NULL;
+    bench_dicts = NULL;
+    pack_parity = -1;
+    for (int i = 0; i < 2; i++) {
+        char lay[32];
+        snprintf(lay, sizeof lay, i ? "dict%zuK" : "nodict", dict_size / 1024);
+        printf("%-10s %5s %-8s %8.1f %8.2f %9.2f %8.1f %12.0f %12.0f\n", d->name, b, lay, r[i].records_per_pack,
+               r[i].bpr, r[i].content_bpr, r[i].json_ratio, r[i].enc_rps, r[i].dec_rps);
+        json_array_append_new(
+            arr, json_pack("{sssssIsIsfsfsfsfsI}", "data", d->name, "layout",
+                           i ? "columns+dict" : "columns (dict test half)",
+                           "records_per_pack", (json_int_t)B, "dict_bytes", (json_int_t)(i ? dict_len : 0),
+                           "mean_records_per_pack", r[i].records_per_pack, "bytes_per_record", r[i].bpr,
+                           "encode_records_per_s", r[i].enc_rps, "decode_records_per_s", r[i].dec_rps,
+                           "training_packs", (json_int_t)n));
+    }
+    tp_dict_set_free(set);
+    tp_dict_free(cd);
+    free(dict);
+    free(samples);
+    free(sizes);
+}
+
 #ifndef TP_BENCH_DATA_DIR
 #define TP_BENCH_DATA_DIR "bench/data"
 #endif
@@ -627,6 +716,14 @@ int main(int argc, char **argv)
         }
         report(&trips, MODE_V3, 1000, level, min_cpu, arr);
         report(&trips, MODE_V3, 10000, level, min_cpu, arr);
+    }
+    /* dictionaries: the fleet at B = 50 and 200 (and 10), Porto one pack per trip and per taxi at B = 50 */
+    for (size_t bi = 0; bi < 3; bi++)
+        report_dict(&ds[0], Bs[bi], 8192, level, min_cpu, arr);
+    if (have_porto) {
+        report_dict(&trips, 0, 8192, level, min_cpu, arr);
+        report_dict(&trips, 0, 16384, level, min_cpu, arr);
+        report_dict(&taxis, 50, 8192, level, min_cpu, arr);
     }
     for (int di = 0; di < 3; di++) {
         json_t *c = json_object();

@@ -34,6 +34,7 @@ typedef enum tp_err {
     TP_ERR_UNAVAILABLE,        /* a remote service is unreachable right now; retrying may succeed */
     TP_ERR_FULL,               /* a fixed-capacity buffer or batch is full */
     TP_ERR_REJECTED,           /* the warehouse refused data (rows or a batch) as invalid: set it aside, go on */
+    TP_ERR_UNKNOWN_DICT,       /* a pack needs a zstd dictionary the reader has not loaded */
     TP_ERR__COUNT              /* not an error: number of values, for tables and tests */
 } tp_err;
 

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "telepack/api.h"
+#include "telepack/dict.h"
 #include "telepack/error.h"
 #include "telepack/record.h"
 #include "telepack/rows.h"
@@ -54,6 +55,9 @@ typedef struct tp_pack_writer_opts {
     size_t max_pack_bytes;     /* content bytes one pack may hold before add says TP_ERR_FULL; default 64 MiB */
     int multi_vehicle;         /* layout columns only: a pack may hold several vehicles; finish sorts the records by
                                 * (vehicle_id, sampled_at_ms), stable, and writes format version 3. Default 0 */
+    const tp_dict *dict;       /* codec zstd only: compress every pack with this dictionary (borrowed: it outlives
+                                * the writer; loaded with the writer's level, else tp_pack_writer_new says
+                                * TP_ERR_INVALID_ARG). The frame and meta.dict_id carry its id. Default NULL */
 } tp_pack_writer_opts;
 
 /* Fills *o with the defaults above. */
@@ -97,6 +101,8 @@ typedef struct tp_pack_reader_opts {
     size_t max_record_bytes;   /* default TP_DEFAULT_MAX_RECORD_BYTES */
     size_t max_pack_bytes;     /* default TP_DEFAULT_MAX_PACK_BYTES: decompressed content cap (bomb guard) */
     size_t max_pack_records;   /* records one pack may hold; 0 (default) = max_pack_bytes / TP_PACK_BYTES_PER_RECORD */
+    const tp_dict_set *dicts;  /* the zstd dictionaries packs may name (borrowed: it outlives the reader); a pack
+                                * naming another is TP_ERR_UNKNOWN_DICT. Default NULL: none */
 } tp_pack_reader_opts;
 
 TP_API void tp_pack_reader_opts_init(tp_pack_reader_opts *o);

@@ -14,9 +14,9 @@
 extern "C" {
 #endif
 
-/* The compact form (the default): one header "tp" whose value is "<format version>,<record count>", e.g. "3,250";
- * it implies codec zstd, no dictionary, schema version 1, and the layout of the version (1 rows, 2 and 3
- * columns). */
+/* The compact form (the default): one header "tp" whose value is "<format version>,<record count>", e.g. "3,250",
+ * or "<format version>,<record count>,<dictionary id>" for a pack compressed with a zstd dictionary (the id is not
+ * 0); it implies codec zstd, schema version 1, and the layout of the version (1 rows, 2 and 3 columns). */
 #define TP_HEADER_COMPACT "tp"
 
 /* The full form: eight headers, values in ASCII (names for format, layout, codec and schema; decimal numbers for
@@ -53,7 +53,7 @@ TP_API const char *tp_codec_name(tp_codec codec);
 /* Writes the headers describing *meta in the given form into out[0..*n): names are static strings, values point
  * into text[0..TP_PACK_META_TEXT_BYTES), which the caller provides and keeps while it uses out. out must have room
  * for TP_PACK_META_MAX_HEADERS. TP_ERR_INVALID_ARG for a layout or codec without a name, or for metadata the compact
- * form cannot say (codec none, a dictionary, another schema version, a layout that is not the version's). */
+ * form cannot say (codec none, another schema version, a layout that is not the version's). */
 TP_API tp_err tp_pack_meta_to_header_list(const tp_pack_meta *meta, tp_header_form form, tp_header *out, size_t *n,
                                           char *text);
 

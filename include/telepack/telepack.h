@@ -12,5 +12,6 @@
 #include "telepack/rows.h"
 #include "telepack/pack.h"
 #include "telepack/pack_meta.h"
+#include "telepack/dict.h"
 
 #endif

@@ -12,6 +12,7 @@ int tp_cmd_sink(int argc, char **argv);
 int tp_cmd_demo(int argc, char **argv);
 int tp_cmd_tune(int argc, char **argv);
 int tp_cmd_schema(int argc, char **argv);
+int tp_cmd_dict(int argc, char **argv);
 /* The --schema paths of pack and inspect (cmd_pack_schema.c): a message type of the user's own as pbpack v1. */
 int tp_cmd_pack_schema(int argc, char **argv);
 int tp_cmd_inspect_schema(int argc, char **argv);

@@ -26,6 +26,7 @@
 #include "ops/http_server.h"
 #include "ingest/ingest.h"
 #include "common/log.h"
+#include "telepack/dict.h"
 #include "telepack/record_json.h"
 #include "telepack/delimited.h"
 
@@ -99,6 +100,9 @@ static void usage(FILE *out)
             "  --max-conns-per-ip N    gateway connections from one source address (default 64; 0 = no cap)\n"
             "  --threads N             compression threads (default: number of CPUs)\n"
             "  --level N               zstd level (default 3)\n"
+            "  --dict FILE             compress every pack with this zstd dictionary (`telepack dict train`; one\n"
+            "                          file, 1 MiB at most); packs name its id, so give it to the sinks first\n"
+            "                          (sink --dict-dir), then here (OPERATIONS.md). Default: none\n"
             "  --layout L              columns (default: pbpack v2, ~4x smaller) or rows (pbpack v1: standard\n"
             "                          delimited protobuf, for consumers that only speak protobuf); docs/FORMAT.md\n"
             TP_CLI_WORKER_HELP
@@ -251,6 +255,8 @@ typedef struct ingest_cli {
     int insecure;        /* plaintext off loopback allowed, both listeners */
     int pack_by;                         /* --pack-by: a tp_pack_by, or -1 when not given */
     int64_t batch_records, batch_bytes;  /* --batch-records, --batch-bytes, or -1: the grouping's default */
+    const char *dict_path;               /* --dict */
+    tp_dict *dict;                       /* loaded from it at the writers' level, shared by them */
 } ingest_cli;
 
 /* Parses the options into *a (after tp_ingest_opts_init and tp_cli_worker_init); returns -1 to go on, else the exit
@@ -260,7 +266,8 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
 {
     enum { O_BROKERS = 256, O_TOPIC, O_LISTEN, O_FROM, O_FORMAT, O_BREC, O_BBYTES, O_LINGER, O_MAXBUF, O_THREADS,
            O_LEVEL, O_LAYOUT, O_IGNORE_UNKNOWN, O_MAXOPEN, O_HTTP, O_HTTP_CERT, O_HTTP_KEY, O_INSECURE, O_TOKENS,
-           O_HTTP_BODY, O_HTTP_TIMEOUT, O_IDLE, O_PERIP, O_TLS_CERT, O_TLS_KEY, O_TLS_CA, O_PACKBY, O_HEADERS, O_GWFLUSH };
+           O_HTTP_BODY, O_HTTP_TIMEOUT, O_IDLE, O_PERIP, O_TLS_CERT, O_TLS_KEY, O_TLS_CA, O_PACKBY, O_HEADERS,
+           O_GWFLUSH, O_DICT };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS}, {"topic", required_argument, 0, O_TOPIC},
         {"listen", required_argument, 0, O_LISTEN}, {"from", required_argument, 0, O_FROM},
@@ -278,7 +285,7 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
         {"tls-cert", required_argument, 0, O_TLS_CERT}, {"tls-key", required_argument, 0, O_TLS_KEY},
         {"tls-client-ca", required_argument, 0, O_TLS_CA},
         {"pack-by", required_argument, 0, O_PACKBY}, {"headers", required_argument, 0, O_HEADERS},
-        {"gateway-flush-ms", required_argument, 0, O_GWFLUSH},
+        {"gateway-flush-ms", required_argument, 0, O_GWFLUSH}, {"dict", required_argument, 0, O_DICT},
         TP_CLI_WORKER_LONGOPTS, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     static const char *const format_words[] = {"ndjson", "delimited", NULL};
     static const char *const layout_words[] = {"rows", "columns", NULL}; /* index + 1 == tp_layout */
@@ -374,6 +381,7 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
             if (!(e = tp_cli_parse_choice("layout", optarg, layout_words, &i, msg, sizeof msg)))
                 o->layout = (tp_layout)(i + 1);
             break;
+        case O_DICT: a->dict_path = optarg; break;
         case ':': return tp_cli_usage_error("ingest", "option '%s' needs a value", argv[optind - 1]);
         default: return tp_cli_usage_error("ingest", "unknown option '%s'", argv[optind - 1]);
         }
@@ -717,6 +725,16 @@ int tp_cmd_ingest(int argc, char **argv)
         return rc;
     }
     tp_cli_worker_apply_log(&a.w);
+    if (a.dict_path) {
+        char derr[512];
+        tp_err de = tp_dict_read_file(a.dict_path, a.o.level, &a.dict, derr, sizeof derr);
+        if (de) {
+            fprintf(stderr, "telepack ingest: %s\n", derr);
+            tp_cli_worker_free(&a.w);
+            return de == TP_ERR_IO || de == TP_ERR_NOMEM ? 1 : 2;
+        }
+        a.o.dict = a.dict;
+    }
     ingest_run r = {.a = &a};
     tp_cli_signals_install(on_signal, 1);
     rc = create_worker(&r);
@@ -728,6 +746,7 @@ int tp_cmd_ingest(int argc, char **argv)
         rc = finish(&r, t0);
     }
     release(&r);
+    tp_dict_free(a.dict);
     tp_cli_worker_free(&a.w);
     return rc;
 }

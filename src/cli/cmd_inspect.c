@@ -257,6 +257,8 @@ static void usage(FILE *out)
             "  --summary-only        print no records, only the summary\n"
             "  --schema FILE ...     packs of a message type of your own (inspect --schema x --help)\n"
             "  --max-pack-bytes N    largest decompressed pack accepted (default %u); a bigger one is an error\n"
+            "  --dict-dir DIR        zstd dictionaries for packs that name one: every DIR/*.zdict (at most 64,\n"
+            "                        1 MiB each); a pack naming a dictionary not there is an error naming its id\n"
             "  -h, --help            this text\n"
             "\n"
             "Exit status: 0 done, 1 I/O failure, 2 bad options or bad input (the message names the pack and byte\n"
@@ -267,13 +269,14 @@ static void usage(FILE *out)
             TP_DEFAULT_MAX_PACK_BYTES);
 }
 
-enum { OPT_SUMMARY_ONLY = 256, OPT_MAX_PACK };
+enum { OPT_SUMMARY_ONLY = 256, OPT_MAX_PACK, OPT_DICT_DIR };
 
 int tp_cmd_inspect(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"summary-only", no_argument, NULL, OPT_SUMMARY_ONLY},
         {"max-pack-bytes", required_argument, NULL, OPT_MAX_PACK},
+        {"dict-dir", required_argument, NULL, OPT_DICT_DIR},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -281,6 +284,7 @@ int tp_cmd_inspect(int argc, char **argv)
         return tp_cmd_inspect_schema(argc, argv); /* a message type of your own: cmd_pack_schema.c */
     printer pr = {0};
     uint64_t max_pack = TP_DEFAULT_MAX_PACK_BYTES;
+    const char *dict_dir = NULL;
     char msg[256];
     int c;
     opterr = 0;
@@ -292,6 +296,7 @@ int tp_cmd_inspect(int argc, char **argv)
             if (tp_cli_parse_u64("max-pack-bytes", optarg, 1024, (uint64_t)1 << 31, &max_pack, msg, sizeof msg))
                 return tp_cli_usage_error("inspect", "%s", msg);
             break;
+        case OPT_DICT_DIR: dict_dir = optarg; break;
         case 'h': usage(stdout); return 0;
         case ':': return tp_cli_usage_error("inspect", "option '%s' needs a value", argv[optind - 1]);
         default: return tp_cli_usage_error("inspect", "unknown option '%s'", argv[optind - 1]);
@@ -305,10 +310,26 @@ int tp_cmd_inspect(int argc, char **argv)
     tp_pack_reader_opts ro;
     tp_pack_reader_opts_init(&ro);
     ro.max_pack_bytes = (size_t)max_pack;
+    tp_dict_set *dicts = NULL;
+    if (dict_dir) {
+        char derr[512];
+        tp_err de = tp_dict_set_new(&dicts);
+        if (!de && (de = tp_dict_set_load_dir(dicts, dict_dir, derr, sizeof derr)) != TP_OK) {
+            fprintf(stderr, "telepack inspect: %s\n", derr);
+            tp_dict_set_free(dicts);
+            return de == TP_ERR_NOMEM ? 1 : 2;
+        }
+        if (de) {
+            fprintf(stderr, "telepack inspect: %s\n", tp_strerror(de));
+            return 1;
+        }
+        ro.dicts = dicts;
+    }
     tp_pack_reader *rd;
     tp_err e = tp_pack_reader_new(&ro, &rd);
     if (e) {
         fprintf(stderr, "telepack inspect: cannot create a pack reader: %s\n", tp_strerror(e));
+        tp_dict_set_free(dicts);
         return 1;
     }
     inbuf in = {0};
@@ -316,6 +337,7 @@ int tp_cmd_inspect(int argc, char **argv)
     if (!in.f) {
         fprintf(stderr, "telepack inspect: cannot open %s: %s\n", path, strerror(errno));
         tp_pack_reader_free(rd);
+        tp_dict_set_free(dicts);
         return 1;
     }
     in.cap = 1u << 20;
@@ -327,6 +349,7 @@ int tp_cmd_inspect(int argc, char **argv)
         fprintf(stderr, "telepack inspect: out of memory\n");
         tp_cli_close(in.f);
         tp_pack_reader_free(rd);
+        tp_dict_set_free(dicts);
         return 1;
     }
     setvbuf(stdout, NULL, _IOFBF, 1u << 16);
@@ -351,5 +374,6 @@ int tp_cmd_inspect(int argc, char **argv)
     free(in.buf);
     tp_cli_close(in.f);
     tp_pack_reader_free(rd);
+    tp_dict_set_free(dicts);
     return status;
 }

@@ -173,6 +173,8 @@ static void usage(FILE *out)
             "                        --codec none)\n"
             "  --batch-records N     records per pack: a vehicle's batch becomes a pack when it has N records\n"
             "                        (default 200), and every open batch at the end of the input\n"
+            "  --dict FILE           compress every pack with this zstd dictionary (`telepack dict train`); the\n"
+            "                        packs name its id, readers need it (inspect --dict-dir, sink --dict-dir)\n"
             "  --max-buffered N      records held across all open batches before the oldest batch is packed\n"
             "                        early (default 1000000, about 56 MB)\n"
             "  --ignore-unknown-fields\n"
@@ -191,7 +193,7 @@ static void usage(FILE *out)
 }
 
 typedef struct pack_cli {
-    const char *in_path, *out_path;
+    const char *in_path, *out_path, *dict_path;
     int input_format, codec, layout; /* indexes into the word lists below; layout + 1 == tp_layout */
     uint64_t level, batch_records, max_buffered;
     bool quiet;
@@ -203,7 +205,7 @@ static const char *const codec_words[] = {"none", "zstd", NULL}; /* index == tp_
 static const char *const layout_words[] = {"rows", "columns", NULL};
 
 enum { OPT_IN = 256, OPT_OUT, OPT_INPUT_FORMAT, OPT_CODEC, OPT_LEVEL, OPT_BATCH, OPT_MAX_BUFFERED, OPT_LAYOUT,
-       OPT_IGNORE_UNKNOWN };
+       OPT_IGNORE_UNKNOWN, OPT_DICT };
 
 /* Parses the options into *a; returns -1 to go on, else the exit status (0 after --help, 2 after a usage error it
  * printed). */
@@ -218,6 +220,7 @@ static int parse_args(int argc, char **argv, pack_cli *a)
         {"batch-records", required_argument, NULL, OPT_BATCH},
         {"max-buffered", required_argument, NULL, OPT_MAX_BUFFERED},
         {"layout", required_argument, NULL, OPT_LAYOUT},
+        {"dict", required_argument, NULL, OPT_DICT},
         {"quiet", no_argument, NULL, 'q'},
         {"ignore-unknown-fields", no_argument, NULL, OPT_IGNORE_UNKNOWN},
         {"help", no_argument, NULL, 'h'},
@@ -234,6 +237,7 @@ static int parse_args(int argc, char **argv, pack_cli *a)
         switch (c) {
         case OPT_IN: a->in_path = optarg; break;
         case OPT_OUT: a->out_path = optarg; break;
+        case OPT_DICT: a->dict_path = optarg; break;
         case OPT_INPUT_FORMAT:
             e = tp_cli_parse_choice("input-format", optarg, input_words, &a->input_format, msg, sizeof msg);
             break;
@@ -262,6 +266,8 @@ static int parse_args(int argc, char **argv, pack_cli *a)
     if (a->layout + 1 == TP_LAYOUT_COLUMNS && a->codec == TP_CODEC_NONE)
         return tp_cli_usage_error("pack", "--layout columns needs --codec zstd: raw column packs back to back cannot "
                                           "be told apart");
+    if (a->dict_path && a->codec == TP_CODEC_NONE)
+        return tp_cli_usage_error("pack", "--dict needs --codec zstd");
     if (!strcmp(a->out_path, "-") && isatty(STDOUT_FILENO))
         return tp_cli_usage_error("pack", "refusing to write binary packs to a terminal; use --out FILE or a pipe");
     return -1;
@@ -328,17 +334,29 @@ int tp_cmd_pack(int argc, char **argv)
     wo.codec = (tp_codec)a.codec;
     wo.level = (int)a.level;
     wo.layout = (tp_layout)(a.layout + 1);
+    tp_dict *dict = NULL;
+    if (a.dict_path) {
+        char derr[512];
+        tp_err de = tp_dict_read_file(a.dict_path, (int)a.level, &dict, derr, sizeof derr);
+        if (de) {
+            fprintf(stderr, "telepack pack: %s\n", derr);
+            return de == TP_ERR_NOMEM || de == TP_ERR_IO ? 1 : 2;
+        }
+        wo.dict = dict;
+    }
     tp_err e = packer_init(&p, (uint32_t)a.batch_records, a.max_buffered, &wo);
     if (e) {
         fprintf(stderr, "telepack pack: cannot create a pack writer (codec %s, level %" PRIu64 "): %s\n",
                 codec_words[a.codec], a.level, tp_strerror(e));
         packer_free(&p);
+        tp_dict_free(dict);
         return e == TP_ERR_INVALID_ARG ? 2 : 1;
     }
     pack_input in = {tp_cli_open_in(a.in_path), strcmp(a.in_path, "-") ? a.in_path : "stdin", NULL, NULL};
     if (!in.f) {
         fprintf(stderr, "telepack pack: cannot open %s: %s\n", a.in_path, strerror(errno));
         packer_free(&p);
+        tp_dict_free(dict);
         return 1;
     }
     p.f = tp_cli_open_out(a.out_path);
@@ -347,6 +365,7 @@ int tp_cmd_pack(int argc, char **argv)
         fprintf(stderr, "telepack pack: cannot create %s: %s\n", a.out_path, strerror(errno));
         tp_cli_close(in.f);
         packer_free(&p);
+        tp_dict_free(dict);
         return 1;
     }
     tp_delimited_reader_opts ro;
@@ -383,5 +402,6 @@ int tp_cmd_pack(int argc, char **argv)
                 tp_cli_bytes(p.content_bytes, bc, sizeof bc), elapsed);
     }
     packer_free(&p);
+    tp_dict_free(dict);
     return status;
 }

@@ -20,6 +20,7 @@
 #include "ops/metrics.h"
 #include "schema/schema_dir.h"
 #include "sink/sink.h"
+#include "telepack/dict.h"
 
 static tp_sink *running_sink; /* for the signal handler only */
 
@@ -67,6 +68,9 @@ static void usage(FILE *out)
             "  --dlq-topic T          dead-letter topic (default <topic>.dlq)\n"
             "  --max-pack-bytes N     largest message and decompressed pack accepted (default 64M); a pack\n"
             "                         may hold at most N/16 records (their rows take up to 68 B each: 4.25 x N)\n"
+            "  --dict-dir DIR         zstd dictionaries packs may name: every DIR/*.zdict, loaded at start (at\n"
+            "                         most 64 files of at most 1 MiB each, ~1.1 MiB of memory each); a corrupt\n"
+            "                         one stops the start; a pack naming one not there goes to the DLQ\n"
             "  --max-event-age D      dead-letter a pack holding a record sampled more than D days before now\n"
             "                         (default 3653, i.e. 10 years; 0 = no bound)\n"
             "  --max-event-ahead D    ... or more than D days after now (default 3653; 0 = no bound)\n"
@@ -125,6 +129,8 @@ static void progress(void *ctx, const tp_sink_stats *st)
 
 /* What the command line asked for. */
 typedef struct sink_cli {
+    const char *dict_dir; /* --dict-dir */
+    tp_dict_set *dicts;
     tp_sink_config cfg;
     tp_cli_worker w;
     char password[512];           /* from --password-file */
@@ -168,7 +174,7 @@ static int parse_args(int argc, char **argv, sink_cli *a)
     enum {
         O_BROKERS = 256, O_TOPIC, O_GROUP, O_WAREHOUSE, O_CREATE, O_TABLE, O_BATCH, O_FLUSH, O_DLQ, O_MAXPACK,
         O_USER, O_PASSWORD, O_TOKEN, O_BQ, O_AGE, O_AHEAD, O_PASSWORD_FILE, O_CA_FILE, O_WRITER_SCHEMA, O_MIN_INSERT,
-        O_LINEAGE, O_SCHEMA_DIR
+        O_LINEAGE, O_SCHEMA_DIR, O_DICT_DIR
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS},   {"topic", required_argument, 0, O_TOPIC},
@@ -178,6 +184,7 @@ static int parse_args(int argc, char **argv, sink_cli *a)
         {"min-insert-interval-ms", required_argument, 0, O_MIN_INSERT},
         {"lineage-columns", required_argument, 0, O_LINEAGE},
         {"dlq-topic", required_argument, 0, O_DLQ},     {"max-pack-bytes", required_argument, 0, O_MAXPACK},
+        {"dict-dir", required_argument, 0, O_DICT_DIR},
         {"user", required_argument, 0, O_USER},         {"password", required_argument, 0, O_PASSWORD},
         {"token-file", required_argument, 0, O_TOKEN},  {"bigquery-endpoint", required_argument, 0, O_BQ},
         {"max-event-age", required_argument, 0, O_AGE}, {"max-event-ahead", required_argument, 0, O_AHEAD},
@@ -264,6 +271,7 @@ static int parse_args(int argc, char **argv, sink_cli *a)
             if (!(e = tp_cli_parse_size("max-pack-bytes", optarg, 64, (uint64_t)1 << 32, &v, msg, sizeof msg)))
                 cfg->max_pack_bytes = (size_t)v;
             break;
+        case O_DICT_DIR: a->dict_dir = optarg; break;
         case 'h': usage(stdout); return 0;
         case ':': return tp_cli_usage_error("sink", "option '%s' needs a value", argv[optind - 1]);
         default: return tp_cli_usage_error("sink", "unknown option '%s'", argv[optind - 1]);
@@ -322,6 +330,14 @@ static int create(sink_cli *a, tp_sink **s, tp_metrics **metrics, tp_http_server
 {
     char err[1024];
     tp_err e;
+    if (a->dict_dir) {
+        if ((e = tp_dict_set_new(&a->dicts)) || (e = tp_dict_set_load_dir(a->dicts, a->dict_dir, err, sizeof err))) {
+            fprintf(stderr, "telepack sink: %s\n", e == TP_ERR_NOMEM ? "out of memory" : err);
+            return e == TP_ERR_NOMEM ? 1 : 2;
+        }
+        a->cfg.dicts = a->dicts;
+        tp_log(TP_LOG_INFO, "sink", "%zu zstd dictionaries loaded from %s", tp_dict_set_count(a->dicts), a->dict_dir);
+    }
     if (a->w.metrics_listen) {
         if ((e = tp_metrics_new(metrics))) {
             fprintf(stderr, "telepack sink: %s\n", tp_strerror(e));
@@ -421,6 +437,7 @@ int tp_cmd_sink(int argc, char **argv)
     tp_http_server_stop(http);
     tp_sink_free(s);
     tp_metrics_free(metrics);
+    tp_dict_set_free(a.dicts);
     tp_cli_worker_free(&a.w);
     tp_schema_free(a.schema);
     for (size_t i = 0; i < a.n_writers; i++)

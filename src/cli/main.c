@@ -20,6 +20,7 @@ static const command commands[] = {
     {"pack", tp_cmd_pack, "turn NDJSON records into packs (one zstd frame per vehicle)"},
     {"inspect", tp_cmd_inspect, "decode packs to NDJSON records, with a summary"},
     {"schema", tp_cmd_schema, "show the columns, roles and fingerprint of a protobuf message from a descriptor set"},
+    {"dict", tp_cmd_dict, "train a zstd dictionary on packs, or check one (small packs get smaller)"},
     {"tune", tp_cmd_tune, "sweep batch size x zstd level x linger on a sample and recommend settings"},
 };
 

@@ -47,10 +47,13 @@ tp_err tp_pack_meta_to_header_list(const tp_pack_meta *meta, tp_header_form form
     char *t = text;
     if (form == TP_HEADERS_COMPACT) {
         tp_layout want = meta->format_version == 1 ? TP_LAYOUT_ROWS : TP_LAYOUT_COLUMNS;
-        if (meta->codec != TP_CODEC_ZSTD || meta->dict_id != 0 || meta->schema_version != TP_SCHEMA_VERSION ||
+        if (meta->codec != TP_CODEC_ZSTD || meta->schema_version != TP_SCHEMA_VERSION ||
             meta->format_version < 1 || meta->format_version > 3 || meta->layout != want)
             return TP_ERR_INVALID_ARG;
-        int len = snprintf(t, 32, "%" PRIu32 ",%" PRIu32, meta->format_version, meta->record_count);
+        /* "<version>,<records>", and ",<dict id>" for a pack with a dictionary (at most 32 characters) */
+        int len = meta->dict_id ? snprintf(t, 40, "%" PRIu32 ",%" PRIu32 ",%" PRIu32, meta->format_version,
+                                           meta->record_count, meta->dict_id)
+                                : snprintf(t, 40, "%" PRIu32 ",%" PRIu32, meta->format_version, meta->record_count);
         out[(*n)++] = (tp_header){TP_HEADER_COMPACT, t, (size_t)len};
         return TP_OK;
     }
@@ -153,25 +156,30 @@ static int parse_u32(const unsigned char *p, size_t n, uint32_t *out)
     return 1;
 }
 
-/* The compact header's value "<version>,<records>" into *m. */
+/* The compact header's value "<version>,<records>" or "<version>,<records>,<dict id>" (the id not 0) into *m. */
 static tp_err parse_compact(const void *v, size_t n, tp_pack_meta *m, char *err, size_t cap)
 {
     const unsigned char *p = v;
-    size_t comma = 0;
-    while (comma < n && p[comma] != ',')
-        comma++;
+    size_t c1 = 0, c2;
+    while (c1 < n && p[c1] != ',')
+        c1++;
+    c2 = c1 + 1;
+    while (c2 < n && p[c2] != ',')
+        c2++;
+    if (c2 > n)
+        c2 = n;
     char shown[48];
-    if (comma == n || !parse_u32(p, comma, &m->format_version) ||
-        !parse_u32(p + comma + 1, n - comma - 1, &m->record_count)) {
+    m->dict_id = 0;
+    if (c1 == n || !parse_u32(p, c1, &m->format_version) || !parse_u32(p + c1 + 1, c2 - c1 - 1, &m->record_count) ||
+        (c2 < n && (!parse_u32(p + c2 + 1, n - c2 - 1, &m->dict_id) || m->dict_id == 0))) {
         show(v, n, shown);
         return fail(TP_ERR_PARSE, err, cap,
-                    "pack header %s has value \"%s\", expected \"<format version>,<record count>\" in decimal, "
-                    "e.g. \"3,250\"", TP_HEADER_COMPACT, shown);
+                    "pack header %s has value \"%s\", expected \"<format version>,<record count>\" or \"<format "
+                    "version>,<record count>,<dictionary id>\" in decimal, e.g. \"3,250\"", TP_HEADER_COMPACT, shown);
     }
     m->layout = m->format_version == 1 ? TP_LAYOUT_ROWS : TP_LAYOUT_COLUMNS;
     m->codec = TP_CODEC_ZSTD;
     m->schema_version = TP_SCHEMA_VERSION;
-    m->dict_id = 0;
     return TP_OK; /* an unknown version number is tp_pack_reader_open's to reject, as with the full headers */
 }
 

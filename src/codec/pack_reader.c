@@ -9,6 +9,7 @@
 #include <zstd_errors.h>
 
 #include "codec/colpack.h"
+#include "codec/dict_impl.h"
 #include "codec/record_codec.h"
 #include "telepack/pack.h"
 #include "telepack/varint.h"
@@ -37,6 +38,7 @@ void tp_pack_reader_opts_init(tp_pack_reader_opts *o)
     o->max_record_bytes = TP_DEFAULT_MAX_RECORD_BYTES;
     o->max_pack_bytes = TP_DEFAULT_MAX_PACK_BYTES;
     o->max_pack_records = 0;
+    o->dicts = NULL;
 }
 
 /* Smallest window log whose window holds max bytes, within zstd's limits: a frame asking for a larger window
@@ -150,10 +152,21 @@ static tp_err decompress(tp_pack_reader *r, const uint8_t *data, size_t len)
         return fail(r, TP_ERR_TRAILING_GARBAGE,
                     "%zu bytes follow the zstd frame, which ends at byte offset %zu of %zu: a pack is one frame",
                     len - fsize, fsize, len);
+    /* The dictionary: the frame's Dictionary_ID (0 = none), which the metadata must repeat (docs/FORMAT_V2.md). */
     unsigned dict = ZSTD_getDictID_fromFrame(data, len);
-    if (dict != 0)
-        return fail(r, TP_ERR_UNKNOWN_CODEC,
-                    "zstd frame needs dictionary %u, and this reader has no dictionaries", dict);
+    if (r->have_expect && r->expect.dict_id != dict)
+        return fail(r, TP_ERR_CORRUPT,
+                    "pack metadata names zstd dictionary %" PRIu32 " but its zstd frame names %u (0 = none); the "
+                    "two must agree", r->expect.dict_id, dict);
+    const ZSTD_DDict *ddict = NULL;
+    if (dict != 0) {
+        const tp_dict *d = tp_dict_set_find(r->opts.dicts, dict);
+        if (!d)
+            return fail(r, TP_ERR_UNKNOWN_DICT,
+                        "pack names zstd dictionary %u, which this reader does not have (%zu loaded)", dict,
+                        tp_dict_set_count(r->opts.dicts));
+        ddict = tp_dict_ddict(d);
+    }
     unsigned long long declared = ZSTD_getFrameContentSize(data, len);
     if (declared == ZSTD_CONTENTSIZE_ERROR)
         return fail(r, TP_ERR_CORRUPT, "zstd frame header is malformed");
@@ -170,6 +183,10 @@ static tp_err decompress(tp_pack_reader *r, const uint8_t *data, size_t len)
         return fail(r, TP_ERR_NOMEM, "out of memory for %zu content bytes", want);
 
     ZSTD_DCtx_reset(r->dctx, ZSTD_reset_session_only);
+    size_t ref = ZSTD_DCtx_refDDict(r->dctx, ddict); /* NULL: no dictionary, whatever the last pack used */
+    if (ZSTD_isError(ref))
+        return zstd_fail(r, ref, "zstd dictionary cannot be used");
+    r->meta.dict_id = dict;
     ZSTD_inBuffer in = {data, len, 0};
     ZSTD_outBuffer outb = {r->buf, r->buf_cap < max ? r->buf_cap : max, 0};
     for (;;) {
@@ -396,9 +413,9 @@ tp_err tp_pack_reader_open(tp_pack_reader *r, const tp_pack_meta *meta, const ui
         if (meta->codec != TP_CODEC_NONE && meta->codec != TP_CODEC_ZSTD)
             return fail(r, TP_ERR_UNKNOWN_CODEC, "pack codec %d is unknown; this reader knows none and zstd",
                         (int)meta->codec);
-        if (meta->dict_id != 0)
-            return fail(r, TP_ERR_UNKNOWN_CODEC, "pack needs zstd dictionary %" PRIu32
-                        ", and this reader has no dictionaries", meta->dict_id);
+        if (meta->dict_id != 0 && meta->codec != TP_CODEC_ZSTD)
+            return fail(r, TP_ERR_UNKNOWN_CODEC, "pack names zstd dictionary %" PRIu32 " but codec none; a "
+                        "dictionary needs codec zstd", meta->dict_id);
         codec = meta->codec;
     } else {
         codec = len >= 4 && data[0] == 0x28 && data[1] == 0xb5 && data[2] == 0x2f && data[3] == 0xfd

@@ -6,6 +6,7 @@
 #include <zstd_errors.h>
 
 #include "codec/colpack.h"
+#include "codec/dict_impl.h"
 #include "codec/record_codec.h"
 #include "telepack/pack.h"
 
@@ -60,6 +61,7 @@ void tp_pack_writer_opts_init(tp_pack_writer_opts *o)
     o->layout = TP_LAYOUT_COLUMNS;
     o->max_pack_bytes = TP_DEFAULT_MAX_PACK_BYTES;
     o->multi_vehicle = 0;
+    o->dict = NULL;
 }
 
 tp_err tp_pack_writer_new(const tp_pack_writer_opts *opts, tp_pack_writer **out)
@@ -80,6 +82,8 @@ tp_err tp_pack_writer_new(const tp_pack_writer_opts *opts, tp_pack_writer **out)
         return TP_ERR_INVALID_ARG;
     if (o.codec == TP_CODEC_ZSTD && (o.level < ZSTD_minCLevel() || o.level > ZSTD_maxCLevel()))
         return TP_ERR_INVALID_ARG;
+    if (o.dict && (o.codec != TP_CODEC_ZSTD || !tp_dict_cdict(o.dict) || tp_dict_level(o.dict) != o.level))
+        return TP_ERR_INVALID_ARG; /* a dictionary needs zstd and was prepared at this level */
 
     tp_pack_writer *w = calloc(1, sizeof *w);
     if (!w)
@@ -99,7 +103,10 @@ tp_err tp_pack_writer_new(const tp_pack_writer_opts *opts, tp_pack_writer **out)
          * ZSTD_compress2 knows it (ZSTD_c_contentSizeFlag defaults to 1); we set it anyway to say so. */
         if (ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, o.level)) ||
             ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1)) ||
-            ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_contentSizeFlag, 1))) {
+            ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_contentSizeFlag, 1)) ||
+            /* A dictionary (shared, read-only) sticks too; its id goes into every frame (ZSTD_c_dictIDFlag). */
+            (o.dict && (ZSTD_isError(ZSTD_CCtx_refCDict(w->cctx, tp_dict_cdict(o.dict))) ||
+                        ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_dictIDFlag, 1))))) {
             tp_pack_writer_free(w);
             return TP_ERR_COMPRESS;
         }
@@ -395,7 +402,7 @@ tp_err tp_pack_writer_finish(tp_pack_writer *w, uint8_t *dst, size_t cap, size_t
         meta->codec = w->opts.codec;
         meta->schema_version = TP_SCHEMA_VERSION;
         meta->record_count = w->count;
-        meta->dict_id = 0;
+        meta->dict_id = w->opts.dict ? tp_dict_id(w->opts.dict) : 0;
         meta->vehicle_id = w->opts.multi_vehicle ? 0 : w->vehicle_id;
         meta->content_size = content_len;
     }

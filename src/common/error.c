@@ -26,6 +26,7 @@ static const char *const descriptions[TP_ERR__COUNT] = {
     [TP_ERR_UNAVAILABLE] = "service unavailable",
     [TP_ERR_FULL] = "buffer full",
     [TP_ERR_REJECTED] = "rejected by the warehouse as invalid data",
+    [TP_ERR_UNKNOWN_DICT] = "zstd dictionary not loaded",
 };
 
 const char *tp_strerror(tp_err err)

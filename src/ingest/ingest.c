@@ -580,6 +580,7 @@ tp_err tp_ingest_start(tp_ingest *ing)
     co.writer.level = ing->o.level;
     co.writer.codec = ing->o.codec;
     co.writer.layout = ing->o.layout;
+    co.writer.dict = ing->o.dict;
     co.writer.multi_vehicle = ing->o.pack_by == TP_PACK_BY_PARTITION;
     if (co.writer.max_pack_bytes < ing->o.batch.max_bytes + ing->o.max_record_bytes + 16)
         co.writer.max_pack_bytes = ing->o.batch.max_bytes + ing->o.max_record_bytes + 16;

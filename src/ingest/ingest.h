@@ -32,6 +32,7 @@ typedef struct tp_ingest_opts {
     int threads;                    /* compression threads (default: online CPUs) */
     int level;                      /* zstd level (default 3) */
     tp_codec codec;                 /* default TP_CODEC_ZSTD */
+    const tp_dict *dict;            /* zstd dictionary for every pack, loaded at `level` (borrowed); default NULL */
     tp_layout layout;               /* default TP_LAYOUT_COLUMNS (pbpack v2); TP_LAYOUT_ROWS = standard protobuf */
     size_t max_record_bytes;        /* default TP_DEFAULT_MAX_RECORD_BYTES */
     uint32_t max_connections;       /* default 4096 */

@@ -146,6 +146,7 @@ tp_err tp_sink_metrics_register(tp_metrics *m, const char *warehouse, tp_sink_me
     o->dlq_memory = tp_metrics_counter(m, TP_M_SINK_DLQ_REASON, help_reason, "reason=\"memory\"");
     o->dlq_event_time = tp_metrics_counter(m, TP_M_SINK_DLQ_REASON, help_reason, "reason=\"event_time\"");
     o->dlq_rejected = tp_metrics_counter(m, TP_M_SINK_DLQ_REASON, help_reason, "reason=\"rejected\"");
+    o->dlq_dict = tp_metrics_counter(m, TP_M_SINK_DLQ_REASON, help_reason, "reason=\"dict\"");
     o->rows_rejected = tp_metrics_counter(m, TP_M_SINK_ROWS_REJECTED,
                                           "Rows the warehouse refused as invalid (their packs went to the DLQ).", wh);
     o->load_splits = tp_metrics_counter(m, TP_M_SINK_LOAD_SPLITS,

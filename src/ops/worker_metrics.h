@@ -48,7 +48,8 @@
 #define TP_M_SINK_DECODE_ERRORS "telepack_sink_decode_errors_total"
 #define TP_M_SINK_ROWS_REJECTED "telepack_sink_rows_rejected_total"       /* {warehouse} */
 #define TP_M_SINK_LOAD_SPLITS "telepack_sink_load_splits_total"           /* {warehouse} */
-#define TP_M_SINK_DLQ_REASON "telepack_sink_dlq_reason_total"       /* {reason=decode|memory|event_time|rejected} */
+/* {reason=decode|memory|event_time|rejected|dict} */
+#define TP_M_SINK_DLQ_REASON "telepack_sink_dlq_reason_total"
 #define TP_M_SINK_PENDING_ROWS "telepack_sink_pending_rows"
 #define TP_M_SINK_ASSIGNED_PARTITIONS "telepack_sink_assigned_partitions"
 #define TP_M_SINK_REBALANCES "telepack_sink_rebalances_total"
@@ -105,6 +106,7 @@ typedef struct tp_sink_metrics {
     tp_counter *dlq_memory;       /* ... because decoding ran out of memory several times */
     tp_counter *dlq_event_time;   /* ... because a record's sampled_at_ms is outside the accepted range */
     tp_counter *dlq_rejected;     /* ... because the warehouse refused their rows as invalid */
+    tp_counter *dlq_dict;         /* ... because they name a zstd dictionary the sink does not have */
     tp_counter *rows_rejected;    /* rows the warehouse refused as invalid (their packs went to the DLQ) */
     tp_counter *load_splits;      /* loads split in two because the warehouse refused a batch as a whole */
     tp_gauge *pending_rows;       /* rows decoded, not yet loaded */

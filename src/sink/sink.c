@@ -122,6 +122,7 @@ struct tp_sink {
     atomic_int joined, warehouse_ok;
 
     atomic_int stop;
+    _Atomic uint64_t packs_dict; /* of packs_dlq: naming a zstd dictionary the sink does not have */
     _Atomic uint64_t rows_loaded, packs_loaded, packs_dlq, packs_rejected, load_splits, dlq_retries, bytes_consumed, loads, loads_caught_up, load_retries, rows_dropped,
         rebalances, pending_rows;
     _Atomic int64_t lag;
@@ -1216,7 +1217,9 @@ static tp_err decode_pack(tp_sink *s, const rd_kafka_message_t *m, char *reason,
         return TP_ERR_COUNT_MISMATCH;
     }
     if (err && err != TP_ERR_FULL)
-        snprintf(reason, cap, "%s: %s", tp_strerror(err), tp_pack_reader_error_detail(s->reader));
+        snprintf(reason, cap, "%s: %s%s", tp_strerror(err), tp_pack_reader_error_detail(s->reader),
+                 err == TP_ERR_UNKNOWN_DICT ? "; put that dictionary's file in the sinks' --dict-dir, restart them, "
+                                              "then replay the dead letters" : "");
     return err;
 }
 
@@ -1363,9 +1366,13 @@ static void dead_letter(tp_sink *s, rd_kafka_message_t *m, tp_err err, const cha
         return;
     }
     atomic_fetch_add(&s->packs_dlq, 1);
+    if (err == TP_ERR_UNKNOWN_DICT)
+        atomic_fetch_add(&s->packs_dict, 1);
     tp_counter_inc(s->m.dlq);
-    tp_counter_inc(err == TP_ERR_NOMEM ? s->m.dlq_memory : err == TP_ERR_REJECTED ? s->m.dlq_event_time
-                                                                                  : s->m.dlq_decode);
+    tp_counter_inc(err == TP_ERR_NOMEM          ? s->m.dlq_memory
+                   : err == TP_ERR_REJECTED     ? s->m.dlq_event_time
+                   : err == TP_ERR_UNKNOWN_DICT ? s->m.dlq_dict
+                                                : s->m.dlq_decode);
     advance(s, ps, m->offset);
     rd_kafka_message_destroy(m);
     if (nrows(s) >= s->batch_rows)
@@ -1566,6 +1573,7 @@ static tp_err make_batches(tp_sink *s, const tp_sink_config *c, char *err, size_
     tp_pack_reader_opts ro;
     tp_pack_reader_opts_init(&ro);
     ro.max_pack_bytes = c->max_pack_bytes;
+    ro.dicts = c->dicts;
     size_t initial = c->batch_rows < 1000000 ? c->batch_rows : 1000000; /* grows to batch_rows when needed */
     tp_err e;
     if ((e = tp_pack_reader_new(&ro, &s->reader)) || (e = tp_row_batch_new(initial, &s->batch)) ||
@@ -1803,6 +1811,7 @@ void tp_sink_stats_get(const tp_sink *s, tp_sink_stats *o)
     o->packs_loaded = atomic_load(&m->packs_loaded);
     o->packs_dlq = atomic_load(&m->packs_dlq);
     o->packs_rejected = atomic_load(&m->packs_rejected);
+    o->packs_dict = atomic_load(&m->packs_dict);
     o->load_splits = atomic_load(&m->load_splits);
     o->dlq_retries = atomic_load(&m->dlq_retries);
     o->bytes_consumed = atomic_load(&m->bytes_consumed);

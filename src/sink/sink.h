@@ -24,6 +24,7 @@ typedef struct tp_sink_stats {
     uint64_t packs_loaded;     /* messages whose rows the warehouse acknowledged */
     uint64_t packs_dlq;        /* messages delivered to the dead-letter topic */
     uint64_t packs_rejected;   /* of those, packs whose rows the warehouse refused as invalid */
+    uint64_t packs_dict;       /* of those, packs naming a zstd dictionary the sink does not have */
     uint64_t load_splits;      /* loads split because the warehouse refused a batch as a whole */
     uint64_t dlq_retries;      /* dead-letter deliveries that failed and were retried */
     uint64_t bytes_consumed;   /* message payload bytes taken from Kafka */
@@ -99,6 +100,9 @@ typedef struct tp_sink_config {
     /* With schema: a directory of descriptor sets (schema/schema_dir.h; borrowed, must outlive the sink) where a
      * fingerprint that is neither the schema's nor a writer_schemas' is looked up; found and compatible: loaded. */
     struct tp_schema_dir *writer_dir;
+    /* zstd dictionaries packs may name (borrowed, must outlive the sink; loaded by `sink --dict-dir`). A pack naming
+     * one not here goes to the DLQ (reason "dict"), never blocks its partition. NULL = none. */
+    const struct tp_dict_set *dicts;
 } tp_sink_config;
 
 /* Fills *c with the defaults above (everything else zero/NULL). */

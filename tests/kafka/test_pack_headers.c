@@ -84,12 +84,25 @@ static void test_compact(void)
     m.codec = TP_CODEC_NONE;
     CHECK_ERR(tp_pack_meta_to_compact_header(&m, h), TP_ERR_INVALID_ARG);
     m = sample();
-    m.dict_id = 7;
-    CHECK_ERR(tp_pack_meta_to_compact_header(&m, h), TP_ERR_INVALID_ARG);
-    m = sample();
     m.layout = TP_LAYOUT_COLUMNS; /* version 1 is rows */
     CHECK_ERR(tp_pack_meta_to_compact_header(&m, h), TP_ERR_INVALID_ARG);
     CHECK_INT(rd_kafka_header_cnt(h), 0);
+    rd_kafka_headers_destroy(h);
+    /* a zstd dictionary's id is the third number (docs/FORMAT.md section 5) */
+    h = rd_kafka_headers_new(1);
+    m = sample();
+    m.format_version = 3;
+    m.layout = TP_LAYOUT_COLUMNS;
+    m.record_count = 42;
+    m.dict_id = 1482392424;
+    CHECK_ERR(tp_pack_meta_to_compact_header(&m, h), TP_OK);
+    const void *dv;
+    size_t dn;
+    CHECK(rd_kafka_header_get_last(h, "tp", &dv, &dn) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    CHECK(dn == strlen("3,42,1482392424") && !memcmp(dv, "3,42,1482392424", dn));
+    CHECK_ERR(tp_pack_meta_from_headers(h, &got, NULL, 0), TP_OK);
+    CHECK_INT(got.dict_id, 1482392424);
+    CHECK_INT(got.record_count, 42);
     rd_kafka_headers_destroy(h);
 
     expect_compact("3,250", 0, 0, TP_OK, NULL);
@@ -100,7 +113,9 @@ static void test_compact(void)
     expect_compact("3,", 0, 0, TP_ERR_PARSE, NULL);
     expect_compact(",250", 0, 0, TP_ERR_PARSE, NULL);
     expect_compact("03,250", 0, 0, TP_ERR_PARSE, NULL);
-    expect_compact("3,250,1", 0, 0, TP_ERR_PARSE, NULL);
+    expect_compact("3,250,1", 0, 0, TP_OK, NULL);     /* dictionary 1: whether the reader holds it is its business */
+    expect_compact("3,250,0", 0, 0, TP_ERR_PARSE, NULL); /* no dictionary is said by leaving the number out */
+    expect_compact("3,250,1,1", 0, 0, TP_ERR_PARSE, NULL);
     expect_compact("3,4294967296", 0, 0, TP_ERR_PARSE, NULL);
     expect_compact("3;250", 0, 0, TP_ERR_PARSE, NULL);
     expect_compact("", 0, 0, TP_ERR_PARSE, NULL);

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "check.h"
+#include "dict_fixture.h"
 #include "common/log.h"
 #include "kafka/pack_headers.h"
 #include "kafka/schema_headers.h"
@@ -565,6 +566,106 @@ static int read_dlq_from(const char *bootstrap, const char *topic, dlq_msg *out,
 static int read_dlq(const char *topic, dlq_msg *out, int want)
 {
     return read_dlq_from(brokers, topic, out, want);
+}
+
+/* zstd dictionaries: packs made with the sink's dictionary load, with the compact header and the full set; packs
+ * naming a dictionary the sink does not have go to the DLQ with the id and what to do, counted as reason "dict",
+ * and the partition goes on past them; plain packs around them load. */
+static runner dict_r;
+static uint32_t dict_known, dict_unknown;
+
+static void produce_with(rd_kafka_t *p, const tp_dict *d, uint64_t v, int compact)
+{
+    tp_pack_writer_opts wo;
+    tp_pack_writer_opts_init(&wo);
+    wo.dict = d;
+    tp_pack_writer *w;
+    CHECK_ERR(tp_pack_writer_new(&wo, &w), TP_OK);
+    for (uint64_t i = 0; i < 20; i++) {
+        tp_record r;
+        make_record(v, i, 9, &r);
+        CHECK_ERR(tp_pack_writer_add(w, &r), TP_OK);
+    }
+    uint8_t buf[4096];
+    size_t len;
+    tp_pack_meta meta;
+    CHECK_ERR(tp_pack_writer_finish(w, buf, sizeof buf, &len, &meta), TP_OK);
+    CHECK_INT(meta.dict_id, d ? tp_dict_id(d) : 0);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+    CHECK_ERR(compact ? tp_pack_meta_to_compact_header(&meta, h) : tp_pack_meta_to_headers(&meta, h), TP_OK);
+    char key[32];
+    snprintf(key, sizeof key, "%" PRIu64, 1000 + v + 9 * 100000);
+    CHECK_INT(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("dk"), RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_KEY(key, strlen(key)),
+                                RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
+              0);
+    tp_pack_writer_free(w);
+}
+
+static tp_dict_set *dict_set;
+
+static void dict_start(void)
+{
+    static uint8_t bytes[8192];
+    size_t n, len = 0;
+    tp_record *recs = dict_fixture_records(50, 200, 3, &n);
+    CHECK_ERR(dict_fixture_train(recs, n, 20, bytes, sizeof bytes, &len), TP_OK);
+    free(recs);
+    char err[512];
+    tp_dict *known = NULL, *other = NULL, *reading = NULL;
+    CHECK_ERR(tp_dict_new(bytes, len, 3, &known, err, sizeof err), TP_OK);
+    CHECK_ERR(tp_dict_new(bytes, len, 0, &reading, err, sizeof err), TP_OK);
+    bytes[4] ^= 1; /* the same tables under another id: a dictionary this sink was never given */
+    CHECK_ERR(tp_dict_new(bytes, len, 3, &other, err, sizeof err), TP_OK);
+    dict_known = tp_dict_id(known);
+    dict_unknown = tp_dict_id(other);
+    CHECK(dict_known != dict_unknown);
+    CHECK_ERR(tp_dict_set_new(&dict_set), TP_OK);
+    CHECK_ERR(tp_dict_set_add(dict_set, reading, err, sizeof err), TP_OK);
+
+    rd_kafka_mock_topic_create(mock, "dk", 1, 1);
+    rd_kafka_mock_topic_create(mock, "dk.dlq", 1, 1);
+    rd_kafka_t *p = new_producer();
+    produce_with(p, NULL, 1, 1);   /* plain, compact header */
+    produce_with(p, known, 2, 1);  /* the sink's dictionary, compact header "2,20,<id>" */
+    produce_with(p, other, 3, 1);  /* unknown dictionary: DLQ */
+    produce_with(p, known, 4, 0);  /* the sink's dictionary, full headers */
+    produce_with(p, other, 5, 0);  /* unknown, full headers: DLQ */
+    produce_with(p, NULL, 6, 0);   /* plain after them: the partition went on */
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    rd_kafka_destroy(p);
+    tp_dict_free(known);
+    tp_dict_free(other);
+    tp_sink_config c;
+    base_config(&c, "dk", "g-dict", "dict.db");
+    c.dicts = dict_set;
+    start(&dict_r, &c);
+}
+
+static void dict_check(void)
+{
+    CHECK_INT(wait_for(&dict_r, 80, 2), 0);
+    usleep(200000);
+    tp_sink_stats st;
+    CHECK_ERR(finish(&dict_r, &st), TP_OK);
+    CHECK_INT(st.rows_loaded, 80);
+    CHECK_INT(st.packs_dlq, 2);
+    CHECK_INT(st.packs_dict, 2);
+    CHECK_INT(query_int("dict.db", "SELECT count(*) FROM vehicle_positions"), 80);
+    CHECK_INT(query_int("dict.db", "SELECT count(DISTINCT vehicle_id) FROM vehicle_positions WHERE vehicle_id IN "
+                                   "(901001, 901002, 901004, 901006)"), 4);
+    check_offsets_at_end("dict.db", "dk", 1);
+    dlq_msg d[3];
+    CHECK_INT(read_dlq("dk.dlq", d, 2), 2);
+    char want[64];
+    snprintf(want, sizeof want, "zstd dictionary %u", dict_unknown);
+    for (int i = 0; i < 2; i++) {
+        CHECK(strstr(d[i].error, want) != NULL);
+        CHECK(strstr(d[i].error, "--dict-dir") != NULL);
+        CHECK(d[i].len > 0 && d[i].orig_headers > 0); /* unchanged: replayable once the sink has the dictionary */
+    }
+    CHECK(!strcmp(d[0].key, "901003") && !strcmp(d[1].key, "901005"));
+    tp_dict_set_free(dict_set);
 }
 
 /* The dead-letter topic refuses the first produce requests (on a cluster of its own, so no other producer sees the
@@ -1364,6 +1465,7 @@ int main(int argc, char **argv)
     rej_start();
     schema_rej_start(argv[1]);
     dlqfail_start();
+    dict_start();
     multi_start();
     caught_up_start();
     min_interval_start();
@@ -1378,6 +1480,7 @@ int main(int argc, char **argv)
     rej_check();
     schema_rej_check();
     dlqfail_check();
+    dict_check();
     multi_check();
     rebalance_check();
     fleet_second_check();
