@@ -606,9 +606,11 @@ size_t tp_dyn_ingest_drain(tp_dyn_ingest *d, tp_batch_tag *out, size_t cap)
 {
     pthread_mutex_lock(&d->tmu);
     size_t n = d->ndone < cap ? d->ndone : cap;
-    memcpy(out, d->done, n * sizeof *out);
-    memmove(d->done, d->done + n, (d->ndone - n) * sizeof *out);
-    d->ndone -= n;
+    if (n) { /* d->done is NULL until the first delivery: no memcpy from NULL, even of 0 bytes */
+        memcpy(out, d->done, n * sizeof *out);
+        memmove(d->done, d->done + n, (d->ndone - n) * sizeof *out);
+        d->ndone -= n;
+    }
     pthread_mutex_unlock(&d->tmu);
     return n;
 }
