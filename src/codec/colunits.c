@@ -15,6 +15,29 @@ static const double pow10neg_f64[TP_COLPACK_MAX_SCALE + 1] = {1e-0, 1e-1, 1e-2, 
 static const float pow10neg_f32[TP_COLPACK_MAX_SCALE + 1] = {1e-0f, 1e-1f, 1e-2f, 1e-3f, 1e-4f,
                                                              1e-5f, 1e-6f, 1e-7f, 1e-8f, 1e-9f};
 
+/* Hot loops have a second copy built for x86-64 CPUs with AVX-512, where the compiler vectorizes them (varint
+ * lengths by vplzcntq, double <-> int64 conversions); have_avx512 chooses at run time. The copies compute the same
+ * numbers: integer arithmetic, or the same IEEE operations one by one (no contraction into fused multiply-adds). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define UNITS_AVX512 1
+#if defined(__clang__)
+#define UNITS_AVX512_ATTR __attribute__((target("avx512f,avx512cd,avx512vl,avx512dq,avx512bw")))
+#else
+#define UNITS_AVX512_ATTR                                                                                              \
+    __attribute__((target("avx512f,avx512cd,avx512vl,avx512dq,avx512bw"),                                             \
+                   optimize("tree-vectorize", "vect-cost-model=dynamic", "fp-contract=off")))
+#endif
+
+/* The CPU runs AVX-512 F, CD, VL, DQ and BW (the features the copies above are built for). */
+static bool have_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512bw");
+}
+#endif
+
 /* Descriptor scale codes (5 bits): 0 none, 1..10 divide by 10^(c-1), 11..20 multiply by 1e-(c-11). The scale
  * inside this file is TP_COLPACK_SCALE_NONE, d, or TP_COLPACK_SCALE_MUL + d. */
 uint8_t tp_units_scale_code(uint8_t scale)
@@ -135,17 +158,118 @@ static inline bool dec_try(uint64_t u, bool is_f32, uint8_t s, int64_t *k)
     return is_f32 ? dec_try_f32(tp_f32_bits((uint32_t)u), s, k) : dec_try_f64(tp_f64_bits(u), s, k);
 }
 
+/* The m values from u checked at scale s as dec_try does, without branches: their scaled integers go to k and
+ * bad[j] is 1 where value j does not round-trip. Out-of-range values take 0 before the conversion (undefined for
+ * them in C) and are bad. */
+#define SCALE_CHUNK(FLOAT, LIMIT, POW, POWNEG, BITS, BACKBITS)                                                         \
+    do {                                                                                                               \
+        double p_ = pow10_f64[s & 0x0F];                                                                               \
+        FLOAT q_ = s & TP_COLPACK_SCALE_MUL ? POWNEG[s & 0x0F] : POW[s & 0x0F];                                        \
+        if (s & TP_COLPACK_SCALE_MUL) {                                                                                \
+            for (size_t j = 0; j < m; j++) {                                                                           \
+                double x = (double)BITS(u[j]) * p_;                                                                   \
+                bool in = fabs(x) < (LIMIT);                                                                           \
+                double xs = tp_f64_bits(tp_bits_f64(x) & (0 - (uint64_t)in));                                          \
+                double xr = xs + copysign(0.5, xs); /* -0.0 - 0.5 truncates to 0 as -0.0 + 0.5 did */            \
+                int64_t r = (int64_t)xr;                                                                               \
+                FLOAT back = (FLOAT)r * q_;                                                                            \
+                k[j] = (uint64_t)r;                                                                                    \
+                bad[j] = (uint8_t)(!in | (BACKBITS(back) != BACKBITS(BITS(u[j]))));                                   \
+            }                                                                                                          \
+        } else {                                                                                                       \
+            for (size_t j = 0; j < m; j++) {                                                                           \
+                double x = (double)BITS(u[j]) * p_;                                                                   \
+                bool in = fabs(x) < (LIMIT);                                                                           \
+                double xs = tp_f64_bits(tp_bits_f64(x) & (0 - (uint64_t)in));                                          \
+                double xr = xs + copysign(0.5, xs); /* -0.0 - 0.5 truncates to 0 as -0.0 + 0.5 did */            \
+                int64_t r = (int64_t)xr;                                                                               \
+                FLOAT back = (FLOAT)r / q_;                                                                            \
+                k[j] = (uint64_t)r;                                                                                    \
+                bad[j] = (uint8_t)(!in | (BACKBITS(back) != BACKBITS(BITS(u[j]))));                                   \
+            }                                                                                                          \
+        }                                                                                                              \
+    } while (0)
+#define F64_OF(b) tp_f64_bits(b)
+#define F32_OF(b) tp_f32_bits((uint32_t)(b))
+
+static void scale_chunk_f64(const uint64_t *u, size_t m, uint8_t s, uint64_t *k, uint8_t *bad)
+{
+    SCALE_CHUNK(double, 9007199254740992.0, pow10_f64, pow10neg_f64, F64_OF, tp_bits_f64);
+}
+static void scale_chunk_f32(const uint64_t *u, size_t m, uint8_t s, uint64_t *k, uint8_t *bad)
+{
+    SCALE_CHUNK(float, 16777216.0, pow10_f32, pow10neg_f32, F32_OF, tp_bits_f32);
+}
+#ifdef UNITS_AVX512
+UNITS_AVX512_ATTR static void scale_chunk_f64_avx512(const uint64_t *u, size_t m, uint8_t s, uint64_t *k,
+                                                     uint8_t *bad)
+{
+    SCALE_CHUNK(double, 9007199254740992.0, pow10_f64, pow10neg_f64, F64_OF, tp_bits_f64);
+}
+UNITS_AVX512_ATTR static void scale_chunk_f32_avx512(const uint64_t *u, size_t m, uint8_t s, uint64_t *k,
+                                                     uint8_t *bad)
+{
+    SCALE_CHUNK(float, 16777216.0, pow10_f32, pow10neg_f32, F32_OF, tp_bits_f32);
+}
+#endif
+
+/* The values u[i..n) checked at scale s in chunks (16 values, doubling to 256 while they pass), their scaled
+ * integers written to k: returns the index of the first value that fails (n if none does). k past it holds trial
+ * integers, which the caller overwrites. */
+#define SCALE_CHUNK_MAX 256
+static size_t scale_run(const uint64_t *u, size_t i, size_t n, bool is_f32, uint8_t s, uint64_t *k, bool simd)
+{
+    uint8_t bad[SCALE_CHUNK_MAX];
+    for (size_t m = 16; i < n; i += m, m = m < SCALE_CHUNK_MAX ? 2 * m : m) {
+        if (m > n - i)
+            m = n - i;
+#ifdef UNITS_AVX512
+        if (simd) {
+            if (is_f32)
+                scale_chunk_f32_avx512(u + i, m, s, k + i, bad);
+            else
+                scale_chunk_f64_avx512(u + i, m, s, k + i, bad);
+        } else
+#endif
+        {
+            (void)simd;
+            if (is_f32)
+                scale_chunk_f32(u + i, m, s, k + i, bad);
+            else
+                scale_chunk_f64(u + i, m, s, k + i, bad);
+        }
+        size_t j = 0;
+        for (; j + 8 <= m; j += 8) {
+            uint64_t w;
+            memcpy(&w, bad + j, 8);
+            if (w)
+                return i + j + (size_t)__builtin_ctzll(w) / 8;
+        }
+        for (; j < m; j++)
+            if (bad[j])
+                return i + j;
+    }
+    return n;
+}
+
 /* Finds the scale byte for a floating column (values given as bits in u) with the given mode (0 divide,
  * TP_COLPACK_SCALE_MUL multiply), writing the scaled integers to k; -1 if no scale fits. One pass in the usual
- * case: values are checked at the scale found so far, and only the values before the last increase of the scale
- * are checked again at the final one (round-tripping at a smaller scale almost always implies it at a larger one,
- * but the check is what makes the transform lossless). */
+ * case: values are checked at the scale found so far (in blocks, scale_run), and only the values before the last
+ * increase of the scale are checked again at the final one (round-tripping at a smaller scale almost always
+ * implies it at a larger one, but the check is what makes the transform lossless). */
 int tp_units_find_scale(const uint64_t *u, size_t n, bool is_f32, uint8_t mode, uint64_t *k)
 {
     uint8_t d = 0;
     size_t changed = 0; /* values [0, changed) were checked at a smaller scale */
+    bool simd = false;
+#ifdef UNITS_AVX512
+    simd = n >= 64 && have_avx512();
+#endif
     int64_t x;
     for (size_t i = 0; i < n; i++) {
+        i = scale_run(u, i, n, is_f32, (uint8_t)(mode | d), k, simd);
+        if (i == n)
+            break;
         while (!dec_try(u[i], is_f32, (uint8_t)(mode | d), &x)) {
             if (++d > TP_COLPACK_MAX_SCALE)
                 return -1;
@@ -154,11 +278,8 @@ int tp_units_find_scale(const uint64_t *u, size_t n, bool is_f32, uint8_t mode, 
         k[i] = (uint64_t)x;
     }
     uint8_t s = (uint8_t)(mode | d);
-    for (size_t i = 0; i < changed; i++) {
-        if (!dec_try(u[i], is_f32, s, &x))
-            return -1;
-        k[i] = (uint64_t)x;
-    }
+    if (changed && scale_run(u, 0, changed, is_f32, s, k, simd) != changed)
+        return -1;
     return s;
 }
 
@@ -318,15 +439,7 @@ static void stats_bulk(const uint64_t *u, size_t n, bool sgn, unit_stats *st)
         STATS_LOOP(false, tp_units_varint_len);
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define UNITS_AVX512 1
-#if defined(__clang__)
-#define UNITS_AVX512_ATTR __attribute__((target("avx512f,avx512cd,avx512vl,avx512dq,avx512bw")))
-#else
-#define UNITS_AVX512_ATTR                                                                                              \
-    __attribute__((target("avx512f,avx512cd,avx512vl,avx512dq,avx512bw"),                                             \
-                   optimize("tree-vectorize", "vect-cost-model=dynamic", "fp-contract=off")))
-#endif
+#ifdef UNITS_AVX512
 UNITS_AVX512_ATTR static void stats_bulk_avx512(const uint64_t *u, size_t n, bool sgn, unit_stats *st)
 {
     if (sgn)
@@ -335,14 +448,6 @@ UNITS_AVX512_ATTR static void stats_bulk_avx512(const uint64_t *u, size_t n, boo
         STATS_LOOP(false, varint_len_alu);
 }
 
-/* The CPU runs AVX-512 F, CD, VL, DQ and BW (the features the copies above are built for). */
-static bool have_avx512(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512bw");
-}
 #endif
 
 static void unit_stats_of(const uint64_t *u, size_t n, bool sgn, unit_stats *st)
