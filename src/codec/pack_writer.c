@@ -306,9 +306,13 @@ static tp_err sort_records(tp_pack_writer *w, const uint32_t **out)
         gr->count++;
         w->grp[i] = g;
     }
-    for (uint32_t g = 0; g < ng; g++)
+    bool ascending = true; /* time-major input meets its vehicles in id order: usually nothing to sort */
+    for (uint32_t g = 0; g < ng; g++) {
         w->order[g] = (struct vorder){w->groups[g].vehicle_id, g};
-    qsort(w->order, ng, sizeof *w->order, order_cmp);
+        ascending &= g == 0 || w->groups[g].vehicle_id > w->groups[g - 1].vehicle_id;
+    }
+    if (!ascending)
+        qsort(w->order, ng, sizeof *w->order, order_cmp);
     uint32_t at = 0;
     for (uint32_t k = 0; k < ng; k++) {
         struct vgroup *gr = &w->groups[w->order[k].group];
