@@ -24,7 +24,7 @@ static const float pow10neg_f32[TP_COLPACK_MAX_SCALE + 1] = {1e-0f, 1e-1f, 1e-2f
 #define UNITS_AVX512_ATTR __attribute__((target("avx512f,avx512cd,avx512vl,avx512dq,avx512bw")))
 #else
 #define UNITS_AVX512_ATTR                                                                                              \
-    __attribute__((target("avx512f,avx512cd,avx512vl,avx512dq,avx512bw"),                                             \
+    __attribute__((target("avx512f,avx512cd,avx512vl,avx512dq,avx512bw"),                                              \
                    optimize("tree-vectorize", "vect-cost-model=dynamic", "fp-contract=off")))
 #endif
 
@@ -64,8 +64,7 @@ const char *tp_units_transform_name(uint8_t t)
     return t < TP_COLX__COUNT ? names[t] : "unknown";
 }
 
-/* Frame of reference of a column: the smallest unit (as int64 when signed) and the bytes W (1..8) that hold every
- * u[i] - base. */
+/* The bytes W (1..8) that hold every unit minus lo, for units from lo to hi. */
 static int frame_width(uint64_t lo, uint64_t hi)
 {
     uint64_t range = hi - lo;
@@ -74,6 +73,9 @@ static int frame_width(uint64_t lo, uint64_t hi)
         w++;
     return w;
 }
+
+/* Frame of reference of a column: the smallest unit (as int64 when signed) and the bytes W (1..8) that hold every
+ * u[i] - base. */
 static void for_frame(const uint64_t *u, size_t n, bool sgn, uint64_t *base, int *width)
 {
     uint64_t lo = u[0], hi = u[0];
@@ -167,25 +169,25 @@ static inline bool dec_try(uint64_t u, bool is_f32, uint8_t s, int64_t *k)
         FLOAT q_ = s & TP_COLPACK_SCALE_MUL ? POWNEG[s & 0x0F] : POW[s & 0x0F];                                        \
         if (s & TP_COLPACK_SCALE_MUL) {                                                                                \
             for (size_t j = 0; j < m; j++) {                                                                           \
-                double x = (double)BITS(u[j]) * p_;                                                                   \
+                double x = (double)BITS(u[j]) * p_;                                                                    \
                 bool in = fabs(x) < (LIMIT);                                                                           \
                 double xs = tp_f64_bits(tp_bits_f64(x) & (0 - (uint64_t)in));                                          \
-                double xr = xs + copysign(0.5, xs); /* -0.0 - 0.5 truncates to 0 as -0.0 + 0.5 did */            \
+                double xr = xs + copysign(0.5, xs); /* -0.0 - 0.5 truncates to 0 as -0.0 + 0.5 did */                  \
                 int64_t r = (int64_t)xr;                                                                               \
                 FLOAT back = (FLOAT)r * q_;                                                                            \
                 k[j] = (uint64_t)r;                                                                                    \
-                bad[j] = (uint8_t)(!in | (BACKBITS(back) != BACKBITS(BITS(u[j]))));                                   \
+                bad[j] = (uint8_t)(!in | (BACKBITS(back) != BACKBITS(BITS(u[j]))));                                    \
             }                                                                                                          \
         } else {                                                                                                       \
             for (size_t j = 0; j < m; j++) {                                                                           \
-                double x = (double)BITS(u[j]) * p_;                                                                   \
+                double x = (double)BITS(u[j]) * p_;                                                                    \
                 bool in = fabs(x) < (LIMIT);                                                                           \
                 double xs = tp_f64_bits(tp_bits_f64(x) & (0 - (uint64_t)in));                                          \
-                double xr = xs + copysign(0.5, xs); /* -0.0 - 0.5 truncates to 0 as -0.0 + 0.5 did */            \
+                double xr = xs + copysign(0.5, xs); /* -0.0 - 0.5 truncates to 0 as -0.0 + 0.5 did */                  \
                 int64_t r = (int64_t)xr;                                                                               \
                 FLOAT back = (FLOAT)r / q_;                                                                            \
                 k[j] = (uint64_t)r;                                                                                    \
-                bad[j] = (uint8_t)(!in | (BACKBITS(back) != BACKBITS(BITS(u[j]))));                                   \
+                bad[j] = (uint8_t)(!in | (BACKBITS(back) != BACKBITS(BITS(u[j]))));                                    \
             }                                                                                                          \
         }                                                                                                              \
     } while (0)
@@ -201,13 +203,11 @@ static void scale_chunk_f32(const uint64_t *u, size_t m, uint8_t s, uint64_t *k,
     SCALE_CHUNK(float, 16777216.0, pow10_f32, pow10neg_f32, F32_OF, tp_bits_f32);
 }
 #ifdef UNITS_AVX512
-UNITS_AVX512_ATTR static void scale_chunk_f64_avx512(const uint64_t *u, size_t m, uint8_t s, uint64_t *k,
-                                                     uint8_t *bad)
+UNITS_AVX512_ATTR static void scale_chunk_f64_avx512(const uint64_t *u, size_t m, uint8_t s, uint64_t *k, uint8_t *bad)
 {
     SCALE_CHUNK(double, 9007199254740992.0, pow10_f64, pow10neg_f64, F64_OF, tp_bits_f64);
 }
-UNITS_AVX512_ATTR static void scale_chunk_f32_avx512(const uint64_t *u, size_t m, uint8_t s, uint64_t *k,
-                                                     uint8_t *bad)
+UNITS_AVX512_ATTR static void scale_chunk_f32_avx512(const uint64_t *u, size_t m, uint8_t s, uint64_t *k, uint8_t *bad)
 {
     SCALE_CHUNK(float, 16777216.0, pow10_f32, pow10neg_f32, F32_OF, tp_bits_f32);
 }
@@ -447,7 +447,6 @@ UNITS_AVX512_ATTR static void stats_bulk_avx512(const uint64_t *u, size_t n, boo
     else
         STATS_LOOP(false, varint_len_alu);
 }
-
 #endif
 
 static void unit_stats_of(const uint64_t *u, size_t n, bool sgn, unit_stats *st)
