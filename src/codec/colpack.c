@@ -123,34 +123,46 @@ tp_err tp_colpack_encode(tp_colpack_encoder *e, const tp_record *recs, size_t n,
 tp_err tp_colpack_encode_version(tp_colpack_encoder *e, const tp_record *recs, size_t n, int version,
                                  const uint8_t **out, size_t *out_len)
 {
+    return tp_colpack_encode_gather(e, recs, NULL, n, version, out, out_len);
+}
+
+tp_err tp_colpack_encode_gather(tp_colpack_encoder *e, const tp_record *recs, const uint32_t *idx, size_t n,
+                                int version, const uint8_t **out, size_t *out_len)
+{
     if (!e || !recs || !out || !out_len || n == 0 || n > UINT32_MAX || n > (SIZE_MAX - 400) / 200 ||
         (version != 2 && version != 3))
         return TP_ERR_INVALID_ARG;
-    if (version == 3)
-        for (size_t i = 1; i < n; i++)
-            if (recs[i].vehicle_id < recs[i - 1].vehicle_id ||
-                (recs[i].vehicle_id == recs[i - 1].vehicle_id && recs[i].sampled_at_ms < recs[i - 1].sampled_at_ms))
-                return TP_ERR_INVALID_ARG;
     tp_err err = ensure_cap(e, n);
     if (err)
         return err;
 
+    /* the transpose, with the version-3 order check and each column's "any nonzero" in the same pass (locals, so
+     * the compiler keeps them in registers) */
     uint64_t **u = e->units;
-    uint64_t nonzero[9] = {0};
+    uint64_t *u0 = u[0], *u1 = u[1], *u2 = u[2], *u3 = u[3], *u4 = u[4], *u5 = u[5], *u6 = u[6], *u7 = u[7],
+             *u8 = u[8];
+    uint64_t nz0 = 0, nz1 = 0, nz2 = 0, nz3 = 0, nz4 = 0, nz5 = 0, nz6 = 0, nz7 = 0, nz8 = 0;
+    bool disorder = false;
+    const tp_record *prev = NULL;
     for (size_t i = 0; i < n; i++) {
-        const tp_record *r = &recs[i];
-        u[0][i] = r->vehicle_id;
-        u[1][i] = (uint64_t)r->sampled_at_ms;
-        u[2][i] = r->seq;
-        u[3][i] = tp_bits_f64(r->latitude);
-        u[4][i] = tp_bits_f64(r->longitude);
-        u[5][i] = tp_bits_f32(r->speed_kmh);
-        u[6][i] = tp_bits_f32(r->heading_deg);
-        u[7][i] = tp_bits_f32(r->accuracy_m);
-        u[8][i] = (uint64_t)(int64_t)r->meter_status;
-        for (int c = 0; c < 9; c++)
-            nonzero[c] |= u[c][i];
+        const tp_record *r = idx ? &recs[idx[i]] : &recs[i];
+        if (version == 3 && prev)
+            disorder |= r->vehicle_id < prev->vehicle_id ||
+                        (r->vehicle_id == prev->vehicle_id && r->sampled_at_ms < prev->sampled_at_ms);
+        prev = r;
+        nz0 |= u0[i] = r->vehicle_id;
+        nz1 |= u1[i] = (uint64_t)r->sampled_at_ms;
+        nz2 |= u2[i] = r->seq;
+        nz3 |= u3[i] = tp_bits_f64(r->latitude);
+        nz4 |= u4[i] = tp_bits_f64(r->longitude);
+        nz5 |= u5[i] = tp_bits_f32(r->speed_kmh);
+        nz6 |= u6[i] = tp_bits_f32(r->heading_deg);
+        nz7 |= u7[i] = tp_bits_f32(r->accuracy_m);
+        nz8 |= u8[i] = (uint64_t)(int64_t)r->meter_status;
     }
+    if (disorder)
+        return TP_ERR_INVALID_ARG;
+    const uint64_t nonzero[9] = {nz0, nz1, nz2, nz3, nz4, nz5, nz6, nz7, nz8};
 
     tp_units_plan plan[9];
     int ncols = 0;

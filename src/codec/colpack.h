@@ -54,6 +54,11 @@ tp_err tp_colpack_encode(tp_colpack_encoder *e, const tp_record *recs, size_t n,
 tp_err tp_colpack_encode_version(tp_colpack_encoder *e, const tp_record *recs, size_t n, int version,
                                  const uint8_t **out, size_t *out_len);
 
+/* The same over recs[idx[0]], recs[idx[1]], ..., recs[idx[n-1]] (idx NULL: recs in order), so a caller that
+ * orders the records need not move them. */
+tp_err tp_colpack_encode_gather(tp_colpack_encoder *e, const tp_record *recs, const uint32_t *idx, size_t n,
+                                int version, const uint8_t **out, size_t *out_len);
+
 /* Upper bound of tp_colpack_encode's output for n records: 260 + 63 n bytes, whatever the values. Thread-safe. */
 size_t tp_colpack_bound(size_t n);
 

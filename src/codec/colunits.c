@@ -15,6 +15,29 @@ static const double pow10neg_f64[TP_COLPACK_MAX_SCALE + 1] = {1e-0, 1e-1, 1e-2, 
 static const float pow10neg_f32[TP_COLPACK_MAX_SCALE + 1] = {1e-0f, 1e-1f, 1e-2f, 1e-3f, 1e-4f,
                                                              1e-5f, 1e-6f, 1e-7f, 1e-8f, 1e-9f};
 
+/* Hot loops have a second copy built for x86-64 CPUs with AVX-512, where the compiler vectorizes them (varint
+ * lengths by vplzcntq, double <-> int64 conversions); have_avx512 chooses at run time. The copies compute the same
+ * numbers: integer arithmetic, or the same IEEE operations one by one (no contraction into fused multiply-adds). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define UNITS_AVX512 1
+#if defined(__clang__)
+#define UNITS_AVX512_ATTR __attribute__((target("avx512f,avx512cd,avx512vl,avx512dq,avx512bw")))
+#else
+#define UNITS_AVX512_ATTR                                                                                              \
+    __attribute__((target("avx512f,avx512cd,avx512vl,avx512dq,avx512bw"),                                              \
+                   optimize("tree-vectorize", "vect-cost-model=dynamic", "fp-contract=off")))
+#endif
+
+/* The CPU runs AVX-512 F, CD, VL, DQ and BW (the features the copies above are built for). */
+static bool have_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512bw");
+}
+#endif
+
 /* Descriptor scale codes (5 bits): 0 none, 1..10 divide by 10^(c-1), 11..20 multiply by 1e-(c-11). The scale
  * inside this file is TP_COLPACK_SCALE_NONE, d, or TP_COLPACK_SCALE_MUL + d. */
 uint8_t tp_units_scale_code(uint8_t scale)
@@ -41,6 +64,16 @@ const char *tp_units_transform_name(uint8_t t)
     return t < TP_COLX__COUNT ? names[t] : "unknown";
 }
 
+/* The bytes W (1..8) that hold every unit minus lo, for units from lo to hi. */
+static int frame_width(uint64_t lo, uint64_t hi)
+{
+    uint64_t range = hi - lo;
+    int w = 1;
+    while (w < 8 && (range >> (8 * w)))
+        w++;
+    return w;
+}
+
 /* Frame of reference of a column: the smallest unit (as int64 when signed) and the bytes W (1..8) that hold every
  * u[i] - base. */
 static void for_frame(const uint64_t *u, size_t n, bool sgn, uint64_t *base, int *width)
@@ -52,21 +85,38 @@ static void for_frame(const uint64_t *u, size_t n, bool sgn, uint64_t *base, int
         if (sgn ? (int64_t)u[i] > (int64_t)hi : u[i] > hi)
             hi = u[i];
     }
-    uint64_t range = hi - lo;
-    int w = 1;
-    while (w < 8 && (range >> (8 * w)))
-        w++;
     *base = lo;
-    *width = w;
+    *width = frame_width(lo, hi);
 }
 
 /* Order-0 entropy of a byte histogram, in bytes: what a Huffman coder such as zstd's literals coder needs at best. */
-static double entropy_bytes(const uint32_t hist[256], size_t n)
+#define LOG2_MEMO 64
+/* lg memoizes log2(n / c) for the counts c < LOG2_MEMO (a negative entry: not yet computed; the caller sets them
+ * all negative for each n): the many bins of equal small counts cost one libm call, not one each. Bins are visited
+ * in ascending order, eight empty ones skipped at once, so the sum is the same number as a plain loop's. */
+static double entropy_bytes(const uint32_t hist[256], size_t n, double lg[LOG2_MEMO])
 {
     double bits = 0;
-    for (int b = 0; b < 256; b++)
-        if (hist[b])
-            bits += (double)hist[b] * log2((double)n / (double)hist[b]);
+    for (int b = 0; b < 256; b += 8) {
+        uint64_t any[4];
+        memcpy(any, hist + b, sizeof any);
+        if (!(any[0] | any[1] | any[2] | any[3]))
+            continue;
+        for (int j = b; j < b + 8; j++) {
+            uint32_t c = hist[j];
+            if (!c)
+                continue;
+            double l;
+            if (c < LOG2_MEMO) {
+                if (lg[c] < 0)
+                    lg[c] = log2((double)n / (double)c);
+                l = lg[c];
+            } else {
+                l = log2((double)n / (double)c);
+            }
+            bits += (double)c * l;
+        }
+    }
     return bits / 8;
 }
 
@@ -110,17 +160,116 @@ static inline bool dec_try(uint64_t u, bool is_f32, uint8_t s, int64_t *k)
     return is_f32 ? dec_try_f32(tp_f32_bits((uint32_t)u), s, k) : dec_try_f64(tp_f64_bits(u), s, k);
 }
 
+/* The m values from u checked at scale s as dec_try does, without branches: their scaled integers go to k and
+ * bad[j] is 1 where value j does not round-trip. Out-of-range values take 0 before the conversion (undefined for
+ * them in C) and are bad. */
+#define SCALE_CHUNK(FLOAT, LIMIT, POW, POWNEG, BITS, BACKBITS)                                                         \
+    do {                                                                                                               \
+        double p_ = pow10_f64[s & 0x0F];                                                                               \
+        FLOAT q_ = s & TP_COLPACK_SCALE_MUL ? POWNEG[s & 0x0F] : POW[s & 0x0F];                                        \
+        if (s & TP_COLPACK_SCALE_MUL) {                                                                                \
+            for (size_t j = 0; j < m; j++) {                                                                           \
+                double x = (double)BITS(u[j]) * p_;                                                                    \
+                bool in = fabs(x) < (LIMIT);                                                                           \
+                double xs = tp_f64_bits(tp_bits_f64(x) & (0 - (uint64_t)in));                                          \
+                double xr = xs + copysign(0.5, xs); /* -0.0 - 0.5 truncates to 0 as -0.0 + 0.5 did */                  \
+                int64_t r = (int64_t)xr;                                                                               \
+                FLOAT back = (FLOAT)r * q_;                                                                            \
+                k[j] = (uint64_t)r;                                                                                    \
+                bad[j] = (uint8_t)(!in | (BACKBITS(back) != BACKBITS(BITS(u[j]))));                                    \
+            }                                                                                                          \
+        } else {                                                                                                       \
+            for (size_t j = 0; j < m; j++) {                                                                           \
+                double x = (double)BITS(u[j]) * p_;                                                                    \
+                bool in = fabs(x) < (LIMIT);                                                                           \
+                double xs = tp_f64_bits(tp_bits_f64(x) & (0 - (uint64_t)in));                                          \
+                double xr = xs + copysign(0.5, xs); /* -0.0 - 0.5 truncates to 0 as -0.0 + 0.5 did */                  \
+                int64_t r = (int64_t)xr;                                                                               \
+                FLOAT back = (FLOAT)r / q_;                                                                            \
+                k[j] = (uint64_t)r;                                                                                    \
+                bad[j] = (uint8_t)(!in | (BACKBITS(back) != BACKBITS(BITS(u[j]))));                                    \
+            }                                                                                                          \
+        }                                                                                                              \
+    } while (0)
+#define F64_OF(b) tp_f64_bits(b)
+#define F32_OF(b) tp_f32_bits((uint32_t)(b))
+
+static void scale_chunk_f64(const uint64_t *u, size_t m, uint8_t s, uint64_t *k, uint8_t *bad)
+{
+    SCALE_CHUNK(double, 9007199254740992.0, pow10_f64, pow10neg_f64, F64_OF, tp_bits_f64);
+}
+static void scale_chunk_f32(const uint64_t *u, size_t m, uint8_t s, uint64_t *k, uint8_t *bad)
+{
+    SCALE_CHUNK(float, 16777216.0, pow10_f32, pow10neg_f32, F32_OF, tp_bits_f32);
+}
+#ifdef UNITS_AVX512
+UNITS_AVX512_ATTR static void scale_chunk_f64_avx512(const uint64_t *u, size_t m, uint8_t s, uint64_t *k, uint8_t *bad)
+{
+    SCALE_CHUNK(double, 9007199254740992.0, pow10_f64, pow10neg_f64, F64_OF, tp_bits_f64);
+}
+UNITS_AVX512_ATTR static void scale_chunk_f32_avx512(const uint64_t *u, size_t m, uint8_t s, uint64_t *k, uint8_t *bad)
+{
+    SCALE_CHUNK(float, 16777216.0, pow10_f32, pow10neg_f32, F32_OF, tp_bits_f32);
+}
+#endif
+
+/* The values u[i..n) checked at scale s in chunks (16 values, doubling to 256 while they pass), their scaled
+ * integers written to k: returns the index of the first value that fails (n if none does). k past it holds trial
+ * integers, which the caller overwrites. */
+#define SCALE_CHUNK_MAX 256
+static size_t scale_run(const uint64_t *u, size_t i, size_t n, bool is_f32, uint8_t s, uint64_t *k, bool simd)
+{
+    uint8_t bad[SCALE_CHUNK_MAX];
+    for (size_t m = 16; i < n; i += m, m = m < SCALE_CHUNK_MAX ? 2 * m : m) {
+        if (m > n - i)
+            m = n - i;
+#ifdef UNITS_AVX512
+        if (simd) {
+            if (is_f32)
+                scale_chunk_f32_avx512(u + i, m, s, k + i, bad);
+            else
+                scale_chunk_f64_avx512(u + i, m, s, k + i, bad);
+        } else
+#endif
+        {
+            (void)simd;
+            if (is_f32)
+                scale_chunk_f32(u + i, m, s, k + i, bad);
+            else
+                scale_chunk_f64(u + i, m, s, k + i, bad);
+        }
+        size_t j = 0;
+        for (; j + 8 <= m; j += 8) {
+            uint64_t w;
+            memcpy(&w, bad + j, 8);
+            if (w)
+                return i + j + (size_t)__builtin_ctzll(w) / 8;
+        }
+        for (; j < m; j++)
+            if (bad[j])
+                return i + j;
+    }
+    return n;
+}
+
 /* Finds the scale byte for a floating column (values given as bits in u) with the given mode (0 divide,
  * TP_COLPACK_SCALE_MUL multiply), writing the scaled integers to k; -1 if no scale fits. One pass in the usual
- * case: values are checked at the scale found so far, and only the values before the last increase of the scale
- * are checked again at the final one (round-tripping at a smaller scale almost always implies it at a larger one,
- * but the check is what makes the transform lossless). */
+ * case: values are checked at the scale found so far (in blocks, scale_run), and only the values before the last
+ * increase of the scale are checked again at the final one (round-tripping at a smaller scale almost always
+ * implies it at a larger one, but the check is what makes the transform lossless). */
 int tp_units_find_scale(const uint64_t *u, size_t n, bool is_f32, uint8_t mode, uint64_t *k)
 {
     uint8_t d = 0;
     size_t changed = 0; /* values [0, changed) were checked at a smaller scale */
+    bool simd = false;
+#ifdef UNITS_AVX512
+    simd = n >= 64 && have_avx512();
+#endif
     int64_t x;
     for (size_t i = 0; i < n; i++) {
+        i = scale_run(u, i, n, is_f32, (uint8_t)(mode | d), k, simd);
+        if (i == n)
+            break;
         while (!dec_try(u[i], is_f32, (uint8_t)(mode | d), &x)) {
             if (++d > TP_COLPACK_MAX_SCALE)
                 return -1;
@@ -129,11 +278,8 @@ int tp_units_find_scale(const uint64_t *u, size_t n, bool is_f32, uint8_t mode, 
         k[i] = (uint64_t)x;
     }
     uint8_t s = (uint8_t)(mode | d);
-    for (size_t i = 0; i < changed; i++) {
-        if (!dec_try(u[i], is_f32, s, &x))
-            return -1;
-        k[i] = (uint64_t)x;
-    }
+    if (changed && scale_run(u, 0, changed, is_f32, s, k, simd) != changed)
+        return -1;
     return s;
 }
 
@@ -226,43 +372,131 @@ static double varint_body_entropy(const uint64_t *u, size_t n, bool sgn, uint8_t
     return bits / 8 * ((double)len / (double)bytes);
 }
 
+/* The exact size of the runs body: (unit, run length) at the end of each run. */
+static size_t runs_size(const uint64_t *u, size_t n, bool sgn)
+{
+    size_t runs = 0;
+    for (size_t i = 0, start = 0; i < n; i++) {
+        if (i + 1 < n && u[i + 1] == u[i])
+            continue;
+        runs += tp_units_varint_len(sgn ? tp_zz_enc(u[i]) : u[i]) + tp_units_varint_len(i - start + 1);
+        start = i + 1;
+    }
+    return runs;
+}
+
+/* ---- one pass over a column's units for the varint chooser ----
+ * The sizes of the raw, delta and delta2 bodies, the number of places where a unit differs from the one before, and
+ * the smallest and largest unit (the frame of for-planes). The bulk loop, from unit 2 on, has no loop-carried
+ * state but its sums, so a compiler vectorizes it; on x86-64 CPUs with AVX-512 (vplzcntq counts the varint
+ * lengths of eight units at once) a copy built for them runs instead, chosen at run time. Both give the same
+ * integers. */
+typedef struct unit_stats {
+    size_t raw, delta, delta2, changes;
+    uint64_t lo, hi;
+} unit_stats;
+
+/* Bytes of v as a varint without a table or a branch: (9 x significant bits + 64) / 64, which is
+ * 1 + (bits - 1) / 7 for 1..64 bits. */
+static inline size_t varint_len_alu(uint64_t v)
+{
+    return (size_t)(640 - 9 * __builtin_clzll(v | 1)) >> 6;
+}
+
+#define STATS_LOOP(SGN, LEN)                                                                                           \
+    do {                                                                                                               \
+        size_t raw = 0, delta = 0, delta2 = 0, changes = 0;                                                            \
+        uint64_t ulo = st->lo, uhi = st->hi;                                                                           \
+        int64_t slo = (int64_t)st->lo, shi = (int64_t)st->hi;                                                          \
+        for (size_t i = 2; i < n; i++) {                                                                               \
+            uint64_t v = u[i], d = v - u[i - 1], pd = u[i - 1] - u[i - 2];                                             \
+            raw += LEN((SGN) ? tp_zz_enc(v) : v);                                                                      \
+            delta += LEN(tp_zz_enc(d));                                                                                \
+            delta2 += LEN(tp_zz_enc(d - pd));                                                                          \
+            changes += d != 0;                                                                                         \
+            if (SGN) {                                                                                                 \
+                int64_t sv = (int64_t)v;                                                                               \
+                slo = sv < slo ? sv : slo;                                                                             \
+                shi = sv > shi ? sv : shi;                                                                             \
+            } else {                                                                                                   \
+                ulo = v < ulo ? v : ulo;                                                                               \
+                uhi = v > uhi ? v : uhi;                                                                               \
+            }                                                                                                          \
+        }                                                                                                              \
+        st->raw += raw;                                                                                                \
+        st->delta += delta;                                                                                            \
+        st->delta2 += delta2;                                                                                          \
+        st->changes += changes;                                                                                        \
+        st->lo = (SGN) ? (uint64_t)slo : ulo;                                                                          \
+        st->hi = (SGN) ? (uint64_t)shi : uhi;                                                                          \
+    } while (0)
+
+static void stats_bulk(const uint64_t *u, size_t n, bool sgn, unit_stats *st)
+{
+    if (sgn)
+        STATS_LOOP(true, tp_units_varint_len);
+    else
+        STATS_LOOP(false, tp_units_varint_len);
+}
+
+#ifdef UNITS_AVX512
+UNITS_AVX512_ATTR static void stats_bulk_avx512(const uint64_t *u, size_t n, bool sgn, unit_stats *st)
+{
+    if (sgn)
+        STATS_LOOP(true, varint_len_alu);
+    else
+        STATS_LOOP(false, varint_len_alu);
+}
+#endif
+
+static void unit_stats_of(const uint64_t *u, size_t n, bool sgn, unit_stats *st)
+{
+    uint64_t u0 = u[0];
+    st->raw = tp_units_varint_len(sgn ? tp_zz_enc(u0) : u0);
+    st->delta = st->delta2 = tp_units_varint_len(tp_zz_enc(u0));
+    st->changes = 0;
+    st->lo = st->hi = u0;
+    if (n < 2)
+        return;
+    uint64_t u1 = u[1], d = u1 - u0; /* unit 1: its delta2 is its delta */
+    st->raw += tp_units_varint_len(sgn ? tp_zz_enc(u1) : u1);
+    st->delta += tp_units_varint_len(tp_zz_enc(d));
+    st->delta2 += tp_units_varint_len(tp_zz_enc(d));
+    st->changes += d != 0;
+    if (sgn ? (int64_t)u1 < (int64_t)u0 : u1 < u0)
+        st->lo = u1;
+    else
+        st->hi = u1;
+#ifdef UNITS_AVX512
+    if (n >= 64 && have_avx512()) {
+        stats_bulk_avx512(u, n, sgn, st);
+        return;
+    }
+#endif
+    stats_bulk(u, n, sgn, st);
+}
+
 /* Chooses among the varint transforms: const when every unit is equal; otherwise the smallest by exact encoded
  * size, or, for columns of at least TP_UNITS_EST_MIN units, the one of smallest estimated compressed size (order-0
- * entropy of a sample of its bytes) among those at most 1.25 times as long as the smallest. */
+ * entropy of a sample of its bytes) among those at most 1.25 times as long as the smallest. The runs body is
+ * sized only when it can be among those: it takes at least 2 bytes a run. */
 void tp_units_plan_varints(const uint64_t *u, size_t n, bool sgn, tp_units_plan *p)
 {
-    size_t raw = 0, delta = 0, delta2 = 0, runs = 0;
-    uint64_t prev = 0, prevd = 0;
-    bool all_same = true;
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t v = u[i];
-        raw += tp_units_varint_len(sgn ? tp_zz_enc(v) : v);
-        uint64_t d = v - prev;
-        delta += tp_units_varint_len(tp_zz_enc(d));
-        if (i == 0) {
-            delta2 += tp_units_varint_len(tp_zz_enc(v));
-        } else {
-            delta2 += tp_units_varint_len(tp_zz_enc(d - prevd));
-            prevd = d;
-        }
-        if (i > 0 && v == prev) {
-            run++;
-        } else {
-            if (i > 0) {
-                runs += tp_units_varint_len(sgn ? tp_zz_enc(prev) : prev) + tp_units_varint_len(run);
-                all_same = false;
-            }
-            run = 1;
-        }
-        prev = v;
-    }
-    runs += tp_units_varint_len(sgn ? tp_zz_enc(prev) : prev) + tp_units_varint_len(run);
-    if (all_same) {
+    unit_stats st;
+    unit_stats_of(u, n, sgn, &st);
+    size_t raw = st.raw, delta = st.delta, delta2 = st.delta2, changes = st.changes;
+    p->lo = st.lo;
+    p->hi = st.hi;
+    if (changes == 0) {
         p->transform = TP_COLX_CONST;
         p->body_len = tp_units_varint_len(sgn ? tp_zz_enc(u[0]) : u[0]);
         return;
     }
+    size_t min3 = raw < delta ? raw : delta;
+    min3 = delta2 < min3 ? delta2 : min3;
+    /* runs >= 2 (changes + 1); above 1.25 x min3 it is neither the smallest nor near the smallest */
+    bool runs_may = 8 * (changes + 1) <= 5 * min3;
+    size_t runs = runs_may ? runs_size(u, n, sgn) : SIZE_MAX;
     const size_t size[TP_COLX_RUNS + 1] = {0, raw, delta, delta2, runs};
     uint8_t best = TP_COLX_RAW;
     for (uint8_t t = TP_COLX_DELTA; t <= TP_COLX_RUNS; t++)
@@ -270,7 +504,7 @@ void tp_units_plan_varints(const uint64_t *u, size_t n, bool sgn, tp_units_plan 
             best = t;
     uint8_t near[TP_COLX_RUNS + 1];
     int nnear = 0;
-    for (uint8_t t = TP_COLX_RAW; t <= TP_COLX_RUNS && n >= TP_UNITS_EST_MIN; t++)
+    for (uint8_t t = TP_COLX_RAW; t <= (runs_may ? TP_COLX_RUNS : TP_COLX_DELTA2) && n >= TP_UNITS_EST_MIN; t++)
         if (t != best && 4 * size[t] <= 5 * size[best])
             near[nnear++] = t;
     if (nnear > 0) {
@@ -403,7 +637,8 @@ void tp_units_plan_for(const uint64_t *u, size_t n, bool sgn, uint8_t *scratch, 
         return;
     uint64_t base;
     int w;
-    for_frame(u, n, sgn, &base, &w);
+    base = p->lo; /* the frame tp_units_plan_varints found in its pass over the units */
+    w = frame_width(p->lo, p->hi);
     size_t for_len = tp_units_varint_len(sgn ? tp_zz_enc(base) : base) + 1 + (size_t)w * n;
     /* the planes' entropy over at most FOR_SAMPLE evenly spaced units, scaled to n */
     size_t m = n <= FOR_SAMPLE + FOR_SAMPLE / 2 ? n : FOR_SAMPLE;
@@ -419,9 +654,11 @@ void tp_units_plan_for(const uint64_t *u, size_t n, bool sgn, uint8_t *scratch, 
         for (int b = 0; b < w; b++)
             hist[b][(uint8_t)(x >> (8 * b))]++;
     }
-    double est_for = (double)(for_len - (size_t)w * n);
+    double est_for = (double)(for_len - (size_t)w * n), lg[LOG2_MEMO];
+    for (int c = 0; c < LOG2_MEMO; c++)
+        lg[c] = -1;
     for (int b = 0; b < w; b++)
-        est_for += entropy_bytes(hist[b], m) * ((double)n / (double)m);
+        est_for += entropy_bytes(hist[b], m, lg) * ((double)n / (double)m);
     byte_hist h;
     memset(h.n, 0, sizeof h.n);
     h.distinct = 0;

@@ -128,6 +128,7 @@ const char *tp_units_transform_name(uint8_t transform);
 typedef struct tp_units_plan {
     uint8_t transform, scale;
     size_t body_len;
+    uint64_t lo, hi; /* set by tp_units_plan_varints: the smallest and largest unit (as int64 when signed) */
 } tp_units_plan;
 
 /* Finds the decimal scale of a floating column (values as bit patterns in u: binary32 in the low half when
@@ -150,7 +151,8 @@ void tp_units_plan_varints(const uint64_t *u, size_t n, bool sgn, tp_units_plan 
 void tp_units_plan_bits(const uint64_t *u, size_t n, int w, tp_units_plan *p);
 
 /* Version 3: replaces a varint plan by for-planes when the planes' estimated compressed size (order-0 entropy, over
- * at most 1024 evenly spaced units) is at least 5 % smaller. scratch is not used (it may be NULL); it stays in the
+ * at most 1024 evenly spaced units) is at least 5 % smaller. p is tp_units_plan_varints' plan of the same units
+ * (its transform and frame are used). scratch is not used (it may be NULL); it stays in the
  * signature for the callers that pass it. */
 void tp_units_plan_for(const uint64_t *u, size_t n, bool sgn, uint8_t *scratch, tp_units_plan *p);
 

@@ -39,12 +39,11 @@ struct tp_pack_writer {
     tp_record *records;    /* the records themselves, kept only for layouts that transpose them (columns) */
     size_t records_cap;
     tp_colpack_encoder *colenc; /* layout columns: transposes records into v2 content */
-    /* multi_vehicle: the records in (vehicle_id, sampled_at_ms, arrival) order and the buffers that put them so,
-     * all reused across packs and sized for sorted_cap records (O(records) memory, none per record) */
-    tp_record *sorted;
+    /* multi_vehicle: the buffers that find the records' (vehicle_id, sampled_at_ms, arrival) order, all reused
+     * across packs and sized for sorted_cap records (O(records) memory, none per record) */
     struct sort_key *keys;      /* a vehicle's records that arrived out of time order */
     uint32_t *grp;              /* per record: its vehicle's group */
-    uint32_t *idx;              /* record indices, grouped by vehicle */
+    uint32_t *idx;              /* record indices, grouped by vehicle: the order the encoder reads them in */
     uint32_t *slots;            /* open-addressing table vehicle_id -> group, 2 x sorted_cap entries */
     struct vgroup *groups;      /* one per vehicle in the pack */
     struct vorder *order;       /* the groups in vehicle_id order */
@@ -122,7 +121,6 @@ void tp_pack_writer_free(tp_pack_writer *w)
     ZSTD_freeCCtx(w->cctx);
     free(w->content);
     free(w->records);
-    free(w->sorted);
     free(w->keys);
     free(w->grp);
     free(w->idx);
@@ -260,7 +258,6 @@ static tp_err grow_sort_buffers(tp_pack_writer *w, uint32_t n)
             return TP_ERR_NOMEM;                                                                               \
         w->field = p_;                                                                                         \
     } while (0)
-    GROW(sorted, cap);
     GROW(keys, cap);
     GROW(grp, cap);
     GROW(idx, cap);
@@ -272,20 +269,21 @@ static tp_err grow_sort_buffers(tp_pack_writer *w, uint32_t n)
     return TP_OK;
 }
 
-/* multi_vehicle: the open pack's records in (vehicle_id, sampled_at_ms, arrival) order, in reused buffers. A
+/* multi_vehicle: the open pack's records' (vehicle_id, sampled_at_ms, arrival) order as indices into w->records
+ * (NULL when they are in that order already), in reused buffers; the encoder gathers through it. A
  * gateway's records arrive time-major (each second, every vehicle once), so each vehicle's records are already a
  * run in time order: they are grouped by vehicle (a hash table, one pass), the vehicles sorted (a few hundred keys
  * instead of thousands of records), and only a vehicle whose records came out of time order has its own records
  * sorted. The result is the order of a stable sort by (vehicle_id, sampled_at_ms). */
-static tp_err sort_records(tp_pack_writer *w, const tp_record **out)
+static tp_err sort_records(tp_pack_writer *w, const uint32_t **out)
 {
     const tp_record *r = w->records;
     uint32_t n = w->count, i = 1;
     while (i < n && (r[i].vehicle_id > r[i - 1].vehicle_id ||
                      (r[i].vehicle_id == r[i - 1].vehicle_id && r[i].sampled_at_ms >= r[i - 1].sampled_at_ms)))
         i++;
-    if (i >= n) { /* already in order (one vehicle sending in time order): nothing to move */
-        *out = r;
+    if (i >= n) { /* already in order (one vehicle sending in time order): no index */
+        *out = NULL;
         return TP_OK;
     }
     tp_err e = grow_sort_buffers(w, n);
@@ -315,9 +313,13 @@ static tp_err sort_records(tp_pack_writer *w, const tp_record **out)
         gr->count++;
         w->grp[i] = g;
     }
-    for (uint32_t g = 0; g < ng; g++)
+    bool ascending = true; /* time-major input meets its vehicles in id order: usually nothing to sort */
+    for (uint32_t g = 0; g < ng; g++) {
         w->order[g] = (struct vorder){w->groups[g].vehicle_id, g};
-    qsort(w->order, ng, sizeof *w->order, order_cmp);
+        ascending &= g == 0 || w->groups[g].vehicle_id > w->groups[g - 1].vehicle_id;
+    }
+    if (!ascending)
+        qsort(w->order, ng, sizeof *w->order, order_cmp);
     uint32_t at = 0;
     for (uint32_t k = 0; k < ng; k++) {
         struct vgroup *gr = &w->groups[w->order[k].group];
@@ -340,9 +342,7 @@ static tp_err sort_records(tp_pack_writer *w, const tp_record **out)
         for (uint32_t k = 0; k < gr->count; k++)
             ix[k] = w->keys[k].index;
     }
-    for (i = 0; i < n; i++)
-        w->sorted[i] = r[w->idx[i]];
-    *out = w->sorted;
+    *out = w->idx; /* the encoder reads the records through it: nothing is moved */
     return TP_OK;
 }
 
@@ -357,11 +357,11 @@ static tp_err build_content(tp_pack_writer *w, const uint8_t **content, size_t *
         return TP_OK;
     case TP_LAYOUT_COLUMNS:
         if (!w->col_valid) { /* built once per pack: a finish that failed for lack of room keeps it */
-            const tp_record *recs = w->records;
-            tp_err e = w->opts.multi_vehicle ? sort_records(w, &recs) : TP_OK;
+            const uint32_t *order = NULL;
+            tp_err e = w->opts.multi_vehicle ? sort_records(w, &order) : TP_OK;
             if (!e)
-                e = tp_colpack_encode_version(w->colenc, recs, w->count, w->opts.multi_vehicle ? 3 : 2, &w->col,
-                                              &w->col_len);
+                e = tp_colpack_encode_gather(w->colenc, w->records, order, w->count, w->opts.multi_vehicle ? 3 : 2,
+                                             &w->col, &w->col_len);
             if (e)
                 return e;
             w->col_valid = 1;

@@ -201,8 +201,47 @@ tp_err tp_record_decode(const uint8_t *src, size_t len, tp_record *out)
     memset(r, 0, sizeof *r);
     const uint8_t *p = src, *end = src + len;
     tp_err e;
+    uint64_t v;
+    /* Fast path: the fields in field-number order, as every encoder writes them, straight through without the
+     * tag switch (any field may be absent); the loop below takes whatever follows (unknown fields, repeats: the
+     * last value wins as before), so the result and the errors are the loop's. */
+#define FIXED_FIELD(TAG, DST, W)                                                                                       \
+    if (p < end && *p == (TAG)) {                                                                                      \
+        if (end - p - 1 < (W))                                                                                         \
+            return TP_ERR_TRUNCATED;                                                                                   \
+        memcpy(&(DST), p + 1, (W));                                                                                    \
+        p += 1 + (W);                                                                                                  \
+    }
+    if (p < end && *p == 0x08) {
+        p++;
+        if ((e = get_varint(&p, end, &r->vehicle_id)))
+            return e;
+    }
+    if (p < end && *p == 0x10) {
+        p++;
+        if ((e = get_varint(&p, end, &v)))
+            return e;
+        r->sampled_at_ms = (int64_t)v;
+    }
+    if (p < end && *p == 0x18) {
+        p++;
+        if ((e = get_varint(&p, end, &r->seq)))
+            return e;
+    }
+    FIXED_FIELD(0x21, r->latitude, 8)
+    FIXED_FIELD(0x29, r->longitude, 8)
+    FIXED_FIELD(0x35, r->speed_kmh, 4)
+    FIXED_FIELD(0x3d, r->heading_deg, 4)
+    FIXED_FIELD(0x45, r->accuracy_m, 4)
+#undef FIXED_FIELD
+    if (p < end && *p == 0x48) {
+        p++;
+        if ((e = get_varint(&p, end, &v)))
+            return e;
+        r->meter_status = (int32_t)(uint32_t)v;
+    }
     while (p < end) {
-        uint64_t tag, v;
+        uint64_t tag;
         if (*p < 0x80) {
             tag = *p++;
         } else {

@@ -449,6 +449,8 @@ static size_t frame_len(const tp_gateway_client *c, const uint8_t *p, size_t ava
     uint64_t v = 0;
     size_t used = 0;
     size_t t = c->o.protocol == 2;
+    if (p[t] < 0x80) /* a record under 128 bytes: the usual length prefix, one byte */
+        return t + 1 + p[t];
     tp_varint_decode(p + t, avail - t, &v, &used); /* cannot fail: we wrote it */
     return t + used + (size_t)v;
 }

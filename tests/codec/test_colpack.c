@@ -1002,12 +1002,196 @@ static void test_pack_layer(void)
     tp_pack_reader_free(rd);
 }
 
+
+/* ---- the chooser's passes against plain references (the encoder's loops are blocked and vectorized; they must
+ * decide exactly as these one-value-at-a-time versions do) ---- */
+
+static bool ref_dec_try(uint64_t u, bool is_f32, uint8_t s, int64_t *k)
+{
+    static const double p10[10] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+    static const double n10[10] = {1e-0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9};
+    static const float p10f[10] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f, 1e6f, 1e7f, 1e8f, 1e9f};
+    static const float n10f[10] = {1e-0f, 1e-1f, 1e-2f, 1e-3f, 1e-4f, 1e-5f, 1e-6f, 1e-7f, 1e-8f, 1e-9f};
+    bool mul = s & TP_COLPACK_SCALE_MUL;
+    int d = s & 0x0F;
+    double x = (is_f32 ? (double)bitsf((uint32_t)u) : bitsd(u)) * p10[d];
+    if (!(fabs(x) < (is_f32 ? 16777216.0 : 9007199254740992.0)))
+        return false;
+    int64_t r = (int64_t)(x < 0 ? x - 0.5 : x + 0.5);
+    *k = r;
+    if (is_f32)
+        return fbits(mul ? (float)r * n10f[d] : (float)r / p10f[d]) == (uint32_t)u;
+    return dbits(mul ? (double)r * n10[d] : (double)r / p10[d]) == u;
+}
+
+static int ref_find_scale(const uint64_t *u, size_t n, bool is_f32, uint8_t mode, uint64_t *k)
+{
+    uint8_t d = 0;
+    size_t changed = 0;
+    int64_t x;
+    for (size_t i = 0; i < n; i++) {
+        while (!ref_dec_try(u[i], is_f32, (uint8_t)(mode | d), &x)) {
+            if (++d > TP_COLPACK_MAX_SCALE)
+                return -1;
+            changed = i;
+        }
+        k[i] = (uint64_t)x;
+    }
+    for (size_t i = 0; i < changed; i++) {
+        if (!ref_dec_try(u[i], is_f32, (uint8_t)(mode | d), &x))
+            return -1;
+        k[i] = (uint64_t)x;
+    }
+    return mode | d;
+}
+
+/* A value that is exactly a decimal of d places in the given mode (or, now and then, an awkward one). */
+static uint64_t scale_value(bool is_f32, uint8_t mode, int d)
+{
+    static const double edge[] = {0.0, -0.0, 1e300, -1e300, 5e-324, 1e-310, 9007199254740991.0, 0.1 + 0.2,
+                                  3.0e-5, -123456.789012345, 0.5, -0.5, 1e15, 4503599627370495.5};
+    if (rnd() % 97 == 0) {
+        if (rnd() % 5 == 0)
+            return is_f32 ? fbits(rnd() % 2 ? NAN : -INFINITY) : dbits(rnd() % 2 ? NAN : INFINITY);
+        double e = edge[rnd() % (sizeof edge / sizeof *edge)];
+        return is_f32 ? fbits((float)e) : dbits(e);
+    }
+    static const double p10[10] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+    int64_t k = (int64_t)(rnd() % (is_f32 ? 2000000u : 400000000000u)) - (is_f32 ? 1000000 : 200000000000);
+    if (is_f32)
+        return fbits(mode ? (float)k * (float)(1 / p10[d]) : (float)k / (float)p10[d]);
+    return dbits(mode ? (double)k * (1 / p10[d]) : (double)k / p10[d]);
+}
+
+static void test_scale_search(void)
+{
+    enum { N = 700 };
+    static uint64_t u[N], k[N], kref[N];
+    static const size_t lens[] = {1, 2, 15, 16, 17, 47, 48, 63, 64, 65, 100, 200, 255, 256, 257, 496, 497, 700};
+    int found = 0, none = 0;
+    for (int round = 0; round < 600; round++) {
+        size_t n = lens[round % (sizeof lens / sizeof *lens)];
+        bool is_f32 = round % 2;
+        uint8_t mode = (round / 2) % 2 ? TP_COLPACK_SCALE_MUL : 0;
+        int d = (int)(rnd() % 10);
+        for (size_t i = 0; i < n; i++)
+            u[i] = scale_value(is_f32, mode, d);
+        /* a later, finer value here and there: the scale rises in the middle of a block */
+        if (round % 3 == 0 && d < 9)
+            u[rnd() % n] = scale_value(is_f32, mode, d + 1);
+        int want = ref_find_scale(u, n, is_f32, mode, kref);
+        int got = tp_units_find_scale(u, n, is_f32, mode, k);
+        CHECK_INT(got, want);
+        if (got >= 0 && got == want) {
+            found++;
+            CHECK(memcmp(k, kref, n * sizeof *k) == 0);
+        } else {
+            none++;
+        }
+    }
+    CHECK(found > 100 && none > 50); /* both outcomes were exercised */
+}
+
+static size_t ref_vlen(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80)
+        v >>= 7, n++;
+    return n;
+}
+
+static void test_plan_pass(void)
+{
+    enum { N = 600 };
+    static uint64_t u[N];
+    for (int round = 0; round < 400; round++) {
+        size_t n = 1 + rnd() % N;
+        bool sgn = round % 2;
+        int kind = round % 5;
+        uint64_t x = rnd();
+        for (size_t i = 0; i < n; i++) {
+            if (kind == 0)
+                x = rnd() >> (rnd() % 64); /* any width */
+            else if (kind == 1)
+                x += rnd() % 3 == 0 ? rnd() % 1000 : 0; /* runs */
+            else if (kind == 2)
+                x = (uint64_t)((int64_t)(rnd() % 2001) - 1000); /* small signed */
+            else if (kind == 3)
+                x = 1767225600000ull + 1000 * i + rnd() % 5; /* a clock */
+            else
+                x = i % 7 == 0 ? rnd() : x; /* long runs of wide values */
+            u[i] = x;
+        }
+        /* the sizes and frame the plan must agree with */
+        size_t raw = 0, delta = 0, delta2 = 0, runs = 0, nruns = 1;
+        uint64_t lo = u[0], hi = u[0], prev = 0, prevd = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t v = u[i], d = v - prev;
+            raw += ref_vlen(sgn ? tp_zz_enc(v) : v);
+            delta += ref_vlen(tp_zz_enc(d));
+            delta2 += ref_vlen(tp_zz_enc(i ? d - prevd : v));
+            if (i)
+                prevd = d;
+            if (sgn ? (int64_t)v < (int64_t)lo : v < lo)
+                lo = v;
+            if (sgn ? (int64_t)v > (int64_t)hi : v > hi)
+                hi = v;
+            if (i && v != prev)
+                nruns++;
+            prev = v;
+        }
+        for (size_t i = 0, start = 0; i < n; i++)
+            if (i + 1 == n || u[i + 1] != u[i]) {
+                runs += ref_vlen(sgn ? tp_zz_enc(u[i]) : u[i]) + ref_vlen(i - start + 1);
+                start = i + 1;
+            }
+        tp_units_plan p;
+        tp_units_plan_varints(u, n, sgn, &p);
+        CHECK(p.lo == lo && p.hi == hi);
+        size_t size[5] = {0, raw, delta, delta2, runs};
+        if (nruns == 1) {
+            CHECK_INT(p.transform, TP_COLX_CONST);
+            continue;
+        }
+        CHECK(p.transform >= TP_COLX_RAW && p.transform <= TP_COLX_RUNS);
+        if (p.transform >= TP_COLX_RAW && p.transform <= TP_COLX_RUNS)
+            CHECK_INT(p.body_len, size[p.transform]);
+        size_t min = raw;
+        for (int t = 2; t <= 4; t++)
+            min = size[t] < min ? size[t] : min;
+        if (n < TP_UNITS_EST_MIN) /* by exact size, ties to the lower transform */
+            CHECK_INT(p.body_len, min);
+        else
+            CHECK(4 * p.body_len <= 5 * min);
+        size_t min3 = raw < delta ? raw : delta;
+        min3 = delta2 < min3 ? delta2 : min3;
+        if (5 * runs < 4 * min3) /* runs is the only candidate */
+            CHECK_INT(p.transform, TP_COLX_RUNS);
+    }
+    /* runs about 1.1 times as long as raw (one-byte values of 16 kinds 8 apart, runs of 1 or 2: 2 bytes a run) but of
+     * fewer distinct bytes: runs is a candidate (2 bytes a run is within 1.25x of the smallest), and wins */
+    uint64_t v = 0;
+    size_t nruns = 0;
+    for (size_t i = 0; i < N; nruns++) {
+        v = (v + 1 + rnd() % 15) % 16;
+        for (int len = rnd() % 100 < 82 ? 2 : 1; len > 0 && i < N; len--)
+            u[i++] = 8 * v;
+    }
+    tp_units_plan p;
+    tp_units_plan_varints(u, N, false, &p);
+    CHECK(8 * nruns > 4 * N && 8 * nruns <= 5 * N);
+    CHECK_INT(p.transform, TP_COLX_RUNS);
+    CHECK_INT(p.body_len, 2 * nruns);
+}
+
 int main(void)
 {
     CHECK_ERR(tp_colpack_encoder_new(&enc), TP_OK);
     test_gps();
     test_random_bits();
     test_chooser();
+    test_scale_search();
+    test_plan_pass();
     test_adversarial();
     test_large();
     test_malformed();

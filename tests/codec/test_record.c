@@ -205,6 +205,23 @@ static void unknown_fields(void)
     CHECK(u != NULL && u->vehicle_id == 3);
     if (u)
         telepack__v1__vehicle_record__free_unpacked(u, NULL);
+
+    /* Fields out of field-number order, a gap, an unknown field between known ones and a repeat after the in-order
+     * run (the decoder's fast path takes fields 1..9 in order, its loop the rest): the values are the same. */
+    uint8_t odd[] = {0x10, 0x05,                                           /* sampled_at 5, before field 1 */
+                     0x08, 0x07,                                           /* vehicle 7 */
+                     0x35, 0x00, 0x00, 0x80, 0x3f,                         /* speed 1.0, fields 3..5 absent */
+                     0x50, 0x09,                                           /* field 10, unknown */
+                     0x21, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xf0, 0x3f, /* latitude 1.0 after speed */
+                     0x48, 0x02,                                           /* meter status 2 */
+                     0x08, 0x08};                                          /* vehicle again: 8 wins */
+    CHECK_ERR(tp_record_decode(odd, sizeof odd, &got), TP_OK);
+    CHECK(got.vehicle_id == 8 && got.sampled_at_ms == 5 && got.seq == 0 && got.latitude == 1.0 &&
+          got.longitude == 0 && got.speed_kmh == 1.0f && got.meter_status == 2);
+    u = telepack__v1__vehicle_record__unpack(NULL, sizeof odd, odd);
+    CHECK(u != NULL && u->vehicle_id == 8 && u->sampled_at_ms == 5 && u->latitude == 1.0 && u->speed_kmh == 1.0f);
+    if (u)
+        telepack__v1__vehicle_record__free_unpacked(u, NULL);
 }
 
 static void decode_errors(void)
