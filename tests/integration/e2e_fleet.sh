@@ -20,6 +20,10 @@ e2e_ingest ingest "$port" "$BROKERS" --linger-ms 500
 wh="clickhouse://${CH#http://}/$DB"
 e2e_sink sink1 "$BROKERS" "$wh"
 e2e_sink sink2 "$BROKERS" "$wh"
+# The group shares the partitions before the fleet sends: once sink2 holds some, the rebalance is done. (Sent
+# earlier, the million records can be loaded by sink1 alone before sink2 joins: ingest and sink take ~1.5 s.)
+both_assigned() { grep -q "INFO sink: assigned " "$E2E_WORK/sink1.log" && grep -q "INFO sink: assigned " "$E2E_WORK/sink2.log"; }
+e2e_until 60 "both sinks of the group hold partitions" both_assigned
 
 t_send=$SECONDS
 e2e_spawn gen "$TP" gen "${gen_args[@]}" --connect "127.0.0.1:$port" --gateways 8
