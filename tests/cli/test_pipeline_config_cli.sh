@@ -71,7 +71,7 @@ run_sink() {
     "$tp" sink "$@" 2>"$tmp/sink.err" &
     local spid=$! n=0
     pids+=($spid)
-    for _ in $(seq 150); do
+    for _ in $(seq 600); do
         n=$(sqlite3 "$db" "SELECT count(*) FROM $table" 2>/dev/null || echo 0)
         [ "$n" = 240 ] && break
         sleep 0.1

@@ -45,6 +45,19 @@ static int rendered_has(tp_metrics *m, const char *line)
     return found;
 }
 
+/* Waits (at most 15 s) until the rendered metrics hold line: the statistics callback that fills them may come after
+ * readiness (a delivered pack proves a broker too), later still on a loaded machine. */
+static int wait_rendered(tp_metrics *m, const char *line)
+{
+    for (int i = 0; i < 1500; i++) {
+        if (rendered_has(m, line))
+            return 1;
+        sleep_ms(10);
+    }
+    fprintf(stderr, "the metrics never showed \"%s\"\n", line);
+    return 0;
+}
+
 static void base_opts(tp_ingest_opts *o, const char **kconf, size_t nk)
 {
     tp_ingest_opts_init(o);
@@ -128,12 +141,16 @@ static void test_mock(rd_kafka_mock_cluster_t *mc)
     CHECK_ERR(tp_ingest_new(&o, &ing, err, sizeof err), TP_OK);
     CHECK_ERR(tp_ingest_start(ing), TP_OK);
     CHECK(wait_ready(ing, 1, NULL, reason, sizeof reason));
-    CHECK(rendered_has(m, "telepack_kafka_queue_max_messages{role=\"producer\"} "));
+    CHECK(wait_rendered(m, "telepack_kafka_queue_max_messages{role=\"producer\"} "));
     int up_seen = 0;
-    for (int32_t b = 1; b <= BROKERS; b++) {
-        char line[128];
-        snprintf(line, sizeof line, "telepack_kafka_broker_up{role=\"producer\",broker=\"%d\"} 1", (int)b);
-        up_seen |= rendered_has(m, line);
+    for (int i = 0; i < 1500 && !up_seen; i++) { /* some broker reported up, within 15 s */
+        for (int32_t b = 1; b <= BROKERS; b++) {
+            char line[128];
+            snprintf(line, sizeof line, "telepack_kafka_broker_up{role=\"producer\",broker=\"%d\"} 1", (int)b);
+            up_seen |= rendered_has(m, line);
+        }
+        if (!up_seen)
+            sleep_ms(10);
     }
     CHECK(up_seen);
 

@@ -34,8 +34,8 @@ done
 [ -n "$boot" ] || { echo "FAIL: no mock cluster: $(cat "$tmp/host.err")"; exit 1; }
 
 rows() { sqlite3 "$tmp/ev.db" "SELECT count(*) FROM $1" 2>/dev/null || echo 0; }
-# wait_for CONDITION-COMMAND...: up to 15 s
-wait_for() { for _ in $(seq 150); do "$@" && return 0; sleep 0.1; done; return 1; }
+# wait_for CONDITION-COMMAND...: up to 60 s (a loaded machine under ASan is slow)
+wait_for() { for _ in $(seq 600); do "$@" && return 0; sleep 0.1; done; return 1; }
 
 "${gen[@]}" gen 6 40 "$tmp/ev.bin" "$tmp/ev.exp"
 "${gen[@]}" gen 2 3 "$tmp/added.bin" "$tmp/added.exp" --added

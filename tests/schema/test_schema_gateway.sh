@@ -138,7 +138,7 @@ grep -q "ingest: 722 records of $msg (schema 99b3bbc325167eac) taken (722 from g
     --create-table --flush-ms 100 -X log_level=3 2>"$tmp/sink.err" &
 spid=$!
 pids+=($spid)
-for _ in $(seq 150); do
+for _ in $(seq 600); do
     [ "$(sqlite3 "$tmp/ev.db" 'SELECT count(*) FROM ev_gw' 2>/dev/null || echo 0)" = 240 ] && break
     sleep 0.1
 done

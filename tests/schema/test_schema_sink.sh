@@ -54,7 +54,7 @@ printf '\x02\x08\x01' >"$tmp/bad.bin"
 spid=$!
 pids+=($spid)
 n=0
-for _ in $(seq 150); do
+for _ in $(seq 600); do
     n=$(sqlite3 "$tmp/ev.db" 'SELECT count(*) FROM ev_telemetry' 2>/dev/null || echo 0)
     [ "$n" = 240 ] && [ "$(grep -c 'sending it to ev.dlq' "$tmp/sink.err")" -ge 3 ] && break
     sleep 0.1
@@ -87,7 +87,7 @@ grep -q "sending it to" "$tmp/sink2.err" && fail "a restart dead-lettered again"
     2>"$tmp/sink3.err" &
 spid=$!
 pids+=($spid)
-for _ in $(seq 150); do
+for _ in $(seq 600); do
     n=$(sqlite3 "$tmp/ev.db" 'SELECT count(*) FROM ev_v2' 2>/dev/null || echo 0)
     [ "$n" -ge 246 ] && break
     sleep 0.1
@@ -110,7 +110,7 @@ timeout 20 "$tp" sink --schema "$data/ev_added.pb" --message $msg --table ev_tel
     --create-table --flush-ms 100 -X log_level=3 2>"$tmp/sink6.err" &
 spid=$!
 pids+=($spid)
-for _ in $(seq 150); do
+for _ in $(seq 600); do
     [ "$(sqlite3 "$tmp/ev.db" 'SELECT count(*) FROM ev_rows' 2>/dev/null || echo 0)" = 240 ] && break
     sleep 0.1
 done
@@ -133,7 +133,7 @@ keys=$(kcat -C -b "$boot" -t evpart -e -q -f '%p:%k\n' 2>/dev/null)
     --create-table --flush-ms 100 -X log_level=3 2>"$tmp/sink7.err" &
 spid=$!
 pids+=($spid)
-for _ in $(seq 150); do
+for _ in $(seq 600); do
     [ "$(sqlite3 "$tmp/ev.db" 'SELECT count(*) FROM ev_part' 2>/dev/null || echo 0)" = 240 ] && break
     sleep 0.1
 done
@@ -175,7 +175,7 @@ kcat -P -b "$boot" -t evbad -k VINBAD0000000001 -H tp-format=pbpack -H tp-versio
     --warehouse "sqlite:$tmp/ev.db" --create-table --flush-ms 100 -X log_level=3 2>"$tmp/sink5.err" &
 spid=$!
 pids+=($spid)
-for _ in $(seq 150); do
+for _ in $(seq 600); do
     grep -q "more than --batch-rows" "$tmp/sink5.err" && grep -q "does not decode as $msg" "$tmp/sink5.err" && break
     sleep 0.1
 done
@@ -195,7 +195,7 @@ grep -q "240 records of $msg (schema 99b3bbc325167eac) -> 18 packs delivered" "$
     --create-table --flush-ms 100 -X log_level=3 2>"$tmp/sink6.err" &
 spid=$!
 pids+=($spid)
-for _ in $(seq 150); do
+for _ in $(seq 600); do
     [ "$(sqlite3 "$tmp/ev.db" 'SELECT count(*) FROM ev_json' 2>/dev/null || echo 0)" = 240 ] && break
     sleep 0.1
 done
