@@ -9,29 +9,14 @@ set -u
 data=$1
 src=$2
 tp=${TELEPACK:?set TELEPACK to the telepack binary}
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-msg=fleet.ev.v1.EvTelemetry
-gen=("python3" "$src/ev_gen.py")
+. "$(dirname "$0")/../support/schema_script.sh"
 fp() { "$tp" schema --schema "$1" --message $msg | sed -n 's/^fingerprint: //p'; }
 ev_fp=$(fp "$data/ev_telemetry.pb")
 added_fp=$(fp "$data/ev_added.pb")
 retyped_fp=$(fp "$data/ev_retyped.pb")
 [ -n "$ev_fp" ] && [ -n "$added_fp" ] && [ -n "$retyped_fp" ] || { echo "FAIL: no fingerprints"; exit 1; }
 
-"$tp" ingest --topic host -X test.mock.num.brokers=1 -X log_level=3 --listen 127.0.0.1:0 2>"$tmp/host.err" &
-pids+=($!)
-boot=
-for _ in $(seq 100); do
-    boot=$(sed -n 's/.*mock cluster bootstrap servers: \(.*\)$/\1/p' "$tmp/host.err" | head -1)
-    [ -n "$boot" ] && break
-    sleep 0.1
-done
-[ -n "$boot" ] || { echo "FAIL: no mock cluster: $(cat "$tmp/host.err")"; exit 1; }
+start_mock_cluster
 
 rows() { sqlite3 "$tmp/ev.db" "SELECT count(*) FROM $1" 2>/dev/null || echo 0; }
 # wait_for CONDITION-COMMAND...: up to 60 s (a loaded machine under ASan is slow)

@@ -15,15 +15,7 @@ tp=${TELEPACK:?set TELEPACK to the telepack binary}
 for p in python3 curl openssl; do
     command -v $p >/dev/null || { echo "$p not installed: skipping"; exit 77; }
 done
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-msg=fleet.ev.v1.EvTelemetry
-ev=(--schema "$data/ev_telemetry.pb" --message $msg)
-gen=("python3" "$src/ev_gen.py")
+. "$(dirname "$0")/../support/schema_script.sh"
 
 # ---- certificates: the server's and a gateway's signed by ca; a rogue gateway's and a second server's by ca2 ----
 cd "$tmp" || exit 1
