@@ -918,7 +918,10 @@ static int measure_point(const sample *s, const options *o, point *p)
     workspace_free(&ws, p->layout);
     if (rc)
         return rc;
-    p->enc_rps = best > 0 ? (double)s->n / best : INFINITY;
+    /* A pass too short for the thread CPU clock to see counts as the average pass (spent > 0 once the loop ends
+     * by time), never as infinitely fast: an infinite rate has no JSON form. */
+    double per_pass = best > 0 ? best : spent / (double)passes;
+    p->enc_rps = per_pass > 0 ? (double)s->n / per_pass : 0;
     double json_bpr = s->json_bytes / (double)s->n;
     p->bpr = (double)p->pack_bytes / (double)p->records;
     p->wire_bpr = (double)p->wire_bytes / (double)p->records;
@@ -1078,8 +1081,10 @@ static int print_json(const sample *s, const point *pts, size_t n, int best, con
         o->target_latency_ms >= 0 ? json_real(o->target_latency_ms) : json_null(), "kafka_bytes_per_record",
         o->target_cost >= 0 ? json_real(o->target_cost) : json_null(), "rule", target_text(o, t, sizeof t),
         "points", points, "recommendation", rec);
-    if (!root)
+    if (!root) {
+        fprintf(stderr, "telepack tune: cannot build the JSON document (a measured value is not a finite number)\n");
         return 1;
+    }
     int rc = json_dumpf(root, stdout, JSON_INDENT(1)) ? 1 : 0;
     fputc('\n', stdout);
     json_decref(root);
