@@ -247,8 +247,10 @@ static void dataset_free(dataset *d)
 /* How packs are cut: one vehicle's track in chunks of B records (B = 0: the whole track, i.e. one pack per trip),
  * in layout rows (v1) or columns (v2); or (V3) the records of every vehicle in arrival order, B at a time, in
  * multi-vehicle column packs (version 3), as `telepack ingest --pack-by partition` cuts them. */
-typedef enum mode { MODE_ROWS, MODE_COLUMNS, MODE_V3 } mode;
-static const char *const mode_name[3] = {"rows", "columns", "v3"};
+/* COLUMNS_CC and V3_CC: the same packs with coded columns (docs/FORMAT_V2.md, "Coded columns") */
+typedef enum mode { MODE_ROWS, MODE_COLUMNS, MODE_V3, MODE_COLUMNS_CC, MODE_V3_CC } mode;
+static const char *const mode_name[5] = {"rows", "columns", "v3", "columns+cc", "v3+cc"};
+#define IS_V3(m) ((m) == MODE_V3 || (m) == MODE_V3_CC)
 
 /* The dictionary pass (--dict): packs of even index train, odd ones are measured (pack_parity 0 or 1); -1 = all.
  * bench_dict/bench_dicts: what the writer and the reader use (NULL: none). */
@@ -264,7 +266,7 @@ static const tp_dict_set *bench_dicts;
     do {                                                                                                               \
         size_t pidx_ = 0;                                                                                              \
         (void)pidx_;                                                                                                   \
-        if ((m) == MODE_V3) {                                                                                          \
+        if (IS_V3(m)) {                                                                                                \
             for (size_t i_ = 0; i_ < (d)->records; i_ += (B)) {                                                        \
                 size_t k = (d)->records - i_ < (B) ? (d)->records - i_ : (B);                                          \
                 const tp_record *recs = (d)->by_time + i_;                                                             \
@@ -299,7 +301,8 @@ static double encode_all(const dataset *d, mode m, size_t B, int level, packs *p
     tp_pack_writer_opts o;
     tp_pack_writer_opts_init(&o);
     o.layout = m == MODE_ROWS ? TP_LAYOUT_ROWS : TP_LAYOUT_COLUMNS;
-    o.multi_vehicle = m == MODE_V3;
+    o.multi_vehicle = IS_V3(m);
+    o.coded_columns = m == MODE_COLUMNS_CC || m == MODE_V3_CC;
     o.level = level;
     o.dict = bench_dict;
     tp_pack_writer *w;
@@ -444,7 +447,7 @@ static result measure(const dataset *d, mode m, size_t B, int level, double min_
     res.records_per_pack = (double)p.records / (double)p.n;
     t = 0;
     reps = 0;
-    size_t most = m == MODE_V3 || B ? B : d->longest;
+    size_t most = IS_V3(m) || B ? B : d->longest;
     do {
         t += decode_all(&p, most, p.records);
         reps++;
@@ -696,11 +699,14 @@ int main(int argc, char **argv)
         for (size_t bi = 0; bi < sizeof Bs / sizeof Bs[0]; bi++) {
             report(&ds[di], MODE_ROWS, Bs[bi], level, min_cpu, arr);
             report(&ds[di], MODE_COLUMNS, Bs[bi], level, min_cpu, arr);
+            report(&ds[di], MODE_COLUMNS_CC, Bs[bi], level, min_cpu, arr);
             report_naive(&ds[di], Bs[bi], level, arr);
         }
         if (di == 0)
-            for (size_t bi = 0; bi < sizeof Bv3 / sizeof Bv3[0]; bi++)
+            for (size_t bi = 0; bi < sizeof Bv3 / sizeof Bv3[0]; bi++) {
                 report(&ds[di], MODE_V3, Bv3[bi], level, min_cpu, arr);
+                report(&ds[di], MODE_V3_CC, Bv3[bi], level, min_cpu, arr);
+            }
     }
     if (have_porto) {
         json_object_set_new(root, "porto_source", json_string(porto));
@@ -708,14 +714,18 @@ int main(int argc, char **argv)
         json_object_set_new(root, "porto_records", json_integer((json_int_t)trips.records));
         report(&trips, MODE_ROWS, 0, level, min_cpu, arr);
         report(&trips, MODE_COLUMNS, 0, level, min_cpu, arr);
+        report(&trips, MODE_COLUMNS_CC, 0, level, min_cpu, arr);
         report_naive(&trips, 0, level, arr);
         for (size_t B = 50; B <= 200; B += 150) {
             report(&taxis, MODE_ROWS, B, level, min_cpu, arr);
             report(&taxis, MODE_COLUMNS, B, level, min_cpu, arr);
+            report(&taxis, MODE_COLUMNS_CC, B, level, min_cpu, arr);
             report_naive(&taxis, B, level, arr);
         }
         report(&trips, MODE_V3, 1000, level, min_cpu, arr);
+        report(&trips, MODE_V3_CC, 1000, level, min_cpu, arr);
         report(&trips, MODE_V3, 10000, level, min_cpu, arr);
+        report(&trips, MODE_V3_CC, 10000, level, min_cpu, arr);
     }
     /* dictionaries: the fleet at B = 50 and 200 (and 10), Porto one pack per trip and per taxi at B = 50 */
     for (size_t bi = 0; bi < 3; bi++)

@@ -58,6 +58,9 @@ typedef struct tp_pack_writer_opts {
     const tp_dict *dict;       /* codec zstd only: compress every pack with this dictionary (borrowed: it outlives
                                 * the writer; loaded with the writer's level, else tp_pack_writer_new says
                                 * TP_ERR_INVALID_ARG). The frame and meta.dict_id carry its id. Default NULL */
+    int coded_columns;         /* layout columns only: code the raw, delta and delta2 columns' values with an adaptive
+                                * range coder (docs/FORMAT_V2.md, "Coded columns") when that makes a pack smaller:
+                                * fewer bytes, more CPU to write and read. Default 0 */
 } tp_pack_writer_opts;
 
 /* Fills *o with the defaults above. */

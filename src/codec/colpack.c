@@ -13,6 +13,8 @@
  */
 #include "codec/colpack.h"
 
+#include "codec/colcoder.h"
+
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -41,11 +43,15 @@ bool tp_colpack_sniff(const uint8_t *content, size_t len)
 
 int tp_colpack_version(const uint8_t *content, size_t len)
 {
-    if (tp_colpack_sniff(content, len))
-        return 2;
-    if (content && len >= TP_COLPACK_MAGIC_LEN && memcmp(content, TP_COLPACK_MAGIC_V3, TP_COLPACK_MAGIC_LEN) == 0)
-        return 3;
-    return 0;
+    if (!content || len < TP_COLPACK_MAGIC_LEN || content[0] != 0 || content[1] != 'T' ||
+        (content[2] != 'C' && content[2] != 'c') || (content[3] != '2' && content[3] != '3'))
+        return 0;
+    return content[3] - '0';
+}
+
+bool tp_colpack_is_coded(const uint8_t *content, size_t len)
+{
+    return tp_colpack_version(content, len) && content[2] == 'c';
 }
 
 /* ---- encoder ---- */
@@ -56,7 +62,20 @@ struct tp_colpack_encoder {
     size_t units_cap;
     uint8_t *out;
     size_t out_cap;
+    bool coded;      /* write coded columns (docs/FORMAT_V2.md, "Coded columns") */
+    uint8_t *coded_out; /* the coded form of the content in out, when it is smaller */
+    size_t coded_cap;
+    uint64_t *vals;  /* one column's stored values */
+    uint64_t *gaps;  /* a gridded column's gaps */
+    uint8_t *zero[2]; /* zero flags of the previous and the current coded column */
+    tp_cc_model model;
 };
+
+void tp_colpack_encoder_set_coded(tp_colpack_encoder *e, bool on)
+{
+    if (e)
+        e->coded = on;
+}
 
 tp_err tp_colpack_encoder_new(tp_colpack_encoder **out)
 {
@@ -74,6 +93,11 @@ void tp_colpack_encoder_free(tp_colpack_encoder *e)
         free(e->units[i]);
     free(e->scaled);
     free(e->out);
+    free(e->coded_out);
+    free(e->vals);
+    free(e->gaps);
+    free(e->zero[0]);
+    free(e->zero[1]);
     free(e);
 }
 
@@ -111,7 +135,103 @@ static tp_err ensure_cap(tp_colpack_encoder *e, size_t n)
         e->out = g;
         e->out_cap = need;
     }
+    if (e->coded && need > e->coded_cap) {
+        uint8_t *g = realloc(e->coded_out, need);
+        if (!g)
+            return TP_ERR_NOMEM;
+        e->coded_out = g;
+        for (int i = 0; i < 2; i++) {
+            uint64_t **slot = i ? &e->gaps : &e->vals, *v = realloc(*slot, e->units_cap * sizeof *v);
+            if (!v)
+                return TP_ERR_NOMEM;
+            *slot = v;
+        }
+        for (int i = 0; i < 2; i++) {
+            uint8_t *z = realloc(e->zero[i], e->units_cap);
+            if (!z)
+                return TP_ERR_NOMEM;
+            e->zero[i] = z;
+        }
+        e->coded_cap = need;
+    }
     return TP_OK;
+}
+
+static bool transform_is_coded(uint8_t tr) { return tr == TP_COLX_RAW || tr == TP_COLX_DELTA || tr == TP_COLX_DELTA2; }
+
+/* The coded form of the pack (docs/FORMAT_V2.md, "Coded columns") whose plain content plain[0..plain_len) was
+ * just written from plan[] over the units u[]: the same header with the coded magic; every raw, delta or delta2
+ * column becomes a coded one (transform by tp_cc_choose, body length 0), the other bodies stay; then one
+ * range-coded stream of the coded columns in descriptor order. Returns its length, or 0 when it would not be
+ * smaller than the plain content. */
+static size_t encode_coded(tp_colpack_encoder *e, const tp_units_plan *plan, uint64_t *const *u, size_t n,
+                           const uint8_t *plain, size_t plain_len, size_t body_at)
+{
+    uint8_t cc[9];
+    bool any = false;
+    for (int c = 0; c < 9; c++) {
+        cc[c] = plan[c].transform != 0xFF && transform_is_coded(plan[c].transform)
+                    ? tp_cc_choose(u[c], n, e->gaps, e->vals)
+                    : 0;
+        any |= cc[c] != 0;
+    }
+    if (!any)
+        return 0;
+    uint8_t *p = e->coded_out;
+    memcpy(p, plain, TP_COLPACK_MAGIC_LEN);
+    p[2] = 'c';
+    size_t pos = TP_COLPACK_MAGIC_LEN;
+    uint64_t v;
+    (void)tp_units_varint_get(plain, plain_len, &pos, &v); /* the count and the column count, as written */
+    (void)tp_units_varint_get(plain, plain_len, &pos, &v);
+    memcpy(p + TP_COLPACK_MAGIC_LEN, plain + TP_COLPACK_MAGIC_LEN, pos - TP_COLPACK_MAGIC_LEN);
+    p += pos;
+    for (int c = 0; c < 9; c++) {
+        if (plan[c].transform == 0xFF)
+            continue;
+        p = tp_units_varint_put(p, (uint64_t)(c + 1));
+        *p++ = (uint8_t)((cc[c] ? cc[c] : plan[c].transform) | tp_units_scale_code(plan[c].scale) << 3);
+        if (!cc[c]) /* a coded column's descriptor has no body length: it has no body */
+            p = tp_units_varint_put(p, plan[c].body_len);
+    }
+    const uint8_t *body = plain + body_at;
+    for (int c = 0; c < 9; c++) {
+        if (plan[c].transform == 0xFF)
+            continue;
+        if (!cc[c]) {
+            memcpy(p, body, plan[c].body_len);
+            p += plan[c].body_len;
+        }
+        body += plan[c].body_len;
+    }
+    size_t head = (size_t)(p - e->coded_out);
+    if (head >= plain_len)
+        return 0;
+    tp_cc_encoder enc;
+    tp_cc_enc_init(&enc, p, plain_len - head - 1);
+    const uint8_t *prev_zero = NULL;
+    int zi = 0;
+    for (int c = 0; c < 9; c++) {
+        if (!cc[c])
+            continue;
+        if (cc[c] == TP_COLX_RAW) { /* the grid: base, step, gaps when the step is positive, then residuals */
+            uint64_t base, step;
+            bool gridded = tp_cc_grid(u[c], n, &base, &step, e->gaps, e->vals);
+            tp_cc_enc_word(&enc, base);
+            tp_cc_enc_word(&enc, tp_zz_enc(step));
+            if (gridded)
+                tp_cc_enc_column(&enc, &e->model, e->gaps, n, NULL, NULL);
+        } else {
+            tp_cc_deltas(u[c], n, cc[c], e->vals);
+        }
+        tp_cc_enc_column(&enc, &e->model, e->vals, n, prev_zero, e->zero[zi]);
+        prev_zero = e->zero[zi];
+        zi ^= 1;
+        if (enc.overflow)
+            return 0;
+    }
+    size_t slen = tp_cc_enc_finish(&enc);
+    return slen == SIZE_MAX ? 0 : head + slen;
 }
 
 tp_err tp_colpack_encode(tp_colpack_encoder *e, const tp_record *recs, size_t n, const uint8_t **out,
@@ -203,6 +323,7 @@ tp_err tp_colpack_encode_gather(tp_colpack_encoder *e, const tp_record *recs, co
         *p++ = (uint8_t)(plan[c].transform | tp_units_scale_code(plan[c].scale) << 3);
         p = tp_units_varint_put(p, plan[c].body_len);
     }
+    size_t body_at = (size_t)(p - e->out);
     for (int c = 0; c < 9; c++) {
         if (plan[c].transform == 0xFF)
             continue;
@@ -211,6 +332,13 @@ tp_err tp_colpack_encode_gather(tp_colpack_encoder *e, const tp_record *recs, co
     }
     *out = e->out;
     *out_len = (size_t)(p - e->out);
+    if (e->coded) {
+        size_t clen = encode_coded(e, plan, u, n, e->out, *out_len, body_at);
+        if (clen) {
+            *out = e->coded_out;
+            *out_len = clen;
+        }
+    }
     return TP_OK;
 }
 
@@ -271,7 +399,8 @@ static tp_err read_header(tp_colpack_reader *r, const uint8_t *content, size_t l
     int version = tp_colpack_version(content, len);
     if (!version)
         return fail(r, TP_ERR_UNKNOWN_VERSION,
-                    "content of %zu bytes does not start with the pbpack v2 or v3 magic 00 54 43 32 / 33; it is "
+                    "content of %zu bytes does not start with a pbpack v2 or v3 magic (00 54 43 32 / 33, coded 00 54 "
+                    "63 32 / 33); it is "
                     "not column-layout content this reader knows",
                     len);
     r->version = (uint8_t)version;
@@ -312,6 +441,9 @@ static tp_err read_descriptors(tp_colpack_reader *r, const uint8_t *content, siz
             return fail(r, TP_ERR_TRUNCATED, "column descriptor %" PRIu64 " at content offset %zu is cut off", i,
                         at);
         desc[i].code = content[(*pos)++];
+        desc[i].blen = 0;
+        if (r->coded && transform_is_coded(desc[i].code & 7))
+            continue; /* a coded column: no body length, no body */
         if ((err = tp_units_varint_get(content, len, pos, &desc[i].blen)))
             return fail(r, err, "column descriptor %" PRIu64 " at content offset %zu: body length %s", i, at,
                         err == TP_ERR_TRUNCATED ? "cut off" : "varint longer than 10 bytes");
@@ -364,11 +496,110 @@ static tp_err read_body_head(tp_colpack_reader *r, tp_units_col *c, uint64_t i, 
     return err ? fail(r, err, "column %" PRIu64 " (%s)", i, why) : TP_OK;
 }
 
+/* Grows the reader's scratch to need bytes. */
+static tp_err scratch_reserve(tp_colpack_reader *r, size_t need)
+{
+    tp_colpack_scratch *s = r->scratch;
+    if (need <= s->cap)
+        return TP_OK;
+    uint8_t *g = realloc(s->buf, need);
+    if (!g)
+        return fail(r, TP_ERR_NOMEM, "no memory for the %zu-byte scratch of a coded pack", need);
+    s->buf = g;
+    s->cap = need;
+    return TP_OK;
+}
+
+/* Coded columns (docs/FORMAT_V2.md): decodes the stream content[at..len) into each coded column's values, in
+ * descriptor order, and gives every known coded column a body of those values as varints in the scratch, read from
+ * then on as the plain transform's body. */
+static tp_err decode_coded(tp_colpack_reader *r, const uint8_t *content, size_t len, size_t at,
+                           const col_desc *desc, uint64_t ncols)
+{
+    size_t n = r->count, known = 0;
+    for (uint64_t i = 0; i < ncols; i++)
+        known += transform_is_coded(desc[i].code & 7) && desc[i].field <= 9;
+    /* values and gaps of one column (16 n), zero flags of two (2 n), the known columns' varints (at most 10 n
+     * each) */
+    if (n > (SIZE_MAX / 2 - 64) / (18 + 10 * (known + 1)))
+        return fail(r, TP_ERR_PACK_TOO_LARGE, "a coded pack of %zu records is too large for this machine", n);
+    tp_err err = scratch_reserve(r, 18 * n + 10 * n * known + 16);
+    if (err)
+        return err;
+    uint8_t *buf = r->scratch->buf;
+    uint64_t *vals = (uint64_t *)(void *)buf, *gaps = vals + n;
+    uint8_t *zero[2] = {buf + 16 * n, buf + 17 * n}, *out = buf + 18 * n;
+    const uint8_t *prev_zero = NULL;
+    int zi = 0;
+    tp_cc_model model;
+    tp_cc_decoder dec;
+    tp_cc_dec_init(&dec, content + at, len - at);
+    for (uint64_t i = 0; i < ncols; i++) {
+        if (!transform_is_coded(desc[i].code & 7))
+            continue;
+        bool grid = (desc[i].code & 7) == TP_COLX_RAW, gridded = false;
+        uint64_t base = 0, step = 0;
+        if (grid) {
+            base = tp_cc_dec_word(&dec);
+            step = tp_zz_dec(tp_cc_dec_word(&dec));
+            gridded = (int64_t)step > 0;
+            if (gridded)
+                tp_cc_dec_column(&dec, &model, gaps, n, NULL, NULL);
+        }
+        tp_cc_dec_column(&dec, &model, vals, n, prev_zero, zero[zi]);
+        prev_zero = zero[zi];
+        zi ^= 1;
+        if (desc[i].field > 9)
+            continue; /* a newer schema's column: its values are skipped */
+        tp_units_col *c = &r->cols[desc[i].field - 1];
+        uint8_t *p = out;
+        if (grid) { /* units on the grid, then as the plain raw transform stores them */
+            uint64_t k = (uint64_t)-1;
+            for (size_t j = 0; j < n; j++) {
+                k = gridded ? k + 1 + tp_zz_dec(gaps[j]) : (uint64_t)j;
+                uint64_t unit = base + k * step + vals[j];
+                p = tp_units_varint_put(p, c->signed_units ? tp_zz_enc(unit) : unit);
+            }
+        }
+        else
+            for (size_t j = 0; j < n; j++)
+                p = tp_units_varint_put(p, vals[j]);
+        c->body = out;
+        c->len = (size_t)(p - out);
+        out = p;
+        if ((err = read_body_head(r, c, i, n)))
+            return err;
+    }
+    return TP_OK;
+}
+
+void tp_colpack_scratch_free(tp_colpack_scratch *s)
+{
+    if (!s)
+        return;
+    free(s->buf);
+    s->buf = NULL;
+    s->cap = 0;
+}
+
+void tp_colpack_reader_release(tp_colpack_reader *r)
+{
+    if (r)
+        tp_colpack_scratch_free(&r->own);
+}
+
 tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len, uint64_t max_records)
+{
+    return tp_colpack_open_with(r, content, len, max_records, NULL);
+}
+
+tp_err tp_colpack_open_with(tp_colpack_reader *r, const uint8_t *content, size_t len, uint64_t max_records,
+                            tp_colpack_scratch *scratch)
 {
     if (!r)
         return TP_ERR_INVALID_ARG;
     memset(r, 0, sizeof *r);
+    r->scratch = scratch ? scratch : &r->own;
     for (int c = 0; c < 9; c++)
         r->cols[c].transform = COL_ABSENT;
     if (!content && len)
@@ -377,13 +608,17 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
     uint64_t ncols = 0;
     col_desc desc[TP_COLPACK_MAX_COLUMNS];
     tp_err err;
+    r->coded = tp_colpack_is_coded(content, len);
     if ((err = read_header(r, content, len, max_records, &pos, &ncols)) ||
         (err = read_descriptors(r, content, len, &pos, ncols, desc)))
         return err;
     uint64_t count = r->count;
     size_t body_at = pos;
+    bool any_coded = false;
     for (uint64_t i = 0; i < ncols; i++) {
         uint64_t f = desc[i].field, blen = desc[i].blen;
+        bool coded = r->coded && transform_is_coded(desc[i].code & 7);
+        any_coded |= coded;
         if (blen > len - body_at)
             return fail(r, TP_ERR_TRUNCATED,
                         "column %" PRIu64 " (field %" PRIu64 "): body of %" PRIu64
@@ -399,7 +634,10 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
         if (c->transform != COL_ABSENT)
             return fail(r, TP_ERR_CORRUPT, "column %" PRIu64 ": field %" PRIu64 " appears twice", i, f);
         uint8_t type = field_type[f - 1], tr = 0, sc = 0;
-        if ((err = check_transform(r, i, &desc[i], type, count, &tr, &sc)))
+        col_desc checked = desc[i];
+        if (coded)
+            checked.blen = count; /* the body is made from the stream below: n varints */
+        if ((err = check_transform(r, i, &checked, type, count, &tr, &sc)))
             return err;
         c->body = body;
         c->len = (size_t)blen;
@@ -410,12 +648,16 @@ tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len,
         c->signed_units = type_is_signed(type, sc);
         c->plane_w = (uint8_t)plane_width(type);
         c->sext32 = type == TP_COLT_INT32;
-        if ((err = read_body_head(r, c, i, count)))
+        if (!coded && (err = read_body_head(r, c, i, count)))
             return err;
     }
-    if (body_at != len)
+    if (any_coded) {
+        if ((err = decode_coded(r, content, len, body_at, desc, ncols)))
+            return err;
+    } else if (body_at != len) {
         return fail(r, TP_ERR_TRAILING_GARBAGE, "%zu bytes after the last column body (content offset %zu)",
                     len - body_at, body_at);
+    }
     r->ncols = 9;
     return TP_OK;
 }

@@ -71,13 +71,32 @@ bool tp_colpack_can_represent(const uint8_t *msg, size_t len);
 /* True when content[0..len) starts with the v2 magic. */
 bool tp_colpack_sniff(const uint8_t *content, size_t len);
 
-/* 2 or 3 when content[0..len) starts with the magic of that format version, else 0. */
+/* 2 or 3 when content[0..len) starts with the magic of that format version (plain or coded), else 0. */
 int tp_colpack_version(const uint8_t *content, size_t len);
+
+/* True when content[0..len) starts with a coded magic ("\0Tc2", "\0Tc3": docs/FORMAT_V2.md, "Coded columns"). */
+bool tp_colpack_is_coded(const uint8_t *content, size_t len);
+
+/* Coded columns on (off by default): the encoder then writes the raw, delta and delta2 columns' values through
+ * an adaptive range coder (the coded magic) whenever that makes the content smaller, else the plain content. */
+void tp_colpack_encoder_set_coded(tp_colpack_encoder *e, bool on);
 
 /* ---- decoder ---- */
 
-/* Decoder state for one content buffer. Plain struct (no allocation): declare it on the stack or embed it. It
- * reads `content` in place, which must outlive it. Decoding is resumable: records come out in any chunk sizes. */
+/* Memory for decoding coded content, reusable across packs: at most 10 + 10 x (coded columns) bytes a record of
+ * the largest pack (the record count is bounded by the reader's max_records). Zero-initialize it; free it with
+ * tp_colpack_scratch_free. */
+typedef struct tp_colpack_scratch {
+    uint8_t *buf;
+    size_t cap;
+} tp_colpack_scratch;
+
+void tp_colpack_scratch_free(tp_colpack_scratch *s);
+
+/* Decoder state for one content buffer. Declare it on the stack or embed it. It reads `content` in place, which
+ * must outlive it. Decoding is resumable: records come out in any chunk sizes. Plain content needs no memory;
+ * coded content is decoded at open into a scratch (the caller's, or the reader's own, freed by
+ * tp_colpack_reader_release). */
 typedef struct tp_colpack_reader {
     uint32_t count;          /* records in the pack */
     uint32_t done;           /* records decoded so far */
@@ -86,8 +105,15 @@ typedef struct tp_colpack_reader {
     int64_t last_sampled;
     int ncols;
     tp_units_col cols[9];     /* known fields 1..9 in field order; transform 0xFF = column absent (all zero) */
+    bool coded;               /* coded content: the coded columns' bodies are in the scratch */
+    tp_colpack_scratch *scratch; /* where coded columns are decoded: the caller's or own */
+    tp_colpack_scratch own;
     char detail[200];
 } tp_colpack_reader;
+
+/* Frees the scratch a reader allocated for itself (tp_colpack_open on coded content); a no-op for plain content
+ * or a caller's scratch. Call it when done with a reader that may have read coded content. */
+void tp_colpack_reader_release(tp_colpack_reader *r);
 
 /* Parses and checks the header of content[0..len) (format version 2 or 3) (the decompressed pack content). max_records bounds the record
  * count the header may claim (callers derive it from their memory budget: a pack claiming more is refused before
@@ -96,6 +122,10 @@ typedef struct tp_colpack_reader {
  * TP_ERR_VARINT_OVERFLOW, TP_ERR_PACK_TOO_LARGE (count above max_records), TP_ERR_TRAILING_GARBAGE,
  * TP_ERR_CORRUPT (anything else malformed). */
 tp_err tp_colpack_open(tp_colpack_reader *r, const uint8_t *content, size_t len, uint64_t max_records);
+
+/* The same, decoding coded content into the caller's reusable scratch (NULL: the reader's own). */
+tp_err tp_colpack_open_with(tp_colpack_reader *r, const uint8_t *content, size_t len, uint64_t max_records,
+                            tp_colpack_scratch *scratch);
 
 /* Decodes the next k records (k <= count - done) into out[0..k). After the last record the columns are checked
  * to have been consumed exactly. Errors as for open; a failing call leaves the reader unusable. */

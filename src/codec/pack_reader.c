@@ -28,6 +28,7 @@ struct tp_pack_reader {
     tp_pack_meta meta;        /* what the pack itself says */
     int columns;              /* the open pack is layout columns (v2): records come from col */
     tp_colpack_reader col;
+    tp_colpack_scratch colscratch; /* coded columns of the packs read, reused */
     tp_record chunk[64];      /* v2 records decoded ahead for next(): columns decode fastest in runs */
     uint32_t chunk_pos, chunk_len;
     char detail[256];
@@ -88,6 +89,7 @@ void tp_pack_reader_free(tp_pack_reader *r)
     if (!r)
         return;
     ZSTD_freeDCtx(r->dctx);
+    tp_colpack_scratch_free(&r->colscratch);
     free(r->buf);
     free(r);
 }
@@ -236,7 +238,7 @@ static tp_err decompress(tp_pack_reader *r, const uint8_t *data, size_t len)
  * many records. */
 static tp_err open_columns(tp_pack_reader *r, tp_codec codec)
 {
-    tp_err e = tp_colpack_open(&r->col, r->content, r->len, r->opts.max_pack_records);
+    tp_err e = tp_colpack_open_with(&r->col, r->content, r->len, r->opts.max_pack_records, &r->colscratch);
     if (e == TP_ERR_PACK_TOO_LARGE)
         return fail(r, e, "layout columns (format version 2 or 3): %s (max_pack_records %zu = max_pack_bytes / %u)",
                     r->col.detail, r->opts.max_pack_records, TP_PACK_BYTES_PER_RECORD);

@@ -61,6 +61,7 @@ void tp_pack_writer_opts_init(tp_pack_writer_opts *o)
     o->max_pack_bytes = TP_DEFAULT_MAX_PACK_BYTES;
     o->multi_vehicle = 0;
     o->dict = NULL;
+    o->coded_columns = 0;
 }
 
 tp_err tp_pack_writer_new(const tp_pack_writer_opts *opts, tp_pack_writer **out)
@@ -77,7 +78,7 @@ tp_err tp_pack_writer_new(const tp_pack_writer_opts *opts, tp_pack_writer **out)
         return TP_ERR_UNKNOWN_CODEC;
     if (o.layout != TP_LAYOUT_ROWS && o.layout != TP_LAYOUT_COLUMNS)
         return TP_ERR_UNKNOWN_VERSION;
-    if (o.max_pack_bytes == 0 || (o.multi_vehicle && o.layout != TP_LAYOUT_COLUMNS))
+    if (o.max_pack_bytes == 0 || ((o.multi_vehicle || o.coded_columns) && o.layout != TP_LAYOUT_COLUMNS))
         return TP_ERR_INVALID_ARG;
     if (o.codec == TP_CODEC_ZSTD && (o.level < ZSTD_minCLevel() || o.level > ZSTD_maxCLevel()))
         return TP_ERR_INVALID_ARG;
@@ -92,6 +93,7 @@ tp_err tp_pack_writer_new(const tp_pack_writer_opts *opts, tp_pack_writer **out)
         free(w);
         return TP_ERR_NOMEM;
     }
+    tp_colpack_encoder_set_coded(w->colenc, o.coded_columns != 0);
     if (o.codec == TP_CODEC_ZSTD) {
         w->cctx = ZSTD_createCCtx();
         if (!w->cctx) {

@@ -84,6 +84,7 @@ void tp_ingest_opts_init(tp_ingest_opts *o)
     o->level = 3;
     o->codec = TP_CODEC_ZSTD;
     o->layout = TP_LAYOUT_COLUMNS;
+    o->coded_columns = 0;
     o->max_record_bytes = TP_DEFAULT_MAX_RECORD_BYTES;
     o->max_connections = 4096;
     o->max_conns_per_ip = 64;
@@ -582,6 +583,7 @@ tp_err tp_ingest_start(tp_ingest *ing)
     co.writer.layout = ing->o.layout;
     co.writer.dict = ing->o.dict;
     co.writer.multi_vehicle = ing->o.pack_by == TP_PACK_BY_PARTITION;
+    co.writer.coded_columns = ing->o.layout == TP_LAYOUT_COLUMNS && ing->o.coded_columns;
     if (co.writer.max_pack_bytes < ing->o.batch.max_bytes + ing->o.max_record_bytes + 16)
         co.writer.max_pack_bytes = ing->o.batch.max_bytes + ing->o.max_record_bytes + 16;
     tp_err e = tp_compress_pool_new(&co, on_packed, ing, &ing->pool);

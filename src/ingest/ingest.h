@@ -34,6 +34,7 @@ typedef struct tp_ingest_opts {
     tp_codec codec;                 /* default TP_CODEC_ZSTD */
     const tp_dict *dict;            /* zstd dictionary for every pack, loaded at `level` (borrowed); default NULL */
     tp_layout layout;               /* default TP_LAYOUT_COLUMNS (pbpack v2); TP_LAYOUT_ROWS = standard protobuf */
+    int coded_columns;              /* layout columns: coded columns (docs/FORMAT_V2.md), default 0 */
     size_t max_record_bytes;        /* default TP_DEFAULT_MAX_RECORD_BYTES */
     uint32_t max_connections;       /* default 4096 */
     uint32_t max_conns_per_ip;      /* connections from one source address (default 64) */
