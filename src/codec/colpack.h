@@ -112,7 +112,9 @@ typedef struct tp_colpack_reader {
 } tp_colpack_reader;
 
 /* Frees the scratch a reader allocated for itself (tp_colpack_open on coded content); a no-op for plain content
- * or a caller's scratch. Call it when done with a reader that may have read coded content. */
+ * or a caller's scratch. Call it before reopening, or dropping, a reader that may have read coded content with
+ * tp_colpack_open (opening forgets the reader's previous state, scratch included); readers that decode many
+ * packs use tp_colpack_open_with and one scratch. */
 void tp_colpack_reader_release(tp_colpack_reader *r);
 
 /* Parses and checks the header of content[0..len) (format version 2 or 3) (the decompressed pack content). max_records bounds the record
