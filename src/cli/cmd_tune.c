@@ -62,7 +62,8 @@ static const char usage_text[] =
     "  --batch LIST           records per pack, comma-separated (default 10,50,200,1000,2000)\n"
     "  --level LIST           zstd levels 1..19 (default 1,3,6,9)\n"
     "  --layouts LIST         pack layouts: rows (pbpack v1, standard protobuf), columns (pbpack v2, the\n"
-    "                         default of ingest) or both (default rows,columns; with --schema: rows (pbpack v1)\n"
+    "                         default of ingest), coded (columns through a range coder: fewer bytes, more CPU;\n"
+    "                         on request) (default rows,columns; with --schema: rows (pbpack v1)\n"
     "                         and columns (pbpack v4, the default of ingest --schema))\n"
     "  --linger-ms LIST       linger values to try; a pack then closes at the batch size or when the linger has\n"
     "                         passed since its first record (sampled_at time). Default: for each batch size, the\n"
@@ -119,6 +120,7 @@ static void colwriter_close(void *state) { tp_dyn_colwriter_free(state); }
 static const tune_layout tune_layouts[] = {
     {"rows", false, TP_LAYOUT_ROWS, 1, "--layout rows ", "#1f77b4", 7, NULL, NULL, NULL},
     {"columns", false, TP_LAYOUT_COLUMNS, 2, "--layout columns ", "#ff7f0e", 5, NULL, NULL, NULL},
+    {"coded", false, TP_LAYOUT_COLUMNS, 2, "--layout coded ", "#2ca02c", 9, NULL, NULL, NULL},
     {"rows", true, TP_LAYOUT_ROWS, 1, "--layout rows ", "#1f77b4", 7, NULL, NULL, NULL},
     {"columns", true, TP_LAYOUT_COLUMNS, 4, "--layout columns ", "#ff7f0e", 5, colwriter_open, colwriter_convert,
      colwriter_close},
@@ -207,8 +209,8 @@ static const char *layout_name(const tune_layout *l)
 static int parse_layouts(const char *s, bool schema, const tune_layout **out, int *n)
 {
     *n = 0;
-    for (size_t i = 0; !s && i < N_TUNE_LAYOUTS; i++)
-        if (tune_layouts[i].schema == schema)
+    for (size_t i = 0; !s && i < N_TUNE_LAYOUTS; i++) /* by default rows and columns: coded on request */
+        if (tune_layouts[i].schema == schema && strcmp(tune_layouts[i].name, "coded") != 0)
             out[(*n)++] = &tune_layouts[i];
     if (!s)
         return 0;
@@ -879,6 +881,7 @@ static int workspace_new(const sample *s, const point *p, workspace *ws)
         wo.codec = TP_CODEC_ZSTD;
         wo.level = p->level;
         wo.layout = p->layout->layout;
+        wo.coded_columns = strcmp(p->layout->name, "coded") == 0;
         e = tp_pack_writer_new(&wo, &ws->w);
     }
     if (e) {

@@ -127,10 +127,10 @@ for p in doc["points"]:
 PY
 # The pack bytes of each layout are what `telepack pack` writes for the same packs: 50 records per pack, every
 # vehicle's 150 records in three full packs (none cut by the end of the sample). Layouts in the order given.
-"$T" tune --json --from "$tmp/s.ndjson" --batch 50 --level 3 --linger-ms 86400000 --layouts columns,rows \
-    --measure-ms 5 --target-latency-ms 86400000 > "$tmp/e.json" || fail "tune --layouts columns,rows"
-python3 "$tmp/check.py" "$tmp/e.json" latency 86400000 columns,rows || fail "--layouts columns,rows"
-for layout in rows columns; do
+"$T" tune --json --from "$tmp/s.ndjson" --batch 50 --level 3 --linger-ms 86400000 --layouts columns,rows,coded \
+    --measure-ms 5 --target-latency-ms 86400000 > "$tmp/e.json" || fail "tune --layouts columns,rows,coded"
+python3 "$tmp/check.py" "$tmp/e.json" latency 86400000 columns,rows,coded || fail "--layouts columns,rows,coded"
+for layout in rows columns coded; do
     bytes=$("$T" pack --in "$tmp/s.ndjson" --batch-records 50 --level 3 --layout $layout -q | wc -c)
     python3 - "$tmp/e.json" $layout "$bytes" <<'PY' || fail "$layout pack bytes differ from telepack pack"
 import json, sys

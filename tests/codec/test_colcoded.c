@@ -319,6 +319,18 @@ static void test_pack_api(void)
                 while (got < n && tp_pack_reader_next(r, &out[got]) == TP_OK)
                     got++;
                 CHECK(got > first);
+                /* the sink's path: the whole pack into a row batch, the same records */
+                tp_row_batch *b = NULL;
+                CHECK_ERR(tp_row_batch_new(got - first, &b), TP_OK);
+                CHECK_ERR(tp_pack_reader_open(r, &meta, pk, pl), TP_OK);
+                CHECK_ERR(tp_pack_reader_read_all(r, b, 0, 1), TP_OK);
+                CHECK_INT(b->count, got - first);
+                for (size_t j = 0; j < b->count; j++) {
+                    tp_record x;
+                    tp_row_batch_get(b, j, &x);
+                    CHECK(same_record(&x, &out[first + j]));
+                }
+                tp_row_batch_free(b);
                 free(pk);
             }
         }
