@@ -262,10 +262,36 @@ static double cost_bits(const cost_acc *a, size_t n)
     return bits;
 }
 
-static int cmp_i64(const void *a, const void *b)
+/* The k-th smallest of d[0..n) (Hoare's selection; d is reordered). */
+static int64_t select_kth(int64_t *d, size_t n, size_t k)
 {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        int64_t pivot = d[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (d[i] < pivot)
+                i++;
+            while (d[j] > pivot)
+                j--;
+            if (i <= j) {
+                int64_t t = d[i];
+                d[i] = d[j];
+                d[j] = t;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            break;
+    }
+    return d[k];
 }
 
 /* floor(x / s) for s > 0 */
@@ -285,10 +311,9 @@ bool tp_cc_grid(const uint64_t *u, size_t n, uint64_t *base, uint64_t *step, uin
             size_t i = 1 + j * (n - 1) / m;
             d[k++] = (int64_t)(u[i] - u[i - 1]);
         }
-        qsort(d, k, sizeof d[0], cmp_i64);
     }
-    int64_t s = k ? d[k / 2] : 0;
-    bool gridded = s > 0 && s < INT64_MAX / 4;
+    int64_t s = k ? select_kth(d, k, k / 2) : 0;
+    bool gridded = s > 0; /* as the reader decides: a positive step has gaps */
     /* grid points: k[i] nearest to (u[i] - u[0]) / s, residuals from them, then the base moved to the smallest */
     int64_t kprev = -1, lo = 0;
     for (size_t i = 0; i < n; i++) {
@@ -296,7 +321,7 @@ bool tp_cc_grid(const uint64_t *u, size_t n, uint64_t *base, uint64_t *step, uin
         if (gridded) {
             int64_t x = (int64_t)(u[i] - u[0]);
             ki = x > INT64_MAX - s / 2 ? x / s : floor_div(x + s / 2, s);
-            gaps[i] = tp_zz_enc((uint64_t)(ki - kprev - 1));
+            gaps[i] = tp_zz_enc((uint64_t)ki - (uint64_t)kprev - 1u);
             kprev = ki;
         }
         res[i] = u[i] - u[0] - (uint64_t)ki * (uint64_t)s;
