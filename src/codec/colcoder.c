@@ -19,8 +19,9 @@ void tp_cc_model_reset(tp_cc_model *m)
     if (!ready) { /* the same bytes every time; a benign race writes them twice */
         tp_cc_prob half = {32768, 0};
         for (int z = 0; z < 4; z++)
-            for (int q = 0; q < TP_CC_LEN_CTX; q++)
-                fresh.len[z][q] = half;
+            fresh.zero[z] = half;
+        for (int q = 0; q < 64; q++)
+            fresh.len[q] = half;
         for (int n = 0; n < TP_CC_LEN_CTX; n++)
             for (int j = 0; j < 3; j++)
                 fresh.mant[n][j] = half;
@@ -29,12 +30,25 @@ void tp_cc_model_reset(tp_cc_model *m)
     memcpy(m, &fresh, sizeof *m);
 }
 
+/* The adaptation rate after `seen` bits: 65536 / (seen + 2), so that the first bits count as in the
+ * Krichevsky-Trofimov estimator (a context's probability is its bits' frequency plus one half), settling at 1/64
+ * (seen stops at 62) so that long columns keep adapting. */
+static const uint16_t rate[63] = {
+    32768, 21845, 16384, 13107, 10922, 9362, 8192, 7281, 6553,
+    5957, 5461, 5041, 4681, 4369, 4096, 3855, 3640, 3449,
+    3276, 3120, 2978, 2849, 2730, 2621, 2520, 2427, 2340,
+    2259, 2184, 2114, 2048, 1985, 1927, 1872, 1820, 1771,
+    1724, 1680, 1638, 1598, 1560, 1524, 1489, 1456, 1424,
+    1394, 1365, 1337, 1310, 1285, 1260, 1236, 1213, 1191,
+    1170, 1149, 1129, 1110, 1092, 1074, 1057, 1040, 1024,
+};
+
 static inline void adapt(tp_cc_prob *c, unsigned bit)
 {
-    unsigned sh = c->seen + 1u; /* rates 1/2, 1/4, 1/8, then 1/16 */
-    c->seen = (uint8_t)(c->seen + (c->seen < 3));
-    unsigned p = c->p, up = p + ((65536u - p) >> sh), down = p - (p >> sh);
-    c->p = (uint16_t)(bit ? down : up);
+    uint32_t r = rate[c->seen], p = c->p; /* p stays in 1..65535: r < 65536 */
+    c->seen = (uint8_t)(c->seen + (c->seen < 62));
+    p = bit ? p - ((p * r) >> 16) : p + (((65536u - p) * r) >> 16);
+    c->p = (uint16_t)p;
 }
 
 static inline unsigned bit_length(uint64_t v) { return v ? 64u - (unsigned)__builtin_clzll(v) : 0u; }
@@ -113,10 +127,10 @@ void tp_cc_enc_column(tp_cc_encoder *e, tp_cc_model *m, const uint64_t *v, size_
     for (size_t i = 0; i < n; i++) {
         uint64_t x = v[i];
         unsigned nb = bit_length(x);
-        tp_cc_prob *len = m->len[(prev_zero ? prev_zero[i] * 2u : 0u) + own];
+        tp_cc_prob *z = &m->zero[(prev_zero ? prev_zero[i] * 2u : 0u) + own];
         for (unsigned q = 0; q < 64; q++) {
             unsigned more = nb > q;
-            enc_bit(e, &len[q], more);
+            enc_bit(e, q ? &m->len[q] : z, more);
             if (!more)
                 break;
         }
@@ -197,10 +211,11 @@ void tp_cc_dec_column(tp_cc_decoder *d, tp_cc_model *m, uint64_t *v, size_t n, c
     tp_cc_model_reset(m);
     unsigned own = 0;
     for (size_t i = 0; i < n; i++) {
-        tp_cc_prob *len = m->len[(prev_zero ? prev_zero[i] * 2u : 0u) + own];
+        tp_cc_prob *z = &m->zero[(prev_zero ? prev_zero[i] * 2u : 0u) + own];
         unsigned nb = 0;
-        while (nb < 64 && dec_bit(d, &len[nb]))
-            nb++;
+        if (dec_bit(d, z))
+            for (nb = 1; nb < 64 && dec_bit(d, &m->len[nb]);)
+                nb++;
         uint64_t x = nb ? 1 : 0;
         for (int b = (int)nb - 2; b >= 0; b--) {
             unsigned j = nb - 2u - (unsigned)b;

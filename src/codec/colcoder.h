@@ -1,9 +1,9 @@
 /* Entropy coding of column values (docs/FORMAT_V2.md, "Coded columns"): an adaptive binary range coder (LZMA's
- * carry-less encoder with 16-bit probabilities whose adaptation rate starts fast and settles at 1/16) and the
+ * carry-less encoder with 16-bit probabilities whose adaptation rate starts fast and settles at 1/64) and the
  * binarization of one 64-bit stored value per record: its bit length in unary, the three bits below the top bit
  * modeled, the rest direct. Columns are coded one after the other into one stream per pack, each with fresh
- * contexts; a value's length contexts are chosen by whether the column's previous value, and the previous coded
- * column's value of the same record, were zero. Internal. */
+ * contexts; whether a value is 0 is coded in a context chosen by whether the column's previous value, and the
+ * previous coded column's value of the same record, were zero. Internal. */
 #ifndef TELEPACK_CODEC_COLCODER_H
 #define TELEPACK_CODEC_COLCODER_H
 
@@ -13,16 +13,18 @@
 
 #include "telepack/error.h"
 
-/* One binary context: the probability of a 0 bit in 1/65536 and how many bits it has seen (0..3, saturating). */
+/* One binary context: the probability of a 0 bit in 1/65536 and how many bits it has seen. */
 typedef struct {
     uint16_t p;
-    uint8_t seen;
+    uint8_t seen; /* bits seen, up to 62 */
 } tp_cc_prob;
 
-/* The contexts of one column: length bits by (zero flags, position), top mantissa bits by (length, position). */
+/* The contexts of one column: "is the value 0" by the zero flags, the further length bits by position, the top
+ * mantissa bits by (length, position). */
 #define TP_CC_LEN_CTX 65
 typedef struct {
-    tp_cc_prob len[4][TP_CC_LEN_CTX];
+    tp_cc_prob zero[4];
+    tp_cc_prob len[64];
     tp_cc_prob mant[TP_CC_LEN_CTX][3];
 } tp_cc_model;
 
