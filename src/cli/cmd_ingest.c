@@ -104,8 +104,8 @@ static void usage(FILE *out)
             "                          file, 1 MiB at most); packs name its id, so give it to the sinks first\n"
             "                          (sink --dict-dir), then here (OPERATIONS.md). Default: none\n"
             "  --layout L              columns (default: pbpack v2, ~4x smaller), coded (columns whose values go\n"
-            "                          through an adaptive range coder: 10-20 %% fewer bytes, 2-3x the CPU to\n"
-            "                          write, ~5x to read; docs/FORMAT_V2.md) or rows (pbpack v1: standard\n"
+            "                          through an adaptive range coder: 10-25 %% fewer bytes, ~3x the CPU to\n"
+            "                          write, 6-10x to read; docs/FORMAT_V2.md) or rows (pbpack v1: standard\n"
             "                          delimited protobuf, for consumers that only speak protobuf); docs/FORMAT.md\n"
             TP_CLI_WORKER_HELP
             "Security (docs/GATEWAY.md, docs/HTTP_INGEST.md):\n"

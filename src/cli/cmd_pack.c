@@ -169,7 +169,7 @@ static void usage(FILE *out)
             "  --codec C             zstd (default) or none (raw frames, for debugging and baselines)\n"
             "  --level N             zstd level 1..22 (default 3)\n"
             "  --layout L            columns (default with zstd: pbpack v2, docs/FORMAT_V2.md, 3-5x smaller),\n"
-            "                        coded (columns through an adaptive range coder: 10-20 %% fewer bytes,\n"
+            "                        coded (columns through an adaptive range coder: 10-25 %% fewer bytes,\n"
             "                        slower to write and read; docs/FORMAT_V2.md, \"Coded columns\")\n"
             "                        or rows (pbpack v1: standard delimited protobuf; the default with\n"
             "                        --codec none)\n"
