@@ -232,12 +232,20 @@ static tp_err decompress(tp_pack_reader *r, const uint8_t *data, size_t len)
     return TP_OK;
 }
 
+/* Largest coded-column scratch a reader keeps between packs: 16 MiB, about 150,000 records. */
+#define TP_COLSCRATCH_KEEP ((size_t)16 << 20)
+
 /* Layout columns: the v2 header gives the record count up front. A v2 pack may hold at most max_pack_records
  * records (max_pack_bytes / 16 by default): a column pack of equal records takes a few bytes whatever its count,
  * so the content size does not bound the rows it decodes to; tp_colpack_open checks every column can hold that
  * many records. */
 static tp_err open_columns(tp_pack_reader *r, tp_codec codec)
 {
+    /* The coded-column scratch is kept for the next pack, unless an unusually large pack grew it (a hostile
+     * pack at the record cap takes 108 B a record): then it goes back, and the next coded pack takes what it
+     * needs. */
+    if (r->colscratch.cap > TP_COLSCRATCH_KEEP)
+        tp_colpack_scratch_free(&r->colscratch);
     tp_err e = tp_colpack_open_with(&r->col, r->content, r->len, r->opts.max_pack_records, &r->colscratch);
     if (e == TP_ERR_PACK_TOO_LARGE)
         return fail(r, e, "layout columns (format version 2 or 3): %s (max_pack_records %zu = max_pack_bytes / %u)",

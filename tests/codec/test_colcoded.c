@@ -108,6 +108,12 @@ static size_t roundtrip(tp_colpack_encoder *enc, const tp_record *recs, size_t n
                b->seq[i] != recs[i].seq || memcmp(&b->latitude[i], &recs[i].latitude, 8) != 0;
     CHECK_INT(bad, 0);
     tp_row_batch_free(b);
+    /* the documented bound: at most 18 + 10 x (coded columns) bytes a record, and 16 */
+    size_t coded_cols = 0;
+    for (int f = 0; f < 9; f++)
+        coded_cols += rd.cols[f].transform >= TP_COLX_RAW && rd.cols[f].transform <= TP_COLX_DELTA2 && rd.coded;
+    CHECK(scratch.cap <= (18 + 10 * coded_cols) * n + 16);
+    CHECK(rd.coded == (scratch.cap > 0));
     tp_colpack_scratch_free(&scratch);
     free(out);
     free(copy);
