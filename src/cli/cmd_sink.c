@@ -69,10 +69,6 @@ static void usage(FILE *out)
             "                         a load of at least N rows starts once caught up without waiting for\n"
             "                         --min-insert-interval-ms (default a quarter of --batch-rows; >= --batch-rows:\n"
             "                         every caught-up load waits)\n"
-            "  --overlap-loads yes|no  load a batch on a second thread while the next one is fetched and decoded\n"
-            "                         (default yes; not with --schema): at most one load in flight and one batch\n"
-            "                         filling, so twice the batch memory; offsets stored only after the load\n"
-            "                         succeeded\n"
             "  --dlq-topic T          dead-letter topic (default <topic>.dlq)\n"
             "  --max-pack-bytes N     largest message and decompressed pack accepted (default 64M); a pack\n"
             "                         may hold at most N/16 records (their rows take up to 68 B each: 4.25 x N)\n"
@@ -181,7 +177,7 @@ static int parse_args(int argc, char **argv, sink_cli *a)
 {
     enum {
         O_BROKERS = 256, O_TOPIC, O_GROUP, O_WAREHOUSE, O_CREATE, O_TABLE, O_BATCH, O_FLUSH, O_DLQ, O_MAXPACK,
-        O_USER, O_PASSWORD, O_TOKEN, O_BQ, O_AGE, O_AHEAD, O_PASSWORD_FILE, O_CA_FILE, O_WRITER_SCHEMA, O_MIN_INSERT, O_MIN_INSERT_ROWS, O_OVERLAP,
+        O_USER, O_PASSWORD, O_TOKEN, O_BQ, O_AGE, O_AHEAD, O_PASSWORD_FILE, O_CA_FILE, O_WRITER_SCHEMA, O_MIN_INSERT, O_MIN_INSERT_ROWS,
         O_LINEAGE, O_SCHEMA_DIR, O_DICT_DIR
     };
     static const struct option longopts[] = {
@@ -191,7 +187,6 @@ static int parse_args(int argc, char **argv, sink_cli *a)
         {"batch-rows", required_argument, 0, O_BATCH},  {"flush-ms", required_argument, 0, O_FLUSH},
         {"min-insert-interval-ms", required_argument, 0, O_MIN_INSERT},
         {"min-insert-interval-rows", required_argument, 0, O_MIN_INSERT_ROWS},
-        {"overlap-loads", required_argument, 0, O_OVERLAP},
         {"lineage-columns", required_argument, 0, O_LINEAGE},
         {"dlq-topic", required_argument, 0, O_DLQ},     {"max-pack-bytes", required_argument, 0, O_MAXPACK},
         {"dict-dir", required_argument, 0, O_DICT_DIR},
@@ -260,11 +255,6 @@ static int parse_args(int argc, char **argv, sink_cli *a)
         case O_MIN_INSERT:
             if (!(e = tp_cli_parse_ms("min-insert-interval-ms", optarg, 0, 86400000, &v, msg, sizeof msg)))
                 cfg->min_insert_interval_ms = (long)v;
-            break;
-        case O_OVERLAP:
-            if (strcmp(optarg, "yes") && strcmp(optarg, "no"))
-                return tp_cli_usage_error("sink", "--overlap-loads %s: give yes or no", optarg);
-            cfg->overlap_loads = optarg[0] == 'y';
             break;
         case O_MIN_INSERT_ROWS:
             if (!(e = tp_cli_parse_u64("min-insert-interval-rows", optarg, 1, 100000000, &v, msg, sizeof msg)))

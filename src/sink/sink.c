@@ -5,20 +5,12 @@
  * last message whose fate is settled but not yet stored: its rows are in the batch, or it was dead-lettered and
  * the DLQ delivery was confirmed. Messages of one partition are taken strictly in order and a dead-letter
  * delivery is waited for before the next message, so `pending_next` only ever covers settled messages, and it is
- * stored only after the warehouse acknowledged the batch holding every row below it (docs/SINK.md).
- *
- * Overlapped loads (docs/SINK.md): a load of the row batch runs on a loader thread while this thread fetches and
- * decodes the next batch. At most one load is in flight and one batch fills. While a load is in flight the loader
- * thread alone touches the warehouse and the flight's batch, packs and offsets; this thread waits for it (`land`)
- * before any other use of the warehouse (a sync load, a rebalance, the stop), stores the flight's offsets only once
- * it succeeded, and on a failure puts the flight's rows, packs and offsets back in front of the batch decoded
- * meanwhile, so the failure is handled as if that one batch had failed. */
+ * stored only after the warehouse acknowledged the batch holding every row below it (docs/SINK.md). */
 #include "sink/sink.h"
 #include "common/clock.h"
 
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -41,7 +33,6 @@
 
 #define MAX_PARTITIONS 100000 /* bound of the per-partition table (partition ids come from the broker) */
 #define POLL_MS 100           /* longest consumer poll, so stop requests and timers are noticed quickly */
-#define FLIGHT_POLL_MS 5      /* longest consumer poll while a load is in flight */
 #define ROW_BYTES 68          /* bytes of one row in a tp_row_batch (its eleven columns) */
 #define NOMEM_ATTEMPTS 3      /* a pack that cannot be decoded for lack of memory this many times is dead-lettered */
 
@@ -86,20 +77,6 @@ struct tp_sink {
     rd_kafka_t *dlq; /* idempotent producer for the dead-letter topic */
     tp_pack_reader *reader;
     tp_row_batch *batch;
-    /* The load in flight (overlap): its batch, packs, offsets (with each partition's packs) and bookkeeping. */
-    int overlap, in_flight, loader_running;
-    pthread_t loader;
-    tp_row_batch *fbatch;
-    held_pack *fpacks;
-    size_t n_fpacks, cap_fpacks;
-    tp_partition_offset *foffs;
-    uint64_t *fpp;
-    size_t n_foffs, cap_foffs, frows;
-    uint64_t fpending_packs;
-    int64_t ffirst_pending_ms, ft0, fend_ms;
-    tp_err fresult;
-    int fhook_failed;
-    atomic_int fdone; /* the loader thread returned */
     tp_row_batch *sub;      /* a part of the batch, while a refused batch is split */
     held_pack *packs;       /* the packs of the batch, in row order */
     size_t n_packs, cap_packs;
@@ -184,12 +161,10 @@ static void rows_rollback(tp_sink *s, size_t rows_before)
         s->dyn->columns[i].elems_len = s->dyn_mark_elems[i];
 }
 
-/* Rows decoded and not yet acknowledged: the batch's and those of a load in flight. */
 static void set_pending_rows(tp_sink *s)
 {
-    size_t n = nrows(s) + (s->in_flight ? s->frows : 0);
-    atomic_store(&s->pending_rows, n);
-    tp_gauge_set(s->m.pending_rows, (double)n);
+    atomic_store(&s->pending_rows, nrows(s));
+    tp_gauge_set(s->m.pending_rows, (double)nrows(s));
 }
 
 static void set_assigned_gauge(tp_sink *s)
@@ -215,7 +190,6 @@ void tp_sink_config_init(tp_sink_config *c)
     c->batch_rows = TP_SINK_DEFAULT_BATCH_ROWS;
     c->flush_ms = 1000;
     c->min_insert_interval_ms = 200;
-    c->overlap_loads = 1;
     c->max_pack_bytes = TP_DEFAULT_MAX_PACK_BYTES;
     c->backoff_min_ms = 100;
     c->backoff_max_ms = 10000;
@@ -250,7 +224,7 @@ static part_state *part_get(tp_sink *s, int32_t partition)
 
 static int anything_pending(const tp_sink *s)
 {
-    if (nrows(s) || s->in_flight)
+    if (nrows(s))
         return 1;
     for (size_t i = 0; i < s->n_parts; i++)
         if (s->parts[i].assigned && s->parts[i].pending_next >= 0)
@@ -468,42 +442,6 @@ static void defer_message(tp_sink *s, rd_kafka_message_t *m)
 
 /* ---- loading ---- */
 
-/* Stores offsets[0..n) in the consumer (librdkafka commits them): only ever after their rows were loaded. */
-static void store_offsets(tp_sink *s, const tp_partition_offset *offs, size_t n)
-{
-    if (!n)
-        return;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
-    for (size_t i = 0; i < n; i++)
-        rd_kafka_topic_partition_list_add(l, s->topic, offs[i].partition)->offset = offs[i].next_offset;
-    rd_kafka_resp_err_t kerr = rd_kafka_offsets_store(s->rk, l);
-    if (kerr)
-        tp_log(TP_LOG_WARN, "sink", "storing offsets in the consumer failed (%s); the warehouse holds them",
-               rd_kafka_err2str(kerr));
-    rd_kafka_topic_partition_list_destroy(l);
-}
-
-/* After the warehouse acknowledged row batch b (loaded at t0, returned at t1) with offsets[0..n): metrics, the
- * offsets stored in the consumer, the on_loaded hook. The caller empties b and counts rows and packs. */
-static void loaded_ok(tp_sink *s, const tp_row_batch *b, const tp_partition_offset *offs, size_t n, int64_t t0,
-                      int64_t t1)
-{
-    tp_counter_inc(s->m.loads);
-    tp_counter_add(s->m.rows_loaded, b->count);
-    tp_histogram_observe(s->m.load_latency, (double)(t1 - t0) / 1000.0);
-    if (b->count) {
-        tp_histogram_observe(s->m.batch_rows, (double)b->count);
-        /* Event-time lag, sampled: up to 16 rows spread over the batch. */
-        double now = (double)tp_wall_ms() / 1e3;
-        size_t step = b->count / 16 + 1;
-        for (size_t i = 0; i < b->count; i += step)
-            tp_histogram_observe(s->m.event_time_lag, now - (double)b->sampled_at_ms[i] / 1000.0);
-    }
-    store_offsets(s, offs, n);
-    if (s->on_loaded && b->count)
-        s->on_loaded(s->on_loaded_ctx, b);
-}
-
 /* Loads the batch and records the offsets of every partition with settled messages, then stores those offsets
  * in the consumer. Returns the warehouse's result; on anything but TP_OK nothing is stored and the batch is kept. */
 static tp_err load_pending(tp_sink *s)
@@ -528,22 +466,36 @@ static tp_err load_pending(tp_sink *s)
         tp_counter_inc(s->m.load_errors);
         return err;
     }
-    if (s->dyn) {
-        tp_counter_inc(s->m.loads);
-        tp_counter_add(s->m.rows_loaded, loaded);
-        tp_histogram_observe(s->m.load_latency, (double)(tp_mono_ms() - t0) / 1000.0);
-        if (loaded) {
-            tp_histogram_observe(s->m.batch_rows, (double)loaded);
-            double now = (double)tp_wall_ms() / 1e3;
-            int64_t ns;
-            for (size_t i = 0; i < loaded; i += loaded / 16 + 1)
-                if (tp_dyn_time_ns(s->dyn, i, &ns))
-                    tp_histogram_observe(s->m.event_time_lag, now - (double)ns / 1e9);
-        }
-        store_offsets(s, s->offs, n);
-    } else {
-        loaded_ok(s, s->batch, s->offs, n, t0, s->last_load_ms);
+    tp_counter_inc(s->m.loads);
+    tp_counter_add(s->m.rows_loaded, loaded);
+    tp_histogram_observe(s->m.load_latency, (double)(tp_mono_ms() - t0) / 1000.0);
+    if (s->dyn && loaded) {
+        tp_histogram_observe(s->m.batch_rows, (double)loaded);
+        double now = (double)tp_wall_ms() / 1e3;
+        int64_t ns;
+        for (size_t i = 0; i < loaded; i += loaded / 16 + 1)
+            if (tp_dyn_time_ns(s->dyn, i, &ns))
+                tp_histogram_observe(s->m.event_time_lag, now - (double)ns / 1e9);
+    } else if (s->batch->count) {
+        tp_histogram_observe(s->m.batch_rows, (double)s->batch->count);
+        /* Event-time lag, sampled: up to 16 rows spread over the batch. */
+        double now = (double)tp_wall_ms() / 1e3;
+        size_t step = s->batch->count / 16 + 1;
+        for (size_t i = 0; i < s->batch->count; i += step)
+            tp_histogram_observe(s->m.event_time_lag, now - (double)s->batch->sampled_at_ms[i] / 1000.0);
     }
+    if (n) {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+        for (size_t i = 0; i < n; i++)
+            rd_kafka_topic_partition_list_add(l, s->topic, s->offs[i].partition)->offset = s->offs[i].next_offset;
+        rd_kafka_resp_err_t kerr = rd_kafka_offsets_store(s->rk, l);
+        if (kerr)
+            tp_log(TP_LOG_WARN, "sink", "storing offsets in the consumer failed (%s); the warehouse holds them",
+                   rd_kafka_err2str(kerr));
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    if (s->on_loaded && s->batch->count)
+        s->on_loaded(s->on_loaded_ctx, s->batch);
     release_packs(s);
     atomic_fetch_add(&s->rows_loaded, loaded);
     atomic_fetch_add(&s->packs_loaded, s->pending_packs);
@@ -740,10 +692,11 @@ static tp_err settle_rejected(tp_sink *s)
     return err == TP_ERR_REJECTED ? TP_ERR_WAREHOUSE : err;
 }
 
-/* Handles the outcome of a load of the batch: on "unavailable" pauses every partition and schedules a retry
+/* Loads what is pending and handles the outcome: on "unavailable" pauses every partition and schedules a retry
  * with capped exponential backoff; on a permanent error records it (the run loop stops). */
-static tp_err after_load(tp_sink *s, tp_err err)
+static tp_err flush(tp_sink *s)
 {
+    tp_err err = load_pending(s);
     if (err == TP_ERR_REJECTED) {
         tp_log(TP_LOG_WARN, "sink", "%s; setting the refused packs aside", load_error(s, err));
         err = settle_rejected(s);
@@ -785,197 +738,6 @@ static tp_err after_load(tp_sink *s, tp_err err)
               tp_warehouse_kind(s->wh), load_error(s, err), nrows(s));
     tp_log(TP_LOG_ERROR, "sink", "%s", s->last_error);
     return err;
-}
-
-/* ---- overlapped loads ---- */
-
-static void *loader_main(void *arg)
-{
-    tp_sink *s = arg;
-    tp_err err = s->load_hook ? s->load_hook(s->load_hook_ctx, s->fbatch->count) : TP_OK;
-    s->fhook_failed = err != TP_OK;
-    if (!err)
-        err = tp_warehouse_load(s->wh, s->fbatch, s->topic, s->foffs, s->n_foffs);
-    s->fresult = err;
-    s->fend_ms = tp_mono_ms();
-    atomic_store(&s->fdone, 1);
-    return NULL;
-}
-
-/* The load in flight failed: its rows, packs and offsets go back in front of what was decoded meanwhile, as if
- * all of it had been decoded into one batch (row numbers the warehouse named stay those of the failed load).
- * -1 when there is no memory for the merge (the caller stops the sink: nothing of either is acknowledged). */
-static int merge_back(tp_sink *s)
-{
-    tp_row_batch *f = s->fbatch, *b = s->batch;
-    size_t base = f->count, add = b->count;
-    if (f->capacity < base + add && tp_row_batch_reserve(f, base + add))
-        return -1;
-    if (s->cap_fpacks < s->n_fpacks + s->n_packs) {
-        held_pack *p = realloc(s->fpacks, (s->n_fpacks + s->n_packs) * sizeof *p);
-        if (!p)
-            return -1;
-        s->fpacks = p;
-        s->cap_fpacks = s->n_fpacks + s->n_packs;
-    }
-    memcpy(f->vehicle_id + base, b->vehicle_id, add * sizeof *b->vehicle_id);
-    memcpy(f->sampled_at_ms + base, b->sampled_at_ms, add * sizeof *b->sampled_at_ms);
-    memcpy(f->seq + base, b->seq, add * sizeof *b->seq);
-    memcpy(f->latitude + base, b->latitude, add * sizeof *b->latitude);
-    memcpy(f->longitude + base, b->longitude, add * sizeof *b->longitude);
-    memcpy(f->speed_kmh + base, b->speed_kmh, add * sizeof *b->speed_kmh);
-    memcpy(f->heading_deg + base, b->heading_deg, add * sizeof *b->heading_deg);
-    memcpy(f->accuracy_m + base, b->accuracy_m, add * sizeof *b->accuracy_m);
-    memcpy(f->meter_status + base, b->meter_status, add * sizeof *b->meter_status);
-    memcpy(f->kafka_partition + base, b->kafka_partition, add * sizeof *b->kafka_partition);
-    memcpy(f->kafka_offset + base, b->kafka_offset, add * sizeof *b->kafka_offset);
-    f->count = base + add;
-    for (size_t i = 0; i < s->n_packs; i++) {
-        s->fpacks[s->n_fpacks + i] = s->packs[i];
-        s->fpacks[s->n_fpacks + i].row_start += base;
-    }
-    s->n_fpacks += s->n_packs;
-    s->n_packs = 0;
-    tp_row_batch_clear(b);
-    s->batch = f;
-    s->fbatch = b;
-    held_pack *hp = s->packs;
-    size_t cap = s->cap_packs;
-    s->packs = s->fpacks;
-    s->n_packs = s->n_fpacks;
-    s->cap_packs = s->cap_fpacks;
-    s->fpacks = hp;
-    s->cap_fpacks = cap;
-    s->n_fpacks = 0;
-    /* offsets: a partition's later settled offset (taken meanwhile) covers the flight's; partitions do not change
-     * while a load is in flight (a rebalance lands it first) */
-    for (size_t j = 0; j < s->n_foffs; j++) {
-        part_state *ps = &s->parts[s->foffs[j].partition];
-        if (ps->pending_next < 0)
-            ps->pending_next = s->foffs[j].next_offset;
-        ps->pending_packs += s->fpp[j];
-    }
-    s->pending_packs += s->fpending_packs;
-    if (s->ffirst_pending_ms)
-        s->first_pending_ms = s->ffirst_pending_ms;
-    return 0;
-}
-
-/* Waits for the load in flight, if any. On success its offsets are stored and its rows counted. On failure its
- * rows come back into the batch (merge_back) and, with `handle`, the failure is handled as a failed load of that
- * batch (after_load: retry with backoff, split and dead-letter, or stop); without (inside a rebalance) the next
- * load retries it. Returns TP_OK or the error still standing. */
-static tp_err land(tp_sink *s, int handle)
-{
-    if (!s->in_flight)
-        return TP_OK;
-    if (s->loader_running)
-        pthread_join(s->loader, NULL);
-    s->loader_running = 0;
-    s->in_flight = 0;
-    tp_err err = s->fresult;
-    s->last_load_ms = s->fend_ms;
-    atomic_store(&s->warehouse_ok, err == TP_OK);
-    tp_gauge_set(s->m.warehouse_up, err == TP_OK);
-    if (!err) {
-        loaded_ok(s, s->fbatch, s->foffs, s->n_foffs, s->ft0, s->fend_ms);
-        for (size_t i = 0; i < s->n_fpacks; i++)
-            rd_kafka_message_destroy(s->fpacks[i].msg);
-        s->n_fpacks = 0;
-        atomic_fetch_add(&s->rows_loaded, s->frows);
-        atomic_fetch_add(&s->packs_loaded, s->fpending_packs);
-        atomic_fetch_add(&s->loads, 1);
-        tp_row_batch_clear(s->fbatch);
-        set_pending_rows(s);
-        return TP_OK;
-    }
-    tp_counter_inc(s->m.load_errors);
-    s->hook_failed = s->fhook_failed;
-    if (merge_back(s)) {
-        s->fatal = TP_ERR_NOMEM;
-        set_error(s, "out of memory putting the %zu rows of a failed load back with the %zu decoded since; stopping "
-                     "without storing their offsets (they will be read again)", s->frows, nrows(s));
-        tp_log(TP_LOG_ERROR, "sink", "%s", s->last_error);
-        return TP_ERR_NOMEM;
-    }
-    set_pending_rows(s);
-    return handle ? after_load(s, err) : err;
-}
-
-/* Loads what is pending and handles the outcome, synchronously (a load in flight lands first). */
-static tp_err flush(tp_sink *s)
-{
-    tp_err err = land(s, 1);
-    if (err || s->fatal)
-        return err ? err : s->fatal;
-    return after_load(s, load_pending(s));
-}
-
-/* Starts loading the batch on the loader thread and swaps in the empty one to fill meanwhile. */
-static tp_err launch(tp_sink *s)
-{
-    if (s->cap_foffs < s->n_parts) {
-        tp_partition_offset *o = realloc(s->foffs, s->n_parts * sizeof *o);
-        if (!o)
-            return flush(s);
-        s->foffs = o;
-        uint64_t *pp = realloc(s->fpp, s->n_parts * sizeof *pp);
-        if (!pp)
-            return flush(s);
-        s->fpp = pp;
-        s->cap_foffs = s->n_parts;
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < s->n_parts; i++)
-        if (s->parts[i].assigned && s->parts[i].pending_next >= 0) {
-            s->fpp[n] = s->parts[i].pending_packs;
-            s->foffs[n++] = (tp_partition_offset){(int32_t)i, s->parts[i].pending_next};
-        }
-    s->n_foffs = n;
-    tp_row_batch *b = s->fbatch;
-    s->fbatch = s->batch;
-    s->batch = b;
-    held_pack *hp = s->fpacks;
-    size_t cap = s->cap_fpacks;
-    s->fpacks = s->packs;
-    s->n_fpacks = s->n_packs;
-    s->cap_fpacks = s->cap_packs;
-    s->packs = hp;
-    s->cap_packs = cap;
-    s->n_packs = 0;
-    s->frows = s->fbatch->count;
-    s->fpending_packs = s->pending_packs;
-    s->ffirst_pending_ms = s->first_pending_ms;
-    s->pending_packs = 0;
-    for (size_t i = 0; i < s->n_parts; i++) {
-        s->parts[i].pending_next = -1;
-        s->parts[i].pending_packs = 0;
-    }
-    s->first_pending_ms = 0;
-    s->ft0 = tp_mono_ms();
-    s->in_flight = 1;
-    atomic_store(&s->fdone, 0);
-    set_pending_rows(s);
-    s->loader_running = !pthread_create(&s->loader, NULL, loader_main, s);
-    if (!s->loader_running) { /* no thread: load here, then land as usual */
-        loader_main(s);
-        return land(s, 1);
-    }
-    return TP_OK;
-}
-
-/* A full batch, or one that is due: load it while the next one fills when it can (row batches, no outage), else
- * synchronously. A load already in flight lands first: at most one in flight. */
-static tp_err load_soon(tp_sink *s)
-{
-    if (!s->overlap || s->dyn || s->outage || s->settling || s->closing)
-        return flush(s);
-    tp_err err = land(s, 1);
-    if (err || s->fatal || s->outage)
-        return err ? err : s->fatal ? s->fatal : TP_ERR_UNAVAILABLE;
-    if (nrows(s) == 0)
-        return flush(s);
-    return launch(s);
 }
 
 /* ---- rebalancing ---- */
@@ -1151,7 +913,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                          void *opaque)
 {
     tp_sink *s = opaque;
-    land(s, 0); /* the warehouse is this thread's again; a failed load's rows are back in the batch */
     atomic_fetch_add(&s->rebalances, 1);
     tp_counter_inc(s->m.rebalances);
     if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
@@ -1616,7 +1377,7 @@ static void dead_letter(tp_sink *s, rd_kafka_message_t *m, tp_err err, const cha
     advance(s, ps, m->offset);
     rd_kafka_message_destroy(m);
     if (nrows(s) >= s->batch_rows)
-        load_soon(s);
+        flush(s);
 }
 
 /* Keeps a decoded pack (its rows from rows_before on) until its rows are loaded; when it cannot be kept, its rows
@@ -1636,7 +1397,7 @@ static void take_pack(tp_sink *s, part_state *ps, rd_kafka_message_t *m, size_t 
     set_pending_rows(s);
     advance(s, ps, off);
     if (nrows(s) >= s->batch_rows)
-        load_soon(s);
+        flush(s);
 }
 
 /* Takes one message: its rows into the batch, or the message into the dead-letter topic. Consumes m. */
@@ -1661,7 +1422,7 @@ static void handle_message(tp_sink *s, rd_kafka_message_t *m)
     size_t rows_before = nrows(s);
     tp_err err = decode_pack(s, m, reason, sizeof reason);
     if (err == TP_ERR_FULL) {
-        if (load_soon(s)) {
+        if (flush(s)) {
             defer_message(s, m);
             return;
         }
@@ -1748,7 +1509,6 @@ static int copy_config(tp_sink *s, const tp_sink_config *c)
     s->batch_rows = c->batch_rows;
     s->flush_ms = c->flush_ms;
     s->min_insert_ms = c->min_insert_interval_ms;
-    s->overlap = c->overlap_loads && !c->schema;
     s->min_insert_rows = c->min_insert_interval_rows ? c->min_insert_interval_rows
                                                      : (c->batch_rows / 4 ? c->batch_rows / 4 : 1);
     s->max_pack_bytes = c->max_pack_bytes;
@@ -1820,7 +1580,7 @@ static tp_err make_batches(tp_sink *s, const tp_sink_config *c, char *err, size_
     size_t initial = c->batch_rows < 1000000 ? c->batch_rows : 1000000; /* grows to batch_rows when needed */
     tp_err e;
     if ((e = tp_pack_reader_new(&ro, &s->reader)) || (e = tp_row_batch_new(initial, &s->batch)) ||
-        (e = tp_row_batch_new(1, &s->sub)) || (s->overlap && (e = tp_row_batch_new(initial, &s->fbatch)))) {
+        (e = tp_row_batch_new(1, &s->sub))) {
         snprintf(err, cap, "sink: cannot allocate the pack reader or a batch of %zu rows: %s", initial,
                  tp_strerror(e));
         return e;
@@ -1996,10 +1756,8 @@ tp_err tp_sink_run(tp_sink *s)
             else
                 poll_blocked(s, (int)(s->retry_at_ms - now < POLL_MS ? s->retry_at_ms - now : POLL_MS));
         } else {
-            if (s->in_flight && atomic_load(&s->fdone))
-                land(s, 1);
             int timeout = POLL_MS;
-            if (s->first_pending_ms && !s->in_flight) {
+            if (s->first_pending_ms) {
                 /* Wake at the age limit, or when a caught-up load may start (the minimum interval is over). */
                 int64_t due = s->first_pending_ms + s->flush_ms;
                 int64_t wait = caught_up_wait_ms(s);
@@ -2008,17 +1766,15 @@ tp_err tp_sink_run(tp_sink *s)
                 int64_t left = due - now;
                 timeout = left <= 0 ? 0 : left < POLL_MS ? (int)left : POLL_MS;
             }
-            if (s->in_flight && timeout > FLIGHT_POLL_MS)
-                timeout = FLIGHT_POLL_MS; /* notice soon that the load in flight returned */
             rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, timeout);
             if (m)
                 handle_message(s, m);
-            if (!s->outage && !s->fatal && s->first_pending_ms && !s->in_flight) {
+            if (!s->outage && !s->fatal && s->first_pending_ms) {
                 int64_t t = tp_mono_ms();
                 if (t - s->first_pending_ms >= s->flush_ms) {
-                    load_soon(s);
+                    flush(s);
                 } else if (t - s->last_load_ms >= caught_up_wait_ms(s) && caught_up(s)) {
-                    if (load_soon(s) == TP_OK)
+                    if (flush(s) == TP_OK)
                         atomic_fetch_add(&s->loads_caught_up, 1);
                 }
             }
@@ -2037,7 +1793,6 @@ tp_err tp_sink_run(tp_sink *s)
         }
     }
     /* Stop: load what is decoded (one attempt), store its offsets, close (librdkafka commits what is stored). */
-    land(s, 1);
     if (!s->fatal && anything_pending(s)) {
         if (s->outage)
             s->outage = 0; /* one last attempt even during an outage */
@@ -2105,16 +1860,8 @@ void tp_sink_free(tp_sink *s)
 {
     if (!s)
         return;
-    if (s->in_flight && s->loader_running)
-        pthread_join(s->loader, NULL);
     release_packs(s); /* messages go back to librdkafka before its handle */
     free(s->packs);
-    for (size_t i = 0; i < s->n_fpacks; i++)
-        rd_kafka_message_destroy(s->fpacks[i].msg);
-    free(s->fpacks);
-    free(s->foffs);
-    free(s->fpp);
-    tp_row_batch_free(s->fbatch);
     if (s->rk)
         rd_kafka_destroy(s->rk);
     if (s->dlq) {

@@ -66,11 +66,6 @@ typedef struct tp_sink_config {
      * delays it (the last rows of a backlog). 0 = default, a quarter of batch_rows; at or above batch_rows every
      * caught-up load waits. Not applied when min_insert_interval_ms >= flush_ms (loads by count or age only). */
     size_t min_insert_interval_rows;
-    /* Load a row batch on a second thread while the next one is fetched and decoded (at most one load in flight
-     * and one batch filling: twice the batch memory). Offsets are stored only after the load in flight succeeded;
-     * a failed one is handled as a failure of its rows plus those decoded meanwhile. Not with a run-time schema.
-     * Default 1. */
-    int overlap_loads;
     size_t max_pack_bytes;          /* bound of a message and of its decompressed content; default 64 MiB */
     const char *const *kafka_props; /* "key=value" librdkafka properties for the consumer and the DLQ producer */
     size_t n_kafka_props;
