@@ -61,6 +61,7 @@ struct tp_sink {
     size_t batch_rows;
     long flush_ms, min_insert_ms, backoff_min_ms, backoff_max_ms, progress_ms;
     size_t min_insert_rows; /* a caught-up load of this many rows does not wait for min_insert_ms */
+    size_t last_load_rows;  /* rows of the last successful load */
     size_t max_pack_bytes;
     void (*progress)(void *, const tp_sink_stats *);
     void *progress_ctx;
@@ -500,6 +501,7 @@ static tp_err load_pending(tp_sink *s)
     atomic_fetch_add(&s->rows_loaded, loaded);
     atomic_fetch_add(&s->packs_loaded, s->pending_packs);
     atomic_fetch_add(&s->loads, 1);
+    s->last_load_rows = loaded;
     tp_row_batch_clear(s->batch);
     if (s->dyn)
         tp_dyn_batch_clear(s->dyn);
@@ -1720,12 +1722,15 @@ static tp_err wait_for_table(tp_sink *s)
     return TP_OK;
 }
 
-/* How long after the previous load a caught-up load may start: the minimum interval, unless the batch already
- * holds min_insert_rows rows (a large insert need not wait; with the interval at or above flush_ms the sink loads
- * by count or age only, and it always waits). */
+/* How long after the previous load a caught-up load may start: the minimum interval, unless the batch or the
+ * previous load holds min_insert_rows rows. A large insert need not wait, nor the rest of a backlog after one (the
+ * small inserts the interval is against are those that follow each other: each one that does not wait follows a
+ * large one). With the interval at or above flush_ms the sink loads by count or age only, and it always waits. */
 static int64_t caught_up_wait_ms(const tp_sink *s)
 {
-    return s->min_insert_ms < s->flush_ms && nrows(s) >= s->min_insert_rows ? 0 : s->min_insert_ms;
+    return s->min_insert_ms < s->flush_ms && (nrows(s) >= s->min_insert_rows || s->last_load_rows >= s->min_insert_rows)
+               ? 0
+               : s->min_insert_ms;
 }
 
 tp_err tp_sink_run(tp_sink *s)

@@ -1433,8 +1433,9 @@ static void min_interval_check(void)
 
 /* --min-insert-interval-rows: with an interval of a minute, a caught-up batch smaller than the threshold waits
  * (the interval protects the warehouse from small inserts), but once it holds the threshold's rows it loads at once
- * instead of waiting out the interval (the tail of a backlog). --flush-ms is two minutes, so neither wait_for
- * (30 s) nor the age limit can explain the load. */
+ * instead of waiting out the interval; so does a small batch right after such a load (the tail of a backlog), but
+ * not a small one after a small one. --flush-ms is two minutes, so neither wait_for (30 s) nor the age limit can
+ * explain a load. */
 static runner mr_r;
 
 static void min_rows_start(void)
@@ -1483,15 +1484,32 @@ static void min_rows_check(void)
     for (uint64_t v = 3; v < 6; v++)
         produce_pack(p, w, "mr", 0, v, 0, 10, 15, GOOD);
     CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    CHECK_INT(wait_for(&mr_r, 60, 0), 0);
+    /* 10 rows after a load of 50: at once */
+    produce_pack(p, w, "mr", 0, 6, 0, 10, 15, GOOD);
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    CHECK_INT(wait_for(&mr_r, 70, 0), 0);
+    /* 10 rows after a load of 10: they wait (loaded at the stop) */
+    produce_pack(p, w, "mr", 0, 7, 0, 10, 15, GOOD);
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
     tp_pack_writer_free(w);
     rd_kafka_destroy(p);
-    CHECK_INT(wait_for(&mr_r, 60, 0), 0);
+    for (int i = 0; i < 3000; i++) {
+        tp_sink_stats_get(mr_r.sink, &st);
+        if (st.pending_rows >= 10)
+            break;
+        usleep(10000);
+    }
+    usleep(500000);
+    tp_sink_stats_get(mr_r.sink, &st);
+    CHECK_INT(st.pending_rows, 10);
+    CHECK_INT(st.rows_loaded, 70);
     CHECK_ERR(finish(&mr_r, &st), TP_OK);
-    CHECK_INT(st.rows_loaded, 60);
-    CHECK_INT(st.loads, 2);
-    CHECK_INT(st.loads_caught_up, 2);
-    check_fleet("mr.db", 15, 6, 10, 1);
-    CHECK_INT(query_int("mr.db", "SELECT sum(next_offset) FROM kafka_offsets WHERE topic = 'mr'"), 6);
+    CHECK_INT(st.rows_loaded, 80);
+    CHECK_INT(st.loads, 4);
+    CHECK_INT(st.loads_caught_up, 3);
+    check_fleet("mr.db", 15, 8, 10, 1);
+    CHECK_INT(query_int("mr.db", "SELECT sum(next_offset) FROM kafka_offsets WHERE topic = 'mr'"), 8);
 }
 
 int main(int argc, char **argv)
