@@ -66,9 +66,9 @@ static void usage(FILE *out)
             "                         least N ms after the previous load (default 200; 0 = at once; >= --flush-ms:\n"
             "                         only by --batch-rows or --flush-ms)\n"
             "  --min-insert-interval-rows N\n"
-            "                         a load of at least N rows starts once caught up without waiting for\n"
-            "                         --min-insert-interval-ms (default a quarter of --batch-rows; >= --batch-rows:\n"
-            "                         every caught-up load waits)\n"
+            "                         a caught-up load of at least N rows, or right after a load of at least N\n"
+            "                         rows, does not wait for --min-insert-interval-ms (default a quarter of\n"
+            "                         --batch-rows; 100000000: every caught-up load waits)\n"
             "  --dlq-topic T          dead-letter topic (default <topic>.dlq)\n"
             "  --max-pack-bytes N     largest message and decompressed pack accepted (default 64M); a pack\n"
             "                         may hold at most N/16 records (their rows take up to 68 B each: 4.25 x N)\n"
@@ -177,8 +177,8 @@ static int parse_args(int argc, char **argv, sink_cli *a)
 {
     enum {
         O_BROKERS = 256, O_TOPIC, O_GROUP, O_WAREHOUSE, O_CREATE, O_TABLE, O_BATCH, O_FLUSH, O_DLQ, O_MAXPACK,
-        O_USER, O_PASSWORD, O_TOKEN, O_BQ, O_AGE, O_AHEAD, O_PASSWORD_FILE, O_CA_FILE, O_WRITER_SCHEMA, O_MIN_INSERT, O_MIN_INSERT_ROWS,
-        O_LINEAGE, O_SCHEMA_DIR, O_DICT_DIR
+        O_USER, O_PASSWORD, O_TOKEN, O_BQ, O_AGE, O_AHEAD, O_PASSWORD_FILE, O_CA_FILE, O_WRITER_SCHEMA, O_MIN_INSERT,
+        O_MIN_INSERT_ROWS, O_LINEAGE, O_SCHEMA_DIR, O_DICT_DIR
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS},   {"topic", required_argument, 0, O_TOPIC},
