@@ -65,6 +65,10 @@ static void usage(FILE *out)
             "                         load as soon as every partition is read up to its high watermark, but at\n"
             "                         least N ms after the previous load (default 200; 0 = at once; >= --flush-ms:\n"
             "                         only by --batch-rows or --flush-ms)\n"
+            "  --min-insert-interval-rows N\n"
+            "                         a caught-up load of at least N rows, or right after a load of at least N\n"
+            "                         rows, does not wait for --min-insert-interval-ms (default a quarter of\n"
+            "                         --batch-rows; 100000000: every caught-up load waits)\n"
             "  --dlq-topic T          dead-letter topic (default <topic>.dlq)\n"
             "  --max-pack-bytes N     largest message and decompressed pack accepted (default 64M); a pack\n"
             "                         may hold at most N/16 records (their rows take up to 68 B each: 4.25 x N)\n"
@@ -174,7 +178,7 @@ static int parse_args(int argc, char **argv, sink_cli *a)
     enum {
         O_BROKERS = 256, O_TOPIC, O_GROUP, O_WAREHOUSE, O_CREATE, O_TABLE, O_BATCH, O_FLUSH, O_DLQ, O_MAXPACK,
         O_USER, O_PASSWORD, O_TOKEN, O_BQ, O_AGE, O_AHEAD, O_PASSWORD_FILE, O_CA_FILE, O_WRITER_SCHEMA, O_MIN_INSERT,
-        O_LINEAGE, O_SCHEMA_DIR, O_DICT_DIR
+        O_MIN_INSERT_ROWS, O_LINEAGE, O_SCHEMA_DIR, O_DICT_DIR
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, 0, O_BROKERS},   {"topic", required_argument, 0, O_TOPIC},
@@ -182,6 +186,7 @@ static int parse_args(int argc, char **argv, sink_cli *a)
         {"create-table", no_argument, 0, O_CREATE},     {"table", required_argument, 0, O_TABLE},
         {"batch-rows", required_argument, 0, O_BATCH},  {"flush-ms", required_argument, 0, O_FLUSH},
         {"min-insert-interval-ms", required_argument, 0, O_MIN_INSERT},
+        {"min-insert-interval-rows", required_argument, 0, O_MIN_INSERT_ROWS},
         {"lineage-columns", required_argument, 0, O_LINEAGE},
         {"dlq-topic", required_argument, 0, O_DLQ},     {"max-pack-bytes", required_argument, 0, O_MAXPACK},
         {"dict-dir", required_argument, 0, O_DICT_DIR},
@@ -250,6 +255,10 @@ static int parse_args(int argc, char **argv, sink_cli *a)
         case O_MIN_INSERT:
             if (!(e = tp_cli_parse_ms("min-insert-interval-ms", optarg, 0, 86400000, &v, msg, sizeof msg)))
                 cfg->min_insert_interval_ms = (long)v;
+            break;
+        case O_MIN_INSERT_ROWS:
+            if (!(e = tp_cli_parse_u64("min-insert-interval-rows", optarg, 1, 100000000, &v, msg, sizeof msg)))
+                cfg->min_insert_interval_rows = (size_t)v;
             break;
         case O_AGE:
         case O_AHEAD:

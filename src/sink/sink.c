@@ -60,6 +60,8 @@ struct tp_sink {
     size_t n_props;
     size_t batch_rows;
     long flush_ms, min_insert_ms, backoff_min_ms, backoff_max_ms, progress_ms;
+    size_t min_insert_rows; /* a caught-up load of this many rows does not wait for min_insert_ms */
+    size_t last_load_rows;  /* rows of the last successful load */
     size_t max_pack_bytes;
     void (*progress)(void *, const tp_sink_stats *);
     void *progress_ctx;
@@ -499,6 +501,7 @@ static tp_err load_pending(tp_sink *s)
     atomic_fetch_add(&s->rows_loaded, loaded);
     atomic_fetch_add(&s->packs_loaded, s->pending_packs);
     atomic_fetch_add(&s->loads, 1);
+    s->last_load_rows = loaded;
     tp_row_batch_clear(s->batch);
     if (s->dyn)
         tp_dyn_batch_clear(s->dyn);
@@ -1508,6 +1511,8 @@ static int copy_config(tp_sink *s, const tp_sink_config *c)
     s->batch_rows = c->batch_rows;
     s->flush_ms = c->flush_ms;
     s->min_insert_ms = c->min_insert_interval_ms;
+    s->min_insert_rows = c->min_insert_interval_rows ? c->min_insert_interval_rows
+                                                     : (c->batch_rows / 4 ? c->batch_rows / 4 : 1);
     s->max_pack_bytes = c->max_pack_bytes;
     s->backoff_min_ms = c->backoff_min_ms;
     s->backoff_max_ms = c->backoff_max_ms;
@@ -1717,6 +1722,17 @@ static tp_err wait_for_table(tp_sink *s)
     return TP_OK;
 }
 
+/* How long after the previous load a caught-up load may start: the minimum interval, unless the batch or the
+ * previous load holds min_insert_rows rows. A large insert need not wait, nor the rest of a backlog after one (the
+ * small inserts the interval is against are those that follow each other: each one that does not wait follows a
+ * large one). With the interval at or above flush_ms the sink loads by count or age only, and it always waits. */
+static int64_t caught_up_wait_ms(const tp_sink *s)
+{
+    return s->min_insert_ms < s->flush_ms && (nrows(s) >= s->min_insert_rows || s->last_load_rows >= s->min_insert_rows)
+               ? 0
+               : s->min_insert_ms;
+}
+
 tp_err tp_sink_run(tp_sink *s)
 {
     if (!s)
@@ -1749,8 +1765,9 @@ tp_err tp_sink_run(tp_sink *s)
             if (s->first_pending_ms) {
                 /* Wake at the age limit, or when a caught-up load may start (the minimum interval is over). */
                 int64_t due = s->first_pending_ms + s->flush_ms;
-                if (s->last_load_ms + s->min_insert_ms < due && caught_up(s))
-                    due = s->last_load_ms + s->min_insert_ms;
+                int64_t wait = caught_up_wait_ms(s);
+                if (s->last_load_ms + wait < due && caught_up(s))
+                    due = s->last_load_ms + wait;
                 int64_t left = due - now;
                 timeout = left <= 0 ? 0 : left < POLL_MS ? (int)left : POLL_MS;
             }
@@ -1761,7 +1778,7 @@ tp_err tp_sink_run(tp_sink *s)
                 int64_t t = tp_mono_ms();
                 if (t - s->first_pending_ms >= s->flush_ms) {
                     flush(s);
-                } else if (t - s->last_load_ms >= s->min_insert_ms && caught_up(s)) {
+                } else if (t - s->last_load_ms >= caught_up_wait_ms(s) && caught_up(s)) {
                     if (flush(s) == TP_OK)
                         atomic_fetch_add(&s->loads_caught_up, 1);
                 }

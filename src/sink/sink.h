@@ -61,6 +61,12 @@ typedef struct tp_sink_config {
      * inserts: ClickHouse's parts). 0 = as soon as caught up; at or above flush_ms = only by count or age.
      * Default 200. */
     long min_insert_interval_ms;
+    /* A caught-up load of at least this many rows, or right after a load of at least this many rows, starts at
+     * once, without waiting for min_insert_interval_ms: an insert that large is not one of the small ones the
+     * interval protects the warehouse from, and waiting only delays the rest of a backlog. 0 = default, a quarter
+     * of batch_rows; above any load's size (e.g. 100000000) every caught-up load waits. Not applied when
+     * min_insert_interval_ms >= flush_ms (loads by count or age only). */
+    size_t min_insert_interval_rows;
     size_t max_pack_bytes;          /* bound of a message and of its decompressed content; default 64 MiB */
     const char *const *kafka_props; /* "key=value" librdkafka properties for the consumer and the DLQ producer */
     size_t n_kafka_props;

@@ -1431,6 +1431,87 @@ static void min_interval_check(void)
     check_fleet("mi0.db", 14, MI_PACKS, 10, 1);
 }
 
+/* --min-insert-interval-rows: with an interval of a minute, a caught-up batch smaller than the threshold waits
+ * (the interval protects the warehouse from small inserts), but once it holds the threshold's rows it loads at once
+ * instead of waiting out the interval; so does a small batch right after such a load (the tail of a backlog), but
+ * not a small one after a small one. --flush-ms is two minutes, so neither wait_for (30 s) nor the age limit can
+ * explain a load. */
+static runner mr_r;
+
+static void min_rows_start(void)
+{
+    rd_kafka_mock_topic_create(mock, "mr", 1, 1);
+    tp_sink_config c;
+    base_config(&c, "mr", "g-mr", "mr.db");
+    c.kafka_props = mi_props;
+    c.n_kafka_props = 4;
+    c.batch_rows = 100000;
+    c.flush_ms = 120000;
+    c.min_insert_interval_ms = 60000;
+    c.min_insert_interval_rows = 50;
+    start(&mr_r, &c);
+}
+
+static void min_rows_check(void)
+{
+    char reason[256];
+    for (int i = 0; i < 3000 && !tp_sink_ready(mr_r.sink, reason, sizeof reason); i++)
+        usleep(10000);
+    CHECK(tp_sink_ready(mr_r.sink, reason, sizeof reason));
+    rd_kafka_t *p = new_producer();
+    tp_pack_writer *w = NULL;
+    CHECK_ERR(tp_pack_writer_new(NULL, &w), TP_OK);
+    /* the first load: no previous load to keep the interval from */
+    produce_pack(p, w, "mr", 0, 0, 0, 10, 15, GOOD);
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    CHECK_INT(wait_for(&mr_r, 10, 0), 0);
+    /* 20 rows, below the threshold: they wait for the interval */
+    produce_pack(p, w, "mr", 0, 1, 0, 10, 15, GOOD);
+    produce_pack(p, w, "mr", 0, 2, 0, 10, 15, GOOD);
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    tp_sink_stats st;
+    for (int i = 0; i < 3000; i++) {
+        tp_sink_stats_get(mr_r.sink, &st);
+        if (st.pending_rows >= 20)
+            break;
+        usleep(10000);
+    }
+    usleep(500000);
+    tp_sink_stats_get(mr_r.sink, &st);
+    CHECK_INT(st.pending_rows, 20);
+    CHECK_INT(st.rows_loaded, 10);
+    /* 30 more: 50 caught up, loaded well before the minute is over */
+    for (uint64_t v = 3; v < 6; v++)
+        produce_pack(p, w, "mr", 0, v, 0, 10, 15, GOOD);
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    CHECK_INT(wait_for(&mr_r, 60, 0), 0);
+    /* 10 rows after a load of 50: at once */
+    produce_pack(p, w, "mr", 0, 6, 0, 10, 15, GOOD);
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    CHECK_INT(wait_for(&mr_r, 70, 0), 0);
+    /* 10 rows after a load of 10: they wait (loaded at the stop) */
+    produce_pack(p, w, "mr", 0, 7, 0, 10, 15, GOOD);
+    CHECK_INT(rd_kafka_flush(p, 10000), 0);
+    tp_pack_writer_free(w);
+    rd_kafka_destroy(p);
+    for (int i = 0; i < 3000; i++) {
+        tp_sink_stats_get(mr_r.sink, &st);
+        if (st.pending_rows >= 10)
+            break;
+        usleep(10000);
+    }
+    usleep(500000);
+    tp_sink_stats_get(mr_r.sink, &st);
+    CHECK_INT(st.pending_rows, 10);
+    CHECK_INT(st.rows_loaded, 70);
+    CHECK_ERR(finish(&mr_r, &st), TP_OK);
+    CHECK_INT(st.rows_loaded, 80);
+    CHECK_INT(st.loads, 4);
+    CHECK_INT(st.loads_caught_up, 3);
+    check_fleet("mr.db", 15, 8, 10, 1);
+    CHECK_INT(query_int("mr.db", "SELECT sum(next_offset) FROM kafka_offsets WHERE topic = 'mr'"), 8);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -1469,6 +1550,7 @@ int main(int argc, char **argv)
     multi_start();
     caught_up_start();
     min_interval_start();
+    min_rows_start();
     perm_check();
     rebalance_join();
     fleet_check();
@@ -1486,6 +1568,7 @@ int main(int argc, char **argv)
     fleet_second_check();
     caught_up_check();
     min_interval_check();
+    min_rows_check();
 
     rd_kafka_mock_cluster_destroy(mock2);
     rd_kafka_mock_cluster_destroy(mock);

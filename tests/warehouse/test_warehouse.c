@@ -290,6 +290,22 @@ static void key_interleaved(size_t i, uint64_t *v, int64_t *t)
 {
     *v = 77, *t = 1700000000000 + (int64_t)((i % 100) * 3 + i / 100);
 }
+/* Per-partition packs as ingest makes them: 4 partitions x 3 packs in batch order (partition 0..3 of the first
+ * linger, then of the second, ...); a pack holds its partition's 5 vehicles (vehicle % 4 = partition) by vehicle,
+ * 5 records each in time order, later packs later. Packs overlap each other; a vehicle's runs do not. */
+static void key_partition_packs(size_t i, uint64_t *v, int64_t *t)
+{
+    size_t pack = i / 25, j = i % 25, k = pack / 4, part = pack % 4;
+    *v = 100 + part + 4 * (j / 5), *t = 1700000000000 + (int64_t)(k * 5 + j % 5) * 1000;
+}
+/* The same, with each vehicle's first record of the last packs older than its records of the pack before: its
+ * runs overlap, and must be merged. */
+static void key_partition_packs_late(size_t i, uint64_t *v, int64_t *t)
+{
+    key_partition_packs(i, v, t);
+    if (i / 25 / 4 == 2 && i % 5 == 0)
+        *t = 1700000000000 + 5500;
+}
 /* Already in key order. */
 static void key_sorted(size_t i, uint64_t *v, int64_t *t)
 {
@@ -464,6 +480,8 @@ static void test_load_body(void)
     } cases[] = {
         {"packs in falling vehicle order", 300, key_packs_reversed},
         {"interleaved packs", 300, key_interleaved},
+        {"per-partition packs", 300, key_partition_packs},
+        {"per-partition packs, late records", 300, key_partition_packs_late},
         {"sorted", 300, key_sorted},
         {"random keys", 5000, key_random},
         {"one row", 1, key_random},
