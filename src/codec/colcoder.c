@@ -368,7 +368,7 @@ void tp_cc_deltas(const uint64_t *u, size_t n, uint8_t transform, uint64_t *v)
     }
 }
 
-uint8_t tp_cc_choose(const uint64_t *u, size_t n, uint64_t *gaps, uint64_t *res)
+uint8_t tp_cc_choose(const uint64_t *u, size_t n, uint64_t *gaps, uint64_t *res, double *bits)
 {
     cost_acc a[4];
     memset(a, 0, sizeof a);
@@ -393,5 +393,7 @@ uint8_t tp_cc_choose(const uint64_t *u, size_t n, uint64_t *gaps, uint64_t *res)
     for (int t = 1; t < 3; t++)
         if (c[t] < c[best])
             best = t;
+    if (bits)
+        *bits = c[best];
     return (uint8_t)(best + 1);
 }

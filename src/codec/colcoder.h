@@ -76,8 +76,8 @@ uint64_t tp_cc_dec_word(tp_cc_decoder *d);
 bool tp_cc_grid(const uint64_t *u, size_t n, uint64_t *base, uint64_t *step, uint64_t *gaps, uint64_t *res);
 /* The values of transform 2 (zigzag deltas) or 3 (zigzag delta-of-deltas), as the plain transform's varints. */
 void tp_cc_deltas(const uint64_t *u, size_t n, uint8_t transform, uint64_t *v);
-/* Picks the transform (1 grid, 2 delta, 3 delta2) whose values cost the fewest estimated bits; gaps and res are
- * scratch of n values. */
-uint8_t tp_cc_choose(const uint64_t *u, size_t n, uint64_t *gaps, uint64_t *res);
+/* Picks the transform (1 grid, 2 delta, 3 delta2) whose values cost the fewest estimated bits (in *bits when
+ * not NULL); gaps and res are scratch of n values. */
+uint8_t tp_cc_choose(const uint64_t *u, size_t n, uint64_t *gaps, uint64_t *res, double *bits);
 
 #endif

@@ -170,9 +170,15 @@ static size_t encode_coded(tp_colpack_encoder *e, const tp_units_plan *plan, uin
     uint8_t cc[9];
     bool any = false;
     for (int c = 0; c < 9; c++) {
-        cc[c] = plan[c].transform != 0xFF && transform_is_coded(plan[c].transform)
-                    ? tp_cc_choose(u[c], n, e->gaps, e->vals)
-                    : 0;
+        /* varint columns, and for-planes ones (a live partition's wide coordinates: the grid with a step of 0 is
+         * their offsets, coded by value) */
+        bool codable = plan[c].transform != 0xFF &&
+                       (transform_is_coded(plan[c].transform) || plan[c].transform == TP_COLX_FOR_PLANES ||
+                        plan[c].transform == TP_COLX_RUNS);
+        double bits = 0;
+        cc[c] = codable ? tp_cc_choose(u[c], n, e->gaps, e->vals, &bits) : 0;
+        if (plan[c].transform == TP_COLX_RUNS && bits / 8 >= (double)plan[c].body_len)
+            cc[c] = 0; /* runs stay when coding them would not be smaller than their body */
         any |= cc[c] != 0;
     }
     if (!any)
