@@ -46,6 +46,7 @@ typedef struct demo_opts {
     int level;
     int threads;
     tp_layout layout;
+    int coded; /* --layout coded: columns, coded (docs/FORMAT_V2.md) */
     int batch_records_set; /* --batch-records given; else the ingest's default for the grouping */
 } demo_opts;
 
@@ -393,7 +394,8 @@ static void usage(FILE *out)
             "                      with --layout rows)\n"
             "  --linger-ms MS      ingest: flush a pack at the latest after MS (default 1000)\n"
             "  --level N           zstd level (default 3)\n"
-            "  --layout L          pack layout: columns (default, pbpack v2) or rows (pbpack v1)\n"
+            "  --layout L          pack layout: columns (default, pbpack v2), coded (columns through a range\n"
+            "                      coder: fewer bytes, more CPU) or rows (pbpack v1)\n"
             "  --threads N         ingest compression threads (default: cores)\n"
             "  --seed N            fleet simulator seed (default 1)\n"
             "  --log-level L       debug|info|warn|error (default warn)\n"
@@ -415,9 +417,9 @@ static int parse_args(int argc, char **argv, demo_opts *o)
         {"log-level", required_argument, 0, O_LOGLEVEL}, {"layout", required_argument, 0, O_LAYOUT},
         {"live", no_argument, 0, O_LIVE},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    static const char *const layout_words[] = {"rows", "columns", NULL}; /* index + 1 == tp_layout */
+    static const char *const layout_words[] = {"rows", "columns", "coded", NULL}; /* index + 1 == tp_layout */
     static const char *const level_words[] = {"debug", "info", "warn", "error", NULL}; /* == tp_log_level */
-    int level = TP_LOG_WARN, layout = o->layout - 1, c;
+    int level = TP_LOG_WARN, layout = o->coded ? 2 : o->layout - 1, c;
     char msg[256];
     optind = 1;
     opterr = 0;
@@ -480,7 +482,8 @@ static int parse_args(int argc, char **argv, demo_opts *o)
     }
     if (optind < argc)
         return tp_cli_usage_error("demo", "unexpected argument '%s'", argv[optind]);
-    o->layout = (tp_layout)(layout + 1);
+    o->layout = layout == 2 ? TP_LAYOUT_COLUMNS : (tp_layout)(layout + 1);
+    o->coded = layout == 2;
     if (o->live && o->rate > 0)
         return tp_cli_usage_error("demo", "--live sets the rate itself (--vehicles x 1000 / --interval-ms); give one "
                                           "of --live and --rate");
@@ -607,6 +610,7 @@ static int start_ingest(demo_run *r)
     io.batch = o->batch;
     io.level = o->level;
     io.layout = o->layout;
+    io.coded_columns = o->coded;
     io.max_conns_per_ip = 0; /* up to 256 simulated gateways, all from loopback */
     if (o->threads)
         io.threads = o->threads;
@@ -769,7 +773,7 @@ static int verify_and_summarise(demo_run *r, const tp_ingest_stats *is, const tp
            proto ? (double)json / (double)proto : 0.0);
     printf("  bytes as packs        %s (%.1f B/record, %.1fx smaller than JSON; %s layout, on the wire)\n", kb,
            (double)is->pack_bytes_out / n, is->pack_bytes_out ? (double)json / (double)is->pack_bytes_out : 0.0,
-           o->layout == TP_LAYOUT_ROWS ? "rows" : "columns");
+           o->layout == TP_LAYOUT_ROWS ? "rows" : o->coded ? "coded" : "columns");
     if (o->live)
         printf("  pace                  live: %.0f records/s, one record per vehicle every %u ms; these are a live "
                "fleet's bytes\n", o->rate, o->interval_ms);

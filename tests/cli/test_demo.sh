@@ -45,4 +45,12 @@ grep -q '^  pace  *live: 200 records/s, one record per vehicle every 1000 ms' "$
 live_b=$(sed -n 's/^  bytes as packs .*(\([0-9.]*\) B\/record.*/\1/p' "$work/live")
 awk -v l="$live_b" -v r="$replay_b" 'BEGIN { exit !(l > r && r > 0) }' \
     || fail "live packs ($live_b B/record) are not dearer than the replay's ($replay_b B/record)"
-echo "demo: $sent records, exactly once; rows $rows_b B/record, columns $cols_b B/record; live $live_b, replay $replay_b"
+# --layout coded: the same fleet, every record once, in fewer bytes than the column layout's replay above.
+"$TELEPACK" demo --layout coded --vehicles 300 --seconds 20 --linger-ms 200 --db "$work/coded.db" >"$work/coded" \
+    2>"$work/err" || { cat "$work/coded" "$work/err" >&2; fail "demo --layout coded exited non-zero"; }
+grep -q "every record exactly once, field by field" "$work/coded" || { cat "$work/coded" >&2; fail "coded: no exactly-once verdict"; }
+grep -q "coded layout, on the wire" "$work/coded" || fail "coded: the summary does not name the layout"
+coded_b=$(sed -n 's/^  bytes as packs .*(\([0-9.]*\) B\/record.*/\1/p' "$work/coded")
+awk -v c="$coded_b" -v r="$replay_b" 'BEGIN { exit !(c > 0 && c < r) }' \
+    || fail "coded packs ($coded_b B/record) are not smaller than column packs ($replay_b B/record)"
+echo "demo: $sent records, exactly once; rows $rows_b B/record, columns $cols_b B/record; live $live_b, replay $replay_b, coded $coded_b"
