@@ -400,6 +400,8 @@ static int parse_args(int argc, char **argv, gen_cli *a)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    *a = (gen_cli){0}; /* every option unset (the TLS paths were left as the stack had them: gen then refused
+                        * TLS options nobody gave, now and then) */
     tp_fleet_opts_init(&a->fo);
     a->out_path = "-";
     a->connect = NULL;
