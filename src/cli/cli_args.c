@@ -151,6 +151,18 @@ tp_err tp_cli_parse_choice(const char *name, const char *value, const char *cons
     return fail(msg, msg_cap, "--%s '%s' is not one of %s", name, value ? value : "", list);
 }
 
+tp_err tp_cli_parse_layout(const char *value, tp_layout *layout, int *coded, char *msg, size_t msg_cap)
+{
+    static const char *const words[] = {"rows", "columns", "coded", NULL};
+    int i;
+    tp_err e = tp_cli_parse_choice("layout", value, words, &i, msg, msg_cap);
+    if (!e) {
+        *layout = i == 0 ? TP_LAYOUT_ROWS : TP_LAYOUT_COLUMNS;
+        *coded = i == 2;
+    }
+    return e;
+}
+
 FILE *tp_cli_open_in(const char *path)
 {
     if (!strcmp(path, "-"))

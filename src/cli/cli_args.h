@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "telepack/error.h"
+#include "telepack/pack.h"
 
 /* Parses a whole decimal number in [min, max] ("1000", no sign, no spaces, no suffix). On failure returns
  * TP_ERR_PARSE and writes "--NAME 'VALUE' is not a whole number from MIN to MAX" into msg. */
@@ -41,6 +42,9 @@ tp_err tp_cli_parse_list(const char *name, const char *value, uint64_t min, uint
 /* Picks value out of a NULL-terminated list of words; *out is its index. Error message lists the words. */
 tp_err tp_cli_parse_choice(const char *name, const char *value, const char *const *words, int *out, char *msg,
                            size_t msg_cap);
+
+/* --layout of the built-in record: rows, columns or coded (columns with coded columns, docs/FORMAT_V2.md). */
+tp_err tp_cli_parse_layout(const char *value, tp_layout *layout, int *coded, char *msg, size_t msg_cap);
 
 /* Opens path for reading ("-" = stdin, which is returned as is) or writing ("-" = stdout; a file is created or
  * truncated). On failure returns NULL with errno set. Close with tp_cli_close, which leaves stdin/stdout open

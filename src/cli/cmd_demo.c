@@ -417,9 +417,8 @@ static int parse_args(int argc, char **argv, demo_opts *o)
         {"log-level", required_argument, 0, O_LOGLEVEL}, {"layout", required_argument, 0, O_LAYOUT},
         {"live", no_argument, 0, O_LIVE},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    static const char *const layout_words[] = {"rows", "columns", "coded", NULL}; /* index + 1 == tp_layout */
     static const char *const level_words[] = {"debug", "info", "warn", "error", NULL}; /* == tp_log_level */
-    int level = TP_LOG_WARN, layout = o->coded ? 2 : o->layout - 1, c;
+    int level = TP_LOG_WARN, c;
     char msg[256];
     optind = 1;
     opterr = 0;
@@ -473,7 +472,7 @@ static int parse_args(int argc, char **argv, demo_opts *o)
             break;
         case O_SEED: e = tp_cli_parse_u64("seed", optarg, 0, UINT64_MAX, &o->seed, msg, sizeof msg); break;
         case O_LOGLEVEL: e = tp_cli_parse_choice("log-level", optarg, level_words, &level, msg, sizeof msg); break;
-        case O_LAYOUT: e = tp_cli_parse_choice("layout", optarg, layout_words, &layout, msg, sizeof msg); break;
+        case O_LAYOUT: e = tp_cli_parse_layout(optarg, &o->layout, &o->coded, msg, sizeof msg); break;
         case ':': return tp_cli_usage_error("demo", "option '%s' needs a value", argv[optind - 1]);
         default: return tp_cli_usage_error("demo", "unknown option '%s'", argv[optind - 1]);
         }
@@ -482,8 +481,6 @@ static int parse_args(int argc, char **argv, demo_opts *o)
     }
     if (optind < argc)
         return tp_cli_usage_error("demo", "unexpected argument '%s'", argv[optind]);
-    o->layout = layout == 2 ? TP_LAYOUT_COLUMNS : (tp_layout)(layout + 1);
-    o->coded = layout == 2;
     if (o->live && o->rate > 0)
         return tp_cli_usage_error("demo", "--live sets the rate itself (--vehicles x 1000 / --interval-ms); give one "
                                           "of --live and --rate");

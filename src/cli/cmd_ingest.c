@@ -290,14 +290,12 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
         {"gateway-flush-ms", required_argument, 0, O_GWFLUSH}, {"dict", required_argument, 0, O_DICT},
         TP_CLI_WORKER_LONGOPTS, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     static const char *const format_words[] = {"ndjson", "delimited", NULL};
-    /* index + 1 == tp_layout; "coded" is columns with coded columns */
-    static const char *const layout_words[] = {"rows", "columns", "coded", NULL};
     static const char *const pack_by_words[] = {"partition", "vehicle", NULL}; /* index == tp_pack_by */
     static const char *const headers_words[] = {"full", "compact", NULL};     /* index == compact_headers */
     tp_ingest_opts *o = &a->o;
     char msg[512];
     uint64_t v;
-    int c, i;
+    int c;
     int config_rc = tp_cli_config_apply("ingest", ":hX:", longopts, &argc, &argv); /* --config FILE: before the flags */
     if (config_rc >= 0)
         return config_rc;
@@ -381,10 +379,7 @@ static int parse_args(int argc, char **argv, ingest_cli *a)
                 o->level = (int)v;
             break;
         case O_LAYOUT:
-            if (!(e = tp_cli_parse_choice("layout", optarg, layout_words, &i, msg, sizeof msg))) {
-                o->layout = i == 2 ? TP_LAYOUT_COLUMNS : (tp_layout)(i + 1);
-                o->coded_columns = i == 2;
-            }
+            e = tp_cli_parse_layout(optarg, &o->layout, &o->coded_columns, msg, sizeof msg);
             break;
         case O_DICT: a->dict_path = optarg; break;
         case ':': return tp_cli_usage_error("ingest", "option '%s' needs a value", argv[optind - 1]);

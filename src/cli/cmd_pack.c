@@ -196,7 +196,9 @@ static void usage(FILE *out)
 
 typedef struct pack_cli {
     const char *in_path, *out_path, *dict_path;
-    int input_format, codec, layout; /* indexes into the word lists below; layout + 1 == tp_layout */
+    int input_format, codec; /* indexes into the word lists below */
+    tp_layout layout;        /* 0 until given: columns, rows with --codec none */
+    int coded;               /* --layout coded */
     uint64_t level, batch_records, max_buffered;
     bool quiet;
     unsigned json_flags; /* TP_RECORD_JSON_* */
@@ -204,7 +206,6 @@ typedef struct pack_cli {
 
 static const char *const input_words[] = {"ndjson", "delimited", NULL};
 static const char *const codec_words[] = {"none", "zstd", NULL}; /* index == tp_codec */
-static const char *const layout_words[] = {"rows", "columns", "coded", NULL}; /* coded: columns, coded */
 
 enum { OPT_IN = 256, OPT_OUT, OPT_INPUT_FORMAT, OPT_CODEC, OPT_LEVEL, OPT_BATCH, OPT_MAX_BUFFERED, OPT_LAYOUT,
        OPT_IGNORE_UNKNOWN, OPT_DICT };
@@ -228,8 +229,8 @@ static int parse_args(int argc, char **argv, pack_cli *a)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    *a = (pack_cli){.in_path = "-", .out_path = "-", .codec = TP_CODEC_ZSTD, .layout = -1, .level = 3,
-                    .batch_records = 200, .max_buffered = 1000000}; /* layout -1: columns, rows with --codec none */
+    *a = (pack_cli){.in_path = "-", .out_path = "-", .codec = TP_CODEC_ZSTD, .level = 3, .batch_records = 200,
+                    .max_buffered = 1000000};
     char msg[512];
     int c;
     opterr = 0;
@@ -244,7 +245,7 @@ static int parse_args(int argc, char **argv, pack_cli *a)
             e = tp_cli_parse_choice("input-format", optarg, input_words, &a->input_format, msg, sizeof msg);
             break;
         case OPT_CODEC: e = tp_cli_parse_choice("codec", optarg, codec_words, &a->codec, msg, sizeof msg); break;
-        case OPT_LAYOUT: e = tp_cli_parse_choice("layout", optarg, layout_words, &a->layout, msg, sizeof msg); break;
+        case OPT_LAYOUT: e = tp_cli_parse_layout(optarg, &a->layout, &a->coded, msg, sizeof msg); break;
         case OPT_LEVEL: e = tp_cli_parse_u64("level", optarg, 1, 22, &a->level, msg, sizeof msg); break;
         case OPT_BATCH:
             e = tp_cli_parse_u64("batch-records", optarg, 1, 1000000, &a->batch_records, msg, sizeof msg);
@@ -263,9 +264,9 @@ static int parse_args(int argc, char **argv, pack_cli *a)
     }
     if (optind < argc)
         return tp_cli_usage_error("pack", "unexpected argument '%s' (use --in FILE for the input)", argv[optind]);
-    if (a->layout < 0)
-        a->layout = a->codec == TP_CODEC_NONE ? TP_LAYOUT_ROWS - 1 : TP_LAYOUT_COLUMNS - 1;
-    if (a->layout + 1 >= TP_LAYOUT_COLUMNS && a->codec == TP_CODEC_NONE)
+    if (!a->layout)
+        a->layout = a->codec == TP_CODEC_NONE ? TP_LAYOUT_ROWS : TP_LAYOUT_COLUMNS;
+    if (a->layout == TP_LAYOUT_COLUMNS && a->codec == TP_CODEC_NONE)
         return tp_cli_usage_error("pack", "--layout columns needs --codec zstd: raw column packs back to back cannot "
                                           "be told apart");
     if (a->dict_path && a->codec == TP_CODEC_NONE)
@@ -335,8 +336,8 @@ int tp_cmd_pack(int argc, char **argv)
     tp_pack_writer_opts_init(&wo);
     wo.codec = (tp_codec)a.codec;
     wo.level = (int)a.level;
-    wo.layout = a.layout == 2 ? TP_LAYOUT_COLUMNS : (tp_layout)(a.layout + 1);
-    wo.coded_columns = a.layout == 2;
+    wo.layout = a.layout;
+    wo.coded_columns = a.coded;
     tp_dict *dict = NULL;
     if (a.dict_path) {
         char derr[512];

@@ -14,20 +14,14 @@
 
 void tp_cc_model_reset(tp_cc_model *m)
 {
-    static tp_cc_model fresh;
-    static int ready;
-    if (!ready) { /* the same bytes every time; a benign race writes them twice */
-        tp_cc_prob half = {32768, 0};
-        for (int z = 0; z < 4; z++)
-            fresh.zero[z] = half;
-        for (int q = 0; q < 64; q++)
-            fresh.len[q] = half;
-        for (int n = 0; n < TP_CC_LEN_CTX; n++)
-            for (int j = 0; j < 3; j++)
-                fresh.mant[n][j] = half;
-        ready = 1;
-    }
-    memcpy(m, &fresh, sizeof *m);
+    const tp_cc_prob half = {32768, 0};
+    for (int z = 0; z < 4; z++)
+        m->zero[z] = half;
+    for (int q = 0; q < 64; q++)
+        m->len[q] = half;
+    for (int n = 0; n < TP_CC_LEN_CTX; n++)
+        for (int j = 0; j < 3; j++)
+            m->mant[n][j] = half;
 }
 
 /* The adaptation rate after `seen` bits: 65536 / (seen + 2), so that the first bits count as in the

@@ -165,7 +165,7 @@ static bool transform_is_coded(uint8_t tr) { return tr == TP_COLX_RAW || tr == T
  * range-coded stream of the coded columns in descriptor order. Returns its length, or 0 when it would not be
  * smaller than the plain content. */
 static size_t encode_coded(tp_colpack_encoder *e, const tp_units_plan *plan, uint64_t *const *u, size_t n,
-                           const uint8_t *plain, size_t plain_len, size_t body_at)
+                           int ncols, const uint8_t *plain, size_t plain_len, size_t body_at)
 {
     uint8_t cc[9];
     bool any = false;
@@ -186,12 +186,8 @@ static size_t encode_coded(tp_colpack_encoder *e, const tp_units_plan *plan, uin
     uint8_t *p = e->coded_out;
     memcpy(p, plain, TP_COLPACK_MAGIC_LEN);
     p[2] = 'c';
-    size_t pos = TP_COLPACK_MAGIC_LEN;
-    uint64_t v;
-    (void)tp_units_varint_get(plain, plain_len, &pos, &v); /* the count and the column count, as written */
-    (void)tp_units_varint_get(plain, plain_len, &pos, &v);
-    memcpy(p + TP_COLPACK_MAGIC_LEN, plain + TP_COLPACK_MAGIC_LEN, pos - TP_COLPACK_MAGIC_LEN);
-    p += pos;
+    p = tp_units_varint_put(p + TP_COLPACK_MAGIC_LEN, n);
+    p = tp_units_varint_put(p, (uint64_t)ncols);
     for (int c = 0; c < 9; c++) {
         if (plan[c].transform == 0xFF)
             continue;
@@ -339,7 +335,7 @@ tp_err tp_colpack_encode_gather(tp_colpack_encoder *e, const tp_record *recs, co
     *out = e->out;
     *out_len = (size_t)(p - e->out);
     if (e->coded) {
-        size_t clen = encode_coded(e, plan, u, n, e->out, *out_len, body_at);
+        size_t clen = encode_coded(e, plan, u, n, ncols, e->out, *out_len, body_at);
         if (clen) {
             *out = e->coded_out;
             *out_len = clen;

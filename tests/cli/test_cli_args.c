@@ -123,6 +123,17 @@ static void test_choice(void)
     CHECK_STR(msg, "--layout 'Rows' is not one of rows or columns");
     CHECK_ERR(tp_cli_parse_choice("x", "", three, &i, msg, sizeof msg), TP_ERR_PARSE);
     CHECK_STR(msg, "--x '' is not one of a, b or c");
+    /* --layout of the built-in record: coded is columns with coded columns */
+    tp_layout layout = 0;
+    int coded = -1;
+    CHECK_ERR(tp_cli_parse_layout("coded", &layout, &coded, msg, sizeof msg), TP_OK);
+    CHECK(layout == TP_LAYOUT_COLUMNS && coded == 1);
+    CHECK_ERR(tp_cli_parse_layout("rows", &layout, &coded, msg, sizeof msg), TP_OK);
+    CHECK(layout == TP_LAYOUT_ROWS && coded == 0);
+    CHECK_ERR(tp_cli_parse_layout("columns", &layout, &coded, msg, sizeof msg), TP_OK);
+    CHECK(layout == TP_LAYOUT_COLUMNS && coded == 0);
+    CHECK_ERR(tp_cli_parse_layout("coded ", &layout, &coded, msg, sizeof msg), TP_ERR_PARSE);
+    CHECK_STR(msg, "--layout 'coded ' is not one of rows, columns or coded");
 }
 
 static void test_worker(void)

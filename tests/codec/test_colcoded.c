@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "fleet_fixture.h"
 #include "codec/colcoder.h"
 #include "codec/colpack.h"
 #include "sim/fleet.h"
@@ -136,14 +137,8 @@ static void test_fleet(void)
     fo.vehicles = 20;
     fo.seconds = 400;
     fo.drop_rate = 0.05;
-    tp_fleet *f = NULL;
-    CHECK_ERR(tp_fleet_new(&fo, &f), TP_OK);
-    enum { N = 8000 };
-    tp_record *all = calloc(N, sizeof *all), *one = calloc(N, sizeof *one);
-    size_t n = 0;
-    while (n < N && tp_fleet_next(f, &all[n]) == TP_OK)
-        n++;
-    tp_fleet_free(f);
+    size_t n;
+    tp_record *all = fleet_fixture_records(&fo, &n), *one = calloc(n, sizeof *one);
     CHECK(n > 5000);
     tp_colpack_encoder *enc = NULL;
     CHECK_ERR(tp_colpack_encoder_new(&enc), TP_OK);
@@ -296,14 +291,8 @@ static void test_pack_api(void)
     tp_fleet_opts_init(&fo);
     fo.vehicles = 10;
     fo.seconds = 100;
-    tp_fleet *f = NULL;
-    CHECK_ERR(tp_fleet_new(&fo, &f), TP_OK);
-    enum { N = 1000 };
-    tp_record *in = calloc(N, sizeof *in), *out = calloc(N, sizeof *out);
-    size_t n = 0;
-    while (n < N && tp_fleet_next(f, &in[n]) == TP_OK)
-        n++;
-    tp_fleet_free(f);
+    size_t n;
+    tp_record *in = fleet_fixture_records(&fo, &n), *out = calloc(n, sizeof *out);
     for (int multi = 0; multi < 2; multi++) {
         tp_pack_writer_opts o;
         tp_pack_writer_opts_init(&o);

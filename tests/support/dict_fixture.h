@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fleet_fixture.h"
 #include "sim/fleet.h"
 #include "telepack/dict.h"
 #include "telepack/pack.h"
@@ -18,16 +19,7 @@ static tp_record *dict_fixture_records(uint32_t vehicles, uint32_t seconds, uint
     o.vehicles = vehicles;
     o.seconds = seconds;
     o.seed = seed;
-    tp_fleet *f;
-    if (tp_fleet_new(&o, &f))
-        abort();
-    size_t cap = (size_t)vehicles * seconds + 16, k = 0;
-    tp_record *r = malloc(cap * sizeof *r);
-    while (r && k < cap && tp_fleet_next(f, &r[k]) == TP_OK)
-        k++;
-    tp_fleet_free(f);
-    *n = k;
-    return r;
+    return fleet_fixture_records(&o, n);
 }
 
 /* Trains a dictionary of dict_cap bytes on one column pack (content only, codec none) per vehicle and `per` records
